@@ -1,0 +1,743 @@
+//! Compile-time evaluation of typed expressions in f64.
+//!
+//! Schedules are tabulated with this, kernel parameters are checked at every grid point,
+//! and grids are built. Every operation that would produce a non-finite number (a log of 0,
+//! a division by 0, a square root of a negative number) is reported as a hazard at the span
+//! of the operation that produced it.
+
+use crate::syntax::ast::{BinOp, UnOp};
+use crate::typed::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum EvalError {
+    /// The value is not finite or the operation is undefined there.
+    Hazard {
+        span: crate::diag::Span,
+        message: String,
+    },
+    /// A schedule is read outside the times where it is defined.
+    Undefined {
+        span: crate::diag::Span,
+        message: String,
+    },
+    /// The value depends on something only known at run time (a field, a network, noise).
+    Runtime,
+}
+
+/// Values of the time variables and of whatever else an expression may read.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    pub t: f64,
+    pub s: Option<f64>,
+    pub r: Option<f64>,
+    /// (step index, number of steps)
+    pub step: Option<(usize, usize)>,
+    pub sampler_params: Vec<Value>,
+    /// Substitutions for field versions (class indices as reals, bools, reals).
+    pub fields: Vec<(FieldRef, Value)>,
+}
+
+pub struct Evaluator<'p> {
+    pub p: &'p Process,
+    /// `(cumprod/cumsum node, t)` → value, so that tabulating in increasing t is linear.
+    cache: RefCell<HashMap<(u32, i64), Value>>,
+}
+
+type R = Result<Value, EvalError>;
+
+fn hazard(e: &Expr, message: impl Into<String>) -> EvalError {
+    EvalError::Hazard {
+        span: e.span,
+        message: message.into(),
+    }
+}
+
+impl<'p> Evaluator<'p> {
+    pub fn new(p: &'p Process) -> Evaluator<'p> {
+        Evaluator {
+            p,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn real(&self, id: ExprId, env: &Env) -> Result<f64, EvalError> {
+        match self.eval(id, env)? {
+            Value::Real(x) => Ok(x),
+            Value::Bool(b) => Ok(b as u8 as f64),
+            _ => Err(EvalError::Runtime),
+        }
+    }
+
+    pub fn eval(&self, id: ExprId, env: &Env) -> R {
+        let e = self.p.expr(id);
+        let v = self.eval_inner(id, e, env)?;
+        if !finite(&v) {
+            return Err(hazard(e, "the value is not a finite number"));
+        }
+        Ok(v)
+    }
+
+    fn eval_inner(&self, id: ExprId, e: &Expr, env: &Env) -> R {
+        let p = self.p;
+        Ok(match &e.kind {
+            ExprKind::Number(x) => Value::Real(*x),
+            ExprKind::Bool(b) => Value::Bool(*b),
+            ExprKind::Const(c) => Value::Real(p.consts[c.index()].value),
+            ExprKind::Param(id) => p.params[id.index()]
+                .default
+                .clone()
+                .ok_or(EvalError::Runtime)?,
+            ExprKind::SamplerParam(i) => env
+                .sampler_params
+                .get(*i as usize)
+                .cloned()
+                .ok_or(EvalError::Runtime)?,
+            ExprKind::Time(TimeRef::T) => Value::Real(env.t),
+            ExprKind::Time(TimeRef::S) => Value::Real(env.s.ok_or(EvalError::Runtime)?),
+            ExprKind::Time(TimeRef::R) => Value::Real(env.r.ok_or(EvalError::Runtime)?),
+            ExprKind::Step(v) => {
+                let (k, n) = env.step.ok_or(EvalError::Runtime)?;
+                match v {
+                    StepVar::K => Value::Real(k as f64),
+                    StepVar::First => Value::Bool(k == 0),
+                    StepVar::Last => Value::Bool(k + 1 == n),
+                }
+            }
+            ExprKind::Schedule { id, at } => {
+                let at_v = self.real(*at, env)?;
+                self.schedule_at(*id, at_v, e)?
+            }
+            ExprKind::Field(r) => env
+                .fields
+                .iter()
+                .find(|(f, _)| f == r)
+                .map(|(_, v)| v.clone())
+                .ok_or(EvalError::Runtime)?,
+            ExprKind::State(_)
+            | ExprKind::Noise(_)
+            | ExprKind::NetCall { .. }
+            | ExprKind::NetOut { .. }
+            | ExprKind::Prev(_)
+            | ExprKind::Dist { .. }
+            | ExprKind::Posterior { .. }
+            | ExprKind::Prior { .. } => return Err(EvalError::Runtime),
+            ExprKind::Local(l) => match p.locals[l.index()].value {
+                Some(v) => self.eval(v, env)?,
+                None => return Err(EvalError::Runtime),
+            },
+            ExprKind::Unary { op, arg } => {
+                let a = self.eval(*arg, env)?;
+                match op {
+                    UnOp::Neg => map(&a, |x| -x),
+                    UnOp::Not => Value::Bool(!truth(&a)?),
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs } => {
+                // `and`/`or` short-circuit so that guarded expressions are not evaluated.
+                match op {
+                    BinOp::And => {
+                        return Ok(Value::Bool(
+                            truth(&self.eval(*lhs, env)?)? && truth(&self.eval(*rhs, env)?)?,
+                        ))
+                    }
+                    BinOp::Or => {
+                        return Ok(Value::Bool(
+                            truth(&self.eval(*lhs, env)?)? || truth(&self.eval(*rhs, env)?)?,
+                        ))
+                    }
+                    _ => {}
+                }
+                let a = self.eval(*lhs, env)?;
+                let b = self.eval(*rhs, env)?;
+                binary(*op, &a, &b, e)?
+            }
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                if truth(&self.eval(*cond, env)?)? {
+                    self.eval(*then, env)?
+                } else {
+                    self.eval(*otherwise, env)?
+                }
+            }
+            ExprKind::Index { base, index } => {
+                let i = self.real(*index, env)?;
+                let base = self.eval(*base, env)?;
+                let len = match &base {
+                    Value::Vec(v) => v.len(),
+                    Value::List(v) => v.len(),
+                    _ => return Err(EvalError::Runtime),
+                };
+                if i.fract() != 0.0 || i < 0.0 || i >= len as f64 {
+                    return Err(hazard(e, format!("index {i} is outside 0..{len}")));
+                }
+                match base {
+                    Value::Vec(v) => Value::Real(v[i as usize]),
+                    Value::List(v) => v[i as usize].clone(),
+                    _ => unreachable!(),
+                }
+            }
+            ExprKind::List(items) => {
+                let vals = items
+                    .iter()
+                    .map(|i| self.eval(*i, env))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if vals
+                    .iter()
+                    .all(|v| matches!(v, Value::Real(_) | Value::Bool(_)))
+                {
+                    Value::Vec(vals.iter().map(|v| as_num(v).as_real().unwrap()).collect())
+                } else if vals
+                    .iter()
+                    .all(|v| matches!(v, Value::Vec(r) if r.len() == vals.len()))
+                {
+                    let k = vals.len();
+                    Value::Mat(
+                        k,
+                        vals.iter()
+                            .flat_map(|v| {
+                                if let Value::Vec(r) = v {
+                                    r.clone()
+                                } else {
+                                    vec![]
+                                }
+                            })
+                            .collect(),
+                    )
+                } else {
+                    Value::List(vals)
+                }
+            }
+            ExprKind::Call { func, args } => self.call(*func, args, id, e, env)?,
+        })
+    }
+
+    /// A schedule's value at time `at`.
+    pub fn schedule_at(&self, id: ScheduleId, at: f64, e: &Expr) -> R {
+        let s = self.p.schedule(id);
+        let time = &self.p.time;
+        match time.kind {
+            TimeKind::Discrete => {
+                let ti = at.round();
+                if (ti - at).abs() > 1e-9 {
+                    return Err(EvalError::Undefined {
+                        span: e.span,
+                        message: format!("`{}` is a discrete schedule, read at t = {at}", s.name),
+                    });
+                }
+                let idx = ti - (time.lo - 1.0);
+                match (idx >= 0.0).then(|| s.table.get(idx as usize)).flatten() {
+                    Some(Some(v)) => Ok(v.clone()),
+                    _ => Err(EvalError::Undefined {
+                        span: e.span,
+                        message: format!(
+                            "`{}` is not defined at t = {ti} (it is defined on {}..{})",
+                            s.name, time.lo, time.hi
+                        ),
+                    }),
+                }
+            }
+            TimeKind::Continuous => {
+                let env = Env {
+                    t: at,
+                    ..Env::default()
+                };
+                self.eval(s.body, &env)
+            }
+        }
+    }
+
+    fn call(&self, func: Builtin, args: &[ExprId], id: ExprId, e: &Expr, env: &Env) -> R {
+        use Builtin as B;
+        let p = self.p;
+        let time = &p.time;
+        let arg = |i: usize| self.eval(args[i], env);
+        Ok(match func {
+            B::Linspace | B::Geometric => {
+                if env.t < time.lo - 1e-9 || env.t > time.hi + 1e-9 {
+                    return Err(EvalError::Undefined {
+                        span: e.span,
+                        message: format!(
+                            "`{}` is defined on {}..{} only",
+                            func.name(),
+                            time.lo,
+                            time.hi
+                        ),
+                    });
+                }
+                let a = self.real(args[0], env)?;
+                let b = self.real(args[1], env)?;
+                let u = if time.hi > time.lo {
+                    (env.t - time.lo) / (time.hi - time.lo)
+                } else {
+                    0.0
+                };
+                if func == B::Linspace {
+                    Value::Real(a + (b - a) * u)
+                } else {
+                    if a <= 0.0 || b <= 0.0 {
+                        return Err(hazard(e, "a geometric sequence needs positive ends"));
+                    }
+                    Value::Real(a * (b / a).powf(u))
+                }
+            }
+            B::Cumprod | B::Cumsum => {
+                let t = env.t.round() as i64;
+                let lo = time.lo as i64;
+                let identity = |v: &Value| -> Value {
+                    match (func, v) {
+                        (B::Cumprod, Value::Mat(k, _)) => Value::Mat(*k, eye(*k)),
+                        (B::Cumprod, _) => Value::Real(1.0),
+                        (_, Value::Mat(k, _)) => Value::Mat(*k, vec![0.0; k * k]),
+                        _ => Value::Real(0.0),
+                    }
+                };
+                if t < lo {
+                    // The empty product or sum, with the shape of the body at the first time.
+                    let first = self.eval(
+                        args[0],
+                        &Env {
+                            t: lo as f64,
+                            ..env.clone()
+                        },
+                    )?;
+                    return Ok(identity(&first));
+                }
+                if let Some(v) = self.cache.borrow().get(&(id.0, t)) {
+                    return Ok(v.clone());
+                }
+                let prev = self.call(
+                    func,
+                    args,
+                    id,
+                    e,
+                    &Env {
+                        t: (t - 1) as f64,
+                        ..env.clone()
+                    },
+                )?;
+                let cur = arg(0)?;
+                let op = if func == B::Cumprod {
+                    BinOp::MatMul
+                } else {
+                    BinOp::Add
+                };
+                let op = match (&prev, &cur) {
+                    (Value::Mat(..), Value::Mat(..)) => op,
+                    _ if func == B::Cumprod => BinOp::Mul,
+                    _ => BinOp::Add,
+                };
+                let v = binary(op, &prev, &cur, e)?;
+                self.cache.borrow_mut().insert((id.0, t), v.clone());
+                v
+            }
+            B::Deriv => Value::Real(self.dual(args[0], env, 1.0)?.1),
+            B::Sqrt => {
+                let a = arg(0)?;
+                checked_map(&a, e, |x| {
+                    if x < -1e-12 {
+                        Err(format!("square root of a negative number ({x:e})"))
+                    } else {
+                        Ok(x.max(0.0).sqrt())
+                    }
+                })?
+            }
+            B::Log => checked_map(&arg(0)?, e, |x| {
+                if x == 0.0 {
+                    Err("log of 0".into())
+                } else if x < 0.0 {
+                    Err(format!("log of a negative number ({x:e})"))
+                } else {
+                    Ok(x.ln())
+                }
+            })?,
+            B::Log1p => checked_map(&arg(0)?, e, |x| {
+                if x <= -1.0 {
+                    Err(format!("log1p of {x:e} (log of {:e})", 1.0 + x))
+                } else {
+                    Ok(x.ln_1p())
+                }
+            })?,
+            B::Exp => map(&arg(0)?, f64::exp),
+            B::Expm1 => map(&arg(0)?, f64::exp_m1),
+            B::Sin => map(&arg(0)?, f64::sin),
+            B::Cos => map(&arg(0)?, f64::cos),
+            B::Tanh => map(&arg(0)?, f64::tanh),
+            B::Abs => map(&arg(0)?, f64::abs),
+            B::Floor => map(&arg(0)?, f64::floor),
+            B::Sigmoid => map(&arg(0)?, |x| 1.0 / (1.0 + (-x).exp())),
+            B::Softplus => map(&arg(0)?, |x| if x > 30.0 { x } else { x.exp().ln_1p() }),
+            B::Min | B::Max => {
+                let f = if func == B::Min { f64::min } else { f64::max };
+                zip(&arg(0)?, &arg(1)?, e, f)?
+            }
+            B::LogAddExp => zip(&arg(0)?, &arg(1)?, e, |a, b| {
+                let m = a.max(b);
+                m + ((a - m).exp() + (b - m).exp()).ln()
+            })?,
+            B::Clamp => {
+                let lo = arg(1)?;
+                let hi = arg(2)?;
+                let x = zip(&arg(0)?, &lo, e, f64::max)?;
+                zip(&x, &hi, e, f64::min)?
+            }
+            B::OneHot => {
+                let c = self.real(args[0], env)?;
+                let k = match &e.ty {
+                    Ty::Value {
+                        elem: Elem::Vec(k), ..
+                    } => *k as usize,
+                    _ => return Err(EvalError::Runtime),
+                };
+                let mut v = vec![0.0; k];
+                let ci = c.round();
+                if ci < 0.0 || ci as usize >= k {
+                    return Err(hazard(e, format!("class {ci} is outside 0..{k}")));
+                }
+                v[ci as usize] = 1.0;
+                Value::Vec(v)
+            }
+            B::Argmax => match arg(0)? {
+                Value::Vec(v) => {
+                    let mut best = 0;
+                    for (i, x) in v.iter().enumerate() {
+                        if *x > v[best] {
+                            best = i;
+                        }
+                    }
+                    Value::Real(best as f64)
+                }
+                _ => return Err(EvalError::Runtime),
+            },
+            B::Softmax | B::LogSoftmax | B::LogSumExp => match arg(0)? {
+                Value::Vec(v) => {
+                    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let lse = m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+                    match func {
+                        B::Softmax => Value::Vec(v.iter().map(|x| (x - lse).exp()).collect()),
+                        B::LogSoftmax => Value::Vec(v.iter().map(|x| x - lse).collect()),
+                        _ => Value::Real(lse),
+                    }
+                }
+                _ => return Err(EvalError::Runtime),
+            },
+            B::VSum => match arg(0)? {
+                Value::Vec(v) => Value::Real(v.iter().sum()),
+                _ => return Err(EvalError::Runtime),
+            },
+            B::Dot => match (arg(0)?, arg(1)?) {
+                (Value::Vec(a), Value::Vec(b)) => {
+                    Value::Real(a.iter().zip(&b).map(|(x, y)| x * y).sum())
+                }
+                _ => return Err(EvalError::Runtime),
+            },
+            B::Transpose => match arg(0)? {
+                Value::Mat(k, m) => {
+                    let mut out = vec![0.0; k * k];
+                    for i in 0..k {
+                        for j in 0..k {
+                            out[j * k + i] = m[i * k + j];
+                        }
+                    }
+                    Value::Mat(k, out)
+                }
+                _ => return Err(EvalError::Runtime),
+            },
+            B::Eye | B::Ones | B::Zeros => match &e.ty {
+                Ty::Value {
+                    elem: Elem::Mat(k), ..
+                } => {
+                    let k = *k as usize;
+                    Value::Mat(
+                        k,
+                        if func == B::Eye {
+                            eye(k)
+                        } else {
+                            vec![1.0; k * k]
+                        },
+                    )
+                }
+                Ty::Value {
+                    elem: Elem::Vec(k), ..
+                } => Value::Vec(vec![if func == B::Zeros { 0.0 } else { 1.0 }; *k as usize]),
+                _ => return Err(EvalError::Runtime),
+            },
+            B::Sum | B::Mean | B::Norm | B::RowSum | B::Pair | B::Gram => {
+                return Err(EvalError::Runtime)
+            }
+        })
+    }
+
+    /// Forward-mode derivative of a real expression in the time variable: (value, d/dt).
+    /// `dt` is the derivative of the time variable itself (1 at the top, the chain rule below).
+    fn dual(&self, id: ExprId, env: &Env, dt: f64) -> Result<(f64, f64), EvalError> {
+        let e = self.p.expr(id);
+        let d = |i: ExprId| self.dual(i, env, dt);
+        Ok(match &e.kind {
+            ExprKind::Time(TimeRef::T) => (env.t, dt),
+            ExprKind::Schedule { id: s, at } => {
+                let (a, da) = d(*at)?;
+                let body = self.p.schedule(*s).body;
+                let (v, dv) = self.dual(
+                    body,
+                    &Env {
+                        t: a,
+                        ..Env::default()
+                    },
+                    1.0,
+                )?;
+                (v, dv * da)
+            }
+            ExprKind::Local(l) => match self.p.locals[l.index()].value {
+                Some(v) => d(v)?,
+                None => return Err(EvalError::Runtime),
+            },
+            ExprKind::Unary { op: UnOp::Neg, arg } => {
+                let (v, dv) = d(*arg)?;
+                (-v, -dv)
+            }
+            ExprKind::Binary { op, lhs, rhs }
+                if matches!(
+                    op,
+                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Pow
+                ) =>
+            {
+                let (a, da) = d(*lhs)?;
+                let (b, db) = d(*rhs)?;
+                match op {
+                    BinOp::Add => (a + b, da + db),
+                    BinOp::Sub => (a - b, da - db),
+                    BinOp::Mul => (a * b, da * b + a * db),
+                    BinOp::Div => {
+                        if b == 0.0 {
+                            return Err(hazard(e, "division by 0"));
+                        }
+                        (a / b, (da * b - a * db) / (b * b))
+                    }
+                    _ => {
+                        let v = a.powf(b);
+                        let mut dv = if a != 0.0 {
+                            b * a.powf(b - 1.0) * da
+                        } else {
+                            0.0
+                        };
+                        if db != 0.0 {
+                            dv += v * a.ln() * db;
+                        }
+                        (v, dv)
+                    }
+                }
+            }
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                if truth(&self.eval(*cond, env)?)? {
+                    d(*then)?
+                } else {
+                    d(*otherwise)?
+                }
+            }
+            ExprKind::Call { func, args } if args.len() == 1 && !matches!(func, Builtin::Deriv) => {
+                let (x, dx) = d(args[0])?;
+                let (v, f1) = match func {
+                    Builtin::Sqrt => {
+                        let v = x.max(0.0).sqrt();
+                        (v, if v > 0.0 { 0.5 / v } else { f64::INFINITY })
+                    }
+                    Builtin::Exp => (x.exp(), x.exp()),
+                    Builtin::Expm1 => (x.exp_m1(), x.exp()),
+                    Builtin::Log => (x.ln(), 1.0 / x),
+                    Builtin::Log1p => (x.ln_1p(), 1.0 / (1.0 + x)),
+                    Builtin::Sin => (x.sin(), x.cos()),
+                    Builtin::Cos => (x.cos(), -x.sin()),
+                    Builtin::Tanh => (x.tanh(), 1.0 - x.tanh().powi(2)),
+                    Builtin::Abs => (x.abs(), x.signum()),
+                    Builtin::Sigmoid => {
+                        let s = 1.0 / (1.0 + (-x).exp());
+                        (s, s * (1.0 - s))
+                    }
+                    Builtin::Softplus => (x.exp().ln_1p(), 1.0 / (1.0 + (-x).exp())),
+                    _ => return Err(EvalError::Runtime),
+                };
+                (v, f1 * dx)
+            }
+            ExprKind::Call {
+                func: Builtin::Min | Builtin::Max,
+                args,
+            } => {
+                let a = d(args[0])?;
+                let b = d(args[1])?;
+                let pick_a = if matches!(
+                    &e.kind,
+                    ExprKind::Call {
+                        func: Builtin::Min,
+                        ..
+                    }
+                ) {
+                    a.0 <= b.0
+                } else {
+                    a.0 >= b.0
+                };
+                if pick_a {
+                    a
+                } else {
+                    b
+                }
+            }
+            _ => (self.real(id, env)?, 0.0),
+        })
+    }
+}
+
+fn eye(k: usize) -> Vec<f64> {
+    let mut m = vec![0.0; k * k];
+    for i in 0..k {
+        m[i * k + i] = 1.0;
+    }
+    m
+}
+
+pub fn finite(v: &Value) -> bool {
+    match v {
+        Value::Real(x) => x.is_finite(),
+        Value::Bool(_) => true,
+        Value::Vec(v) | Value::Mat(_, v) => v.iter().all(|x| x.is_finite()),
+        Value::List(v) => v.iter().all(finite),
+    }
+}
+
+fn truth(v: &Value) -> Result<bool, EvalError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::Real(x) => Ok(*x != 0.0),
+        _ => Err(EvalError::Runtime),
+    }
+}
+
+fn map(v: &Value, f: impl Fn(f64) -> f64) -> Value {
+    map_dyn(v, &f)
+}
+
+fn map_dyn(v: &Value, f: &dyn Fn(f64) -> f64) -> Value {
+    match v {
+        Value::Real(x) => Value::Real(f(*x)),
+        Value::Bool(b) => Value::Real(f(*b as u8 as f64)),
+        Value::Vec(xs) => Value::Vec(xs.iter().map(|x| f(*x)).collect()),
+        Value::Mat(k, xs) => Value::Mat(*k, xs.iter().map(|x| f(*x)).collect()),
+        Value::List(xs) => Value::List(xs.iter().map(|x| map_dyn(x, f)).collect()),
+    }
+}
+
+fn checked_map(v: &Value, e: &Expr, f: impl Fn(f64) -> Result<f64, String>) -> R {
+    let g = |x: f64| f(x).map_err(|m| hazard(e, m));
+    Ok(match v {
+        Value::Real(x) => Value::Real(g(*x)?),
+        Value::Bool(b) => Value::Real(g(*b as u8 as f64)?),
+        Value::Vec(xs) => Value::Vec(xs.iter().map(|x| g(*x)).collect::<Result<_, _>>()?),
+        Value::Mat(k, xs) => Value::Mat(*k, xs.iter().map(|x| g(*x)).collect::<Result<_, _>>()?),
+        Value::List(_) => return Err(EvalError::Runtime),
+    })
+}
+
+fn as_num(v: &Value) -> Value {
+    match v {
+        Value::Bool(b) => Value::Real(*b as u8 as f64),
+        other => other.clone(),
+    }
+}
+
+/// Element-wise combination with scalar broadcasting.
+fn zip(a: &Value, b: &Value, e: &Expr, f: impl Fn(f64, f64) -> f64) -> R {
+    let (a, b) = (as_num(a), as_num(b));
+    Ok(match (&a, &b) {
+        (Value::Real(x), Value::Real(y)) => Value::Real(f(*x, *y)),
+        (Value::Real(x), Value::Vec(ys)) => Value::Vec(ys.iter().map(|y| f(*x, *y)).collect()),
+        (Value::Vec(xs), Value::Real(y)) => Value::Vec(xs.iter().map(|x| f(*x, *y)).collect()),
+        (Value::Real(x), Value::Mat(k, ys)) => {
+            Value::Mat(*k, ys.iter().map(|y| f(*x, *y)).collect())
+        }
+        (Value::Mat(k, xs), Value::Real(y)) => {
+            Value::Mat(*k, xs.iter().map(|x| f(*x, *y)).collect())
+        }
+        (Value::Vec(xs), Value::Vec(ys)) if xs.len() == ys.len() => {
+            Value::Vec(xs.iter().zip(ys).map(|(x, y)| f(*x, *y)).collect())
+        }
+        (Value::Mat(k, xs), Value::Mat(l, ys)) if k == l => {
+            Value::Mat(*k, xs.iter().zip(ys).map(|(x, y)| f(*x, *y)).collect())
+        }
+        _ => return Err(hazard(e, "operands of different sizes")),
+    })
+}
+
+fn binary(op: BinOp, a: &Value, b: &Value, e: &Expr) -> R {
+    let cmp = |f: fn(f64, f64) -> bool| -> R {
+        match (as_num(a), as_num(b)) {
+            (Value::Real(x), Value::Real(y)) => Ok(Value::Bool(f(x, y))),
+            _ => Err(EvalError::Runtime),
+        }
+    };
+    match op {
+        BinOp::Add => zip(a, b, e, |x, y| x + y),
+        BinOp::Sub => zip(a, b, e, |x, y| x - y),
+        BinOp::Mul => zip(a, b, e, |x, y| x * y),
+        BinOp::Div => {
+            let zero = match as_num(b) {
+                Value::Real(y) => y == 0.0,
+                Value::Vec(ys) | Value::Mat(_, ys) => ys.iter().any(|y| *y == 0.0),
+                _ => false,
+            };
+            if zero {
+                return Err(hazard(e, "division by 0"));
+            }
+            zip(a, b, e, |x, y| x / y)
+        }
+        BinOp::Pow => {
+            let v = zip(a, b, e, f64::powf)?;
+            if !finite(&v) {
+                return Err(hazard(e, "the power is not a finite number"));
+            }
+            Ok(v)
+        }
+        BinOp::MatMul => Ok(match (a, b) {
+            (Value::Vec(v), Value::Mat(k, m)) => Value::Vec(
+                (0..*k)
+                    .map(|j| (0..*k).map(|i| v[i] * m[i * k + j]).sum())
+                    .collect(),
+            ),
+            (Value::Mat(k, m), Value::Vec(v)) => Value::Vec(
+                (0..*k)
+                    .map(|i| (0..*k).map(|j| m[i * k + j] * v[j]).sum())
+                    .collect(),
+            ),
+            (Value::Mat(k, x), Value::Mat(_, y)) => {
+                let k = *k;
+                let mut out = vec![0.0; k * k];
+                for i in 0..k {
+                    for l in 0..k {
+                        let xil = x[i * k + l];
+                        if xil != 0.0 {
+                            for j in 0..k {
+                                out[i * k + j] += xil * y[l * k + j];
+                            }
+                        }
+                    }
+                }
+                Value::Mat(k, out)
+            }
+            _ => return Err(EvalError::Runtime),
+        }),
+        BinOp::Lt => cmp(|x, y| x < y),
+        BinOp::Le => cmp(|x, y| x <= y),
+        BinOp::Gt => cmp(|x, y| x > y),
+        BinOp::Ge => cmp(|x, y| x >= y),
+        BinOp::Eq => cmp(|x, y| x == y),
+        BinOp::Ne => cmp(|x, y| x != y),
+        BinOp::And | BinOp::Or => unreachable!("short-circuited by the caller"),
+    }
+}

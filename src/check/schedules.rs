@@ -1,0 +1,405 @@
+//! Schedules: typed in dependency order, then evaluated at every grid point in f64.
+
+use super::eval::{Env, EvalError, Evaluator};
+use super::expr::{Cx, Place};
+use super::{describe, Checker};
+use crate::diag::{Code, Diagnostic};
+use crate::syntax::ast::{self, Monotone};
+use crate::typed::*;
+
+impl<'a> Checker<'a> {
+    pub(super) fn check_schedules(&mut self) {
+        let n = self.schedule_ast.len();
+        // Dependencies between schedules, by the names their bodies call (through fns too).
+        let deps: Vec<Vec<usize>> = (0..n)
+            .map(|i| {
+                let mut names = Vec::new();
+                collect_calls(&self.schedule_ast[i].body, &self.fns, &mut names, 0);
+                (0..n)
+                    .filter(|j| names.contains(&self.schedule_ast[*j].name.name.as_str()))
+                    .collect()
+            })
+            .collect();
+        let mut order = Vec::new();
+        let mut state = vec![0u8; n]; // 0 new, 1 in progress, 2 done
+        for i in 0..n {
+            if let Err(cycle) = visit(i, &deps, &mut state, &mut order) {
+                let s = self.schedule_ast[cycle];
+                let d = Diagnostic::error(Code::Cycle, s.name.span, format!("schedule `{}` depends on itself", s.name.name))
+                    .with_label("circular definition")
+                    .with_note("a discrete schedule can look back with cumprod or cumsum; it cannot refer to itself");
+                self.error(d);
+                return;
+            }
+        }
+        for i in order {
+            let s = self.schedule_ast[i];
+            if s.var.name != self.p.time.name {
+                let d = Diagnostic::error(
+                    Code::TimeKind,
+                    s.var.span,
+                    format!(
+                        "a schedule is a function of the time `{}`",
+                        self.p.time.name
+                    ),
+                )
+                .with_label(format!("`{}` is not the time variable", s.var.name))
+                .with_secondary(self.p.time.span, "time declared here");
+                self.error(d);
+                continue;
+            }
+            let mut cx = Cx::new(Place::Schedule);
+            let body = self.value(&s.body, &mut cx);
+            let ty = self.ty(body).clone();
+            let sched = &mut self.p.schedules[i];
+            sched.body = body;
+            match ty {
+                Ty::Error => {}
+                Ty::Value { elem, stage }
+                    if stage.rank() <= 1
+                        && matches!(
+                            elem,
+                            Elem::Real | Elem::Vec(_) | Elem::Mat(_) | Elem::Bool
+                        ) =>
+                {
+                    sched.elem = if elem == Elem::Bool { Elem::Real } else { elem };
+                }
+                other => {
+                    let d = Diagnostic::error(
+                        Code::Type,
+                        s.body.span,
+                        format!(
+                            "a schedule is a number, vector or matrix of time; found {}",
+                            describe(&other)
+                        ),
+                    )
+                    .with_label("not a function of time");
+                    self.error(d);
+                }
+            }
+            if let Some(iv) = &s.interval {
+                let mut c = Cx::new(Place::Const);
+                let lo = self.value(&iv.lo, &mut c);
+                let hi = self.value(&iv.hi, &mut c);
+                if let (Some(lo), Some(hi)) = (self.const_real(lo), self.const_real(hi)) {
+                    self.p.schedules[i].interval = Some((lo, iv.lo_closed, hi, iv.hi_closed));
+                }
+                if self.p.schedules[i].elem != Elem::Real {
+                    let d = Diagnostic::error(
+                        Code::Type,
+                        iv.span,
+                        "an interval constrains real schedules only",
+                    )
+                    .with_label("not real");
+                    self.error(d);
+                }
+            }
+        }
+    }
+
+    /// Evaluate every schedule at every grid point and check it.
+    pub(super) fn tabulate_schedules(&mut self) {
+        let n = self.p.schedules.len();
+        let time = self.p.time.clone();
+        // Tabulate in the order they were typed (dependencies first): recompute that order.
+        let mut pending: Vec<usize> = (0..n).collect();
+        let mut guard = 0;
+        while !pending.is_empty() && guard <= n {
+            guard += 1;
+            let mut rest = Vec::new();
+            for i in pending {
+                let deps_ready = self
+                    .schedule_deps(i)
+                    .iter()
+                    .all(|d| *d == i || self.tabulated(*d));
+                if !deps_ready {
+                    rest.push(i);
+                    continue;
+                }
+                if !self.tabulate_one(i, &time) {
+                    return;
+                }
+            }
+            pending = rest;
+        }
+    }
+
+    fn tabulated(&self, i: usize) -> bool {
+        self.p.time.kind == TimeKind::Continuous || !self.p.schedules[i].table.is_empty()
+    }
+
+    fn schedule_deps(&self, i: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.p.schedules[i].body];
+        while let Some(e) = stack.pop() {
+            if let ExprKind::Schedule { id, .. } = self.p.expr(e).kind {
+                out.push(id.index());
+            }
+            children(&self.p.expr(e).kind, &mut stack);
+        }
+        out
+    }
+
+    /// Returns false when the schedule had a hazard (already reported).
+    fn tabulate_one(&mut self, i: usize, time: &Time) -> bool {
+        let s = self.p.schedules[i].clone();
+        let points = time.check_points();
+        let mut values = Vec::with_capacity(points.len() + 1);
+        let mut err = None;
+        let mut table = Vec::new();
+        {
+            let ev = Evaluator::new(&self.p);
+            if time.kind == TimeKind::Discrete {
+                // The value one step below the domain, where the formula defines it.
+                let below = ev
+                    .eval(
+                        s.body,
+                        &Env {
+                            t: time.lo - 1.0,
+                            ..Env::default()
+                        },
+                    )
+                    .ok();
+                table.push(below);
+            }
+            for &t in &points {
+                match ev.eval(
+                    s.body,
+                    &Env {
+                        t,
+                        ..Env::default()
+                    },
+                ) {
+                    Ok(v) => {
+                        values.push((t, v.clone()));
+                        if time.kind == TimeKind::Discrete {
+                            table.push(Some(v));
+                        }
+                    }
+                    Err(e) => {
+                        err = Some((t, e));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((t, e)) = err {
+            let (span, message) = match e {
+                EvalError::Hazard { span, message } | EvalError::Undefined { span, message } => {
+                    (span, message)
+                }
+                EvalError::Runtime => (
+                    self.p.expr(s.body).span,
+                    "needs a value only known at run time".to_string(),
+                ),
+            };
+            let d = Diagnostic::error(
+                Code::ScheduleHazard,
+                span,
+                format!(
+                    "schedule `{}` is invalid at {} = {}: {message}",
+                    s.name,
+                    time.name,
+                    fmt(t)
+                ),
+            )
+            .with_label(message.clone())
+            .with_secondary(s.span, "in this schedule")
+            .with_note(format!(
+                "schedules are evaluated in f64 at every grid point of {}",
+                grid_text(time)
+            ));
+            self.error(d);
+            return false;
+        }
+        self.p.schedules[i].table = table;
+        // Declared constraints.
+        if let Some((lo, lo_closed, hi, hi_closed)) = s.interval {
+            for (t, v) in &values {
+                let Some(x) = v.as_real() else { continue };
+                let ok = (if lo_closed { x >= lo } else { x > lo })
+                    && (if hi_closed { x <= hi } else { x < hi });
+                if !ok {
+                    let interval = format!(
+                        "{}{}, {}{}",
+                        if lo_closed { '[' } else { '(' },
+                        fmt(lo),
+                        fmt(hi),
+                        if hi_closed { ']' } else { ')' }
+                    );
+                    let d = Diagnostic::error(
+                        Code::ScheduleHazard,
+                        s.span,
+                        format!(
+                            "schedule `{}` leaves {interval} at {} = {}",
+                            s.name,
+                            time.name,
+                            fmt(*t)
+                        ),
+                    )
+                    .with_label(format!("{} = {}", s.name, fmt(x)))
+                    .with_note(format!("the schedule is declared `in {interval}`"));
+                    self.error(d);
+                    return false;
+                }
+            }
+        }
+        if let Some(m) = s.monotone {
+            for w in values.windows(2) {
+                let (Some(a), Some(b)) = (w[0].1.as_real(), w[1].1.as_real()) else {
+                    continue;
+                };
+                let bad = match m {
+                    Monotone::Increasing => b <= a,
+                    Monotone::Decreasing => b >= a,
+                };
+                if bad {
+                    let word = if m == Monotone::Increasing {
+                        "increase"
+                    } else {
+                        "decrease"
+                    };
+                    let d = Diagnostic::error(
+                        Code::ScheduleHazard,
+                        s.span,
+                        format!(
+                            "schedule `{}` fails to {word} between {} = {} and {}",
+                            s.name,
+                            time.name,
+                            fmt(w[0].0),
+                            fmt(w[1].0)
+                        ),
+                    )
+                    .with_label(format!("{} then {}", fmt(a), fmt(b)))
+                    .with_note(format!(
+                        "the schedule is declared `{}`",
+                        if m == Monotone::Increasing {
+                            "increasing"
+                        } else {
+                            "decreasing"
+                        }
+                    ));
+                    self.error(d);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+pub(crate) fn fmt(x: f64) -> String {
+    if x == x.round() && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        let s = format!("{x:.6}");
+        let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+        if s == "0" || s == "-0" {
+            format!("{x:e}")
+        } else {
+            s
+        }
+    }
+}
+
+fn grid_text(t: &Time) -> String {
+    match t.kind {
+        TimeKind::Discrete => format!("{}..{}", fmt(t.lo), fmt(t.hi)),
+        TimeKind::Continuous => format!("[{}, {}] (1001 points)", fmt(t.lo), fmt(t.hi)),
+    }
+}
+
+fn visit(
+    i: usize,
+    deps: &[Vec<usize>],
+    state: &mut [u8],
+    order: &mut Vec<usize>,
+) -> Result<(), usize> {
+    match state[i] {
+        2 => return Ok(()),
+        1 => return Err(i),
+        _ => {}
+    }
+    state[i] = 1;
+    for &d in &deps[i] {
+        visit(d, deps, state, order)?;
+    }
+    state[i] = 2;
+    order.push(i);
+    Ok(())
+}
+
+fn collect_calls<'e>(
+    e: &'e ast::Expr,
+    fns: &std::collections::HashMap<String, &'e ast::FnDef>,
+    out: &mut Vec<&'e str>,
+    depth: u32,
+) {
+    use ast::ExprKind as A;
+    match &e.kind {
+        A::Call { callee, args } => {
+            if let Some(n) = callee.as_name() {
+                out.push(n);
+                if let Some(f) = fns.get(n) {
+                    if depth < 32 {
+                        collect_calls(&f.body, fns, out, depth + 1);
+                    }
+                }
+            }
+            for a in args {
+                collect_calls(&a.value, fns, out, depth);
+            }
+        }
+        A::Unary { operand, .. } => collect_calls(operand, fns, out, depth),
+        A::Binary { lhs, rhs, .. } => {
+            collect_calls(lhs, fns, out, depth);
+            collect_calls(rhs, fns, out, depth);
+        }
+        A::Member { base, .. } => collect_calls(base, fns, out, depth),
+        A::Index { base, index } => {
+            collect_calls(base, fns, out, depth);
+            collect_calls(index, fns, out, depth);
+        }
+        A::If {
+            cond,
+            then,
+            otherwise,
+        } => {
+            collect_calls(cond, fns, out, depth);
+            collect_calls(then, fns, out, depth);
+            collect_calls(otherwise, fns, out, depth);
+        }
+        A::List(items) => items.iter().for_each(|i| collect_calls(i, fns, out, depth)),
+        A::Comprehension { body, lo, hi, .. } => {
+            collect_calls(body, fns, out, depth);
+            collect_calls(lo, fns, out, depth);
+            collect_calls(hi, fns, out, depth);
+        }
+        A::Number { .. } | A::Bool(_) | A::Name(_) | A::Subscripted { .. } => {}
+    }
+}
+
+/// The direct sub-expressions of an expression.
+pub(crate) fn children(k: &ExprKind, out: &mut Vec<ExprId>) {
+    match k {
+        ExprKind::Schedule { at, .. } => out.push(*at),
+        ExprKind::Unary { arg, .. } => out.push(*arg),
+        ExprKind::Binary { lhs, rhs, .. } => out.extend([*lhs, *rhs]),
+        ExprKind::Call { args, .. } | ExprKind::NetCall { args, .. } | ExprKind::List(args) => {
+            out.extend(args)
+        }
+        ExprKind::Dist { params, .. } => out.extend(params),
+        ExprKind::If {
+            cond,
+            then,
+            otherwise,
+        } => out.extend([*cond, *then, *otherwise]),
+        ExprKind::Index { base, index } => out.extend([*base, *index]),
+        ExprKind::NetOut { call, .. } => out.push(*call),
+        ExprKind::Posterior { given, mixture, .. } => {
+            out.extend(given.iter().map(|g| g.1));
+            out.extend(mixture.iter().map(|m| m.1));
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,12 @@
+//! diffc: a compiler for diffusion processes.
+//!
+//! The pipeline: `syntax` parses `.diff` text into an AST, `check` resolves names and
+//! types and evaluates schedules into a typed process (`typed`), and `explain` prints it.
+//! The library never prints and never reads files: the CLI (`src/main.rs`) does.
+
+pub mod check;
+pub mod diag;
+pub mod explain;
+pub mod syntax;
+pub mod typed;
+pub mod types;

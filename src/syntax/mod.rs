@@ -1,0 +1,898 @@
+//! Parsing: `.diff` text to an AST. pest's types never leave this module.
+
+pub mod ast;
+
+use crate::diag::{Code, Diagnostic, Span};
+use ast::*;
+use pest::iterators::{Pair, Pairs};
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use pest::Parser;
+use std::sync::OnceLock;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/diff.pest"]
+struct DiffParser;
+
+/// Parse a whole file. A syntax error is returned as one diagnostic.
+pub fn parse(text: &str) -> Result<File, Diagnostic> {
+    let mut pairs = DiffParser::parse(Rule::file, text).map_err(syntax_error)?;
+    let file = pairs.next().expect("file rule");
+    let mut items = Vec::new();
+    for pair in file.into_inner() {
+        match pair.as_rule() {
+            Rule::process => items.push(Item::Process(process(pair)?)),
+            Rule::fn_def => items.push(Item::Fn(fn_def(pair)?)),
+            Rule::EOI => {}
+            r => unreachable!("unexpected rule {r:?} in file"),
+        }
+    }
+    Ok(File { items })
+}
+
+/// Parse a single expression (used by tests and the CLI's `--set`).
+pub fn parse_expr(text: &str) -> Result<Expr, Diagnostic> {
+    let mut pairs = DiffParser::parse(Rule::expr, text).map_err(syntax_error)?;
+    let pair = pairs.next().expect("expr rule");
+    if pair.as_span().end() != text.trim_end().len() {
+        let at = pair.as_span().end();
+        return Err(Diagnostic::error(
+            Code::Syntax,
+            Span::new(at, text.len()),
+            "unexpected text after the expression",
+        ));
+    }
+    expr(pair)
+}
+
+fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let span = match e.location {
+        InputLocation::Pos(p) => Span::new(p, p),
+        InputLocation::Span((a, b)) => Span::new(a, b),
+    };
+    let message = match &e.variant {
+        ErrorVariant::ParsingError {
+            positives,
+            negatives,
+        } => {
+            let mut expected: Vec<String> = positives.iter().filter_map(|r| describe(*r)).collect();
+            expected.sort();
+            expected.dedup();
+            if expected.is_empty() && !negatives.is_empty() {
+                "unexpected token".to_string()
+            } else if expected.is_empty() {
+                "syntax error".to_string()
+            } else {
+                format!("expected {}", join_or(&expected))
+            }
+        }
+        ErrorVariant::CustomError { message } => message.clone(),
+    };
+    Diagnostic::error(Code::Syntax, span, message).with_label("here")
+}
+
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
+
+/// What a grammar rule looks like to a user, or None for rules that are not worth naming.
+fn describe(rule: Rule) -> Option<String> {
+    let s = match rule {
+        Rule::EOI => "end of file",
+        Rule::process => "`process`",
+        Rule::fn_def => "`fn`",
+        Rule::ident | Rule::sub_base => "a name",
+        Rule::subscripted => "a subscripted name",
+        Rule::number | Rule::integer => "a number",
+        Rule::expr | Rule::postfix_expr | Rule::paren | Rule::list | Rule::conditional => {
+            "an expression"
+        }
+        Rule::const_decl => "`const`",
+        Rule::dim_decl => "`dim`",
+        Rule::param_decl => "`param`",
+        Rule::mask_decl => "`mask`",
+        Rule::field_decl => "`field`",
+        Rule::time_decl => "`time`",
+        Rule::schedule_decl => "`schedule`",
+        Rule::forward_decl => "`forward`",
+        Rule::posterior_decl => "`posterior`",
+        Rule::prior_decl => "`prior`",
+        Rule::network_decl => "`network`",
+        Rule::loss_decl => "`loss`",
+        Rule::sampler_decl => "`sampler`",
+        Rule::value_type
+        | Rule::type_real
+        | Rule::type_bool
+        | Rule::type_cat
+        | Rule::type_vec
+        | Rule::type_mat => "a type (`real`, `bool`, `cat<K>`, `vec<K>`, `mat<K>`)",
+        Rule::shape => "a shape `[dims]`",
+        Rule::qual_sym => "`sym`",
+        Rule::qual_masked => "`masked(...)`",
+        Rule::discrete_range => "a discrete range `a..b`",
+        Rule::continuous_range => "a continuous range `[a, b]`",
+        Rule::data_end => "`data at`",
+        Rule::interval => "an interval `in (a, b]`",
+        Rule::monotone => "`increasing` or `decreasing`",
+        Rule::rv | Rule::rv_list => "a random variable",
+        Rule::where_block => "`where`",
+        Rule::binding => "a binding `name = value`",
+        Rule::net_inputs => "network inputs",
+        Rule::net_output => "a network output `kind(field)`",
+        Rule::sampler_params => "sampler parameters",
+        Rule::grid_item => "`grid`",
+        Rule::init_block => "`init`",
+        Rule::step_block => "`step`",
+        Rule::finalize_block => "`finalize`",
+        Rule::sampler_let | Rule::let_stmt | Rule::draw_stmt => "`let`",
+        Rule::block => "a block `{ … }`",
+        Rule::if_stmt => "`if`",
+        Rule::repeat_stmt => "`repeat`",
+        Rule::assign_stmt | Rule::sample_stmt => "a statement",
+        Rule::like => "`like`",
+        Rule::call_args => "`(`",
+        Rule::member => "`.`",
+        Rule::index => "`[`",
+        Rule::arg => "an argument",
+        Rule::neg | Rule::sub => "`-`",
+        Rule::not => "`not`",
+        Rule::or
+        | Rule::and
+        | Rule::le
+        | Rule::ge
+        | Rule::eq
+        | Rule::ne
+        | Rule::lt
+        | Rule::gt
+        | Rule::add
+        | Rule::mul
+        | Rule::div
+        | Rule::matmul
+        | Rule::pow => "an operator",
+        _ => return None,
+    };
+    Some(s.to_string())
+}
+
+fn span_of(pair: &Pair<Rule>) -> Span {
+    let s = pair.as_span();
+    Span::new(s.start(), s.end())
+}
+
+fn ident(pair: Pair<Rule>) -> Ident {
+    debug_assert!(matches!(pair.as_rule(), Rule::ident | Rule::sub_base));
+    Ident {
+        name: pair.as_str().to_string(),
+        span: span_of(&pair),
+    }
+}
+
+type PResult<T> = Result<T, Diagnostic>;
+
+fn fn_def(pair: Pair<Rule>) -> PResult<FnDef> {
+    let span = span_of(&pair);
+    let mut inner = pair.into_inner();
+    let name = ident(inner.next().unwrap());
+    let mut params = Vec::new();
+    let mut body = None;
+    for p in inner {
+        match p.as_rule() {
+            Rule::fn_params => params = p.into_inner().map(ident).collect(),
+            Rule::expr => body = Some(expr(p)?),
+            r => unreachable!("{r:?} in fn"),
+        }
+    }
+    Ok(FnDef {
+        name,
+        params,
+        body: body.unwrap(),
+        span,
+    })
+}
+
+fn process(pair: Pair<Rule>) -> PResult<Process> {
+    let span = span_of(&pair);
+    let mut inner = pair.into_inner();
+    let name = ident(inner.next().unwrap());
+    let decls = inner.map(decl).collect::<PResult<Vec<_>>>()?;
+    Ok(Process { name, decls, span })
+}
+
+fn decl(pair: Pair<Rule>) -> PResult<Decl> {
+    let span = span_of(&pair);
+    let rule = pair.as_rule();
+    let mut inner = pair.into_inner();
+    let kind = match rule {
+        Rule::const_decl => {
+            let name = ident(inner.next().unwrap());
+            DeclKind::Const {
+                name,
+                value: expr(inner.next().unwrap())?,
+            }
+        }
+        Rule::dim_decl => DeclKind::Dim {
+            names: inner.map(ident).collect(),
+        },
+        Rule::param_decl => {
+            let name = ident(inner.next().unwrap());
+            let ty = value_type(inner.next().unwrap())?;
+            let default = inner.next().map(expr).transpose()?;
+            DeclKind::Param { name, ty, default }
+        }
+        Rule::mask_decl => {
+            let name = ident(inner.next().unwrap());
+            DeclKind::Mask {
+                name,
+                dim: ident(inner.next().unwrap()),
+            }
+        }
+        Rule::field_decl => {
+            let name = ident(inner.next().unwrap());
+            let ty = value_type(inner.next().unwrap())?;
+            let mut f = FieldDecl {
+                name,
+                ty,
+                shape: Vec::new(),
+                shape_span: None,
+                sym: None,
+                masked: None,
+            };
+            for p in inner {
+                match p.as_rule() {
+                    Rule::shape => {
+                        f.shape_span = Some(span_of(&p));
+                        f.shape = p.into_inner().map(ident).collect();
+                    }
+                    Rule::qual_sym => f.sym = Some(span_of(&p)),
+                    Rule::qual_masked => f.masked = Some(ident(p.into_inner().next().unwrap())),
+                    r => unreachable!("{r:?} in field"),
+                }
+            }
+            DeclKind::Field(f)
+        }
+        Rule::time_decl => {
+            let name = ident(inner.next().unwrap());
+            let dom = inner.next().unwrap();
+            let domain_span = span_of(&dom);
+            let is_discrete = dom.as_rule() == Rule::discrete_range;
+            let mut ends = dom.into_inner();
+            let lo = expr(ends.next().unwrap())?;
+            let hi = expr(ends.next().unwrap())?;
+            let domain = if is_discrete {
+                TimeDomain::Discrete { lo, hi }
+            } else {
+                TimeDomain::Continuous { lo, hi }
+            };
+            let data_at = match inner.next() {
+                Some(p) => Some(expr(p.into_inner().next().unwrap())?),
+                None => None,
+            };
+            DeclKind::Time(TimeDecl {
+                name,
+                domain,
+                domain_span,
+                data_at,
+            })
+        }
+        Rule::schedule_decl => {
+            let name = ident(inner.next().unwrap());
+            let var = ident(inner.next().unwrap());
+            let mut s = ScheduleDecl {
+                name,
+                var,
+                interval: None,
+                monotone: None,
+                body: placeholder(),
+            };
+            for p in inner {
+                match p.as_rule() {
+                    Rule::interval => {
+                        let span = span_of(&p);
+                        let mut it = p.into_inner();
+                        let lo_closed = it.next().unwrap().as_str() == "[";
+                        let lo = expr(it.next().unwrap())?;
+                        let hi = expr(it.next().unwrap())?;
+                        let hi_closed = it.next().unwrap().as_str() == "]";
+                        s.interval = Some(Interval {
+                            lo,
+                            lo_closed,
+                            hi,
+                            hi_closed,
+                            span,
+                        });
+                    }
+                    Rule::monotone => {
+                        let m = if p.as_str() == "increasing" {
+                            Monotone::Increasing
+                        } else {
+                            Monotone::Decreasing
+                        };
+                        s.monotone = Some((m, span_of(&p)));
+                    }
+                    Rule::expr => s.body = expr(p)?,
+                    r => unreachable!("{r:?} in schedule"),
+                }
+            }
+            DeclKind::Schedule(s)
+        }
+        Rule::forward_decl => DeclKind::Forward(kernel(inner, true)?),
+        Rule::posterior_decl => DeclKind::Posterior(kernel(inner, true)?),
+        Rule::prior_decl => DeclKind::Prior(kernel(inner, false)?),
+        Rule::network_decl => {
+            let name = ident(inner.next().unwrap());
+            let mut inputs = Vec::new();
+            let mut outputs = Vec::new();
+            for p in inner {
+                match p.as_rule() {
+                    Rule::net_inputs => {
+                        inputs = p.into_inner().map(expr).collect::<PResult<_>>()?
+                    }
+                    Rule::net_output => {
+                        let mut it = p.into_inner();
+                        let kind = ident(it.next().unwrap());
+                        let field = ident(it.next().unwrap());
+                        outputs.push(NetOutput { kind, field });
+                    }
+                    r => unreachable!("{r:?} in network"),
+                }
+            }
+            DeclKind::Network(NetworkDecl {
+                name,
+                inputs,
+                outputs,
+            })
+        }
+        Rule::loss_decl => {
+            let name = ident(inner.next().unwrap());
+            let value = expr(inner.next().unwrap())?;
+            let bindings = match inner.next() {
+                Some(w) => bindings(w)?,
+                None => Vec::new(),
+            };
+            DeclKind::Loss(LossDecl {
+                name,
+                value,
+                bindings,
+            })
+        }
+        Rule::sampler_decl => DeclKind::Sampler(sampler(inner)?),
+        Rule::fn_def => {
+            // `decl` is silent, so a nested fn arrives as its own rule; rebuild it.
+            let name = ident(inner.next().unwrap());
+            let mut params = Vec::new();
+            let mut body = None;
+            for p in inner {
+                match p.as_rule() {
+                    Rule::fn_params => params = p.into_inner().map(ident).collect(),
+                    Rule::expr => body = Some(expr(p)?),
+                    r => unreachable!("{r:?} in fn"),
+                }
+            }
+            DeclKind::Fn(FnDef {
+                name,
+                params,
+                body: body.unwrap(),
+                span,
+            })
+        }
+        r => unreachable!("unexpected declaration rule {r:?}"),
+    };
+    Ok(Decl { kind, span })
+}
+
+fn placeholder() -> Expr {
+    Expr {
+        kind: ExprKind::Number {
+            value: 0.0,
+            is_int: true,
+        },
+        span: Span::default(),
+    }
+}
+
+fn value_type(pair: Pair<Rule>) -> PResult<TypeExpr> {
+    let span = span_of(&pair);
+    let inner = pair.into_inner().next().unwrap();
+    let arg = |p: Pair<Rule>| -> PResult<Box<Expr>> {
+        let a = p.into_inner().next().unwrap().into_inner().next().unwrap();
+        Ok(Box::new(primary(a)?))
+    };
+    let kind = match inner.as_rule() {
+        Rule::type_real => TypeKind::Real,
+        Rule::type_bool => TypeKind::Bool,
+        Rule::type_cat => TypeKind::Cat(arg(inner)?),
+        Rule::type_vec => TypeKind::Vec(arg(inner)?),
+        Rule::type_mat => TypeKind::Mat(arg(inner)?),
+        r => unreachable!("{r:?} in type"),
+    };
+    Ok(TypeExpr { kind, span })
+}
+
+fn rv(pair: Pair<Rule>) -> Var {
+    let inner = pair.into_inner().next().unwrap();
+    let span = span_of(&inner);
+    match inner.as_rule() {
+        Rule::ident => Var {
+            name: inner.as_str().to_string(),
+            subscript: None,
+            span,
+        },
+        Rule::subscripted => {
+            let (base, var, offset) = subscript_parts(inner);
+            Var {
+                name: base,
+                subscript: Some((var, offset)),
+                span,
+            }
+        }
+        r => unreachable!("{r:?} in rv"),
+    }
+}
+
+fn subscript_parts(pair: Pair<Rule>) -> (String, String, i64) {
+    let mut it = pair.into_inner();
+    let base = it.next().unwrap().as_str().to_string();
+    let var = it.next().unwrap().as_str().to_string();
+    let offset = match it.next() {
+        Some(off) => {
+            let mut o = off.into_inner();
+            let sign = if o.next().unwrap().as_str() == "-" {
+                -1
+            } else {
+                1
+            };
+            sign * o
+                .next()
+                .unwrap()
+                .as_str()
+                .parse::<i64>()
+                .unwrap_or(i64::MAX / 2)
+        }
+        None => 0,
+    };
+    (base, var, offset)
+}
+
+fn kernel(mut inner: Pairs<Rule>, has_given: bool) -> PResult<KernelDecl> {
+    let target = rv(inner.next().unwrap());
+    let given = if has_given {
+        inner.next().unwrap().into_inner().map(rv).collect()
+    } else {
+        Vec::new()
+    };
+    let dist = expr(inner.next().unwrap())?;
+    let bindings = match inner.next() {
+        Some(w) => bindings(w)?,
+        None => Vec::new(),
+    };
+    Ok(KernelDecl {
+        target,
+        given,
+        dist,
+        bindings,
+    })
+}
+
+fn bindings(pair: Pair<Rule>) -> PResult<Vec<Binding>> {
+    pair.into_inner().map(binding).collect()
+}
+
+fn binding(pair: Pair<Rule>) -> PResult<Binding> {
+    let mut it = pair.into_inner();
+    let name = ident(it.next().unwrap());
+    Ok(Binding {
+        name,
+        value: expr(it.next().unwrap())?,
+    })
+}
+
+fn sampler(mut inner: Pairs<Rule>) -> PResult<SamplerDecl> {
+    let name = ident(inner.next().unwrap());
+    let mut s = SamplerDecl {
+        name,
+        params: Vec::new(),
+        items: Vec::new(),
+    };
+    for p in inner {
+        let span = span_of(&p);
+        match p.as_rule() {
+            Rule::sampler_params => {
+                s.params = p.into_inner().map(binding).collect::<PResult<_>>()?
+            }
+            Rule::grid_item => s.items.push(SamplerItem::Grid(
+                expr(p.into_inner().next().unwrap())?,
+                span,
+            )),
+            Rule::init_block => s
+                .items
+                .push(SamplerItem::Init(block(p.into_inner().next().unwrap())?)),
+            Rule::step_block => s
+                .items
+                .push(SamplerItem::Step(block(p.into_inner().next().unwrap())?)),
+            Rule::finalize_block => s.items.push(SamplerItem::Finalize(block(
+                p.into_inner().next().unwrap(),
+            )?)),
+            Rule::sampler_let => {
+                let mut it = p.into_inner();
+                let name = ident(it.next().unwrap());
+                s.items.push(SamplerItem::Let(Binding {
+                    name,
+                    value: expr(it.next().unwrap())?,
+                }));
+            }
+            r => unreachable!("{r:?} in sampler"),
+        }
+    }
+    Ok(s)
+}
+
+fn block(pair: Pair<Rule>) -> PResult<Block> {
+    let span = span_of(&pair);
+    let stmts = pair.into_inner().map(stmt).collect::<PResult<_>>()?;
+    Ok(Block { stmts, span })
+}
+
+fn stmt(pair: Pair<Rule>) -> PResult<Stmt> {
+    let span = span_of(&pair);
+    let rule = pair.as_rule();
+    let mut it = pair.into_inner();
+    let kind = match rule {
+        Rule::let_stmt => {
+            let name = ident(it.next().unwrap());
+            StmtKind::Let {
+                name,
+                value: expr(it.next().unwrap())?,
+            }
+        }
+        Rule::draw_stmt => {
+            let name = ident(it.next().unwrap());
+            let dist = expr(it.next().unwrap())?;
+            let like = it.next().map(|l| ident(l.into_inner().next().unwrap()));
+            StmtKind::Draw { name, dist, like }
+        }
+        Rule::assign_stmt => {
+            let name = ident(it.next().unwrap());
+            StmtKind::Assign {
+                name,
+                value: expr(it.next().unwrap())?,
+            }
+        }
+        Rule::sample_stmt => {
+            let name = ident(it.next().unwrap());
+            StmtKind::Sample {
+                name,
+                dist: expr(it.next().unwrap())?,
+            }
+        }
+        Rule::if_stmt => {
+            let cond = expr(it.next().unwrap())?;
+            let then = block(it.next().unwrap())?;
+            let otherwise = match it.next() {
+                Some(p) if p.as_rule() == Rule::block => Some(block(p)?),
+                Some(p) => {
+                    let nested = stmt(p)?;
+                    let span = nested.span;
+                    Some(Block {
+                        stmts: vec![nested],
+                        span,
+                    })
+                }
+                None => None,
+            };
+            StmtKind::If {
+                cond,
+                then,
+                otherwise,
+            }
+        }
+        Rule::repeat_stmt => {
+            let count = expr(it.next().unwrap())?;
+            StmtKind::Repeat {
+                count,
+                body: block(it.next().unwrap())?,
+            }
+        }
+        r => unreachable!("{r:?} in statement"),
+    };
+    Ok(Stmt { kind, span })
+}
+
+fn pratt() -> &'static PrattParser<Rule> {
+    static P: OnceLock<PrattParser<Rule>> = OnceLock::new();
+    P.get_or_init(|| {
+        PrattParser::new()
+            .op(Op::infix(Rule::or, Assoc::Left))
+            .op(Op::infix(Rule::and, Assoc::Left))
+            .op(Op::infix(Rule::lt, Assoc::Left)
+                | Op::infix(Rule::le, Assoc::Left)
+                | Op::infix(Rule::gt, Assoc::Left)
+                | Op::infix(Rule::ge, Assoc::Left)
+                | Op::infix(Rule::eq, Assoc::Left)
+                | Op::infix(Rule::ne, Assoc::Left))
+            .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
+            .op(Op::infix(Rule::mul, Assoc::Left)
+                | Op::infix(Rule::div, Assoc::Left)
+                | Op::infix(Rule::matmul, Assoc::Left))
+            .op(Op::prefix(Rule::neg) | Op::prefix(Rule::not))
+            .op(Op::infix(Rule::pow, Assoc::Right))
+    })
+}
+
+fn expr(pair: Pair<Rule>) -> PResult<Expr> {
+    debug_assert_eq!(pair.as_rule(), Rule::expr);
+    pratt()
+        .map_primary(postfix_expr)
+        .map_prefix(|op, rhs| {
+            let rhs = rhs?;
+            let op_span = span_of(&op);
+            let u = if op.as_rule() == Rule::neg {
+                UnOp::Neg
+            } else {
+                UnOp::Not
+            };
+            Ok(Expr {
+                span: op_span.to(rhs.span),
+                kind: ExprKind::Unary {
+                    op: u,
+                    operand: Box::new(rhs),
+                },
+            })
+        })
+        .map_infix(|lhs, op, rhs| {
+            let (lhs, rhs) = (lhs?, rhs?);
+            let b = match op.as_rule() {
+                Rule::or => BinOp::Or,
+                Rule::and => BinOp::And,
+                Rule::lt => BinOp::Lt,
+                Rule::le => BinOp::Le,
+                Rule::gt => BinOp::Gt,
+                Rule::ge => BinOp::Ge,
+                Rule::eq => BinOp::Eq,
+                Rule::ne => BinOp::Ne,
+                Rule::add => BinOp::Add,
+                Rule::sub => BinOp::Sub,
+                Rule::mul => BinOp::Mul,
+                Rule::div => BinOp::Div,
+                Rule::matmul => BinOp::MatMul,
+                Rule::pow => BinOp::Pow,
+                r => unreachable!("{r:?} as infix"),
+            };
+            Ok(Expr {
+                span: lhs.span.to(rhs.span),
+                kind: ExprKind::Binary {
+                    op: b,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                },
+            })
+        })
+        .parse(pair.into_inner())
+}
+
+fn postfix_expr(pair: Pair<Rule>) -> PResult<Expr> {
+    let mut it = pair.into_inner();
+    let mut e = primary(it.next().unwrap())?;
+    for p in it {
+        let span = e.span.to(span_of(&p));
+        e = match p.as_rule() {
+            Rule::call_args => {
+                let args = p.into_inner().map(arg).collect::<PResult<_>>()?;
+                Expr {
+                    span,
+                    kind: ExprKind::Call {
+                        callee: Box::new(e),
+                        args,
+                    },
+                }
+            }
+            Rule::member => {
+                let name = ident(p.into_inner().next().unwrap());
+                Expr {
+                    span,
+                    kind: ExprKind::Member {
+                        base: Box::new(e),
+                        name,
+                    },
+                }
+            }
+            Rule::index => {
+                let index = expr(p.into_inner().next().unwrap())?;
+                Expr {
+                    span,
+                    kind: ExprKind::Index {
+                        base: Box::new(e),
+                        index: Box::new(index),
+                    },
+                }
+            }
+            r => unreachable!("{r:?} as postfix"),
+        };
+    }
+    Ok(e)
+}
+
+fn arg(pair: Pair<Rule>) -> PResult<Arg> {
+    let mut name = None;
+    let mut kind = ArgKind::Value;
+    let mut value = None;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::ident => name = Some(ident(p)),
+            Rule::arg_kind => {
+                kind = if p.as_str() == "~" {
+                    ArgKind::Marginal
+                } else {
+                    ArgKind::Value
+                }
+            }
+            Rule::expr => value = Some(expr(p)?),
+            r => unreachable!("{r:?} in arg"),
+        }
+    }
+    Ok(Arg {
+        name,
+        kind,
+        value: value.unwrap(),
+    })
+}
+
+fn primary(pair: Pair<Rule>) -> PResult<Expr> {
+    let span = span_of(&pair);
+    let kind = match pair.as_rule() {
+        Rule::number => {
+            let text = pair.as_str();
+            let is_int = !text.contains(['.', 'e', 'E']);
+            let value: f64 = text.parse().map_err(|_| {
+                Diagnostic::error(
+                    Code::Syntax,
+                    span,
+                    format!("`{text}` is not a valid number"),
+                )
+            })?;
+            if !value.is_finite() {
+                return Err(Diagnostic::error(
+                    Code::Syntax,
+                    span,
+                    format!("`{text}` does not fit in a 64-bit float"),
+                ));
+            }
+            ExprKind::Number { value, is_int }
+        }
+        Rule::literal_true => ExprKind::Bool(true),
+        Rule::literal_false => ExprKind::Bool(false),
+        Rule::ident => ExprKind::Name(pair.as_str().to_string()),
+        Rule::subscripted => {
+            let (base, var, offset) = subscript_parts(pair);
+            if offset.unsigned_abs() > 1_000_000 {
+                return Err(Diagnostic::error(
+                    Code::Syntax,
+                    span,
+                    "time offset is too large",
+                ));
+            }
+            ExprKind::Subscripted { base, var, offset }
+        }
+        Rule::paren => return expr(pair.into_inner().next().unwrap()).map(|e| Expr { span, ..e }),
+        Rule::conditional => {
+            let mut it = pair.into_inner();
+            let cond = expr(it.next().unwrap())?;
+            let then = expr(it.next().unwrap())?;
+            let otherwise = expr(it.next().unwrap())?;
+            ExprKind::If {
+                cond: Box::new(cond),
+                then: Box::new(then),
+                otherwise: Box::new(otherwise),
+            }
+        }
+        Rule::list => {
+            let mut it = pair.into_inner().peekable();
+            match it.peek().map(|p| p.as_rule()) {
+                Some(Rule::comprehension) => {
+                    let mut c = it.next().unwrap().into_inner();
+                    let body = expr(c.next().unwrap())?;
+                    let var = ident(c.next().unwrap());
+                    let lo = expr(c.next().unwrap())?;
+                    let hi = expr(c.next().unwrap())?;
+                    ExprKind::Comprehension {
+                        body: Box::new(body),
+                        var,
+                        lo: Box::new(lo),
+                        hi: Box::new(hi),
+                    }
+                }
+                _ => ExprKind::List(it.map(expr).collect::<PResult<_>>()?),
+            }
+        }
+        Rule::expr => return expr(pair),
+        r => unreachable!("{r:?} as primary"),
+    };
+    Ok(Expr { kind, span })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(e: &Expr) -> String {
+        match &e.kind {
+            ExprKind::Number { value, .. } => format!("{value}"),
+            ExprKind::Bool(b) => format!("{b}"),
+            ExprKind::Name(n) => n.clone(),
+            ExprKind::Subscripted { base, var, offset } => format!("{base}_{{{var}{offset:+}}}"),
+            ExprKind::Unary { op, operand } => format!("({op:?} {})", show(operand)),
+            ExprKind::Binary { op, lhs, rhs } => {
+                format!("({} {} {})", show(lhs), op.symbol(), show(rhs))
+            }
+            ExprKind::Call { callee, args } => {
+                let a: Vec<String> = args.iter().map(|a| show(&a.value)).collect();
+                format!("{}({})", show(callee), a.join(", "))
+            }
+            ExprKind::Member { base, name } => format!("{}.{}", show(base), name.name),
+            ExprKind::Index { base, index } => format!("{}[{}]", show(base), show(index)),
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                format!(
+                    "(if {} then {} else {})",
+                    show(cond),
+                    show(then),
+                    show(otherwise)
+                )
+            }
+            ExprKind::List(items) => format!(
+                "[{}]",
+                items.iter().map(show).collect::<Vec<_>>().join(", ")
+            ),
+            ExprKind::Comprehension { body, var, lo, hi } => {
+                format!(
+                    "[{} for {} in {}..{}]",
+                    show(body),
+                    var.name,
+                    show(lo),
+                    show(hi)
+                )
+            }
+        }
+    }
+
+    fn check(src: &str, expect: &str) {
+        let e = parse_expr(src).unwrap_or_else(|d| panic!("{src}: {}", d.message));
+        assert_eq!(show(&e), expect, "{src}");
+    }
+
+    #[test]
+    fn precedence() {
+        check("1 + 2 * 3", "(1 + (2 * 3))");
+        check("-x^2", "(Neg (x ^ 2))");
+        check("a ^ b ^ c", "(a ^ (b ^ c))");
+        check("a < b and not c or d", "(((a < b) and (Not c)) or d)");
+        check("u @ Q @ v", "((u @ Q) @ v)");
+        check("x_{t-1} * 2", "(x_{t-1} * 2)");
+        check("f(a, b = 1, c ~ p).x0[0]", "f(a, 1, p).x0[0]");
+        check(
+            "if t < 1e-6 then 0 else x",
+            "(if (t < 0.000001) then 0 else x)",
+        );
+        check("[k * 2 for k in 0..N]", "[(k * 2) for k in 0..N]");
+        check("(1 - a)", "(1 - a)");
+    }
+
+    #[test]
+    fn spans_cover_source() {
+        let src = "sqrt(alpha_bar(t)) * x_0";
+        let e = parse_expr(src).unwrap();
+        assert_eq!(e.span, Span::new(0, src.len()));
+    }
+
+    #[test]
+    fn keywords_are_not_names() {
+        assert!(parse_expr("let").is_err());
+        check("initial + forwards", "(initial + forwards)");
+    }
+}

@@ -1,0 +1,618 @@
+//! The typed process: what `check` produces and everything after it reads.
+//!
+//! Contract:
+//! - Expressions live in one arena per process (`Process::exprs`) and refer to each other by
+//!   `ExprId`; every expression has a type and the span of the source it came from.
+//! - Names are resolved: an expression refers to a constant, a field version, a schedule, a
+//!   local or a network call by id, never by string. User `fn`s are inlined.
+//! - Schedules are tabulated in f64 for discrete time (`Schedule::table`).
+//! - Statements (sampler bodies) are a tree of `Stmt`s; expressions inside them are pure.
+//! - Nothing here refers to the AST or to pest.
+
+use crate::diag::Span;
+use crate::syntax::ast::{BinOp, Monotone, UnOp};
+pub use crate::types::{Elem, Shape, Stage, Ty};
+
+macro_rules! id_type {
+    ($($name:ident),*) => {$(
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+        impl $name {
+            pub fn index(self) -> usize { self.0 as usize }
+        }
+    )*};
+}
+id_type!(ExprId, ConstId, DimId, ParamId, MaskId, FieldId, ScheduleId, NetworkId, LocalId);
+
+#[derive(Clone, Debug, Default)]
+pub struct Module {
+    pub processes: Vec<Process>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Process {
+    pub name: String,
+    pub span: Span,
+    pub consts: Vec<Const>,
+    pub dims: Vec<Dim>,
+    pub params: Vec<Param>,
+    pub masks: Vec<Mask>,
+    pub fields: Vec<Field>,
+    pub time: Time,
+    pub schedules: Vec<Schedule>,
+    pub forwards: Vec<Kernel>,
+    pub priors: Vec<Kernel>,
+    pub posteriors: Vec<Kernel>,
+    pub networks: Vec<Network>,
+    pub losses: Vec<Loss>,
+    pub samplers: Vec<Sampler>,
+    pub locals: Vec<Local>,
+    pub exprs: Vec<Expr>,
+}
+
+impl Process {
+    pub fn expr(&self, id: ExprId) -> &Expr {
+        &self.exprs[id.index()]
+    }
+    pub fn field(&self, id: FieldId) -> &Field {
+        &self.fields[id.index()]
+    }
+    pub fn schedule(&self, id: ScheduleId) -> &Schedule {
+        &self.schedules[id.index()]
+    }
+    pub fn network(&self, id: NetworkId) -> &Network {
+        &self.networks[id.index()]
+    }
+    /// The forward marginal q(F_t | G_0) whose target is `field`.
+    pub fn marginal_of(&self, field: FieldId) -> Option<&Kernel> {
+        self.forwards
+            .iter()
+            .find(|k| k.target.field == field && k.kind == KernelKind::Marginal)
+    }
+    /// The affine Gaussian marginal that describes data field `data` (target may be another field).
+    pub fn gaussian_marginal_given(&self, data: FieldId) -> Option<&Kernel> {
+        self.forwards.iter().find(|k| {
+            k.kind == KernelKind::Marginal
+                && k.affine.is_some()
+                && k.given.iter().any(|g| g.field == data)
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Const {
+    pub name: String,
+    pub value: f64,
+    pub is_int: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Dim {
+    pub name: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: String,
+    pub elem: Elem,
+    pub default: Option<Value>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Mask {
+    pub name: String,
+    pub dim: DimId,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Field {
+    pub name: String,
+    pub elem: Elem,
+    pub shape: Shape,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TimeKind {
+    /// `t ∈ {lo..hi}`
+    Discrete,
+    /// `t ∈ [lo, hi]`
+    Continuous,
+}
+
+#[derive(Clone, Debug)]
+pub struct Time {
+    pub name: String,
+    pub kind: TimeKind,
+    pub lo: f64,
+    pub hi: f64,
+    /// Where the data sits: `lo - 1` or `hi + 1` in discrete time, `lo` or `hi` in continuous.
+    pub data_at: f64,
+    pub span: Span,
+}
+
+impl Time {
+    /// True when samplers move toward larger t (BFN, NCSN levels).
+    pub fn ascending(&self) -> bool {
+        self.data_at > self.lo
+    }
+    /// The end opposite the data: where sampling starts.
+    pub fn noise_end(&self) -> f64 {
+        if self.ascending() {
+            self.lo
+        } else {
+            self.hi
+        }
+    }
+    /// The time points at which schedules and kernels are checked.
+    pub fn check_points(&self) -> Vec<f64> {
+        match self.kind {
+            TimeKind::Discrete => (self.lo as i64..=self.hi as i64)
+                .map(|t| t as f64)
+                .collect(),
+            TimeKind::Continuous => (0..=1000)
+                .map(|i| self.lo + (self.hi - self.lo) * i as f64 / 1000.0)
+                .collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub name: String,
+    pub body: ExprId,
+    pub elem: Elem,
+    pub interval: Option<(f64, bool, f64, bool)>,
+    pub monotone: Option<Monotone>,
+    /// Discrete time: values at `lo - 1 ..= hi` (index 0 is `lo - 1`, None where undefined).
+    pub table: Vec<Option<Value>>,
+    pub span: Span,
+}
+
+/// A compile-time value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Real(f64),
+    Bool(bool),
+    Vec(Vec<f64>),
+    /// Row-major K×K.
+    Mat(usize, Vec<f64>),
+    List(Vec<Value>),
+}
+
+impl Value {
+    pub fn as_real(&self) -> Option<f64> {
+        match self {
+            Value::Real(x) => Some(*x),
+            _ => None,
+        }
+    }
+}
+
+/// Which version of a field an expression reads in a declaration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// `x_0`, or a bare field name: the data.
+    Data,
+    /// `x_t`
+    T,
+    /// `x_s`: the posterior's target time.
+    S,
+    /// `x_{t-k}`
+    Back(u32),
+    /// `x_T`: the noise end.
+    End,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FieldRef {
+    pub field: FieldId,
+    pub version: Version,
+}
+
+/// Times an expression can refer to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeRef {
+    /// The declaration's time variable, or a sampler step's current time.
+    T,
+    /// A sampler step's next time, or a posterior's target time.
+    S,
+    /// A sampler step's previous time.
+    R,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepVar {
+    /// Step index from 0.
+    K,
+    First,
+    Last,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParamKind {
+    Eps,
+    X0,
+    Score,
+    V,
+    Probs,
+}
+
+impl ParamKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamKind::Eps => "eps",
+            ParamKind::X0 => "x0",
+            ParamKind::Score => "score",
+            ParamKind::V => "v",
+            ParamKind::Probs => "probs",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<ParamKind> {
+        Some(match s {
+            "eps" => ParamKind::Eps,
+            "x0" => ParamKind::X0,
+            "score" => ParamKind::Score,
+            "v" => ParamKind::V,
+            "probs" => ParamKind::Probs,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    Sqrt,
+    Exp,
+    Log,
+    Expm1,
+    Log1p,
+    Sin,
+    Cos,
+    Tanh,
+    Abs,
+    Sigmoid,
+    Softplus,
+    Floor,
+    Min,
+    Max,
+    Clamp,
+    LogAddExp,
+    OneHot,
+    Argmax,
+    Softmax,
+    LogSoftmax,
+    LogSumExp,
+    VSum,
+    Dot,
+    Transpose,
+    Eye,
+    Ones,
+    Zeros,
+    Sum,
+    Mean,
+    Norm,
+    RowSum,
+    Pair,
+    Gram,
+    Linspace,
+    Geometric,
+    Cumprod,
+    Cumsum,
+    Deriv,
+}
+
+impl Builtin {
+    pub const ALL: &'static [(&'static str, Builtin)] = &[
+        ("sqrt", Builtin::Sqrt),
+        ("exp", Builtin::Exp),
+        ("log", Builtin::Log),
+        ("expm1", Builtin::Expm1),
+        ("log1p", Builtin::Log1p),
+        ("sin", Builtin::Sin),
+        ("cos", Builtin::Cos),
+        ("tanh", Builtin::Tanh),
+        ("abs", Builtin::Abs),
+        ("sigmoid", Builtin::Sigmoid),
+        ("softplus", Builtin::Softplus),
+        ("floor", Builtin::Floor),
+        ("min", Builtin::Min),
+        ("max", Builtin::Max),
+        ("clamp", Builtin::Clamp),
+        ("logaddexp", Builtin::LogAddExp),
+        ("onehot", Builtin::OneHot),
+        ("argmax", Builtin::Argmax),
+        ("softmax", Builtin::Softmax),
+        ("log_softmax", Builtin::LogSoftmax),
+        ("logsumexp", Builtin::LogSumExp),
+        ("vsum", Builtin::VSum),
+        ("dot", Builtin::Dot),
+        ("transpose", Builtin::Transpose),
+        ("eye", Builtin::Eye),
+        ("ones", Builtin::Ones),
+        ("zeros", Builtin::Zeros),
+        ("sum", Builtin::Sum),
+        ("mean", Builtin::Mean),
+        ("norm", Builtin::Norm),
+        ("rowsum", Builtin::RowSum),
+        ("pair", Builtin::Pair),
+        ("gram", Builtin::Gram),
+        ("linspace", Builtin::Linspace),
+        ("geometric", Builtin::Geometric),
+        ("cumprod", Builtin::Cumprod),
+        ("cumsum", Builtin::Cumsum),
+        ("deriv", Builtin::Deriv),
+    ];
+    pub fn from_name(s: &str) -> Option<Builtin> {
+        Builtin::ALL.iter().find(|(n, _)| *n == s).map(|(_, b)| *b)
+    }
+    pub fn name(self) -> &'static str {
+        Builtin::ALL
+            .iter()
+            .find(|(_, b)| *b == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    }
+    /// Builders that only make sense over a discrete time axis.
+    pub fn is_discrete_only(self) -> bool {
+        matches!(
+            self,
+            Builtin::Linspace | Builtin::Geometric | Builtin::Cumprod | Builtin::Cumsum
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Normal,
+    Categorical,
+    Bernoulli,
+    Delta,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Normal => "Normal",
+            Family::Categorical => "Categorical",
+            Family::Bernoulli => "Bernoulli",
+            Family::Delta => "Delta",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub ty: Ty,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum ExprKind {
+    Number(f64),
+    Bool(bool),
+    Const(ConstId),
+    Param(ParamId),
+    /// A sampler parameter or sampler-level `let`, by index into `Sampler::params`.
+    SamplerParam(u32),
+    Time(TimeRef),
+    Step(StepVar),
+    Schedule {
+        id: ScheduleId,
+        at: ExprId,
+    },
+    Field(FieldRef),
+    /// A field's current value inside a sampler.
+    State(FieldId),
+    /// The standard-normal noise of the Gaussian forward marginal of a field.
+    Noise(FieldId),
+    Local(LocalId),
+    Unary {
+        op: UnOp,
+        arg: ExprId,
+    },
+    Binary {
+        op: BinOp,
+        lhs: ExprId,
+        rhs: ExprId,
+    },
+    Call {
+        func: Builtin,
+        args: Vec<ExprId>,
+    },
+    If {
+        cond: ExprId,
+        then: ExprId,
+        otherwise: ExprId,
+    },
+    /// `v[i]`: an element of a vector; `i` is known per step.
+    Index {
+        base: ExprId,
+        index: ExprId,
+    },
+    List(Vec<ExprId>),
+    /// A network call; its outputs are read with `NetOut`.
+    NetCall {
+        net: NetworkId,
+        args: Vec<ExprId>,
+    },
+    /// Output `output` of a call, read as `kind` (a conversion when `kind` differs from the output's own).
+    NetOut {
+        call: ExprId,
+        output: u32,
+        kind: ParamKind,
+    },
+    /// The previous step's value of a step-local.
+    Prev(LocalId),
+    Dist {
+        family: Family,
+        params: Vec<ExprId>,
+    },
+    /// The declared posterior, with its conditioning variables bound; `mixture` marginalises
+    /// one of them over class probabilities.
+    Posterior {
+        index: u32,
+        given: Vec<(FieldRef, ExprId)>,
+        mixture: Option<(FieldRef, ExprId)>,
+    },
+    Prior {
+        index: u32,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Local {
+    pub name: String,
+    pub ty: Ty,
+    /// The bound value (None for draws: see the `Draw` statement).
+    pub value: Option<ExprId>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelKind {
+    /// q(x_t | x_0)
+    Marginal,
+    /// q(x_t | x_{t-1})
+    OneStep,
+    Prior,
+    /// q(x_{t-1} | x_t, x_0) or q(x_s | x_t, x_0)
+    Posterior,
+}
+
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    pub kind: KernelKind,
+    pub target: FieldRef,
+    pub given: Vec<FieldRef>,
+    pub family: Family,
+    /// The distribution expression (an `ExprKind::Dist`).
+    pub dist: ExprId,
+    pub bindings: Vec<LocalId>,
+    /// For a Gaussian marginal `Normal(a * x_0, v)`: `a` and `v`, both functions of time only.
+    pub affine: Option<Affine>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Affine {
+    pub alpha: ExprId,
+    pub var: ExprId,
+}
+
+#[derive(Clone, Debug)]
+pub enum NetInput {
+    /// An expression of one field at the call's time; the call passes the field's value.
+    Field { field: FieldId, expr: ExprId },
+    /// An expression of the time; the call passes a time.
+    Time { expr: ExprId },
+}
+
+#[derive(Clone, Debug)]
+pub struct NetOutput {
+    pub kind: ParamKind,
+    pub field: FieldId,
+    pub ty: Ty,
+}
+
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub name: String,
+    pub inputs: Vec<NetInput>,
+    pub outputs: Vec<NetOutput>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Loss {
+    pub name: String,
+    pub value: ExprId,
+    pub bindings: Vec<LocalId>,
+    /// The field versions the loss reads: its inputs.
+    pub reads: Vec<FieldRef>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum Grid {
+    /// Every integer time from the noise end to the data end.
+    All,
+    Uniform(ExprId),
+    Quadratic(ExprId),
+    LogSnr(ExprId),
+    Karras {
+        steps: ExprId,
+        rho: ExprId,
+    },
+    /// Explicit times (a list or a comprehension, already expanded).
+    List(ExprId),
+}
+
+#[derive(Clone, Debug)]
+pub struct SamplerParam {
+    pub name: String,
+    pub value: ExprId,
+    /// True for `sampler f(p = …)`, false for a sampler-level `let`.
+    pub overridable: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Sampler {
+    pub name: String,
+    pub params: Vec<SamplerParam>,
+    pub grid: Grid,
+    pub grid_span: Span,
+    /// The grid evaluated with the parameters' defaults, from the noise end to the data end.
+    pub default_grid: Vec<f64>,
+    pub init: Vec<Stmt>,
+    pub step: Vec<Stmt>,
+    pub finalize: Vec<Stmt>,
+    /// Network calls per step, counting calls inside `repeat` once.
+    pub calls_per_step: usize,
+    /// Step-locals read through `prev`: the history the host must keep.
+    pub history: Vec<LocalId>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum StmtKind {
+    Let {
+        local: LocalId,
+        value: ExprId,
+    },
+    /// Draw a value from `dist` with the given shape.
+    Draw {
+        local: LocalId,
+        dist: ExprId,
+        shape: Shape,
+    },
+    Assign {
+        field: FieldId,
+        value: ExprId,
+    },
+    Sample {
+        field: FieldId,
+        dist: ExprId,
+    },
+    If {
+        cond: ExprId,
+        then: Vec<Stmt>,
+        otherwise: Vec<Stmt>,
+    },
+    Repeat {
+        count: ExprId,
+        body: Vec<Stmt>,
+    },
+}
