@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod diag;
+pub mod entries;
 pub mod explain;
 pub mod syntax;
 pub mod typed;

@@ -398,8 +398,11 @@ pub enum ExprKind {
     Bool(bool),
     Const(ConstId),
     Param(ParamId),
-    /// A sampler parameter or sampler-level `let`, by index into `Sampler::params`.
-    SamplerParam(u32),
+    /// A sampler parameter or sampler-level `let`: `Process::samplers[sampler].params[index]`.
+    SamplerParam {
+        sampler: u32,
+        index: u32,
+    },
     Time(TimeRef),
     Step(StepVar),
     Schedule {

@@ -89,9 +89,9 @@ impl<'p> Evaluator<'p> {
                 .default
                 .clone()
                 .ok_or(EvalError::Runtime)?,
-            ExprKind::SamplerParam(i) => env
+            ExprKind::SamplerParam { index, .. } => env
                 .sampler_params
-                .get(*i as usize)
+                .get(*index as usize)
                 .cloned()
                 .ok_or(EvalError::Runtime)?,
             ExprKind::Time(TimeRef::T) => Value::Real(env.t),

@@ -167,7 +167,22 @@ impl<'a> Checker<'a> {
         self.as_value(id)
     }
 
+    /// A network call bound to a local is read through the local's value.
+    fn resolve_call(&self, id: ExprId) -> ExprId {
+        match self.p.expr(id).kind {
+            ExprKind::Local(l) => self.p.locals[l.index()]
+                .value
+                .map_or(id, |v| self.resolve_call(v)),
+            _ => id,
+        }
+    }
+
     pub(crate) fn as_value(&mut self, id: ExprId) -> ExprId {
+        let id = if matches!(self.ty(id), Ty::NetCall(_)) {
+            self.resolve_call(id)
+        } else {
+            id
+        };
         match self.ty(id).clone() {
             Ty::NetCall(net) => {
                 let span = self.p.expr(id).span;
@@ -753,7 +768,15 @@ impl<'a> Checker<'a> {
         }
         if let Some(i) = cx.sampler_params.iter().position(|(name, _)| name == n) {
             let ty = cx.sampler_params[i].1.clone();
-            return self.push(ExprKind::SamplerParam(i as u32), ty, span);
+            let sampler = self.p.samplers.len() as u32;
+            return self.push(
+                ExprKind::SamplerParam {
+                    sampler,
+                    index: i as u32,
+                },
+                ty,
+                span,
+            );
         }
         // Names that depend on the place.
         let time = self.p.time.name.clone();
@@ -905,6 +928,11 @@ impl<'a> Checker<'a> {
 
     fn member(&mut self, base: &ast::Expr, name: &ast::Ident, span: Span, cx: &mut Cx) -> ExprId {
         let b = self.expr(base, cx);
+        let b = if matches!(self.ty(b), Ty::NetCall(_)) {
+            self.resolve_call(b)
+        } else {
+            b
+        };
         match self.ty(b).clone() {
             Ty::Error => self.err_expr(span),
             Ty::NetCall(net) => {

@@ -13,6 +13,8 @@ use crate::typed::*;
 use std::collections::HashMap;
 
 pub use crate::typed::Module;
+pub use samplers::{net_calls as net_calls_of, stmt_exprs as stmt_exprs_of};
+pub use schedules::children as children_of;
 
 /// Parse and check a whole file. Returns the module when there were no errors, and every diagnostic.
 pub fn check_source(text: &str) -> (Option<Module>, Vec<Diagnostic>) {

@@ -967,7 +967,8 @@ fn assigned(stmts: &[Stmt], out: &mut Vec<FieldId>) {
     }
 }
 
-fn stmt_exprs(stmts: &[Stmt], out: &mut Vec<ExprId>) {
+/// The expressions directly inside a statement list.
+pub fn stmt_exprs(stmts: &[Stmt], out: &mut Vec<ExprId>) {
     for s in stmts {
         match &s.kind {
             StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => out.push(*value),
@@ -1012,7 +1013,7 @@ fn posterior_uses(p: &Process, stmts: &[Stmt], out: &mut Vec<(u32, Span)>) {
 }
 
 /// The network calls of a statement list (a call inside `repeat` counts once).
-pub(crate) fn net_calls(p: &Process, stmts: &[Stmt], out: &mut Vec<ExprId>) {
+pub fn net_calls(p: &Process, stmts: &[Stmt], out: &mut Vec<ExprId>) {
     walk(p, stmts, |id, x| {
         if matches!(x.kind, ExprKind::NetCall { .. }) {
             out.push(id);

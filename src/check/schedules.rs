@@ -380,7 +380,7 @@ fn collect_calls<'e>(
 }
 
 /// The direct sub-expressions of an expression.
-pub(crate) fn children(k: &ExprKind, out: &mut Vec<ExprId>) {
+pub fn children(k: &ExprKind, out: &mut Vec<ExprId>) {
     match k {
         ExprKind::Schedule { at, .. } => out.push(*at),
         ExprKind::Unary { arg, .. } => out.push(*arg),

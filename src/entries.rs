@@ -1,0 +1,438 @@
+//! The entry points a checked process exposes, with their inputs and outputs
+//! (`../shared/DESIGN.md` §3). Backends and `diffc eval --list` read these.
+
+use crate::typed::*;
+
+/// How a port varies.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Extent {
+    /// One value per element of a field shape.
+    Field(Shape),
+    /// One value per sample.
+    Sample,
+    /// One value for the whole call (a time, a seed, a parameter).
+    Scalar,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Port {
+    pub name: String,
+    pub elem: Elem,
+    pub extent: Extent,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    Forward,
+    LogQ,
+    Posterior,
+    Loss,
+    Prior,
+    Step,
+    Finalize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub kind: EntryKind,
+    /// `forward`, `posterior`, `loss.simple`, `step.ddim`, …
+    pub name: String,
+    pub inputs: Vec<Port>,
+    pub outputs: Vec<Port>,
+}
+
+fn field_port(p: &Process, r: FieldRef, name: String) -> Port {
+    let f = p.field(r.field);
+    Port {
+        name,
+        elem: f.elem,
+        extent: Extent::Field(f.shape.clone()),
+    }
+}
+
+fn scalar(name: &str) -> Port {
+    Port {
+        name: name.into(),
+        elem: Elem::Real,
+        extent: Extent::Scalar,
+    }
+}
+
+fn seed() -> Port {
+    Port {
+        name: "seed".into(),
+        elem: Elem::Real,
+        extent: Extent::Scalar,
+    }
+}
+
+fn version_name(p: &Process, r: FieldRef) -> String {
+    let f = &p.field(r.field).name;
+    let t = &p.time.name;
+    match r.version {
+        Version::Data => format!("{f}_0"),
+        Version::T => format!("{f}_{t}"),
+        Version::S => format!("{f}_s"),
+        Version::End => format!("{f}_T"),
+        Version::Back(k) => format!(
+            "{f}_{{{t}{}{k}}}",
+            if p.time.ascending() { '+' } else { '-' }
+        ),
+    }
+}
+
+/// Ports for a distribution's parameters, named by family.
+fn dist_ports(p: &Process, k: &Kernel) -> Vec<Port> {
+    let f = p.field(k.target.field);
+    let ExprKind::Dist { params, .. } = &p.expr(k.dist).kind else {
+        return Vec::new();
+    };
+    let names: &[&str] = match k.family {
+        Family::Normal => &["mean", "var"],
+        Family::Categorical => &["probs"],
+        Family::Bernoulli => &["p"],
+        Family::Delta => &["value"],
+    };
+    names
+        .iter()
+        .zip(params)
+        .map(|(n, e)| {
+            let ty = &p.expr(*e).ty;
+            let extent = match ty.stage() {
+                Some(Stage::Field(_)) => Extent::Field(f.shape.clone()),
+                Some(Stage::Sample) => Extent::Sample,
+                _ => Extent::Scalar,
+            };
+            Port {
+                name: n.to_string(),
+                elem: ty.elem().unwrap_or(Elem::Real),
+                extent,
+            }
+        })
+        .collect()
+}
+
+pub fn entries(p: &Process) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let t = scalar(&p.time.name);
+    // forward: noise the data; one entry covers every marginal.
+    let marginals: Vec<&Kernel> = p
+        .forwards
+        .iter()
+        .filter(|k| k.kind == KernelKind::Marginal)
+        .collect();
+    if !marginals.is_empty() {
+        let mut inputs = Vec::new();
+        for k in &marginals {
+            for g in &k.given {
+                let port = field_port(p, *g, version_name(p, *g));
+                if !inputs.contains(&port) {
+                    inputs.push(port);
+                }
+            }
+        }
+        inputs.push(t.clone());
+        inputs.push(seed());
+        let mut outputs = Vec::new();
+        for k in &marginals {
+            outputs.push(field_port(p, k.target, version_name(p, k.target)));
+            if k.family == Family::Normal {
+                let f = p.field(k.target.field);
+                let noise = if marginals
+                    .iter()
+                    .filter(|m| m.family == Family::Normal)
+                    .count()
+                    == 1
+                {
+                    "eps".to_string()
+                } else {
+                    format!("eps_{}", f.name)
+                };
+                outputs.push(Port {
+                    name: noise,
+                    elem: f.elem,
+                    extent: Extent::Field(f.shape.clone()),
+                });
+            }
+        }
+        out.push(Entry {
+            kind: EntryKind::Forward,
+            name: "forward".into(),
+            inputs: inputs.clone(),
+            outputs,
+        });
+        let mut lq_in: Vec<Port> = inputs.into_iter().filter(|i| i.name != "seed").collect();
+        for k in &marginals {
+            lq_in.insert(
+                lq_in.len() - 1,
+                field_port(p, k.target, version_name(p, k.target)),
+            );
+        }
+        out.push(Entry {
+            kind: EntryKind::LogQ,
+            name: "log_q".into(),
+            inputs: lq_in,
+            outputs: vec![Port {
+                name: "log_q".into(),
+                elem: Elem::Real,
+                extent: Extent::Sample,
+            }],
+        });
+    }
+    for k in &p.posteriors {
+        let f = &p.field(k.target.field).name;
+        let mut inputs: Vec<Port> = k
+            .given
+            .iter()
+            .map(|g| field_port(p, *g, version_name(p, *g)))
+            .collect();
+        inputs.push(t.clone());
+        if k.target.version == Version::S {
+            inputs.push(scalar("s"));
+        }
+        let name = if p.posteriors.len() == 1 {
+            "posterior".to_string()
+        } else {
+            format!("posterior.{f}")
+        };
+        out.push(Entry {
+            kind: EntryKind::Posterior,
+            name,
+            inputs,
+            outputs: dist_ports(p, k),
+        });
+    }
+    for l in &p.losses {
+        let mut inputs: Vec<Port> = l
+            .reads
+            .iter()
+            .map(|r| field_port(p, *r, version_name(p, *r)))
+            .collect();
+        inputs.push(t.clone());
+        let mut noise_and_nets = Vec::new();
+        let mut grads = Vec::new();
+        let mut stack = vec![l.value];
+        stack.extend(l.bindings.iter().filter_map(|b| p.locals[b.index()].value));
+        let mut seen = std::collections::HashSet::new();
+        while let Some(e) = stack.pop() {
+            if !seen.insert(e) {
+                continue;
+            }
+            let x = p.expr(e);
+            match &x.kind {
+                ExprKind::Noise(f) => {
+                    let fd = p.field(*f);
+                    let port = Port {
+                        name: "eps".into(),
+                        elem: fd.elem,
+                        extent: Extent::Field(fd.shape.clone()),
+                    };
+                    if !noise_and_nets.contains(&port) {
+                        noise_and_nets.push(port);
+                    }
+                }
+                ExprKind::NetCall { net, .. } => {
+                    let n = p.network(*net);
+                    for o in &n.outputs {
+                        let name = format!("{}.{}", n.name, p.field(o.field).name);
+                        let elem = o.ty.elem().unwrap_or(Elem::Real);
+                        let port = Port {
+                            name: name.clone(),
+                            elem,
+                            extent: Extent::Field(p.field(o.field).shape.clone()),
+                        };
+                        if !noise_and_nets.contains(&port) {
+                            noise_and_nets.push(port);
+                            grads.push(Port {
+                                name: format!("d_{name}"),
+                                elem,
+                                extent: Extent::Field(p.field(o.field).shape.clone()),
+                            });
+                        }
+                    }
+                }
+                ExprKind::Local(id) => stack.extend(p.locals[id.index()].value),
+                _ => {}
+            }
+            crate::check::children_of(&x.kind, &mut stack);
+        }
+        inputs.extend(noise_and_nets);
+        let mut outputs = vec![Port {
+            name: "loss".into(),
+            elem: Elem::Real,
+            extent: Extent::Sample,
+        }];
+        outputs.extend(grads);
+        out.push(Entry {
+            kind: EntryKind::Loss,
+            name: format!("loss.{}", l.name),
+            inputs,
+            outputs,
+        });
+    }
+    for k in &p.priors {
+        let name = if p.priors.len() == 1 {
+            "prior".to_string()
+        } else {
+            format!("prior.{}", p.field(k.target.field).name)
+        };
+        out.push(Entry {
+            kind: EntryKind::Prior,
+            name,
+            inputs: vec![seed()],
+            outputs: vec![field_port(p, k.target, version_name(p, k.target))],
+        });
+    }
+    for s in &p.samplers {
+        let mut state = Vec::new();
+        collect_state(p, &s.step, &mut state);
+        let mut inputs: Vec<Port> = state
+            .iter()
+            .map(|f| {
+                field_port(
+                    p,
+                    FieldRef {
+                        field: *f,
+                        version: Version::T,
+                    },
+                    p.field(*f).name.clone(),
+                )
+            })
+            .collect();
+        let mut calls = Vec::new();
+        crate::check::net_calls_of(p, &s.step, &mut calls);
+        for (i, c) in calls.iter().enumerate() {
+            if let ExprKind::NetCall { net, .. } = p.expr(*c).kind {
+                let n = p.network(net);
+                for o in &n.outputs {
+                    let suffix = if calls.len() > 1 {
+                        format!("#{i}")
+                    } else {
+                        String::new()
+                    };
+                    inputs.push(Port {
+                        name: format!("{}.{}{suffix}", n.name, p.field(o.field).name),
+                        elem: o.ty.elem().unwrap_or(Elem::Real),
+                        extent: Extent::Field(p.field(o.field).shape.clone()),
+                    });
+                }
+            }
+        }
+        for h in &s.history {
+            let l = &p.locals[h.index()];
+            inputs.push(Port {
+                name: format!("prev.{}", l.name),
+                elem: l.ty.elem().unwrap_or(Elem::Real),
+                extent: match l.ty.stage() {
+                    Some(Stage::Field(sh)) => Extent::Field(sh.clone()),
+                    _ => Extent::Scalar,
+                },
+            });
+        }
+        inputs.push(t.clone());
+        inputs.push(scalar("s"));
+        inputs.push(seed());
+        let mut assigned_fields = Vec::new();
+        collect_assigned(&s.step, &mut assigned_fields);
+        let outputs = assigned_fields
+            .iter()
+            .map(|f| {
+                field_port(
+                    p,
+                    FieldRef {
+                        field: *f,
+                        version: Version::S,
+                    },
+                    p.field(*f).name.clone(),
+                )
+            })
+            .collect();
+        out.push(Entry {
+            kind: EntryKind::Step,
+            name: format!("step.{}", s.name),
+            inputs,
+            outputs,
+        });
+        if !s.finalize.is_empty() {
+            let mut state = Vec::new();
+            collect_state(p, &s.finalize, &mut state);
+            let mut fin_out = Vec::new();
+            collect_assigned(&s.finalize, &mut fin_out);
+            out.push(Entry {
+                kind: EntryKind::Finalize,
+                name: format!("finalize.{}", s.name),
+                inputs: state
+                    .iter()
+                    .map(|f| {
+                        field_port(
+                            p,
+                            FieldRef {
+                                field: *f,
+                                version: Version::Data,
+                            },
+                            p.field(*f).name.clone(),
+                        )
+                    })
+                    .chain([t.clone(), seed()])
+                    .collect(),
+                outputs: fin_out
+                    .iter()
+                    .map(|f| {
+                        field_port(
+                            p,
+                            FieldRef {
+                                field: *f,
+                                version: Version::Data,
+                            },
+                            p.field(*f).name.clone(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+fn collect_state(p: &Process, stmts: &[Stmt], out: &mut Vec<FieldId>) {
+    let mut exprs = Vec::new();
+    crate::check::stmt_exprs_of(stmts, &mut exprs);
+    let mut seen = std::collections::HashSet::new();
+    while let Some(e) = exprs.pop() {
+        if !seen.insert(e) {
+            continue;
+        }
+        let x = p.expr(e);
+        if let ExprKind::State(f) = x.kind {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        if let ExprKind::Local(l) = x.kind {
+            exprs.extend(p.locals[l.index()].value);
+        }
+        crate::check::children_of(&x.kind, &mut exprs);
+    }
+    out.sort();
+}
+
+fn collect_assigned(stmts: &[Stmt], out: &mut Vec<FieldId>) {
+    for s in stmts {
+        match &s.kind {
+            StmtKind::Assign { field, .. } | StmtKind::Sample { field, .. } => {
+                if !out.contains(field) {
+                    out.push(*field);
+                }
+            }
+            StmtKind::If {
+                then, otherwise, ..
+            } => {
+                collect_assigned(then, out);
+                collect_assigned(otherwise, out);
+            }
+            StmtKind::Repeat { body, .. } => collect_assigned(body, out),
+            _ => {}
+        }
+    }
+    out.sort();
+}

@@ -1,0 +1,77 @@
+//! The shipped specs: each checks cleanly, and its `explain` printout is snapshot-tested.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn shipped_specs_check_and_explain() {
+    let mut count = 0;
+    insta::glob!("../specs", "*.diff", |path| {
+        count += 1;
+        let text = std::fs::read_to_string(path).unwrap();
+        let (module, diags) = diffc::check::check_source(&text);
+        let name = path.display().to_string();
+        let source = diffc::diag::Source {
+            name: &name,
+            text: &text,
+        };
+        assert!(
+            diags.is_empty(),
+            "{}",
+            diffc::diag::render_text(&source, &diags, false)
+        );
+        let module = module.expect("checked module");
+        let text = diffc::explain::explain(&module, None).unwrap();
+        insta::assert_snapshot!(text);
+    });
+    assert!(count >= 12, "only {count} shipped specs");
+}
+
+#[test]
+fn cli_checks_every_shipped_spec() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.retain(|f| f.extension().is_some_and(|e| e == "diff"));
+    files.sort();
+    let out = Command::new(env!("CARGO_BIN_EXE_diffc"))
+        .arg("check")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in &files {
+        let out = Command::new(env!("CARGO_BIN_EXE_diffc"))
+            .arg("explain")
+            .arg(f)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", f.display());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("process "), "{}: {text}", f.display());
+        assert!(text.contains("entry points:"), "{}", f.display());
+    }
+}
+
+#[test]
+fn every_spec_cites_its_math_section() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|e| e == "diff") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.contains("MATH.md §"),
+                "{} does not cite MATH.md",
+                path.display()
+            );
+        }
+    }
+}
