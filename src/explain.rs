@@ -670,13 +670,15 @@ fn show_prec(p: &Process, id: ExprId, outer: u8) -> String {
             )
         }
         ExprKind::Call { func, args } => {
-            let args = if args.is_empty() {
-                match e.ty.elem() {
-                    Some(Elem::Vec(k) | Elem::Mat(k)) => k.to_string(),
-                    _ => String::new(),
+            let args = match (func, e.ty.elem()) {
+                (Builtin::Ones, Some(Elem::Mat(k))) => format!("{k}, {k}"),
+                (_, Some(Elem::Vec(k) | Elem::Mat(k))) if args.is_empty() => k.to_string(),
+                (Builtin::OneHot, Some(Elem::Vec(k)))
+                    if p.expr(args[0]).ty.elem() != Some(Elem::Cat(k)) =>
+                {
+                    format!("{}, {k}", show(p, args[0]))
                 }
-            } else {
-                list(args)
+                _ => list(args),
             };
             (format!("{}({args})", func.name()), 9)
         }
