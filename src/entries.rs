@@ -419,10 +419,10 @@ fn collect_state(p: &Process, stmts: &[Stmt], out: &mut Vec<FieldId>) {
 fn collect_assigned(stmts: &[Stmt], out: &mut Vec<FieldId>) {
     for s in stmts {
         match &s.kind {
-            StmtKind::Assign { field, .. } | StmtKind::Sample { field, .. } => {
-                if !out.contains(field) {
-                    out.push(*field);
-                }
+            StmtKind::Assign { field, .. } | StmtKind::Sample { field, .. }
+                if !out.contains(field) =>
+            {
+                out.push(*field);
             }
             StmtKind::If {
                 then, otherwise, ..

@@ -93,12 +93,7 @@ fn port(p: &Process, port: &Port) -> String {
         Extent::Sample => " per sample".into(),
         Extent::Scalar => String::new(),
     };
-    format!(
-        "{}: {}{}",
-        port.name,
-        port.elem.describe(),
-        if ext.starts_with('[') { ext } else { ext }
-    )
+    format!("{}: {}{}", port.name, port.elem.describe(), ext)
 }
 
 fn process(out: &mut String, p: &Process) {

@@ -689,7 +689,7 @@ fn binary(op: BinOp, a: &Value, b: &Value, e: &Expr) -> R {
         BinOp::Div => {
             let zero = match as_num(b) {
                 Value::Real(y) => y == 0.0,
-                Value::Vec(ys) | Value::Mat(_, ys) => ys.iter().any(|y| *y == 0.0),
+                Value::Vec(ys) | Value::Mat(_, ys) => ys.contains(&0.0),
                 _ => false,
             };
             if zero {

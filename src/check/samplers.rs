@@ -648,9 +648,7 @@ impl<'a> Checker<'a> {
                     return None;
                 }
                 let f = self.p.field(field).clone();
-                if !super::elem_accepts(f.elem, t.elem())
-                    || (f.elem == Elem::Real && t.elem() == Some(Elem::Bool)) && false
-                {
+                if !super::elem_accepts(f.elem, t.elem()) {
                     let hint = match (f.elem, t.elem()) {
                         (Elem::Cat(_), Some(Elem::Vec(_))) => {
                             "sample the class: `x ~ Categorical(p)`, or take `argmax(p)`"
@@ -950,10 +948,10 @@ impl<'a> Checker<'a> {
 fn assigned(stmts: &[Stmt], out: &mut Vec<FieldId>) {
     for s in stmts {
         match &s.kind {
-            StmtKind::Assign { field, .. } | StmtKind::Sample { field, .. } => {
-                if !out.contains(field) {
-                    out.push(*field)
-                }
+            StmtKind::Assign { field, .. } | StmtKind::Sample { field, .. }
+                if !out.contains(field) =>
+            {
+                out.push(*field)
             }
             StmtKind::If {
                 then, otherwise, ..
