@@ -299,25 +299,7 @@ pub fn entries(p: &Process) -> Vec<Entry> {
                 )
             })
             .collect();
-        let mut calls = Vec::new();
-        crate::check::net_calls_of(p, &s.step, &mut calls);
-        for (i, c) in calls.iter().enumerate() {
-            if let ExprKind::NetCall { net, .. } = p.expr(*c).kind {
-                let n = p.network(net);
-                for o in &n.outputs {
-                    let suffix = if calls.len() > 1 {
-                        format!("#{i}")
-                    } else {
-                        String::new()
-                    };
-                    inputs.push(Port {
-                        name: format!("{}.{}{suffix}", n.name, p.field(o.field).name),
-                        elem: o.ty.elem().unwrap_or(Elem::Real),
-                        extent: Extent::Field(p.field(o.field).shape.clone()),
-                    });
-                }
-            }
-        }
+        inputs.extend(net_ports(p, &s.step));
         for h in &s.history {
             let l = &p.locals[h.index()];
             inputs.push(Port {
@@ -373,6 +355,7 @@ pub fn entries(p: &Process) -> Vec<Entry> {
                             p.field(*f).name.clone(),
                         )
                     })
+                    .chain(net_ports(p, &s.finalize))
                     .chain([t.clone(), seed()])
                     .collect(),
                 outputs: fin_out
@@ -389,6 +372,32 @@ pub fn entries(p: &Process) -> Vec<Entry> {
                     })
                     .collect(),
             });
+        }
+    }
+    out
+}
+
+/// One input per network output read by the statements (numbered when a network is called several times).
+fn net_ports(p: &Process, stmts: &[Stmt]) -> Vec<Port> {
+    let mut calls = Vec::new();
+    crate::check::net_calls_of(p, stmts, &mut calls);
+    calls.sort();
+    let mut out = Vec::new();
+    for (i, c) in calls.iter().enumerate() {
+        if let ExprKind::NetCall { net, .. } = p.expr(*c).kind {
+            let n = p.network(net);
+            for o in &n.outputs {
+                let suffix = if calls.len() > 1 {
+                    format!("#{i}")
+                } else {
+                    String::new()
+                };
+                out.push(Port {
+                    name: format!("{}.{}{suffix}", n.name, p.field(o.field).name),
+                    elem: o.ty.elem().unwrap_or(Elem::Real),
+                    extent: Extent::Field(p.field(o.field).shape.clone()),
+                });
+            }
         }
     }
     out

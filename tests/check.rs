@@ -173,3 +173,33 @@ fn quadratic_grid_is_uniform_in_sqrt_t() {
         assert!((x - d[0]).abs() < 1e-12, "{d:?}");
     }
 }
+
+#[test]
+fn outer_and_row_lists_build_the_same_matrix() {
+    let p = process(
+        "process p { const K = 3  time t : 1..2
+           schedule A(t) = outer(ones(K), onehot(2, K))
+           schedule B(t) = [onehot(2, K) for j in 0..K - 1] }",
+    );
+    let a = p.schedules[0].table[1].clone().unwrap();
+    let b = p.schedules[1].table[1].clone().unwrap();
+    assert_eq!(
+        a,
+        Value::Mat(3, vec![0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+    );
+    assert_eq!(a, b);
+}
+
+#[test]
+fn one_sided_intervals() {
+    process("process p { time t : 1..3  schedule v(t) in (0, inf) increasing = 10 ^ t }");
+    let (m, d) = diffc::check::check_source(
+        "process p { time t : 1..3  schedule v(t) in (-inf, 0) = 10 ^ t }",
+    );
+    assert!(m.is_none());
+    assert!(
+        d[0].message.contains("leaves (-inf, 0)"),
+        "{}",
+        d[0].message
+    );
+}

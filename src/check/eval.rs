@@ -435,6 +435,15 @@ impl<'p> Evaluator<'p> {
                 }
                 _ => return Err(EvalError::Runtime),
             },
+            B::Outer => match (arg(0)?, arg(1)?) {
+                (Value::Vec(a), Value::Vec(b)) => Value::Mat(
+                    a.len(),
+                    a.iter()
+                        .flat_map(|x| b.iter().map(move |y| x * y))
+                        .collect(),
+                ),
+                _ => return Err(EvalError::Runtime),
+            },
             B::Transpose => match arg(0)? {
                 Value::Mat(k, m) => {
                     let mut out = vec![0.0; k * k];

@@ -1451,7 +1451,14 @@ impl<'a> Checker<'a> {
         use Builtin as B;
         let name = b.name();
         let range = match b {
-            B::Min | B::Max | B::LogAddExp | B::Dot | B::Pair | B::Linspace | B::Geometric => 2..=2,
+            B::Min
+            | B::Max
+            | B::LogAddExp
+            | B::Dot
+            | B::Outer
+            | B::Pair
+            | B::Linspace
+            | B::Geometric => 2..=2,
             B::Clamp => 3..=3,
             B::OneHot | B::Ones => 1..=2,
             _ => 1..=1,
@@ -1663,6 +1670,17 @@ impl<'a> Checker<'a> {
                     return self.type_err(
                         args[1].value.span,
                         "dot takes two vec<K> of one size",
+                        &tys[1],
+                        span,
+                    )
+                }
+            },
+            B::Outer => match (elems[0], elems[1]) {
+                (Elem::Vec(a), Elem::Vec(b2)) if a == b2 => Ty::value(Elem::Mat(a), stage),
+                _ => {
+                    return self.type_err(
+                        args[1].value.span,
+                        "outer takes two vec<K> of one size",
                         &tys[1],
                         span,
                     )

@@ -78,10 +78,22 @@ impl<'a> Checker<'a> {
                 }
             }
             if let Some(iv) = &s.interval {
-                let mut c = Cx::new(Place::Const);
-                let lo = self.value(&iv.lo, &mut c);
-                let hi = self.value(&iv.hi, &mut c);
-                if let (Some(lo), Some(hi)) = (self.const_real(lo), self.const_real(hi)) {
+                // `inf` and `-inf` leave an end open.
+                let bound = |c: &mut Self, e: &ast::Expr| -> Option<f64> {
+                    match &e.kind {
+                        ast::ExprKind::Name(n) if n == "inf" => Some(f64::INFINITY),
+                        ast::ExprKind::Unary {
+                            op: ast::UnOp::Neg,
+                            operand,
+                        } if operand.as_name() == Some("inf") => Some(f64::NEG_INFINITY),
+                        _ => {
+                            let mut cx = Cx::new(Place::Const);
+                            let id = c.value(e, &mut cx);
+                            c.const_real(id)
+                        }
+                    }
+                };
+                if let (Some(lo), Some(hi)) = (bound(self, &iv.lo), bound(self, &iv.hi)) {
                     self.p.schedules[i].interval = Some((lo, iv.lo_closed, hi, iv.hi_closed));
                 }
                 if self.p.schedules[i].elem != Elem::Real {
