@@ -121,7 +121,7 @@ pub enum Code {
     Distribution,
     /// Discrete-time and continuous-time constructs are mixed.
     TimeKind,
-    /// A sampler steps away from the data, or its grid is malformed.
+    /// A sampler or a kernel steps away from the data.
     Direction,
     /// A schedule evaluates to an invalid value somewhere on its grid.
     ScheduleHazard,

@@ -173,7 +173,7 @@ impl<'p> Evaluator<'p> {
                     _ => return Err(EvalError::Runtime),
                 };
                 if i.fract() != 0.0 || i < 0.0 || i >= len as f64 {
-                    return Err(hazard(e, format!("index {i} is outside 0..{len}")));
+                    return Err(hazard(e, format!("index {i} is outside 0 to {}", len - 1)));
                 }
                 match base {
                     Value::Vec(v) => Value::Real(v[i as usize]),
@@ -340,7 +340,10 @@ impl<'p> Evaluator<'p> {
                 let a = arg(0)?;
                 checked_map(&a, e, |x| {
                     if x < -1e-12 {
-                        Err(format!("square root of a negative number ({x:e})"))
+                        Err(format!(
+                            "square root of a negative number ({})",
+                            crate::check::schedules::fmt(x)
+                        ))
                     } else {
                         Ok(x.max(0.0).sqrt())
                     }
@@ -350,14 +353,21 @@ impl<'p> Evaluator<'p> {
                 if x == 0.0 {
                     Err("log of 0".into())
                 } else if x < 0.0 {
-                    Err(format!("log of a negative number ({x:e})"))
+                    Err(format!(
+                        "log of a negative number ({})",
+                        crate::check::schedules::fmt(x)
+                    ))
                 } else {
                     Ok(x.ln())
                 }
             })?,
             B::Log1p => checked_map(&arg(0)?, e, |x| {
                 if x <= -1.0 {
-                    Err(format!("log1p of {x:e} (log of {:e})", 1.0 + x))
+                    Err(format!(
+                        "log1p of {} (log of {})",
+                        crate::check::schedules::fmt(x),
+                        crate::check::schedules::fmt(1.0 + x)
+                    ))
                 } else {
                     Ok(x.ln_1p())
                 }

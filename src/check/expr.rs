@@ -178,6 +178,8 @@ impl<'a> Checker<'a> {
     }
 
     pub(crate) fn as_value(&mut self, id: ExprId) -> ExprId {
+        // Where the value is used (a local's name, or the call itself).
+        let span = self.p.expr(id).span;
         let id = if matches!(self.ty(id), Ty::NetCall(_)) {
             self.resolve_call(id)
         } else {
@@ -185,7 +187,6 @@ impl<'a> Checker<'a> {
         };
         match self.ty(id).clone() {
             Ty::NetCall(net) => {
-                let span = self.p.expr(id).span;
                 let n = self.p.network(net);
                 if n.outputs.len() == 1 {
                     let out = &n.outputs[0];
@@ -421,7 +422,7 @@ impl<'a> Checker<'a> {
                         let d = Diagnostic::error(
                             Code::Shape,
                             index.span,
-                            format!("index {iv} is outside 0..{len}"),
+                            format!("index {iv} is outside 0 to {}", len - 1),
                         )
                         .with_label("out of range");
                         self.error(d);
@@ -706,6 +707,9 @@ impl<'a> Checker<'a> {
         span: Span,
         cx: &mut Cx,
     ) -> ExprId {
+        if self.is_poisoned(base) {
+            return self.err_expr(span);
+        }
         let Some((Global::Field(f), _)) = self.globals.get(base).copied() else {
             let d = self.unknown(base, span, "field");
             self.error(d);
@@ -777,6 +781,12 @@ impl<'a> Checker<'a> {
                 ty,
                 span,
             );
+        }
+        if self.is_poisoned(n) {
+            return self.err_expr(span);
+        }
+        if self.is_poisoned(n) {
+            return self.err_expr(span);
         }
         // Names that depend on the place.
         let time = self.p.time.name.clone();
@@ -1153,6 +1163,9 @@ impl<'a> Checker<'a> {
         if let Some(f) = self.fns.get(name).copied() {
             return self.inline_fn(f, args, span, cx);
         }
+        if self.is_poisoned(name) {
+            return self.err_expr(span);
+        }
         match self.globals.get(name).copied() {
             Some((Global::Schedule(id), _)) => return self.schedule_call(id, args, span, cx),
             Some((Global::Network(id), _)) => return self.network_call(id, args, span, cx),
@@ -1187,9 +1200,9 @@ impl<'a> Checker<'a> {
                 Code::Type,
                 span,
                 format!(
-                    "`{}` takes {} arguments, found {}",
+                    "`{}` takes {}, found {}",
                     f.name.name,
-                    f.params.len(),
+                    plural(f.params.len(), "argument"),
                     args.len()
                 ),
             )
@@ -1241,19 +1254,13 @@ impl<'a> Checker<'a> {
                 span,
                 format!("schedule `{sname}` takes one time argument"),
             )
-            .with_label(format!("{} arguments", args.len()));
+            .with_label(plural(args.len(), "argument"));
             self.error(d);
             return self.err_expr(span);
         }
         if self.p.schedule(id).body == ExprId(u32::MAX) {
-            // Checked in dependency order, so this is a cycle.
-            let d = Diagnostic::error(
-                Code::Cycle,
-                span,
-                format!("schedule `{sname}` depends on itself"),
-            )
-            .with_label("circular reference");
-            self.error(d);
+            // Schedules are checked in dependency order, so this one is part of a cycle or
+            // failed to check: both were reported where they are.
             return self.err_expr(span);
         }
         let at = self.value(&args[0].value, cx);
@@ -1335,9 +1342,10 @@ impl<'a> Checker<'a> {
                 NetInput::Field { field, .. } => {
                     let f = self.p.field(*field).clone();
                     let ok_elem = super::elem_accepts(f.elem, t.elem());
+                    // A field input takes the field's values, not a number per step.
                     let ok_shape = match t.stage().unwrap() {
                         Stage::Field(s) => s.dims == f.shape.dims,
-                        _ => true,
+                        _ => f.shape.dims.is_empty(),
                     };
                     if !ok_elem || !ok_shape {
                         let d = Diagnostic::error(
@@ -1440,7 +1448,11 @@ impl<'a> Checker<'a> {
         let d = Diagnostic::error(
             Code::Type,
             span,
-            format!("`{name}` takes {want} arguments, found {}", args.len()),
+            format!(
+                "`{name}` takes {want} argument{}, found {}",
+                if want == "1" { "" } else { "s" },
+                args.len()
+            ),
         )
         .with_label("wrong number of arguments");
         self.error(d);
@@ -1504,10 +1516,10 @@ impl<'a> Checker<'a> {
         // Size arguments are constants, not values.
         if matches!(b, B::Eye | B::Ones | B::Zeros) || (b == B::OneHot && args.len() == 2) {
             let sizes: Vec<Option<u32>> = match b {
-                B::OneHot => vec![self.const_count(&args[1].value, "a class count")],
+                B::OneHot => vec![self.const_count(&args[1].value, "a class count", 1)],
                 _ => args
                     .iter()
-                    .map(|a| self.const_count(&a.value, "a size"))
+                    .map(|a| self.const_count(&a.value, "a size", 1))
                     .collect(),
             };
             if sizes.iter().any(Option::is_none) {
@@ -1734,12 +1746,17 @@ impl<'a> Checker<'a> {
                 let shape = match &stage {
                     Stage::Field(s) if s.dims.len() == 2 && s.dims[0] == s.dims[1] => s.clone(),
                     _ => {
-                        return self.type_err(
+                        let d = Diagnostic::error(
+                            Code::Shape,
                             args[0].value.span,
-                            "rowsum takes an edge field [n, n]",
-                            &tys[0],
-                            span,
+                            format!(
+                                "rowsum takes an edge field [n, n]; found {}",
+                                self.describe_ty(&tys[0])
+                            ),
                         )
+                        .with_label("not an edge field");
+                        self.error(d);
+                        return self.err_expr(span);
                     }
                 };
                 if !matches!(elems[0], Elem::Real | Elem::Bool) {
@@ -1767,8 +1784,8 @@ impl<'a> Checker<'a> {
                     )
                     .with_label(format!(
                         "found {} and {}",
-                        describe(&tys[0]),
-                        describe(&tys[1])
+                        self.describe_ty(&tys[0]),
+                        self.describe_ty(&tys[1])
                     ));
                     self.error(d);
                     return self.err_expr(span);
@@ -1858,9 +1875,24 @@ impl<'a> Checker<'a> {
         self.push(ExprKind::Call { func: b, args: ids }, out, span)
     }
 
+    /// `describe`, with the shape of field values spelled out.
+    pub(crate) fn describe_ty(&self, ty: &Ty) -> String {
+        match ty {
+            Ty::Value {
+                elem,
+                stage: Stage::Field(s),
+            } => format!("a {} field value {}", elem.describe(), self.shape_text(s)),
+            _ => describe(ty),
+        }
+    }
+
     fn type_err(&mut self, at: Span, msg: &str, found: &Ty, span: Span) -> ExprId {
-        let d = Diagnostic::error(Code::Type, at, format!("{msg}; found {}", describe(found)))
-            .with_label("wrong type");
+        let d = Diagnostic::error(
+            Code::Type,
+            at,
+            format!("{msg}; found {}", self.describe_ty(found)),
+        )
+        .with_label("wrong type");
         self.error(d);
         self.err_expr(span)
     }
@@ -1881,7 +1913,7 @@ impl<'a> Checker<'a> {
                 span,
                 format!("`{name}` takes {} ({})", params.len(), params.join(", ")),
             )
-            .with_label(format!("{} arguments", args.len()));
+            .with_label(plural(args.len(), "argument"));
             self.error(d);
             return self.err_expr(span);
         }
@@ -2271,4 +2303,13 @@ pub(crate) fn unify_elem(a: Elem, b: Elem) -> Option<Elem> {
 
 fn squash(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// "1 argument", "2 arguments".
+pub(crate) fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }

@@ -16,6 +16,9 @@ const MAX_ENUM_TIMES: usize = 48;
 
 impl<'a> Checker<'a> {
     fn var_ref(&mut self, v: &ast::Var) -> Option<FieldRef> {
+        if self.is_poisoned(&v.name) {
+            return None;
+        }
         let text = self.source(v.span).to_string();
         match &v.subscript {
             Some((var, off)) => {
@@ -157,8 +160,14 @@ impl<'a> Checker<'a> {
                     version: Version::Data,
                 };
                 if given.len() != 2 || !given.contains(&want_t) || !given.contains(&want_0) {
+                    // Point at the first variable that does not belong, else after the last.
+                    let wrong = given.iter().position(|g| *g != want_t && *g != want_0);
+                    let at = match wrong {
+                        Some(i) => k.given[i].span,
+                        None => k.given.last().map_or(span, |g| g.span),
+                    };
                     return self.structure(
-                        k.given.first().map_or(span, |g| g.span),
+                        at,
                         format!("a posterior is conditioned on `{fname}_{t}` and `{fname}_0`"),
                     );
                 }
@@ -194,6 +203,19 @@ impl<'a> Checker<'a> {
         });
         let mut bindings = Vec::new();
         for b in &k.bindings {
+            if let Some(prev) = cx
+                .scopes
+                .iter()
+                .find(|(n, _)| *n == b.name.name)
+                .map(|(_, b)| b.clone())
+            {
+                let Bound::Local(p) = prev else {
+                    unreachable!()
+                };
+                let d = super::duplicate(&b.name, self.p.locals[p.index()].span);
+                self.error(d);
+                return;
+            }
             let v = self.value(&b.value, &mut cx);
             let l = self.new_local(&b.name, v);
             cx.scopes.push((b.name.name.clone(), Bound::Local(l)));
@@ -250,17 +272,14 @@ impl<'a> Checker<'a> {
             return;
         }
         if kind == KernelKind::Prior && given.is_empty() {
-            {
-                if self.depends_on_time(dist) {
-                    let d = Diagnostic::error(
-                        Code::TimeKind,
-                        k.dist.span,
-                        "a prior does not depend on time",
-                    )
-                    .with_label("time-dependent prior");
-                    self.error(d);
-                    return;
-                }
+            if let Some(at) = self.time_use(dist) {
+                let d = Diagnostic::error(Code::Structure, at, "a prior does not depend on time")
+                    .with_label("time used here")
+                    .with_note(
+                        "the prior is the distribution at the noise end; write it with constants",
+                    );
+                self.error(d);
+                return;
             }
         }
         let affine = if kind == KernelKind::Marginal && family == Family::Normal {
@@ -285,18 +304,23 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Does an expression read the time (directly or through a schedule or local)?
-    pub(crate) fn depends_on_time(&self, e: ExprId) -> bool {
+    /// The leftmost place where an expression reads the time (directly, or through a local).
+    pub(crate) fn time_use(&self, e: ExprId) -> Option<Span> {
         let mut stack = vec![e];
+        let mut best: Option<Span> = None;
         while let Some(e) = stack.pop() {
-            match &self.p.expr(e).kind {
-                ExprKind::Time(_) | ExprKind::Step(_) => return true,
-                ExprKind::Schedule { at, .. } => stack.push(*at),
+            let x = self.p.expr(e);
+            match &x.kind {
+                ExprKind::Time(_) | ExprKind::Step(_) => {
+                    if best.is_none_or(|b| x.span.start < b.start) {
+                        best = Some(x.span);
+                    }
+                }
                 ExprKind::Local(l) => stack.extend(self.p.locals[l.index()].value),
                 k => children(k, &mut stack),
             }
         }
-        false
+        best
     }
 
     fn structure(&mut self, span: Span, message: String) {
@@ -378,6 +402,15 @@ impl<'a> Checker<'a> {
                 return false;
             }
             if f.shape.sym && !s.sym {
+                // Point at the parameter that breaks the symmetry, when there is one.
+                let span = match &self.p.expr(dist).kind {
+                    ExprKind::Dist { params, .. } => params
+                        .iter()
+                        .map(|p| self.p.expr(*p))
+                        .find(|p| matches!(p.ty.stage(), Some(Stage::Field(ps)) if !ps.sym))
+                        .map_or(span, |p| p.span),
+                    _ => span,
+                };
                 let d = Diagnostic::error(
                     Code::Symmetry,
                     span,
@@ -418,6 +451,24 @@ impl<'a> Checker<'a> {
                 } else {
                     return None;
                 }
+            }
+            // x_0 / a is (1 / a) x_0.
+            ExprKind::Binary {
+                op: BinOp::Div,
+                lhs,
+                rhs,
+            } if is_data(self, lhs) && self.ty(rhs).stage()?.rank() <= 1 => {
+                let one = self.push(ExprKind::Number(1.0), Ty::real(Stage::Const), span);
+                let ty = self.ty(rhs).clone();
+                self.push(
+                    ExprKind::Binary {
+                        op: BinOp::Div,
+                        lhs: one,
+                        rhs,
+                    },
+                    ty,
+                    span,
+                )
             }
             _ => return None,
         };
@@ -559,6 +610,19 @@ impl<'a> Checker<'a> {
         let mut cx = Cx::new(Place::Loss);
         let mut bindings = Vec::new();
         for b in &l.bindings {
+            if let Some(prev) = cx
+                .scopes
+                .iter()
+                .find(|(n, _)| *n == b.name.name)
+                .map(|(_, b)| b.clone())
+            {
+                let Bound::Local(p) = prev else {
+                    unreachable!()
+                };
+                let d = super::duplicate(&b.name, self.p.locals[p.index()].span);
+                self.error(d);
+                return;
+            }
             let v = self.expr(&b.value, &mut cx);
             let l = self.new_local(&b.name, v);
             cx.scopes.push((b.name.name.clone(), Bound::Local(l)));
@@ -620,6 +684,9 @@ impl<'a> Checker<'a> {
     }
 
     fn time_pairs(&self, k: &Kernel, limit: Option<usize>) -> Vec<(f64, Option<f64>)> {
+        if k.kind == KernelKind::Prior {
+            return vec![(f64::NAN, None)];
+        }
         let time = &self.p.time;
         let mut pts = time.check_points();
         if let Some(n) = limit {
@@ -956,7 +1023,12 @@ impl<'a> Checker<'a> {
     }
 
     fn at_text(&self, t: f64, s: Option<f64>, combo: &[(FieldRef, Value)]) -> String {
-        let mut parts = vec![format!("{} = {}", self.p.time.name, fmt(t))];
+        // Priors have no time: they are evaluated once, with t = NaN.
+        let mut parts = if t.is_nan() {
+            vec![]
+        } else {
+            vec![format!("{} = {}", self.p.time.name, fmt(t))]
+        };
         if let Some(s) = s {
             parts.push(format!("s = {}", fmt(s)));
         }
@@ -968,7 +1040,11 @@ impl<'a> Checker<'a> {
             };
             parts.push(format!("{} = {v}", self.version_name(*r)));
         }
-        parts.join(", ")
+        if parts.is_empty() {
+            "the noise end".to_string()
+        } else {
+            parts.join(", ")
+        }
     }
 
     fn eval_diag(

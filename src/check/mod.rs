@@ -5,7 +5,7 @@ pub mod eval;
 mod expr;
 mod kernels;
 mod samplers;
-mod schedules;
+pub(crate) mod schedules;
 
 use crate::diag::{Code, Diagnostic, Span};
 use crate::syntax::{self, ast};
@@ -30,7 +30,9 @@ pub fn check_file(file: &ast::File, text: &str) -> (Option<Module>, Vec<Diagnost
     let mut fns: HashMap<String, &ast::FnDef> = HashMap::new();
     for item in &file.items {
         if let ast::Item::Fn(f) = item {
-            if let Some(prev) = fns.insert(f.name.name.clone(), f) {
+            if let Some(d) = fn_problem(f) {
+                diags.push(d);
+            } else if let Some(prev) = fns.insert(f.name.name.clone(), f) {
                 diags.push(duplicate(&f.name, prev.name.span));
             }
         }
@@ -61,7 +63,32 @@ pub fn check_file(file: &ast::File, text: &str) -> (Option<Module>, Vec<Diagnost
     (ok.then_some(module), diags)
 }
 
-fn duplicate(name: &ast::Ident, first: Span) -> Diagnostic {
+/// A function named like a built-in, or with a repeated parameter.
+fn fn_problem(f: &ast::FnDef) -> Option<Diagnostic> {
+    let n = &f.name.name;
+    if n == "pi"
+        || Builtin::from_name(n).is_some()
+        || is_reserved(n)
+        || matches!(n.as_str(), "uniform" | "quadratic" | "logsnr" | "karras")
+    {
+        return Some(
+            Diagnostic::error(
+                Code::Duplicate,
+                f.name.span,
+                format!("`{n}` is a built-in name"),
+            )
+            .with_label("choose another name for this function"),
+        );
+    }
+    for (i, p) in f.params.iter().enumerate() {
+        if let Some(first) = f.params[..i].iter().find(|q| q.name == p.name) {
+            return Some(duplicate(p, first.span));
+        }
+    }
+    None
+}
+
+pub(crate) fn duplicate(name: &ast::Ident, first: Span) -> Diagnostic {
     Diagnostic::error(
         Code::Duplicate,
         name.span,
@@ -84,6 +111,8 @@ enum Global {
     Network(NetworkId),
     Loss,
     Sampler,
+    /// A declaration with an error: uses of the name are not reported again.
+    Poisoned,
 }
 
 pub(crate) struct Checker<'a> {
@@ -178,11 +207,21 @@ impl<'a> Checker<'a> {
     }
 
     fn run(&mut self, proc: &'a ast::Process) {
+        // Evaluations (tables, domains, dry runs) only run on a process with no error so far.
+        let start = self.errors();
         // Pass 1: names, constants, dimensions, fields and time, in order.
         for d in &proc.decls {
             self.declare_decl(d);
         }
         if !self.has_time {
+            if proc
+                .decls
+                .iter()
+                .any(|d| matches!(d.kind, ast::DeclKind::Time(_)))
+            {
+                // The time declaration had an error, already reported.
+                return;
+            }
             self.error(
                 Diagnostic::error(
                     Code::Structure,
@@ -195,11 +234,10 @@ impl<'a> Checker<'a> {
             return;
         }
         // Pass 2: schedules in dependency order, then tabulate them.
-        let before = self.errors();
         self.check_schedules();
-        if self.errors() == before {
+        if self.errors() == start {
             self.tabulate_schedules();
-            self.schedules_ok = self.errors() == before;
+            self.schedules_ok = self.errors() == start;
         }
         // Pass 3: kernels, networks, losses, samplers.
         for d in &proc.decls {
@@ -215,7 +253,7 @@ impl<'a> Checker<'a> {
                 self.check_network(n, d.span);
             }
         }
-        let kernels_ok = self.errors() == before;
+        let kernels_ok = self.errors() == start;
         if kernels_ok {
             self.check_kernel_domains();
         }
@@ -234,7 +272,10 @@ impl<'a> Checker<'a> {
             D::Const { name, value } => {
                 let mut cx = expr::Cx::new(expr::Place::Const);
                 let id = self.expr(value, &mut cx);
-                let Some(v) = self.const_real(id) else { return };
+                let Some(v) = self.const_real(id) else {
+                    self.poison(name);
+                    return;
+                };
                 let is_int = matches!(self.p.expr(id).kind, ExprKind::Number(_))
                     && v.fract() == 0.0
                     || (v.fract() == 0.0 && self.is_int_expr(id));
@@ -259,6 +300,7 @@ impl<'a> Checker<'a> {
             }
             D::Param { name, ty, default } => {
                 let Some(elem) = self.type_expr(ty) else {
+                    self.poison(name);
                     return;
                 };
                 let default = match default {
@@ -293,7 +335,7 @@ impl<'a> Checker<'a> {
                         let sum: f64 = v.iter().sum();
                         self.error(
                             Diagnostic::error(Code::Domain, default_span(d), format!("the default of `{}` is not a probability vector", name.name))
-                                .with_label(format!("entries sum to {sum}, or one is negative"))
+                                .with_label(format!("entries sum to {}, or one is negative", schedules::fmt(sum)))
                                 .with_note("class parameters are distributions over classes: entries ≥ 0 that sum to 1"),
                         );
                     }
@@ -309,6 +351,7 @@ impl<'a> Checker<'a> {
             }
             D::Mask { name, dim } => {
                 let Some(dim_id) = self.lookup_dim(dim) else {
+                    self.poison(name);
                     return;
                 };
                 if self.declare(name, Global::Mask(MaskId(self.p.masks.len() as u32))) {
@@ -354,7 +397,9 @@ impl<'a> Checker<'a> {
                 self.declare(&s.name, Global::Sampler);
             }
             D::Fn(f) => {
-                if let Some((_, first)) = self.globals.get(&f.name.name) {
+                if let Some(d) = fn_problem(f) {
+                    self.error(d);
+                } else if let Some((_, first)) = self.globals.get(&f.name.name) {
                     let d = duplicate(&f.name, *first);
                     self.error(d);
                 } else if self.fns.contains_key(&f.name.name)
@@ -368,6 +413,23 @@ impl<'a> Checker<'a> {
             }
             D::Forward(_) | D::Prior(_) | D::Posterior(_) => {}
         }
+    }
+
+    /// Remember a name whose declaration failed, so that its uses are not reported again.
+    fn poison(&mut self, name: &ast::Ident) {
+        self.globals
+            .entry(name.name.clone())
+            .or_insert((Global::Poisoned, name.span));
+    }
+
+    /// Is this name, or the field in a version like `x_t`, a failed declaration?
+    pub(crate) fn is_poisoned(&self, name: &str) -> bool {
+        let poisoned = |n: &str| matches!(self.globals.get(n), Some((Global::Poisoned, _)));
+        let version = |s: &str| matches!(s, "0" | "T" | "s") || s == self.p.time.name;
+        poisoned(name)
+            || name
+                .rsplit_once('_')
+                .is_some_and(|(base, v)| version(v) && poisoned(base))
     }
 
     fn is_int_expr(&self, id: ExprId) -> bool {
@@ -387,6 +449,7 @@ impl<'a> Checker<'a> {
     fn lookup_dim(&mut self, name: &ast::Ident) -> Option<DimId> {
         match self.globals.get(&name.name) {
             Some((Global::Dim(d), _)) => Some(*d),
+            Some((Global::Poisoned, _)) => None,
             Some(_) => {
                 self.error(
                     Diagnostic::error(
@@ -407,16 +470,16 @@ impl<'a> Checker<'a> {
     }
 
     /// Evaluate a class count or size: a positive integer constant.
-    fn const_count(&mut self, e: &ast::Expr, what: &str) -> Option<u32> {
+    pub(crate) fn const_count(&mut self, e: &ast::Expr, what: &str, min: u32) -> Option<u32> {
         let mut cx = expr::Cx::new(expr::Place::Const);
         let id = self.expr(e, &mut cx);
         let v = self.const_real(id)?;
-        if v.fract() != 0.0 || !(1.0..=65536.0).contains(&v) {
+        if v.fract() != 0.0 || !(min as f64..=65536.0).contains(&v) {
             self.error(
                 Diagnostic::error(
                     Code::Const,
                     e.span,
-                    format!("{what} must be a whole number from 1 to 65536"),
+                    format!("{what} must be a whole number from {min} to 65536"),
                 )
                 .with_label(format!("this is {v}")),
             );
@@ -429,40 +492,35 @@ impl<'a> Checker<'a> {
         Some(match &t.kind {
             ast::TypeKind::Real => Elem::Real,
             ast::TypeKind::Bool => Elem::Bool,
-            ast::TypeKind::Cat(k) => {
-                let k = self.const_count(k, "a class count")?;
-                if k < 2 {
-                    self.error(
-                        Diagnostic::error(
-                            Code::Const,
-                            t.span,
-                            "a categorical field needs at least 2 classes",
-                        )
-                        .with_label("cat<1> has one outcome only"),
-                    );
-                    return None;
-                }
-                Elem::Cat(k)
-            }
-            ast::TypeKind::Vec(k) => Elem::Vec(self.const_count(k, "a vector length")?),
-            ast::TypeKind::Mat(k) => Elem::Mat(self.const_count(k, "a matrix size")?),
+            ast::TypeKind::Cat(k) => Elem::Cat(self.const_count(k, "a class count", 2)?),
+            ast::TypeKind::Vec(k) => Elem::Vec(self.const_count(k, "a vector length", 1)?),
+            ast::TypeKind::Mat(k) => Elem::Mat(self.const_count(k, "a matrix size", 1)?),
         })
     }
 
     fn declare_field(&mut self, f: &ast::FieldDecl) {
+        if !self.declare_field_inner(f) {
+            self.poison(&f.name);
+        }
+    }
+
+    /// Returns false when the declaration has an error.
+    fn declare_field_inner(&mut self, f: &ast::FieldDecl) -> bool {
         let Some(elem) = self.type_expr(&f.ty) else {
-            return;
+            return false;
         };
         if matches!(elem, Elem::Mat(_)) {
             self.error(
                 Diagnostic::error(Code::Type, f.ty.span, "a field cannot hold matrices")
                     .with_label("use real, bool, cat<K> or vec<K>"),
             );
-            return;
+            return false;
         }
         let mut dims = Vec::new();
         for d in &f.shape {
-            let Some(id) = self.lookup_dim(d) else { return };
+            let Some(id) = self.lookup_dim(d) else {
+                return false;
+            };
             dims.push(id);
         }
         let sym = f.sym.is_some();
@@ -482,12 +540,13 @@ impl<'a> Checker<'a> {
                             format!("the shape is [{shape}]"),
                         ),
                 );
-                return;
+                return false;
             }
         }
         let mut mask = None;
         if let Some(m) = &f.masked {
             match self.globals.get(&m.name) {
+                Some((Global::Poisoned, _)) => return false,
                 Some((Global::Mask(id), _)) => {
                     let mdim = self.p.masks[id.index()].dim;
                     if dims.first() != Some(&mdim) {
@@ -497,7 +556,7 @@ impl<'a> Checker<'a> {
                                 .with_label("wrong mask")
                                 .with_note("a node mask masks node fields [n, …] by row and edge fields [n, n] by both ends"),
                         );
-                        return;
+                        return false;
                     }
                     mask = Some(*id);
                 }
@@ -510,12 +569,12 @@ impl<'a> Checker<'a> {
                         )
                         .with_label("expected a name declared with `mask`"),
                     );
-                    return;
+                    return false;
                 }
                 None => {
                     let d = self.unknown(&m.name, m.span, "mask");
                     self.error(d);
-                    return;
+                    return false;
                 }
             }
         }
@@ -528,6 +587,7 @@ impl<'a> Checker<'a> {
                 span: f.name.span,
             });
         }
+        true
     }
 
     fn declare_time(&mut self, t: &ast::TimeDecl, span: Span) {
@@ -555,7 +615,11 @@ impl<'a> Checker<'a> {
                     t.domain_span,
                     "a discrete time range needs whole numbers",
                 )
-                .with_label(format!("{lo_v}..{hi_v}"))
+                .with_label(format!(
+                    "{}..{}",
+                    schedules::fmt(lo_v),
+                    schedules::fmt(hi_v)
+                ))
                 .with_note("write `time t : [a, b]` for continuous time"),
             );
             return;
@@ -620,17 +684,32 @@ impl<'a> Checker<'a> {
     fn unknown(&self, name: &str, span: Span, what: &str) -> Diagnostic {
         let mut d = Diagnostic::error(Code::UnknownName, span, format!("unknown {what} `{name}`"))
             .with_label("not defined");
-        let mut candidates: Vec<&str> = self.globals.keys().map(String::as_str).collect();
-        candidates.extend(self.fns.keys().map(String::as_str));
-        candidates.extend(Builtin::ALL.iter().map(|(n, _)| *n));
-        candidates.extend([
-            "Normal",
-            "Categorical",
-            "Bernoulli",
-            "Delta",
-            "posterior",
-            "prior",
-        ]);
+        // Suggest names of the kind that was asked for.
+        let kind_of = |g: &Global| match what {
+            "dimension" => matches!(g, Global::Dim(_)),
+            "mask" => matches!(g, Global::Mask(_)),
+            "field" => matches!(g, Global::Field(_)),
+            _ => !matches!(g, Global::Poisoned),
+        };
+        let mut candidates: Vec<&str> = self
+            .globals
+            .iter()
+            .filter(|(_, (g, _))| kind_of(g))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !matches!(what, "dimension" | "mask" | "field") {
+            candidates.extend(self.fns.keys().map(String::as_str));
+            candidates.extend(Builtin::ALL.iter().map(|(n, _)| *n));
+            candidates.extend([
+                "Normal",
+                "Categorical",
+                "Bernoulli",
+                "Delta",
+                "posterior",
+                "prior",
+            ]);
+        }
+        candidates.sort();
         if let Some(best) = candidates
             .iter()
             .map(|c| (edit_distance(name, c), *c))

@@ -116,7 +116,7 @@ impl<'a> Checker<'a> {
             self.error(d);
             return;
         };
-        let Some((grid, default_grid)) = self.grid(grid_expr, *grid_span, &mut head) else {
+        let Some((grid, default_grid)) = self.grid(grid_expr, &mut head) else {
             return;
         };
 
@@ -157,7 +157,7 @@ impl<'a> Checker<'a> {
                 let name = self.p.field(f).name.clone();
                 let d = Diagnostic::error(
                     Code::Sampler,
-                    step_block.span,
+                    assign_span(&step_stmts, f).unwrap_or(step_block.span),
                     format!("the step updates `{name}`, but nothing sets its starting value"),
                 )
                 .with_label("no prior and no init")
@@ -216,7 +216,7 @@ impl<'a> Checker<'a> {
         self.p.samplers.push(sampler);
     }
 
-    fn grid(&mut self, e: &ast::Expr, span: Span, head: &mut Cx) -> Option<(Grid, Vec<f64>)> {
+    fn grid(&mut self, e: &ast::Expr, head: &mut Cx) -> Option<(Grid, Vec<f64>)> {
         let time = self.p.time.clone();
         let env = Env {
             sampler_params: self.sampler_values.clone(),
@@ -403,12 +403,16 @@ impl<'a> Checker<'a> {
                 || *t > hi + 1e-12
                 || (time.kind == TimeKind::Discrete && t.fract() != 0.0)
             {
+                let at = match &e.kind {
+                    ast::ExprKind::List(items) if i < items.len() => items[i].span,
+                    _ => e.span,
+                };
                 let d = Diagnostic::error(
                     Code::Sampler,
-                    span,
+                    at,
                     format!("grid point {i} ({}) is outside the process's time", fmt(*t)),
                 )
-                .with_label("grid")
+                .with_label("outside the time domain")
                 .with_note(format!(
                     "time runs over {}..{} with the data at {}",
                     fmt(time.lo),
@@ -423,7 +427,7 @@ impl<'a> Checker<'a> {
         if let Some(i) = times.windows(2).position(|w| (w[1] - w[0]) * toward <= 0.0) {
             let d = Diagnostic::error(
                 Code::Direction,
-                span,
+                e.span,
                 format!(
                     "the grid steps away from the data: from {} to {}",
                     fmt(times[i]),
@@ -508,8 +512,23 @@ impl<'a> Checker<'a> {
         let depth = cx.scopes.len();
         let mut out = Vec::new();
         for s in stmts {
-            if let Some(st) = self.stmt(s, cx) {
-                out.push(st);
+            match self.stmt(s, cx) {
+                Some(st) => out.push(st),
+                None => {
+                    // A binding with an error still binds its name, so later uses are not reported again.
+                    if let ast::StmtKind::Let { name, .. } | ast::StmtKind::Draw { name, .. } =
+                        &s.kind
+                    {
+                        let l = LocalId(self.p.locals.len() as u32);
+                        self.p.locals.push(Local {
+                            name: name.name.clone(),
+                            ty: Ty::Error,
+                            value: None,
+                            span: name.span,
+                        });
+                        cx.scopes.push((name.name.clone(), Bound::Local(l)));
+                    }
+                }
             }
         }
         cx.scopes.truncate(depth);
@@ -824,6 +843,7 @@ impl<'a> Checker<'a> {
         }
         match self.globals.get(&name.name).copied() {
             Some((Global::Field(f), _)) => Some(f),
+            Some((Global::Poisoned, _)) => None,
             _ => {
                 let d = if self.field_version(&name.name).is_some() {
                     Diagnostic::error(
@@ -943,6 +963,20 @@ impl<'a> Checker<'a> {
         }
         Ok(())
     }
+}
+
+/// The first statement that updates `field`.
+fn assign_span(stmts: &[Stmt], field: FieldId) -> Option<Span> {
+    stmts.iter().find_map(|s| match &s.kind {
+        StmtKind::Assign { field: f, .. } | StmtKind::Sample { field: f, .. } if *f == field => {
+            Some(s.span)
+        }
+        StmtKind::If {
+            then, otherwise, ..
+        } => assign_span(then, field).or_else(|| assign_span(otherwise, field)),
+        StmtKind::Repeat { body, .. } => assign_span(body, field),
+        _ => None,
+    })
 }
 
 fn assigned(stmts: &[Stmt], out: &mut Vec<FieldId>) {

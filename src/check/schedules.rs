@@ -16,7 +16,11 @@ impl<'a> Checker<'a> {
                 let mut names = Vec::new();
                 collect_calls(&self.schedule_ast[i].body, &self.fns, &mut names, 0);
                 (0..n)
-                    .filter(|j| names.contains(&self.schedule_ast[*j].name.name.as_str()))
+                    .filter(|j| {
+                        names
+                            .iter()
+                            .any(|(n, _)| *n == self.schedule_ast[*j].name.name)
+                    })
                     .collect()
             })
             .collect();
@@ -25,8 +29,20 @@ impl<'a> Checker<'a> {
         for i in 0..n {
             if let Err(cycle) = visit(i, &deps, &mut state, &mut order) {
                 let s = self.schedule_ast[cycle];
-                let d = Diagnostic::error(Code::Cycle, s.name.span, format!("schedule `{}` depends on itself", s.name.name))
-                    .with_label("circular definition")
+                // Point at the call that closes the cycle: one to a schedule still being visited.
+                let on_cycle: Vec<&str> = (0..n)
+                    .filter(|j| state[*j] == 1)
+                    .map(|j| self.schedule_ast[j].name.name.as_str())
+                    .collect();
+                let mut calls = Vec::new();
+                collect_calls(&s.body, &self.fns, &mut calls, 0);
+                let at = calls
+                    .iter()
+                    .find(|(c, _)| on_cycle.contains(c))
+                    .map_or(s.name.span, |(_, sp)| *sp);
+                let d = Diagnostic::error(Code::Cycle, at, format!("schedule `{}` depends on itself", s.name.name))
+                    .with_label("circular reference")
+                    .with_secondary(s.name.span, "in this schedule")
                     .with_note("a discrete schedule can look back with cumprod or cumsum; it cannot refer to itself");
                 self.error(d);
                 return;
@@ -307,7 +323,7 @@ pub(crate) fn fmt(x: f64) -> String {
         let s = format!("{x:.6}");
         let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
         if s == "0" || s == "-0" {
-            format!("{x:e}")
+            format!("{x:.4e}")
         } else {
             s
         }
@@ -344,14 +360,14 @@ fn visit(
 fn collect_calls<'e>(
     e: &'e ast::Expr,
     fns: &std::collections::HashMap<String, &'e ast::FnDef>,
-    out: &mut Vec<&'e str>,
+    out: &mut Vec<(&'e str, crate::diag::Span)>,
     depth: u32,
 ) {
     use ast::ExprKind as A;
     match &e.kind {
         A::Call { callee, args } => {
             if let Some(n) = callee.as_name() {
-                out.push(n);
+                out.push((n, e.span));
                 if let Some(f) = fns.get(n) {
                     if depth < 32 {
                         collect_calls(&f.body, fns, out, depth + 1);

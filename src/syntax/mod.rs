@@ -15,7 +15,9 @@ struct DiffParser;
 
 /// Parse a whole file. A syntax error is returned as one diagnostic.
 pub fn parse(text: &str) -> Result<File, Diagnostic> {
-    let mut pairs = DiffParser::parse(Rule::file, text).map_err(syntax_error)?;
+    check_comments(text)?;
+    pest::set_error_detail(true);
+    let mut pairs = DiffParser::parse(Rule::file, text).map_err(|e| syntax_error(e, text))?;
     let file = pairs.next().expect("file rule");
     let mut items = Vec::new();
     for pair in file.into_inner() {
@@ -31,7 +33,7 @@ pub fn parse(text: &str) -> Result<File, Diagnostic> {
 
 /// Parse a single expression (used by tests and the CLI's `--set`).
 pub fn parse_expr(text: &str) -> Result<Expr, Diagnostic> {
-    let mut pairs = DiffParser::parse(Rule::expr, text).map_err(syntax_error)?;
+    let mut pairs = DiffParser::parse(Rule::expr, text).map_err(|e| syntax_error(e, text))?;
     let pair = pairs.next().expect("expr rule");
     if pair.as_span().end() != text.trim_end().len() {
         let at = pair.as_span().end();
@@ -44,31 +46,224 @@ pub fn parse_expr(text: &str) -> Result<Expr, Diagnostic> {
     expr(pair)
 }
 
-fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
-    use pest::error::{ErrorVariant, InputLocation};
-    let span = match e.location {
-        InputLocation::Pos(p) => Span::new(p, p),
-        InputLocation::Span((a, b)) => Span::new(a, b),
-    };
-    let message = match &e.variant {
-        ErrorVariant::ParsingError {
-            positives,
-            negatives,
-        } => {
-            let mut expected: Vec<String> = positives.iter().filter_map(|r| describe(*r)).collect();
-            expected.sort();
-            expected.dedup();
-            if expected.is_empty() && !negatives.is_empty() {
-                "unexpected token".to_string()
-            } else if expected.is_empty() {
-                "syntax error".to_string()
-            } else {
-                format!("expected {}", join_or(&expected))
+/// The reserved words of the grammar (`keyword` in `grammar/diff.pest`).
+const KEYWORDS: &[&str] = &[
+    "process", "fn", "const", "dim", "param", "mask", "field", "time", "schedule", "forward",
+    "network", "loss", "sampler", "grid", "init", "step", "finalize", "let", "if", "then", "else",
+    "repeat", "where", "for", "in", "and", "or", "not", "true", "false", "like", "data", "at",
+];
+
+/// An unterminated block comment swallows the rest of the file; say so where it starts.
+fn check_comments(text: &str) -> Result<(), Diagnostic> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        match (bytes[i], bytes[i + 1]) {
+            (b'/', b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
             }
+            (b'/', b'*') => match text[i + 2..].find("*/") {
+                Some(end) => i += end + 4,
+                None => {
+                    return Err(Diagnostic::error(
+                        Code::Syntax,
+                        Span::new(i, i + 2),
+                        "unterminated block comment",
+                    )
+                    .with_label("this comment is never closed")
+                    .with_note("close it with `*/`"))
+                }
+            },
+            _ => i += 1,
         }
-        ErrorVariant::CustomError { message } => message.clone(),
+    }
+    Ok(())
+}
+
+fn syntax_error(e: pest::error::Error<Rule>, text: &str) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let (mut start, end) = match e.location {
+        InputLocation::Pos(p) => (p, p),
+        InputLocation::Span((a, b)) => (a, b),
     };
-    Diagnostic::error(Code::Syntax, span, message).with_label("here")
+    // The farthest point the parser reached, and the literal tokens it wanted there.
+    let mut tokens: Vec<String> = Vec::new();
+    if let Some(attempts) = e.parse_attempts() {
+        let wanted: Vec<String> = attempts
+            .expected_tokens()
+            .into_iter()
+            .map(|t| t.to_string())
+            // Character ranges display as `a..z`; built-in rules are not tokens a user types.
+            .filter(|t| {
+                !(t.chars().count() == 4 && t.chars().skip(1).take(2).collect::<String>() == "..")
+                    && t != "BUILTIN_RULE"
+            })
+            .filter(|t| !matches!(t.as_str(), " " | "\t" | "\n" | "\r" | "//" | "/*" | "_"))
+            .collect();
+        if !wanted.is_empty() && attempts.max_position >= start {
+            start = attempts.max_position;
+            tokens = group_tokens(wanted);
+        }
+    }
+    let word: String = text[start.min(text.len())..]
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let mut expected: Vec<String> = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } if tokens.is_empty() => {
+            positives.iter().filter_map(|r| describe(*r)).collect()
+        }
+        _ => tokens,
+    };
+    if let ErrorVariant::CustomError { message } = &e.variant {
+        return Diagnostic::error(
+            Code::Syntax,
+            Span::new(start, end.max(start)),
+            message.clone(),
+        )
+        .with_label("here");
+    }
+    let before: String = text[..start.min(text.len())]
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect();
+    let names_follow = [
+        "let", "field", "const", "dim", "param", "mask", "schedule", "network", "loss", "sampler",
+        "fn", "time", "for", "process", "like", "mask",
+    ];
+    if KEYWORDS.contains(&word.as_str()) && names_follow.contains(&before.as_str()) {
+        return Diagnostic::error(
+            Code::Syntax,
+            Span::new(start, start + word.len()),
+            format!("`{word}` is a reserved word"),
+        )
+        .with_label("cannot be used as a name")
+        .with_note("choose another name");
+    }
+    // A declaration keyword inside a block that is still open: a `}` is missing before it.
+    const DECLARATION_WORDS: &[&str] = &[
+        "process", "fn", "const", "dim", "param", "mask", "field", "time", "schedule", "forward",
+        "network", "loss", "sampler",
+    ];
+    if open_braces(&text[..start.min(text.len())]) > 1 && DECLARATION_WORDS.contains(&word.as_str())
+    {
+        return Diagnostic::error(
+            Code::Syntax,
+            Span::new(start, start + word.len()),
+            format!("expected `}}` before `{word}`"),
+        )
+        .with_label(format!("found `{word}`"))
+        .with_note("a block opened earlier is not closed");
+    }
+    if open_braces(&text[..start.min(text.len())]) > 0 && !expected.iter().any(|x| x == "`}`") {
+        expected.push("`}`".into());
+    }
+    expected.sort();
+    expected.dedup();
+    let message = if expected.is_empty() {
+        "syntax error".to_string()
+    } else {
+        format!("expected {}", join_or(&expected))
+    };
+    let found = if start >= text.len() {
+        "the end of the file".to_string()
+    } else if word.is_empty() {
+        format!("`{}`", text[start..].chars().next().unwrap())
+    } else {
+        format!("`{word}`")
+    };
+    Diagnostic::error(
+        Code::Syntax,
+        Span::new(
+            start,
+            start + word.len().max(1).min(text.len() - start.min(text.len())),
+        ),
+        message,
+    )
+    .with_label(format!("found {found}"))
+}
+
+/// Literal tokens as a user reads them: operators and declaration keywords are grouped.
+fn group_tokens(tokens: Vec<String>) -> Vec<String> {
+    const OPERATORS: &[&str] = &[
+        "!=", "&&", "*", "+", "-", "/", "<=", "<", "==", ">=", ">", "@", "^", "and", "or", "||",
+        "(", ".", "[",
+    ];
+    const DECLARATIONS: &[&str] = &[
+        "const",
+        "dim",
+        "field",
+        "fn",
+        "forward",
+        "loss",
+        "mask",
+        "network",
+        "param",
+        "posterior",
+        "prior",
+        "sampler",
+        "schedule",
+        "time",
+    ];
+    let ops = tokens
+        .iter()
+        .filter(|t| OPERATORS.contains(&t.as_str()))
+        .count();
+    let decls = tokens
+        .iter()
+        .filter(|t| DECLARATIONS.contains(&t.as_str()))
+        .count();
+    let mut out: Vec<String> = tokens
+        .iter()
+        .filter(|t| {
+            !(ops > 3 && OPERATORS.contains(&t.as_str()))
+                && !(decls > 3 && DECLARATIONS.contains(&t.as_str()))
+        })
+        // The exponent marker of a number is not worth suggesting.
+        .filter(|t| !matches!(t.as_str(), "e" | "E"))
+        .map(|t| format!("`{t}`"))
+        .collect();
+    if ops > 3 {
+        out.push("an operator".into());
+    }
+    if decls > 3 {
+        out.push("a declaration".into());
+    }
+    out
+}
+
+/// Braces opened and not closed before the end of `text`, outside comments.
+fn open_braces(text: &str) -> i64 {
+    let mut depth = 0i64;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '/' if text[i..].starts_with("//") => {
+                while chars.peek().is_some_and(|(_, c)| *c != '\n') {
+                    chars.next();
+                }
+            }
+            '/' if text[i..].starts_with("/*") => {
+                let end = text[i + 2..]
+                    .find("*/")
+                    .map_or(text.len(), |e| i + 2 + e + 2);
+                while chars.peek().is_some_and(|(j, _)| *j < end) {
+                    chars.next();
+                }
+            }
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    depth
 }
 
 fn join_or(items: &[String]) -> String {
@@ -158,9 +353,27 @@ fn describe(rule: Rule) -> Option<String> {
     Some(s.to_string())
 }
 
+/// A rule's span without the whitespace and comments pest skips after an optional last element.
 fn span_of(pair: &Pair<Rule>) -> Span {
     let s = pair.as_span();
-    Span::new(s.start(), s.end())
+    let mut text = s.as_str();
+    loop {
+        let trimmed = text.trim_end();
+        // A trailing line comment: drop it and trim again.
+        let cut = match trimmed.rfind('\n') {
+            Some(nl) if trimmed[nl..].trim_start().starts_with("//") => nl,
+            None if trimmed.trim_start().starts_with("//") && trimmed.len() < text.len() => 0,
+            _ => trimmed.len(),
+        };
+        if cut == text.len() {
+            break;
+        }
+        text = &text[..cut];
+    }
+    Span::new(
+        s.start(),
+        s.start() + text.len().max(1).min(s.end() - s.start()),
+    )
 }
 
 fn ident(pair: Pair<Rule>) -> Ident {
