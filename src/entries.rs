@@ -69,6 +69,10 @@ fn seed() -> Port {
 fn version_name(p: &Process, r: FieldRef) -> String {
     let f = &p.field(r.field).name;
     let t = &p.time.name;
+    // Conditioning fields that never diffuse are named bare.
+    if r.version == Version::Data && !p.forwards.iter().any(|k| k.target.field == r.field) {
+        return f.clone();
+    }
     match r.version {
         Version::Data => format!("{f}_0"),
         Version::T => format!("{f}_{t}"),

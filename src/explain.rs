@@ -328,9 +328,8 @@ fn process(out: &mut String, p: &Process) {
             .collect();
         writeln!(
             out,
-            "    {} network call{} per step{}",
-            s.calls_per_step,
-            if s.calls_per_step == 1 { "" } else { "s" },
+            "    network calls per step: {}{}",
+            calls_text(p, &s.step),
             if history.is_empty() {
                 String::new()
             } else {
@@ -362,6 +361,56 @@ fn process(out: &mut String, p: &Process) {
         )
         .unwrap();
     }
+}
+
+/// Network calls of a statement list, with the loops they sit in: `2`, `steps × 1`, `1 + n × 2`.
+/// A call is counted once however many times its result is read.
+fn calls_text(p: &Process, stmts: &[Stmt]) -> String {
+    fn new_calls(p: &Process, stmts: &[Stmt], seen: &mut Vec<ExprId>) -> usize {
+        let mut calls = Vec::new();
+        net_calls_of(p, stmts, &mut calls);
+        let before = seen.len();
+        for c in calls {
+            if !seen.contains(&c) {
+                seen.push(c);
+            }
+        }
+        seen.len() - before
+    }
+    fn walk(
+        p: &Process,
+        stmts: &[Stmt],
+        seen: &mut Vec<ExprId>,
+        outer: &mut usize,
+        loops: &mut Vec<String>,
+    ) {
+        for s in stmts {
+            match &s.kind {
+                StmtKind::Repeat { count, body } => {
+                    let n = new_calls(p, body, seen);
+                    loops.push(format!("{} × {n}", show(p, *count)));
+                }
+                StmtKind::If {
+                    then, otherwise, ..
+                } => {
+                    // The branches of a step are exclusive: count the larger.
+                    let (mut a, mut b) = (0, 0);
+                    walk(p, then, seen, &mut a, loops);
+                    walk(p, otherwise, seen, &mut b, loops);
+                    *outer += a.max(b);
+                }
+                _ => *outer += new_calls(p, std::slice::from_ref(s), seen),
+            }
+        }
+    }
+    let (mut seen, mut outer, mut loops) = (Vec::new(), 0, Vec::new());
+    walk(p, stmts, &mut seen, &mut outer, &mut loops);
+    let mut parts = Vec::new();
+    if outer > 0 || loops.is_empty() {
+        parts.push(outer.to_string());
+    }
+    parts.extend(loops);
+    parts.join(" + ")
 }
 
 fn grid_name(p: &Process, g: &Grid) -> String {
@@ -420,6 +469,10 @@ fn sample_schedule(p: &Process, s: &Schedule) -> String {
 fn version(p: &Process, r: FieldRef) -> String {
     let f = &p.field(r.field).name;
     let t = &p.time.name;
+    // Conditioning fields that never diffuse are named bare.
+    if r.version == Version::Data && !p.forwards.iter().any(|k| k.target.field == r.field) {
+        return f.clone();
+    }
     match r.version {
         Version::Data => format!("{f}_0"),
         Version::T => format!("{f}_{t}"),
