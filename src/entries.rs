@@ -96,6 +96,7 @@ fn dist_ports(p: &Process, k: &Kernel) -> Vec<Port> {
         Family::Categorical => &["probs"],
         Family::Bernoulli => &["p"],
         Family::Delta => &["value"],
+        Family::Uniform => &["lo", "hi"],
     };
     names
         .iter()

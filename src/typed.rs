@@ -371,6 +371,8 @@ impl Builtin {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
     Normal,
+    /// Uniform on [lo, hi) per element.
+    Uniform,
     Categorical,
     Bernoulli,
     Delta,
@@ -383,6 +385,7 @@ impl Family {
             Family::Categorical => "Categorical",
             Family::Bernoulli => "Bernoulli",
             Family::Delta => "Delta",
+            Family::Uniform => "Uniform",
         }
     }
 }

@@ -1136,7 +1136,7 @@ impl<'a> Checker<'a> {
         // Named arguments are only meaningful for a few callees.
         let named_ok = matches!(
             name,
-            "posterior" | "Normal" | "Categorical" | "Bernoulli" | "Delta"
+            "posterior" | "Normal" | "Uniform" | "Categorical" | "Bernoulli" | "Delta"
         );
         if !named_ok {
             if let Some(a) = args.iter().find(|a| a.name.is_some()) {
@@ -1172,7 +1172,7 @@ impl<'a> Checker<'a> {
             _ => {}
         }
         match name {
-            "Normal" | "Categorical" | "Bernoulli" | "Delta" => {
+            "Normal" | "Uniform" | "Categorical" | "Bernoulli" | "Delta" => {
                 return self.dist(name, args, span, cx)
             }
             "posterior" => return self.posterior_ref(args, span, cx),
@@ -1900,6 +1900,7 @@ impl<'a> Checker<'a> {
     fn dist(&mut self, name: &str, args: &[ast::Arg], span: Span, cx: &mut Cx) -> ExprId {
         let (family, params): (Family, &[&str]) = match name {
             "Normal" => (Family::Normal, &["mean", "var"]),
+            "Uniform" => (Family::Uniform, &["lo", "hi"]),
             "Categorical" => (Family::Categorical, &["probs"]),
             "Bernoulli" => (Family::Bernoulli, &["p"]),
             _ => (Family::Delta, &["value"]),
@@ -1998,6 +1999,20 @@ impl<'a> Checker<'a> {
                     )
                 }
             },
+            Family::Uniform => {
+                let lo = if e0 == Elem::Bool { Elem::Real } else { e0 };
+                match unify_elem(lo, tys[1].elem().unwrap()) {
+                    Some(e @ (Elem::Real | Elem::Vec(_))) => e,
+                    _ => {
+                        return self.dist_err(
+                            args[0].value.span,
+                            "Uniform takes real bounds (or one per class)",
+                            &tys[0],
+                            span,
+                        )
+                    }
+                }
+            }
             Family::Delta => e0,
         };
         if logits {

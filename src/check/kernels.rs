@@ -361,7 +361,9 @@ impl<'a> Checker<'a> {
         let broadcast = matches!((elem, f.elem), (Elem::Real, Elem::Vec(_)));
         if elem != f.elem && !broadcast {
             let hint = match f.elem {
-                Elem::Real | Elem::Vec(_) => "real fields take Normal(mean, var)".to_string(),
+                Elem::Real | Elem::Vec(_) => {
+                    "real fields take Normal(mean, var) or Uniform(lo, hi)".to_string()
+                }
                 Elem::Cat(k) => {
                     format!("cat<{k}> fields take Categorical(probs) with probs a vec<{k}>")
                 }
@@ -887,6 +889,21 @@ impl<'a> Checker<'a> {
                                         ));
                                     }
                                     return Some(d);
+                                }
+                            }
+                        }
+                        (Family::Uniform, 1) => {
+                            let lo = ev.eval(params[0], &env).ok().and_then(|v| v.as_real());
+                            if let (Some(lo), Some(hi)) = (lo, v.as_real()) {
+                                if lo >= hi {
+                                    return Some(
+                                        Diagnostic::error(
+                                            Code::Domain,
+                                            self.p.expr(k.dist).span,
+                                            format!("the {what}'s interval is empty at {at}"),
+                                        )
+                                        .with_label(format!("[{}, {})", fmt(lo), fmt(hi))),
+                                    );
                                 }
                             }
                         }

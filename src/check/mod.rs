@@ -705,6 +705,7 @@ impl<'a> Checker<'a> {
                 "Categorical",
                 "Bernoulli",
                 "Delta",
+                "Uniform",
                 "posterior",
                 "prior",
             ]);
@@ -738,7 +739,14 @@ fn default_span(d: &ast::Decl) -> Span {
 fn is_reserved(name: &str) -> bool {
     matches!(
         name,
-        "Normal" | "Categorical" | "Bernoulli" | "Delta" | "posterior" | "prior" | "prev"
+        "Normal"
+            | "Uniform"
+            | "Categorical"
+            | "Bernoulli"
+            | "Delta"
+            | "posterior"
+            | "prior"
+            | "prev"
     )
 }
 

@@ -878,9 +878,9 @@ impl<'a> Checker<'a> {
                 sampler_params: self.sampler_values.clone(),
                 fields: Vec::new(),
             };
-            if let Err((span, msg)) = self.dry_stmts(&ev, &s.step, &env) {
+            if let Err((span, msg, code)) = self.dry_stmts(&ev, &s.step, &env) {
                 let d = Diagnostic::error(
-                    Code::ScheduleHazard,
+                    code,
                     span,
                     format!(
                         "sampler `{}` is invalid at step {k} (t = {}, s = {}): {msg}",
@@ -899,14 +899,20 @@ impl<'a> Checker<'a> {
         None
     }
 
-    fn dry_stmts(&self, ev: &Evaluator, stmts: &[Stmt], env: &Env) -> Result<(), (Span, String)> {
+    fn dry_stmts(
+        &self,
+        ev: &Evaluator,
+        stmts: &[Stmt],
+        env: &Env,
+    ) -> Result<(), (Span, String, Code)> {
         for st in stmts {
             match &st.kind {
                 StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => {
                     self.dry_expr(ev, *value, env)?
                 }
                 StmtKind::Draw { dist, .. } | StmtKind::Sample { dist, .. } => {
-                    self.dry_expr(ev, *dist, env)?
+                    self.dry_expr(ev, *dist, env)?;
+                    self.dry_dist(ev, *dist, env)?;
                 }
                 StmtKind::If {
                     cond,
@@ -915,7 +921,9 @@ impl<'a> Checker<'a> {
                 } => match ev.eval(*cond, env) {
                     Ok(Value::Bool(true)) => self.dry_stmts(ev, then, env)?,
                     Ok(Value::Bool(false)) => self.dry_stmts(ev, otherwise, env)?,
-                    Err(EvalError::Hazard { span, message }) => return Err((span, message)),
+                    Err(EvalError::Hazard { span, message }) => {
+                        return Err((span, message, Code::ScheduleHazard))
+                    }
                     _ => {}
                 },
                 StmtKind::Repeat { count, body } => {
@@ -927,14 +935,85 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
+    /// The parameters of a draw that are known per step must lie in their domains.
+    fn dry_dist(
+        &self,
+        ev: &Evaluator,
+        dist: ExprId,
+        env: &Env,
+    ) -> Result<(), (Span, String, Code)> {
+        let ExprKind::Dist { family, params } = &self.p.expr(dist).kind else {
+            return Ok(());
+        };
+        let host = |e: ExprId| self.ty(e).stage().is_some_and(|s| s.rank() <= 1);
+        let val = |e: ExprId| if host(e) { ev.eval(e, env).ok() } else { None };
+        let span = |e: ExprId| self.p.expr(e).span;
+        match family {
+            Family::Normal => {
+                if let Some(Value::Real(v)) = val(params[1]) {
+                    if v < 0.0 {
+                        return Err((
+                            span(params[1]),
+                            format!("a negative variance ({})", fmt(v)),
+                            Code::Domain,
+                        ));
+                    }
+                }
+            }
+            Family::Uniform => {
+                if let (Some(Value::Real(lo)), Some(Value::Real(hi))) =
+                    (val(params[0]), val(params[1]))
+                {
+                    if lo >= hi {
+                        return Err((
+                            span(dist),
+                            format!("an empty interval [{}, {})", fmt(lo), fmt(hi)),
+                            Code::Domain,
+                        ));
+                    }
+                }
+            }
+            Family::Bernoulli => {
+                if let Some(Value::Real(p)) = val(params[0]) {
+                    if !(0.0..=1.0).contains(&p) {
+                        return Err((
+                            span(params[0]),
+                            format!("a probability outside [0, 1] ({})", fmt(p)),
+                            Code::Domain,
+                        ));
+                    }
+                }
+            }
+            Family::Categorical => {
+                if let Some(Value::Vec(p)) = val(params[0]) {
+                    let sum: f64 = p.iter().sum();
+                    if p.iter().any(|x| *x < -1e-9) || (sum - 1.0).abs() > 1e-6 {
+                        return Err((
+                            span(params[0]),
+                            format!(
+                                "class probabilities off the simplex (they sum to {})",
+                                fmt(sum)
+                            ),
+                            Code::Domain,
+                        ));
+                    }
+                }
+            }
+            Family::Delta => {}
+        }
+        Ok(())
+    }
+
     /// Evaluate the largest per-step parts of an expression, following only branches that are taken.
-    fn dry_expr(&self, ev: &Evaluator, e: ExprId, env: &Env) -> Result<(), (Span, String)> {
+    fn dry_expr(&self, ev: &Evaluator, e: ExprId, env: &Env) -> Result<(), (Span, String, Code)> {
         let x = self.p.expr(e);
         let rank = x.ty.stage().map_or(3, Stage::rank);
         if rank <= 1 && matches!(x.ty, Ty::Value { .. }) {
             return match ev.eval(e, env) {
                 Err(EvalError::Hazard { span, message })
-                | Err(EvalError::Undefined { span, message }) => Err((span, message)),
+                | Err(EvalError::Undefined { span, message }) => {
+                    Err((span, message, Code::ScheduleHazard))
+                }
                 _ => Ok(()),
             };
         }
