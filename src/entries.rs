@@ -50,6 +50,14 @@ fn field_port(p: &Process, r: FieldRef, name: String) -> Port {
     }
 }
 
+/// One port per field, named bare (the sampler's state).
+fn field_ports(p: &Process, fields: &[FieldId], version: Version) -> Vec<Port> {
+    fields
+        .iter()
+        .map(|f| field_port(p, FieldRef { field: *f, version }, p.field(*f).name.clone()))
+        .collect()
+}
+
 fn scalar(name: &str) -> Port {
     Port {
         name: name.into(),
@@ -63,25 +71,6 @@ fn seed() -> Port {
         name: "seed".into(),
         elem: Elem::Real,
         extent: Extent::Scalar,
-    }
-}
-
-fn version_name(p: &Process, r: FieldRef) -> String {
-    let f = &p.field(r.field).name;
-    let t = &p.time.name;
-    // Conditioning fields that never diffuse are named bare.
-    if r.version == Version::Data && !p.forwards.iter().any(|k| k.target.field == r.field) {
-        return f.clone();
-    }
-    match r.version {
-        Version::Data => format!("{f}_0"),
-        Version::T => format!("{f}_{t}"),
-        Version::S => format!("{f}_s"),
-        Version::End => format!("{f}_T"),
-        Version::Back(k) => format!(
-            "{f}_{{{t}{}{k}}}",
-            if p.time.ascending() { '+' } else { '-' }
-        ),
     }
 }
 
@@ -130,7 +119,7 @@ pub fn entries(p: &Process) -> Vec<Entry> {
         let mut inputs = Vec::new();
         for k in &marginals {
             for g in &k.given {
-                let port = field_port(p, *g, version_name(p, *g));
+                let port = field_port(p, *g, p.version_name(*g));
                 if !inputs.contains(&port) {
                     inputs.push(port);
                 }
@@ -140,7 +129,7 @@ pub fn entries(p: &Process) -> Vec<Entry> {
         inputs.push(seed());
         let mut outputs = Vec::new();
         for k in &marginals {
-            outputs.push(field_port(p, k.target, version_name(p, k.target)));
+            outputs.push(field_port(p, k.target, p.version_name(k.target)));
             if k.family == Family::Normal {
                 let f = p.field(k.target.field);
                 let noise = if marginals
@@ -170,7 +159,7 @@ pub fn entries(p: &Process) -> Vec<Entry> {
         for k in &marginals {
             lq_in.insert(
                 lq_in.len() - 1,
-                field_port(p, k.target, version_name(p, k.target)),
+                field_port(p, k.target, p.version_name(k.target)),
             );
         }
         out.push(Entry {
@@ -189,7 +178,7 @@ pub fn entries(p: &Process) -> Vec<Entry> {
         let mut inputs: Vec<Port> = k
             .given
             .iter()
-            .map(|g| field_port(p, *g, version_name(p, *g)))
+            .map(|g| field_port(p, *g, p.version_name(*g)))
             .collect();
         inputs.push(t.clone());
         if k.target.version == Version::S {
@@ -211,7 +200,7 @@ pub fn entries(p: &Process) -> Vec<Entry> {
         let mut inputs: Vec<Port> = l
             .reads
             .iter()
-            .map(|r| field_port(p, *r, version_name(p, *r)))
+            .map(|r| field_port(p, *r, p.version_name(*r)))
             .collect();
         inputs.push(t.clone());
         let mut noise_and_nets = Vec::new();
@@ -285,25 +274,13 @@ pub fn entries(p: &Process) -> Vec<Entry> {
             kind: EntryKind::Prior,
             name,
             inputs: vec![seed()],
-            outputs: vec![field_port(p, k.target, version_name(p, k.target))],
+            outputs: vec![field_port(p, k.target, p.version_name(k.target))],
         });
     }
     for s in &p.samplers {
         let mut state = Vec::new();
         collect_state(p, &s.step, &mut state);
-        let mut inputs: Vec<Port> = state
-            .iter()
-            .map(|f| {
-                field_port(
-                    p,
-                    FieldRef {
-                        field: *f,
-                        version: Version::T,
-                    },
-                    p.field(*f).name.clone(),
-                )
-            })
-            .collect();
+        let mut inputs = field_ports(p, &state, Version::T);
         inputs.extend(net_ports(p, &s.step));
         for h in &s.history {
             let l = &p.locals[h.index()];
@@ -321,19 +298,7 @@ pub fn entries(p: &Process) -> Vec<Entry> {
         inputs.push(seed());
         let mut assigned_fields = Vec::new();
         collect_assigned(&s.step, &mut assigned_fields);
-        let outputs = assigned_fields
-            .iter()
-            .map(|f| {
-                field_port(
-                    p,
-                    FieldRef {
-                        field: *f,
-                        version: Version::S,
-                    },
-                    p.field(*f).name.clone(),
-                )
-            })
-            .collect();
+        let outputs = field_ports(p, &assigned_fields, Version::S);
         out.push(Entry {
             kind: EntryKind::Step,
             name: format!("step.{}", s.name),
@@ -348,34 +313,12 @@ pub fn entries(p: &Process) -> Vec<Entry> {
             out.push(Entry {
                 kind: EntryKind::Finalize,
                 name: format!("finalize.{}", s.name),
-                inputs: state
-                    .iter()
-                    .map(|f| {
-                        field_port(
-                            p,
-                            FieldRef {
-                                field: *f,
-                                version: Version::Data,
-                            },
-                            p.field(*f).name.clone(),
-                        )
-                    })
+                inputs: field_ports(p, &state, Version::Data)
+                    .into_iter()
                     .chain(net_ports(p, &s.finalize))
                     .chain([t.clone(), seed()])
                     .collect(),
-                outputs: fin_out
-                    .iter()
-                    .map(|f| {
-                        field_port(
-                            p,
-                            FieldRef {
-                                field: *f,
-                                version: Version::Data,
-                            },
-                            p.field(*f).name.clone(),
-                        )
-                    })
-                    .collect(),
+                outputs: field_ports(p, &fin_out, Version::Data),
             });
         }
     }

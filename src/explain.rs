@@ -214,8 +214,8 @@ fn process(out: &mut String, p: &Process) {
             KernelKind::Prior => "prior",
             KernelKind::Posterior => "posterior",
         };
-        let target = version(p, k.target);
-        let given: Vec<String> = k.given.iter().map(|g| version(p, *g)).collect();
+        let target = p.version_name(k.target);
+        let given: Vec<String> = k.given.iter().map(|g| p.version_name(*g)).collect();
         let cond = if given.is_empty() {
             String::new()
         } else {
@@ -466,25 +466,6 @@ fn sample_schedule(p: &Process, s: &Schedule) -> String {
     parts.join("  ")
 }
 
-fn version(p: &Process, r: FieldRef) -> String {
-    let f = &p.field(r.field).name;
-    let t = &p.time.name;
-    // Conditioning fields that never diffuse are named bare.
-    if r.version == Version::Data && !p.forwards.iter().any(|k| k.target.field == r.field) {
-        return f.clone();
-    }
-    match r.version {
-        Version::Data => format!("{f}_0"),
-        Version::T => format!("{f}_{t}"),
-        Version::S => format!("{f}_s"),
-        Version::End => format!("{f}_T"),
-        Version::Back(k) => format!(
-            "{f}_{{{t}{}{k}}}",
-            if p.time.ascending() { '+' } else { '-' }
-        ),
-    }
-}
-
 /// The parameterisation conversions the checker inserted, with their formulas.
 fn conversions(p: &Process) -> Vec<String> {
     let mut out = Vec::new();
@@ -685,7 +666,7 @@ fn show_prec(p: &Process, id: ExprId, outer: u8) -> String {
         ExprKind::Schedule { id: s, at } => {
             (format!("{}({})", p.schedule(*s).name, show(p, *at)), 9)
         }
-        ExprKind::Field(r) => (version(p, *r), 9),
+        ExprKind::Field(r) => (p.version_name(*r), 9),
         ExprKind::State(f) => (p.field(*f).name.clone(), 9),
         ExprKind::Noise(f) => (format!("eps_{}", p.field(*f).name), 9),
         ExprKind::Local(l) => (p.locals[l.index()].name.clone(), 9),
@@ -772,10 +753,10 @@ fn show_prec(p: &Process, id: ExprId, outer: u8) -> String {
         ExprKind::Posterior { given, mixture, .. } => {
             let mut parts: Vec<String> = given
                 .iter()
-                .map(|(r, v)| format!("{} = {}", version(p, *r), show(p, *v)))
+                .map(|(r, v)| format!("{} = {}", p.version_name(*r), show(p, *v)))
                 .collect();
             if let Some((r, v)) = mixture {
-                parts.push(format!("{} ~ {}", version(p, *r), show(p, *v)));
+                parts.push(format!("{} ~ {}", p.version_name(*r), show(p, *v)));
             }
             (format!("posterior({})", parts.join(", ")), 9)
         }

@@ -63,6 +63,26 @@ impl Process {
     pub fn network(&self, id: NetworkId) -> &Network {
         &self.networks[id.index()]
     }
+    /// A field version as a spec writes it: `x_0`, `x_t`, `x_s`, `x_T`, `x_{t-1}`; a
+    /// conditioning field that never diffuses is named bare.
+    pub fn version_name(&self, r: FieldRef) -> String {
+        let f = &self.field(r.field).name;
+        let t = &self.time.name;
+        if r.version == Version::Data && !self.forwards.iter().any(|k| k.target.field == r.field) {
+            return f.clone();
+        }
+        match r.version {
+            Version::Data => format!("{f}_0"),
+            Version::T => format!("{f}_{t}"),
+            Version::S => format!("{f}_s"),
+            Version::End => format!("{f}_T"),
+            Version::Back(k) => format!(
+                "{f}_{{{t}{}{k}}}",
+                if self.time.ascending() { '+' } else { '-' }
+            ),
+        }
+    }
+
     /// The forward marginal q(F_t | G_0) whose target is `field`.
     pub fn marginal_of(&self, field: FieldId) -> Option<&Kernel> {
         self.forwards

@@ -2253,18 +2253,7 @@ impl<'a> Checker<'a> {
     }
 
     pub(crate) fn version_name(&self, r: FieldRef) -> String {
-        let f = &self.p.field(r.field).name;
-        let t = &self.p.time.name;
-        match r.version {
-            Version::Data => format!("{f}_0"),
-            Version::T => format!("{f}_{t}"),
-            Version::S => format!("{f}_s"),
-            Version::End => format!("{f}_T"),
-            Version::Back(k) => {
-                let sign = if self.p.time.ascending() { '+' } else { '-' };
-                format!("{f}_{{{t}{sign}{k}}}")
-            }
-        }
+        self.p.version_name(r)
     }
 
     fn prior_ref(&mut self, args: &[ast::Arg], span: Span, cx: &mut Cx) -> ExprId {

@@ -201,26 +201,9 @@ impl<'a> Checker<'a> {
         let mut cx = Cx::new(Place::Kernel {
             has_s: target.version == Version::S,
         });
-        let mut bindings = Vec::new();
-        for b in &k.bindings {
-            if let Some(prev) = cx
-                .scopes
-                .iter()
-                .find(|(n, _)| *n == b.name.name)
-                .map(|(_, b)| b.clone())
-            {
-                let Bound::Local(p) = prev else {
-                    unreachable!()
-                };
-                let d = super::duplicate(&b.name, self.p.locals[p.index()].span);
-                self.error(d);
-                return;
-            }
-            let v = self.value(&b.value, &mut cx);
-            let l = self.new_local(&b.name, v);
-            cx.scopes.push((b.name.name.clone(), Bound::Local(l)));
-            bindings.push(l);
-        }
+        let Some(bindings) = self.where_bindings(&k.bindings, &mut cx) else {
+            return;
+        };
         let dist = self.expr(&k.dist, &mut cx);
         if self.ty(dist).is_error() {
             return;
@@ -321,6 +304,27 @@ impl<'a> Checker<'a> {
             }
         }
         best
+    }
+
+    /// Bind a `where { … }` block in order; a name bound twice is an error (None).
+    fn where_bindings(&mut self, bindings: &[ast::Binding], cx: &mut Cx) -> Option<Vec<LocalId>> {
+        let mut out: Vec<LocalId> = Vec::new();
+        for b in bindings {
+            if let Some(first) = out
+                .iter()
+                .find(|l| self.p.locals[l.index()].name == b.name.name)
+            {
+                let d = super::duplicate(&b.name, self.p.locals[first.index()].span);
+                self.error(d);
+                return None;
+            }
+            // A network call is bound as it is, so that its outputs can be picked by name.
+            let v = self.expr(&b.value, cx);
+            let l = self.new_local(&b.name, v);
+            cx.scopes.push((b.name.name.clone(), Bound::Local(l)));
+            out.push(l);
+        }
+        Some(out)
     }
 
     fn structure(&mut self, span: Span, message: String) {
@@ -610,26 +614,9 @@ impl<'a> Checker<'a> {
 
     pub(super) fn check_loss(&mut self, l: &ast::LossDecl, span: Span) {
         let mut cx = Cx::new(Place::Loss);
-        let mut bindings = Vec::new();
-        for b in &l.bindings {
-            if let Some(prev) = cx
-                .scopes
-                .iter()
-                .find(|(n, _)| *n == b.name.name)
-                .map(|(_, b)| b.clone())
-            {
-                let Bound::Local(p) = prev else {
-                    unreachable!()
-                };
-                let d = super::duplicate(&b.name, self.p.locals[p.index()].span);
-                self.error(d);
-                return;
-            }
-            let v = self.expr(&b.value, &mut cx);
-            let l = self.new_local(&b.name, v);
-            cx.scopes.push((b.name.name.clone(), Bound::Local(l)));
-            bindings.push(l);
-        }
+        let Some(bindings) = self.where_bindings(&l.bindings, &mut cx) else {
+            return;
+        };
         let v = self.value(&l.value, &mut cx);
         let ty = self.ty(v).clone();
         if ty.is_error() {
