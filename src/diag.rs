@@ -135,6 +135,8 @@ pub enum Code {
     Loss,
     /// A sampler is malformed (history before the first step, a missing step, …).
     Sampler,
+    /// A declaration that nothing uses (a warning).
+    Unused,
     /// A constant expression could not be evaluated at compile time.
     Const,
     /// Recursion in functions or schedules.
@@ -163,6 +165,7 @@ impl Code {
             Code::Parameterisation => "E0501",
             Code::Loss => "E0600",
             Code::Sampler => "E0700",
+            Code::Unused => "W0001",
         }
     }
 }

@@ -79,3 +79,18 @@ fn explain_can_pick_one_process() {
     assert_eq!(code, Some(2));
     assert!(err.contains("no process `c`"), "{err}");
 }
+
+#[test]
+fn warnings_do_not_fail_the_check() {
+    let path = temp_spec(
+        "unused.diff",
+        "process p {\n  time t : 1..10\n  schedule beta(t) = 0.1\n  schedule unused(t) = 2 * beta(t)\n}\n",
+    );
+    let (code, _, err) = diffc(&["check", "--color", "never", &path]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning[W0001]: schedule `unused` is never used"),
+        "{err}"
+    );
+    assert!(!err.contains("`beta`"), "{err}");
+}

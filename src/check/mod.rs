@@ -264,6 +264,48 @@ impl<'a> Checker<'a> {
                 _ => {}
             }
         }
+        if self.errors() == start {
+            self.warn_unused();
+        }
+    }
+
+    /// Schedules that nothing reads and networks that nothing calls are probably mistakes.
+    fn warn_unused(&mut self) {
+        let mut schedules = vec![false; self.p.schedules.len()];
+        let mut networks = vec![false; self.p.networks.len()];
+        for e in &self.p.exprs {
+            match e.kind {
+                ExprKind::Schedule { id, .. } => schedules[id.index()] = true,
+                ExprKind::NetCall { net, .. } => networks[net.index()] = true,
+                _ => {}
+            }
+        }
+        let mut warnings = Vec::new();
+        for (s, used) in self.p.schedules.iter().zip(&schedules) {
+            if !used {
+                warnings.push(
+                    Diagnostic::warning(
+                        Code::Unused,
+                        s.span,
+                        format!("schedule `{}` is never used", s.name),
+                    )
+                    .with_label("not read by any kernel, loss, sampler or other schedule"),
+                );
+            }
+        }
+        for (n, used) in self.p.networks.iter().zip(&networks) {
+            if !used {
+                warnings.push(
+                    Diagnostic::warning(
+                        Code::Unused,
+                        n.span,
+                        format!("network `{}` is never called", n.name),
+                    )
+                    .with_label("no loss or sampler calls it"),
+                );
+            }
+        }
+        self.diags.extend(warnings);
     }
 
     fn declare_decl(&mut self, d: &'a ast::Decl) {
