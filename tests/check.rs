@@ -5,10 +5,17 @@ use diffc::typed::{Process, Value};
 
 fn process(src: &str) -> Process {
     let (module, diags) = diffc::check::check_source(src);
-    let source = diffc::diag::Source { name: "test.diff", text: src };
+    let source = diffc::diag::Source {
+        name: "test.diff",
+        text: src,
+    };
     // These small processes leave schedules unused on purpose: only errors matter here.
     let errors: Vec<_> = diags.into_iter().filter(|d| d.is_error()).collect();
-    assert!(errors.is_empty(), "{}", diffc::diag::render_text(&source, &errors, false));
+    assert!(
+        errors.is_empty(),
+        "{}",
+        diffc::diag::render_text(&source, &errors, false)
+    );
     module.unwrap().processes.remove(0)
 }
 

@@ -223,8 +223,8 @@ fn group_tokens(tokens: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = tokens
         .iter()
         .filter(|t| {
-            !(ops > 3 && OPERATORS.contains(&t.as_str()))
-                && !(decls > 3 && DECLARATIONS.contains(&t.as_str()))
+            !(ops > 3 && OPERATORS.contains(&t.as_str())
+                || decls > 3 && DECLARATIONS.contains(&t.as_str()))
         })
         // The exponent marker of a number is not worth suggesting.
         .filter(|t| !matches!(t.as_str(), "e" | "E"))

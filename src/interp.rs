@@ -1,0 +1,987 @@
+//! The reference interpreter: runs an IR program on arrays. It defines what every spec means;
+//! the backends are tested against it.
+//!
+//! Arrays are batch-major: a field input of shape `[n, d]` is a tensor `[B, n, d]` (and
+//! `[B, n, d, K]` for `vec<K>` elements); a per-sample value is `[B]`; a value the same for the
+//! whole call is `[]`. Element arithmetic is f32; host coefficients are f64, rounded to f32 when
+//! elements read them.
+//!
+//! Symmetric fields (`sym`) are drawn once per unordered pair i < j and mirrored; their diagonal
+//! is empty (0, false or class 0), and their log-density counts each pair once.
+//! Element `e` of sample `b` draws with RNG index `b * E + e` (E elements per sample; for a
+//! symmetric field the index of the pair's upper entry), so noise never depends on chunking.
+
+use crate::check::eval::{Env, Evaluator};
+use crate::ir::{Extent, Kind, Node, NodeId, Program};
+use crate::rng;
+use crate::syntax::ast::{BinOp, UnOp};
+use crate::typed::{Builtin, Elem, Family, Process, Shape, Value};
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    F32(Vec<f32>),
+    Bool(Vec<bool>),
+    Class(Vec<u32>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Data,
+}
+
+impl Tensor {
+    pub fn len(&self) -> usize {
+        match &self.data {
+            Data::F32(v) => v.len(),
+            Data::Bool(v) => v.len(),
+            Data::Class(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn scalar(x: f32) -> Tensor {
+        Tensor {
+            shape: vec![],
+            data: Data::F32(vec![x]),
+        }
+    }
+    pub fn f32s(&self) -> Option<&[f32]> {
+        match &self.data {
+            Data::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Everything one call needs besides the program.
+#[derive(Clone, Debug, Default)]
+pub struct Call {
+    pub seed: u64,
+    /// The step (or call) counter of the RNG.
+    pub step: u32,
+    /// Number of samples.
+    pub batch: usize,
+    /// Sizes of the process's dimensions; those not given are read off the inputs.
+    pub sizes: HashMap<String, usize>,
+    /// Inputs by port name; times (`t`, `s`) are scalars.
+    pub inputs: HashMap<String, Tensor>,
+    /// Supplied randomness by draw-site name (`eps`, `u_x`, …) in place of the RNG.
+    pub draws: HashMap<String, Tensor>,
+}
+
+/// A value inside the interpreter: one entry (or K) per element of its extent.
+#[derive(Clone, Debug)]
+enum Val {
+    R(Vec<f32>),
+    B(Vec<bool>),
+    C(Vec<u32>),
+    /// K reals per element.
+    V(usize, Vec<f32>),
+    /// One K×K matrix (coefficients only).
+    M(usize, Vec<f32>),
+}
+
+struct Ctx<'a> {
+    p: &'a Process,
+    prog: &'a Program,
+    call: &'a Call,
+    sizes: HashMap<String, usize>,
+    vals: Vec<Option<Val>>,
+    coefs: Vec<Val>,
+}
+
+pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
+    let sizes = bind_sizes(p, prog, call)?;
+    let mut env = Env::default();
+    for (name, slot) in [(p.time.name.as_str(), &mut env.t), ("s", &mut 0.0)] {
+        let _ = (name, slot);
+    }
+    env.t = time_input(p, call, &p.time.name)?.unwrap_or(f64::NAN);
+    env.s = time_input(p, call, "s")?;
+    let ev = Evaluator::new(p);
+    let mut coefs = Vec::new();
+    for &c in &prog.coefs {
+        let v = ev.eval(c, &env).map_err(|e| match e {
+            crate::check::eval::EvalError::Hazard { message, .. }
+            | crate::check::eval::EvalError::Undefined { message, .. } => {
+                format!("{} at {} = {}: {message}", prog.name, p.time.name, env.t)
+            }
+            crate::check::eval::EvalError::Runtime => format!(
+                "{}: a coefficient needs a value the call did not give",
+                prog.name
+            ),
+        })?;
+        coefs.push(from_value(&v));
+    }
+    let mut cx = Ctx {
+        p,
+        prog,
+        call,
+        sizes,
+        vals: vec![None; prog.nodes.len()],
+        coefs,
+    };
+    let mut out = Vec::new();
+    for (i, r) in prog.results.iter().enumerate() {
+        let v = cx.eval(*r)?;
+        out.push(cx.tensor(*r, v, &prog.outputs[i].name)?);
+    }
+    Ok(out)
+}
+
+fn time_input(p: &Process, call: &Call, name: &str) -> Result<Option<f64>, String> {
+    let Some(t) = call.inputs.get(name) else {
+        return Ok(None);
+    };
+    let v = match (&t.data, t.len()) {
+        (Data::F32(v), 1) => v[0] as f64,
+        _ => return Err(format!("`{name}` must be one number")),
+    };
+    let time = &p.time;
+    let (lo, hi) = (time.lo.min(time.data_at), time.hi.max(time.data_at));
+    if !v.is_finite() || v < lo || v > hi {
+        return Err(format!(
+            "`{name}` = {v} is outside the process's time {}..{} (data at {})",
+            time.lo, time.hi, time.data_at
+        ));
+    }
+    Ok(Some(v))
+}
+
+fn from_value(v: &Value) -> Val {
+    match v {
+        Value::Real(x) => Val::R(vec![*x as f32]),
+        Value::Bool(b) => Val::B(vec![*b]),
+        Value::Vec(xs) => Val::V(xs.len(), xs.iter().map(|x| *x as f32).collect()),
+        Value::Mat(k, xs) => Val::M(*k, xs.iter().map(|x| *x as f32).collect()),
+        Value::List(_) => Val::R(vec![f32::NAN]),
+    }
+}
+
+/// Read the dimension sizes off the field inputs, checking that they agree.
+fn bind_sizes(p: &Process, prog: &Program, call: &Call) -> Result<HashMap<String, usize>, String> {
+    let mut sizes = call.sizes.clone();
+    for port in &prog.inputs {
+        let crate::entries::Extent::Field(shape) = &port.extent else {
+            continue;
+        };
+        let t = call
+            .inputs
+            .get(&port.name)
+            .ok_or_else(|| format!("missing input `{}`", port.name))?;
+        let k = match port.elem {
+            Elem::Vec(k) => Some(k as usize),
+            _ => None,
+        };
+        let want = 1 + shape.dims.len() + usize::from(k.is_some());
+        if t.shape.len() != want {
+            return Err(format!(
+                "input `{}` has {} axes, expected {want} (batch, {}{})",
+                port.name,
+                t.shape.len(),
+                shape
+                    .dims
+                    .iter()
+                    .map(|d| p.dims[d.index()].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if k.is_some() { ", classes" } else { "" }
+            ));
+        }
+        if t.shape[0] != call.batch {
+            return Err(format!(
+                "input `{}` holds {} samples, expected {}",
+                port.name, t.shape[0], call.batch
+            ));
+        }
+        for (axis, d) in shape.dims.iter().enumerate() {
+            let name = &p.dims[d.index()].name;
+            let n = t.shape[axis + 1];
+            match sizes.get(name) {
+                Some(&m) if m != n => {
+                    return Err(format!(
+                        "input `{}` has {name} = {n}, but another input has {name} = {m}",
+                        port.name
+                    ))
+                }
+                _ => {
+                    sizes.insert(name.clone(), n);
+                }
+            }
+        }
+        if let Some(k) = k {
+            if t.shape.last() != Some(&k) {
+                return Err(format!(
+                    "input `{}` needs {k} classes on its last axis",
+                    port.name
+                ));
+            }
+        }
+        check_values(t, port.elem, &port.name)?;
+    }
+    Ok(sizes)
+}
+
+fn check_values(t: &Tensor, elem: Elem, name: &str) -> Result<(), String> {
+    match (&t.data, elem) {
+        (Data::F32(v), Elem::Real | Elem::Vec(_)) => {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(format!("input `{name}` holds {} at flat index {i}", v[i]));
+            }
+        }
+        (Data::Class(v), Elem::Cat(k)) => {
+            if let Some(i) = v.iter().position(|c| *c >= k) {
+                return Err(format!(
+                    "input `{name}` holds class {} at flat index {i}, outside 0..{}",
+                    v[i],
+                    k - 1
+                ));
+            }
+        }
+        (Data::Bool(_), Elem::Bool) => {}
+        _ => {
+            return Err(format!(
+                "input `{name}` has the wrong element type: expected {}",
+                elem.describe()
+            ))
+        }
+    }
+    Ok(())
+}
+
+impl Ctx<'_> {
+    /// Elements per sample of a node's shape.
+    fn per_sample(&self, shape: &Option<Shape>) -> Result<usize, String> {
+        let Some(s) = shape else { return Ok(1) };
+        let mut n = 1usize;
+        for d in &s.dims {
+            let name = &self.p.dims[d.index()].name;
+            n *= *self.sizes.get(name).ok_or_else(|| {
+                format!("the size of `{name}` is not known: give it with --set {name}=N")
+            })?;
+        }
+        Ok(n)
+    }
+
+    fn len(&self, id: NodeId) -> Result<usize, String> {
+        let n = self.prog.node(id);
+        Ok(match n.extent {
+            Extent::Uniform => 1,
+            Extent::Sample => self.call.batch,
+            Extent::Element => self.call.batch * self.per_sample(&n.shape)?,
+        })
+    }
+
+    /// Index into operand `id` for output element `i` of a node with `per` elements per sample.
+    fn at(&self, id: NodeId, i: usize, per: usize) -> usize {
+        match self.prog.node(id).extent {
+            Extent::Uniform => 0,
+            Extent::Sample => i / per.max(1),
+            Extent::Element => i,
+        }
+    }
+
+    fn eval(&mut self, id: NodeId) -> Result<Val, String> {
+        if let Some(v) = &self.vals[id.index()] {
+            return Ok(v.clone());
+        }
+        let info = self.prog.node(id).clone();
+        let len = self.len(id)?;
+        let per = self.per_sample(&info.shape)?;
+        let v = match &info.node {
+            Node::Const(x) => match info.kind {
+                Kind::Bool => Val::B(vec![*x != 0.0]),
+                _ => Val::R(vec![*x as f32]),
+            },
+            Node::Coef(c) => self.coefs[*c as usize].clone(),
+            Node::Input(i) => {
+                let port = &self.prog.inputs[*i as usize];
+                let t = &self.call.inputs[&port.name];
+                match (&t.data, info.kind) {
+                    (Data::F32(v), Kind::Vec(k)) => Val::V(k as usize, v.clone()),
+                    (Data::F32(v), _) => Val::R(v.clone()),
+                    (Data::Bool(v), _) => Val::B(v.clone()),
+                    (Data::Class(v), _) => Val::C(v.clone()),
+                }
+            }
+            Node::Unary(op, a) => {
+                let av = self.eval(*a)?;
+                match (op, av) {
+                    (UnOp::Neg, Val::R(v)) => Val::R(v.iter().map(|x| -x).collect()),
+                    (UnOp::Neg, Val::V(k, v)) => Val::V(k, v.iter().map(|x| -x).collect()),
+                    (UnOp::Neg, Val::B(v)) => {
+                        Val::R(v.iter().map(|x| -(*x as u8 as f32)).collect())
+                    }
+                    (UnOp::Not, Val::B(v)) => Val::B(v.iter().map(|x| !x).collect()),
+                    _ => return Err(self.bug("unary operand")),
+                }
+            }
+            Node::Binary(op, a, b) => {
+                let (av, bv) = (self.eval(*a)?, self.eval(*b)?);
+                self.binary(*op, (*a, av), (*b, bv), len, per, info.kind)?
+            }
+            Node::Select(c, a, b) => {
+                let (cv, av, bv) = (self.eval(*c)?, self.eval(*a)?, self.eval(*b)?);
+                let Val::B(cs) = cv else {
+                    return Err(self.bug("select condition"));
+                };
+                let k = kwidth(info.kind);
+                let mut out = Vec::with_capacity(len * k);
+                match (&av, &bv) {
+                    (Val::B(x), Val::B(y)) => {
+                        let v = (0..len)
+                            .map(|i| {
+                                if cs[self.at(*c, i, per)] {
+                                    x[self.at(*a, i, per)]
+                                } else {
+                                    y[self.at(*b, i, per)]
+                                }
+                            })
+                            .collect();
+                        return self.store(id, Val::B(v));
+                    }
+                    (Val::C(x), Val::C(y)) => {
+                        let v = (0..len)
+                            .map(|i| {
+                                if cs[self.at(*c, i, per)] {
+                                    x[self.at(*a, i, per)]
+                                } else {
+                                    y[self.at(*b, i, per)]
+                                }
+                            })
+                            .collect();
+                        return self.store(id, Val::C(v));
+                    }
+                    _ => {}
+                }
+                for i in 0..len {
+                    let pick = if cs[self.at(*c, i, per)] {
+                        (*a, &av)
+                    } else {
+                        (*b, &bv)
+                    };
+                    let j = self.at(pick.0, i, per);
+                    for q in 0..k {
+                        out.push(elem(pick.1, j, q));
+                    }
+                }
+                if k == 1 && !matches!(info.kind, Kind::Vec(_)) {
+                    Val::R(out)
+                } else {
+                    Val::V(k, out)
+                }
+            }
+            Node::Index(v, i) => {
+                let (vv, iv) = (self.eval(*v)?, self.eval(*i)?);
+                let Val::V(k, data) = vv else {
+                    return Err(self.bug("index base"));
+                };
+                let out = (0..len)
+                    .map(|n| {
+                        let idx = elem(&iv, self.at(*i, n, per), 0) as usize;
+                        if idx >= k {
+                            Err(format!("index {idx} is outside 0 to {}", k - 1))
+                        } else {
+                            Ok(data[self.at(*v, n, per) * k + idx])
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                Val::R(out)
+            }
+            Node::List(items) => {
+                let vals: Vec<Val> = items
+                    .iter()
+                    .map(|x| self.eval(*x))
+                    .collect::<Result<_, _>>()?;
+                let k = items.len();
+                let mut out = Vec::with_capacity(len * k);
+                for n in 0..len {
+                    for (item, v) in items.iter().zip(&vals) {
+                        out.push(elem(v, self.at(*item, n, per), 0));
+                    }
+                }
+                Val::V(k, out)
+            }
+            Node::Call(f, args) => {
+                let vals: Vec<(NodeId, Val)> = args
+                    .iter()
+                    .map(|a| Ok((*a, self.eval(*a)?)))
+                    .collect::<Result<_, String>>()?;
+                self.call_builtin(*f, &vals, len, per, info.kind)?
+            }
+            Node::Reduce(f, a) => {
+                let av = self.eval(*a)?;
+                let ainfo = self.prog.node(*a).clone();
+                if ainfo.shape.as_ref().is_some_and(|s| s.mask.is_some()) {
+                    return Err("the interpreter does not take node masks yet: reductions over masked fields are refused".into());
+                }
+                let e = self.per_sample(&ainfo.shape)?;
+                let b = self.call.batch;
+                let mut out = vec![0.0f64; b];
+                for (s, o) in out.iter_mut().enumerate() {
+                    for j in 0..e {
+                        let x = elem(&av, self.at(*a, s * e + j, e), 0) as f64;
+                        *o += if *f == Builtin::Norm { x * x } else { x };
+                    }
+                    match f {
+                        Builtin::Mean => *o /= e.max(1) as f64,
+                        Builtin::Norm => *o = o.sqrt(),
+                        _ => {}
+                    }
+                }
+                Val::R(out.into_iter().map(|x| x as f32).collect())
+            }
+            Node::Draw {
+                site,
+                family,
+                params,
+            } => self.draw(id, *site, *family, params, len, per)?,
+            Node::LogDensity {
+                family,
+                params,
+                value,
+            } => self.log_density(*family, params, *value, len, per, &info.shape)?,
+        };
+        self.store(id, v)
+    }
+
+    fn store(&mut self, id: NodeId, v: Val) -> Result<Val, String> {
+        self.vals[id.index()] = Some(v.clone());
+        Ok(v)
+    }
+
+    fn bug(&self, what: &str) -> String {
+        format!(
+            "internal error in the interpreter ({what} in `{}`); this is a bug in diffc",
+            self.prog.name
+        )
+    }
+
+    fn binary(
+        &self,
+        op: BinOp,
+        (a, av): (NodeId, Val),
+        (b, bv): (NodeId, Val),
+        len: usize,
+        per: usize,
+        kind: Kind,
+    ) -> Result<Val, String> {
+        use BinOp as O;
+        let f = |x: f32, y: f32| -> f32 {
+            match op {
+                O::Add => x + y,
+                O::Sub => x - y,
+                O::Mul => x * y,
+                O::Div => x / y,
+                O::Pow => x.powf(y),
+                _ => f32::NAN,
+            }
+        };
+        Ok(match op {
+            O::And | O::Or => {
+                let (Val::B(x), Val::B(y)) = (&av, &bv) else {
+                    return Err(self.bug("logic operands"));
+                };
+                Val::B(
+                    (0..len)
+                        .map(|i| {
+                            let (p, q) = (x[self.at(a, i, per)], y[self.at(b, i, per)]);
+                            if op == O::And {
+                                p && q
+                            } else {
+                                p || q
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            O::Lt | O::Le | O::Gt | O::Ge | O::Eq | O::Ne => Val::B(
+                (0..len)
+                    .map(|i| {
+                        let (x, y) = (
+                            elem(&av, self.at(a, i, per), 0),
+                            elem(&bv, self.at(b, i, per), 0),
+                        );
+                        match op {
+                            O::Lt => x < y,
+                            O::Le => x <= y,
+                            O::Gt => x > y,
+                            O::Ge => x >= y,
+                            O::Eq => x == y,
+                            _ => x != y,
+                        }
+                    })
+                    .collect(),
+            ),
+            O::MatMul => {
+                let k = match kind {
+                    Kind::Vec(k) | Kind::Mat(k) => k as usize,
+                    _ => return Err(self.bug("matmul kind")),
+                };
+                let mut out = Vec::with_capacity(len * k);
+                for i in 0..len {
+                    let (ia, ib) = (self.at(a, i, per), self.at(b, i, per));
+                    match (&av, &bv) {
+                        (Val::V(_, v), Val::M(_, m)) => {
+                            for j in 0..k {
+                                out.push((0..k).map(|l| v[ia * k + l] * m[l * k + j]).sum());
+                            }
+                        }
+                        (Val::M(_, m), Val::V(_, v)) => {
+                            for r in 0..k {
+                                out.push((0..k).map(|l| m[r * k + l] * v[ib * k + l]).sum());
+                            }
+                        }
+                        _ => return Err("the interpreter multiplies a per-element vector by a coefficient matrix only".into()),
+                    }
+                }
+                Val::V(k, out)
+            }
+            _ => {
+                let k = kwidth(kind);
+                let mut out = Vec::with_capacity(len * k);
+                for i in 0..len {
+                    let (ia, ib) = (self.at(a, i, per), self.at(b, i, per));
+                    for q in 0..k {
+                        out.push(f(elem(&av, ia, q), elem(&bv, ib, q)));
+                    }
+                }
+                if matches!(kind, Kind::Vec(_)) {
+                    Val::V(k, out)
+                } else {
+                    Val::R(out)
+                }
+            }
+        })
+    }
+
+    fn call_builtin(
+        &self,
+        f: Builtin,
+        args: &[(NodeId, Val)],
+        len: usize,
+        per: usize,
+        kind: Kind,
+    ) -> Result<Val, String> {
+        use Builtin as B;
+        let k = kwidth(kind);
+        let arg = |n: usize, i: usize, q: usize| elem(&args[n].1, self.at(args[n].0, i, per), q);
+        let vec_of = |n: usize, i: usize| -> Vec<f32> {
+            let w = width(&args[n].1);
+            (0..w).map(|q| arg(n, i, q)).collect()
+        };
+        let map1 = |g: fn(f32) -> f32| -> Val {
+            let out: Vec<f32> = (0..len)
+                .flat_map(|i| (0..k).map(move |q| (i, q)))
+                .map(|(i, q)| g(arg(0, i, q)))
+                .collect();
+            if matches!(kind, Kind::Vec(_)) {
+                Val::V(k, out)
+            } else {
+                Val::R(out)
+            }
+        };
+        Ok(match f {
+            B::Sqrt => map1(f32::sqrt),
+            B::Exp => map1(f32::exp),
+            B::Log => map1(f32::ln),
+            B::Expm1 => map1(f32::exp_m1),
+            B::Log1p => map1(f32::ln_1p),
+            B::Sin => map1(f32::sin),
+            B::Cos => map1(f32::cos),
+            B::Tanh => map1(f32::tanh),
+            B::Abs => map1(f32::abs),
+            B::Floor => map1(f32::floor),
+            B::Sigmoid => map1(|x| 1.0 / (1.0 + (-x).exp())),
+            B::Softplus => map1(|x| if x > 20.0 { x } else { x.exp().ln_1p() }),
+            B::Min | B::Max | B::LogAddExp | B::Clamp => {
+                let out: Vec<f32> = (0..len)
+                    .flat_map(|i| (0..k).map(move |q| (i, q)))
+                    .map(|(i, q)| {
+                        let (x, y) = (arg(0, i, q), arg(1, i, q));
+                        match f {
+                            B::Min => x.min(y),
+                            B::Max => x.max(y),
+                            B::Clamp => x.max(y).min(arg(2, i, q)),
+                            _ => {
+                                let m = x.max(y);
+                                if m == f32::NEG_INFINITY {
+                                    m
+                                } else {
+                                    m + ((x - m).exp() + (y - m).exp()).ln()
+                                }
+                            }
+                        }
+                    })
+                    .collect();
+                if matches!(kind, Kind::Vec(_)) {
+                    Val::V(k, out)
+                } else {
+                    Val::R(out)
+                }
+            }
+            B::OneHot => {
+                let mut out = vec![0.0; len * k];
+                for i in 0..len {
+                    let c = arg(0, i, 0) as usize;
+                    if c >= k {
+                        return Err(format!("class {c} is outside 0 to {}", k - 1));
+                    }
+                    out[i * k + c] = 1.0;
+                }
+                Val::V(k, out)
+            }
+            B::Argmax => Val::C(
+                (0..len)
+                    .map(|i| {
+                        let v = vec_of(0, i);
+                        let mut best = 0;
+                        for (j, x) in v.iter().enumerate() {
+                            if *x > v[best] {
+                                best = j;
+                            }
+                        }
+                        best as u32
+                    })
+                    .collect(),
+            ),
+            B::Softmax | B::LogSoftmax => {
+                let mut out = Vec::with_capacity(len * k);
+                for i in 0..len {
+                    let v = vec_of(0, i);
+                    let m = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let lse = m + v.iter().map(|x| (x - m).exp()).sum::<f32>().ln();
+                    out.extend(v.iter().map(|x| {
+                        if f == B::Softmax {
+                            (x - lse).exp()
+                        } else {
+                            x - lse
+                        }
+                    }));
+                }
+                Val::V(k, out)
+            }
+            B::LogSumExp | B::VSum => Val::R(
+                (0..len)
+                    .map(|i| {
+                        let v = vec_of(0, i);
+                        if f == B::VSum {
+                            v.iter().sum()
+                        } else {
+                            let m = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                            m + v.iter().map(|x| (x - m).exp()).sum::<f32>().ln()
+                        }
+                    })
+                    .collect(),
+            ),
+            B::Dot => Val::R(
+                (0..len)
+                    .map(|i| {
+                        vec_of(0, i)
+                            .iter()
+                            .zip(vec_of(1, i))
+                            .map(|(x, y)| x * y)
+                            .sum()
+                    })
+                    .collect(),
+            ),
+            other => {
+                return Err(format!(
+                    "the interpreter cannot evaluate `{}` per element yet",
+                    other.name()
+                ))
+            }
+        })
+    }
+
+    /// Where the RNG index of element `i` (of a node with `per` elements per sample) comes from,
+    /// and whether the element is on the empty diagonal of a symmetric field.
+    fn rng_index(&self, shape: &Option<Shape>, i: usize, per: usize) -> (u64, bool) {
+        let Some(s) = shape.as_ref().filter(|s| s.sym) else {
+            return (i as u64, false);
+        };
+        let n = self.sizes[&self.p.dims[s.dims[0].index()].name];
+        let (b, e) = (i / per, i % per);
+        let (r, c) = (e / n, e % n);
+        if r == c {
+            return (0, true);
+        }
+        let (lo, hi) = if r < c { (r, c) } else { (c, r) };
+        ((b * per + lo * n + hi) as u64, false)
+    }
+
+    fn draw(
+        &mut self,
+        id: NodeId,
+        site: u32,
+        family: Family,
+        params: &[NodeId],
+        len: usize,
+        per: usize,
+    ) -> Result<Val, String> {
+        let info = self.prog.node(id).clone();
+        let site_info = &self.prog.draws[site as usize];
+        let supplied = self.call.draws.get(&site_info.name);
+        if let Some(t) = supplied {
+            let want = len * kwidth(info.kind).max(1);
+            if t.len() != want
+                && !matches!(
+                    family,
+                    Family::Categorical | Family::Bernoulli | Family::Uniform
+                )
+            {
+                return Err(format!(
+                    "supplied `{}` holds {} values, expected {want}",
+                    site_info.name,
+                    t.len()
+                ));
+            }
+        }
+        let pv: Vec<Val> = params
+            .iter()
+            .map(|x| self.eval(*x))
+            .collect::<Result<_, _>>()?;
+        let seed = self.call.seed;
+        let step = self.call.step;
+        let uniform = |idx: u64, j: usize| -> f32 {
+            match supplied.and_then(|t| t.f32s()) {
+                Some(u) => u[j],
+                None => rng::uniform(seed, site, step, idx),
+            }
+        };
+        Ok(match family {
+            Family::Normal => {
+                let k = kwidth(info.kind);
+                let mut out = Vec::with_capacity(len * k);
+                for i in 0..len {
+                    let (idx, diag) = self.rng_index(&info.shape, i, per);
+                    for q in 0..k {
+                        let z = if diag {
+                            0.0
+                        } else {
+                            match supplied.and_then(|t| t.f32s()) {
+                                Some(z) => z[i * k + q],
+                                None => rng::normal(seed, site, step, idx * k as u64 + q as u64),
+                            }
+                        };
+                        let m = elem(&pv[0], self.at(params[0], i, per), q);
+                        let v = elem(&pv[1], self.at(params[1], i, per), q);
+                        out.push(if diag { 0.0 } else { m + v.sqrt() * z });
+                    }
+                }
+                if matches!(info.kind, Kind::Vec(_)) {
+                    Val::V(k, out)
+                } else {
+                    Val::R(out)
+                }
+            }
+            Family::Uniform => Val::R(
+                (0..len)
+                    .map(|i| {
+                        let (idx, diag) = self.rng_index(&info.shape, i, per);
+                        let (lo, hi) = (
+                            elem(&pv[0], self.at(params[0], i, per), 0),
+                            elem(&pv[1], self.at(params[1], i, per), 0),
+                        );
+                        if diag {
+                            0.0
+                        } else {
+                            lo + (hi - lo) * uniform(idx, i)
+                        }
+                    })
+                    .collect(),
+            ),
+            Family::Bernoulli => Val::B(
+                (0..len)
+                    .map(|i| {
+                        let (idx, diag) = self.rng_index(&info.shape, i, per);
+                        let p = elem(&pv[0], self.at(params[0], i, per), 0);
+                        !diag && rng::bernoulli_from_uniform(uniform(idx, i), p)
+                    })
+                    .collect(),
+            ),
+            Family::Categorical => {
+                let k = match pv[0] {
+                    Val::V(k, _) => k,
+                    _ => return Err(self.bug("categorical probabilities")),
+                };
+                Val::C(
+                    (0..len)
+                        .map(|i| {
+                            let (idx, diag) = self.rng_index(&info.shape, i, per);
+                            if diag {
+                                return 0;
+                            }
+                            let j = self.at(params[0], i, per);
+                            let probs: Vec<f32> = (0..k).map(|q| elem(&pv[0], j, q)).collect();
+                            rng::categorical_from_uniform(uniform(idx, i), &probs) as u32
+                        })
+                        .collect(),
+                )
+            }
+            Family::Delta => {
+                let k = kwidth(info.kind);
+                match &pv[0] {
+                    Val::B(b) => Val::B((0..len).map(|i| b[self.at(params[0], i, per)]).collect()),
+                    Val::C(c) => Val::C((0..len).map(|i| c[self.at(params[0], i, per)]).collect()),
+                    v => {
+                        let out: Vec<f32> = (0..len)
+                            .flat_map(|i| (0..k).map(move |q| (i, q)))
+                            .map(|(i, q)| elem(v, self.at(params[0], i, per), q))
+                            .collect();
+                        if matches!(info.kind, Kind::Vec(_)) {
+                            Val::V(k, out)
+                        } else {
+                            Val::R(out)
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    fn log_density(
+        &mut self,
+        family: Family,
+        params: &[NodeId],
+        value: NodeId,
+        len: usize,
+        per: usize,
+        shape: &Option<Shape>,
+    ) -> Result<Val, String> {
+        let pv: Vec<Val> = params
+            .iter()
+            .map(|x| self.eval(*x))
+            .collect::<Result<_, _>>()?;
+        let xv = self.eval(value)?;
+        let k = width(&xv);
+        let mut out = Vec::with_capacity(len);
+        for i in 0..len {
+            // A symmetric field counts each unordered pair once: only i < j.
+            if let Some(s) = shape.as_ref().filter(|s| s.sym) {
+                let n = self.sizes[&self.p.dims[s.dims[0].index()].name];
+                let e = i % per;
+                if e / n >= e % n {
+                    out.push(0.0);
+                    continue;
+                }
+            }
+            let xi = self.at(value, i, per);
+            let lp = match family {
+                Family::Normal => (0..k)
+                    .map(|q| {
+                        let (m, v) = (
+                            elem(&pv[0], self.at(params[0], i, per), q) as f64,
+                            elem(&pv[1], self.at(params[1], i, per), q) as f64,
+                        );
+                        let x = elem(&xv, xi, q) as f64;
+                        -0.5 * (2.0 * std::f64::consts::PI * v).ln() - (x - m).powi(2) / (2.0 * v)
+                    })
+                    .sum::<f64>(),
+                Family::Categorical => {
+                    let c = elem(&xv, xi, 0) as usize;
+                    (elem(&pv[0], self.at(params[0], i, per), c) as f64).ln()
+                }
+                Family::Bernoulli => {
+                    let p = elem(&pv[0], self.at(params[0], i, per), 0) as f64;
+                    if elem(&xv, xi, 0) != 0.0 {
+                        p.ln()
+                    } else {
+                        (1.0 - p).ln()
+                    }
+                }
+                Family::Uniform => {
+                    let (lo, hi) = (
+                        elem(&pv[0], self.at(params[0], i, per), 0) as f64,
+                        elem(&pv[1], self.at(params[1], i, per), 0) as f64,
+                    );
+                    let x = elem(&xv, xi, 0) as f64;
+                    if x >= lo && x < hi {
+                        -(hi - lo).ln()
+                    } else {
+                        f64::NEG_INFINITY
+                    }
+                }
+                Family::Delta => {
+                    let same = (0..k)
+                        .all(|q| elem(&xv, xi, q) == elem(&pv[0], self.at(params[0], i, per), q));
+                    if same {
+                        0.0
+                    } else {
+                        f64::NEG_INFINITY
+                    }
+                }
+            };
+            out.push(lp as f32);
+        }
+        Ok(Val::R(out))
+    }
+
+    fn tensor(&self, id: NodeId, v: Val, name: &str) -> Result<Tensor, String> {
+        let info = self.prog.node(id);
+        let b = self.call.batch;
+        let mut shape = match info.extent {
+            Extent::Uniform => vec![],
+            Extent::Sample => vec![b],
+            Extent::Element => {
+                let s = info
+                    .shape
+                    .as_ref()
+                    .ok_or_else(|| self.bug("element output without a shape"))?;
+                let mut v = vec![b];
+                for d in &s.dims {
+                    v.push(self.sizes[&self.p.dims[d.index()].name]);
+                }
+                v
+            }
+        };
+        let data = match v {
+            Val::R(x) => Data::F32(x),
+            Val::B(x) => Data::Bool(x),
+            Val::C(x) => Data::Class(x),
+            Val::V(k, x) => {
+                shape.push(k);
+                Data::F32(x)
+            }
+            Val::M(k, x) => {
+                shape.extend([k, k]);
+                Data::F32(x)
+            }
+        };
+        let t = Tensor { shape, data };
+        if let Some(x) = t.f32s() {
+            if let Some(i) = x.iter().position(|x| x.is_nan()) {
+                return Err(format!("output `{name}` is NaN at flat index {i}"));
+            }
+        }
+        Ok(t)
+    }
+}
+
+fn kwidth(kind: Kind) -> usize {
+    match kind {
+        Kind::Vec(k) => k as usize,
+        _ => 1,
+    }
+}
+
+fn width(v: &Val) -> usize {
+    match v {
+        Val::V(k, _) => *k,
+        _ => 1,
+    }
+}
+
+/// Component `q` of element `i` of a value, as f32 (a scalar broadcasts over components).
+fn elem(v: &Val, i: usize, q: usize) -> f32 {
+    match v {
+        Val::R(x) => x[i],
+        Val::B(x) => x[i] as u8 as f32,
+        Val::C(x) => x[i] as f32,
+        Val::V(k, x) => x[i * k + q],
+        Val::M(k, x) => x[i * k * k + q],
+    }
+}

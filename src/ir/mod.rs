@@ -1,0 +1,122 @@
+//! The process IR: one `Program` per entry point.
+//!
+//! Contract:
+//! - A program has a host part and an element part.
+//!   The host part is `coefs`: typed expressions of the checked process that depend only on
+//!   times, parameters and constants; they are evaluated in f64 once per call (or once per
+//!   sample when the time differs per sample) by `check::eval`.
+//!   The element part is `nodes`, a pure DAG in one arena with `NodeId` handles; it runs in f32
+//!   on every element of the entry's field shape and reads coefficients through `Node::Coef`.
+//! - Inputs and outputs are the ports of `entries::Entry`, in the same order; `results[i]` is the
+//!   node written to output `i`.
+//! - Every random draw is a `Node::Draw` with its own `site`: the RNG stream of that draw.
+//!   A caller may supply the draw instead (the noise, uniforms or classes), so that results can
+//!   be compared with other implementations given the same randomness.
+//! - Lowering never changes results: the host/element split is a schedule, not semantics.
+
+pub mod lower;
+
+use crate::entries::{EntryKind, Port};
+use crate::syntax::ast::{BinOp, UnOp};
+use crate::typed::{Builtin, ExprId, Family, Shape};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What one element of a node holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Real,
+    Bool,
+    /// A class index in 0..K.
+    Class(u32),
+    /// K reals.
+    Vec(u32),
+    /// K×K reals (only as a coefficient).
+    Mat(u32),
+}
+
+/// How a node varies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extent {
+    /// The same for every element of a sample (a constant, a coefficient).
+    Uniform,
+    /// One value per sample (a reduction).
+    Sample,
+    /// One value per element of the entry's shape.
+    Element,
+}
+
+#[derive(Clone, Debug)]
+pub enum Node {
+    Const(f64),
+    /// A host coefficient, `Program::coefs[i]`.
+    Coef(u32),
+    /// Input port `i`.
+    Input(u32),
+    Unary(UnOp, NodeId),
+    Binary(BinOp, NodeId, NodeId),
+    Call(Builtin, Vec<NodeId>),
+    /// `if c then a else b`, per element.
+    Select(NodeId, NodeId, NodeId),
+    /// An element of a per-element vector.
+    Index(NodeId, NodeId),
+    /// A vector (or, of vectors, a matrix) built from its entries.
+    List(Vec<NodeId>),
+    /// A draw from a distribution; `site` is its RNG stream and the index of the draw a caller may supply.
+    Draw {
+        site: u32,
+        family: Family,
+        params: Vec<NodeId>,
+    },
+    /// The log-density of `value` under a distribution, per element (summed over a class axis).
+    LogDensity {
+        family: Family,
+        params: Vec<NodeId>,
+        value: NodeId,
+    },
+    /// A reduction over the entry's element axes: `sum`, `mean` or `norm`, masked entries left out.
+    Reduce(Builtin, NodeId),
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub node: Node,
+    pub kind: Kind,
+    pub extent: Extent,
+    /// The field shape an `Element` node runs over.
+    pub shape: Option<Shape>,
+}
+
+/// What a draw site draws, for callers that supply the randomness themselves.
+#[derive(Clone, Debug)]
+pub struct DrawSite {
+    pub family: Family,
+    /// The name of the input that replaces this draw (`eps`, `u_x`, …).
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub name: String,
+    pub kind: EntryKind,
+    pub inputs: Vec<Port>,
+    pub outputs: Vec<Port>,
+    /// The host program: typed expressions evaluated in f64.
+    pub coefs: Vec<ExprId>,
+    pub nodes: Vec<NodeInfo>,
+    pub results: Vec<NodeId>,
+    pub draws: Vec<DrawSite>,
+}
+
+impl Program {
+    pub fn node(&self, id: NodeId) -> &NodeInfo {
+        &self.nodes[id.index()]
+    }
+}

@@ -1,0 +1,554 @@
+//! The reference interpreter against closed forms and Bayes' rule.
+
+use diffc::check::eval::{Env, Evaluator};
+use diffc::interp::{run, Call, Data, Tensor};
+use diffc::ir::lower::lower;
+use diffc::typed::{ExprKind, FieldRef, KernelKind, Process, Value, Version};
+use std::collections::HashMap;
+
+fn spec(file: &str, process: &str) -> Process {
+    let path = format!("{}/specs/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let (module, diags) = diffc::check::check_source(&text);
+    assert!(diags.iter().all(|d| !d.is_error()));
+    module
+        .unwrap()
+        .processes
+        .into_iter()
+        .find(|p| p.name == process)
+        .unwrap()
+}
+
+fn real(shape: &[usize], data: Vec<f32>) -> Tensor {
+    Tensor {
+        shape: shape.to_vec(),
+        data: Data::F32(data),
+    }
+}
+
+fn call(batch: usize, inputs: Vec<(&str, Tensor)>) -> Call {
+    Call {
+        batch,
+        inputs: inputs
+            .into_iter()
+            .map(|(n, t)| (n.to_string(), t))
+            .collect(),
+        ..Call::default()
+    }
+}
+
+fn f32s(t: &Tensor) -> &[f32] {
+    t.f32s().unwrap()
+}
+
+/// ᾱ_t of DDPM's linear schedule, by hand.
+fn ddpm_alpha_bar(t: usize) -> f64 {
+    (1..=t)
+        .map(|s| 1.0 - (1e-4 + (0.02 - 1e-4) * (s - 1) as f64 / 999.0))
+        .product()
+}
+
+#[test]
+fn ddpm_posterior_matches_the_closed_form() {
+    let p = spec("ddpm.diff", "ddpm_linear");
+    let prog = lower(&p, "posterior").unwrap();
+    let x_t: Vec<f32> = (0..6).map(|i| 0.3 * i as f32 - 0.7).collect();
+    let x_0: Vec<f32> = (0..6).map(|i| 0.5 - 0.2 * i as f32).collect();
+    for t in [1usize, 2, 10, 500, 999, 1000] {
+        let c = call(
+            2,
+            vec![
+                ("x_t", real(&[2, 3], x_t.clone())),
+                ("x_0", real(&[2, 3], x_0.clone())),
+                ("t", Tensor::scalar(t as f32)),
+            ],
+        );
+        let out = run(&p, &prog, &c).unwrap();
+        let (ab, ab_prev) = (ddpm_alpha_bar(t), ddpm_alpha_bar(t - 1));
+        let beta = 1e-4 + (0.02 - 1e-4) * (t - 1) as f64 / 999.0;
+        let c0 = ab_prev.sqrt() * beta / (1.0 - ab);
+        let ct = (1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab);
+        let var = (1.0 - ab_prev) / (1.0 - ab) * beta;
+        for i in 0..6 {
+            let want = c0 * x_0[i] as f64 + ct * x_t[i] as f64;
+            let got = f32s(&out[0])[i] as f64;
+            assert!(
+                (got - want).abs() < 1e-5 * (1.0 + want.abs()),
+                "t = {t}: mean {got} vs {want}"
+            );
+        }
+        let got = f32s(&out[1])[0] as f64;
+        assert!(
+            (got - var).abs() <= 1e-6 * var.max(1e-30) + 1e-12,
+            "t = {t}: var {got} vs {var}"
+        );
+    }
+}
+
+#[test]
+fn ddpm_log_q_is_the_gaussian_density() {
+    let p = spec("ddpm.diff", "ddpm_linear");
+    let prog = lower(&p, "log_q").unwrap();
+    let x_0 = vec![0.1f32, -0.4, 0.9, 0.0];
+    let x_t = vec![0.3f32, -0.2, 0.1, -1.5];
+    let t = 250;
+    let c = call(
+        2,
+        vec![
+            ("x_0", real(&[2, 2], x_0.clone())),
+            ("x_t", real(&[2, 2], x_t.clone())),
+            ("t", Tensor::scalar(t as f32)),
+        ],
+    );
+    let out = run(&p, &prog, &c).unwrap();
+    let ab = ddpm_alpha_bar(t);
+    for b in 0..2 {
+        let want: f64 = (0..2)
+            .map(|j| {
+                let (x0, xt) = (x_0[b * 2 + j] as f64, x_t[b * 2 + j] as f64);
+                let v = 1.0 - ab;
+                -0.5 * (2.0 * std::f64::consts::PI * v).ln()
+                    - (xt - ab.sqrt() * x0).powi(2) / (2.0 * v)
+            })
+            .sum();
+        let got = f32s(&out[0])[b] as f64;
+        assert!(
+            (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+            "{got} vs {want}"
+        );
+    }
+}
+
+/// The probabilities of a discrete kernel's target given classes for its conditioning
+/// variables, from the checker's own f64 evaluator (independent of the interpreter).
+fn kernel_probs(
+    p: &Process,
+    kind: KernelKind,
+    field: &str,
+    t: f64,
+    given: &[(Version, f64)],
+) -> Vec<f64> {
+    let k = p
+        .forwards
+        .iter()
+        .find(|k| k.kind == kind && p.field(k.target.field).name == field)
+        .unwrap();
+    let ExprKind::Dist { params, .. } = &p.expr(k.dist).kind else {
+        panic!()
+    };
+    let f = k.target.field;
+    let fields = given
+        .iter()
+        .map(|(v, c)| {
+            let val = if matches!(p.field(f).elem, diffc::typed::Elem::Bool) {
+                Value::Bool(*c != 0.0)
+            } else {
+                Value::Real(*c)
+            };
+            (
+                FieldRef {
+                    field: f,
+                    version: *v,
+                },
+                val,
+            )
+        })
+        .collect();
+    match Evaluator::new(p)
+        .eval(
+            params[0],
+            &Env {
+                t,
+                fields,
+                ..Env::default()
+            },
+        )
+        .unwrap()
+    {
+        Value::Vec(v) => v,
+        Value::Real(q) => vec![1.0 - q, q],
+        v => panic!("{v:?}"),
+    }
+}
+
+/// q(x_{t-1} = c | x_t, x_0) ∝ q(x_t | x_{t-1} = c) q(x_{t-1} = c | x_0), by enumeration,
+/// against the interpreter's `posterior` entry, for every (x_t, x_0) pair x_0 can reach.
+fn check_bayes(
+    file: &str,
+    process: &str,
+    field: &str,
+    entry: &str,
+    classes: usize,
+    times: &[usize],
+) {
+    let p = spec(file, process);
+    let prog = lower(&p, entry).unwrap();
+    let bool_field = classes == 2
+        && matches!(
+            p.fields.iter().find(|f| f.name == field).unwrap().elem,
+            diffc::typed::Elem::Bool
+        );
+    let mut checked = 0;
+    for &t in times {
+        for x0 in 0..classes {
+            let reach = kernel_probs(
+                &p,
+                KernelKind::Marginal,
+                field,
+                t as f64,
+                &[(Version::Data, x0 as f64)],
+            );
+            for (xt, reach_xt) in reach.iter().enumerate() {
+                if *reach_xt == 0.0 {
+                    continue;
+                }
+                let joint: Vec<f64> = (0..classes)
+                    .map(|c| {
+                        let step = kernel_probs(
+                            &p,
+                            KernelKind::OneStep,
+                            field,
+                            t as f64,
+                            &[(Version::Back(1), c as f64)],
+                        )[xt];
+                        let prev = if t == 1 {
+                            if c == x0 {
+                                1.0
+                            } else {
+                                0.0
+                            }
+                        } else {
+                            kernel_probs(
+                                &p,
+                                KernelKind::Marginal,
+                                field,
+                                (t - 1) as f64,
+                                &[(Version::Data, x0 as f64)],
+                            )[c]
+                        };
+                        step * prev
+                    })
+                    .collect();
+                let z: f64 = joint.iter().sum();
+                let tensor = |c: usize| -> Tensor {
+                    if bool_field {
+                        Tensor {
+                            shape: vec![1, 1, 1],
+                            data: Data::Bool(vec![c == 1]),
+                        }
+                    } else {
+                        Tensor {
+                            shape: vec![1, 1],
+                            data: Data::Class(vec![c as u32]),
+                        }
+                    }
+                };
+                let (t_name, x0_name) = (format!("{field}_t"), format!("{field}_0"));
+                let mut inputs: HashMap<String, Tensor> = HashMap::new();
+                inputs.insert(t_name, tensor(xt));
+                inputs.insert(x0_name, tensor(x0));
+                inputs.insert("t".into(), Tensor::scalar(t as f32));
+                let c = Call {
+                    batch: 1,
+                    inputs,
+                    sizes: [("n".to_string(), 1)].into(),
+                    ..Call::default()
+                };
+                let out = run(&p, &prog, &c).unwrap();
+                let got: Vec<f64> = match (bool_field, f32s(&out[0])) {
+                    (true, v) => vec![1.0 - v[0] as f64, v[0] as f64],
+                    (false, v) => v.iter().map(|x| *x as f64).collect(),
+                };
+                for cl in 0..classes {
+                    let want = joint[cl] / z;
+                    assert!(
+                        (got[cl] - want).abs() < 2e-5,
+                        "{process} t = {t}, x_t = {xt}, x_0 = {x0}: q(x_(t-1) = {cl}) = {} by the spec, {want} by Bayes",
+                        got[cl]
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn d3pm_uniform_posterior_is_bayes_rule() {
+    check_bayes(
+        "d3pm.diff",
+        "d3pm_uniform",
+        "x",
+        "posterior",
+        27,
+        &[1, 2, 100, 500, 1000],
+    );
+}
+
+#[test]
+fn d3pm_absorbing_posterior_is_bayes_rule() {
+    check_bayes(
+        "d3pm.diff",
+        "d3pm_absorbing",
+        "x",
+        "posterior",
+        28,
+        &[1, 2, 100, 999, 1000],
+    );
+}
+
+#[test]
+fn edge_posterior_is_bayes_rule() {
+    check_bayes("edge.diff", "edge", "A", "posterior", 2, &[1, 2, 32, 64]);
+}
+
+#[test]
+fn digress_posteriors_are_bayes_rule() {
+    check_bayes(
+        "digress.diff",
+        "digress",
+        "X",
+        "posterior.X",
+        4,
+        &[1, 2, 250, 500],
+    );
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let p = spec("ddpm.diff", "ddpm_linear");
+    let prog = lower(&p, "posterior").unwrap();
+    let good = || {
+        call(
+            1,
+            vec![
+                ("x_t", real(&[1, 2], vec![0.0, 1.0])),
+                ("x_0", real(&[1, 2], vec![0.0, 1.0])),
+                ("t", Tensor::scalar(3.0)),
+            ],
+        )
+    };
+    assert!(run(&p, &prog, &good()).is_ok());
+    let mut c = good();
+    c.inputs.remove("x_0");
+    assert!(run(&p, &prog, &c)
+        .unwrap_err()
+        .contains("missing input `x_0`"));
+    let mut c = good();
+    c.inputs.insert("x_0".into(), real(&[1, 3], vec![0.0; 3]));
+    assert!(run(&p, &prog, &c).unwrap_err().contains("d = 3"));
+    let mut c = good();
+    c.inputs
+        .insert("x_0".into(), real(&[1, 2], vec![f32::NAN, 0.0]));
+    assert!(run(&p, &prog, &c).unwrap_err().contains("NaN"));
+    let mut c = good();
+    c.inputs.insert("t".into(), Tensor::scalar(1001.0));
+    assert!(run(&p, &prog, &c)
+        .unwrap_err()
+        .contains("outside the process's time"));
+    assert!(lower(&p, "step.nonexistent")
+        .unwrap_err()
+        .contains("has no entry"));
+}
+
+fn mean_var(v: &[f32]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().map(|x| *x as f64).sum::<f64>() / n;
+    (
+        m,
+        v.iter().map(|x| (*x as f64 - m).powi(2)).sum::<f64>() / (n - 1.0),
+    )
+}
+
+#[test]
+fn ddpm_forward_draws_the_marginal() {
+    let p = spec("ddpm.diff", "ddpm_linear");
+    let prog = lower(&p, "forward").unwrap();
+    let (b, d, t) = (2usize, 60_000usize, 300usize);
+    let x0 = 0.8f32;
+    let mut c = call(
+        b,
+        vec![
+            ("x_0", real(&[b, d], vec![x0; b * d])),
+            ("t", Tensor::scalar(t as f32)),
+        ],
+    );
+    c.seed = 7;
+    let out = run(&p, &prog, &c).unwrap();
+    let ab = ddpm_alpha_bar(t);
+    let n = (b * d) as f64;
+    let (m, v) = mean_var(f32s(&out[0]));
+    // 5 standard errors for the mean and the variance of n Gaussian draws.
+    assert!(
+        (m - ab.sqrt() * x0 as f64).abs() < 5.0 * ((1.0 - ab) / n).sqrt(),
+        "mean {m}"
+    );
+    assert!(
+        (v - (1.0 - ab)).abs() < 5.0 * (1.0 - ab) * (2.0 / n).sqrt(),
+        "var {v}"
+    );
+    // The returned noise is the noise that was used.
+    let (xt, eps) = (f32s(&out[0]), f32s(&out[1]));
+    for i in 0..100 {
+        let want = ab.sqrt() as f32 * x0 + ((1.0 - ab) as f32).sqrt() * eps[i];
+        assert!((xt[i] - want).abs() < 1e-6, "{} vs {want}", xt[i]);
+    }
+    // Supplied noise replaces the generator.
+    let mut c2 = c.clone();
+    c2.draws
+        .insert("eps".into(), real(&[b, d], vec![0.5; b * d]));
+    let out2 = run(&p, &prog, &c2).unwrap();
+    assert!(f32s(&out2[1]).iter().all(|x| *x == 0.5));
+    // The same seed gives the same noise; sample 0 does not depend on the batch size.
+    let one = run(
+        &p,
+        &prog,
+        &call(
+            1,
+            vec![
+                ("x_0", real(&[1, d], vec![x0; d])),
+                ("t", Tensor::scalar(t as f32)),
+            ],
+        )
+        .with_seed(7),
+    )
+    .unwrap();
+    assert_eq!(&f32s(&one[1])[..d], &f32s(&out[1])[..d]);
+    let other = run(&p, &prog, &c.clone().with_seed(8)).unwrap();
+    assert_ne!(f32s(&other[1]), f32s(&out[1]));
+}
+
+trait WithSeed {
+    fn with_seed(self, seed: u64) -> Self;
+}
+
+impl WithSeed for Call {
+    fn with_seed(mut self, seed: u64) -> Call {
+        self.seed = seed;
+        self
+    }
+}
+
+#[test]
+fn d3pm_forward_class_frequencies_match_the_marginal() {
+    let p = spec("d3pm.diff", "d3pm_absorbing");
+    let prog = lower(&p, "forward").unwrap();
+    let (d, t, x0) = (200_000usize, 400usize, 3u32);
+    let mut inputs = HashMap::new();
+    inputs.insert(
+        "x_0".to_string(),
+        Tensor {
+            shape: vec![1, d],
+            data: Data::Class(vec![x0; d]),
+        },
+    );
+    inputs.insert("t".to_string(), Tensor::scalar(t as f32));
+    let out = run(
+        &p,
+        &prog,
+        &Call {
+            batch: 1,
+            inputs,
+            seed: 11,
+            ..Call::default()
+        },
+    )
+    .unwrap();
+    let Data::Class(xs) = &out[0].data else {
+        panic!()
+    };
+    let probs = kernel_probs(
+        &p,
+        KernelKind::Marginal,
+        "x",
+        t as f64,
+        &[(Version::Data, x0 as f64)],
+    );
+    for (c, q) in probs.iter().enumerate() {
+        let got = xs.iter().filter(|x| **x as usize == c).count() as f64;
+        let sd = (d as f64 * q * (1.0 - q)).sqrt();
+        assert!(
+            (got - d as f64 * q).abs() <= 5.0 * sd + 1e-9,
+            "class {c}: {got} draws, expected {}",
+            d as f64 * q
+        );
+    }
+}
+
+#[test]
+fn edge_forward_is_symmetric_with_an_empty_diagonal() {
+    let p = spec("edge.diff", "edge");
+    let prog = lower(&p, "forward").unwrap();
+    let n = 300usize;
+    let t = 20usize;
+    let mut inputs = HashMap::new();
+    inputs.insert(
+        "A_0".to_string(),
+        Tensor {
+            shape: vec![1, n, n],
+            data: Data::Bool(vec![true; n * n]),
+        },
+    );
+    inputs.insert("t".to_string(), Tensor::scalar(t as f32));
+    let out = run(
+        &p,
+        &prog,
+        &Call {
+            batch: 1,
+            inputs,
+            seed: 3,
+            ..Call::default()
+        },
+    )
+    .unwrap();
+    let Data::Bool(a) = &out[0].data else {
+        panic!()
+    };
+    let mut kept = 0usize;
+    for i in 0..n {
+        assert!(!a[i * n + i], "diagonal entry ({i}, {i}) is set");
+        for j in 0..n {
+            assert_eq!(a[i * n + j], a[j * n + i], "({i}, {j}) is not mirrored");
+            if i < j && a[i * n + j] {
+                kept += 1;
+            }
+        }
+    }
+    let pairs = (n * (n - 1) / 2) as f64;
+    let q = kernel_probs(
+        &p,
+        KernelKind::Marginal,
+        "A",
+        t as f64,
+        &[(Version::Data, 1.0)],
+    )[1];
+    let sd = (pairs * q * (1.0 - q)).sqrt();
+    assert!(
+        (kept as f64 - pairs * q).abs() < 5.0 * sd,
+        "{kept} edges kept, expected {}",
+        pairs * q
+    );
+}
+
+#[test]
+fn ncsn_prior_is_uniform_on_the_unit_interval() {
+    let p = spec("ncsn.diff", "ncsn");
+    let prog = lower(&p, "prior").unwrap();
+    let d = 100_000usize;
+    let c = Call {
+        batch: 1,
+        sizes: [("d".to_string(), d)].into(),
+        seed: 5,
+        ..Call::default()
+    };
+    let out = run(&p, &prog, &c).unwrap();
+    let x = f32s(&out[0]);
+    assert!(x.iter().all(|v| (0.0..1.0).contains(v)));
+    let (m, v) = mean_var(x);
+    assert!(
+        (m - 0.5).abs() < 5.0 * (1.0 / 12.0 / d as f64).sqrt(),
+        "mean {m}"
+    );
+    assert!((v - 1.0 / 12.0).abs() < 0.003, "var {v}");
+}
