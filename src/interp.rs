@@ -94,6 +94,14 @@ struct Ctx<'a> {
 }
 
 pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
+    for port in &prog.inputs {
+        if matches!(port.extent, crate::entries::Extent::Scalar)
+            && port.name != "seed"
+            && !call.inputs.contains_key(&port.name)
+        {
+            return Err(format!("missing input `{}`", port.name));
+        }
+    }
     let sizes = bind_sizes(p, prog, call)?;
     let mut env = Env::default();
     for (name, slot) in [(p.time.name.as_str(), &mut env.t), ("s", &mut 0.0)] {
@@ -141,11 +149,22 @@ fn time_input(p: &Process, call: &Call, name: &str) -> Result<Option<f64>, Strin
         _ => return Err(format!("`{name}` must be one number")),
     };
     let time = &p.time;
-    let (lo, hi) = (time.lo.min(time.data_at), time.hi.max(time.data_at));
+    // `t` lies in the process's time; `s`, the target of a step, may also be the data end.
+    let (lo, hi) = if name == "s" {
+        (time.lo.min(time.data_at), time.hi.max(time.data_at))
+    } else {
+        (time.lo, time.hi)
+    };
     if !v.is_finite() || v < lo || v > hi {
         return Err(format!(
             "`{name}` = {v} is outside the process's time {}..{} (data at {})",
             time.lo, time.hi, time.data_at
+        ));
+    }
+    if time.kind == crate::typed::TimeKind::Discrete && v.fract() != 0.0 {
+        return Err(format!(
+            "`{name}` = {v}: time is discrete here, a whole number from {} to {}",
+            time.lo, time.hi
         ));
     }
     Ok(Some(v))
@@ -983,5 +1002,53 @@ fn elem(v: &Val, i: usize, q: usize) -> f32 {
         Val::C(x) => x[i] as f32,
         Val::V(k, x) => x[i * k + q],
         Val::M(k, x) => x[i * k * k + q],
+    }
+}
+
+/// An `.npy` array as an input of the given element type (`f32`/`f64` for reals, integers for
+/// classes, `bool` or 0/1 integers for bools).
+pub fn tensor_from_npy(a: &crate::npy::Array, elem: Elem, name: &str) -> Result<Tensor, String> {
+    let data = match elem {
+        Elem::Real | Elem::Vec(_) | Elem::Mat(_) => match &a.data {
+            crate::npy::Data::F32(_) | crate::npy::Data::F64(_) => Data::F32(a.data.to_f32_vec()),
+            _ => {
+                return Err(format!(
+                    "`{name}` must hold floats (float32 or float64), not {}",
+                    a.data.type_name()
+                ))
+            }
+        },
+        Elem::Cat(k) => {
+            let v = a
+                .data
+                .to_class_indices()
+                .map_err(|e| format!("`{name}`: {e}"))?;
+            if let Some(i) = v.iter().position(|c| *c < 0 || *c >= k as i64) {
+                return Err(format!(
+                    "`{name}` holds class {} at flat index {i}, outside 0..{}",
+                    v[i],
+                    k - 1
+                ));
+            }
+            Data::Class(v.into_iter().map(|c| c as u32).collect())
+        }
+        Elem::Bool => Data::Bool(a.data.to_bools().map_err(|e| format!("`{name}`: {e}"))?),
+    };
+    Ok(Tensor {
+        shape: a.shape.clone(),
+        data,
+    })
+}
+
+/// An output as an `.npy` array: reals as float32, classes as int64, bools as bool.
+pub fn tensor_to_npy(t: &Tensor) -> crate::npy::Array {
+    let data = match &t.data {
+        Data::F32(v) => crate::npy::Data::F32(v.clone()),
+        Data::Class(v) => crate::npy::Data::I64(v.iter().map(|c| *c as i64).collect()),
+        Data::Bool(v) => crate::npy::Data::Bool(v.clone()),
+    };
+    crate::npy::Array {
+        shape: t.shape.clone(),
+        data,
     }
 }

@@ -39,6 +39,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
+    /// Run one entry point of a process on `.npy` inputs, or list the entry points.
+    Eval(EvalArgs),
     /// Print the checked process readably: fields, schedules, entry points, conversions.
     Explain {
         file: String,
@@ -46,6 +48,45 @@ enum Command {
         #[arg(long)]
         process: Option<String>,
     },
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    file: String,
+    /// The process, when the file holds several.
+    #[arg(long)]
+    process: Option<String>,
+    /// The entry point: forward, log_q, posterior, prior, loss.NAME, …
+    #[arg(long)]
+    entry: Option<String>,
+    /// The sampler whose step to run (the entry is then `step.NAME`).
+    #[arg(long)]
+    sampler: Option<String>,
+    /// An input or a supplied draw: NAME=FILE.npy.
+    #[arg(long = "in", value_name = "NAME=FILE")]
+    inputs: Vec<String>,
+    /// A time (`t=500`, `s=499`), a dimension size (`d=64`) or the batch size (`batch=8`).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    sets: Vec<String>,
+    /// The seed of every draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Which implementation runs the entry.
+    #[arg(long, value_enum, default_value_t = Backend::Interp)]
+    backend: Backend,
+    /// Write one NAME.npy per output into this folder (otherwise print a summary).
+    #[arg(long)]
+    out: Option<String>,
+    /// List the entry points with their inputs and outputs.
+    #[arg(long)]
+    list: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Backend {
+    Interp,
+    Cpu,
+    Gpu,
 }
 
 fn main() -> ExitCode {
@@ -78,6 +119,15 @@ fn run(cli: &Cli) -> u8 {
             }
             worst
         }
+        Command::Eval(args) => with_source(cli, &args.file, |module, out| {
+            match eval(cli, args, module, out) {
+                Ok(()) => 0,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    2
+                }
+            }
+        }),
         Command::Explain { file, process } => with_source(cli, file, |module, out| {
             match diffc::explain::explain(module, process.as_deref()) {
                 Ok(text) => {
@@ -140,4 +190,222 @@ fn print_diags(cli: &Cli, source: &Source, diags: &[Diagnostic]) {
                 .write_all(render_text(source, diags, color).as_bytes());
         }
     }
+}
+
+fn pick_process<'m>(
+    module: &'m diffc::check::Module,
+    name: Option<&str>,
+) -> Result<&'m diffc::typed::Process, String> {
+    let names = || {
+        module
+            .processes
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(n) => module
+            .processes
+            .iter()
+            .find(|p| p.name == n)
+            .ok_or_else(|| format!("no process `{n}` (the file has: {})", names())),
+        None if module.processes.len() == 1 => Ok(&module.processes[0]),
+        None => Err(format!(
+            "the file holds several processes; pick one with --process ({})",
+            names()
+        )),
+    }
+}
+
+fn port_text(p: &diffc::typed::Process, port: &diffc::entries::Port) -> (String, String) {
+    let dtype = match port.elem {
+        diffc::typed::Elem::Real | diffc::typed::Elem::Vec(_) | diffc::typed::Elem::Mat(_) => {
+            "float32"
+        }
+        diffc::typed::Elem::Cat(_) => "int64",
+        diffc::typed::Elem::Bool => "bool",
+    };
+    let mut dims: Vec<String> = Vec::new();
+    match &port.extent {
+        diffc::entries::Extent::Field(s) => {
+            dims.push("batch".into());
+            dims.extend(s.dims.iter().map(|d| p.dims[d.index()].name.clone()));
+        }
+        diffc::entries::Extent::Sample => dims.push("batch".into()),
+        diffc::entries::Extent::Scalar => {}
+    }
+    if let diffc::typed::Elem::Vec(k) = port.elem {
+        dims.push(k.to_string());
+    }
+    (dtype.to_string(), format!("[{}]", dims.join(", ")))
+}
+
+fn eval(
+    cli: &Cli,
+    args: &EvalArgs,
+    module: &diffc::check::Module,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    use diffc::interp::{run, tensor_from_npy, tensor_to_npy, Call, Tensor};
+    let p = pick_process(module, args.process.as_deref())?;
+    if args.list {
+        for e in diffc::entries::entries(p) {
+            let ports = |v: &[diffc::entries::Port]| -> Vec<(String, String, String)> {
+                v.iter()
+                    .map(|x| {
+                        let (d, s) = port_text(p, x);
+                        (x.name.clone(), d, s)
+                    })
+                    .collect()
+            };
+            let (ins, outs) = (ports(&e.inputs), ports(&e.outputs));
+            if cli.message_format == MessageFormat::Json {
+                let js = |v: &[(String, String, String)]| -> Vec<serde_json::Value> {
+                    v.iter()
+                        .map(|(n, d, s)| serde_json::json!({"name": n, "dtype": d, "shape": s}))
+                        .collect()
+                };
+                let obj = serde_json::json!({"process": p.name, "entry": e.name, "inputs": js(&ins), "outputs": js(&outs)});
+                let _ = writeln!(out, "{obj}");
+            } else {
+                let show = |v: &[(String, String, String)]| {
+                    v.iter()
+                        .map(|(n, d, s)| format!("{n}: {d}{s}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let _ = writeln!(
+                    out,
+                    "{}\n  in:  {}\n  out: {}",
+                    e.name,
+                    show(&ins),
+                    show(&outs)
+                );
+            }
+        }
+        return Ok(());
+    }
+    if args.backend != Backend::Interp {
+        return Err("only `--backend interp` is available so far; the CPU and GPU backends are not built yet".into());
+    }
+    let entry = match (&args.entry, &args.sampler) {
+        (Some(e), None) => e.clone(),
+        (None, Some(s)) => format!("step.{s}"),
+        (Some(e), Some(s)) if e == "step" => format!("step.{s}"),
+        (Some(e), Some(s)) if e == "finalize" => format!("finalize.{s}"),
+        (Some(_), Some(_)) => {
+            return Err("--sampler goes with --entry step or --entry finalize".into())
+        }
+        (None, None) => return Err("say which entry to run with --entry (see --list)".into()),
+    };
+    let prog = diffc::ir::lower::lower(p, &entry)?;
+    let mut call = Call {
+        seed: args.seed,
+        ..Call::default()
+    };
+    let mut batch = None;
+    for s in &args.sets {
+        let (name, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`--set {s}`: expected NAME=VALUE"))?;
+        let number: f64 = value
+            .parse()
+            .map_err(|_| format!("`--set {s}`: `{value}` is not a number"))?;
+        if name == p.time.name || name == "s" {
+            call.inputs
+                .insert(name.to_string(), Tensor::scalar(number as f32));
+        } else if name == "batch" || p.dims.iter().any(|d| d.name == name) {
+            if number.fract() != 0.0 || number < 0.0 {
+                return Err(format!("`--set {s}`: a size is a whole number"));
+            }
+            if name == "batch" {
+                batch = Some(number as usize);
+            } else {
+                call.sizes.insert(name.to_string(), number as usize);
+            }
+        } else {
+            return Err(format!(
+                "`--set {name}`: not the time, `s`, `batch` or a dimension of `{}`",
+                p.name
+            ));
+        }
+    }
+    for i in &args.inputs {
+        let (name, path) = i
+            .split_once('=')
+            .ok_or_else(|| format!("`--in {i}`: expected NAME=FILE.npy"))?;
+        let arr = diffc::npy::read_file(std::path::Path::new(path)).map_err(|e| e.to_string())?;
+        if let Some(port) = prog.inputs.iter().find(|x| x.name == name) {
+            let t = tensor_from_npy(&arr, port.elem, name)?;
+            if matches!(port.extent, diffc::entries::Extent::Field(_)) {
+                batch.get_or_insert(t.shape.first().copied().unwrap_or(0));
+            }
+            call.inputs.insert(name.to_string(), t);
+        } else if prog.draws.iter().any(|d| d.name == name) {
+            call.draws.insert(
+                name.to_string(),
+                tensor_from_npy(&arr, diffc::typed::Elem::Real, name)?,
+            );
+        } else {
+            let known: Vec<&str> = prog
+                .inputs
+                .iter()
+                .map(|x| x.name.as_str())
+                .chain(prog.draws.iter().map(|d| d.name.as_str()))
+                .collect();
+            return Err(format!(
+                "`{entry}` has no input `{name}` (its inputs: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    for port in &prog.inputs {
+        if !call.inputs.contains_key(&port.name) && port.name != "seed" {
+            let how = if matches!(port.extent, diffc::entries::Extent::Scalar) {
+                format!("--set {}=VALUE", port.name)
+            } else {
+                format!("--in {}=FILE.npy", port.name)
+            };
+            return Err(format!(
+                "`{entry}` needs `{}`: give it with {how}",
+                port.name
+            ));
+        }
+    }
+    call.batch = batch.unwrap_or(1);
+    let outputs = run(p, &prog, &call)?;
+    match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{dir}`: {e}"))?;
+            for (port, t) in prog.outputs.iter().zip(&outputs) {
+                let path = std::path::Path::new(dir).join(format!("{}.npy", port.name));
+                diffc::npy::write_file(&tensor_to_npy(t), &path).map_err(|e| e.to_string())?;
+            }
+        }
+        None => {
+            for (port, t) in prog.outputs.iter().zip(&outputs) {
+                let vals: Vec<String> = match &t.data {
+                    diffc::interp::Data::F32(v) => {
+                        v.iter().take(6).map(|x| format!("{x}")).collect()
+                    }
+                    diffc::interp::Data::Class(v) => {
+                        v.iter().take(6).map(|x| format!("{x}")).collect()
+                    }
+                    diffc::interp::Data::Bool(v) => {
+                        v.iter().take(6).map(|x| format!("{x}")).collect()
+                    }
+                };
+                let more = if t.len() > 6 { ", …" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "{}: shape {:?} [{}{more}]",
+                    port.name,
+                    t.shape,
+                    vals.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -94,3 +94,180 @@ fn warnings_do_not_fail_the_check() {
     );
     assert!(!err.contains("`beta`"), "{err}");
 }
+
+fn save(name: &str, a: &diffc::npy::Array) -> String {
+    let dir = std::env::temp_dir().join(format!("diffc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    diffc::npy::write_file(a, &path).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn spec_path(name: &str) -> String {
+    format!("{}/specs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn eval_runs_an_entry_and_writes_npy_outputs() {
+    use diffc::npy::{Array, Data};
+    let x0 = save(
+        "x0.npy",
+        &Array {
+            shape: vec![2, 3],
+            data: Data::F64(vec![0.1, 0.2, 0.3, -0.1, -0.2, -0.3]),
+        },
+    );
+    let xt = save(
+        "xt.npy",
+        &Array {
+            shape: vec![2, 3],
+            data: Data::F32(vec![0.0; 6]),
+        },
+    );
+    let dir = std::env::temp_dir().join(format!("diffc-eval-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    let spec = spec_path("ddpm.diff");
+    let args = [
+        "eval",
+        &spec,
+        "--process",
+        "ddpm_linear",
+        "--entry",
+        "posterior",
+        "--in",
+        &format!("x_0={x0}"),
+        "--in",
+        &format!("x_t={xt}"),
+        "--set",
+        "t=1",
+        "--out",
+        &out,
+    ];
+    let (code, _, err) = diffc(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let mean = diffc::npy::read_file(&dir.join("mean.npy")).unwrap();
+    assert_eq!(mean.shape, vec![2, 3]);
+    // At t = 1 the posterior is the data itself.
+    let m = mean.data.to_f64_vec();
+    for (got, want) in m.iter().zip([0.1, 0.2, 0.3, -0.1, -0.2, -0.3]) {
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    }
+    let var = diffc::npy::read_file(&dir.join("var.npy")).unwrap();
+    assert_eq!(var.data.to_f64_vec(), vec![0.0]);
+}
+
+#[test]
+fn eval_rejects_bad_inputs_with_exit_2() {
+    use diffc::npy::{Array, Data};
+    let spec = spec_path("ddpm.diff");
+    let good = save(
+        "good.npy",
+        &Array {
+            shape: vec![1, 2],
+            data: Data::F32(vec![0.0, 1.0]),
+        },
+    );
+    let nan = save(
+        "nan.npy",
+        &Array {
+            shape: vec![1, 2],
+            data: Data::F32(vec![f32::NAN, 1.0]),
+        },
+    );
+    let ints = save(
+        "ints.npy",
+        &Array {
+            shape: vec![1, 2],
+            data: Data::I64(vec![0, 1]),
+        },
+    );
+    let base = [
+        "eval",
+        spec.as_str(),
+        "--process",
+        "ddpm_linear",
+        "--entry",
+        "forward",
+    ];
+    for (extra, needle) in [
+        (
+            vec![
+                "--in".to_string(),
+                format!("x_0={nan}"),
+                "--set".into(),
+                "t=3".into(),
+            ],
+            "NaN",
+        ),
+        (
+            vec![
+                "--in".to_string(),
+                format!("x_0={ints}"),
+                "--set".into(),
+                "t=3".into(),
+            ],
+            "must hold floats",
+        ),
+        (
+            vec![
+                "--in".to_string(),
+                format!("x_0={good}"),
+                "--set".into(),
+                "t=0".into(),
+            ],
+            "outside the process's time",
+        ),
+        (
+            vec![
+                "--in".to_string(),
+                format!("x_0={good}"),
+                "--set".into(),
+                "t=2.5".into(),
+            ],
+            "time is discrete",
+        ),
+        (vec!["--in".to_string(), format!("x_0={good}")], "needs `t`"),
+        (
+            vec![
+                "--in".to_string(),
+                "x_0=/nonexistent.npy".into(),
+                "--set".into(),
+                "t=3".into(),
+            ],
+            "/nonexistent.npy",
+        ),
+        (
+            vec![
+                "--in".to_string(),
+                format!("y={good}"),
+                "--set".into(),
+                "t=3".into(),
+            ],
+            "has no input `y`",
+        ),
+        (vec!["--set".to_string(), "q=3".into()], "`--set q`"),
+    ] {
+        let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        args.extend(extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = diffc(&refs);
+        assert_eq!(code, Some(2), "{refs:?}: {err}");
+        assert!(err.contains(needle), "{refs:?}: {err}");
+    }
+}
+
+#[test]
+fn eval_lists_entries_as_json() {
+    let spec = spec_path("edge.diff");
+    let (code, out, err) = diffc(&["eval", &spec, "--list", "--message-format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let entries: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let post = entries.iter().find(|e| e["entry"] == "posterior").unwrap();
+    assert_eq!(post["inputs"][0]["name"], "A_t");
+    assert_eq!(post["inputs"][0]["dtype"], "bool");
+    assert_eq!(post["inputs"][0]["shape"], "[batch, n, n]");
+    assert_eq!(post["outputs"][0]["name"], "p");
+}
