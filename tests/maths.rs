@@ -1,0 +1,246 @@
+//! The shipped specs' maths, with the checker's f64 evaluator: forward marginals against
+//! composed one-step kernels, and tabulated values against hand computations.
+
+use diffc::check::eval::{Env, Evaluator};
+use diffc::typed::{Elem, ExprKind, FieldRef, Kernel, KernelKind, Process, Value, Version};
+
+fn spec(file: &str, process: &str) -> Process {
+    let path = format!("{}/specs/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let (module, diags) = diffc::check::check_source(&text);
+    assert!(diags.iter().all(|d| !d.is_error()));
+    module
+        .unwrap()
+        .processes
+        .into_iter()
+        .find(|p| p.name == process)
+        .unwrap()
+}
+
+fn kernel<'p>(p: &'p Process, kind: KernelKind, field: &str) -> &'p Kernel {
+    p.forwards
+        .iter()
+        .chain(&p.posteriors)
+        .find(|k| k.kind == kind && p.field(k.target.field).name == field)
+        .unwrap()
+}
+
+fn params(p: &Process, k: &Kernel) -> Vec<diffc::typed::ExprId> {
+    let ExprKind::Dist { params, .. } = &p.expr(k.dist).kind else {
+        panic!()
+    };
+    params.clone()
+}
+
+/// Evaluate a kernel parameter at time t with one conditioning variable set to `x`.
+fn at(p: &Process, e: diffc::typed::ExprId, t: f64, given: FieldRef, x: Value) -> Value {
+    Evaluator::new(p)
+        .eval(
+            e,
+            &Env {
+                t,
+                fields: vec![(given, x)],
+                ..Env::default()
+            },
+        )
+        .unwrap()
+}
+
+fn real(v: Value) -> f64 {
+    v.as_real().unwrap()
+}
+
+/// Gaussian: composing x_t = a_t x_{t-1} + sqrt(b_t) z from the data gives the marginal.
+fn check_gaussian_composition(file: &str, process: &str, field: &str) {
+    let p = spec(file, process);
+    let one = kernel(&p, KernelKind::OneStep, field);
+    let marg = kernel(&p, KernelKind::Marginal, field);
+    let f = one.target.field;
+    let prev = FieldRef {
+        field: f,
+        version: Version::Back(1),
+    };
+    let data = FieldRef {
+        field: f,
+        version: Version::Data,
+    };
+    let (op, mp) = (params(&p, one), params(&p, marg));
+    let (mut a, mut v) = (1.0f64, 0.0f64);
+    let (lo, hi) = (p.time.lo as usize, p.time.hi as usize);
+    for t in lo..=hi {
+        let tf = t as f64;
+        // The one-step mean is affine in x_{t-1}: read its slope from two points.
+        let m0 = real(at(&p, op[0], tf, prev, Value::Real(0.0)));
+        let slope = real(at(&p, op[0], tf, prev, Value::Real(1.0))) - m0;
+        assert!(m0.abs() < 1e-15);
+        let b = real(at(&p, op[1], tf, prev, Value::Real(0.0)));
+        a *= slope;
+        v = slope * slope * v + b;
+        let ma = real(at(&p, mp[0], tf, data, Value::Real(1.0)));
+        let mv = real(at(&p, mp[1], tf, data, Value::Real(0.0)));
+        assert!(
+            (ma - a).abs() < 1e-9,
+            "{process} t = {t}: marginal mean coefficient {ma}, composed {a}"
+        );
+        assert!(
+            (mv - v).abs() < 1e-9,
+            "{process} t = {t}: marginal variance {mv}, composed {v}"
+        );
+    }
+}
+
+/// Discrete: the product of one-step transition matrices equals the marginal's, to 1e-9.
+fn check_discrete_composition(file: &str, process: &str, field: &str, times: &[usize]) {
+    let p = spec(file, process);
+    let one = kernel(&p, KernelKind::OneStep, field);
+    let marg = kernel(&p, KernelKind::Marginal, field);
+    let f = one.target.field;
+    let is_bool = p.field(f).elem == Elem::Bool;
+    let k = match p.field(f).elem {
+        Elem::Cat(k) => k as usize,
+        _ => 2,
+    };
+    let value = |c: usize| {
+        if is_bool {
+            Value::Bool(c == 1)
+        } else {
+            Value::Real(c as f64)
+        }
+    };
+    let row = |kern: &Kernel, t: usize, given: FieldRef, c: usize| -> Vec<f64> {
+        match at(&p, params(&p, kern)[0], t as f64, given, value(c)) {
+            Value::Vec(v) => v,
+            Value::Real(q) => vec![1.0 - q, q],
+            v => panic!("{v:?}"),
+        }
+    };
+    let prev = FieldRef {
+        field: f,
+        version: Version::Back(1),
+    };
+    let data = FieldRef {
+        field: f,
+        version: Version::Data,
+    };
+    // q(x_t | x_0) as a matrix, composed step by step.
+    let mut composed: Vec<Vec<f64>> = (0..k)
+        .map(|i| (0..k).map(|j| (i == j) as u8 as f64).collect())
+        .collect();
+    let last = *times.iter().max().unwrap();
+    for t in p.time.lo as usize..=last {
+        let q: Vec<Vec<f64>> = (0..k).map(|c| row(one, t, prev, c)).collect();
+        composed = composed
+            .iter()
+            .map(|r| {
+                (0..k)
+                    .map(|j| (0..k).map(|l| r[l] * q[l][j]).sum())
+                    .collect()
+            })
+            .collect();
+        if times.contains(&t) {
+            for (x0, composed_row) in composed.iter().enumerate() {
+                let m = row(marg, t, data, x0);
+                for j in 0..k {
+                    assert!(
+                        (m[j] - composed_row[j]).abs() < 1e-9,
+                        "{process} t = {t}: q(x_t = {j} | x_0 = {x0}) is {} by the marginal, {} composed",
+                        m[j],
+                        composed_row[j]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn ddpm_marginals_compose_from_one_step_kernels() {
+    check_gaussian_composition("ddpm.diff", "ddpm_linear", "x");
+    check_gaussian_composition("ddpm.diff", "ddpm_cosine", "x");
+}
+
+#[test]
+fn discrete_marginals_compose_from_one_step_kernels() {
+    check_discrete_composition("d3pm.diff", "d3pm_uniform", "x", &[1, 2, 10, 200]);
+    check_discrete_composition("d3pm.diff", "d3pm_absorbing", "x", &[1, 2, 10, 200, 1000]);
+    check_discrete_composition("edge.diff", "edge", "A", &[1, 2, 32, 64]);
+    check_discrete_composition("digress.diff", "digress", "X", &[1, 2, 250, 500]);
+    check_discrete_composition("digress.diff", "digress", "E", &[1, 2, 250]);
+}
+
+fn schedule(p: &Process, name: &str, t: f64) -> f64 {
+    let s = p.schedules.iter().find(|s| s.name == name).unwrap();
+    match p.time.kind {
+        diffc::typed::TimeKind::Discrete => s.table[(t - (p.time.lo - 1.0)) as usize]
+            .as_ref()
+            .unwrap()
+            .as_real()
+            .unwrap(),
+        diffc::typed::TimeKind::Continuous => Evaluator::new(p)
+            .real(
+                s.body,
+                &Env {
+                    t,
+                    ..Env::default()
+                },
+            )
+            .unwrap(),
+    }
+}
+
+#[test]
+fn digress_cosine_alpha_bar_matches_the_reference() {
+    // MATH.md §5 with T = 500; our t is the authors' t + 1.
+    let p = spec("digress.diff", "digress");
+    let (t_max, s) = (500.0f64, 0.008f64);
+    let f = |x: f64| {
+        ((std::f64::consts::PI / 2.0) * (x / (t_max + 2.0) + s) / (1.0 + s))
+            .cos()
+            .powi(2)
+    };
+    let grid = |k: f64| k * (t_max + 2.0) / (t_max + 1.0);
+    let mut log_ab = 0.0;
+    for k in 0..=500 {
+        let beta = 1.0 - f(grid(k as f64 + 1.0)) / f(grid(k as f64));
+        log_ab += (1.0 - beta.clamp(0.0, 0.9999)).ln();
+        let ours = schedule(&p, "alpha_bar", k as f64 + 1.0);
+        assert!(
+            (ours - log_ab.exp()).abs() < 1e-12,
+            "authors' t = {k}: {ours} vs {}",
+            log_ab.exp()
+        );
+    }
+    let at_250 = schedule(&p, "alpha_bar", 251.0);
+    assert!(
+        (at_250 - 0.492).abs() < 0.005,
+        "ᾱ at the authors' t = 250 is {at_250}"
+    );
+}
+
+#[test]
+fn edge_reappearance_probability_matches_the_reference() {
+    // MATH.md §6: p_t = β_t ᾱ_{t-1} / (1 - ᾱ_t), linear β from 1e-4·1000/T to 0.02·1000/T, T = 64.
+    let p = spec("edge.diff", "edge");
+    let t_max = 64.0;
+    let beta =
+        |t: f64| 1e-4 * 1000.0 / t_max + (0.02 - 1e-4) * 1000.0 / t_max * (t - 1.0) / (t_max - 1.0);
+    let mut ab_prev = 1.0;
+    for t in 1..=64 {
+        let tf = t as f64;
+        let ab = ab_prev * (1.0 - beta(tf));
+        let want = beta(tf) * ab_prev / (1.0 - ab);
+        assert!((schedule(&p, "p_re", tf) - want).abs() < 1e-12, "t = {t}");
+        ab_prev = ab;
+    }
+}
+
+#[test]
+fn bfn_accuracy_schedule_matches_the_reference() {
+    // MATH.md §7.1 and §10: β(t) = (max_sqrt_beta · t)², t clamped to ≤ 1 - 1e-6, √β ≥ 1e-10.
+    let p = spec("bfn_discrete.diff", "bfn_discrete");
+    for i in 0..=100 {
+        let t = i as f64 / 100.0;
+        let sb = (0.75 * t.min(1.0 - 1e-6)).max(1e-10);
+        assert!((schedule(&p, "beta", t) - sb * sb).abs() < 1e-15, "t = {t}");
+    }
+}
