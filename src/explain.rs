@@ -510,8 +510,12 @@ fn conversions(p: &Process) -> Vec<String> {
             (ParamKind::Score, ParamKind::X0) => {
                 format!("({x} + {sigma}^2 * {native}) / ({alpha})")
             }
-            (ParamKind::V, ParamKind::Eps) => format!("({alpha}) * {native} + {sigma} * {x}"),
-            (ParamKind::V, ParamKind::X0) => format!("({alpha}) * {x} - {sigma} * {native}"),
+            (ParamKind::V, ParamKind::Eps) => {
+                format!("(({alpha}) * {native} + {sigma} * {x}) / (({alpha})^2 + {sigma}^2)")
+            }
+            (ParamKind::V, ParamKind::X0) => {
+                format!("(({alpha}) * {x} - {sigma} * {native}) / (({alpha})^2 + {sigma}^2)")
+            }
             _ => format!("{} from {}", kind.name(), o.kind.name()),
         };
         let line = format!("{}.{} at ({x}, {at}) = {formula}", n.name, kind.name());

@@ -90,7 +90,19 @@ struct Ctx<'a> {
     call: &'a Call,
     sizes: HashMap<String, usize>,
     vals: Vec<Option<Val>>,
-    coefs: Vec<Val>,
+    /// The host environment and the coefficients computed in it so far.
+    env: Env,
+    coefs: Vec<Option<Val>>,
+    /// A sampler's state by field, its slots, the slots of the previous step, and the outputs
+    /// of this step's network calls.
+    state: Vec<Option<Val>>,
+    slots: Vec<Option<Val>>,
+    prev: Vec<Option<Val>>,
+    net: Vec<Vec<Val>>,
+    /// Added to every RNG index: separates the iterations of an inner loop.
+    draw_offset: u64,
+    /// The RNG step word: the sampler step (or the call's own).
+    step: u32,
 }
 
 pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
@@ -109,29 +121,7 @@ pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, Stri
     }
     env.t = time_input(p, call, &p.time.name)?.unwrap_or(f64::NAN);
     env.s = time_input(p, call, "s")?;
-    let ev = Evaluator::new(p);
-    let mut coefs = Vec::new();
-    for &c in &prog.coefs {
-        let v = ev.eval(c, &env).map_err(|e| match e {
-            crate::check::eval::EvalError::Hazard { message, .. }
-            | crate::check::eval::EvalError::Undefined { message, .. } => {
-                format!("{} at {} = {}: {message}", prog.name, p.time.name, env.t)
-            }
-            crate::check::eval::EvalError::Runtime => format!(
-                "{}: a coefficient needs a value the call did not give",
-                prog.name
-            ),
-        })?;
-        coefs.push(from_value(&v));
-    }
-    let mut cx = Ctx {
-        p,
-        prog,
-        call,
-        sizes,
-        vals: vec![None; prog.nodes.len()],
-        coefs,
-    };
+    let mut cx = Ctx::new(p, prog, call, sizes, env);
     let mut out = Vec::new();
     for (i, r) in prog.results.iter().enumerate() {
         let v = cx.eval(*r)?;
@@ -271,7 +261,62 @@ fn check_values(t: &Tensor, elem: Elem, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(
+        p: &'a Process,
+        prog: &'a Program,
+        call: &'a Call,
+        sizes: HashMap<String, usize>,
+        env: Env,
+    ) -> Ctx<'a> {
+        Ctx {
+            p,
+            prog,
+            call,
+            sizes,
+            vals: vec![None; prog.nodes.len()],
+            env,
+            coefs: vec![None; prog.coefs.len()],
+            state: vec![None; p.fields.len()],
+            slots: Vec::new(),
+            prev: Vec::new(),
+            net: Vec::new(),
+            draw_offset: 0,
+            step: call.step,
+        }
+    }
+
+    /// Host coefficient `c`, computed in f64 when first read (a coefficient with a time of its
+    /// own is evaluated at that time).
+    fn coef(&mut self, c: u32) -> Result<Val, String> {
+        if let Some(v) = &self.coefs[c as usize] {
+            return Ok(v.clone());
+        }
+        let (p, prog, env) = (self.p, self.prog, &self.env);
+        let ev = Evaluator::new(p);
+        let fail = |e: crate::check::eval::EvalError| match e {
+            crate::check::eval::EvalError::Hazard { message, .. }
+            | crate::check::eval::EvalError::Undefined { message, .. } => {
+                format!("{} at {} = {}: {message}", prog.name, p.time.name, env.t)
+            }
+            crate::check::eval::EvalError::Runtime => format!(
+                "{}: a coefficient needs a value the call did not give",
+                prog.name
+            ),
+        };
+        let (e, at) = prog.coefs[c as usize];
+        let v = match at {
+            None => ev.eval(e, env).map_err(fail)?,
+            Some(time) => {
+                let t = ev.real(time, env).map_err(fail)?;
+                ev.eval(e, &Env { t, ..env.clone() }).map_err(fail)?
+            }
+        };
+        let v = from_value(&v);
+        self.coefs[c as usize] = Some(v.clone());
+        Ok(v)
+    }
+
     /// Elements per sample of a node's shape.
     fn per_sample(&self, shape: &Option<Shape>) -> Result<usize, String> {
         let Some(s) = shape else { return Ok(1) };
@@ -315,7 +360,31 @@ impl Ctx<'_> {
                 Kind::Bool => Val::B(vec![*x != 0.0]),
                 _ => Val::R(vec![*x as f32]),
             },
-            Node::Coef(c) => self.coefs[*c as usize].clone(),
+            Node::Coef(c) => self.coef(*c)?,
+            Node::State(f) => self.state[*f as usize].clone().ok_or_else(|| {
+                format!(
+                    "`{}` is read before it has a value",
+                    self.p.fields[*f as usize].name
+                )
+            })?,
+            Node::Slot(s) => self
+                .slots
+                .get(*s as usize)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| self.bug("an empty slot"))?,
+            Node::Prev(s) => self
+                .prev
+                .get(*s as usize)
+                .cloned()
+                .flatten()
+                .ok_or("`prev` read at the first step")?,
+            Node::NetOut { call, output } => self
+                .net
+                .get(*call as usize)
+                .and_then(|o| o.get(*output as usize))
+                .cloned()
+                .ok_or_else(|| self.bug("a network output read before its call"))?,
             Node::Input(i) => {
                 let port = &self.prog.inputs[*i as usize];
                 let t = &self.call.inputs[&port.name];
@@ -764,11 +833,12 @@ impl Ctx<'_> {
             .map(|x| self.eval(*x))
             .collect::<Result<_, _>>()?;
         let seed = self.call.seed;
-        let step = self.call.step;
+        let step = self.step;
+        let offset = self.draw_offset;
         let uniform = |idx: u64, j: usize| -> f32 {
             match supplied.and_then(|t| t.f32s()) {
                 Some(u) => u[j],
-                None => rng::uniform(seed, site, step, idx),
+                None => rng::uniform(seed, site, step, offset + idx),
             }
         };
         Ok(match family {
@@ -783,7 +853,12 @@ impl Ctx<'_> {
                         } else {
                             match supplied.and_then(|t| t.f32s()) {
                                 Some(z) => z[i * k + q],
-                                None => rng::normal(seed, site, step, idx * k as u64 + q as u64),
+                                None => rng::normal(
+                                    seed,
+                                    site,
+                                    step,
+                                    offset + idx * k as u64 + q as u64,
+                                ),
                             }
                         };
                         let m = elem(&pv[0], self.at(params[0], i, per), q);
@@ -1050,5 +1125,354 @@ pub fn tensor_to_npy(t: &Tensor) -> crate::npy::Array {
     crate::npy::Array {
         shape: t.shape.clone(),
         data,
+    }
+}
+
+/// A denoiser: what a sampler calls for each network evaluation.
+pub trait Denoiser {
+    /// Evaluate network `net` (`Process::networks[net]`) on its declared inputs, in order:
+    /// field-shaped tensors (batch first) and scalar times. Returns one tensor per output, each
+    /// shaped like its field (with a class axis for class probabilities).
+    fn denoise(
+        &mut self,
+        p: &Process,
+        net: usize,
+        inputs: &[Tensor],
+    ) -> Result<Vec<Tensor>, String>;
+}
+
+/// Everything a sampler run needs besides the process and the denoiser.
+#[derive(Clone, Debug, Default)]
+pub struct SampleCall {
+    pub seed: u64,
+    pub batch: usize,
+    pub sizes: HashMap<String, usize>,
+    /// Starting values: conditioning fields, and any state the sampler does not initialise.
+    pub state: HashMap<String, Tensor>,
+    /// The sampler's parameters by name (the spec's defaults otherwise).
+    pub params: HashMap<String, f64>,
+    /// A time grid in place of the sampler's own (noise end first).
+    pub grid: Option<Vec<f64>>,
+}
+
+/// Run a sampler from its start to its final map; returns every field it set, by name.
+pub fn sample(
+    p: &Process,
+    sp: &crate::ir::SamplerProgram,
+    call: &SampleCall,
+    denoiser: &mut dyn Denoiser,
+) -> Result<HashMap<String, Tensor>, String> {
+    let sampler = p
+        .samplers
+        .iter()
+        .find(|s| s.name == sp.name)
+        .ok_or("unknown sampler")?;
+    // Parameters: defaults, then overrides (a later parameter may depend on an earlier one).
+    let ev = Evaluator::new(p);
+    let mut params: Vec<Value> = Vec::new();
+    for prm in &sampler.params {
+        let v = match call.params.get(&prm.name) {
+            Some(v) if prm.overridable => Value::Real(*v),
+            Some(_) => {
+                return Err(format!(
+                    "`{}` is a `let` of the sampler, not a parameter",
+                    prm.name
+                ))
+            }
+            None => ev
+                .eval(
+                    prm.value,
+                    &Env {
+                        sampler_params: params.clone(),
+                        ..Env::default()
+                    },
+                )
+                .map_err(|_| format!("cannot evaluate the parameter `{}`", prm.name))?,
+        };
+        params.push(v);
+    }
+    if let Some(unknown) = call
+        .params
+        .keys()
+        .find(|k| !sampler.params.iter().any(|x| &x.name == *k))
+    {
+        return Err(format!(
+            "sampler `{}` has no parameter `{unknown}`",
+            sp.name
+        ));
+    }
+    let grid = match &call.grid {
+        Some(g) => g.clone(),
+        None if call.params.is_empty() => sampler.default_grid.clone(),
+        None => grid_with(p, sampler, &params)?,
+    };
+    if grid.len() < 2 {
+        return Err("a grid needs at least two times".into());
+    }
+    // Sizes: given, or read off the starting state.
+    let mut sizes = call.sizes.clone();
+    for (name, t) in &call.state {
+        let f = p
+            .fields
+            .iter()
+            .find(|f| &f.name == name)
+            .ok_or_else(|| format!("no field `{name}`"))?;
+        if t.shape.first() != Some(&call.batch) {
+            return Err(format!(
+                "`{name}` holds {:?} samples, expected {}",
+                t.shape.first(),
+                call.batch
+            ));
+        }
+        for (axis, d) in f.shape.dims.iter().enumerate() {
+            let dn = &p.dims[d.index()].name;
+            let n = *t
+                .shape
+                .get(axis + 1)
+                .ok_or_else(|| format!("`{name}` lacks its `{dn}` axis"))?;
+            if sizes.insert(dn.clone(), n).is_some_and(|m| m != n) {
+                return Err(format!(
+                    "`{name}` has {dn} = {n}, but another value has {dn} = {}",
+                    sizes[dn]
+                ));
+            }
+        }
+        check_values(t, f.elem, name)?;
+    }
+    let base = Call {
+        seed: call.seed,
+        batch: call.batch,
+        ..Call::default()
+    };
+    let env = Env {
+        t: grid[0],
+        sampler_params: params.clone(),
+        ..Env::default()
+    };
+    let mut cx = Ctx::new(p, &sp.prog, &base, sizes, env);
+    cx.slots = vec![None; sp.slots as usize];
+    cx.prev = vec![None; sp.slots as usize];
+    for (name, t) in &call.state {
+        let i = p.fields.iter().position(|f| &f.name == name).unwrap();
+        cx.state[i] = Some(val_from_tensor(t, p.fields[i].elem));
+    }
+    for f in &sp.conditions {
+        if cx.state[*f as usize].is_none() {
+            return Err(format!(
+                "sampler `{}` reads `{}`: give its value",
+                sp.name, p.fields[*f as usize].name
+            ));
+        }
+    }
+    // Start: the init block, or each prior.
+    let n = grid.len() - 1;
+    cx.at_step(u32::MAX, grid[0], None, None, None);
+    if sp.init.is_empty() {
+        for (i, k) in p.priors.iter().enumerate() {
+            let f = k.target.field.index();
+            if cx.state[f].is_none() {
+                let prog = crate::ir::lower::lower(
+                    p,
+                    &if p.priors.len() == 1 {
+                        "prior".to_string()
+                    } else {
+                        format!("prior.{}", p.fields[f].name)
+                    },
+                )?;
+                let c = Call {
+                    seed: call.seed,
+                    step: u32::MAX - 1 - i as u32,
+                    batch: call.batch,
+                    sizes: cx.sizes.clone(),
+                    ..Call::default()
+                };
+                let out = run(p, &prog, &c)?;
+                cx.state[f] = Some(val_from_tensor(&out[0], p.fields[f].elem));
+            }
+        }
+    } else {
+        cx.exec(&sp.init, denoiser)?;
+    }
+    for k in 0..n {
+        cx.at_step(
+            k as u32,
+            grid[k],
+            Some(grid[k + 1]),
+            (k > 0).then(|| grid[k - 1]),
+            Some((k, n)),
+        );
+        cx.net.clear();
+        cx.exec(&sp.step, denoiser)?;
+        for h in &sp.history {
+            cx.prev[*h as usize] = cx.slots[*h as usize].clone();
+        }
+    }
+    cx.at_step(n as u32, grid[n], None, None, None);
+    cx.exec(&sp.finalize, denoiser)?;
+    let mut out = HashMap::new();
+    for (i, f) in p.fields.iter().enumerate() {
+        if let Some(v) = cx.state[i].clone() {
+            out.insert(f.name.clone(), cx.field_tensor(v, f)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The grid of a sampler whose parameters were overridden: rebuild it from its definition.
+fn grid_with(p: &Process, s: &crate::typed::Sampler, params: &[Value]) -> Result<Vec<f64>, String> {
+    use crate::typed::Grid;
+    let ev = Evaluator::new(p);
+    let env = Env {
+        sampler_params: params.to_vec(),
+        ..Env::default()
+    };
+    match &s.grid {
+        Grid::List(e) => match ev.eval(*e, &env) {
+            Ok(Value::Vec(v)) => Ok(v),
+            _ => Err("cannot evaluate the grid".into()),
+        },
+        Grid::All => Ok(s.default_grid.clone()),
+        Grid::Uniform(n) => {
+            let n = ev.real(*n, &env).map_err(|_| "cannot evaluate the number of steps")? as usize;
+            let (a, b) = (p.time.noise_end(), p.time.data_at);
+            let g: Vec<f64> = (0..=n).map(|i| a + (b - a) * i as f64 / n as f64).collect();
+            Ok(if p.time.kind == crate::typed::TimeKind::Discrete { g.iter().map(|t| t.round()).collect() } else { g })
+        }
+        _ => Err("overriding the steps of a quadratic, log-SNR or Karras grid is not supported yet: pass the grid".into()),
+    }
+}
+
+fn val_from_tensor(t: &Tensor, elem: Elem) -> Val {
+    match (&t.data, elem) {
+        (Data::F32(v), Elem::Vec(k)) => Val::V(k as usize, v.clone()),
+        (Data::F32(v), _) => Val::R(v.clone()),
+        (Data::Bool(v), _) => Val::B(v.clone()),
+        (Data::Class(v), _) => Val::C(v.clone()),
+    }
+}
+
+impl Ctx<'_> {
+    /// Move the host environment to a step (coefficients are recomputed when read).
+    fn at_step(
+        &mut self,
+        step: u32,
+        t: f64,
+        s: Option<f64>,
+        r: Option<f64>,
+        k: Option<(usize, usize)>,
+    ) {
+        self.env.t = t;
+        self.env.s = s;
+        self.env.r = r;
+        self.env.step = k;
+        self.step = step;
+        self.coefs.iter_mut().for_each(|c| *c = None);
+    }
+
+    fn exec(&mut self, ops: &[crate::ir::Op], denoiser: &mut dyn Denoiser) -> Result<(), String> {
+        use crate::ir::Op;
+        for op in ops {
+            // Each op reads the state as it is now.
+            self.vals.iter_mut().for_each(|v| *v = None);
+            match op {
+                Op::Slot { slot, node } => {
+                    let v = self.eval(*node)?;
+                    self.slots[*slot as usize] = Some(v);
+                }
+                Op::Set { field, node } => {
+                    let v = self.eval(*node)?;
+                    self.check_finite(&v, &self.p.fields[*field as usize].name)?;
+                    self.state[*field as usize] = Some(v);
+                }
+                Op::Call { call, net, args } => {
+                    let mut inputs = Vec::new();
+                    for a in args {
+                        let v = self.eval(*a)?;
+                        inputs.push(self.node_tensor(*a, v)?);
+                    }
+                    let outs = denoiser.denoise(self.p, *net as usize, &inputs)?;
+                    let n = &self.p.networks[*net as usize];
+                    if outs.len() != n.outputs.len() {
+                        return Err(format!(
+                            "the denoiser returned {} outputs for `{}`, which has {}",
+                            outs.len(),
+                            n.name,
+                            n.outputs.len()
+                        ));
+                    }
+                    let vals = outs
+                        .iter()
+                        .zip(&n.outputs)
+                        .map(|(t, o)| val_from_tensor(t, o.ty.elem().unwrap_or(Elem::Real)))
+                        .collect();
+                    let c = *call as usize;
+                    if self.net.len() <= c {
+                        self.net.resize(c + 1, Vec::new());
+                    }
+                    self.net[c] = vals;
+                }
+                Op::If {
+                    cond,
+                    then,
+                    otherwise,
+                } => {
+                    let branch = match self.eval(*cond)? {
+                        Val::B(b) => b[0],
+                        _ => return Err(self.bug("a branch condition")),
+                    };
+                    self.exec(if branch { then } else { otherwise }, denoiser)?;
+                }
+                Op::Repeat { count, body } => {
+                    let n = elem(&self.eval(*count)?, 0, 0);
+                    if !(n >= 0.0 && n.fract() == 0.0) {
+                        return Err(format!("`repeat` count {n} is not a whole number"));
+                    }
+                    let saved = self.draw_offset;
+                    for j in 0..n as u64 {
+                        // Inner iterations draw from disjoint ranges of the element counter.
+                        self.draw_offset = saved + ((j + 1) << 40);
+                        self.exec(body, denoiser)?;
+                    }
+                    self.draw_offset = saved;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_finite(&self, v: &Val, name: &str) -> Result<(), String> {
+        let data = match v {
+            Val::R(x) | Val::V(_, x) => x,
+            _ => return Ok(()),
+        };
+        match data.iter().position(|x| !x.is_finite()) {
+            Some(i) => Err(format!(
+                "`{name}` became {} at flat index {i} (t = {}, s = {:?})",
+                data[i], self.env.t, self.env.s
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn node_tensor(&self, id: NodeId, v: Val) -> Result<Tensor, String> {
+        self.tensor(id, v, "a network input")
+    }
+
+    fn field_tensor(&self, v: Val, f: &crate::typed::Field) -> Result<Tensor, String> {
+        let mut shape = vec![self.call.batch];
+        for d in &f.shape.dims {
+            shape.push(self.sizes[&self.p.dims[d.index()].name]);
+        }
+        let data = match v {
+            Val::R(x) => Data::F32(x),
+            Val::B(x) => Data::Bool(x),
+            Val::C(x) => Data::Class(x),
+            Val::V(k, x) => {
+                shape.push(k);
+                Data::F32(x)
+            }
+            Val::M(..) => return Err(self.bug("a matrix-valued field")),
+        };
+        Ok(Tensor { shape, data })
     }
 }

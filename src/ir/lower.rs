@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::entries::{entries, Entry};
+use crate::syntax::ast::UnOp;
 use crate::typed::{self, Elem, ExprKind, FieldRef, KernelKind, Process, Shape, Stage, Ty};
 use std::collections::HashMap;
 
@@ -34,7 +35,19 @@ struct Lower<'p> {
     p: &'p Process,
     prog: Program,
     memo: HashMap<ExprId, NodeId>,
-    coef_memo: HashMap<ExprId, u32>,
+    coef_memo: HashMap<(ExprId, Option<ExprId>), u32>,
+    /// Field versions bound to nodes (a posterior's conditioning variables in a sampler).
+    subst: HashMap<FieldRef, NodeId>,
+    /// Sampler lowering: step-locals and draws stored in slots, network calls already issued,
+    /// and the ops being emitted.
+    slots: HashMap<typed::LocalId, u32>,
+    calls: HashMap<ExprId, u32>,
+    ops: Vec<Vec<Op>>,
+    n_slots: u32,
+    /// While lowering a network's declared inputs: the call's time, at which coefficients are evaluated.
+    at_time: Option<ExprId>,
+    /// The captured state argument of each call, for parameterisation conversions.
+    call_state: HashMap<u32, Vec<NodeId>>,
 }
 
 fn kind_of(elem: Elem) -> Kind {
@@ -63,7 +76,25 @@ impl<'p> Lower<'p> {
             },
             memo: HashMap::new(),
             coef_memo: HashMap::new(),
+            subst: HashMap::new(),
+            slots: HashMap::new(),
+            calls: HashMap::new(),
+            ops: vec![Vec::new()],
+            n_slots: 0,
+            at_time: None,
+            call_state: HashMap::new(),
         }
+    }
+
+    /// A host coefficient; `at` evaluates it at another time (a coefficient holding that time).
+    fn coef(&mut self, e: ExprId, at: Option<ExprId>, kind: Kind) -> NodeId {
+        let at = at.or(self.at_time);
+        let next = self.prog.coefs.len() as u32;
+        let c = *self.coef_memo.entry((e, at)).or_insert(next);
+        if c == next {
+            self.prog.coefs.push((e, at));
+        }
+        self.push(Node::Coef(c), kind, Extent::Uniform)
     }
 
     fn push(&mut self, node: Node, kind: Kind, extent: Extent) -> NodeId {
@@ -121,12 +152,7 @@ impl<'p> Lower<'p> {
                 if let ExprKind::Number(v) = x.kind {
                     self.push(Node::Const(v), kind_of(*elem), Extent::Uniform)
                 } else {
-                    let next = self.prog.coefs.len() as u32;
-                    let c = *self.coef_memo.entry(e).or_insert(next);
-                    if c == next {
-                        self.prog.coefs.push(e);
-                    }
-                    self.push(Node::Coef(c), kind_of(*elem), Extent::Uniform)
+                    self.coef(e, None, kind_of(*elem))
                 }
             }
             Ty::Value { elem, stage } => {
@@ -136,10 +162,28 @@ impl<'p> Lower<'p> {
                     _ => (Extent::Sample, None),
                 };
                 let node = match &x.kind {
+                    ExprKind::Field(r) if self.subst.contains_key(r) => {
+                        let n = self.subst[r];
+                        self.memo.insert(e, n);
+                        return Ok(n);
+                    }
                     ExprKind::Field(r) => {
                         return self.field_input(*r).inspect(|n| {
                             self.memo.insert(e, *n);
                         })
+                    }
+                    ExprKind::State(f) => Node::State(f.0),
+                    ExprKind::Local(l) if self.slots.contains_key(l) => Node::Slot(self.slots[l]),
+                    ExprKind::Prev(l) => Node::Prev(
+                        *self
+                            .slots
+                            .get(l)
+                            .ok_or("`prev` of a value that is not stored")?,
+                    ),
+                    ExprKind::NetOut { call, output, kind } => {
+                        let n = self.net_out(*call, *output, *kind, e)?;
+                        self.memo.insert(e, n);
+                        return Ok(n);
                     }
                     ExprKind::Local(l) => {
                         let v = self.p.locals[l.index()]
@@ -202,6 +246,180 @@ impl<'p> Lower<'p> {
         };
         self.memo.insert(e, n);
         Ok(n)
+    }
+
+    /// Output `output` of a network call, read as `kind`: the call is issued (once) as an op,
+    /// and a parameterisation conversion is built at the call's state and time.
+    fn net_out(
+        &mut self,
+        call: ExprId,
+        output: u32,
+        kind: typed::ParamKind,
+        _at: ExprId,
+    ) -> Result<NodeId, String> {
+        let ExprKind::NetCall { net, args } = self.p.expr(call).kind.clone() else {
+            return Err("a network output without its call".into());
+        };
+        let n = self.p.network(net).clone();
+        let idx = match self.calls.get(&call) {
+            Some(i) => *i,
+            None => {
+                let i = self.calls.len() as u32;
+                let time_arg =
+                    n.inputs.iter().zip(&args).find_map(|(inp, a)| {
+                        matches!(inp, typed::NetInput::Time { .. }).then_some(*a)
+                    });
+                let mut inputs = Vec::new();
+                let mut captured = Vec::new();
+                for (inp, a) in n.inputs.iter().zip(&args) {
+                    match inp {
+                        typed::NetInput::Field { field, expr } => {
+                            // The argument is captured when the call runs; the network reads its
+                            // declared input expression of it, at the call's time.
+                            let value = self.expr(*a)?;
+                            let slot = self.new_slot();
+                            self.emit(Op::Slot { slot, node: value });
+                            let f = self.p.field(*field).clone();
+                            let held = self.push_shaped(
+                                Node::Slot(slot),
+                                kind_of(f.elem),
+                                Extent::Element,
+                                Some(f.shape.clone()),
+                            );
+                            captured.push(held);
+                            let saved = (
+                                std::mem::take(&mut self.subst),
+                                std::mem::take(&mut self.memo),
+                                self.at_time,
+                            );
+                            self.subst.insert(
+                                FieldRef {
+                                    field: *field,
+                                    version: typed::Version::T,
+                                },
+                                held,
+                            );
+                            self.at_time = time_arg;
+                            let r = self.expr(*expr);
+                            (self.subst, self.memo, self.at_time) = saved;
+                            inputs.push(r?);
+                        }
+                        typed::NetInput::Time { expr } => {
+                            let kind = kind_of(self.p.expr(*expr).ty.elem().unwrap_or(Elem::Real));
+                            inputs.push(self.coef(*expr, Some(*a), kind));
+                        }
+                    }
+                }
+                self.calls.insert(call, i);
+                self.call_state.insert(i, captured);
+                self.emit(Op::Call {
+                    call: i,
+                    net: net.0,
+                    args: inputs,
+                });
+                i
+            }
+        };
+        let o = &n.outputs[output as usize];
+        let field = self.p.field(o.field).clone();
+        let okind = kind_of(o.ty.elem().unwrap_or(Elem::Real));
+        let shape = Some(field.shape.clone());
+        let raw = self.push_shaped(
+            Node::NetOut { call: idx, output },
+            okind,
+            Extent::Element,
+            shape.clone(),
+        );
+        if o.kind == kind {
+            return Ok(raw);
+        }
+        let k = self
+            .p
+            .gaussian_marginal_given(o.field)
+            .cloned()
+            .ok_or("a conversion without an affine Gaussian marginal")?;
+        let a = k.affine.unwrap();
+        let si = n
+            .inputs
+            .iter()
+            .position(
+                |x| matches!(x, typed::NetInput::Field { field, .. } if *field == k.target.field),
+            )
+            .ok_or("a conversion without the call's state")?;
+        let ti = n
+            .inputs
+            .iter()
+            .position(|x| matches!(x, typed::NetInput::Time { .. }))
+            .ok_or("a conversion without the call's time")?;
+        // The state the call saw (captured when it ran), in the order of the network's field inputs.
+        let field_pos = n.inputs[..si]
+            .iter()
+            .filter(|x| matches!(x, typed::NetInput::Field { .. }))
+            .count();
+        let x = self.call_state[&idx][field_pos];
+        let alpha = self.coef(a.alpha, Some(args[ti]), Kind::Real);
+        let var = self.coef(a.var, Some(args[ti]), Kind::Real);
+        let sigma = self.push(
+            Node::Call(Builtin::Sqrt, vec![var]),
+            Kind::Real,
+            Extent::Uniform,
+        );
+        let el =
+            |l: &mut Self, node: Node| l.push_shaped(node, okind, Extent::Element, shape.clone());
+        use typed::ParamKind as P;
+        // First to eps, then to the kind asked for.
+        let eps = match o.kind {
+            P::Eps => raw,
+            P::X0 => {
+                let ax = el(self, Node::Binary(BinOp::Mul, alpha, raw));
+                let d = el(self, Node::Binary(BinOp::Sub, x, ax));
+                el(self, Node::Binary(BinOp::Div, d, sigma))
+            }
+            P::Score => {
+                let s = el(self, Node::Binary(BinOp::Mul, sigma, raw));
+                el(self, Node::Unary(UnOp::Neg, s))
+            }
+            P::V => {
+                // From v = alpha eps - sigma x0 and x = alpha x0 + sigma eps:
+                // eps = (alpha v + sigma x) / (alpha² + sigma²).
+                let av = el(self, Node::Binary(BinOp::Mul, alpha, raw));
+                let sx = el(self, Node::Binary(BinOp::Mul, sigma, x));
+                let num = el(self, Node::Binary(BinOp::Add, av, sx));
+                let a2 = self.push(
+                    Node::Binary(BinOp::Mul, alpha, alpha),
+                    Kind::Real,
+                    Extent::Uniform,
+                );
+                let den = self.push(
+                    Node::Binary(BinOp::Add, a2, var),
+                    Kind::Real,
+                    Extent::Uniform,
+                );
+                el(self, Node::Binary(BinOp::Div, num, den))
+            }
+            P::Probs => return Err("class probabilities have no Gaussian form".into()),
+        };
+        Ok(match kind {
+            P::Eps => eps,
+            P::X0 => {
+                let se = el(self, Node::Binary(BinOp::Mul, sigma, eps));
+                let d = el(self, Node::Binary(BinOp::Sub, x, se));
+                el(self, Node::Binary(BinOp::Div, d, alpha))
+            }
+            P::Score => {
+                let q = el(self, Node::Binary(BinOp::Div, eps, sigma));
+                el(self, Node::Unary(UnOp::Neg, q))
+            }
+            P::V => {
+                let se = el(self, Node::Binary(BinOp::Mul, sigma, eps));
+                let x0n = el(self, Node::Binary(BinOp::Sub, x, se));
+                let x0 = el(self, Node::Binary(BinOp::Div, x0n, alpha));
+                let ae = el(self, Node::Binary(BinOp::Mul, alpha, eps));
+                let sx0 = el(self, Node::Binary(BinOp::Mul, sigma, x0));
+                el(self, Node::Binary(BinOp::Sub, ae, sx0))
+            }
+            P::Probs => return Err("a Gaussian prediction has no class probabilities".into()),
+        })
     }
 
     fn dist_params(&mut self, dist: ExprId) -> Result<(Family, Vec<NodeId>), String> {
@@ -396,5 +614,260 @@ fn describe(k: &ExprKind) -> &'static str {
             "a distribution"
         }
         _ => "this expression",
+    }
+}
+
+/// Lower sampler `name`: its init, step and finalize statements become ops over one node arena.
+pub fn lower_sampler(p: &Process, name: &str) -> Result<SamplerProgram, String> {
+    let Some(s) = p.samplers.iter().find(|s| s.name == name) else {
+        let names: Vec<&str> = p.samplers.iter().map(|s| s.name.as_str()).collect();
+        return Err(format!(
+            "process `{}` has no sampler `{name}` (it has: {})",
+            p.name,
+            names.join(", ")
+        ));
+    };
+    let entry = Entry {
+        kind: EntryKind::Step,
+        name: format!("sampler.{name}"),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+    };
+    let mut l = Lower::new(p, &entry);
+    let init = l.block(&s.init)?;
+    let step = l.block(&s.step)?;
+    let finalize = l.block(&s.finalize)?;
+    let history = s.history.iter().map(|h| l.slots[h]).collect();
+    let mut set = Vec::new();
+    for ops in [&init, &step, &finalize] {
+        fields_set(ops, &mut set);
+    }
+    let mut read = Vec::new();
+    for n in &l.prog.nodes {
+        if let Node::State(f) = n.node {
+            if !read.contains(&f) {
+                read.push(f);
+            }
+        }
+    }
+    let conditions = read.into_iter().filter(|f| !set.contains(f)).collect();
+    Ok(SamplerProgram {
+        name: name.to_string(),
+        slots: l.n_slots,
+        calls: l.calls.len() as u32,
+        prog: l.prog,
+        init,
+        step,
+        finalize,
+        history,
+        conditions,
+    })
+}
+
+fn fields_set(ops: &[Op], out: &mut Vec<u32>) {
+    for op in ops {
+        match op {
+            Op::Set { field, .. } if !out.contains(field) => {
+                out.push(*field);
+            }
+            Op::If {
+                then, otherwise, ..
+            } => {
+                fields_set(then, out);
+                fields_set(otherwise, out);
+            }
+            Op::Repeat { body, .. } => fields_set(body, out),
+            _ => {}
+        }
+    }
+}
+
+impl Lower<'_> {
+    fn new_slot(&mut self) -> u32 {
+        self.n_slots += 1;
+        self.n_slots - 1
+    }
+
+    fn emit(&mut self, op: Op) {
+        self.ops.last_mut().unwrap().push(op);
+    }
+
+    fn block(&mut self, stmts: &[typed::Stmt]) -> Result<Vec<Op>, String> {
+        self.ops.push(Vec::new());
+        for st in stmts {
+            // Nodes read the state when their op runs: nothing is shared across statements.
+            self.memo.clear();
+            self.stmt(st)?;
+        }
+        Ok(self.ops.pop().unwrap())
+    }
+
+    fn stmt(&mut self, st: &typed::Stmt) -> Result<(), String> {
+        use typed::StmtKind as S;
+        match &st.kind {
+            S::Let { local, value } => {
+                let node = self.expr(*value)?;
+                let slot = self.new_slot();
+                self.slots.insert(*local, slot);
+                self.emit(Op::Slot { slot, node });
+            }
+            S::Draw { local, dist, shape } => {
+                let elem = self.p.locals[local.index()].ty.elem().unwrap_or(Elem::Real);
+                let node = self.draw_node(*dist, shape.clone(), elem)?;
+                let slot = self.new_slot();
+                self.slots.insert(*local, slot);
+                self.emit(Op::Slot { slot, node });
+            }
+            S::Assign { field, value } => {
+                let node = self.expr(*value)?;
+                self.emit(Op::Set {
+                    field: field.0,
+                    node,
+                });
+            }
+            S::Sample { field, dist } => {
+                let f = self.p.field(*field).clone();
+                let node = self.draw_node(*dist, f.shape, f.elem)?;
+                self.emit(Op::Set {
+                    field: field.0,
+                    node,
+                });
+            }
+            S::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let cond = self.expr(*cond)?;
+                let then = self.block(then)?;
+                let otherwise = self.block(otherwise)?;
+                self.emit(Op::If {
+                    cond,
+                    then,
+                    otherwise,
+                });
+            }
+            S::Repeat { count, body } => {
+                let count = self.expr(*count)?;
+                let body = self.block(body)?;
+                self.emit(Op::Repeat { count, body });
+            }
+        }
+        Ok(())
+    }
+
+    /// A draw from a distribution expression: a family, the declared posterior (with its
+    /// conditioning variables bound, possibly mixed over class probabilities) or the prior.
+    fn draw_node(&mut self, dist: ExprId, shape: Shape, elem: Elem) -> Result<NodeId, String> {
+        let (family, params) = match self.p.expr(dist).kind.clone() {
+            ExprKind::Dist { family, params } => (
+                family,
+                params
+                    .iter()
+                    .map(|e| self.expr(*e))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            ExprKind::Prior { index } => {
+                let k = self.p.priors[index as usize].clone();
+                self.dist_params(k.dist)?
+            }
+            ExprKind::Posterior {
+                index,
+                given,
+                mixture,
+            } => {
+                let k = self.p.posteriors[index as usize].clone();
+                let ExprKind::Dist { family, params } = self.p.expr(k.dist).kind.clone() else {
+                    return Err("a posterior that is not a distribution".into());
+                };
+                let saved = std::mem::take(&mut self.subst);
+                for (r, v) in &given {
+                    let n = self.expr(*v)?;
+                    self.subst.insert(*r, n);
+                }
+                let params = match mixture {
+                    None => {
+                        self.memo.clear();
+                        params
+                            .iter()
+                            .map(|e| self.expr(*e))
+                            .collect::<Result<Vec<_>, _>>()?
+                    }
+                    Some((r0, weights)) => vec![self.mixture(&params, r0, weights, family)?],
+                };
+                self.subst = saved;
+                self.memo.clear();
+                (family, params)
+            }
+            _ => return Err("a draw from something that is not a distribution".into()),
+        };
+        let site = self.prog.draws.len() as u32;
+        self.prog.draws.push(DrawSite {
+            family,
+            name: format!("draw{site}"),
+        });
+        Ok(self.push_shaped(
+            Node::Draw {
+                site,
+                family,
+                params,
+            },
+            kind_of(elem),
+            Extent::Element,
+            Some(shape),
+        ))
+    }
+
+    /// Σ_c w(c) · q(· | x_0 = c), renormalised: the posterior's class probabilities (or, for a
+    /// bool field, its probability of `true`) mixed over the weights `w`.
+    fn mixture(
+        &mut self,
+        params: &[ExprId],
+        r0: FieldRef,
+        weights: ExprId,
+        family: Family,
+    ) -> Result<NodeId, String> {
+        let w = self.expr(weights)?;
+        let field = self.p.field(r0.field).clone();
+        let shape = Some(field.shape.clone());
+        let el = |l: &mut Self, node: Node, kind: Kind| {
+            l.push_shaped(node, kind, Extent::Element, shape.clone())
+        };
+        match (family, field.elem) {
+            (Family::Categorical, Elem::Cat(k)) => {
+                let mut acc: Option<NodeId> = None;
+                for c in 0..k {
+                    let class = self.push(Node::Const(c as f64), Kind::Class(k), Extent::Uniform);
+                    self.subst.insert(r0, class);
+                    self.memo.clear();
+                    let probs = self.expr(params[0])?;
+                    let idx = self.push(Node::Const(c as f64), Kind::Real, Extent::Uniform);
+                    let wc = el(self, Node::Index(w, idx), Kind::Real);
+                    let term = el(self, Node::Binary(BinOp::Mul, wc, probs), Kind::Vec(k));
+                    acc = Some(match acc {
+                        None => term,
+                        Some(a) => el(self, Node::Binary(BinOp::Add, a, term), Kind::Vec(k)),
+                    });
+                }
+                let acc = acc.ok_or("a mixture over no classes")?;
+                let total = el(self, Node::Call(Builtin::VSum, vec![acc]), Kind::Real);
+                Ok(el(self, Node::Binary(BinOp::Div, acc, total), Kind::Vec(k)))
+            }
+            (Family::Bernoulli, Elem::Bool) => {
+                let mut p = [NodeId(0); 2];
+                for (c, slot) in p.iter_mut().enumerate() {
+                    let v = self.push(Node::Const(c as f64), Kind::Bool, Extent::Uniform);
+                    self.subst.insert(r0, v);
+                    self.memo.clear();
+                    *slot = self.expr(params[0])?;
+                }
+                let one = self.push(Node::Const(1.0), Kind::Real, Extent::Uniform);
+                let wf = el(self, Node::Binary(BinOp::Sub, one, w), Kind::Real);
+                let a = el(self, Node::Binary(BinOp::Mul, wf, p[0]), Kind::Real);
+                let b = el(self, Node::Binary(BinOp::Mul, w, p[1]), Kind::Real);
+                Ok(el(self, Node::Binary(BinOp::Add, a, b), Kind::Real))
+            }
+            _ => Err("a mixture needs a categorical or Bernoulli posterior".into()),
+        }
     }
 }

@@ -83,6 +83,56 @@ pub enum Node {
     },
     /// A reduction over the entry's element axes: `sum`, `mean` or `norm`, masked entries left out.
     Reduce(Builtin, NodeId),
+    /// A sampler's current value of field `i` (`Process::fields[i]`).
+    State(u32),
+    /// A value a sampler statement stored (`let`, a draw).
+    Slot(u32),
+    /// Output `output` of network call `call` of the sampler.
+    NetOut {
+        call: u32,
+        output: u32,
+    },
+    /// The previous step's value of a slot.
+    Prev(u32),
+}
+
+/// The effects of a sampler, in order. Nodes read the state when the op that uses them runs.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// Store a value in a slot.
+    Slot { slot: u32, node: NodeId },
+    /// Update a field of the state.
+    Set { field: u32, node: NodeId },
+    /// Call a network: `args` in the order of its inputs (times are host coefficients).
+    Call {
+        call: u32,
+        net: u32,
+        args: Vec<NodeId>,
+    },
+    /// A branch on a per-step condition (a host coefficient).
+    If {
+        cond: NodeId,
+        then: Vec<Op>,
+        otherwise: Vec<Op>,
+    },
+    /// An inner loop (Langevin).
+    Repeat { count: NodeId, body: Vec<Op> },
+}
+
+/// A sampler lowered: one program holds the nodes of `init`, `step` and `finalize`.
+#[derive(Clone, Debug)]
+pub struct SamplerProgram {
+    pub name: String,
+    pub prog: Program,
+    pub init: Vec<Op>,
+    pub step: Vec<Op>,
+    pub finalize: Vec<Op>,
+    pub slots: u32,
+    pub calls: u32,
+    /// Slots whose previous-step value the step reads.
+    pub history: Vec<u32>,
+    /// Fields the sampler reads but never sets: conditioning inputs (target degrees, …).
+    pub conditions: Vec<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -108,8 +158,9 @@ pub struct Program {
     pub kind: EntryKind,
     pub inputs: Vec<Port>,
     pub outputs: Vec<Port>,
-    /// The host program: typed expressions evaluated in f64.
-    pub coefs: Vec<ExprId>,
+    /// The host program: typed expressions evaluated in f64; the second member, when present,
+    /// is a time expression whose value replaces the time (a conversion at a call's time).
+    pub coefs: Vec<(ExprId, Option<ExprId>)>,
     pub nodes: Vec<NodeInfo>,
     pub results: Vec<NodeId>,
     pub draws: Vec<DrawSite>,
