@@ -8,6 +8,7 @@
 //!
 //! Symmetric fields (`sym`) are drawn once per unordered pair i < j and mirrored; their diagonal
 //! is empty (0, false or class 0), and their log-density counts each pair once.
+//! Node masks are not inputs yet: every node of a masked field counts as real.
 //! Element `e` of sample `b` draws with RNG index `b * E + e` (E elements per sample; for a
 //! symmetric field the index of the pair's upper entry), so noise never depends on chunking.
 
@@ -493,6 +494,10 @@ impl<'a> Ctx<'a> {
                 }
                 Val::V(k, out)
             }
+            Node::Call(f @ (Builtin::RowSum | Builtin::Pair | Builtin::Gram), args) => {
+                let vals: Vec<Val> = args.iter().map(|a| self.eval(*a)).collect::<Result<_, _>>()?;
+                self.graph_op(*f, args, &vals, info.kind)?
+            }
             Node::Call(f, args) => {
                 let vals: Vec<(NodeId, Val)> = args
                     .iter()
@@ -503,9 +508,6 @@ impl<'a> Ctx<'a> {
             Node::Reduce(f, a) => {
                 let av = self.eval(*a)?;
                 let ainfo = self.prog.node(*a).clone();
-                if ainfo.shape.as_ref().is_some_and(|s| s.mask.is_some()) {
-                    return Err("the interpreter does not take node masks yet: reductions over masked fields are refused".into());
-                }
                 let e = self.per_sample(&ainfo.shape)?;
                 let b = self.call.batch;
                 let mut out = vec![0.0f64; b];
@@ -534,6 +536,42 @@ impl<'a> Ctx<'a> {
             } => self.log_density(*family, params, *value, len, per, &info.shape)?,
         };
         self.store(id, v)
+    }
+
+    /// `rowsum`, `pair` and `gram`: operations whose result has another shape than their arguments.
+    fn graph_op(&self, f: Builtin, args: &[NodeId], vals: &[Val], kind: Kind) -> Result<Val, String> {
+        let b = self.call.batch;
+        let per = |i: usize| self.per_sample(&self.prog.node(args[i]).shape);
+        let get = |i: usize, j: usize| elem(&vals[i], if self.prog.node(args[i]).extent == Extent::Element { j } else { 0 }, 0);
+        Ok(match f {
+            Builtin::RowSum => {
+                let n = (per(0)? as f64).sqrt() as usize;
+                Val::R((0..b * n).map(|r| (0..n).map(|j| get(0, (r / n) * n * n + (r % n) * n + j)).sum()).collect())
+            }
+            Builtin::Pair => {
+                let n = per(0)?;
+                let at = |s: usize, i: usize, j: usize| (get(0, s * n + i), get(1, s * n + j));
+                if kind == Kind::Bool {
+                    Val::B((0..b * n * n).map(|x| { let (u, v) = at(x / (n * n), (x % (n * n)) / n, x % n); u != 0.0 && v != 0.0 }).collect())
+                } else {
+                    Val::R((0..b * n * n).map(|x| { let (u, v) = at(x / (n * n), (x % (n * n)) / n, x % n); u * v }).collect())
+                }
+            }
+            _ => {
+                let info = self.prog.node(args[0]);
+                let shape = info.shape.as_ref().ok_or_else(|| self.bug("gram without a shape"))?;
+                let n = self.sizes[&self.p.dims[shape.dims[0].index()].name];
+                let d = self.sizes[&self.p.dims[shape.dims[1].index()].name];
+                Val::R(
+                    (0..b * n * n)
+                        .map(|x| {
+                            let (s, i, j) = (x / (n * n), (x % (n * n)) / n, x % n);
+                            (0..d).map(|k| get(0, s * n * d + i * d + k) * get(0, s * n * d + j * d + k)).sum()
+                        })
+                        .collect(),
+                )
+            }
+        })
     }
 
     fn store(&mut self, id: NodeId, v: Val) -> Result<Val, String> {
@@ -1400,11 +1438,21 @@ impl Ctx<'_> {
                             n.outputs.len()
                         ));
                     }
-                    let vals = outs
-                        .iter()
-                        .zip(&n.outputs)
-                        .map(|(t, o)| val_from_tensor(t, o.ty.elem().unwrap_or(Elem::Real)))
-                        .collect();
+                    let mut vals = Vec::new();
+                    for (t, o) in outs.iter().zip(&n.outputs) {
+                        let f = &self.p.fields[o.field.index()];
+                        let want = self.field_tensor_shape(f, o.ty.elem().unwrap_or(Elem::Real));
+                        if t.shape != want {
+                            return Err(format!("the denoiser's `{}.{}` has shape {:?}, expected {want:?}", n.name, f.name, t.shape));
+                        }
+                        let mut v = val_from_tensor(t, o.ty.elem().unwrap_or(Elem::Real));
+                        if f.shape.sym {
+                            // A symmetric field's prediction is read on the upper triangle and mirrored.
+                            self.symmetrize(&mut v, f);
+                        }
+                        self.check_finite(&v, &format!("{}.{}", n.name, f.name))?;
+                        vals.push(v);
+                    }
                     let c = *call as usize;
                     if self.net.len() <= c {
                         self.net.resize(c + 1, Vec::new());
@@ -1451,6 +1499,35 @@ impl Ctx<'_> {
                 data[i], self.env.t, self.env.s
             )),
             None => Ok(()),
+        }
+    }
+
+    fn field_tensor_shape(&self, f: &crate::typed::Field, elem: Elem) -> Vec<usize> {
+        let mut shape = vec![self.call.batch];
+        shape.extend(f.shape.dims.iter().map(|d| self.sizes[&self.p.dims[d.index()].name]));
+        if let Elem::Vec(k) = elem {
+            shape.push(k as usize);
+        }
+        shape
+    }
+
+    /// Mirror the upper triangle of a `[n, n]` value onto the lower one and empty the diagonal.
+    fn symmetrize(&self, v: &mut Val, f: &crate::typed::Field) {
+        let n = self.sizes[&self.p.dims[f.shape.dims[0].index()].name];
+        let (k, data): (usize, &mut Vec<f32>) = match v {
+            Val::R(x) => (1, x),
+            Val::V(k, x) => (*k, x),
+            _ => return,
+        };
+        for b in 0..self.call.batch {
+            for i in 0..n {
+                for j in 0..=i {
+                    for q in 0..k {
+                        let lower = ((b * n + i) * n + j) * k + q;
+                        data[lower] = if i == j { 0.0 } else { data[((b * n + j) * n + i) * k + q] };
+                    }
+                }
+            }
         }
     }
 

@@ -268,3 +268,92 @@ fn dpm_solvers_converge_at_their_order() {
         );
     }
 }
+
+/// A denoiser that predicts 0.1 (eps, x0, score) or uniform class probabilities everywhere.
+struct Flat;
+
+impl Denoiser for Flat {
+    fn denoise(&mut self, p: &Process, net: usize, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+        let batch = inputs.iter().find(|t| !t.shape.is_empty()).map_or(1, |t| t.shape[0]);
+        Ok(p.networks[net]
+            .outputs
+            .iter()
+            .map(|o| {
+                let f = p.field(o.field);
+                let mut shape = vec![batch];
+                shape.extend(f.shape.dims.iter().map(|_| 3));
+                match o.ty.elem().unwrap() {
+                    diffc::typed::Elem::Vec(k) => {
+                        shape.push(k as usize);
+                        let n = shape.iter().product();
+                        Tensor { shape, data: Data::F32(vec![1.0 / k as f32; n]) }
+                    }
+                    _ => {
+                        let n = shape.iter().product();
+                        Tensor { shape, data: Data::F32(vec![0.1; n]) }
+                    }
+                }
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn every_shipped_sampler_runs_in_the_interpreter() {
+    let mut ran = 0;
+    for entry in std::fs::read_dir(format!("{}/specs", env!("CARGO_MANIFEST_DIR"))).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (module, _) = diffc::check::check_source(&text);
+        for p in module.unwrap().processes {
+            for s in &p.samplers {
+                let sp = lower_sampler(&p, &s.name).unwrap_or_else(|e| panic!("{} {}: {e}", p.name, s.name));
+                let g = &s.default_grid;
+                // Three steps from the noise end, then the final map.
+                let grid = vec![g[0], g[1], g[2], g[3.min(g.len() - 1)]];
+                let mut state = HashMap::new();
+                for f in &p.fields {
+                    if sp.conditions.contains(&(p.fields.iter().position(|x| x.name == f.name).unwrap() as u32)) {
+                        state.insert(f.name.clone(), Tensor { shape: vec![2, 3], data: Data::F32(vec![1.0; 6]) });
+                    }
+                }
+                let call = SampleCall {
+                    seed: 9,
+                    batch: 2,
+                    sizes: p.dims.iter().map(|d| (d.name.clone(), 3)).collect(),
+                    state,
+                    grid: Some(grid),
+                    ..SampleCall::default()
+                };
+                let out = sample(&p, &sp, &call, &mut Flat).unwrap_or_else(|e| panic!("{} {}: {e}", p.name, s.name));
+                for f in &p.fields {
+                    let Some(t) = out.get(&f.name) else { continue };
+                    assert_eq!(t.shape[0], 2);
+                    if let Some(v) = t.f32s() {
+                        assert!(v.iter().all(|x| x.is_finite()), "{} {}: `{}` is not finite", p.name, s.name, f.name);
+                    }
+                    if f.shape.sym {
+                        let n = 3;
+                        let at = |i: usize| -> f64 {
+                            match &t.data {
+                                Data::F32(v) => v[i] as f64,
+                                Data::Bool(v) => v[i] as u8 as f64,
+                                Data::Class(v) => v[i] as f64,
+                            }
+                        };
+                        for b in 0..2 {
+                            for i in 0..n {
+                                assert_eq!(at(b * 9 + i * n + i), 0.0, "{} {}: `{}` has a diagonal", p.name, s.name, f.name);
+                                for j in 0..n {
+                                    assert_eq!(at(b * 9 + i * n + j), at(b * 9 + j * n + i), "{} {}: `{}` is not symmetric", p.name, s.name, f.name);
+                                }
+                            }
+                        }
+                    }
+                }
+                ran += 1;
+            }
+        }
+    }
+    assert!(ran >= 40, "{ran} samplers ran");
+}

@@ -215,12 +215,6 @@ impl<'p> Lower<'p> {
                         func: f @ (Builtin::Sum | Builtin::Mean | Builtin::Norm),
                         args,
                     } => Node::Reduce(*f, self.expr(args[0])?),
-                    ExprKind::Call {
-                        func: f @ (Builtin::RowSum | Builtin::Pair | Builtin::Gram),
-                        ..
-                    } => {
-                        return Err(format!("the interpreter cannot run `{}` yet", f.name()));
-                    }
                     ExprKind::Call { func, args } => Node::Call(
                         *func,
                         args.iter()
@@ -248,15 +242,10 @@ impl<'p> Lower<'p> {
         Ok(n)
     }
 
-    /// Output `output` of a network call, read as `kind`: the call is issued (once) as an op,
-    /// and a parameterisation conversion is built at the call's state and time.
-    fn net_out(
-        &mut self,
-        call: ExprId,
-        output: u32,
-        kind: typed::ParamKind,
-        _at: ExprId,
-    ) -> Result<NodeId, String> {
+    /// Issue a network call as an op (once): its field arguments are captured in slots, and the
+    /// network reads its declared input expressions of them at the call's time.
+    fn issue_call(&mut self, call: ExprId) -> Result<u32, String> {
+        let call = self.resolve_local(call);
         let ExprKind::NetCall { net, args } = self.p.expr(call).kind.clone() else {
             return Err("a network output without its call".into());
         };
@@ -292,13 +281,10 @@ impl<'p> Lower<'p> {
                                 std::mem::take(&mut self.memo),
                                 self.at_time,
                             );
-                            self.subst.insert(
-                                FieldRef {
-                                    field: *field,
-                                    version: typed::Version::T,
-                                },
-                                held,
-                            );
+                            // A diffused field is declared as `x_t`; a conditioning field by its bare name.
+                            for version in [typed::Version::T, typed::Version::Data] {
+                                self.subst.insert(FieldRef { field: *field, version }, held);
+                            }
                             self.at_time = time_arg;
                             let r = self.expr(*expr);
                             (self.subst, self.memo, self.at_time) = saved;
@@ -320,6 +306,30 @@ impl<'p> Lower<'p> {
                 i
             }
         };
+        Ok(idx)
+    }
+
+    fn resolve_local(&self, e: ExprId) -> ExprId {
+        match self.p.expr(e).kind {
+            ExprKind::Local(l) => self.p.locals[l.index()].value.map_or(e, |v| self.resolve_local(v)),
+            _ => e,
+        }
+    }
+
+    /// Output `output` of a network call, read as `kind`: the call is issued (once) as an op,
+    /// and a parameterisation conversion is built at the call's state and time.
+    fn net_out(
+        &mut self,
+        call: ExprId,
+        output: u32,
+        kind: typed::ParamKind,
+        _at: ExprId,
+    ) -> Result<NodeId, String> {
+        let ExprKind::NetCall { net, args } = self.p.expr(call).kind.clone() else {
+            return Err("a network output without its call".into());
+        };
+        let n = self.p.network(net).clone();
+        let idx = self.issue_call(call)?;
         let o = &n.outputs[output as usize];
         let field = self.p.field(o.field).clone();
         let okind = kind_of(o.ty.elem().unwrap_or(Elem::Real));
@@ -705,6 +715,11 @@ impl Lower<'_> {
     fn stmt(&mut self, st: &typed::Stmt) -> Result<(), String> {
         use typed::StmtKind as S;
         match &st.kind {
+            S::Let { local, value } if matches!(self.p.expr(*value).ty, Ty::NetCall(_)) => {
+                // `let o = net(…)` with several outputs: the call runs here, its outputs are read later.
+                let _ = local;
+                self.issue_call(*value)?;
+            }
             S::Let { local, value } => {
                 let node = self.expr(*value)?;
                 let slot = self.new_slot();
