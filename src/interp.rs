@@ -495,7 +495,10 @@ impl<'a> Ctx<'a> {
                 Val::V(k, out)
             }
             Node::Call(f @ (Builtin::RowSum | Builtin::Pair | Builtin::Gram), args) => {
-                let vals: Vec<Val> = args.iter().map(|a| self.eval(*a)).collect::<Result<_, _>>()?;
+                let vals: Vec<Val> = args
+                    .iter()
+                    .map(|a| self.eval(*a))
+                    .collect::<Result<_, _>>()?;
                 self.graph_op(*f, args, &vals, info.kind)?
             }
             Node::Call(f, args) => {
@@ -539,34 +542,79 @@ impl<'a> Ctx<'a> {
     }
 
     /// `rowsum`, `pair` and `gram`: operations whose result has another shape than their arguments.
-    fn graph_op(&self, f: Builtin, args: &[NodeId], vals: &[Val], kind: Kind) -> Result<Val, String> {
+    fn graph_op(
+        &self,
+        f: Builtin,
+        args: &[NodeId],
+        vals: &[Val],
+        kind: Kind,
+    ) -> Result<Val, String> {
         let b = self.call.batch;
         let per = |i: usize| self.per_sample(&self.prog.node(args[i]).shape);
-        let get = |i: usize, j: usize| elem(&vals[i], if self.prog.node(args[i]).extent == Extent::Element { j } else { 0 }, 0);
+        let get = |i: usize, j: usize| {
+            elem(
+                &vals[i],
+                if self.prog.node(args[i]).extent == Extent::Element {
+                    j
+                } else {
+                    0
+                },
+                0,
+            )
+        };
         Ok(match f {
             Builtin::RowSum => {
                 let n = (per(0)? as f64).sqrt() as usize;
-                Val::R((0..b * n).map(|r| (0..n).map(|j| get(0, (r / n) * n * n + (r % n) * n + j)).sum()).collect())
+                Val::R(
+                    (0..b * n)
+                        .map(|r| {
+                            (0..n)
+                                .map(|j| get(0, (r / n) * n * n + (r % n) * n + j))
+                                .sum()
+                        })
+                        .collect(),
+                )
             }
             Builtin::Pair => {
                 let n = per(0)?;
                 let at = |s: usize, i: usize, j: usize| (get(0, s * n + i), get(1, s * n + j));
                 if kind == Kind::Bool {
-                    Val::B((0..b * n * n).map(|x| { let (u, v) = at(x / (n * n), (x % (n * n)) / n, x % n); u != 0.0 && v != 0.0 }).collect())
+                    Val::B(
+                        (0..b * n * n)
+                            .map(|x| {
+                                let (u, v) = at(x / (n * n), (x % (n * n)) / n, x % n);
+                                u != 0.0 && v != 0.0
+                            })
+                            .collect(),
+                    )
                 } else {
-                    Val::R((0..b * n * n).map(|x| { let (u, v) = at(x / (n * n), (x % (n * n)) / n, x % n); u * v }).collect())
+                    Val::R(
+                        (0..b * n * n)
+                            .map(|x| {
+                                let (u, v) = at(x / (n * n), (x % (n * n)) / n, x % n);
+                                u * v
+                            })
+                            .collect(),
+                    )
                 }
             }
             _ => {
                 let info = self.prog.node(args[0]);
-                let shape = info.shape.as_ref().ok_or_else(|| self.bug("gram without a shape"))?;
+                let shape = info
+                    .shape
+                    .as_ref()
+                    .ok_or_else(|| self.bug("gram without a shape"))?;
                 let n = self.sizes[&self.p.dims[shape.dims[0].index()].name];
                 let d = self.sizes[&self.p.dims[shape.dims[1].index()].name];
                 Val::R(
                     (0..b * n * n)
                         .map(|x| {
                             let (s, i, j) = (x / (n * n), (x % (n * n)) / n, x % n);
-                            (0..d).map(|k| get(0, s * n * d + i * d + k) * get(0, s * n * d + j * d + k)).sum()
+                            (0..d)
+                                .map(|k| {
+                                    get(0, s * n * d + i * d + k) * get(0, s * n * d + j * d + k)
+                                })
+                                .sum()
                         })
                         .collect(),
                 )
@@ -1185,12 +1233,18 @@ pub struct SampleCall {
     pub seed: u64,
     pub batch: usize,
     pub sizes: HashMap<String, usize>,
-    /// Starting values: conditioning fields, and any state the sampler does not initialise.
+    /// Starting values: conditioning fields, and state that replaces the sampler's start
+    /// (its `init` block or prior).
     pub state: HashMap<String, Tensor>,
     /// The sampler's parameters by name (the spec's defaults otherwise).
     pub params: HashMap<String, f64>,
     /// A time grid in place of the sampler's own (noise end first).
     pub grid: Option<Vec<f64>>,
+    /// Supplied draws by the name of what they draw (`let z ~ …` is `z`; `x ~ …` is `x`), in
+    /// place of the generator; inside an inner loop every iteration reads the same values.
+    pub draws: HashMap<String, Tensor>,
+    /// Run only this many steps and skip the final map (to inspect intermediate states).
+    pub stop_after: Option<usize>,
 }
 
 /// Run a sampler from its start to its final map; returns every field it set, by name.
@@ -1280,8 +1334,21 @@ pub fn sample(
     let base = Call {
         seed: call.seed,
         batch: call.batch,
+        draws: call.draws.clone(),
         ..Call::default()
     };
+    if let Some(name) = call
+        .draws
+        .keys()
+        .find(|k| !sp.prog.draws.iter().any(|d| &&d.name == k))
+    {
+        let names: Vec<&str> = sp.prog.draws.iter().map(|d| d.name.as_str()).collect();
+        return Err(format!(
+            "sampler `{}` draws no `{name}` (its draws: {})",
+            sp.name,
+            names.join(", ")
+        ));
+    }
     let env = Env {
         t: grid[0],
         sampler_params: params.clone(),
@@ -1330,8 +1397,14 @@ pub fn sample(
         }
     } else {
         cx.exec(&sp.init, denoiser)?;
+        // Supplied starting values win over the sampler's own.
+        for (name, t) in &call.state {
+            let i = p.fields.iter().position(|f| &f.name == name).unwrap();
+            cx.state[i] = Some(val_from_tensor(t, p.fields[i].elem));
+        }
     }
-    for k in 0..n {
+    let stop = call.stop_after.unwrap_or(n).min(n);
+    for k in 0..stop {
         cx.at_step(
             k as u32,
             grid[k],
@@ -1345,8 +1418,10 @@ pub fn sample(
             cx.prev[*h as usize] = cx.slots[*h as usize].clone();
         }
     }
-    cx.at_step(n as u32, grid[n], None, None, None);
-    cx.exec(&sp.finalize, denoiser)?;
+    if call.stop_after.is_none() {
+        cx.at_step(n as u32, grid[n], None, None, None);
+        cx.exec(&sp.finalize, denoiser)?;
+    }
     let mut out = HashMap::new();
     for (i, f) in p.fields.iter().enumerate() {
         if let Some(v) = cx.state[i].clone() {
@@ -1443,7 +1518,10 @@ impl Ctx<'_> {
                         let f = &self.p.fields[o.field.index()];
                         let want = self.field_tensor_shape(f, o.ty.elem().unwrap_or(Elem::Real));
                         if t.shape != want {
-                            return Err(format!("the denoiser's `{}.{}` has shape {:?}, expected {want:?}", n.name, f.name, t.shape));
+                            return Err(format!(
+                                "the denoiser's `{}.{}` has shape {:?}, expected {want:?}",
+                                n.name, f.name, t.shape
+                            ));
                         }
                         let mut v = val_from_tensor(t, o.ty.elem().unwrap_or(Elem::Real));
                         if f.shape.sym {
@@ -1504,7 +1582,12 @@ impl Ctx<'_> {
 
     fn field_tensor_shape(&self, f: &crate::typed::Field, elem: Elem) -> Vec<usize> {
         let mut shape = vec![self.call.batch];
-        shape.extend(f.shape.dims.iter().map(|d| self.sizes[&self.p.dims[d.index()].name]));
+        shape.extend(
+            f.shape
+                .dims
+                .iter()
+                .map(|d| self.sizes[&self.p.dims[d.index()].name]),
+        );
         if let Elem::Vec(k) = elem {
             shape.push(k as usize);
         }
@@ -1524,7 +1607,11 @@ impl Ctx<'_> {
                 for j in 0..=i {
                     for q in 0..k {
                         let lower = ((b * n + i) * n + j) * k + q;
-                        data[lower] = if i == j { 0.0 } else { data[((b * n + j) * n + i) * k + q] };
+                        data[lower] = if i == j {
+                            0.0
+                        } else {
+                            data[((b * n + j) * n + i) * k + q]
+                        };
                     }
                 }
             }

@@ -273,8 +273,16 @@ fn dpm_solvers_converge_at_their_order() {
 struct Flat;
 
 impl Denoiser for Flat {
-    fn denoise(&mut self, p: &Process, net: usize, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
-        let batch = inputs.iter().find(|t| !t.shape.is_empty()).map_or(1, |t| t.shape[0]);
+    fn denoise(
+        &mut self,
+        p: &Process,
+        net: usize,
+        inputs: &[Tensor],
+    ) -> Result<Vec<Tensor>, String> {
+        let batch = inputs
+            .iter()
+            .find(|t| !t.shape.is_empty())
+            .map_or(1, |t| t.shape[0]);
         Ok(p.networks[net]
             .outputs
             .iter()
@@ -286,11 +294,17 @@ impl Denoiser for Flat {
                     diffc::typed::Elem::Vec(k) => {
                         shape.push(k as usize);
                         let n = shape.iter().product();
-                        Tensor { shape, data: Data::F32(vec![1.0 / k as f32; n]) }
+                        Tensor {
+                            shape,
+                            data: Data::F32(vec![1.0 / k as f32; n]),
+                        }
                     }
                     _ => {
                         let n = shape.iter().product();
-                        Tensor { shape, data: Data::F32(vec![0.1; n]) }
+                        Tensor {
+                            shape,
+                            data: Data::F32(vec![0.1; n]),
+                        }
                     }
                 }
             })
@@ -307,14 +321,24 @@ fn every_shipped_sampler_runs_in_the_interpreter() {
         let (module, _) = diffc::check::check_source(&text);
         for p in module.unwrap().processes {
             for s in &p.samplers {
-                let sp = lower_sampler(&p, &s.name).unwrap_or_else(|e| panic!("{} {}: {e}", p.name, s.name));
+                let sp = lower_sampler(&p, &s.name)
+                    .unwrap_or_else(|e| panic!("{} {}: {e}", p.name, s.name));
                 let g = &s.default_grid;
                 // Three steps from the noise end, then the final map.
                 let grid = vec![g[0], g[1], g[2], g[3.min(g.len() - 1)]];
                 let mut state = HashMap::new();
                 for f in &p.fields {
-                    if sp.conditions.contains(&(p.fields.iter().position(|x| x.name == f.name).unwrap() as u32)) {
-                        state.insert(f.name.clone(), Tensor { shape: vec![2, 3], data: Data::F32(vec![1.0; 6]) });
+                    if sp
+                        .conditions
+                        .contains(&(p.fields.iter().position(|x| x.name == f.name).unwrap() as u32))
+                    {
+                        state.insert(
+                            f.name.clone(),
+                            Tensor {
+                                shape: vec![2, 3],
+                                data: Data::F32(vec![1.0; 6]),
+                            },
+                        );
                     }
                 }
                 let call = SampleCall {
@@ -325,12 +349,19 @@ fn every_shipped_sampler_runs_in_the_interpreter() {
                     grid: Some(grid),
                     ..SampleCall::default()
                 };
-                let out = sample(&p, &sp, &call, &mut Flat).unwrap_or_else(|e| panic!("{} {}: {e}", p.name, s.name));
+                let out = sample(&p, &sp, &call, &mut Flat)
+                    .unwrap_or_else(|e| panic!("{} {}: {e}", p.name, s.name));
                 for f in &p.fields {
                     let Some(t) = out.get(&f.name) else { continue };
                     assert_eq!(t.shape[0], 2);
                     if let Some(v) = t.f32s() {
-                        assert!(v.iter().all(|x| x.is_finite()), "{} {}: `{}` is not finite", p.name, s.name, f.name);
+                        assert!(
+                            v.iter().all(|x| x.is_finite()),
+                            "{} {}: `{}` is not finite",
+                            p.name,
+                            s.name,
+                            f.name
+                        );
                     }
                     if f.shape.sym {
                         let n = 3;
@@ -343,9 +374,23 @@ fn every_shipped_sampler_runs_in_the_interpreter() {
                         };
                         for b in 0..2 {
                             for i in 0..n {
-                                assert_eq!(at(b * 9 + i * n + i), 0.0, "{} {}: `{}` has a diagonal", p.name, s.name, f.name);
+                                assert_eq!(
+                                    at(b * 9 + i * n + i),
+                                    0.0,
+                                    "{} {}: `{}` has a diagonal",
+                                    p.name,
+                                    s.name,
+                                    f.name
+                                );
                                 for j in 0..n {
-                                    assert_eq!(at(b * 9 + i * n + j), at(b * 9 + j * n + i), "{} {}: `{}` is not symmetric", p.name, s.name, f.name);
+                                    assert_eq!(
+                                        at(b * 9 + i * n + j),
+                                        at(b * 9 + j * n + i),
+                                        "{} {}: `{}` is not symmetric",
+                                        p.name,
+                                        s.name,
+                                        f.name
+                                    );
                                 }
                             }
                         }
@@ -356,4 +401,84 @@ fn every_shipped_sampler_runs_in_the_interpreter() {
         }
     }
     assert!(ran >= 40, "{ran} samplers ran");
+}
+
+/// Predicts one-hot class probabilities: class `i % K` for element `i`.
+struct OneHot;
+
+impl Denoiser for OneHot {
+    fn denoise(
+        &mut self,
+        p: &Process,
+        net: usize,
+        inputs: &[Tensor],
+    ) -> Result<Vec<Tensor>, String> {
+        let shape = inputs[0].shape.clone();
+        let k = *shape.last().unwrap();
+        let n: usize = shape.iter().product::<usize>() / k;
+        let mut v = vec![0.0f32; n * k];
+        for i in 0..n {
+            v[i * k + i % k] = 1.0;
+        }
+        let _ = (p, net);
+        Ok(vec![Tensor {
+            shape,
+            data: Data::F32(v),
+        }])
+    }
+}
+
+#[test]
+fn the_original_bfn_step_is_sde_bfn_solver1_with_a_sampled_class() {
+    // MATH.md §8.1: z_t = z_s + Δβ (K ê - 1) + sqrt(K Δβ) ε, with the sampled class's one-hot for ê.
+    let p = spec("bfn_discrete.diff", "bfn_discrete");
+    let (d, k) = (40usize, 27usize);
+    let z0: Vec<f32> = (0..d * k)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 40.0)
+        .collect();
+    let noise: Vec<f32> = (0..d * k)
+        .map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0)
+        .collect();
+    let run = |sampler: &str, draw: &str, t: f64, s: f64| -> Vec<f32> {
+        let sp = lower_sampler(&p, sampler).unwrap();
+        let call = SampleCall {
+            seed: 4,
+            batch: 1,
+            state: [(
+                "z".to_string(),
+                Tensor {
+                    shape: vec![1, d, k],
+                    data: Data::F32(z0.clone()),
+                },
+            )]
+            .into(),
+            grid: Some(vec![t, s, 1.0]),
+            draws: [(
+                draw.to_string(),
+                Tensor {
+                    shape: vec![1, d, k],
+                    data: Data::F32(noise.clone()),
+                },
+            )]
+            .into(),
+            stop_after: Some(1),
+            ..SampleCall::default()
+        };
+        sample(&p, &sp, &call, &mut OneHot).unwrap()["z"]
+            .f32s()
+            .unwrap()
+            .to_vec()
+    };
+    for (t, s) in [(0.0, 0.1), (0.3, 0.45), (0.8, 0.95)] {
+        let original = run("original", "y", t, s);
+        let sde = run("sde_bfn_solver1", "w", t, s);
+        for i in 0..d * k {
+            assert!(
+                (original[i] - sde[i]).abs() < 1e-5 * (1.0 + sde[i].abs()),
+                "t = {t}, element {i}: {} vs {}",
+                original[i],
+                sde[i]
+            );
+        }
+    }
 }

@@ -283,7 +283,13 @@ impl<'p> Lower<'p> {
                             );
                             // A diffused field is declared as `x_t`; a conditioning field by its bare name.
                             for version in [typed::Version::T, typed::Version::Data] {
-                                self.subst.insert(FieldRef { field: *field, version }, held);
+                                self.subst.insert(
+                                    FieldRef {
+                                        field: *field,
+                                        version,
+                                    },
+                                    held,
+                                );
                             }
                             self.at_time = time_arg;
                             let r = self.expr(*expr);
@@ -311,7 +317,9 @@ impl<'p> Lower<'p> {
 
     fn resolve_local(&self, e: ExprId) -> ExprId {
         match self.p.expr(e).kind {
-            ExprKind::Local(l) => self.p.locals[l.index()].value.map_or(e, |v| self.resolve_local(v)),
+            ExprKind::Local(l) => self.p.locals[l.index()]
+                .value
+                .map_or(e, |v| self.resolve_local(v)),
             _ => e,
         }
     }
@@ -728,7 +736,8 @@ impl Lower<'_> {
             }
             S::Draw { local, dist, shape } => {
                 let elem = self.p.locals[local.index()].ty.elem().unwrap_or(Elem::Real);
-                let node = self.draw_node(*dist, shape.clone(), elem)?;
+                let name = self.p.locals[local.index()].name.clone();
+                let node = self.draw_node(*dist, shape.clone(), elem, &name)?;
                 let slot = self.new_slot();
                 self.slots.insert(*local, slot);
                 self.emit(Op::Slot { slot, node });
@@ -742,7 +751,7 @@ impl Lower<'_> {
             }
             S::Sample { field, dist } => {
                 let f = self.p.field(*field).clone();
-                let node = self.draw_node(*dist, f.shape, f.elem)?;
+                let node = self.draw_node(*dist, f.shape, f.elem, &f.name)?;
                 self.emit(Op::Set {
                     field: field.0,
                     node,
@@ -773,7 +782,13 @@ impl Lower<'_> {
 
     /// A draw from a distribution expression: a family, the declared posterior (with its
     /// conditioning variables bound, possibly mixed over class probabilities) or the prior.
-    fn draw_node(&mut self, dist: ExprId, shape: Shape, elem: Elem) -> Result<NodeId, String> {
+    fn draw_node(
+        &mut self,
+        dist: ExprId,
+        shape: Shape,
+        elem: Elem,
+        name: &str,
+    ) -> Result<NodeId, String> {
         let (family, params) = match self.p.expr(dist).kind.clone() {
             ExprKind::Dist { family, params } => (
                 family,
@@ -817,10 +832,13 @@ impl Lower<'_> {
             _ => return Err("a draw from something that is not a distribution".into()),
         };
         let site = self.prog.draws.len() as u32;
-        self.prog.draws.push(DrawSite {
-            family,
-            name: format!("draw{site}"),
-        });
+        // Several draws of one name (in different branches) are told apart by their site.
+        let name = if self.prog.draws.iter().any(|d| d.name == name) {
+            format!("{name}#{site}")
+        } else {
+            name.to_string()
+        };
+        self.prog.draws.push(DrawSite { family, name });
         Ok(self.push_shaped(
             Node::Draw {
                 site,
