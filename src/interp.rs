@@ -1245,6 +1245,20 @@ pub struct SampleCall {
     pub draws: HashMap<String, Tensor>,
     /// Run only this many steps and skip the final map (to inspect intermediate states).
     pub stop_after: Option<usize>,
+    /// Run one step only, from `grid[0]` to `grid[1]`, from the supplied state.
+    pub single_step: Option<SingleStep>,
+}
+
+/// Where a single step sits in its sampler's run.
+#[derive(Clone, Debug, Default)]
+pub struct SingleStep {
+    /// Step index from 0, of `n` steps (`first` and `last` follow from them).
+    pub k: usize,
+    pub n: usize,
+    /// The previous grid time, for multistep samplers.
+    pub r: Option<f64>,
+    /// The previous step's values read with `prev`, by the name of their `let`.
+    pub prev: HashMap<String, Tensor>,
 }
 
 /// Run a sampler from its start to its final map; returns every field it set, by name.
@@ -1368,6 +1382,53 @@ pub fn sample(
                 sp.name, p.fields[*f as usize].name
             ));
         }
+    }
+    if let Some(one) = &call.single_step {
+        if one.k >= one.n.max(1) {
+            return Err(format!(
+                "step {} of {}: the index runs from 0 to n - 1",
+                one.k, one.n
+            ));
+        }
+        for (slot, name) in sp.history.iter().zip(&sp.history_names) {
+            if let Some(t) = one.prev.get(name) {
+                // The element type of the stored value, from the node that reads it.
+                let kind = sp
+                    .prog
+                    .nodes
+                    .iter()
+                    .find(|n| matches!(n.node, crate::ir::Node::Prev(x) if x == *slot))
+                    .map(|n| n.kind);
+                let elem = match kind {
+                    Some(crate::ir::Kind::Vec(k)) => Elem::Vec(k),
+                    Some(crate::ir::Kind::Bool) => Elem::Bool,
+                    Some(crate::ir::Kind::Class(k)) => Elem::Cat(k),
+                    _ => Elem::Real,
+                };
+                cx.prev[*slot as usize] = Some(val_from_tensor(t, elem));
+            }
+        }
+        if let Some(unknown) = one.prev.keys().find(|k| !sp.history_names.contains(k)) {
+            return Err(format!(
+                "sampler `{}` keeps no `{unknown}` from the previous step",
+                sp.name
+            ));
+        }
+        cx.at_step(
+            one.k as u32,
+            grid[0],
+            Some(grid[1]),
+            one.r,
+            Some((one.k, one.n)),
+        );
+        cx.exec(&sp.step, denoiser)?;
+        let mut out = HashMap::new();
+        for (i, f) in p.fields.iter().enumerate() {
+            if let Some(v) = cx.state[i].clone() {
+                out.insert(f.name.clone(), cx.field_tensor(v, f)?);
+            }
+        }
+        return Ok(out);
     }
     // Start: the init block, or each prior.
     let n = grid.len() - 1;

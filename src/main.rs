@@ -299,6 +299,9 @@ fn eval(
         }
         (None, None) => return Err("say which entry to run with --entry (see --list)".into()),
     };
+    if let Some(sampler) = entry.strip_prefix("step.") {
+        return eval_step(args, p, sampler, out);
+    }
     let prog = diffc::ir::lower::lower(p, &entry)?;
     let mut call = Call {
         seed: args.seed,
@@ -404,6 +407,159 @@ fn eval(
                     t.shape,
                     vals.join(", ")
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A denoiser that returns supplied outputs: `NET.FIELD#i` for the i-th call of a step, or
+/// `NET.FIELD` for every call.
+struct Supplied {
+    outputs: std::collections::HashMap<String, diffc::interp::Tensor>,
+    calls: usize,
+}
+
+impl diffc::interp::Denoiser for Supplied {
+    fn denoise(
+        &mut self,
+        p: &diffc::typed::Process,
+        net: usize,
+        _: &[diffc::interp::Tensor],
+    ) -> Result<Vec<diffc::interp::Tensor>, String> {
+        let i = self.calls;
+        self.calls += 1;
+        let n = &p.networks[net];
+        n.outputs
+            .iter()
+            .map(|o| {
+                let name = format!("{}.{}", n.name, p.field(o.field).name);
+                self.outputs
+                    .get(&format!("{name}#{i}"))
+                    .or_else(|| self.outputs.get(&name))
+                    .cloned()
+                    .ok_or_else(|| format!("the step calls `{}`: give its output with --in {name}=FILE.npy (or {name}#{i}=…)", n.name))
+            })
+            .collect()
+    }
+}
+
+fn eval_step(
+    args: &EvalArgs,
+    p: &diffc::typed::Process,
+    sampler: &str,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    use diffc::interp::{sample, tensor_from_npy, tensor_to_npy, SampleCall, SingleStep};
+    let sp = diffc::ir::lower::lower_sampler(p, sampler)?;
+    let s_def = p.samplers.iter().find(|s| s.name == sampler).unwrap();
+    let mut times: std::collections::HashMap<&str, f64> = Default::default();
+    let mut call = SampleCall {
+        seed: args.seed,
+        ..SampleCall::default()
+    };
+    let mut one = SingleStep {
+        k: 0,
+        n: s_def.default_grid.len() - 1,
+        ..SingleStep::default()
+    };
+    let mut batch = None;
+    for s in &args.sets {
+        let (name, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`--set {s}`: expected NAME=VALUE"))?;
+        let v: f64 = value
+            .parse()
+            .map_err(|_| format!("`--set {s}`: `{value}` is not a number"))?;
+        let whole = || -> Result<usize, String> {
+            if v >= 0.0 && v.fract() == 0.0 {
+                Ok(v as usize)
+            } else {
+                Err(format!("`--set {s}`: expected a whole number"))
+            }
+        };
+        match name {
+            n if n == p.time.name => {
+                times.insert("t", v);
+            }
+            "s" | "r" => {
+                times.insert(if name == "s" { "s" } else { "r" }, v);
+            }
+            "k" => one.k = whole()?,
+            "n" => one.n = whole()?,
+            "batch" => batch = Some(whole()?),
+            n if p.dims.iter().any(|d| d.name == n) => {
+                call.sizes.insert(n.to_string(), whole()?);
+            }
+            n if s_def.params.iter().any(|x| x.name == n && x.overridable) => {
+                call.params.insert(n.to_string(), v);
+            }
+            n => return Err(format!("`--set {n}`: not `{}`, `s`, `r`, `k`, `n`, `batch`, a dimension or a parameter of `{sampler}`", p.time.name)),
+        }
+    }
+    let (Some(&t), Some(&s)) = (times.get("t"), times.get("s")) else {
+        return Err(format!(
+            "a step runs from `{}` to `s`: give both with --set {}=… --set s=…",
+            p.time.name, p.time.name
+        ));
+    };
+    one.r = times.get("r").copied();
+    let mut outputs = std::collections::HashMap::new();
+    for i in &args.inputs {
+        let (name, path) = i
+            .split_once('=')
+            .ok_or_else(|| format!("`--in {i}`: expected NAME=FILE.npy"))?;
+        let arr = diffc::npy::read_file(std::path::Path::new(path)).map_err(|e| e.to_string())?;
+        if let Some(f) = p.fields.iter().find(|f| f.name == name) {
+            let t = tensor_from_npy(&arr, f.elem, name)?;
+            batch.get_or_insert(t.shape.first().copied().unwrap_or(0));
+            call.state.insert(name.to_string(), t);
+        } else if let Some(local) = name.strip_prefix("prev.") {
+            one.prev.insert(
+                local.to_string(),
+                tensor_from_npy(&arr, diffc::typed::Elem::Real, name)?,
+            );
+        } else if sp.prog.draws.iter().any(|d| d.name == name) {
+            call.draws.insert(
+                name.to_string(),
+                tensor_from_npy(&arr, diffc::typed::Elem::Real, name)?,
+            );
+        } else if name.contains('.') {
+            outputs.insert(
+                name.to_string(),
+                tensor_from_npy(&arr, diffc::typed::Elem::Real, name)?,
+            );
+        } else {
+            return Err(format!("step `{sampler}` has no input `{name}`: give fields, NET.FIELD outputs, prev.NAME values or draws"));
+        }
+    }
+    call.batch = batch.unwrap_or(1);
+    call.grid = Some(vec![t, s]);
+    let (lo, hi) = (p.time.lo.min(p.time.data_at), p.time.hi.max(p.time.data_at));
+    for (name, v) in [("t", t), ("s", s)] {
+        if !(lo..=hi).contains(&v) {
+            return Err(format!(
+                "`{name}` = {v} is outside the process's time {}..{} (data at {})",
+                p.time.lo, p.time.hi, p.time.data_at
+            ));
+        }
+    }
+    call.single_step = Some(one);
+    let result = sample(p, &sp, &call, &mut Supplied { outputs, calls: 0 })?;
+    let mut names: Vec<&String> = result.keys().collect();
+    names.sort();
+    match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{dir}`: {e}"))?;
+            for name in names {
+                let path = std::path::Path::new(dir).join(format!("{name}.npy"));
+                diffc::npy::write_file(&tensor_to_npy(&result[name]), &path)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        None => {
+            for name in names {
+                let _ = writeln!(out, "{name}: shape {:?}", result[name].shape);
             }
         }
     }

@@ -271,3 +271,82 @@ fn eval_lists_entries_as_json() {
     assert_eq!(post["inputs"][0]["shape"], "[batch, n, n]");
     assert_eq!(post["outputs"][0]["name"], "p");
 }
+
+#[test]
+fn eval_runs_one_sampler_step_from_its_grid_points() {
+    use diffc::npy::{Array, Data};
+    let x: Vec<f32> = (0..6).map(|i| -1.0 + 0.4 * i as f32).collect();
+    let xs = save(
+        "step_x.npy",
+        &Array {
+            shape: vec![1, 6],
+            data: Data::F32(x.clone()),
+        },
+    );
+    let es = save(
+        "step_e.npy",
+        &Array {
+            shape: vec![1, 6],
+            data: Data::F32(vec![0.5; 6]),
+        },
+    );
+    let dir = std::env::temp_dir().join(format!("diffc-step-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    let spec = spec_path("ddpm.diff");
+    let args = [
+        "eval",
+        &spec,
+        "--process",
+        "ddpm_linear",
+        "--sampler",
+        "ddim",
+        "--entry",
+        "step",
+        "--in",
+        &format!("x={xs}"),
+        "--in",
+        &format!("eps_hat.x={es}"),
+        "--set",
+        "t=500",
+        "--set",
+        "s=480",
+        "--out",
+        &out,
+    ];
+    let (code, _, err) = diffc(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let got = diffc::npy::read_file(&dir.join("x.npy"))
+        .unwrap()
+        .data
+        .to_f64_vec();
+    // DDIM with eta = 0: x_s = a_s x0 + sigma_s eps, x0 = (x_t - sigma_t eps) / a_t.
+    let ab = |t: usize| {
+        (1..=t)
+            .map(|s| 1.0 - (1e-4 + (0.02 - 1e-4) * (s - 1) as f64 / 999.0))
+            .product::<f64>()
+    };
+    let (at, as_) = (ab(500).sqrt(), ab(480).sqrt());
+    let (st, ss) = ((1.0 - ab(500)).sqrt(), (1.0 - ab(480)).sqrt());
+    for (g, xi) in got.iter().zip(&x) {
+        let want = as_ * (*xi as f64 - st * 0.5) / at + ss * 0.5;
+        assert!((g - want).abs() < 1e-5, "{g} vs {want}");
+    }
+    let (code, _, err) = diffc(&[
+        "eval",
+        &spec,
+        "--process",
+        "ddpm_linear",
+        "--sampler",
+        "ddim",
+        "--entry",
+        "step",
+        "--in",
+        &format!("x={xs}"),
+        "--set",
+        "t=500",
+        "--set",
+        "s=480",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("give its output with --in eps_hat.x"), "{err}");
+}

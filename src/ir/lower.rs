@@ -656,6 +656,11 @@ pub fn lower_sampler(p: &Process, name: &str) -> Result<SamplerProgram, String> 
     let step = l.block(&s.step)?;
     let finalize = l.block(&s.finalize)?;
     let history = s.history.iter().map(|h| l.slots[h]).collect();
+    let history_names = s
+        .history
+        .iter()
+        .map(|h| p.locals[h.index()].name.clone())
+        .collect();
     let mut set = Vec::new();
     for ops in [&init, &step, &finalize] {
         fields_set(ops, &mut set);
@@ -678,6 +683,7 @@ pub fn lower_sampler(p: &Process, name: &str) -> Result<SamplerProgram, String> 
         step,
         finalize,
         history,
+        history_names,
         conditions,
     })
 }

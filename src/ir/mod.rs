@@ -129,8 +129,9 @@ pub struct SamplerProgram {
     pub finalize: Vec<Op>,
     pub slots: u32,
     pub calls: u32,
-    /// Slots whose previous-step value the step reads.
+    /// Slots whose previous-step value the step reads, with the names of their `let`s.
     pub history: Vec<u32>,
+    pub history_names: Vec<String>,
     /// Fields the sampler reads but never sets: conditioning inputs (target degrees, …).
     pub conditions: Vec<u32>,
 }
