@@ -362,6 +362,7 @@ impl<'a> Ctx<'a> {
                 _ => Val::R(vec![*x as f32]),
             },
             Node::Coef(c) => self.coef(*c)?,
+            Node::Count(a) => Val::R(vec![self.per_sample(&self.prog.node(*a).shape)? as f32]),
             Node::State(f) => self.state[*f as usize].clone().ok_or_else(|| {
                 format!(
                     "`{}` is read before it has a value",

@@ -26,7 +26,8 @@ pub fn lower(p: &Process, name: &str) -> Result<Program, String> {
         EntryKind::LogQ => l.log_q()?,
         EntryKind::Posterior => l.posterior(name)?,
         EntryKind::Prior => l.prior(name)?,
-        _ => return Err(format!("the interpreter cannot run `{name}` yet: only forward, log_q, posterior and prior are lowered")),
+        EntryKind::Loss => l.loss(name)?,
+        _ => return Err(format!("the interpreter cannot run `{name}` yet: only forward, log_q, posterior, prior and losses are lowered as entries; steps run through `lower_sampler`")),
     }
     Ok(l.prog)
 }
@@ -46,6 +47,10 @@ struct Lower<'p> {
     n_slots: u32,
     /// While lowering a network's declared inputs: the call's time, at which coefficients are evaluated.
     at_time: Option<ExprId>,
+    /// Lowering a loss: network outputs and the forward noise are inputs of the entry.
+    loss_mode: bool,
+    /// One node per input port, however often it is read (gradients are taken with respect to it).
+    input_nodes: HashMap<u32, NodeId>,
     /// The captured state argument of each call, for parameterisation conversions.
     call_state: HashMap<u32, Vec<NodeId>>,
 }
@@ -82,6 +87,8 @@ impl<'p> Lower<'p> {
             ops: vec![Vec::new()],
             n_slots: 0,
             at_time: None,
+            loss_mode: false,
+            input_nodes: HashMap::new(),
             call_state: HashMap::new(),
         }
     }
@@ -127,16 +134,21 @@ impl<'p> Lower<'p> {
             .ok_or_else(|| format!("entry `{}` has no input `{name}`", self.prog.name))
     }
 
+    /// The node of input port `i`, created once.
+    fn input_node(&mut self, i: u32, kind: Kind, shape: Option<Shape>) -> NodeId {
+        if let Some(n) = self.input_nodes.get(&i) {
+            return *n;
+        }
+        let n = self.push_shaped(Node::Input(i), kind, Extent::Element, shape);
+        self.input_nodes.insert(i, n);
+        n
+    }
+
     fn field_input(&mut self, r: FieldRef) -> Result<NodeId, String> {
         let name = self.p.version_name(r);
         let i = self.input_index(&name)?;
-        let f = self.p.field(r.field);
-        Ok(self.push_shaped(
-            Node::Input(i),
-            kind_of(f.elem),
-            Extent::Element,
-            Some(f.shape.clone()),
-        ))
+        let f = self.p.field(r.field).clone();
+        Ok(self.input_node(i, kind_of(f.elem), Some(f.shape)))
     }
 
     fn expr(&mut self, e: ExprId) -> Result<NodeId, String> {
@@ -173,6 +185,22 @@ impl<'p> Lower<'p> {
                         })
                     }
                     ExprKind::State(f) => Node::State(f.0),
+                    ExprKind::Noise(f) if self.loss_mode => {
+                        let gaussian = self
+                            .marginals()
+                            .iter()
+                            .filter(|k| k.family == Family::Normal)
+                            .count();
+                        let name = if gaussian == 1 {
+                            "eps".to_string()
+                        } else {
+                            format!("eps_{}", self.p.field(*f).name)
+                        };
+                        let i = self.input_index(&name)?;
+                        let n = self.input_node(i, kind, shape.clone());
+                        self.memo.insert(e, n);
+                        return Ok(n);
+                    }
                     ExprKind::Local(l) if self.slots.contains_key(l) => Node::Slot(self.slots[l]),
                     ExprKind::Prev(l) => Node::Prev(
                         *self
@@ -337,17 +365,26 @@ impl<'p> Lower<'p> {
             return Err("a network output without its call".into());
         };
         let n = self.p.network(net).clone();
-        let idx = self.issue_call(call)?;
         let o = &n.outputs[output as usize];
         let field = self.p.field(o.field).clone();
         let okind = kind_of(o.ty.elem().unwrap_or(Elem::Real));
         let shape = Some(field.shape.clone());
-        let raw = self.push_shaped(
-            Node::NetOut { call: idx, output },
-            okind,
-            Extent::Element,
-            shape.clone(),
-        );
+        // In a loss the network's outputs are inputs of the entry; in a sampler the call runs.
+        let (idx, raw) = if self.loss_mode {
+            let port = self.input_index(&format!("{}.{}", n.name, field.name))?;
+            (None, self.input_node(port, okind, shape.clone()))
+        } else {
+            let idx = self.issue_call(call)?;
+            (
+                Some(idx),
+                self.push_shaped(
+                    Node::NetOut { call: idx, output },
+                    okind,
+                    Extent::Element,
+                    shape.clone(),
+                ),
+            )
+        };
         if o.kind == kind {
             return Ok(raw);
         }
@@ -374,7 +411,10 @@ impl<'p> Lower<'p> {
             .iter()
             .filter(|x| matches!(x, typed::NetInput::Field { .. }))
             .count();
-        let x = self.call_state[&idx][field_pos];
+        let x = match idx {
+            Some(idx) => self.call_state[&idx][field_pos],
+            None => self.expr(args[si])?,
+        };
         let alpha = self.coef(a.alpha, Some(args[ti]), Kind::Real);
         let var = self.coef(a.var, Some(args[ti]), Kind::Real);
         let sigma = self.push(
@@ -599,6 +639,39 @@ impl<'p> Lower<'p> {
         };
         k.cloned()
             .ok_or_else(|| format!("no kernel for entry `{name}`"))
+    }
+
+    /// A loss: its value per sample, then its gradient with respect to each network output.
+    fn loss(&mut self, name: &str) -> Result<(), String> {
+        let lname = name.strip_prefix("loss.").unwrap_or(name);
+        let l = self
+            .p
+            .losses
+            .iter()
+            .find(|l| l.name == lname)
+            .cloned()
+            .ok_or_else(|| format!("no loss `{lname}`"))?;
+        self.loss_mode = true;
+        let value = self.expr(l.value)?;
+        let outputs = self.prog.outputs.clone();
+        let mut wrt = Vec::new();
+        for o in outputs.iter().skip(1) {
+            let port = o
+                .name
+                .strip_prefix("d_")
+                .ok_or("a loss output that is not a gradient")?;
+            let i = self.input_index(port)?;
+            let info = self.prog.inputs[i as usize].clone();
+            let shape = match &info.extent {
+                crate::entries::Extent::Field(s) => Some(s.clone()),
+                _ => None,
+            };
+            wrt.push(self.input_node(i, kind_of(info.elem), shape));
+        }
+        let grads = super::grad::gradient(&mut self.prog, value, &wrt)?;
+        self.prog.results.push(value);
+        self.prog.results.extend(grads);
+        Ok(())
     }
 
     fn posterior(&mut self, name: &str) -> Result<(), String> {

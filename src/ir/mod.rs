@@ -14,6 +14,7 @@
 //!   be compared with other implementations given the same randomness.
 //! - Lowering never changes results: the host/element split is a schedule, not semantics.
 
+pub mod grad;
 pub mod lower;
 
 use crate::entries::{EntryKind, Port};
@@ -94,6 +95,8 @@ pub enum Node {
     },
     /// The previous step's value of a slot.
     Prev(u32),
+    /// The number of elements per sample of a node's shape (for the gradient of `mean`).
+    Count(NodeId),
 }
 
 /// The effects of a sampler, in order. Nodes read the state when the op that uses them runs.
