@@ -1248,6 +1248,8 @@ pub struct SampleCall {
     pub stop_after: Option<usize>,
     /// Run one step only, from `grid[0]` to `grid[1]`, from the supplied state.
     pub single_step: Option<SingleStep>,
+    /// Run the final map only, at `grid[0]`, on the supplied state.
+    pub finalize_only: bool,
 }
 
 /// Where a single step sits in its sampler's run.
@@ -1383,6 +1385,17 @@ pub fn sample(
                 sp.name, p.fields[*f as usize].name
             ));
         }
+    }
+    if call.finalize_only {
+        cx.at_step(0, grid[0], None, None, None);
+        cx.exec(&sp.finalize, denoiser)?;
+        let mut out = HashMap::new();
+        for (i, f) in p.fields.iter().enumerate() {
+            if let Some(v) = cx.state[i].clone() {
+                out.insert(f.name.clone(), cx.field_tensor(v, f)?);
+            }
+        }
+        return Ok(out);
     }
     if let Some(one) = &call.single_step {
         if one.k >= one.n.max(1) {

@@ -300,7 +300,10 @@ fn eval(
         (None, None) => return Err("say which entry to run with --entry (see --list)".into()),
     };
     if let Some(sampler) = entry.strip_prefix("step.") {
-        return eval_step(args, p, sampler, out);
+        return eval_step(args, p, sampler, false, out);
+    }
+    if let Some(sampler) = entry.strip_prefix("finalize.") {
+        return eval_step(args, p, sampler, true, out);
     }
     let prog = diffc::ir::lower::lower(p, &entry)?;
     let mut call = Call {
@@ -444,10 +447,12 @@ impl diffc::interp::Denoiser for Supplied {
     }
 }
 
+/// One step of a sampler (from `t` to `s`), or its final map at `t` (`finalize`).
 fn eval_step(
     args: &EvalArgs,
     p: &diffc::typed::Process,
     sampler: &str,
+    finalize: bool,
     out: &mut dyn Write,
 ) -> Result<(), String> {
     use diffc::interp::{sample, tensor_from_npy, tensor_to_npy, SampleCall, SingleStep};
@@ -497,11 +502,21 @@ fn eval_step(
             n => return Err(format!("`--set {n}`: not `{}`, `s`, `r`, `k`, `n`, `batch`, a dimension or a parameter of `{sampler}`", p.time.name)),
         }
     }
-    let (Some(&t), Some(&s)) = (times.get("t"), times.get("s")) else {
-        return Err(format!(
-            "a step runs from `{}` to `s`: give both with --set {}=… --set s=…",
-            p.time.name, p.time.name
-        ));
+    let (t, s) = match (times.get("t"), times.get("s")) {
+        (Some(&t), _) if finalize => (t, t),
+        (Some(&t), Some(&s)) => (t, s),
+        _ if finalize => {
+            return Err(format!(
+                "the final map runs at a time: give it with --set {}=…",
+                p.time.name
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "a step runs from `{}` to `s`: give both with --set {}=… --set s=…",
+                p.time.name, p.time.name
+            ))
+        }
     };
     one.r = times.get("r").copied();
     let mut outputs = std::collections::HashMap::new();
@@ -544,7 +559,11 @@ fn eval_step(
             ));
         }
     }
-    call.single_step = Some(one);
+    if finalize {
+        call.finalize_only = true;
+    } else {
+        call.single_step = Some(one);
+    }
     let result = sample(p, &sp, &call, &mut Supplied { outputs, calls: 0 })?;
     let mut names: Vec<&String> = result.keys().collect();
     names.sort();

@@ -350,3 +350,41 @@ fn eval_runs_one_sampler_step_from_its_grid_points() {
     assert_eq!(code, Some(2));
     assert!(err.contains("give its output with --in eps_hat.x"), "{err}");
 }
+
+#[test]
+fn eval_runs_a_samplers_final_map() {
+    use diffc::npy::{Array, Data};
+    let z: Vec<f32> = (0..2 * 27).map(|i| ((i * 31 % 53) as f32) / 10.0).collect();
+    let zs = save(
+        "fin_z.npy",
+        &Array {
+            shape: vec![1, 2, 27],
+            data: Data::F32(z.clone()),
+        },
+    );
+    let dir = std::env::temp_dir().join(format!("diffc-fin-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    let spec = spec_path("bfn_discrete.diff");
+    let (code, _, err) = diffc(&[
+        "eval",
+        &spec,
+        "--sampler",
+        "bfn_solver1",
+        "--entry",
+        "finalize",
+        "--in",
+        &format!("z={zs}"),
+        "--set",
+        "t=1",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let x = diffc::npy::read_file(&dir.join("x.npy")).unwrap();
+    let argmax = |row: &[f32]| {
+        row.iter()
+            .enumerate()
+            .fold(0, |b, (i, v)| if *v > row[b] { i } else { b }) as i64
+    };
+    assert_eq!(x.data, Data::I64(vec![argmax(&z[..27]), argmax(&z[27..])]));
+}

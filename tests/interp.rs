@@ -552,3 +552,166 @@ fn ncsn_prior_is_uniform_on_the_unit_interval() {
     );
     assert!((v - 1.0 / 12.0).abs() < 0.003, "var {v}");
 }
+
+/// Every shipped forward entry: its draws against the marginal's own parameters (from the
+/// checker's f64 evaluator), within 5 standard errors, pooled over at least 10^5 draws per
+/// field (7,500 for the node classes of a graph whose edges take n = 30).
+#[test]
+fn every_forward_entry_draws_its_marginal() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(format!("{}/specs", env!("CARGO_MANIFEST_DIR"))).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (module, _) = diffc::check::check_source(&text);
+        for p in module.unwrap().processes {
+            let Ok(prog) = lower(&p, "forward") else {
+                continue;
+            };
+            let t = match p.time.kind {
+                diffc::typed::TimeKind::Discrete => ((p.time.lo + p.time.hi) / 2.0).round(),
+                diffc::typed::TimeKind::Continuous => 0.5 * (p.time.lo + p.time.hi),
+            };
+            // Sizes: edge fields get n = 30 (435 pairs), other axes 400; the batch brings each field past 10^5 draws.
+            let size = |d: &str| {
+                if p.fields
+                    .iter()
+                    .any(|f| f.shape.sym && p.dims[f.shape.dims[0].index()].name == d)
+                {
+                    30
+                } else {
+                    400
+                }
+            };
+            let batch = 250usize;
+            let mut call = Call {
+                seed: 17,
+                batch,
+                ..Call::default()
+            };
+            for d in &p.dims {
+                call.sizes.insert(d.name.clone(), size(&d.name));
+            }
+            let data_value = |elem: diffc::typed::Elem| match elem {
+                diffc::typed::Elem::Real | diffc::typed::Elem::Vec(_) => Value::Real(0.5),
+                diffc::typed::Elem::Bool => Value::Bool(true),
+                _ => Value::Real(1.0),
+            };
+            for port in &prog.inputs {
+                let diffc::entries::Extent::Field(shape) = &port.extent else {
+                    call.inputs
+                        .insert(port.name.clone(), Tensor::scalar(t as f32));
+                    continue;
+                };
+                let mut dims = vec![batch];
+                dims.extend(shape.dims.iter().map(|d| size(&p.dims[d.index()].name)));
+                let n: usize = dims.iter().product();
+                let data = match port.elem {
+                    diffc::typed::Elem::Bool => Data::Bool(vec![true; n]),
+                    diffc::typed::Elem::Cat(_) => Data::Class(vec![1; n]),
+                    _ => Data::F32(vec![0.5; n]),
+                };
+                call.inputs
+                    .insert(port.name.clone(), Tensor { shape: dims, data });
+            }
+            let out = run(&p, &prog, &call).unwrap();
+            let mut o = 0;
+            for k in p.forwards.iter().filter(|k| k.kind == KernelKind::Marginal) {
+                let x = &out[o];
+                o += 1 + usize::from(k.family == diffc::typed::Family::Normal);
+                let ExprKind::Dist { params, .. } = &p.expr(k.dist).kind else {
+                    panic!()
+                };
+                let fields: Vec<(FieldRef, Value)> = k
+                    .given
+                    .iter()
+                    .map(|g| (*g, data_value(p.field(g.field).elem)))
+                    .collect();
+                let ev = Evaluator::new(&p);
+                let env = Env {
+                    t,
+                    fields,
+                    ..Env::default()
+                };
+                let f = p.field(k.target.field);
+                // Indices of the draws to pool: every element, or the upper triangle of a symmetric field.
+                let per: usize = f
+                    .shape
+                    .dims
+                    .iter()
+                    .map(|d| size(&p.dims[d.index()].name))
+                    .product();
+                let keep = |i: usize| -> bool {
+                    if !f.shape.sym {
+                        return true;
+                    }
+                    let n = size(&p.dims[f.shape.dims[0].index()].name);
+                    let e = i % per;
+                    e / n < e % n
+                };
+                let what = format!("{} {}", p.name, f.name);
+                match (&x.data, ev.eval(params[0], &env).unwrap()) {
+                    (Data::F32(v), mean) => {
+                        let var = ev.eval(params[1], &env).unwrap();
+                        let kk = match &mean {
+                            Value::Vec(m) => m.len(),
+                            _ => 1,
+                        };
+                        for q in 0..kk {
+                            let (m, s2) = match (&mean, &var) {
+                                (Value::Vec(m), Value::Real(s)) => (m[q], *s),
+                                (Value::Real(m), Value::Real(s)) => (*m, *s),
+                                other => panic!("{other:?}"),
+                            };
+                            let xs: Vec<f64> = (0..v.len() / kk)
+                                .filter(|i| keep(*i))
+                                .map(|i| v[i * kk + q] as f64)
+                                .collect();
+                            let n = xs.len() as f64;
+                            assert!(n >= 1e5 || kk > 1, "{what}: only {n} draws");
+                            let mean_hat = xs.iter().sum::<f64>() / n;
+                            let var_hat =
+                                xs.iter().map(|x| (x - mean_hat).powi(2)).sum::<f64>() / (n - 1.0);
+                            assert!(
+                                (mean_hat - m).abs() < 5.0 * (s2 / n).sqrt(),
+                                "{what}: mean {mean_hat} vs {m}"
+                            );
+                            assert!(
+                                (var_hat - s2).abs() < 5.0 * s2 * (2.0 / n).sqrt(),
+                                "{what}: variance {var_hat} vs {s2}"
+                            );
+                        }
+                    }
+                    (Data::Class(c), Value::Vec(probs)) => {
+                        let xs: Vec<u32> =
+                            (0..c.len()).filter(|i| keep(*i)).map(|i| c[i]).collect();
+                        let n = xs.len() as f64;
+                        for (cl, q) in probs.iter().enumerate() {
+                            let got = xs.iter().filter(|x| **x as usize == cl).count() as f64;
+                            assert!(
+                                (got - n * q).abs() <= 5.0 * (n * q * (1.0 - q)).sqrt() + 1e-9,
+                                "{what}: class {cl}: {got} vs {}",
+                                n * q
+                            );
+                        }
+                    }
+                    (Data::Bool(b), Value::Real(q)) => {
+                        let xs: Vec<bool> =
+                            (0..b.len()).filter(|i| keep(*i)).map(|i| b[i]).collect();
+                        let n = xs.len() as f64;
+                        let got = xs.iter().filter(|x| **x).count() as f64;
+                        assert!(n >= 1e5, "{what}: only {n} draws");
+                        assert!(
+                            (got - n * q).abs() <= 5.0 * (n * q * (1.0 - q)).sqrt() + 1e-9,
+                            "{what}: {got} vs {}",
+                            n * q
+                        );
+                    }
+                    other => panic!("{what}: {other:?}"),
+                }
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} forward marginals checked against their draws");
+    assert!(checked >= 14, "{checked}");
+}

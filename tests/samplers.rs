@@ -482,3 +482,110 @@ fn the_original_bfn_step_is_sde_bfn_solver1_with_a_sampled_class() {
         }
     }
 }
+
+/// One step of `sampler` from t to s (as step 1 of 3: neither first nor last), from state `z`.
+fn one_step(
+    p: &Process,
+    sampler: &str,
+    field: &str,
+    shape: Vec<usize>,
+    z: Vec<f32>,
+    t: f64,
+    s: f64,
+    den: &mut dyn Denoiser,
+) -> Vec<f32> {
+    let sp = lower_sampler(p, sampler).unwrap();
+    let call = SampleCall {
+        batch: 1,
+        state: [(
+            field.to_string(),
+            Tensor {
+                shape,
+                data: Data::F32(z),
+            },
+        )]
+        .into(),
+        grid: Some(vec![t, s]),
+        single_step: Some(diffc::interp::SingleStep {
+            k: 1,
+            n: 3,
+            ..Default::default()
+        }),
+        ..SampleCall::default()
+    };
+    sample(p, &sp, &call, den).unwrap()[field]
+        .f32s()
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn bfn_solver1_step_coefficients() {
+    // MATH.md §8.1, solver time τ = 1 - t: z_τt = ((1-τt)/(1-τs)) z_τs + Kβ₁(1-τt)(τt-τs)(1/K - ê).
+    let p = spec("bfn_discrete.diff", "bfn_discrete");
+    let (d, k, beta1) = (5usize, 27usize, 0.5625f64);
+    let z: Vec<f32> = (0..d * k).map(|i| (i % 7) as f32 * 0.3 - 1.0).collect();
+    for (t, s) in [(0.1, 0.2), (0.5, 0.6), (0.89, 0.99)] {
+        let got = one_step(
+            &p,
+            "bfn_solver1",
+            "z",
+            vec![1, d, k],
+            z.clone(),
+            t,
+            s,
+            &mut OneHot,
+        );
+        let (ts, tt) = (1.0 - t, 1.0 - s);
+        for i in 0..d * k {
+            let e = if i % k == (i / k) % k { 1.0 } else { 0.0 };
+            let want = (1.0 - tt) / (1.0 - ts) * z[i] as f64
+                + k as f64 * beta1 * (1.0 - tt) * (tt - ts) * (1.0 / k as f64 - e);
+            assert!(
+                (got[i] as f64 - want).abs() < 1e-5 * (1.0 + want.abs()),
+                "t = {t}: {} vs {want}",
+                got[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn dpm_solver_pp_1_step_coefficients() {
+    // MATH.md §1.5: x_s = (σ_s/σ_t) x_t − α_s (e^{−h} − 1) x̂_0, h = λ_s − λ_t.
+    let p = spec("dpm_solver.diff", "vp_linear");
+    let d = 16usize;
+    let x: Vec<f32> = (0..d).map(|i| i as f32 / 8.0 - 1.0).collect();
+    let (mu, s0) = (0.2f64, 0.6f64);
+    for (t, s) in [(1.0, 0.8), (0.5, 0.3), (0.01, 0.001)] {
+        let got = one_step(
+            &p,
+            "dpmpp_1",
+            "x",
+            vec![1, d],
+            x.clone(),
+            t,
+            s,
+            &mut GaussianData {
+                mu,
+                s: s0,
+                calls: 0,
+            },
+        );
+        let alpha = |t: f64| (-0.25 * t * t * 19.9 - 0.05 * t).exp();
+        let sigma = |t: f64| (1.0 - alpha(t).powi(2)).sqrt();
+        let h = (alpha(s) / sigma(s)).ln() - (alpha(t) / sigma(t)).ln();
+        for i in 0..d {
+            let xt = x[i] as f64;
+            let eps =
+                sigma(t) * (xt - alpha(t) * mu) / (alpha(t).powi(2) * s0 * s0 + sigma(t).powi(2));
+            let x0 = (xt - sigma(t) * eps) / alpha(t);
+            let want = sigma(s) / sigma(t) * xt - alpha(s) * (-h).exp_m1() * x0;
+            assert!(
+                (got[i] as f64 - want).abs() < 2e-5 * (1.0 + want.abs()),
+                "t = {t}: {} vs {want}",
+                got[i]
+            );
+        }
+    }
+}
