@@ -490,8 +490,7 @@ fn one_step(
     field: &str,
     shape: Vec<usize>,
     z: Vec<f32>,
-    t: f64,
-    s: f64,
+    (t, s): (f64, f64),
     den: &mut dyn Denoiser,
 ) -> Vec<f32> {
     let sp = lower_sampler(p, sampler).unwrap();
@@ -532,8 +531,7 @@ fn bfn_solver1_step_coefficients() {
             "z",
             vec![1, d, k],
             z.clone(),
-            t,
-            s,
+            (t, s),
             &mut OneHot,
         );
         let (ts, tt) = (1.0 - t, 1.0 - s);
@@ -564,8 +562,7 @@ fn dpm_solver_pp_1_step_coefficients() {
             "x",
             vec![1, d],
             x.clone(),
-            t,
-            s,
+            (t, s),
             &mut GaussianData {
                 mu,
                 s: s0,
