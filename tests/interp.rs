@@ -715,3 +715,122 @@ fn every_forward_entry_draws_its_marginal() {
     println!("{checked} forward marginals checked against their draws");
     assert!(checked >= 14, "{checked}");
 }
+
+/// Every shipped prior: its draws against its parameters over at least 10^5 draws.
+#[test]
+fn every_prior_draws_its_distribution() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(format!("{}/specs", env!("CARGO_MANIFEST_DIR"))).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (module, _) = diffc::check::check_source(&text);
+        for p in module.unwrap().processes {
+            for (i, k) in p.priors.iter().enumerate() {
+                let f = p.field(k.target.field);
+                let name = if p.priors.len() == 1 {
+                    "prior".to_string()
+                } else {
+                    format!("prior.{}", f.name)
+                };
+                let prog = lower(&p, &name).unwrap();
+                let sym = f.shape.sym;
+                let size = if sym { 30 } else { 400 };
+                let batch = 250;
+                let call = Call {
+                    seed: 23 + i as u64,
+                    batch,
+                    sizes: p.dims.iter().map(|d| (d.name.clone(), size)).collect(),
+                    ..Call::default()
+                };
+                let out = run(&p, &prog, &call).unwrap();
+                let ExprKind::Dist { family, params } = &p.expr(k.dist).kind else {
+                    panic!()
+                };
+                let ev = Evaluator::new(&p);
+                let vals: Vec<Value> = params
+                    .iter()
+                    .map(|e| ev.eval(*e, &Env::default()).unwrap())
+                    .collect();
+                let per: usize = f.shape.dims.iter().map(|_| size).product();
+                let keep = |j: usize| {
+                    !sym || {
+                        let e = j % per;
+                        e / size < e % size
+                    }
+                };
+                let what = format!("{} {}", p.name, name);
+                match (&out[0].data, family) {
+                    (
+                        Data::F32(v),
+                        diffc::typed::Family::Normal | diffc::typed::Family::Uniform,
+                    ) => {
+                        let kk = out[0].shape.len() - 1 - f.shape.dims.len();
+                        let width = if kk == 1 {
+                            *out[0].shape.last().unwrap()
+                        } else {
+                            1
+                        };
+                        let xs: Vec<f64> = (0..v.len())
+                            .filter(|j| keep(j / width))
+                            .map(|j| v[j] as f64)
+                            .collect();
+                        let n = xs.len() as f64;
+                        assert!(n >= 1e5, "{what}: {n} draws");
+                        let (m, s2) = match (family, &vals[0], &vals[1]) {
+                            (diffc::typed::Family::Normal, Value::Real(m), Value::Real(s)) => {
+                                (*m, *s)
+                            }
+                            (_, Value::Real(lo), Value::Real(hi)) => {
+                                ((lo + hi) / 2.0, (hi - lo).powi(2) / 12.0)
+                            }
+                            other => panic!("{what}: {other:?}"),
+                        };
+                        let mh = xs.iter().sum::<f64>() / n;
+                        let vh = xs.iter().map(|x| (x - mh).powi(2)).sum::<f64>() / (n - 1.0);
+                        assert!(
+                            (mh - m).abs() < 5.0 * (s2 / n).sqrt(),
+                            "{what}: mean {mh} vs {m}"
+                        );
+                        assert!(
+                            (vh - s2).abs() < 5.0 * s2 * (2.0f64).sqrt() / n.sqrt() + 1e-12,
+                            "{what}: variance {vh} vs {s2}"
+                        );
+                    }
+                    (Data::F32(v), diffc::typed::Family::Delta) => {
+                        assert!(
+                            v.iter()
+                                .all(|x| *x as f64 == vals[0].as_real().unwrap_or(0.0)),
+                            "{what}"
+                        );
+                    }
+                    (Data::Class(c), diffc::typed::Family::Categorical) => {
+                        let Value::Vec(probs) = &vals[0] else {
+                            panic!()
+                        };
+                        let xs: Vec<u32> =
+                            (0..c.len()).filter(|j| keep(*j)).map(|j| c[j]).collect();
+                        let n = xs.len() as f64;
+                        for (cl, q) in probs.iter().enumerate() {
+                            let got = xs.iter().filter(|x| **x as usize == cl).count() as f64;
+                            assert!(
+                                (got - n * q).abs() <= 5.0 * (n * q * (1.0 - q)).sqrt() + 1e-9,
+                                "{what}: class {cl}"
+                            );
+                        }
+                    }
+                    (Data::Bool(b), diffc::typed::Family::Delta) => {
+                        let want = matches!(vals[0], Value::Bool(true));
+                        assert!(
+                            (0..b.len()).filter(|j| keep(*j)).all(|j| b[j] == want),
+                            "{what}"
+                        );
+                    }
+                    other => panic!("{what}: {other:?}"),
+                }
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} priors checked against their draws");
+    assert!(checked >= 14, "{checked}");
+}

@@ -586,3 +586,55 @@ fn dpm_solver_pp_1_step_coefficients() {
         }
     }
 }
+
+/// Returns the same prediction for every element.
+struct Constant(f32);
+
+impl Denoiser for Constant {
+    fn denoise(&mut self, _: &Process, _: usize, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+        let shape = inputs[0].shape.clone();
+        let n = shape.iter().product();
+        Ok(vec![Tensor {
+            shape,
+            data: Data::F32(vec![self.0; n]),
+        }])
+    }
+}
+
+#[test]
+fn the_ddpm_ancestral_step_draws_the_posterior() {
+    // x_{t-1} ~ N(c0 x̂_0 + ct x_t, β̃_t) with x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t), over 2·10^5 draws.
+    let p = spec("ddpm.diff", "ddpm_linear");
+    let d = 200_000;
+    let (xt, e, t) = (0.4f64, 0.25f64, 300usize);
+    let got = one_step(
+        &p,
+        "ancestral",
+        "x",
+        vec![1, d],
+        vec![xt as f32; d],
+        (t as f64, (t - 1) as f64),
+        &mut Constant(e as f32),
+    );
+    let ab = |t: usize| {
+        (1..=t)
+            .map(|s| 1.0 - (1e-4 + (0.02 - 1e-4) * (s - 1) as f64 / 999.0))
+            .product::<f64>()
+    };
+    let beta = 1e-4 + (0.02 - 1e-4) * (t - 1) as f64 / 999.0;
+    let x0 = (xt - (1.0 - ab(t)).sqrt() * e) / ab(t).sqrt();
+    let mean = ab(t - 1).sqrt() * beta / (1.0 - ab(t)) * x0
+        + (1.0 - beta).sqrt() * (1.0 - ab(t - 1)) / (1.0 - ab(t)) * xt;
+    let var = (1.0 - ab(t - 1)) / (1.0 - ab(t)) * beta;
+    let n = d as f64;
+    let m = got.iter().map(|x| *x as f64).sum::<f64>() / n;
+    let v = got.iter().map(|x| (*x as f64 - m).powi(2)).sum::<f64>() / (n - 1.0);
+    assert!(
+        (m - mean).abs() < 5.0 * (var / n).sqrt(),
+        "mean {m} vs {mean}"
+    );
+    assert!(
+        (v - var).abs() < 5.0 * var * (2.0 / n).sqrt(),
+        "variance {v} vs {var}"
+    );
+}
