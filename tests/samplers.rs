@@ -638,3 +638,90 @@ fn the_ddpm_ancestral_step_draws_the_posterior() {
         "variance {v} vs {var}"
     );
 }
+
+/// Returns fixed class probabilities for every element.
+struct FixedProbs(Vec<f32>);
+
+impl Denoiser for FixedProbs {
+    fn denoise(&mut self, _: &Process, _: usize, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+        let mut shape = inputs[0].shape.clone();
+        shape.push(self.0.len());
+        let n: usize = shape.iter().product::<usize>() / self.0.len();
+        Ok(vec![Tensor {
+            shape,
+            data: Data::F32(
+                self.0
+                    .iter()
+                    .cycle()
+                    .take(n * self.0.len())
+                    .cloned()
+                    .collect(),
+            ),
+        }])
+    }
+}
+
+#[test]
+fn the_d3pm_ancestral_step_draws_its_mixture() {
+    // p_θ(x_{t-1} = j | x_t) ∝ Σ_c p̂(c) Q_t[j, x_t] Qbar_{t-1}[c, j] (MATH.md §2), from the schedule tables.
+    let p = spec("d3pm.diff", "d3pm_absorbing");
+    // 30,000 draws: the interpreter evaluates 28 posteriors per element, so this is its slowest test.
+    let (d, k, t, xt) = (30_000usize, 28usize, 400usize, 27u32);
+    let probs: Vec<f32> = {
+        let raw: Vec<f32> = (0..k).map(|c| 1.0 + (c * 7 % 5) as f32).collect();
+        let s: f32 = raw.iter().sum();
+        raw.iter().map(|x| x / s).collect()
+    };
+    let sp = lower_sampler(&p, "ancestral").unwrap();
+    let call = SampleCall {
+        seed: 8,
+        batch: 1,
+        state: [(
+            "x".to_string(),
+            Tensor {
+                shape: vec![1, d],
+                data: Data::Class(vec![xt; d]),
+            },
+        )]
+        .into(),
+        grid: Some(vec![t as f64, (t - 1) as f64]),
+        single_step: Some(diffc::interp::SingleStep {
+            k: 0,
+            n: 400,
+            ..Default::default()
+        }),
+        ..SampleCall::default()
+    };
+    let out = sample(&p, &sp, &call, &mut FixedProbs(probs.clone())).unwrap();
+    let Data::Class(x) = &out["x"].data else {
+        panic!()
+    };
+    let mat = |name: &str, t: usize| -> Vec<f64> {
+        match p.schedules.iter().find(|s| s.name == name).unwrap().table[t]
+            .clone()
+            .unwrap()
+        {
+            diffc::typed::Value::Mat(_, m) => m,
+            v => panic!("{v:?}"),
+        }
+    };
+    let (q, qbar) = (mat("Q", t), mat("Qbar", t - 1));
+    let mut want: Vec<f64> = (0..k)
+        .map(|j| {
+            (0..k)
+                .map(|c| probs[c] as f64 * q[j * k + xt as usize] * qbar[c * k + j])
+                .sum()
+        })
+        .collect();
+    let z: f64 = want.iter().sum();
+    want.iter_mut().for_each(|w| *w /= z);
+    let n = d as f64;
+    for (j, w) in want.iter().enumerate() {
+        let got = x.iter().filter(|c| **c as usize == j).count() as f64;
+        assert!(
+            (got - n * w).abs() <= 5.0 * (n * w * (1.0 - w)).sqrt() + 1e-9,
+            "class {j}: {got} draws, expected {}",
+            n * w
+        );
+    }
+}
