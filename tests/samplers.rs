@@ -725,3 +725,145 @@ fn the_d3pm_ancestral_step_draws_its_mixture() {
         );
     }
 }
+
+#[test]
+fn the_ncsn_langevin_step_adds_independent_noise_at_every_inner_step() {
+    // With a zero score, R inner steps add sqrt(α_i) z R times: the variance is R α_i, α_i = ε σ_i²/σ_L².
+    let p = spec("ncsn.diff", "ncsn");
+    let sp = lower_sampler(&p, "annealed_langevin").unwrap();
+    let (d, r, level) = (100_000usize, 4.0f64, 3usize);
+    let call = SampleCall {
+        seed: 12,
+        batch: 1,
+        state: [(
+            "x".to_string(),
+            Tensor {
+                shape: vec![1, d],
+                data: Data::F32(vec![0.0; d]),
+            },
+        )]
+        .into(),
+        grid: Some(vec![level as f64, level as f64 + 1.0]),
+        params: [("steps_per_level".to_string(), r)].into(),
+        single_step: Some(diffc::interp::SingleStep {
+            k: 2,
+            n: 10,
+            ..Default::default()
+        }),
+        ..SampleCall::default()
+    };
+    let out = sample(&p, &sp, &call, &mut Constant(0.0)).unwrap();
+    let x = out["x"].f32s().unwrap();
+    let sigma = |i: usize| 1.0f64 * (0.01f64 / 1.0).powf((i as f64 - 1.0) / 9.0);
+    let alpha = 2e-5 * sigma(level).powi(2) / 0.01f64.powi(2);
+    let n = d as f64;
+    let m = x.iter().map(|v| *v as f64).sum::<f64>() / n;
+    let v = x.iter().map(|v| (*v as f64 - m).powi(2)).sum::<f64>() / (n - 1.0);
+    let want = r * alpha;
+    assert!(m.abs() < 5.0 * (want / n).sqrt(), "mean {m}");
+    assert!(
+        (v - want).abs() < 5.0 * want * (2.0 / n).sqrt(),
+        "variance {v}, expected {want} (noise repeated across inner steps would give {})",
+        r * r * alpha
+    );
+}
+
+#[test]
+fn the_original_bfn_step_draws_the_sender_distribution() {
+    // y ~ N(a (K e_k - 1), a K), a = β₁(s² - t²), with k the class the network is sure of.
+    let p = spec("bfn_discrete.diff", "bfn_discrete");
+    let sp = lower_sampler(&p, "original").unwrap();
+    let (d, k, beta1) = (4_000usize, 27usize, 0.5625f64);
+    let (t, s) = (0.3f64, 0.4f64);
+    let call = SampleCall {
+        seed: 5,
+        batch: 1,
+        state: [(
+            "z".to_string(),
+            Tensor {
+                shape: vec![1, d, k],
+                data: Data::F32(vec![0.0; d * k]),
+            },
+        )]
+        .into(),
+        grid: Some(vec![t, s]),
+        single_step: Some(diffc::interp::SingleStep {
+            k: 3,
+            n: 10,
+            ..Default::default()
+        }),
+        ..SampleCall::default()
+    };
+    let out = sample(&p, &sp, &call, &mut OneHot).unwrap();
+    let z = out["z"].f32s().unwrap();
+    let a = beta1 * (s * s - t * t);
+    let var = a * k as f64;
+    // Pool the sure class and the other classes separately: means a(K - 1) and -a.
+    for (sure, mean) in [(true, a * (k as f64 - 1.0)), (false, -a)] {
+        let xs: Vec<f64> = (0..d * k)
+            .filter(|i| ((i % k) == (i / k) % k) == sure)
+            .map(|i| z[i] as f64)
+            .collect();
+        let n = xs.len() as f64;
+        let m = xs.iter().sum::<f64>() / n;
+        let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+        assert!(
+            (m - mean).abs() < 5.0 * (var / n).sqrt(),
+            "sure = {sure}: mean {m} vs {mean}"
+        );
+        assert!(
+            (v - var).abs() < 5.0 * var * (2.0 / n).sqrt(),
+            "sure = {sure}: variance {v} vs {var}"
+        );
+    }
+}
+
+#[test]
+fn the_ddim_step_with_eta_one_draws_its_noise() {
+    // x_s = α_s x̂_0 + sqrt(σ_s² - η_t²) ε̂ + η_t z, η_t = η sqrt((1-ᾱ_s)/(1-ᾱ_t) (1 - ᾱ_t/ᾱ_s)) (MATH.md §1.4).
+    let p = spec("ddpm.diff", "ddpm_linear");
+    let sp = lower_sampler(&p, "ddim").unwrap();
+    let d = 100_000usize;
+    let (t, s) = (600usize, 580usize);
+    let call = SampleCall {
+        seed: 6,
+        batch: 1,
+        state: [(
+            "x".to_string(),
+            Tensor {
+                shape: vec![1, d],
+                data: Data::F32(vec![0.2; d]),
+            },
+        )]
+        .into(),
+        grid: Some(vec![t as f64, s as f64]),
+        params: [("eta".to_string(), 1.0)].into(),
+        single_step: Some(diffc::interp::SingleStep {
+            k: 10,
+            n: 50,
+            ..Default::default()
+        }),
+        ..SampleCall::default()
+    };
+    let out = sample(&p, &sp, &call, &mut Constant(0.3)).unwrap();
+    let x = out["x"].f32s().unwrap();
+    let ab = |t: usize| {
+        (1..=t)
+            .map(|s| 1.0 - (1e-4 + (0.02 - 1e-4) * (s - 1) as f64 / 999.0))
+            .product::<f64>()
+    };
+    let eta2 = (1.0 - ab(s)) / (1.0 - ab(t)) * (1.0 - ab(t) / ab(s));
+    let x0 = (0.2 - (1.0 - ab(t)).sqrt() * 0.3) / ab(t).sqrt();
+    let mean = ab(s).sqrt() * x0 + (1.0 - ab(s) - eta2).sqrt() * 0.3;
+    let n = d as f64;
+    let m = x.iter().map(|v| *v as f64).sum::<f64>() / n;
+    let v = x.iter().map(|v| (*v as f64 - m).powi(2)).sum::<f64>() / (n - 1.0);
+    assert!(
+        (m - mean).abs() < 5.0 * (eta2 / n).sqrt() + 1e-6,
+        "mean {m} vs {mean}"
+    );
+    assert!(
+        (v - eta2).abs() < 5.0 * eta2 * (2.0 / n).sqrt(),
+        "variance {v} vs {eta2}"
+    );
+}
