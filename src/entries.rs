@@ -147,6 +147,14 @@ pub fn entries(p: &Process) -> Vec<Entry> {
                     elem: f.elem,
                     extent: Extent::Field(f.shape.clone()),
                 });
+            } else if k.family != Family::Delta {
+                // A discrete draw's noise is the uniform it was drawn with.
+                let f = p.field(k.target.field);
+                outputs.push(Port {
+                    name: format!("u_{}", f.name),
+                    elem: Elem::Real,
+                    extent: Extent::Field(f.shape.clone()),
+                });
             }
         }
         out.push(Entry {

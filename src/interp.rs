@@ -104,6 +104,8 @@ struct Ctx<'a> {
     draw_offset: u64,
     /// The RNG step word: the sampler step (or the call's own).
     step: u32,
+    /// The uniforms of each discrete draw site, kept for `Node::Uniforms`.
+    uniforms: HashMap<u32, Vec<f32>>,
 }
 
 pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
@@ -284,6 +286,7 @@ impl<'a> Ctx<'a> {
             net: Vec::new(),
             draw_offset: 0,
             step: call.step,
+            uniforms: HashMap::new(),
         }
     }
 
@@ -362,6 +365,15 @@ impl<'a> Ctx<'a> {
                 _ => Val::R(vec![*x as f32]),
             },
             Node::Coef(c) => self.coef(*c)?,
+            Node::Uniforms { draw, site } => {
+                self.eval(*draw)?;
+                Val::R(
+                    self.uniforms
+                        .get(site)
+                        .cloned()
+                        .ok_or_else(|| self.bug("uniforms of a draw that kept none"))?,
+                )
+            }
             Node::Count(a) => Val::R(vec![self.per_sample(&self.prog.node(*a).shape)? as f32]),
             Node::State(f) => self.state[*f as usize].clone().ok_or_else(|| {
                 format!(
@@ -959,49 +971,69 @@ impl<'a> Ctx<'a> {
                     Val::R(out)
                 }
             }
-            Family::Uniform => Val::R(
-                (0..len)
+            Family::Uniform | Family::Bernoulli | Family::Categorical => {
+                // One uniform per element (the empty diagonal of a symmetric field draws none),
+                // kept as the draw's noise.
+                let us: Vec<f32> = (0..len)
                     .map(|i| {
                         let (idx, diag) = self.rng_index(&info.shape, i, per);
-                        let (lo, hi) = (
-                            elem(&pv[0], self.at(params[0], i, per), 0),
-                            elem(&pv[1], self.at(params[1], i, per), 0),
-                        );
                         if diag {
                             0.0
                         } else {
-                            lo + (hi - lo) * uniform(idx, i)
+                            uniform(idx, i)
                         }
                     })
-                    .collect(),
-            ),
-            Family::Bernoulli => Val::B(
-                (0..len)
-                    .map(|i| {
-                        let (idx, diag) = self.rng_index(&info.shape, i, per);
-                        let p = elem(&pv[0], self.at(params[0], i, per), 0);
-                        !diag && rng::bernoulli_from_uniform(uniform(idx, i), p)
-                    })
-                    .collect(),
-            ),
-            Family::Categorical => {
-                let k = match pv[0] {
-                    Val::V(k, _) => k,
-                    _ => return Err(self.bug("categorical probabilities")),
+                    .collect();
+                let diag = |i: usize| self.rng_index(&info.shape, i, per).1;
+                let v = match family {
+                    Family::Uniform => Val::R(
+                        (0..len)
+                            .map(|i| {
+                                let (lo, hi) = (
+                                    elem(&pv[0], self.at(params[0], i, per), 0),
+                                    elem(&pv[1], self.at(params[1], i, per), 0),
+                                );
+                                if diag(i) {
+                                    0.0
+                                } else {
+                                    lo + (hi - lo) * us[i]
+                                }
+                            })
+                            .collect(),
+                    ),
+                    Family::Bernoulli => Val::B(
+                        (0..len)
+                            .map(|i| {
+                                !diag(i)
+                                    && rng::bernoulli_from_uniform(
+                                        us[i],
+                                        elem(&pv[0], self.at(params[0], i, per), 0),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                    _ => {
+                        let k = match pv[0] {
+                            Val::V(k, _) => k,
+                            _ => return Err(self.bug("categorical probabilities")),
+                        };
+                        Val::C(
+                            (0..len)
+                                .map(|i| {
+                                    if diag(i) {
+                                        return 0;
+                                    }
+                                    let j = self.at(params[0], i, per);
+                                    let probs: Vec<f32> =
+                                        (0..k).map(|q| elem(&pv[0], j, q)).collect();
+                                    rng::categorical_from_uniform(us[i], &probs) as u32
+                                })
+                                .collect(),
+                        )
+                    }
                 };
-                Val::C(
-                    (0..len)
-                        .map(|i| {
-                            let (idx, diag) = self.rng_index(&info.shape, i, per);
-                            if diag {
-                                return 0;
-                            }
-                            let j = self.at(params[0], i, per);
-                            let probs: Vec<f32> = (0..k).map(|q| elem(&pv[0], j, q)).collect();
-                            rng::categorical_from_uniform(uniform(idx, i), &probs) as u32
-                        })
-                        .collect(),
-                )
+                self.uniforms.insert(site, us);
+                v
             }
             Family::Delta => {
                 let k = kwidth(info.kind);

@@ -458,6 +458,26 @@ fn d3pm_forward_class_frequencies_match_the_marginal() {
     let Data::Class(xs) = &out[0].data else {
         panic!()
     };
+    // The uniforms the entry returns reproduce its draws when supplied back.
+    assert_eq!(out[1].shape, vec![1, d]);
+    let mut again = Call {
+        batch: 1,
+        seed: 999,
+        ..Call::default()
+    };
+    again.inputs.insert(
+        "x_0".to_string(),
+        Tensor {
+            shape: vec![1, d],
+            data: Data::Class(vec![x0; d]),
+        },
+    );
+    again
+        .inputs
+        .insert("t".to_string(), Tensor::scalar(t as f32));
+    again.draws.insert("u_x".to_string(), out[1].clone());
+    let replay = run(&p, &prog, &again).unwrap();
+    assert_eq!(replay[0], out[0]);
     let probs = kernel_probs(
         &p,
         KernelKind::Marginal,
@@ -617,7 +637,8 @@ fn every_forward_entry_draws_its_marginal() {
             let mut o = 0;
             for k in p.forwards.iter().filter(|k| k.kind == KernelKind::Marginal) {
                 let x = &out[o];
-                o += 1 + usize::from(k.family == diffc::typed::Family::Normal);
+                // Each draw is followed by its noise (normals or uniforms); a Delta has none.
+                o += 1 + usize::from(k.family != diffc::typed::Family::Delta);
                 let ExprKind::Dist { params, .. } = &p.expr(k.dist).kind else {
                     panic!()
                 };

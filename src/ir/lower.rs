@@ -592,6 +592,18 @@ impl<'p> Lower<'p> {
             self.prog.results.push(x);
             if let Some(noise) = noise {
                 self.prog.results.push(noise);
+            } else if k.family != Family::Delta {
+                let Node::Draw { site, .. } = self.prog.nodes[x.index()].node else {
+                    unreachable!()
+                };
+                let shape = self.prog.nodes[x.index()].shape.clone();
+                let u = self.push_shaped(
+                    Node::Uniforms { draw: x, site },
+                    Kind::Real,
+                    Extent::Element,
+                    shape,
+                );
+                self.prog.results.push(u);
             }
         }
         Ok(())

@@ -97,6 +97,12 @@ pub enum Node {
     Prev(u32),
     /// The number of elements per sample of a node's shape (for the gradient of `mean`).
     Count(NodeId),
+    /// The uniforms a draw (`Node::Draw`, by site) of a categorical, Bernoulli or uniform
+    /// distribution used: its noise. Evaluated after the draw.
+    Uniforms {
+        draw: NodeId,
+        site: u32,
+    },
 }
 
 /// The effects of a sampler, in order. Nodes read the state when the op that uses them runs.
