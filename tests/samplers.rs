@@ -867,3 +867,202 @@ fn the_ddim_step_with_eta_one_draws_its_noise() {
         "variance {v} vs {eta2}"
     );
 }
+
+/// Predicts 0.1 (or uniform class probabilities) shaped like the network's first input.
+struct LikeInput;
+
+impl Denoiser for LikeInput {
+    fn denoise(
+        &mut self,
+        p: &Process,
+        net: usize,
+        inputs: &[Tensor],
+    ) -> Result<Vec<Tensor>, String> {
+        let o = &p.networks[net].outputs[0];
+        let shape = inputs[0].shape.clone();
+        let n = shape.iter().product();
+        let v = match o.ty.elem().unwrap() {
+            diffc::typed::Elem::Vec(k) => 1.0 / k as f32,
+            _ => 0.1,
+        };
+        Ok(vec![Tensor {
+            shape,
+            data: Data::F32(vec![v; n]),
+        }])
+    }
+}
+
+/// Every sampler step whose draws are Gaussian, outside inner loops and not reduced (those are
+/// tested one by one above): the step is affine in
+/// each supplied standard normal, and with the generator's draws the residual from the
+/// noiseless step, divided by its coefficient, has mean 0 and variance 1 over at least 10^5
+/// elements (5 standard errors).
+#[test]
+fn every_gaussian_step_draws_standard_normal_noise() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(format!("{}/specs", env!("CARGO_MANIFEST_DIR"))).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (module, _) = diffc::check::check_source(&text);
+        for p in module.unwrap().processes {
+            for s in &p.samplers {
+                let sp = lower_sampler(&p, &s.name).unwrap();
+                let normal_sites: Vec<String> = sp
+                    .prog
+                    .draws
+                    .iter()
+                    .filter(|d| d.family == diffc::typed::Family::Normal)
+                    .map(|d| d.name.clone())
+                    .collect();
+                let has_loop = format!("{:?}", sp.step).contains("Repeat");
+                let discrete = sp
+                    .prog
+                    .draws
+                    .iter()
+                    .any(|d| d.family != diffc::typed::Family::Normal);
+                // A step that reads its noise through a reduction (a corrector's ‖z‖) is not affine in it.
+                let reduces = sp
+                    .prog
+                    .nodes
+                    .iter()
+                    .any(|n| matches!(n.node, diffc::ir::Node::Reduce(..)));
+                if normal_sites.is_empty() || has_loop || discrete || reduces {
+                    continue;
+                }
+                // State: every field the step updates, at 0.3; sizes chosen for 10^5 elements.
+                let mut state = HashMap::new();
+                let mut sizes = HashMap::new();
+                let mut field = None;
+                for f in &p.fields {
+                    if !matches!(
+                        f.elem,
+                        diffc::typed::Elem::Real | diffc::typed::Elem::Vec(_)
+                    ) {
+                        continue;
+                    }
+                    for d in &f.shape.dims {
+                        sizes.insert(
+                            p.dims[d.index()].name.clone(),
+                            if f.shape.dims.len() > 1 { 320 } else { 100_000 },
+                        );
+                    }
+                    let mut shape = vec![1];
+                    shape.extend(f.shape.dims.iter().map(|d| sizes[&p.dims[d.index()].name]));
+                    if let diffc::typed::Elem::Vec(k) = f.elem {
+                        shape.push(k as usize);
+                    }
+                    let n = shape.iter().product();
+                    state.insert(
+                        f.name.clone(),
+                        Tensor {
+                            shape,
+                            data: Data::F32(vec![0.3; n]),
+                        },
+                    );
+                    field.get_or_insert(f.name.clone());
+                }
+                let g = &s.default_grid;
+                let run = |draws: HashMap<String, Tensor>| -> HashMap<String, Tensor> {
+                    let call = SampleCall {
+                        seed: 31,
+                        batch: 1,
+                        sizes: sizes.clone(),
+                        state: state.clone(),
+                        grid: Some(vec![g[1], g[2]]),
+                        draws,
+                        single_step: Some(diffc::interp::SingleStep {
+                            k: 1,
+                            n: g.len() - 1,
+                            r: Some(g[0]),
+                            // A multistep sampler's history: values shaped like the state.
+                            prev: sp
+                                .history_names
+                                .iter()
+                                .map(|h| (h.clone(), state.values().next().unwrap().clone()))
+                                .collect(),
+                        }),
+                        ..SampleCall::default()
+                    };
+                    sample(&p, &sp, &call, &mut LikeInput)
+                        .unwrap_or_else(|e| panic!("{} {}: {e}", p.name, s.name))
+                };
+                let shape_of = |name: &str| {
+                    state
+                        .values()
+                        .next()
+                        .map(|t| t.shape.clone())
+                        .filter(|_| !name.is_empty())
+                        .unwrap()
+                };
+                let fill = |v: f32| -> HashMap<String, Tensor> {
+                    normal_sites
+                        .iter()
+                        .map(|n| {
+                            (
+                                n.clone(),
+                                Tensor {
+                                    shape: shape_of(n),
+                                    data: Data::F32(vec![v; shape_of(n).iter().product()]),
+                                },
+                            )
+                        })
+                        .collect()
+                };
+                // The field the step updates.
+                fn set_field(ops: &[diffc::ir::Op]) -> Option<u32> {
+                    ops.iter().find_map(|op| match op {
+                        diffc::ir::Op::Set { field, .. } => Some(*field),
+                        diffc::ir::Op::If {
+                            then, otherwise, ..
+                        } => set_field(otherwise).or_else(|| set_field(then)),
+                        diffc::ir::Op::Repeat { body, .. } => set_field(body),
+                        _ => None,
+                    })
+                }
+                let target = set_field(&sp.step).map_or(field.clone().unwrap(), |f| {
+                    p.fields[f as usize].name.clone()
+                });
+                let x0 = run(fill(0.0))[&target].f32s().unwrap().to_vec();
+                let mut c2 = vec![0.0f64; x0.len()];
+                for site in &normal_sites {
+                    let mut d = fill(0.0);
+                    let n = shape_of(site).iter().product();
+                    d.insert(
+                        site.clone(),
+                        Tensor {
+                            shape: shape_of(site),
+                            data: Data::F32(vec![1.0; n]),
+                        },
+                    );
+                    let x1 = run(d)[&target].f32s().unwrap().to_vec();
+                    for i in 0..x0.len() {
+                        c2[i] += ((x1[i] - x0[i]) as f64).powi(2);
+                    }
+                }
+                let x = run(HashMap::new())[&target].f32s().unwrap().to_vec();
+                let z: Vec<f64> = (0..x.len())
+                    .filter(|i| c2[*i] > 1e-10)
+                    .map(|i| (x[i] - x0[i]) as f64 / c2[i].sqrt())
+                    .collect();
+                let n = z.len() as f64;
+                if n == 0.0 {
+                    continue; // This step adds no noise at this point of its grid (a deterministic last step).
+                }
+                assert!(n >= 1e5, "{} {}: {n} noisy elements", p.name, s.name);
+                let m = z.iter().sum::<f64>() / n;
+                let v = z.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+                assert!(m.abs() < 5.0 / n.sqrt(), "{} {}: mean {m}", p.name, s.name);
+                assert!(
+                    (v - 1.0).abs() < 5.0 * (2.0 / n).sqrt() + 1e-3,
+                    "{} {}: variance {v}",
+                    p.name,
+                    s.name
+                );
+                println!("{} {}: noise checked over {n} elements", p.name, s.name);
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} Gaussian sampler steps checked against their noise");
+    assert!(checked >= 8, "{checked}");
+}
