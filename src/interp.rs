@@ -1136,7 +1136,7 @@ impl<'a> Ctx<'a> {
     fn tensor(&self, id: NodeId, v: Val, name: &str) -> Result<Tensor, String> {
         let info = self.prog.node(id);
         let b = self.call.batch;
-        let mut shape = match info.extent {
+        let shape = match info.extent {
             Extent::Uniform => vec![],
             Extent::Sample => vec![b],
             Extent::Element => {
@@ -1151,20 +1151,7 @@ impl<'a> Ctx<'a> {
                 v
             }
         };
-        let data = match v {
-            Val::R(x) => Data::F32(x),
-            Val::B(x) => Data::Bool(x),
-            Val::C(x) => Data::Class(x),
-            Val::V(k, x) => {
-                shape.push(k);
-                Data::F32(x)
-            }
-            Val::M(k, x) => {
-                shape.extend([k, k]);
-                Data::F32(x)
-            }
-        };
-        let t = Tensor { shape, data };
+        let t = to_tensor(shape, v);
         if let Some(x) = t.f32s() {
             if let Some(i) = x.iter().position(|x| x.is_nan()) {
                 return Err(format!("output `{name}` is NaN at flat index {i}"));
@@ -1172,6 +1159,24 @@ impl<'a> Ctx<'a> {
         }
         Ok(t)
     }
+}
+
+/// A value as a tensor of the given (batch and field) shape; a class axis or matrix is appended.
+fn to_tensor(mut shape: Vec<usize>, v: Val) -> Tensor {
+    let data = match v {
+        Val::R(x) => Data::F32(x),
+        Val::B(x) => Data::Bool(x),
+        Val::C(x) => Data::Class(x),
+        Val::V(k, x) => {
+            shape.push(k);
+            Data::F32(x)
+        }
+        Val::M(k, x) => {
+            shape.extend([k, k]);
+            Data::F32(x)
+        }
+    };
+    Tensor { shape, data }
 }
 
 fn kwidth(kind: Kind) -> usize {
@@ -1730,20 +1735,16 @@ impl Ctx<'_> {
     }
 
     fn field_tensor(&self, v: Val, f: &crate::typed::Field) -> Result<Tensor, String> {
-        let mut shape = vec![self.call.batch];
-        for d in &f.shape.dims {
-            shape.push(self.sizes[&self.p.dims[d.index()].name]);
+        if matches!(v, Val::M(..)) {
+            return Err(self.bug("a matrix-valued field"));
         }
-        let data = match v {
-            Val::R(x) => Data::F32(x),
-            Val::B(x) => Data::Bool(x),
-            Val::C(x) => Data::Class(x),
-            Val::V(k, x) => {
-                shape.push(k);
-                Data::F32(x)
-            }
-            Val::M(..) => return Err(self.bug("a matrix-valued field")),
-        };
-        Ok(Tensor { shape, data })
+        let mut shape = vec![self.call.batch];
+        shape.extend(
+            f.shape
+                .dims
+                .iter()
+                .map(|d| self.sizes[&self.p.dims[d.index()].name]),
+        );
+        Ok(to_tensor(shape, v))
     }
 }

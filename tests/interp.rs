@@ -1,23 +1,12 @@
 //! The reference interpreter against closed forms and Bayes' rule.
 
+mod common;
+use common::{shipped, spec};
 use diffc::check::eval::{Env, Evaluator};
 use diffc::interp::{run, Call, Data, Tensor};
 use diffc::ir::lower::lower;
 use diffc::typed::{ExprKind, FieldRef, KernelKind, Process, Value, Version};
 use std::collections::HashMap;
-
-fn spec(file: &str, process: &str) -> Process {
-    let path = format!("{}/specs/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(path).unwrap();
-    let (module, diags) = diffc::check::check_source(&text);
-    assert!(diags.iter().all(|d| !d.is_error()));
-    module
-        .unwrap()
-        .processes
-        .into_iter()
-        .find(|p| p.name == process)
-        .unwrap()
-}
 
 fn real(shape: &[usize], data: Vec<f32>) -> Tensor {
     Tensor {
@@ -579,11 +568,8 @@ fn ncsn_prior_is_uniform_on_the_unit_interval() {
 #[test]
 fn every_forward_entry_draws_its_marginal() {
     let mut checked = 0;
-    for entry in std::fs::read_dir(format!("{}/specs", env!("CARGO_MANIFEST_DIR"))).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let (module, _) = diffc::check::check_source(&text);
-        for p in module.unwrap().processes {
+    for p in shipped() {
+        {
             let Ok(prog) = lower(&p, "forward") else {
                 continue;
             };
@@ -741,11 +727,8 @@ fn every_forward_entry_draws_its_marginal() {
 #[test]
 fn every_prior_draws_its_distribution() {
     let mut checked = 0;
-    for entry in std::fs::read_dir(format!("{}/specs", env!("CARGO_MANIFEST_DIR"))).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let (module, _) = diffc::check::check_source(&text);
-        for p in module.unwrap().processes {
+    for p in shipped() {
+        {
             for (i, k) in p.priors.iter().enumerate() {
                 let f = p.field(k.target.field);
                 let name = if p.priors.len() == 1 {

@@ -1,5 +1,7 @@
 //! Every shipped loss in the interpreter: its gradient against central finite differences.
 
+mod common;
+use common::shipped;
 use diffc::entries::Extent;
 use diffc::interp::{run, Call, Data, Tensor};
 use diffc::ir::lower::lower;
@@ -11,11 +13,8 @@ use rand::{Rng, SeedableRng};
 fn loss_gradients_match_finite_differences() {
     let mut rng = StdRng::seed_from_u64(3);
     let mut checked = 0;
-    for entry in std::fs::read_dir(format!("{}/specs", env!("CARGO_MANIFEST_DIR"))).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let (module, _) = diffc::check::check_source(&text);
-        for p in module.unwrap().processes {
+    for p in shipped() {
+        {
             for l in &p.losses {
                 let name = format!("loss.{}", l.name);
                 let prog = lower(&p, &name).unwrap_or_else(|e| panic!("{} {name}: {e}", p.name));

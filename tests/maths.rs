@@ -1,21 +1,10 @@
 //! The shipped specs' maths, with the checker's f64 evaluator: forward marginals against
 //! composed one-step kernels, and tabulated values against hand computations.
 
+mod common;
+use common::spec;
 use diffc::check::eval::{Env, Evaluator};
 use diffc::typed::{Elem, ExprKind, FieldRef, Kernel, KernelKind, Process, Value, Version};
-
-fn spec(file: &str, process: &str) -> Process {
-    let path = format!("{}/specs/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(path).unwrap();
-    let (module, diags) = diffc::check::check_source(&text);
-    assert!(diags.iter().all(|d| !d.is_error()));
-    module
-        .unwrap()
-        .processes
-        .into_iter()
-        .find(|p| p.name == process)
-        .unwrap()
-}
 
 fn kernel<'p>(p: &'p Process, kind: KernelKind, field: &str) -> &'p Kernel {
     p.forwards

@@ -1,23 +1,12 @@
 //! Samplers in the interpreter, driven by exact denoisers for Gaussian data.
 
+mod common;
+use common::{shipped, spec};
 use diffc::check::eval::{Env, Evaluator};
 use diffc::interp::{sample, Data, Denoiser, SampleCall, Tensor};
 use diffc::ir::lower::lower_sampler;
 use diffc::typed::{NetInput, ParamKind, Process};
 use std::collections::HashMap;
-
-fn spec(file: &str, process: &str) -> Process {
-    let path = format!("{}/specs/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(path).unwrap();
-    let (module, diags) = diffc::check::check_source(&text);
-    assert!(diags.iter().all(|d| !d.is_error()));
-    module
-        .unwrap()
-        .processes
-        .into_iter()
-        .find(|p| p.name == process)
-        .unwrap()
-}
 
 /// The exact denoiser when every element of x_0 is N(mu, s²), independently, for a process
 /// with an affine Gaussian marginal x_t = a(t) x_0 + sigma(t) eps: E[eps | x_t] in closed form.
@@ -315,11 +304,8 @@ impl Denoiser for Flat {
 #[test]
 fn every_shipped_sampler_runs_in_the_interpreter() {
     let mut ran = 0;
-    for entry in std::fs::read_dir(format!("{}/specs", env!("CARGO_MANIFEST_DIR"))).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let (module, _) = diffc::check::check_source(&text);
-        for p in module.unwrap().processes {
+    for p in shipped() {
+        {
             for s in &p.samplers {
                 let sp = lower_sampler(&p, &s.name)
                     .unwrap_or_else(|e| panic!("{} {}: {e}", p.name, s.name));
@@ -900,11 +886,8 @@ impl Denoiser for LikeInput {
 #[test]
 fn every_gaussian_step_draws_standard_normal_noise() {
     let mut checked = 0;
-    for entry in std::fs::read_dir(format!("{}/specs", env!("CARGO_MANIFEST_DIR"))).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let (module, _) = diffc::check::check_source(&text);
-        for p in module.unwrap().processes {
+    for p in shipped() {
+        {
             for s in &p.samplers {
                 let sp = lower_sampler(&p, &s.name).unwrap();
                 let normal_sites: Vec<String> = sp
