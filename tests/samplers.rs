@@ -890,25 +890,29 @@ fn every_gaussian_step_draws_standard_normal_noise() {
         {
             for s in &p.samplers {
                 let sp = lower_sampler(&p, &s.name).unwrap();
-                let normal_sites: Vec<String> = sp
-                    .prog
-                    .draws
+                // The draws and reductions of the step itself (not of init or finalize).
+                let step_nodes = diffc::ir::reachable(&sp.prog, &sp.step);
+                let step_sites: Vec<u32> = step_nodes
                     .iter()
+                    .filter_map(|n| match sp.prog.node(*n).node {
+                        diffc::ir::Node::Draw { site, .. } => Some(site),
+                        _ => None,
+                    })
+                    .collect();
+                let normal_sites: Vec<String> = step_sites
+                    .iter()
+                    .map(|s| &sp.prog.draws[*s as usize])
                     .filter(|d| d.family == diffc::typed::Family::Normal)
                     .map(|d| d.name.clone())
                     .collect();
                 let has_loop = format!("{:?}", sp.step).contains("Repeat");
-                let discrete = sp
-                    .prog
-                    .draws
+                let discrete = step_sites
                     .iter()
-                    .any(|d| d.family != diffc::typed::Family::Normal);
+                    .any(|s| sp.prog.draws[*s as usize].family != diffc::typed::Family::Normal);
                 // A step that reads its noise through a reduction (a corrector's ‖z‖) is not affine in it.
-                let reduces = sp
-                    .prog
-                    .nodes
+                let reduces = step_nodes
                     .iter()
-                    .any(|n| matches!(n.node, diffc::ir::Node::Reduce(..)));
+                    .any(|n| matches!(sp.prog.node(*n).node, diffc::ir::Node::Reduce(..)));
                 if normal_sites.is_empty() || has_loop || discrete || reduces {
                     continue;
                 }
@@ -1048,4 +1052,116 @@ fn every_gaussian_step_draws_standard_normal_noise() {
     }
     println!("{checked} Gaussian sampler steps checked against their noise");
     assert!(checked >= 8, "{checked}");
+}
+
+#[test]
+fn the_edp_gnn_langevin_step_draws_symmetric_noise() {
+    // With a constant score c, R inner steps give A + R α c + ε sqrt(2α) Σ z: off the diagonal the
+    // variance is R ε² 2α, α = r σ_t² (MATH.md §3); the diagonal stays empty.
+    let p = spec("edp_gnn.diff", "edp_gnn");
+    let sp = lower_sampler(&p, "annealed_langevin").unwrap();
+    let (n, r, t) = (460usize, 3.0f64, 4usize);
+    let call = SampleCall {
+        seed: 14,
+        batch: 1,
+        state: [(
+            "A".to_string(),
+            Tensor {
+                shape: vec![1, n, n],
+                data: Data::F32(vec![0.0; n * n]),
+            },
+        )]
+        .into(),
+        grid: Some(vec![t as f64, t as f64 - 1.0]),
+        params: [("steps".to_string(), r)].into(),
+        single_step: Some(diffc::interp::SingleStep {
+            k: 2,
+            n: 6,
+            ..Default::default()
+        }),
+        ..SampleCall::default()
+    };
+    let out = sample(&p, &sp, &call, &mut Constant(0.0)).unwrap();
+    let a = out["A"].f32s().unwrap();
+    let sigma = [0.1, 0.2, 0.4, 0.6, 0.8, 1.6][t - 1];
+    let alpha = 0.01 * sigma * sigma;
+    let want = r * 0.25 * 2.0 * alpha;
+    let mut xs = Vec::new();
+    for i in 0..n {
+        assert_eq!(a[i * n + i], 0.0);
+        for j in i + 1..n {
+            assert_eq!(a[i * n + j], a[j * n + i]);
+            xs.push(a[i * n + j] as f64);
+        }
+    }
+    let m = xs.len() as f64;
+    assert!(m >= 1e5);
+    let mean = xs.iter().sum::<f64>() / m;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0);
+    assert!(mean.abs() < 5.0 * (want / m).sqrt(), "mean {mean}");
+    assert!(
+        (var - want).abs() < 5.0 * want * (2.0 / m).sqrt(),
+        "variance {var} vs {want}"
+    );
+}
+
+#[test]
+fn the_edge_step_redraws_pairs_of_active_nodes() {
+    // From the empty graph, node i is active with π = 1 - (1 - p_t)^d0 (degree 0), and a pair of
+    // active nodes gets an edge with the network's q: P(edge) = π² q. The bound allows for the
+    // pairs sharing nodes: the count of active nodes m ~ Binomial(n, π) drives the variance.
+    let p = spec("edge.diff", "edge");
+    let sp = lower_sampler(&p, "degree_guided").unwrap();
+    let (n, t, d0, q) = (460usize, 10usize, 2.0f32, 0.5f32);
+    let call = SampleCall {
+        seed: 21,
+        batch: 1,
+        state: [
+            (
+                "A".to_string(),
+                Tensor {
+                    shape: vec![1, n, n],
+                    data: Data::Bool(vec![false; n * n]),
+                },
+            ),
+            (
+                "d0".to_string(),
+                Tensor {
+                    shape: vec![1, n],
+                    data: Data::F32(vec![d0; n]),
+                },
+            ),
+        ]
+        .into(),
+        grid: Some(vec![t as f64, t as f64 - 1.0]),
+        single_step: Some(diffc::interp::SingleStep {
+            k: 54,
+            n: 64,
+            ..Default::default()
+        }),
+        ..SampleCall::default()
+    };
+    let out = sample(&p, &sp, &call, &mut Constant(q)).unwrap();
+    let Data::Bool(a) = &out["A"].data else {
+        panic!()
+    };
+    let edges = (0..n)
+        .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+        .filter(|(i, j)| a[i * n + j])
+        .count() as f64;
+    let p_re = p.schedules.iter().find(|s| s.name == "p_re").unwrap().table[t]
+        .as_ref()
+        .unwrap()
+        .as_real()
+        .unwrap();
+    let pi = 1.0 - (1.0 - p_re).powf(d0 as f64);
+    let pairs = (n * (n - 1) / 2) as f64;
+    let want = pairs * pi * pi * q as f64;
+    // sd of m(m-1)/2 · q from m, plus the binomial spread of the edges given m.
+    let sd_m = (n as f64 * pi * (1.0 - pi)).sqrt();
+    let sd = (n as f64 * pi) * sd_m * q as f64 + (want * (1.0 - q as f64)).sqrt();
+    assert!(
+        (edges - want).abs() < 5.0 * sd,
+        "{edges} edges, expected {want} ± {sd}"
+    );
 }

@@ -11,25 +11,6 @@ struct Grad<'a> {
     adj: Vec<Option<NodeId>>,
 }
 
-/// Nodes `value` reads.
-fn children(n: &Node) -> Vec<NodeId> {
-    match n {
-        Node::Unary(_, a) | Node::Index(a, _) | Node::Reduce(_, a) | Node::Count(a) => {
-            let mut v = vec![*a];
-            if let Node::Index(_, i) = n {
-                v.push(*i);
-            }
-            v
-        }
-        Node::Binary(_, a, b) => vec![*a, *b],
-        Node::Select(c, a, b) => vec![*c, *a, *b],
-        Node::Call(_, args) | Node::List(args) => args.clone(),
-        Node::Draw { params, .. } => params.clone(),
-        Node::LogDensity { params, value, .. } => params.iter().chain([value]).cloned().collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// d value / d wrt[i] for every i, one node each, shaped like the input.
 pub fn gradient(prog: &mut Program, value: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>, String> {
     let n0 = prog.nodes.len();
@@ -38,7 +19,7 @@ pub fn gradient(prog: &mut Program, value: NodeId, wrt: &[NodeId]) -> Result<Vec
         dep[w.index()] = true;
     }
     for i in 0..n0 {
-        if children(&prog.nodes[i].node).iter().any(|c| dep[c.index()]) {
+        if prog.nodes[i].node.children().iter().any(|c| dep[c.index()]) {
             dep[i] = true;
         }
     }

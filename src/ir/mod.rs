@@ -145,6 +145,62 @@ pub struct SamplerProgram {
     pub conditions: Vec<u32>,
 }
 
+impl Node {
+    /// The nodes this node reads.
+    pub fn children(&self) -> Vec<NodeId> {
+        match self {
+            Node::Unary(_, a) | Node::Reduce(_, a) | Node::Count(a) => vec![*a],
+            Node::Index(a, i) => vec![*a, *i],
+            Node::Binary(_, a, b) => vec![*a, *b],
+            Node::Select(c, a, b) => vec![*c, *a, *b],
+            Node::Call(_, args) | Node::List(args) => args.clone(),
+            Node::Draw { params, .. } => params.clone(),
+            Node::LogDensity { params, value, .. } => {
+                params.iter().chain([value]).cloned().collect()
+            }
+            Node::Uniforms { draw, .. } => vec![*draw],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The nodes the ops read, directly or not (for instance, to find a step's draws).
+pub fn reachable(prog: &Program, ops: &[Op]) -> Vec<NodeId> {
+    let mut stack = Vec::new();
+    fn roots(ops: &[Op], out: &mut Vec<NodeId>) {
+        for op in ops {
+            match op {
+                Op::Slot { node, .. } | Op::Set { node, .. } => out.push(*node),
+                Op::Call { args, .. } => out.extend(args),
+                Op::If {
+                    cond,
+                    then,
+                    otherwise,
+                } => {
+                    out.push(*cond);
+                    roots(then, out);
+                    roots(otherwise, out);
+                }
+                Op::Repeat { count, body } => {
+                    out.push(*count);
+                    roots(body, out);
+                }
+            }
+        }
+    }
+    roots(ops, &mut stack);
+    let mut seen = vec![false; prog.nodes.len()];
+    let mut out = Vec::new();
+    while let Some(n) = stack.pop() {
+        if std::mem::replace(&mut seen[n.index()], true) {
+            continue;
+        }
+        out.push(n);
+        stack.extend(prog.node(n).node.children());
+    }
+    out
+}
+
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
     pub node: Node,
