@@ -1165,3 +1165,143 @@ fn the_edge_step_redraws_pairs_of_active_nodes() {
         "{edges} edges, expected {want} ± {sd}"
     );
 }
+
+/// DiGress's network: fixed class probabilities for the nodes and for the edges.
+struct DigressNet(Vec<f32>, Vec<f32>);
+
+impl Denoiser for DigressNet {
+    fn denoise(&mut self, _: &Process, _: usize, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+        let fill = |shape: &[usize], probs: &[f32]| {
+            let mut s = shape.to_vec();
+            s.push(probs.len());
+            let n: usize = shape.iter().product();
+            Tensor {
+                shape: s,
+                data: Data::F32(
+                    probs
+                        .iter()
+                        .cycle()
+                        .take(n * probs.len())
+                        .cloned()
+                        .collect(),
+                ),
+            }
+        };
+        Ok(vec![
+            fill(&inputs[0].shape, &self.0),
+            fill(&inputs[1].shape, &self.1),
+        ])
+    }
+}
+
+#[test]
+fn the_digress_step_draws_its_mixtures() {
+    // p(z_{t-1} = j | z_t) ∝ Σ_c p̂(c) q(j | z_t, x = c), renormalised (MATH.md §5), per node and per edge,
+    // with q from the spec's own posterior evaluated in f64.
+    use diffc::check::eval::{Env, Evaluator};
+    use diffc::typed::{ExprKind, FieldRef, Value, Version};
+    let p = spec("digress.diff", "digress");
+    let sp = lower_sampler(&p, "ancestral").unwrap();
+    let (n, t, xt, et) = (460usize, 200usize, 2u32, 1u32);
+    let (px, pe) = (vec![0.1f32, 0.2, 0.3, 0.4], vec![0.4f32, 0.3, 0.2, 0.1]);
+    let call = SampleCall {
+        seed: 40,
+        batch: 1,
+        state: [
+            (
+                "X".to_string(),
+                Tensor {
+                    shape: vec![1, n],
+                    data: Data::Class(vec![xt; n]),
+                },
+            ),
+            (
+                "E".to_string(),
+                Tensor {
+                    shape: vec![1, n, n],
+                    data: Data::Class(vec![et; n * n]),
+                },
+            ),
+        ]
+        .into(),
+        grid: Some(vec![t as f64, t as f64 - 1.0]),
+        single_step: Some(diffc::interp::SingleStep {
+            k: 10,
+            n: 501,
+            ..Default::default()
+        }),
+        ..SampleCall::default()
+    };
+    let out = sample(&p, &sp, &call, &mut DigressNet(px.clone(), pe.clone())).unwrap();
+    for (field, z, probs, keep) in [("X", xt, &px, None), ("E", et, &pe, Some(n))] {
+        let k = p
+            .posteriors
+            .iter()
+            .find(|k| p.field(k.target.field).name == field)
+            .unwrap();
+        let ExprKind::Dist { params, .. } = &p.expr(k.dist).kind else {
+            panic!()
+        };
+        let f = k.target.field;
+        let q = |c: usize| -> Vec<f64> {
+            let fields = vec![
+                (
+                    FieldRef {
+                        field: f,
+                        version: Version::T,
+                    },
+                    Value::Real(z as f64),
+                ),
+                (
+                    FieldRef {
+                        field: f,
+                        version: Version::Data,
+                    },
+                    Value::Real(c as f64),
+                ),
+            ];
+            match Evaluator::new(&p)
+                .eval(
+                    params[0],
+                    &Env {
+                        t: t as f64,
+                        s: Some(t as f64 - 1.0),
+                        fields,
+                        ..Env::default()
+                    },
+                )
+                .unwrap()
+            {
+                Value::Vec(v) => v,
+                v => panic!("{v:?}"),
+            }
+        };
+        let mut want = vec![0.0f64; 4];
+        for c in 0..4 {
+            for (j, qj) in q(c).iter().enumerate() {
+                want[j] += probs[c] as f64 * qj;
+            }
+        }
+        let total: f64 = want.iter().sum();
+        want.iter_mut().for_each(|w| *w /= total);
+        let Data::Class(xs) = &out[field].data else {
+            panic!()
+        };
+        let draws: Vec<u32> = match keep {
+            None => xs.clone(),
+            Some(n) => (0..n)
+                .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+                .map(|(i, j)| xs[i * n + j])
+                .collect(),
+        };
+        let m = draws.len() as f64;
+        for (j, w) in want.iter().enumerate() {
+            let got = draws.iter().filter(|x| **x as usize == j).count() as f64;
+            assert!(
+                (got - m * w).abs() <= 5.0 * (m * w * (1.0 - w)).sqrt() + 1e-9,
+                "{field} class {j}: {got} vs {}",
+                m * w
+            );
+        }
+    }
+}
