@@ -651,8 +651,8 @@ impl Denoiser for FixedProbs {
 fn the_d3pm_ancestral_step_draws_its_mixture() {
     // p_θ(x_{t-1} = j | x_t) ∝ Σ_c p̂(c) Q_t[j, x_t] Qbar_{t-1}[c, j] (MATH.md §2), from the schedule tables.
     let p = spec("d3pm.diff", "d3pm_absorbing");
-    // 30,000 draws: the interpreter evaluates 28 posteriors per element, so this is its slowest test.
-    let (d, k, t, xt) = (30_000usize, 28usize, 400usize, 27u32);
+    // The interpreter evaluates 28 posteriors per element: this is its slowest test.
+    let (d, k, t, xt) = (100_000usize, 28usize, 400usize, 27u32);
     let probs: Vec<f32> = {
         let raw: Vec<f32> = (0..k).map(|c| 1.0 + (c * 7 % 5) as f32).collect();
         let s: f32 = raw.iter().sum();
@@ -1202,7 +1202,8 @@ fn the_digress_step_draws_its_mixtures() {
     use diffc::typed::{ExprKind, FieldRef, Value, Version};
     let p = spec("digress.diff", "digress");
     let sp = lower_sampler(&p, "ancestral").unwrap();
-    let (n, t, xt, et) = (460usize, 200usize, 2u32, 1u32);
+    // n = 30 nodes in 3,400 graphs: 102,000 node draws and 1,479,000 edge draws.
+    let (n, b, t, xt, et) = (30usize, 3_400usize, 200usize, 2u32, 1u32);
     let (px, pe) = (vec![0.1f32, 0.2, 0.3, 0.4], vec![0.4f32, 0.3, 0.2, 0.1]);
     let call = SampleCall {
         seed: 40,
@@ -1303,5 +1304,65 @@ fn the_digress_step_draws_its_mixtures() {
                 m * w
             );
         }
+    }
+}
+
+#[test]
+fn the_predictor_corrector_steps_draw_their_noise() {
+    // With a constant score, the corrector's step ε = 2 a (r ‖z‖/‖s‖)² is ≈ 2 a r² / s² (‖z‖² ≈ d), and
+    // the step adds (c sqrt(2ε)) z + sqrt(v) z2: VP c = 2 - sqrt(1 - b), v = b = β(t)(t - s), a = 1 - b;
+    // VE c = 1, v = σ_t² - σ_s², a = 1 (MATH.md §1.3).
+    let d = 100_000usize;
+    for (file, process, net_eps) in [
+        ("vp_sde.diff", "vp_sde", true),
+        ("ve_sde.diff", "ve_sde", false),
+    ] {
+        let p = spec(file, process);
+        let sp = lower_sampler(&p, "predictor_corrector").unwrap();
+        let (t, s) = (0.6f64, 0.599f64);
+        let call = SampleCall {
+            seed: 3,
+            batch: 1,
+            state: [(
+                "x".to_string(),
+                Tensor {
+                    shape: vec![1, d],
+                    data: Data::F32(vec![0.1; d]),
+                },
+            )]
+            .into(),
+            grid: Some(vec![t, s]),
+            single_step: Some(diffc::interp::SingleStep {
+                k: 5,
+                n: 1000,
+                ..Default::default()
+            }),
+            ..SampleCall::default()
+        };
+        let pred = 0.2f64;
+        let out = sample(&p, &sp, &call, &mut Constant(pred as f32)).unwrap();
+        let x = out["x"].f32s().unwrap();
+        let snr = 0.16f64;
+        let (c, v, score, a) = if net_eps {
+            let beta = |t: f64| 0.1 + t * 19.9;
+            let alpha = |t: f64| (-0.25 * t * t * 19.9 - 0.05 * t).exp();
+            let b = beta(t) * (t - s);
+            let sigma = (1.0 - alpha(t).powi(2)).sqrt();
+            (2.0 - (1.0 - b).sqrt(), b, -pred / sigma, 1.0 - b)
+        } else {
+            let sigma = |t: f64| 0.01 * (50.0f64 / 0.01).powf(t);
+            (1.0, sigma(t).powi(2) - sigma(s).powi(2), pred, 1.0)
+        };
+        let eps = 2.0 * a * (snr / score.abs()).powi(2);
+        let want = c * c * 2.0 * eps + v;
+        let n = d as f64;
+        let m = x.iter().map(|x| *x as f64).sum::<f64>() / n;
+        let var = x.iter().map(|x| (*x as f64 - m).powi(2)).sum::<f64>() / (n - 1.0);
+        // 5 standard errors, plus the spread of ‖z‖²/d around 1 in ε.
+        let tol = 5.0 * want * (2.0 / n).sqrt() + c * c * 2.0 * eps * 5.0 * (2.0 / n).sqrt();
+        assert!(
+            (var - want).abs() < tol,
+            "{process}: variance {var} vs {want}"
+        );
     }
 }
