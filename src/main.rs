@@ -220,6 +220,7 @@ fn pick_process<'m>(
 
 fn port_text(p: &diffc::typed::Process, port: &diffc::entries::Port) -> (String, String) {
     let dtype = match port.elem {
+        _ if port.name == "seed" => "uint64 (--seed)",
         diffc::typed::Elem::Real | diffc::typed::Elem::Vec(_) | diffc::typed::Elem::Mat(_) => {
             "float32"
         }
@@ -260,13 +261,31 @@ fn eval(
                     .collect()
             };
             let (ins, outs) = (ports(&e.inputs), ports(&e.outputs));
+            // A step or final map also takes its sampler's parameters (with their defaults).
+            let params: Vec<(String, String)> = e
+                .name
+                .split_once('.')
+                .filter(|(kind, _)| matches!(*kind, "step" | "finalize"))
+                .and_then(|(_, s)| p.samplers.iter().find(|x| x.name == s))
+                .map(|s| {
+                    s.params
+                        .iter()
+                        .filter(|x| x.overridable)
+                        .map(|x| (x.name.clone(), diffc::explain::show(p, x.value)))
+                        .collect()
+                })
+                .unwrap_or_default();
             if cli.message_format == MessageFormat::Json {
                 let js = |v: &[(String, String, String)]| -> Vec<serde_json::Value> {
                     v.iter()
                         .map(|(n, d, s)| serde_json::json!({"name": n, "dtype": d, "shape": s}))
                         .collect()
                 };
-                let obj = serde_json::json!({"process": p.name, "entry": e.name, "inputs": js(&ins), "outputs": js(&outs)});
+                let ps: Vec<serde_json::Value> = params
+                    .iter()
+                    .map(|(n, d)| serde_json::json!({"name": n, "default": d}))
+                    .collect();
+                let obj = serde_json::json!({"process": p.name, "entry": e.name, "inputs": js(&ins), "outputs": js(&outs), "params": ps});
                 let _ = writeln!(out, "{obj}");
             } else {
                 let show = |v: &[(String, String, String)]| {
@@ -282,6 +301,11 @@ fn eval(
                     show(&ins),
                     show(&outs)
                 );
+                if !params.is_empty() {
+                    let text: Vec<String> =
+                        params.iter().map(|(n, d)| format!("{n} = {d}")).collect();
+                    let _ = writeln!(out, "  params: {}", text.join(", "));
+                }
             }
         }
         return Ok(());

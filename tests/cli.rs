@@ -270,6 +270,24 @@ fn eval_lists_entries_as_json() {
     assert_eq!(post["inputs"][0]["dtype"], "bool");
     assert_eq!(post["inputs"][0]["shape"], "[batch, n, n]");
     assert_eq!(post["outputs"][0]["name"], "p");
+    let spec = spec_path("ddpm.diff");
+    let (code, out, _) = diffc(&[
+        "eval",
+        &spec,
+        "--process",
+        "ddpm_linear",
+        "--list",
+        "--message-format",
+        "json",
+    ]);
+    assert_eq!(code, Some(0));
+    let ddim = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["entry"] == "step.ddim")
+        .unwrap();
+    assert_eq!(ddim["params"][0]["name"], "steps");
+    assert_eq!(ddim["params"][1]["default"], "0");
 }
 
 #[test]
