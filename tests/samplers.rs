@@ -1202,25 +1202,25 @@ fn the_digress_step_draws_its_mixtures() {
     use diffc::typed::{ExprKind, FieldRef, Value, Version};
     let p = spec("digress.diff", "digress");
     let sp = lower_sampler(&p, "ancestral").unwrap();
-    // n = 30 nodes in 3,400 graphs: 102,000 node draws and 1,479,000 edge draws.
-    let (n, b, t, xt, et) = (30usize, 3_400usize, 200usize, 2u32, 1u32);
+    // n = 16 nodes in 6,300 graphs: 100,800 node draws and 756,000 edge draws.
+    let (n, b, t, xt, et) = (16usize, 6_300usize, 200usize, 2u32, 1u32);
     let (px, pe) = (vec![0.1f32, 0.2, 0.3, 0.4], vec![0.4f32, 0.3, 0.2, 0.1]);
     let call = SampleCall {
         seed: 40,
-        batch: 1,
+        batch: b,
         state: [
             (
                 "X".to_string(),
                 Tensor {
-                    shape: vec![1, n],
-                    data: Data::Class(vec![xt; n]),
+                    shape: vec![b, n],
+                    data: Data::Class(vec![xt; b * n]),
                 },
             ),
             (
                 "E".to_string(),
                 Tensor {
-                    shape: vec![1, n, n],
-                    data: Data::Class(vec![et; n * n]),
+                    shape: vec![b, n, n],
+                    data: Data::Class(vec![et; b * n * n]),
                 },
             ),
         ]
@@ -1277,10 +1277,10 @@ fn the_digress_step_draws_its_mixtures() {
                 v => panic!("{v:?}"),
             }
         };
-        let mut want = vec![0.0f64; 4];
-        for c in 0..4 {
+        let mut want = [0.0f64; 4];
+        for (c, pc) in probs.iter().enumerate() {
             for (j, qj) in q(c).iter().enumerate() {
-                want[j] += probs[c] as f64 * qj;
+                want[j] += *pc as f64 * qj;
             }
         }
         let total: f64 = want.iter().sum();
@@ -1290,9 +1290,9 @@ fn the_digress_step_draws_its_mixtures() {
         };
         let draws: Vec<u32> = match keep {
             None => xs.clone(),
-            Some(n) => (0..n)
-                .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
-                .map(|(i, j)| xs[i * n + j])
+            Some(n) => (0..b)
+                .flat_map(|g| (0..n).flat_map(move |i| (i + 1..n).map(move |j| (g, i, j))))
+                .map(|(g, i, j)| xs[(g * n + i) * n + j])
                 .collect(),
         };
         let m = draws.len() as f64;
