@@ -8,7 +8,9 @@
 //!
 //! Symmetric fields (`sym`) are drawn once per unordered pair i < j and mirrored; their diagonal
 //! is empty (0, false or class 0), and their log-density counts each pair once.
-//! Node masks are not inputs yet: every node of a masked field counts as real.
+//! Node masks (`Call::masks`) say which nodes of each sample are real: reductions and `rowsum`
+//! leave the other entries out (`mean` divides by the number of real entries), and draws and
+//! log-densities there are empty (0, false, class 0). Without a mask every node is real.
 //! Element `e` of sample `b` draws with RNG index `b * E + e` (E elements per sample; for a
 //! symmetric field the index of the pair's upper entry), so noise never depends on chunking.
 
@@ -71,6 +73,8 @@ pub struct Call {
     pub inputs: HashMap<String, Tensor>,
     /// Supplied randomness by draw-site name (`eps`, `u_x`, …) in place of the RNG.
     pub draws: HashMap<String, Tensor>,
+    /// Node masks by name (`bool[batch, n]`); without one, every node is real.
+    pub masks: HashMap<String, Tensor>,
 }
 
 /// A value inside the interpreter: one entry (or K) per element of its extent.
@@ -118,6 +122,7 @@ pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, Stri
         }
     }
     let sizes = bind_sizes(p, prog, call)?;
+    check_masks(p, &call.masks, call.batch, &sizes)?;
     let mut env = Env::default();
     for (name, slot) in [(p.time.name.as_str(), &mut env.t), ("s", &mut 0.0)] {
         let _ = (name, slot);
@@ -235,6 +240,39 @@ fn bind_sizes(p: &Process, prog: &Program, call: &Call) -> Result<HashMap<String
         check_values(t, port.elem, &port.name)?;
     }
     Ok(sizes)
+}
+
+/// Node masks must be known, boolean and `[batch, n]`.
+fn check_masks(
+    p: &Process,
+    masks: &HashMap<String, Tensor>,
+    batch: usize,
+    sizes: &HashMap<String, usize>,
+) -> Result<(), String> {
+    for (name, t) in masks {
+        let m = p
+            .masks
+            .iter()
+            .find(|m| &m.name == name)
+            .ok_or_else(|| format!("`{}` has no mask `{name}`", p.name))?;
+        let dim = &p.dims[m.dim.index()].name;
+        if !matches!(t.data, Data::Bool(_)) {
+            return Err(format!("mask `{name}` must hold bools"));
+        }
+        let want = [
+            batch,
+            *sizes
+                .get(dim)
+                .unwrap_or(&t.shape.get(1).copied().unwrap_or(0)),
+        ];
+        if t.shape != want {
+            return Err(format!(
+                "mask `{name}` has shape {:?}, expected [batch, {dim}] = {want:?}",
+                t.shape
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_values(t: &Tensor, elem: Elem, name: &str) -> Result<(), String> {
@@ -374,7 +412,30 @@ impl<'a> Ctx<'a> {
                         .ok_or_else(|| self.bug("uniforms of a draw that kept none"))?,
                 )
             }
-            Node::Count(a) => Val::R(vec![self.per_sample(&self.prog.node(*a).shape)? as f32]),
+            Node::IsReal(a) => {
+                let shape = self.prog.node(*a).shape.clone();
+                let e = self.per_sample(&shape)?;
+                Val::B(
+                    (0..self.call.batch * e)
+                        .map(|i| self.real(&shape, i, e))
+                        .collect(),
+                )
+            }
+            Node::Count(a) => {
+                // Real elements per sample.
+                let shape = self.prog.node(*a).shape.clone();
+                let e = self.per_sample(&shape)?;
+                Val::R(
+                    (0..self.call.batch)
+                        .map(|s| {
+                            (0..e)
+                                .filter(|j| self.real(&shape, s * e + j, e))
+                                .count()
+                                .max(1) as f32
+                        })
+                        .collect(),
+                )
+            }
             Node::State(f) => self.state[*f as usize].clone().ok_or_else(|| {
                 format!(
                     "`{}` is read before it has a value",
@@ -528,12 +589,17 @@ impl<'a> Ctx<'a> {
                 let b = self.call.batch;
                 let mut out = vec![0.0f64; b];
                 for (s, o) in out.iter_mut().enumerate() {
+                    let mut count = 0usize;
                     for j in 0..e {
+                        if !self.real(&ainfo.shape, s * e + j, e) {
+                            continue;
+                        }
+                        count += 1;
                         let x = elem(&av, self.at(*a, s * e + j, e), 0) as f64;
                         *o += if *f == Builtin::Norm { x * x } else { x };
                     }
                     match f {
-                        Builtin::Mean => *o /= e.max(1) as f64,
+                        Builtin::Mean => *o /= count.max(1) as f64,
                         Builtin::Norm => *o = o.sqrt(),
                         _ => {}
                     }
@@ -578,11 +644,14 @@ impl<'a> Ctx<'a> {
         Ok(match f {
             Builtin::RowSum => {
                 let n = (per(0)? as f64).sqrt() as usize;
+                let shape = self.prog.node(args[0]).shape.clone();
                 Val::R(
                     (0..b * n)
                         .map(|r| {
                             (0..n)
-                                .map(|j| get(0, (r / n) * n * n + (r % n) * n + j))
+                                .map(|j| (r / n) * n * n + (r % n) * n + j)
+                                .filter(|x| self.real(&shape, *x, n * n))
+                                .map(|x| get(0, x))
                                 .sum()
                         })
                         .collect(),
@@ -884,9 +953,39 @@ impl<'a> Ctx<'a> {
         })
     }
 
+    /// Is element `i` (batch-major, `per` per sample) of a value of this shape real under its node mask?
+    fn real(&self, shape: &Option<Shape>, i: usize, per: usize) -> bool {
+        let Some(s) = shape else { return true };
+        let Some(m) = s.mask else { return true };
+        let mask = &self.p.masks[m.index()];
+        let Some(Tensor {
+            data: Data::Bool(bits),
+            ..
+        }) = self.call.masks.get(&mask.name)
+        else {
+            return true;
+        };
+        let n = self.sizes[&self.p.dims[mask.dim.index()].name];
+        let (b, mut e) = (i / per.max(1), i % per.max(1));
+        // Walk the axes from the last; every axis over the mask's dimension must be a real node.
+        for d in s.dims.iter().rev() {
+            let size = self.sizes[&self.p.dims[d.index()].name];
+            let idx = e % size;
+            e /= size;
+            if *d == mask.dim && !bits[b * n + idx] {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Where the RNG index of element `i` (of a node with `per` elements per sample) comes from,
     /// and whether the element is on the empty diagonal of a symmetric field.
     fn rng_index(&self, shape: &Option<Shape>, i: usize, per: usize) -> (u64, bool) {
+        // An entry a node mask leaves out is empty, like the diagonal of a symmetric field.
+        if !self.real(shape, i, per) {
+            return (0, true);
+        }
         let Some(s) = shape.as_ref().filter(|s| s.sym) else {
             return (i as u64, false);
         };
@@ -1073,6 +1172,11 @@ impl<'a> Ctx<'a> {
         let k = width(&xv);
         let mut out = Vec::with_capacity(len);
         for i in 0..len {
+            // Entries a node mask leaves out have no density.
+            if !self.real(shape, i, per) {
+                out.push(0.0);
+                continue;
+            }
             // A symmetric field counts each unordered pair once: only i < j.
             if let Some(s) = shape.as_ref().filter(|s| s.sym) {
                 let n = self.sizes[&self.p.dims[s.dims[0].index()].name];
@@ -1287,6 +1391,8 @@ pub struct SampleCall {
     pub single_step: Option<SingleStep>,
     /// Run the final map only, at `grid[0]`, on the supplied state.
     pub finalize_only: bool,
+    /// Node masks by name (`bool[batch, n]`); without one, every node is real.
+    pub masks: HashMap<String, Tensor>,
 }
 
 /// Where a single step sits in its sampler's run.
@@ -1385,10 +1491,12 @@ pub fn sample(
         }
         check_values(t, f.elem, name)?;
     }
+    check_masks(p, &call.masks, call.batch, &sizes)?;
     let base = Call {
         seed: call.seed,
         batch: call.batch,
         draws: call.draws.clone(),
+        masks: call.masks.clone(),
         ..Call::default()
     };
     if let Some(name) = call

@@ -366,7 +366,12 @@ fn eval(
             .split_once('=')
             .ok_or_else(|| format!("`--in {i}`: expected NAME=FILE.npy"))?;
         let arr = diffc::npy::read_file(std::path::Path::new(path)).map_err(|e| e.to_string())?;
-        if let Some(port) = prog.inputs.iter().find(|x| x.name == name) {
+        if p.masks.iter().any(|m| m.name == name) {
+            call.masks.insert(
+                name.to_string(),
+                tensor_from_npy(&arr, diffc::typed::Elem::Bool, name)?,
+            );
+        } else if let Some(port) = prog.inputs.iter().find(|x| x.name == name) {
             let t = tensor_from_npy(&arr, port.elem, name)?;
             if matches!(port.extent, diffc::entries::Extent::Field(_)) {
                 batch.get_or_insert(t.shape.first().copied().unwrap_or(0));
@@ -549,7 +554,12 @@ fn eval_step(
             .split_once('=')
             .ok_or_else(|| format!("`--in {i}`: expected NAME=FILE.npy"))?;
         let arr = diffc::npy::read_file(std::path::Path::new(path)).map_err(|e| e.to_string())?;
-        if let Some(f) = p.fields.iter().find(|f| f.name == name) {
+        if p.masks.iter().any(|m| m.name == name) {
+            call.masks.insert(
+                name.to_string(),
+                tensor_from_npy(&arr, diffc::typed::Elem::Bool, name)?,
+            );
+        } else if let Some(f) = p.fields.iter().find(|f| f.name == name) {
             let t = tensor_from_npy(&arr, f.elem, name)?;
             batch.get_or_insert(t.shape.first().copied().unwrap_or(0));
             call.state.insert(name.to_string(), t);

@@ -838,3 +838,175 @@ fn every_prior_draws_its_distribution() {
     println!("{checked} priors checked against their draws");
     assert!(checked >= 14, "{checked}");
 }
+
+/// A padded graph with a node mask gives what the graph alone gives: for EDP-GNN's loss (and
+/// its gradient, zero on the padding), EDGE's log-density, and the forward draws (empty padding).
+#[test]
+fn node_masks_leave_padding_out() {
+    let (n, m) = (5usize, 8usize);
+    let pad = |v: &[f32], fill: f32| -> Vec<f32> {
+        let mut out = vec![fill; m * m];
+        for i in 0..n {
+            for j in 0..n {
+                out[i * m + j] = v[i * n + j];
+            }
+        }
+        out
+    };
+    let sym = |seed: u32| -> Vec<f32> {
+        let mut v = vec![0.0; n * n];
+        for i in 0..n {
+            for j in i + 1..n {
+                let x = (((i * 7 + j * 13) as u32)
+                    .wrapping_mul(2654435761u32)
+                    .wrapping_add(seed)
+                    % 1000) as f32
+                    / 500.0
+                    - 1.0;
+                v[i * n + j] = x;
+                v[j * n + i] = x;
+            }
+        }
+        v
+    };
+    let mask: Vec<bool> = (0..m).map(|i| i < n).collect();
+    let masks = |on: bool| -> HashMap<String, Tensor> {
+        if on {
+            [(
+                "node".to_string(),
+                Tensor {
+                    shape: vec![1, m],
+                    data: Data::Bool(mask.clone()),
+                },
+            )]
+            .into()
+        } else {
+            HashMap::new()
+        }
+    };
+    // EDP-GNN loss.
+    let p = spec("edp_gnn.diff", "edp_gnn");
+    let prog = lower(&p, "loss.dsm").unwrap();
+    let (a0, at, sc) = (sym(1), sym(2), sym(3));
+    let small = Call {
+        batch: 1,
+        inputs: [
+            ("A_0".to_string(), real(&[1, n, n], a0.clone())),
+            ("A_t".to_string(), real(&[1, n, n], at.clone())),
+            ("s_theta.A".to_string(), real(&[1, n, n], sc.clone())),
+            ("t".to_string(), Tensor::scalar(3.0)),
+        ]
+        .into(),
+        ..Call::default()
+    };
+    let big = Call {
+        batch: 1,
+        inputs: [
+            ("A_0".to_string(), real(&[1, m, m], pad(&a0, 0.7))),
+            ("A_t".to_string(), real(&[1, m, m], pad(&at, -0.4))),
+            ("s_theta.A".to_string(), real(&[1, m, m], pad(&sc, 2.5))),
+            ("t".to_string(), Tensor::scalar(3.0)),
+        ]
+        .into(),
+        masks: masks(true),
+        ..Call::default()
+    };
+    let (a, b) = (
+        run(&p, &prog, &small).unwrap(),
+        run(&p, &prog, &big).unwrap(),
+    );
+    assert!(
+        (f32s(&a[0])[0] - f32s(&b[0])[0]).abs() < 1e-5 * f32s(&a[0])[0].abs().max(1.0),
+        "{:?} vs {:?}",
+        a[0],
+        b[0]
+    );
+    let g = f32s(&b[1]);
+    for i in 0..m {
+        for j in 0..m {
+            if i >= n || j >= n {
+                assert_eq!(g[i * m + j], 0.0, "gradient on the padding at ({i}, {j})");
+            } else {
+                assert!((g[i * m + j] - f32s(&a[1])[i * n + j]).abs() < 1e-5);
+            }
+        }
+    }
+    // Without the mask the padding counts, and the loss differs.
+    let unmasked = Call {
+        masks: masks(false),
+        ..big.clone()
+    };
+    assert_ne!(
+        f32s(&run(&p, &prog, &unmasked).unwrap()[0])[0],
+        f32s(&a[0])[0]
+    );
+
+    // EDGE log-density.
+    let p = spec("edge.diff", "edge");
+    let prog = lower(&p, "log_q").unwrap();
+    let bits = |v: &[f32]| -> Vec<bool> { v.iter().map(|x| *x > 0.0).collect() };
+    let (e0, et) = (sym(4), sym(5));
+    let et: Vec<f32> = et
+        .iter()
+        .zip(&e0)
+        .map(|(x, y)| if *y > 0.0 { *x } else { -1.0 })
+        .collect();
+    let bool_t = |shape: &[usize], v: Vec<bool>| Tensor {
+        shape: shape.to_vec(),
+        data: Data::Bool(v),
+    };
+    let small = Call {
+        batch: 1,
+        inputs: [
+            ("A_0".to_string(), bool_t(&[1, n, n], bits(&e0))),
+            ("A_t".to_string(), bool_t(&[1, n, n], bits(&et))),
+            ("t".to_string(), Tensor::scalar(20.0)),
+        ]
+        .into(),
+        ..Call::default()
+    };
+    let big = Call {
+        batch: 1,
+        inputs: [
+            ("A_0".to_string(), bool_t(&[1, m, m], bits(&pad(&e0, 1.0)))),
+            ("A_t".to_string(), bool_t(&[1, m, m], bits(&pad(&et, -1.0)))),
+            ("t".to_string(), Tensor::scalar(20.0)),
+        ]
+        .into(),
+        masks: masks(true),
+        ..Call::default()
+    };
+    let (a, b) = (
+        run(&p, &prog, &small).unwrap(),
+        run(&p, &prog, &big).unwrap(),
+    );
+    assert!(
+        (f32s(&a[0])[0] - f32s(&b[0])[0]).abs() < 1e-4,
+        "{:?} vs {:?}",
+        a[0],
+        b[0]
+    );
+
+    // Forward draws: the padding is empty.
+    let prog = lower(&p, "forward").unwrap();
+    let fwd = Call {
+        batch: 1,
+        inputs: [
+            ("A_0".to_string(), bool_t(&[1, m, m], vec![true; m * m])),
+            ("t".to_string(), Tensor::scalar(1.0)),
+        ]
+        .into(),
+        masks: masks(true),
+        ..Call::default()
+    };
+    let Data::Bool(x) = &run(&p, &prog, &fwd).unwrap()[0].data else {
+        panic!()
+    };
+    for i in 0..m {
+        for j in 0..m {
+            if i >= n || j >= n {
+                assert!(!x[i * m + j], "padding ({i}, {j}) is set");
+            }
+        }
+    }
+}

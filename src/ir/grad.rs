@@ -213,10 +213,16 @@ impl Grad<'_> {
                 self.add(*b, cb);
             }
             Node::Reduce(f, a) => {
+                // Entries a node mask leaves out take no part in the reduction, nor in its gradient.
+                let real = {
+                    let i = self.info(*a).clone();
+                    self.push(Node::IsReal(*a), Kind::Bool, Extent::Element, i.shape)
+                };
+                let zero = self.konst(0.0);
                 let c = match f {
                     Builtin::Sum => g,
                     Builtin::Mean => {
-                        let cnt = self.push(Node::Count(*a), Kind::Real, Extent::Uniform, None);
+                        let cnt = self.push(Node::Count(*a), Kind::Real, Extent::Sample, None);
                         self.bin(BinOp::Div, g, cnt)
                     }
                     _ => {
@@ -225,6 +231,7 @@ impl Grad<'_> {
                         self.bin(BinOp::Mul, g, q)
                     }
                 };
+                let c = self.select(real, c, zero);
                 self.add(*a, c);
             }
             Node::Index(v, i) => {
@@ -249,7 +256,7 @@ impl Grad<'_> {
                 }
             }
             Node::Call(f, args) => self.back_call(n, *f, args.clone(), g)?,
-            Node::Input(_) | Node::Const(_) | Node::Coef(_) | Node::Count(_) => {}
+            Node::Input(_) | Node::Const(_) | Node::Coef(_) | Node::Count(_) | Node::IsReal(_) => {}
             other => return Err(format!("the loss's gradient cannot pass through {other:?}")),
         }
         Ok(())

@@ -95,8 +95,10 @@ pub enum Node {
     },
     /// The previous step's value of a slot.
     Prev(u32),
-    /// The number of elements per sample of a node's shape (for the gradient of `mean`).
+    /// The number of real elements per sample of a node's shape (for the gradient of `mean`).
     Count(NodeId),
+    /// Per element of a node's shape: is it real under its node mask (for gradients of reductions)?
+    IsReal(NodeId),
     /// The uniforms a draw (`Node::Draw`, by site) of a categorical, Bernoulli or uniform
     /// distribution used: its noise. Evaluated after the draw.
     Uniforms {
@@ -149,7 +151,7 @@ impl Node {
     /// The nodes this node reads.
     pub fn children(&self) -> Vec<NodeId> {
         match self {
-            Node::Unary(_, a) | Node::Reduce(_, a) | Node::Count(a) => vec![*a],
+            Node::Unary(_, a) | Node::Reduce(_, a) | Node::Count(a) | Node::IsReal(a) => vec![*a],
             Node::Index(a, i) => vec![*a, *i],
             Node::Binary(_, a, b) => vec![*a, *b],
             Node::Select(c, a, b) => vec![*c, *a, *b],
