@@ -493,27 +493,29 @@ impl<'a> Ctx<'a> {
                 };
                 let k = kwidth(info.kind);
                 let mut out = Vec::with_capacity(len * k);
+                // Per element, the chosen branch's value.
+                let pick = |i: usize| {
+                    if cs[self.at(*c, i, per)] {
+                        (true, self.at(*a, i, per))
+                    } else {
+                        (false, self.at(*b, i, per))
+                    }
+                };
                 match (&av, &bv) {
                     (Val::B(x), Val::B(y)) => {
                         let v = (0..len)
-                            .map(|i| {
-                                if cs[self.at(*c, i, per)] {
-                                    x[self.at(*a, i, per)]
-                                } else {
-                                    y[self.at(*b, i, per)]
-                                }
+                            .map(|i| match pick(i) {
+                                (true, j) => x[j],
+                                (false, j) => y[j],
                             })
                             .collect();
                         return self.store(id, Val::B(v));
                     }
                     (Val::C(x), Val::C(y)) => {
                         let v = (0..len)
-                            .map(|i| {
-                                if cs[self.at(*c, i, per)] {
-                                    x[self.at(*a, i, per)]
-                                } else {
-                                    y[self.at(*b, i, per)]
-                                }
+                            .map(|i| match pick(i) {
+                                (true, j) => x[j],
+                                (false, j) => y[j],
                             })
                             .collect();
                         return self.store(id, Val::C(v));

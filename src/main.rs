@@ -362,15 +362,9 @@ fn eval(
         }
     }
     for i in &args.inputs {
-        let (name, path) = i
-            .split_once('=')
-            .ok_or_else(|| format!("`--in {i}`: expected NAME=FILE.npy"))?;
-        let arr = diffc::npy::read_file(std::path::Path::new(path)).map_err(|e| e.to_string())?;
-        if p.masks.iter().any(|m| m.name == name) {
-            call.masks.insert(
-                name.to_string(),
-                tensor_from_npy(&arr, diffc::typed::Elem::Bool, name)?,
-            );
+        let (name, arr) = read_in(i)?;
+        if let Some(mask) = mask_input(p, name, &arr)? {
+            call.masks.insert(name.to_string(), mask);
         } else if let Some(port) = prog.inputs.iter().find(|x| x.name == name) {
             let t = tensor_from_npy(&arr, port.elem, name)?;
             if matches!(port.extent, diffc::entries::Extent::Field(_)) {
@@ -550,15 +544,9 @@ fn eval_step(
     one.r = times.get("r").copied();
     let mut outputs = std::collections::HashMap::new();
     for i in &args.inputs {
-        let (name, path) = i
-            .split_once('=')
-            .ok_or_else(|| format!("`--in {i}`: expected NAME=FILE.npy"))?;
-        let arr = diffc::npy::read_file(std::path::Path::new(path)).map_err(|e| e.to_string())?;
-        if p.masks.iter().any(|m| m.name == name) {
-            call.masks.insert(
-                name.to_string(),
-                tensor_from_npy(&arr, diffc::typed::Elem::Bool, name)?,
-            );
+        let (name, arr) = read_in(i)?;
+        if let Some(mask) = mask_input(p, name, &arr)? {
+            call.masks.insert(name.to_string(), mask);
         } else if let Some(f) = p.fields.iter().find(|f| f.name == name) {
             let t = tensor_from_npy(&arr, f.elem, name)?;
             batch.get_or_insert(t.shape.first().copied().unwrap_or(0));
@@ -617,4 +605,30 @@ fn eval_step(
         }
     }
     Ok(())
+}
+
+/// `--in NAME=FILE.npy`: the name and the array.
+fn read_in(arg: &str) -> Result<(&str, diffc::npy::Array), String> {
+    let (name, path) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`--in {arg}`: expected NAME=FILE.npy"))?;
+    let arr = diffc::npy::read_file(std::path::Path::new(path)).map_err(|e| e.to_string())?;
+    Ok((name, arr))
+}
+
+/// A node mask, when `name` is one of the process's masks.
+fn mask_input(
+    p: &diffc::typed::Process,
+    name: &str,
+    arr: &diffc::npy::Array,
+) -> Result<Option<diffc::interp::Tensor>, String> {
+    if p.masks.iter().any(|m| m.name == name) {
+        Ok(Some(diffc::interp::tensor_from_npy(
+            arr,
+            diffc::typed::Elem::Bool,
+            name,
+        )?))
+    } else {
+        Ok(None)
+    }
 }
