@@ -1858,3 +1858,53 @@ impl Ctx<'_> {
         Ok(to_tensor(shape, v))
     }
 }
+
+impl Tensor {
+    /// A tensor from an ndarray array of reals (any memory layout).
+    pub fn from_f32_array(a: &ndarray::ArrayD<f32>) -> Tensor {
+        Tensor {
+            shape: a.shape().to_vec(),
+            data: Data::F32(a.iter().cloned().collect()),
+        }
+    }
+
+    /// A tensor from an ndarray array of class indices.
+    pub fn from_class_array(a: &ndarray::ArrayD<u32>) -> Tensor {
+        Tensor {
+            shape: a.shape().to_vec(),
+            data: Data::Class(a.iter().cloned().collect()),
+        }
+    }
+
+    /// A tensor from an ndarray array of bools.
+    pub fn from_bool_array(a: &ndarray::ArrayD<bool>) -> Tensor {
+        Tensor {
+            shape: a.shape().to_vec(),
+            data: Data::Bool(a.iter().cloned().collect()),
+        }
+    }
+
+    /// The tensor as an ndarray array, when it holds reals.
+    pub fn to_f32_array(&self) -> Option<ndarray::ArrayD<f32>> {
+        match &self.data {
+            Data::F32(v) => ndarray::ArrayD::from_shape_vec(self.shape.clone(), v.clone()).ok(),
+            _ => None,
+        }
+    }
+
+    /// The tensor as an ndarray array, when it holds class indices.
+    pub fn to_class_array(&self) -> Option<ndarray::ArrayD<u32>> {
+        match &self.data {
+            Data::Class(v) => ndarray::ArrayD::from_shape_vec(self.shape.clone(), v.clone()).ok(),
+            _ => None,
+        }
+    }
+
+    /// The tensor as an ndarray array, when it holds bools.
+    pub fn to_bool_array(&self) -> Option<ndarray::ArrayD<bool>> {
+        match &self.data {
+            Data::Bool(v) => ndarray::ArrayD::from_shape_vec(self.shape.clone(), v.clone()).ok(),
+            _ => None,
+        }
+    }
+}

@@ -1010,3 +1010,32 @@ fn node_masks_leave_padding_out() {
         }
     }
 }
+
+#[test]
+fn tensors_convert_to_and_from_ndarray() {
+    use ndarray::{ArrayD, IxDyn};
+    let p = spec("ddpm.diff", "ddpm_linear");
+    let prog = lower(&p, "posterior").unwrap();
+    // A transposed (non-standard layout) array is read in its logical order.
+    let x0 =
+        ArrayD::from_shape_fn(IxDyn(&[3, 2]), |i| (i[0] * 2 + i[1]) as f32 / 10.0).reversed_axes();
+    let xt = ArrayD::<f32>::zeros(IxDyn(&[2, 3]));
+    let c = Call {
+        batch: 2,
+        inputs: [
+            ("x_0".to_string(), Tensor::from_f32_array(&x0)),
+            ("x_t".to_string(), Tensor::from_f32_array(&xt)),
+            ("t".to_string(), Tensor::scalar(1.0)),
+        ]
+        .into(),
+        ..Call::default()
+    };
+    let out = run(&p, &prog, &c).unwrap();
+    // At t = 1 the posterior mean is x_0 itself.
+    let mean = out[0].to_f32_array().unwrap();
+    assert_eq!(mean.shape(), &[2, 3]);
+    for (a, b) in mean.iter().zip(x0.iter()) {
+        assert!((a - b).abs() < 1e-6);
+    }
+    assert!(out[0].to_bool_array().is_none());
+}
