@@ -57,14 +57,7 @@ impl Grad<'_> {
     }
 
     fn push(&mut self, node: Node, kind: Kind, extent: Extent, shape: Option<Shape>) -> NodeId {
-        let id = NodeId(self.prog.nodes.len() as u32);
-        self.prog.nodes.push(NodeInfo {
-            node,
-            kind,
-            extent,
-            shape,
-        });
-        id
+        self.prog.push(node, kind, extent, shape)
     }
 
     fn konst(&mut self, x: f64) -> NodeId {

@@ -115,14 +115,7 @@ impl<'p> Lower<'p> {
         extent: Extent,
         shape: Option<Shape>,
     ) -> NodeId {
-        let id = NodeId(self.prog.nodes.len() as u32);
-        self.prog.nodes.push(NodeInfo {
-            node,
-            kind,
-            extent,
-            shape,
-        });
-        id
+        self.prog.push(node, kind, extent, shape)
     }
 
     fn input_index(&self, name: &str) -> Result<u32, String> {

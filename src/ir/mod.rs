@@ -238,4 +238,16 @@ impl Program {
     pub fn node(&self, id: NodeId) -> &NodeInfo {
         &self.nodes[id.index()]
     }
+
+    /// Add a node to the arena.
+    pub fn push(&mut self, node: Node, kind: Kind, extent: Extent, shape: Option<Shape>) -> NodeId {
+        let id = NodeId(self.nodes.len() as u32);
+        self.nodes.push(NodeInfo {
+            node,
+            kind,
+            extent,
+            shape,
+        });
+        id
+    }
 }
