@@ -79,7 +79,7 @@ pub struct Call {
 
 /// A value inside the interpreter: one entry (or K) per element of its extent.
 #[derive(Clone, Debug)]
-enum Val {
+pub(crate) enum Val {
     R(Vec<f32>),
     B(Vec<bool>),
     C(Vec<u32>),
@@ -89,30 +89,61 @@ enum Val {
     M(usize, Vec<f32>),
 }
 
-struct Ctx<'a> {
-    p: &'a Process,
-    prog: &'a Program,
-    call: &'a Call,
-    sizes: HashMap<String, usize>,
-    vals: Vec<Option<Val>>,
+pub(crate) struct Ctx<'a> {
+    pub(crate) p: &'a Process,
+    pub(crate) prog: &'a Program,
+    pub(crate) call: &'a Call,
+    pub(crate) sizes: HashMap<String, usize>,
+    pub(crate) vals: Vec<Option<Val>>,
     /// The host environment and the coefficients computed in it so far.
     env: Env,
     coefs: Vec<Option<Val>>,
     /// A sampler's state by field, its slots, the slots of the previous step, and the outputs
     /// of this step's network calls.
-    state: Vec<Option<Val>>,
-    slots: Vec<Option<Val>>,
+    pub(crate) state: Vec<Option<Val>>,
+    pub(crate) slots: Vec<Option<Val>>,
     prev: Vec<Option<Val>>,
     net: Vec<Vec<Val>>,
     /// Added to every RNG index: separates the iterations of an inner loop.
-    draw_offset: u64,
+    pub(crate) draw_offset: u64,
     /// The RNG step word: the sampler step (or the call's own).
-    step: u32,
+    pub(crate) step: u32,
     /// The uniforms of each discrete draw site, kept for `Node::Uniforms`.
     uniforms: HashMap<u32, Vec<f32>>,
+    /// A backend computing nodes in place of the interpreter.
+    accel: Option<&'a dyn Accel>,
 }
 
 pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
+    run_with(p, prog, call, None)
+}
+
+/// A backend that computes nodes and statement runs in place of the interpreter, which keeps
+/// everything else: checking inputs, the host coefficient program, network calls, the sampler's
+/// loop and its history. `Ctx::eval` asks it for every node; it answers for the nodes it
+/// compiled and for those it refuses to leave to the interpreter.
+pub(crate) trait Accel {
+    /// Compute node `id` (and any results computed with it) into `cx.vals`; `None` leaves it to
+    /// the interpreter.
+    fn node(&self, cx: &mut Ctx, id: NodeId) -> Option<Result<(), String>>;
+    /// Run the statements of `ops` from `at`; returns how many it ran, or `None` to leave them
+    /// to the interpreter.
+    fn ops(
+        &self,
+        cx: &mut Ctx,
+        ops: &[crate::ir::Op],
+        at: usize,
+    ) -> Option<Result<usize, String>>;
+    /// Run an entry (a prior, from a sampler's start).
+    fn entry(&self, p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String>;
+}
+
+pub(crate) fn run_with(
+    p: &Process,
+    prog: &Program,
+    call: &Call,
+    accel: Option<&dyn Accel>,
+) -> Result<Vec<Tensor>, String> {
     for port in &prog.inputs {
         if matches!(port.extent, crate::entries::Extent::Scalar)
             && port.name != "seed"
@@ -130,6 +161,7 @@ pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, Stri
     env.t = time_input(p, call, &p.time.name)?.unwrap_or(f64::NAN);
     env.s = time_input(p, call, "s")?;
     let mut cx = Ctx::new(p, prog, call, sizes, env);
+    cx.accel = accel;
     let mut out = Vec::new();
     for (i, r) in prog.results.iter().enumerate() {
         let v = cx.eval(*r)?;
@@ -325,12 +357,13 @@ impl<'a> Ctx<'a> {
             draw_offset: 0,
             step: call.step,
             uniforms: HashMap::new(),
+            accel: None,
         }
     }
 
     /// Host coefficient `c`, computed in f64 when first read (a coefficient with a time of its
     /// own is evaluated at that time).
-    fn coef(&mut self, c: u32) -> Result<Val, String> {
+    pub(crate) fn coef(&mut self, c: u32) -> Result<Val, String> {
         if let Some(v) = &self.coefs[c as usize] {
             return Ok(v.clone());
         }
@@ -360,7 +393,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Elements per sample of a node's shape.
-    fn per_sample(&self, shape: &Option<Shape>) -> Result<usize, String> {
+    pub(crate) fn per_sample(&self, shape: &Option<Shape>) -> Result<usize, String> {
         let Some(s) = shape else { return Ok(1) };
         let mut n = 1usize;
         for d in &s.dims {
@@ -390,9 +423,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn eval(&mut self, id: NodeId) -> Result<Val, String> {
+    pub(crate) fn eval(&mut self, id: NodeId) -> Result<Val, String> {
         if let Some(v) = &self.vals[id.index()] {
             return Ok(v.clone());
+        }
+        if let Some(a) = self.accel {
+            if let Some(r) = a.node(self, id) {
+                r?;
+                return self.vals[id.index()]
+                    .clone()
+                    .ok_or_else(|| self.bug("a backend left a node without a value"));
+            }
         }
         let info = self.prog.node(id).clone();
         let len = self.len(id)?;
@@ -711,7 +752,7 @@ impl<'a> Ctx<'a> {
         Ok(v)
     }
 
-    fn bug(&self, what: &str) -> String {
+    pub(crate) fn bug(&self, what: &str) -> String {
         format!(
             "internal error in the interpreter ({what} in `{}`); this is a bug in diffc",
             self.prog.name
@@ -1416,6 +1457,16 @@ pub fn sample(
     call: &SampleCall,
     denoiser: &mut dyn Denoiser,
 ) -> Result<HashMap<String, Tensor>, String> {
+    sample_with(p, sp, call, denoiser, None)
+}
+
+pub(crate) fn sample_with(
+    p: &Process,
+    sp: &crate::ir::SamplerProgram,
+    call: &SampleCall,
+    denoiser: &mut dyn Denoiser,
+    accel: Option<&dyn Accel>,
+) -> Result<HashMap<String, Tensor>, String> {
     let sampler = p
         .samplers
         .iter()
@@ -1519,6 +1570,7 @@ pub fn sample(
         ..Env::default()
     };
     let mut cx = Ctx::new(p, &sp.prog, &base, sizes, env);
+    cx.accel = accel;
     cx.slots = vec![None; sp.slots as usize];
     cx.prev = vec![None; sp.slots as usize];
     for (name, t) in &call.state {
@@ -1613,7 +1665,10 @@ pub fn sample(
                     sizes: cx.sizes.clone(),
                     ..Call::default()
                 };
-                let out = run(p, &prog, &c)?;
+                let out = match accel {
+                    Some(a) => a.entry(p, &prog, &c)?,
+                    None => run(p, &prog, &c)?,
+                };
                 cx.state[f] = Some(val_from_tensor(&out[0], p.fields[f].elem));
             }
         }
@@ -1705,9 +1760,30 @@ impl Ctx<'_> {
     }
 
     fn exec(&mut self, ops: &[crate::ir::Op], denoiser: &mut dyn Denoiser) -> Result<(), String> {
-        use crate::ir::Op;
-        for op in ops {
+        let mut i = 0;
+        while i < ops.len() {
             // Each op reads the state as it is now.
+            self.vals.iter_mut().for_each(|v| *v = None);
+            if let Some(a) = self.accel {
+                if let Some(n) = a.ops(self, ops, i) {
+                    i += n?;
+                    continue;
+                }
+            }
+            self.exec_op(&ops[i], denoiser)?;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Run one statement in the interpreter.
+    pub(crate) fn exec_op(
+        &mut self,
+        op: &crate::ir::Op,
+        denoiser: &mut dyn Denoiser,
+    ) -> Result<(), String> {
+        use crate::ir::Op;
+        {
             self.vals.iter_mut().for_each(|v| *v = None);
             match op {
                 Op::Slot { slot, node } => {
@@ -1788,7 +1864,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn check_finite(&self, v: &Val, name: &str) -> Result<(), String> {
+    pub(crate) fn check_finite(&self, v: &Val, name: &str) -> Result<(), String> {
         let data = match v {
             Val::R(x) | Val::V(_, x) => x,
             _ => return Ok(()),

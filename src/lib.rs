@@ -5,11 +5,13 @@
 //! The library never prints and never reads files: the CLI (`src/main.rs`) does.
 
 pub mod check;
+pub mod cpu;
 pub mod diag;
 pub mod entries;
 pub mod explain;
 pub mod interp;
 pub mod ir;
+pub mod kernel;
 pub mod npy;
 pub mod rng;
 pub mod syntax;

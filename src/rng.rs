@@ -113,17 +113,17 @@ pub fn uniform_open(word: u32) -> f32 {
 }
 
 /// Bits of the f32 nearest sqrt(2) (1.41421354, just below it): mantissas at or above it are halved.
-const SQRT2_BITS: u32 = 0x3FB5_04F3;
+pub const SQRT2_BITS: u32 = 0x3FB5_04F3;
 /// ln 2 split for Cody–Waite: `LN2_HI` has 17 significant bits, so `e * LN2_HI` is exact for |e| < 128.
-const LN2_HI: f32 = f32::from_bits(0x3F31_7180); // 0.693145751953125
-const LN2_LO: f32 = f32::from_bits(0x3717_F7D1); // 9.0580006e-6
+pub const LN2_HI: f32 = f32::from_bits(0x3F31_7180); // 0.693145751953125
+pub const LN2_LO: f32 = f32::from_bits(0x3717_F7D1); // 9.0580006e-6
 /// 2^23, to lift subnormals into the normal range.
 const TWO_POW_23: f32 = 8_388_608.0;
 
 /// Coefficients of P(f) ≈ (ln(1 + f) - f) / f^2 on [sqrt(1/2) - 1, sqrt(2) - 1], degree 8,
 /// a near-minimax fit (Lawson's weighted least squares) for the relative error of ln(1 + f),
 /// rounded to f32. The fit's own error is 4.1e-9 relative (0.07 ulp).
-const LOG_P: [f32; 9] = [
+pub const LOG_P: [f32; 9] = [
     f32::from_bits(0xBEFF_FFFC), // -0.49999988
     f32::from_bits(0x3EAA_AAA8), //  0.33333325
     f32::from_bits(0xBE80_0213), // -0.25001583
@@ -183,16 +183,16 @@ pub fn log_f32(x: f32) -> f32 {
 }
 
 /// sin(π/2 · t) = t·S1 + t·x·R(x) with x = t^2, for t in [0, 1/2]; S1 is π/2 rounded to f32.
-const SIN_S1: f32 = f32::from_bits(0x3FC9_0FDB); // 1.5707964
-const SIN_R: [f32; 4] = [
+pub const SIN_S1: f32 = f32::from_bits(0x3FC9_0FDB); // 1.5707964
+pub const SIN_R: [f32; 4] = [
     f32::from_bits(0xBF25_5E0E), // -0.64596641
     f32::from_bits(0x3DA3_4776), //  0.079726145
     f32::from_bits(0xBB9F_42B3), // -0.0048602461
     f32::from_bits(0x39F9_C0C3), //  0.00047636600
 ];
 /// cos(π/2 · t) = 1 + (x·C2 + x^2·Q(x)) with x = t^2, for t in [0, 1/2]; C2 is -π²/8 rounded to f32.
-const COS_C2: f32 = f32::from_bits(0xBF9D_E9E6); // -1.2337005
-const COS_Q: [f32; 3] = [
+pub const COS_C2: f32 = f32::from_bits(0xBF9D_E9E6); // -1.2337005
+pub const COS_Q: [f32; 3] = [
     f32::from_bits(0x3E81_E0D7), //  0.25366852
     f32::from_bits(0xBCAA_D83B), // -0.020855060
     f32::from_bits(0x3A6A_14D4), //  0.00089294952

@@ -1,0 +1,958 @@
+//! Cranelift code for one kernel, written once against `cranelift_module::Module` so that the
+//! JIT and object files share it.
+//!
+//! The function has the C signature
+//! `void k(void *const *bufs, const float *coefs, const uint64_t *sizes, uint64_t start,
+//!         uint64_t end, uint64_t seed, uint64_t step, uint64_t offset, uint32_t *status)`
+//! and computes flat elements `start..end`. Statements the same for every element run once
+//! before the loop. The main loop takes four elements at a time: f32, class and bool arithmetic
+//! runs on 128-bit vectors, contiguous loads and stores are vector moves, and everything else
+//! (indices, f64, C math functions, the generator, inner loops) runs lane by lane. A scalar loop
+//! finishes the range, so any split of the range gives the same values.
+
+use crate::kernel::build::operands;
+use crate::rng;
+use crate::kernel::*;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    self, types, AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, Type, Value,
+};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_module::{FuncId, Linkage, Module};
+use std::collections::HashMap;
+
+/// The kernel ABI (see the module doc).
+pub fn signature(m: &dyn Module) -> Signature {
+    let ptr = m.target_config().pointer_type();
+    let mut sig = m.make_signature();
+    for t in [
+        ptr,
+        ptr,
+        ptr,
+        types::I64,
+        types::I64,
+        types::I64,
+        types::I64,
+        types::I64,
+        ptr,
+    ] {
+        sig.params.push(AbiParam::new(t));
+    }
+    sig
+}
+
+/// Declare the C math functions kernels call.
+pub fn declare_libm<M: Module>(m: &mut M) -> Result<HashMap<Libm, FuncId>, String> {
+    let mut out = HashMap::new();
+    for l in Libm::ALL {
+        let t = if l.ty() == Ty::F64 { types::F64 } else { types::F32 };
+        let mut sig = m.make_signature();
+        for _ in 0..l.arity() {
+            sig.params.push(AbiParam::new(t));
+        }
+        sig.returns.push(AbiParam::new(t));
+        let id = m
+            .declare_function(l.symbol(), Linkage::Import, &sig)
+            .map_err(|e| e.to_string())?;
+        out.insert(l, id);
+    }
+    Ok(out)
+}
+
+/// Define a kernel's function; returns its id and its Cranelift IR text.
+pub fn define<M: Module>(
+    m: &mut M,
+    k: &Kernel,
+    libm: &HashMap<Libm, FuncId>,
+    symbol: &str,
+) -> Result<(FuncId, String), String> {
+    let sig = signature(m);
+    let id = m
+        .declare_function(symbol, Linkage::Export, &sig)
+        .map_err(|e| e.to_string())?;
+    let mut ctx = m.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
+    let mut fbc = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let mut refs = HashMap::new();
+        for (l, f) in libm {
+            if uses_libm(k, *l) {
+                refs.insert(*l, m.declare_func_in_func(*f, b.func));
+            }
+        }
+        let ptr = m.target_config().pointer_type();
+        Gen::emit(&mut b, k, refs, ptr);
+        b.finalize(m.target_config());
+    }
+    let clif = ctx.func.display().to_string();
+    cranelift_codegen::verify_function(&ctx.func, m.isa())
+        .map_err(|e| format!("kernel `{}` fails the Cranelift verifier: {e}", k.name))?;
+    m.define_function(id, &mut ctx)
+        .map_err(|e| format!("kernel `{}`: {e:?}", k.name))?;
+    m.clear_context(&mut ctx);
+    Ok((id, clif))
+}
+
+fn uses_libm(k: &Kernel, l: Libm) -> bool {
+    let mut hit = false;
+    k.walk(&mut |s| {
+        if let Inst::Call(x, _) = &s.inst {
+            hit |= *x == l;
+        }
+    });
+    hit
+}
+
+const LANES: usize = 4;
+
+/// How a kernel value is held while its code is emitted.
+#[derive(Clone, Debug)]
+enum Rep {
+    /// One scalar, the same in every lane.
+    S(Value),
+    /// A 128-bit vector, one lane per element.
+    Vec(Value),
+    /// One scalar per lane.
+    Lanes(Vec<Value>),
+}
+
+struct Gen<'a, 'b> {
+    b: &'a mut FunctionBuilder<'b>,
+    k: &'a Kernel,
+    ptr: Type,
+    env: Vec<Option<Rep>>,
+    tys: Vec<Ty>,
+    insts: Vec<Option<&'a Inst>>,
+    invariant: Vec<bool>,
+    libm: HashMap<Libm, FuncRef>,
+    bufs: Vec<Value>,
+    coefs: Value,
+    sizes: Value,
+    per: Value,
+    keys: Vec<(Value, Value)>,
+    step: Value,
+    offset: Value,
+    status: Variable,
+    /// The first flat index of the elements being computed.
+    i: Value,
+    lanes: usize,
+}
+
+fn vty(t: Ty) -> Type {
+    match t {
+        Ty::F32 => types::F32X4,
+        _ => types::I32X4,
+    }
+}
+
+fn sty(t: Ty) -> Type {
+    match t {
+        Ty::F32 => types::F32,
+        Ty::F64 => types::F64,
+        Ty::I32 => types::I32,
+        Ty::I64 => types::I64,
+        Ty::Bool => types::I8,
+    }
+}
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+impl<'a, 'b> Gen<'a, 'b> {
+    fn emit(b: &'a mut FunctionBuilder<'b>, k: &'a Kernel, libm: HashMap<Libm, FuncRef>, ptr: Type) {
+        let n = k.values as usize;
+        let mut tys = vec![Ty::I64; n];
+        let mut insts: Vec<Option<&Inst>> = vec![None; n];
+        k.walk(&mut |s| {
+            tys[s.id.0 as usize] = s.ty;
+        });
+        fn collect<'k>(body: &'k [Stmt], insts: &mut Vec<Option<&'k Inst>>) {
+            for s in body {
+                insts[s.id.0 as usize] = Some(&s.inst);
+                if let Inst::Loop { body, .. } = &s.inst {
+                    collect(body, insts);
+                }
+            }
+        }
+        collect(&k.body, &mut insts);
+        // Statements the same for every element.
+        let mut invariant = vec![false; n];
+        for s in &k.body {
+            invariant[s.id.0 as usize] = match &s.inst {
+                Inst::F32(_)
+                | Inst::F64(_)
+                | Inst::I32(_)
+                | Inst::I64(_)
+                | Inst::Bool(_)
+                | Inst::Coef(_)
+                | Inst::Size(_) => true,
+                Inst::Un(..) | Inst::Bin(..) | Inst::Cmp(..) | Inst::Select(..) | Inst::Call(..) => {
+                    operands(&s.inst).iter().all(|o| invariant[o.0 as usize])
+                }
+                _ => false,
+            };
+        }
+
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let p = b.block_params(entry).to_vec();
+        let (bufs_p, coefs, sizes, start, end, seed, step, offset, status_p) =
+            (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]);
+        let bufs = (0..k.bufs.len())
+            .map(|j| b.ins().load(ptr, flags(), bufs_p, (8 * j) as i32))
+            .collect();
+        let status = b.declare_var(types::I32);
+        let zero32 = b.ins().iconst(types::I32, 0);
+        b.def_var(status, zero32);
+        // The element count per sample.
+        let mut per = b.ins().iconst(types::I64, 1);
+        for d in &k.domain {
+            let s = b.ins().load(types::I64, flags(), sizes, (8 * d) as i32);
+            per = b.ins().imul(per, s);
+        }
+        // Philox round keys and the counter's step word.
+        let mut k0 = b.ins().ireduce(types::I32, seed);
+        let hi = b.ins().ushr_imm_u(seed, 32);
+        let mut k1 = b.ins().ireduce(types::I32, hi);
+        let mut keys = vec![(k0, k1)];
+        for _ in 1..10 {
+            k0 = b.ins().iadd_imm_u(k0, rng::PHILOX_W0 as i64);
+            k1 = b.ins().iadd_imm_u(k1, rng::PHILOX_W1 as i64);
+            keys.push((k0, k1));
+        }
+        let step = b.ins().ireduce(types::I32, step);
+
+        let mut g = Gen {
+            b,
+            k,
+            ptr,
+            env: vec![None; n],
+            tys,
+            insts,
+            invariant,
+            libm,
+            bufs,
+            coefs,
+            sizes,
+            per,
+            keys,
+            step,
+            offset,
+            status,
+            i: start,
+            lanes: 1,
+        };
+        for s in &k.body {
+            if g.invariant[s.id.0 as usize] {
+                let v = g.scalar(s, 0);
+                g.env[s.id.0 as usize] = Some(Rep::S(v));
+            }
+        }
+
+        // The vector loop: while i + 4 <= end.
+        let ivar = g.b.declare_var(types::I64);
+        g.b.def_var(ivar, start);
+        let vhead = g.b.create_block();
+        let vbody = g.b.create_block();
+        let shead = g.b.create_block();
+        let sbody = g.b.create_block();
+        let exit = g.b.create_block();
+        g.b.ins().jump(vhead, &[]);
+        g.b.switch_to_block(vhead);
+        let i = g.b.use_var(ivar);
+        let i4 = g.b.ins().iadd_imm_s(i, LANES as i64);
+        let fits = g.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, i4, end);
+        g.b.ins().brif(fits, vbody, &[], shead, &[]);
+        g.b.switch_to_block(vbody);
+        g.b.seal_block(vbody);
+        g.i = i;
+        g.lanes = LANES;
+        g.body();
+        let next = g.b.ins().iadd_imm_s(i, LANES as i64);
+        g.b.def_var(ivar, next);
+        g.b.ins().jump(vhead, &[]);
+        g.b.seal_block(vhead);
+
+        // The scalar loop for the rest.
+        g.b.switch_to_block(shead);
+        g.b.seal_block(shead);
+        let shead2 = g.b.create_block();
+        g.b.ins().jump(shead2, &[]);
+        g.b.switch_to_block(shead2);
+        let i = g.b.use_var(ivar);
+        let more = g.b.ins().icmp(IntCC::UnsignedLessThan, i, end);
+        g.b.ins().brif(more, sbody, &[], exit, &[]);
+        g.b.switch_to_block(sbody);
+        g.b.seal_block(sbody);
+        g.i = i;
+        g.lanes = 1;
+        g.body();
+        let next = g.b.ins().iadd_imm_s(i, 1);
+        g.b.def_var(ivar, next);
+        g.b.ins().jump(shead2, &[]);
+        g.b.seal_block(shead2);
+
+        g.b.switch_to_block(exit);
+        g.b.seal_block(exit);
+        let st = g.b.use_var(g.status);
+        let old = g.b.ins().load(types::I32, flags(), status_p, 0);
+        let new = g.b.ins().bor(old, st);
+        g.b.ins().store(flags(), new, status_p, 0);
+        g.b.ins().return_(&[]);
+    }
+
+    /// The per-element statements, for `self.lanes` elements from `self.i`.
+    fn body(&mut self) {
+        for (j, e) in self.env.iter_mut().enumerate() {
+            if !self.invariant[j] {
+                *e = None;
+            }
+        }
+        for s in &self.k.body {
+            if self.invariant[s.id.0 as usize] {
+                continue;
+            }
+            let r = if self.lanes == 1 {
+                Rep::S(self.scalar(s, 0))
+            } else {
+                self.vector(s)
+            };
+            self.env[s.id.0 as usize] = Some(r);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Representations
+    // -----------------------------------------------------------------------------------------
+
+    fn rep(&self, v: V) -> Rep {
+        self.env[v.0 as usize]
+            .clone()
+            .unwrap_or_else(|| panic!("kernel value {v} used before it is defined"))
+    }
+
+    /// Lane `l` of a value as a scalar.
+    fn lane(&mut self, v: V, l: usize) -> Value {
+        match self.rep(v) {
+            Rep::S(x) => x,
+            Rep::Lanes(xs) => xs[l],
+            Rep::Vec(x) => {
+                let e = self.b.ins().extractlane(x, l as u8);
+                if self.tys[v.0 as usize] == Ty::Bool {
+                    self.b.ins().icmp_imm_u(IntCC::NotEqual, e, 0)
+                } else {
+                    e
+                }
+            }
+        }
+    }
+
+    /// A scalar bool (0 or 1) as a vector lane mask (0 or all ones).
+    fn mask_of(&mut self, x: Value) -> Value {
+        let w = self.b.ins().uextend(types::I32, x);
+        self.b.ins().ineg(w)
+    }
+
+    /// A value as a vector.
+    fn vec(&mut self, v: V) -> Value {
+        let ty = self.tys[v.0 as usize];
+        match self.rep(v) {
+            Rep::Vec(x) => x,
+            Rep::S(x) => {
+                let x = if ty == Ty::Bool { self.mask_of(x) } else { x };
+                self.b.ins().splat(vty(ty), x)
+            }
+            Rep::Lanes(xs) => {
+                let xs: Vec<Value> = if ty == Ty::Bool {
+                    xs.iter().map(|x| self.mask_of(*x)).collect()
+                } else {
+                    xs
+                };
+                let mut out = self.b.ins().splat(vty(ty), xs[0]);
+                for (l, x) in xs.iter().enumerate().skip(1) {
+                    out = self.b.ins().insertlane(out, *x, l as u8);
+                }
+                out
+            }
+        }
+    }
+
+    fn is_flat(&self, v: V) -> bool {
+        matches!(self.insts[v.0 as usize], Some(Inst::Flat))
+    }
+
+    /// Can this statement run on vectors?
+    fn vectorizable(&self, s: &Stmt) -> bool {
+        let vt = |t: Ty| matches!(t, Ty::F32 | Ty::I32 | Ty::Bool);
+        let ops = operands(&s.inst);
+        match &s.inst {
+            Inst::Load { buf, index, .. } => {
+                let b = &self.k.bufs[*buf as usize];
+                self.is_flat(*index) && b.width == 1 && b.store != Store::U8
+            }
+            Inst::Store { buf, index, .. } => {
+                let b = &self.k.bufs[*buf as usize];
+                self.is_flat(*index) && b.width == 1 && b.store != Store::U8
+            }
+            Inst::Un(op, a) => {
+                let ta = self.tys[a.0 as usize];
+                match op {
+                    Un::Neg | Un::Abs | Un::Sqrt | Un::Floor => ta == Ty::F32,
+                    Un::Not => ta == Ty::Bool,
+                    Un::BoolToF32 => true,
+                    Un::ToI32 => ta == Ty::F32,
+                    Un::I32ToF32 => ta == Ty::I32,
+                    _ => false,
+                }
+            }
+            Inst::Bin(op, a, _) => {
+                let ta = self.tys[a.0 as usize];
+                match ta {
+                    Ty::F32 => matches!(
+                        op,
+                        Bin::Add | Bin::Sub | Bin::Mul | Bin::Div | Bin::Min | Bin::Max
+                    ),
+                    Ty::Bool => matches!(op, Bin::And | Bin::Or),
+                    Ty::I32 => matches!(op, Bin::Add | Bin::Sub),
+                    _ => false,
+                }
+            }
+            Inst::Cmp(_, a, _) => matches!(self.tys[a.0 as usize], Ty::F32 | Ty::I32),
+            Inst::Select(..) => vt(s.ty),
+            Inst::Fail(..) => true,
+            _ => {
+                let _ = ops;
+                false
+            }
+        }
+    }
+
+    /// One statement over four lanes.
+    fn vector(&mut self, s: &Stmt) -> Rep {
+        let ops = operands(&s.inst);
+        // Statements whose operands are all the same in every lane stay scalar (a load at a
+        // per-sample index is not: its index differs per lane unless it is invariant).
+        let uniform = !matches!(
+            s.inst,
+            Inst::Flat
+                | Inst::Sample
+                | Inst::Elem
+                | Inst::Normal { .. }
+                | Inst::Uniform { .. }
+                | Inst::Store { .. }
+                | Inst::Fail(..)
+                | Inst::Loop { .. }
+        ) && ops
+            .iter()
+            .all(|o| matches!(self.env[o.0 as usize], Some(Rep::S(_))));
+        if uniform {
+            return Rep::S(self.scalar(s, 0));
+        }
+        if !self.vectorizable(s) {
+            let xs = (0..LANES).map(|l| self.scalar(s, l)).collect();
+            return Rep::Lanes(xs);
+        }
+        let ty = s.ty;
+        match &s.inst {
+            Inst::Load { buf, comp, .. } => {
+                let bb = &self.k.bufs[*buf as usize];
+                let bytes = bb.store.bytes() as i64;
+                let _ = comp;
+                let off = self.b.ins().imul_imm_s(self.i, bytes);
+                let addr = self.b.ins().iadd(self.bufs[*buf as usize], off);
+                Rep::Vec(self.b.ins().load(vty(ty), flags(), addr, 0))
+            }
+            Inst::Store { buf, value, .. } => {
+                let bb = &self.k.bufs[*buf as usize];
+                let bytes = bb.store.bytes() as i64;
+                let x = self.vec(*value);
+                let off = self.b.ins().imul_imm_s(self.i, bytes);
+                let addr = self.b.ins().iadd(self.bufs[*buf as usize], off);
+                self.b.ins().store(flags(), x, addr, 0);
+                Rep::S(x)
+            }
+            Inst::Un(op, a) => {
+                let x = self.vec(*a);
+                Rep::Vec(match op {
+                    Un::Neg => self.b.ins().fneg(x),
+                    Un::Abs => self.b.ins().fabs(x),
+                    Un::Sqrt => self.b.ins().sqrt(x),
+                    Un::Floor => self.b.ins().floor(x),
+                    Un::Not => self.b.ins().bnot(x),
+                    Un::ToI32 => self.b.ins().fcvt_to_uint_sat(types::I32X4, x),
+                    Un::I32ToF32 => self.b.ins().fcvt_from_uint(types::F32X4, x),
+                    Un::BoolToF32 => {
+                        let x = if self.tys[a.0 as usize] == Ty::Bool {
+                            x
+                        } else {
+                            return Rep::Lanes((0..LANES).map(|l| self.scalar(s, l)).collect());
+                        };
+                        let one = self.b.ins().f32const(1.0);
+                        let one = self.b.ins().splat(types::F32X4, one);
+                        let one_i = self.b.ins().bitcast(types::I32X4, MemFlagsData::new(), one);
+                        let r = self.b.ins().band(x, one_i);
+                        self.b.ins().bitcast(types::F32X4, MemFlagsData::new(), r)
+                    }
+                    _ => unreachable!(),
+                })
+            }
+            Inst::Bin(op, a, c) => {
+                let (x, y) = (self.vec(*a), self.vec(*c));
+                Rep::Vec(match op {
+                    Bin::Add if ty == Ty::F32 => self.b.ins().fadd(x, y),
+                    Bin::Sub if ty == Ty::F32 => self.b.ins().fsub(x, y),
+                    Bin::Add => self.b.ins().iadd(x, y),
+                    Bin::Sub => self.b.ins().isub(x, y),
+                    Bin::Mul => self.b.ins().fmul(x, y),
+                    Bin::Div => self.b.ins().fdiv(x, y),
+                    Bin::Min | Bin::Max => self.minmax_v(*op, x, y),
+                    Bin::And => self.b.ins().band(x, y),
+                    Bin::Or => self.b.ins().bor(x, y),
+                    _ => unreachable!(),
+                })
+            }
+            Inst::Cmp(op, a, c) => {
+                let (x, y) = (self.vec(*a), self.vec(*c));
+                Rep::Vec(if self.tys[a.0 as usize] == Ty::F32 {
+                    self.b.ins().fcmp(fcc(*op), x, y)
+                } else {
+                    self.b.ins().icmp(icc(*op), x, y)
+                })
+            }
+            Inst::Select(c, a, d) => {
+                let m = self.vec(*c);
+                let (x, y) = (self.vec(*a), self.vec(*d));
+                Rep::Vec(if ty == Ty::F32 {
+                    let m = self.b.ins().bitcast(types::F32X4, MemFlagsData::new(), m);
+                    self.b.ins().bitselect(m, x, y)
+                } else {
+                    self.b.ins().bitselect(m, x, y)
+                })
+            }
+            Inst::Fail(c, bits) => {
+                let m = self.vec(*c);
+                let any = self.b.ins().vany_true(m);
+                self.raise(any, *bits);
+                Rep::S(any)
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    fn raise(&mut self, cond: Value, bits: u32) {
+        let on = self.b.ins().iconst(types::I32, bits as i64);
+        let off = self.b.ins().iconst(types::I32, 0);
+        let x = self.b.ins().select(cond, on, off);
+        let st = self.b.use_var(self.status);
+        let st = self.b.ins().bor(st, x);
+        self.b.def_var(self.status, st);
+    }
+
+    /// `f32::min` / `f32::max` on vectors: a NaN first operand gives the second; equal operands
+    /// give the first.
+    fn minmax_v(&mut self, op: Bin, x: Value, y: Value) -> Value {
+        let take_y = if op == Bin::Max {
+            self.b.ins().fcmp(FloatCC::LessThan, x, y)
+        } else {
+            self.b.ins().fcmp(FloatCC::LessThan, y, x)
+        };
+        let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+        let take_y = self.b.ins().bor(take_y, nan);
+        let m = self.b.ins().bitcast(types::F32X4, MemFlagsData::new(), take_y);
+        self.b.ins().bitselect(m, y, x)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Scalar code: lane `l` of a statement
+    // -----------------------------------------------------------------------------------------
+
+    fn scalar(&mut self, s: &Stmt, l: usize) -> Value {
+        let ty = s.ty;
+        match &s.inst {
+            Inst::F32(x) => self.b.ins().f32const(*x),
+            Inst::F64(x) => self.b.ins().f64const(*x),
+            Inst::I32(x) => self.b.ins().iconst(types::I32, *x as i64),
+            Inst::I64(x) => self.b.ins().iconst(types::I64, *x as i64),
+            Inst::Bool(x) => self.b.ins().iconst(types::I8, *x as i64),
+            Inst::Coef(i) => self.b.ins().load(types::F32, flags(), self.coefs, (4 * i) as i32),
+            Inst::Size(i) => self.b.ins().load(types::I64, flags(), self.sizes, (8 * i) as i32),
+            Inst::Flat => self.b.ins().iadd_imm_s(self.i, l as i64),
+            Inst::Sample => {
+                let f = self.b.ins().iadd_imm_s(self.i, l as i64);
+                self.b.ins().udiv(f, self.per)
+            }
+            Inst::Elem => {
+                let f = self.b.ins().iadd_imm_s(self.i, l as i64);
+                self.b.ins().urem(f, self.per)
+            }
+            Inst::Load { buf, index, comp } => {
+                let bb = self.k.bufs[*buf as usize].clone();
+                let idx = self.lane(*index, l);
+                let addr = self.address(*buf, idx, bb.width, *comp);
+                match bb.store {
+                    Store::F32 => self.b.ins().load(types::F32, flags(), addr, 0),
+                    Store::U32 => self.b.ins().load(types::I32, flags(), addr, 0),
+                    Store::U8 => {
+                        let x = self.b.ins().load(types::I8, flags(), addr, 0);
+                        self.b.ins().icmp_imm_u(IntCC::NotEqual, x, 0)
+                    }
+                }
+            }
+            Inst::Store {
+                buf,
+                index,
+                comp,
+                value,
+            } => {
+                let bb = self.k.bufs[*buf as usize].clone();
+                let idx = self.lane(*index, l);
+                let x = self.lane(*value, l);
+                let addr = self.address(*buf, idx, bb.width, *comp);
+                self.b.ins().store(flags(), x, addr, 0);
+                x
+            }
+            Inst::Un(op, a) => {
+                let x = self.lane(*a, l);
+                match op {
+                    Un::Neg => self.b.ins().fneg(x),
+                    Un::Not => self.b.ins().bxor_imm_u(x, 1),
+                    Un::Abs => self.b.ins().fabs(x),
+                    Un::Sqrt => self.b.ins().sqrt(x),
+                    Un::Floor => self.b.ins().floor(x),
+                    Un::ToI32 => self.b.ins().fcvt_to_uint_sat(types::I32, x),
+                    Un::I32ToF32 => self.b.ins().fcvt_from_uint(types::F32, x),
+                    Un::BoolToF32 => {
+                        let one = self.b.ins().f32const(1.0);
+                        let zero = self.b.ins().f32const(0.0);
+                        self.b.ins().select(x, one, zero)
+                    }
+                    Un::F32ToF64 => self.b.ins().fpromote(types::F64, x),
+                    Un::F64ToF32 => self.b.ins().fdemote(types::F32, x),
+                    Un::I32ToI64 => self.b.ins().uextend(types::I64, x),
+                }
+            }
+            Inst::Bin(op, a, c) => {
+                let (x, y) = (self.lane(*a, l), self.lane(*c, l));
+                let float = matches!(self.tys[a.0 as usize], Ty::F32 | Ty::F64);
+                match op {
+                    Bin::Add if float => self.b.ins().fadd(x, y),
+                    Bin::Sub if float => self.b.ins().fsub(x, y),
+                    Bin::Mul if float => self.b.ins().fmul(x, y),
+                    Bin::Div if float => self.b.ins().fdiv(x, y),
+                    Bin::Add => self.b.ins().iadd(x, y),
+                    Bin::Sub => self.b.ins().isub(x, y),
+                    Bin::Mul => self.b.ins().imul(x, y),
+                    Bin::Div | Bin::UDiv => self.b.ins().udiv(x, y),
+                    Bin::URem => self.b.ins().urem(x, y),
+                    Bin::Shr => self.b.ins().ushr(x, y),
+                    Bin::BitAnd | Bin::And => self.b.ins().band(x, y),
+                    Bin::Or => self.b.ins().bor(x, y),
+                    Bin::Min | Bin::Max => {
+                        let take_y = if *op == Bin::Max {
+                            self.b.ins().fcmp(FloatCC::LessThan, x, y)
+                        } else {
+                            self.b.ins().fcmp(FloatCC::LessThan, y, x)
+                        };
+                        let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+                        let take_y = self.b.ins().bor(take_y, nan);
+                        self.b.ins().select(take_y, y, x)
+                    }
+                }
+            }
+            Inst::Cmp(op, a, c) => {
+                let (x, y) = (self.lane(*a, l), self.lane(*c, l));
+                match self.tys[a.0 as usize] {
+                    Ty::F32 | Ty::F64 => self.b.ins().fcmp(fcc(*op), x, y),
+                    _ => self.b.ins().icmp(icc(*op), x, y),
+                }
+            }
+            Inst::Select(c, a, d) => {
+                let (cv, x, y) = (self.lane(*c, l), self.lane(*a, l), self.lane(*d, l));
+                self.b.ins().select(cv, x, y)
+            }
+            Inst::Call(f, args) => {
+                let xs: Vec<Value> = args.iter().map(|a| self.lane(*a, l)).collect();
+                let fr = self.libm[f];
+                let call = self.b.ins().call(fr, &xs);
+                self.b.inst_results(call)[0]
+            }
+            Inst::Normal { site, index } => {
+                let idx = self.lane(*index, l);
+                self.normal(*site, idx)
+            }
+            Inst::Uniform { site, index } => {
+                let idx = self.lane(*index, l);
+                self.uniform(*site, idx)
+            }
+            Inst::Fail(c, bits) => {
+                let cv = self.lane(*c, l);
+                self.raise(cv, *bits);
+                cv
+            }
+            Inst::Loop {
+                count,
+                init,
+                index,
+                acc,
+                body,
+                next,
+            } => {
+                let n = self.lane(*count, l);
+                let x0 = self.lane(*init, l);
+                let iv = self.b.declare_var(types::I64);
+                let av = self.b.declare_var(sty(ty));
+                let z = self.b.ins().iconst(types::I64, 0);
+                self.b.def_var(iv, z);
+                self.b.def_var(av, x0);
+                let head = self.b.create_block();
+                let blk = self.b.create_block();
+                let out = self.b.create_block();
+                self.b.ins().jump(head, &[]);
+                self.b.switch_to_block(head);
+                let j = self.b.use_var(iv);
+                let go = self.b.ins().icmp(IntCC::UnsignedLessThan, j, n);
+                self.b.ins().brif(go, blk, &[], out, &[]);
+                self.b.switch_to_block(blk);
+                self.b.seal_block(blk);
+                let a = self.b.use_var(av);
+                self.env[index.0 as usize] = Some(Rep::S(j));
+                self.env[acc.0 as usize] = Some(Rep::S(a));
+                for st in body {
+                    if matches!(st.inst, Inst::LoopIndex | Inst::LoopAcc) {
+                        continue;
+                    }
+                    let v = self.scalar(st, l);
+                    self.env[st.id.0 as usize] = Some(Rep::S(v));
+                }
+                let nx = self.lane(*next, l);
+                self.b.def_var(av, nx);
+                let j1 = self.b.ins().iadd_imm_s(j, 1);
+                self.b.def_var(iv, j1);
+                self.b.ins().jump(head, &[]);
+                self.b.seal_block(head);
+                self.b.switch_to_block(out);
+                self.b.seal_block(out);
+                self.b.use_var(av)
+            }
+            Inst::LoopIndex | Inst::LoopAcc => unreachable!("loop placeholders are bound by the loop"),
+        }
+    }
+
+    fn address(&mut self, buf: u32, idx: Value, width: u32, comp: u32) -> Value {
+        let bytes = self.k.bufs[buf as usize].store.bytes() as i64;
+        let e = if width == 1 {
+            idx
+        } else {
+            self.b.ins().imul_imm_s(idx, width as i64)
+        };
+        let e = if comp == 0 {
+            e
+        } else {
+            self.b.ins().iadd_imm_s(e, comp as i64)
+        };
+        let off = self.b.ins().imul_imm_s(e, bytes);
+        let _ = self.ptr;
+        self.b.ins().iadd(self.bufs[buf as usize], off)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The generator (crate::rng), scalar
+    // -----------------------------------------------------------------------------------------
+
+    /// The four words of block `block` of a site.
+    fn philox(&mut self, site: u32, block: Value) -> [Value; 4] {
+        let b = &mut *self.b;
+        let mut c0 = b.ins().ireduce(types::I32, block);
+        let hi = b.ins().ushr_imm_u(block, 32);
+        let mut c1 = b.ins().ireduce(types::I32, hi);
+        let mut c2 = self.step;
+        let mut c3 = b.ins().iconst(types::I32, site as i64);
+        let m0 = b.ins().iconst(types::I32, rng::PHILOX_M0 as i64);
+        let m1 = b.ins().iconst(types::I32, rng::PHILOX_M1 as i64);
+        for r in 0..10 {
+            let (k0, k1) = self.keys[r];
+            let hi0 = b.ins().umulhi(m0, c0);
+            let lo0 = b.ins().imul(m0, c0);
+            let hi1 = b.ins().umulhi(m1, c2);
+            let lo1 = b.ins().imul(m1, c2);
+            let x = b.ins().bxor(hi1, c1);
+            let n0 = b.ins().bxor(x, k0);
+            let y = b.ins().bxor(hi0, c3);
+            let n2 = b.ins().bxor(y, k1);
+            c0 = n0;
+            c1 = lo1;
+            c2 = n2;
+            c3 = lo0;
+        }
+        [c0, c1, c2, c3]
+    }
+
+    fn uniform_open(&mut self, w: Value) -> Value {
+        let b = &mut *self.b;
+        let s = b.ins().ushr_imm_u(w, 9);
+        let f = b.ins().fcvt_from_uint(types::F32, s);
+        let h = b.ins().f32const(0.5);
+        let f = b.ins().fadd(f, h);
+        let sc = b.ins().f32const(1.0 / 8_388_608.0);
+        b.ins().fmul(f, sc)
+    }
+
+    fn block_and_word(&mut self, index: Value) -> (Value, Value) {
+        let idx = self.b.ins().iadd(index, self.offset);
+        let block = self.b.ins().ushr_imm_u(idx, 2);
+        let j = self.b.ins().band_imm_u(idx, 3);
+        let j = self.b.ins().ireduce(types::I32, j);
+        (block, j)
+    }
+
+    fn uniform(&mut self, site: u32, index: Value) -> Value {
+        let (block, j) = self.block_and_word(index);
+        let w = self.philox(site, block);
+        let b = &mut *self.b;
+        let is1 = b.ins().icmp_imm_u(IntCC::Equal, j, 1);
+        let is2 = b.ins().icmp_imm_u(IntCC::Equal, j, 2);
+        let is3 = b.ins().icmp_imm_u(IntCC::Equal, j, 3);
+        let x = b.ins().select(is3, w[3], w[0]);
+        let x = b.ins().select(is2, w[2], x);
+        let x = b.ins().select(is1, w[1], x);
+        self.uniform_open(x)
+    }
+
+    fn normal(&mut self, site: u32, index: Value) -> Value {
+        let (block, j) = self.block_and_word(index);
+        let w = self.philox(site, block);
+        let b = &mut *self.b;
+        let hi = b.ins().band_imm_u(j, 2);
+        let odd = b.ins().band_imm_u(j, 1);
+        let wa = b.ins().select(hi, w[2], w[0]);
+        let wb = b.ins().select(hi, w[3], w[1]);
+        let u0 = self.uniform_open(wa);
+        let u1 = self.uniform_open(wb);
+        let lg = self.log_unit(u0);
+        let b = &mut *self.b;
+        let m2 = b.ins().f32const(-2.0);
+        let t = b.ins().fmul(m2, lg);
+        let r = b.ins().sqrt(t);
+        let (s, c) = self.sincos(u1);
+        let b = &mut *self.b;
+        let zs = b.ins().fmul(r, s);
+        let zc = b.ins().fmul(r, c);
+        b.ins().select(odd, zs, zc)
+    }
+
+    /// `rng::log_f32` on the uniforms of `uniform_open` (normal numbers in (0, 1), so the
+    /// special cases of the general function never arise).
+    fn log_unit(&mut self, x: Value) -> Value {
+        let b = &mut *self.b;
+        let bits = b.ins().bitcast(types::I32, MemFlagsData::new(), x);
+        let e = b.ins().ushr_imm_u(bits, 23);
+        let e = b.ins().iadd_imm_s(e, -127);
+        let m = b.ins().band_imm_u(bits, 0x007F_FFFF);
+        let m = b.ins().bor_imm_u(m, 0x3F80_0000);
+        let big = b.ins().icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, m, rng::SQRT2_BITS as i64);
+        let m2 = b.ins().iadd_imm_s(m, -0x0080_0000);
+        let m = b.ins().select(big, m2, m);
+        let e2 = b.ins().iadd_imm_s(e, 1);
+        let e = b.ins().select(big, e2, e);
+        let mf = b.ins().bitcast(types::F32, MemFlagsData::new(), m);
+        let one = b.ins().f32const(1.0);
+        let f = b.ins().fsub(mf, one);
+        let mut p = b.ins().f32const(rng::LOG_P[8]);
+        for c in rng::LOG_P[..8].iter().rev() {
+            let t = b.ins().fmul(p, f);
+            let k = b.ins().f32const(*c);
+            p = b.ins().fadd(t, k);
+        }
+        let ff = b.ins().fmul(f, f);
+        let t = b.ins().fmul(ff, p);
+        let ef = b.ins().fcvt_from_sint(types::F32, e);
+        let ln2hi = b.ins().f32const(rng::LN2_HI);
+        let ln2lo = b.ins().f32const(rng::LN2_LO);
+        let hi = b.ins().fmul(ef, ln2hi);
+        let el = b.ins().fmul(ef, ln2lo);
+        let tl = b.ins().fadd(t, el);
+        let lo = b.ins().fadd(f, tl);
+        b.ins().fadd(hi, lo)
+    }
+
+    /// `rng::sincos_2pi_f32`: (sin 2πu, cos 2πu).
+    fn sincos(&mut self, u: Value) -> (Value, Value) {
+        let b = &mut *self.b;
+        let four = b.ins().f32const(4.0);
+        let v = b.ins().fmul(u, four);
+        let q = b.ins().fcvt_to_uint(types::I32, v);
+        let qf = b.ins().fcvt_from_uint(types::F32, q);
+        let r = b.ins().fsub(v, qf);
+        let half = b.ins().f32const(0.5);
+        let mirror = b.ins().fcmp(FloatCC::GreaterThan, r, half);
+        let one = b.ins().f32const(1.0);
+        let rm = b.ins().fsub(one, r);
+        let t = b.ins().select(mirror, rm, r);
+        let x = b.ins().fmul(t, t);
+        let mut sr = b.ins().f32const(rng::SIN_R[3]);
+        for c in rng::SIN_R[..3].iter().rev() {
+            let m = b.ins().fmul(sr, x);
+            let k = b.ins().f32const(*c);
+            sr = b.ins().fadd(m, k);
+        }
+        let s1 = b.ins().f32const(rng::SIN_S1);
+        let ts = b.ins().fmul(t, s1);
+        let tx = b.ins().fmul(t, x);
+        let txs = b.ins().fmul(tx, sr);
+        let s = b.ins().fadd(ts, txs);
+        let mut cq = b.ins().f32const(rng::COS_Q[2]);
+        for c in rng::COS_Q[..2].iter().rev() {
+            let m = b.ins().fmul(cq, x);
+            let k = b.ins().f32const(*c);
+            cq = b.ins().fadd(m, k);
+        }
+        let c2 = b.ins().f32const(rng::COS_C2);
+        let xc = b.ins().fmul(x, c2);
+        let xx = b.ins().fmul(x, x);
+        let xxq = b.ins().fmul(xx, cq);
+        let inner = b.ins().fadd(xc, xxq);
+        let c = b.ins().fadd(one, inner);
+        let (s, c) = (b.ins().select(mirror, c, s), b.ins().select(mirror, s, c));
+        let ns = b.ins().fneg(s);
+        let nc = b.ins().fneg(c);
+        let q3 = b.ins().band_imm_u(q, 3);
+        let is1 = b.ins().icmp_imm_u(IntCC::Equal, q3, 1);
+        let is2 = b.ins().icmp_imm_u(IntCC::Equal, q3, 2);
+        let is3 = b.ins().icmp_imm_u(IntCC::Equal, q3, 3);
+        // q 0: (s, c); 1: (c, -s); 2: (-s, -c); 3: (-c, s).
+        let so = b.ins().select(is3, nc, s);
+        let so = b.ins().select(is2, ns, so);
+        let so = b.ins().select(is1, c, so);
+        let co = b.ins().select(is3, s, c);
+        let co = b.ins().select(is2, nc, co);
+        let co = b.ins().select(is1, ns, co);
+        (so, co)
+    }
+}
+
+fn fcc(c: Cmp) -> FloatCC {
+    match c {
+        Cmp::Lt => FloatCC::LessThan,
+        Cmp::Le => FloatCC::LessThanOrEqual,
+        Cmp::Gt => FloatCC::GreaterThan,
+        Cmp::Ge => FloatCC::GreaterThanOrEqual,
+        Cmp::Eq => FloatCC::Equal,
+        Cmp::Ne => FloatCC::NotEqual,
+    }
+}
+
+fn icc(c: Cmp) -> IntCC {
+    match c {
+        Cmp::Lt => IntCC::UnsignedLessThan,
+        Cmp::Le => IntCC::UnsignedLessThanOrEqual,
+        Cmp::Gt => IntCC::UnsignedGreaterThan,
+        Cmp::Ge => IntCC::UnsignedGreaterThanOrEqual,
+        Cmp::Eq => IntCC::Equal,
+        Cmp::Ne => IntCC::NotEqual,
+    }
+}

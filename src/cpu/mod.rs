@@ -1,0 +1,513 @@
+//! The CPU backend: kernels compiled to native code by Cranelift.
+//!
+//! `run` and `sample` take the same calls as the interpreter's and give the same results: the
+//! interpreter keeps the host's part (checking inputs, coefficients in f64, network calls, the
+//! sampler's loop) and every element loop runs as a compiled kernel (`crate::kernel`).
+//! A compiled program (`Compiled`) is specific to which draws the caller supplies and which
+//! node masks it gives (`Variant`); `run` and `sample` compile what they need.
+//!
+//! Threads: a kernel's element range is split into contiguous pieces, one per thread, at
+//! multiples of four elements; values never depend on the split (the generator is counter-based
+//! and every element is computed alone).
+
+pub mod codegen;
+
+use crate::interp::{self, Accel, Call, Ctx, Data, Denoiser, SampleCall, Tensor, Val};
+use crate::ir::{Extent, NodeId, Op, Program, SamplerProgram};
+use crate::kernel::build::{self, op_key, Plan, Variant};
+use crate::kernel::{BufSrc, Kernel, Store, Target, FAIL_CLASS, FAIL_INDEX};
+use crate::typed::Process;
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_jit::{JITBuilder, JITModule};
+use std::collections::HashMap;
+
+/// A compiled kernel: `(bufs, coefs, sizes, start, end, seed, step, offset, status)`.
+pub type KernelFn = unsafe extern "C" fn(
+    *const *mut u8,
+    *const f32,
+    *const u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    *mut u32,
+);
+
+/// How kernels run.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Threads per kernel (at most; small ranges use fewer).
+    pub threads: usize,
+    /// Elements below which a kernel runs on one thread.
+    pub min_per_thread: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let threads = std::env::var("DIFFC_THREADS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        Options {
+            threads: threads.max(1),
+            min_per_thread: 1 << 15,
+        }
+    }
+}
+
+/// The target ISA of this machine (for the JIT) or a position-independent one (for objects
+/// linked into shared libraries).
+pub fn isa(pic: bool) -> Result<OwnedTargetIsa, String> {
+    let mut fb = settings::builder();
+    fb.set("opt_level", "speed").map_err(|e| e.to_string())?;
+    fb.set("enable_verifier", "true").map_err(|e| e.to_string())?;
+    fb.set("is_pic", if pic { "true" } else { "false" })
+        .map_err(|e| e.to_string())?;
+    let ib = cranelift_native::builder().map_err(|e| e.to_string())?;
+    ib.finish(settings::Flags::new(fb)).map_err(|e| e.to_string())
+}
+
+// The C math functions, through Rust's own methods so that kernels call exactly what the
+// interpreter calls.
+extern "C" fn expf_(x: f32) -> f32 {
+    x.exp()
+}
+extern "C" fn logf_(x: f32) -> f32 {
+    x.ln()
+}
+extern "C" fn expm1f_(x: f32) -> f32 {
+    x.exp_m1()
+}
+extern "C" fn log1pf_(x: f32) -> f32 {
+    x.ln_1p()
+}
+extern "C" fn sinf_(x: f32) -> f32 {
+    x.sin()
+}
+extern "C" fn cosf_(x: f32) -> f32 {
+    x.cos()
+}
+extern "C" fn tanhf_(x: f32) -> f32 {
+    x.tanh()
+}
+extern "C" fn powf_(x: f32, y: f32) -> f32 {
+    x.powf(y)
+}
+extern "C" fn log_(x: f64) -> f64 {
+    x.ln()
+}
+
+fn libm_symbols() -> Vec<(&'static str, *const u8)> {
+    vec![
+        ("expf", expf_ as *const u8),
+        ("logf", logf_ as *const u8),
+        ("expm1f", expm1f_ as *const u8),
+        ("log1pf", log1pf_ as *const u8),
+        ("sinf", sinf_ as *const u8),
+        ("cosf", cosf_ as *const u8),
+        ("tanhf", tanhf_ as *const u8),
+        ("powf", powf_ as *const u8),
+        ("log", log_ as *const u8),
+    ]
+}
+
+/// A plan's kernels in executable memory.
+pub struct Compiled {
+    pub plan: Plan,
+    pub fns: Vec<KernelFn>,
+    /// Each kernel's Cranelift IR, as compiled.
+    pub clif: Vec<String>,
+    module: Option<JITModule>,
+}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the functions are only reachable through `self.fns`, which dies with self.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+/// The symbol of kernel `i` of a plan.
+pub fn symbol(i: usize, k: &Kernel) -> String {
+    format!("diffc_k{i}_{}", k.name)
+}
+
+/// JIT-compile a plan.
+pub fn compile(plan: Plan) -> Result<Compiled, String> {
+    let mut jb = JITBuilder::with_isa(isa(false)?, cranelift_module::default_libcall_names());
+    for (name, ptr) in libm_symbols() {
+        jb.symbol(name, ptr);
+    }
+    let mut module = JITModule::new(jb);
+    let libm = codegen::declare_libm(&mut module)?;
+    let mut ids = Vec::new();
+    let mut clif = Vec::new();
+    for (i, k) in plan.kernels.iter().enumerate() {
+        let (id, text) = codegen::define(&mut module, k, &libm, &symbol(i, k))?;
+        ids.push(id);
+        clif.push(text);
+    }
+    module
+        .finalize_definitions()
+        .map_err(|e| format!("cannot finalize kernels: {e}"))?;
+    let fns = ids
+        .iter()
+        .map(|id| {
+            let p = module.get_finalized_function(*id);
+            // SAFETY: every kernel is defined with `codegen::signature`, which is `KernelFn`.
+            unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
+        })
+        .collect();
+    Ok(Compiled {
+        plan,
+        fns,
+        clif,
+        module: Some(module),
+    })
+}
+
+/// Which draws a call supplies and which masks it gives.
+pub fn variant(p: &Process, prog: &Program, draws: &HashMap<String, Tensor>, masks: &HashMap<String, Tensor>) -> Variant {
+    Variant {
+        supplied: prog
+            .draws
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| draws.contains_key(&d.name))
+            .map(|(i, _)| i as u32)
+            .collect(),
+        masks: p
+            .masks
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| masks.contains_key(&m.name))
+            .map(|(i, _)| i as u32)
+            .collect(),
+    }
+}
+
+/// Compile an entry for a call's variant.
+pub fn compile_entry(p: &Process, prog: &Program, v: &Variant) -> Result<Compiled, String> {
+    compile(build::plan_entry(p, prog, v)?)
+}
+
+/// Compile a sampler for a call's variant.
+pub fn compile_sampler(p: &Process, sp: &SamplerProgram, v: &Variant) -> Result<Compiled, String> {
+    compile(build::plan_sampler(p, sp, v)?)
+}
+
+/// Run an entry on the CPU backend (compiling it first).
+pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
+    run_opts(p, prog, call, Options::default())
+}
+
+pub fn run_opts(p: &Process, prog: &Program, call: &Call, opts: Options) -> Result<Vec<Tensor>, String> {
+    let c = compile_entry(p, prog, &variant(p, prog, &call.draws, &call.masks))?;
+    run_compiled(p, prog, call, &c, opts)
+}
+
+/// Run an entry compiled for the call's variant.
+pub fn run_compiled(
+    p: &Process,
+    prog: &Program,
+    call: &Call,
+    c: &Compiled,
+    opts: Options,
+) -> Result<Vec<Tensor>, String> {
+    let r = Runner { c, opts };
+    interp::run_with(p, prog, call, Some(&r))
+}
+
+/// Run a sampler on the CPU backend.
+pub fn sample(
+    p: &Process,
+    sp: &SamplerProgram,
+    call: &SampleCall,
+    denoiser: &mut dyn Denoiser,
+) -> Result<HashMap<String, Tensor>, String> {
+    sample_opts(p, sp, call, denoiser, Options::default())
+}
+
+pub fn sample_opts(
+    p: &Process,
+    sp: &SamplerProgram,
+    call: &SampleCall,
+    denoiser: &mut dyn Denoiser,
+    opts: Options,
+) -> Result<HashMap<String, Tensor>, String> {
+    let c = compile_sampler(p, sp, &variant(p, &sp.prog, &call.draws, &call.masks))?;
+    let r = Runner { c: &c, opts };
+    interp::sample_with(p, sp, call, denoiser, Some(&r))
+}
+
+struct Runner<'c> {
+    c: &'c Compiled,
+    opts: Options,
+}
+
+/// Statements a run leaves to the host never call networks.
+struct NoNetwork;
+
+impl Denoiser for NoNetwork {
+    fn denoise(&mut self, _: &Process, _: usize, _: &[Tensor]) -> Result<Vec<Tensor>, String> {
+        Err("internal error: a host statement of a kernel run called a network".into())
+    }
+}
+
+impl Accel for Runner<'_> {
+    fn node(&self, cx: &mut Ctx, id: NodeId) -> Option<Result<(), String>> {
+        if let Some(k) = self.c.plan.by_node.get(&id) {
+            return Some(self.run_kernel(cx, *k));
+        }
+        let info = cx.prog.node(id);
+        if info.extent == Extent::Uniform || build::is_leaf(&info.node) {
+            return None;
+        }
+        Some(Err(cx.bug("a node without a kernel on the CPU backend")))
+    }
+
+    fn ops(&self, cx: &mut Ctx, ops: &[Op], at: usize) -> Option<Result<usize, String>> {
+        let key = op_key(&ops[at])?;
+        let Some(g) = self.c.plan.groups.get(&key) else {
+            return Some(Err(cx.bug("a statement without a kernel on the CPU backend")));
+        };
+        let mut run = || -> Result<usize, String> {
+            for h in &g.host {
+                cx.exec_op(&ops[at + h], &mut NoNetwork)?;
+            }
+            if let Some(k) = g.kernel {
+                self.run_kernel(cx, k)?;
+            }
+            Ok(g.len)
+        };
+        Some(run())
+    }
+
+    fn entry(&self, p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
+        run_opts(p, prog, call, self.opts)
+    }
+}
+
+/// Pointers handed to kernel threads.
+#[derive(Clone, Copy)]
+struct Args {
+    f: KernelFn,
+    bufs: *const *mut u8,
+    coefs: *const f32,
+    sizes: *const u64,
+    seed: u64,
+    step: u64,
+    offset: u64,
+}
+
+// SAFETY: the buffers outlive the scoped threads, which write disjoint element ranges.
+unsafe impl Send for Args {}
+unsafe impl Sync for Args {}
+
+enum Out {
+    F32(Vec<f32>),
+    U32(Vec<u32>),
+    Bool(Vec<bool>),
+}
+
+impl Runner<'_> {
+    fn run_kernel(&self, cx: &mut Ctx, k: usize) -> Result<(), String> {
+        let kern = &self.c.plan.kernels[k];
+        let batch = cx.call.batch;
+        let sizes: Vec<u64> = kern
+            .dims
+            .iter()
+            .map(|d| {
+                cx.sizes.get(d).map(|n| *n as u64).ok_or_else(|| {
+                    format!("the size of `{d}` is not known: give it with --set {d}=N")
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let per: usize = kern.domain.iter().map(|d| sizes[*d as usize] as usize).product();
+        let total = batch * per;
+        // Bind the buffers, checking that every one holds what the kernel reads.
+        let mut inputs: Vec<Val> = Vec::new();
+        let mut outs: Vec<(usize, Out)> = Vec::new();
+        let mut ptrs: Vec<*mut u8> = vec![std::ptr::null_mut(); kern.bufs.len()];
+        for (j, b) in kern.bufs.iter().enumerate() {
+            let width = b.width as usize;
+            match &b.src {
+                BufSrc::Node(id) => {
+                    let v = cx.eval(*id)?;
+                    let info = cx.prog.node(*id);
+                    let want = match info.extent {
+                        Extent::Uniform => 1,
+                        Extent::Sample => batch,
+                        Extent::Element => batch * cx.per_sample(&info.shape.clone())?,
+                    } * width;
+                    let (len, ok) = match &v {
+                        Val::R(x) | Val::V(_, x) => (x.len(), b.store == Store::F32),
+                        Val::C(x) => (x.len(), b.store == Store::U32),
+                        Val::B(x) => (x.len(), b.store == Store::U8),
+                        Val::M(_, x) => (x.len(), false),
+                    };
+                    if len != want || !ok {
+                        return Err(cx.bug(&format!(
+                            "kernel `{}` buffer {j} holds {len} values, expected {want}",
+                            kern.name
+                        )));
+                    }
+                    inputs.push(v);
+                }
+                BufSrc::Draw(site) => {
+                    let name = &cx.prog.draws[*site as usize].name;
+                    let t = cx
+                        .call
+                        .draws
+                        .get(name)
+                        .ok_or_else(|| cx.bug("a supplied draw went missing"))?;
+                    let Data::F32(x) = &t.data else {
+                        return Err(format!("supplied `{name}` must hold reals"));
+                    };
+                    if x.len() < total * width {
+                        return Err(format!(
+                            "supplied `{name}` holds {} values, expected {}",
+                            x.len(),
+                            total * width
+                        ));
+                    }
+                    inputs.push(Val::R(x.clone()));
+                }
+                BufSrc::Mask(m) => {
+                    let name = &cx.p.masks[*m as usize].name;
+                    let t = cx
+                        .call
+                        .masks
+                        .get(name)
+                        .ok_or_else(|| cx.bug("a mask went missing"))?;
+                    let Data::Bool(x) = &t.data else {
+                        return Err(format!("mask `{name}` must hold bools"));
+                    };
+                    inputs.push(Val::B(x.clone()));
+                }
+                BufSrc::Out(_) => {
+                    let n = total * width;
+                    outs.push((
+                        j,
+                        match b.store {
+                            Store::F32 => Out::F32(vec![0.0; n]),
+                            Store::U32 => Out::U32(vec![0; n]),
+                            Store::U8 => Out::Bool(vec![false; n]),
+                        },
+                    ));
+                }
+            }
+        }
+        let mut it = inputs.iter_mut();
+        for (j, b) in kern.bufs.iter().enumerate() {
+            if matches!(b.src, BufSrc::Out(_)) {
+                continue;
+            }
+            ptrs[j] = match it.next().unwrap() {
+                Val::R(x) | Val::V(_, x) | Val::M(_, x) => x.as_mut_ptr() as *mut u8,
+                Val::C(x) => x.as_mut_ptr() as *mut u8,
+                Val::B(x) => x.as_mut_ptr() as *mut u8,
+            };
+        }
+        for (j, o) in outs.iter_mut() {
+            ptrs[*j] = match o {
+                Out::F32(x) => x.as_mut_ptr() as *mut u8,
+                Out::U32(x) => x.as_mut_ptr() as *mut u8,
+                Out::Bool(x) => x.as_mut_ptr() as *mut u8,
+            };
+        }
+        let mut coefs = Vec::with_capacity(kern.coefs.len());
+        for (c, q) in &kern.coefs {
+            let v = cx.coef(*c)?;
+            let q = *q as usize;
+            coefs.push(match &v {
+                Val::R(x) => x[0],
+                Val::V(_, x) | Val::M(_, x) => x[q],
+                Val::B(x) => x[0] as u8 as f32,
+                Val::C(x) => x[0] as f32,
+            });
+        }
+        let args = Args {
+            f: self.c.fns[k],
+            bufs: ptrs.as_ptr(),
+            coefs: coefs.as_ptr(),
+            sizes: sizes.as_ptr(),
+            seed: cx.call.seed,
+            step: cx.step as u64,
+            offset: cx.draw_offset,
+        };
+        let status = launch(args, total, self.opts);
+        if status & FAIL_INDEX != 0 {
+            return Err(format!(
+                "{}: an index is outside its vector's range",
+                cx.prog.name
+            ));
+        }
+        if status & FAIL_CLASS != 0 {
+            return Err(format!("{}: a class is outside its range", cx.prog.name));
+        }
+        for (j, o) in outs {
+            let b = &kern.bufs[j];
+            let v = match o {
+                Out::F32(x) if b.width > 1 => Val::V(b.width as usize, x),
+                Out::F32(x) => Val::R(x),
+                Out::U32(x) => Val::C(x),
+                Out::Bool(x) => Val::B(x),
+            };
+            match b.src {
+                BufSrc::Out(Target::Node(id)) => cx.vals[id.index()] = Some(v),
+                BufSrc::Out(Target::Slot(s)) => cx.slots[s as usize] = Some(v),
+                BufSrc::Out(Target::Field(f)) => {
+                    cx.check_finite(&v, &cx.p.fields[f as usize].name)?;
+                    cx.state[f as usize] = Some(v);
+                }
+                _ => unreachable!(),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Run a kernel over `0..total`, split over threads; returns the OR of the status words.
+fn launch(a: Args, total: usize, opts: Options) -> u32 {
+    let threads = opts
+        .threads
+        .min(total.div_ceil(opts.min_per_thread.max(1)))
+        .max(1);
+    fn call(a: Args, start: usize, end: usize) -> u32 {
+        let mut status = 0u32;
+        // SAFETY: the buffers hold every element the kernel reads or writes for 0..total
+        // (checked by the caller), and ranges of different threads do not overlap.
+        unsafe {
+            (a.f)(
+                a.bufs,
+                a.coefs,
+                a.sizes,
+                start as u64,
+                end as u64,
+                a.seed,
+                a.step,
+                a.offset,
+                &mut status,
+            )
+        };
+        status
+    }
+    if threads == 1 {
+        return call(a, 0, total);
+    }
+    let chunk = total.div_ceil(threads).next_multiple_of(4);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let (lo, hi) = ((t * chunk).min(total), ((t + 1) * chunk).min(total));
+                s.spawn(move || call(a, lo, hi))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap_or(u32::MAX)).fold(0, |x, y| x | y)
+    })
+}
