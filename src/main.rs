@@ -310,8 +310,8 @@ fn eval(
         }
         return Ok(());
     }
-    if args.backend != Backend::Interp {
-        return Err("only `--backend interp` is available so far; the CPU and GPU backends are not built yet".into());
+    if args.backend == Backend::Gpu {
+        return Err("`--backend gpu` is not built yet: use `interp` or `cpu`".into());
     }
     let entry = match (&args.entry, &args.sampler) {
         (Some(e), None) => e.clone(),
@@ -403,7 +403,10 @@ fn eval(
         }
     }
     call.batch = batch.unwrap_or(1);
-    let outputs = run(p, &prog, &call)?;
+    let outputs = match args.backend {
+        Backend::Cpu => diffc::cpu::run(p, &prog, &call)?,
+        _ => run(p, &prog, &call)?,
+    };
     match &args.out {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{dir}`: {e}"))?;
@@ -586,7 +589,11 @@ fn eval_step(
     } else {
         call.single_step = Some(one);
     }
-    let result = sample(p, &sp, &call, &mut Supplied { outputs, calls: 0 })?;
+    let mut net = Supplied { outputs, calls: 0 };
+    let result = match args.backend {
+        Backend::Cpu => diffc::cpu::sample(p, &sp, &call, &mut net)?,
+        _ => sample(p, &sp, &call, &mut net)?,
+    };
     let mut names: Vec<&String> = result.keys().collect();
     names.sort();
     match &args.out {

@@ -406,3 +406,52 @@ fn eval_runs_a_samplers_final_map() {
     };
     assert_eq!(x.data, Data::I64(vec![argmax(&z[..27]), argmax(&z[27..])]));
 }
+
+#[test]
+fn eval_on_the_cpu_backend_writes_what_the_interpreter_writes() {
+    use diffc::npy::{Array, Data};
+    let x: Vec<f32> = (0..10).map(|i| -1.0 + 0.21 * i as f32).collect();
+    let xs = save(
+        "cpu_x.npy",
+        &Array {
+            shape: vec![2, 5],
+            data: Data::F32(x),
+        },
+    );
+    let es = save(
+        "cpu_e.npy",
+        &Array {
+            shape: vec![2, 5],
+            data: Data::F32(vec![0.25; 10]),
+        },
+    );
+    let spec = spec_path("ddpm.diff");
+    let mut outs = Vec::new();
+    for backend in ["interp", "cpu"] {
+        let dir = std::env::temp_dir().join(format!("diffc-{backend}-{}", std::process::id()));
+        let out = dir.to_string_lossy().into_owned();
+        // A forward draw and an ancestral step, both drawing noise from the seed.
+        let (code, _, err) = diffc(&[
+            "eval", &spec, "--process", "ddpm_linear", "--entry", "forward", "--in",
+            &format!("x_0={xs}"), "--set", "t=300", "--seed", "5", "--backend", backend,
+            "--out", &out,
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        let (code, _, err) = diffc(&[
+            "eval", &spec, "--process", "ddpm_linear", "--sampler", "ancestral", "--entry",
+            "step", "--in", &format!("x={xs}"), "--in", &format!("eps_hat.x={es}"), "--set",
+            "t=500", "--set", "s=499", "--seed", "5", "--backend", backend, "--out",
+            &format!("{out}/step"),
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+        outs.push((read("x_t.npy"), read("eps.npy"), read("step/x.npy")));
+    }
+    assert!(outs[0] == outs[1], "the backends wrote different files");
+    let (code, _, err) = diffc(&[
+        "eval", &spec, "--process", "ddpm_linear", "--entry", "forward", "--in",
+        &format!("x_0={xs}"), "--set", "t=3", "--backend", "gpu",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not built yet"), "{err}");
+}

@@ -192,6 +192,9 @@ fn sampler_call(p: &Process, sp: &diffc::ir::SamplerProgram, grid: Vec<f64>, bat
         let f = &p.fields[*c as usize];
         let mut dims = vec![batch];
         dims.extend(f.shape.dims.iter().map(|_| size));
+        if let Elem::Vec(k) = f.elem {
+            dims.push(k as usize);
+        }
         state.insert(f.name.clone(), tensor_for(p, f.elem, dims, &mut g));
     }
     SampleCall {
@@ -236,4 +239,95 @@ fn every_sampler_matches_the_interpreter() {
     }
     println!("{ran} sampler runs agree; largest relative difference {worst:e}");
     assert!(ran >= 80, "{ran}");
+}
+
+/// One step of every shipped sampler, counting kernel launches: the main samplers' steps are
+/// one fused kernel each (a graph step is one per field shape).
+#[test]
+fn steps_are_fused_into_few_kernels() {
+    use diffc::cpu::{sample_counted, Options};
+    let mut counts = HashMap::new();
+    for p in shipped() {
+        for s in &p.samplers {
+            let sp = lower_sampler(&p, &s.name).unwrap();
+            let g = &s.default_grid;
+            let mut call = sampler_call(&p, &sp, vec![g[1], g[2]], 2, 6, 1);
+            // Start from a state so that the count is the step's alone.
+            let mut gen = Gen(5);
+            for f in &p.fields {
+                if !call.state.contains_key(&f.name) {
+                    let mut dims = vec![2];
+                    dims.extend(f.shape.dims.iter().map(|_| 6));
+                    if let Elem::Vec(k) = f.elem {
+                        dims.push(k as usize);
+                    }
+                    call.state.insert(f.name.clone(), tensor_for(&p, f.elem, dims, &mut gen));
+                }
+            }
+            call.single_step = Some(diffc::interp::SingleStep { k: 1, n: g.len() - 1, r: Some(g[0]), prev: HashMap::new() });
+            let prev_names = sp.history_names.clone();
+            if !prev_names.is_empty() {
+                // Multistep samplers: their first step keeps history; count a later step.
+                continue;
+            }
+            let (_, n) = sample_counted(&p, &sp, &call, &mut Wobbly(0), Options::default())
+                .unwrap_or_else(|e| panic!("{} {}: {e}", p.name, s.name));
+            println!("{:>16} {:<24} {n} kernel(s) per step", p.name, s.name);
+            counts.insert(format!("{}.{}", p.name, s.name), n);
+        }
+    }
+    for (name, want) in [
+        ("ddpm_linear.ancestral", 1),
+        ("ddpm_linear.ddim", 1),
+        ("ddpm_cosine.ancestral", 1),
+        ("vp_linear.dpm_solver1", 1),
+        ("vp_linear.dpmpp_1", 1),
+        ("d3pm_uniform.ancestral", 1),
+        ("vp_sde.probability_flow", 1),
+        ("bfn_continuous.bfn", 1),
+        // Node features and edges: one kernel per field shape.
+        ("digress.ancestral", 2),
+        // 100 Langevin iterations, each a network call and one kernel before and after it.
+        ("ncsn.annealed_langevin", 200),
+    ] {
+        assert_eq!(counts.get(name), Some(&want), "{name}");
+    }
+}
+
+/// Values never depend on how a kernel's range is split over threads.
+#[test]
+fn results_do_not_depend_on_the_thread_split() {
+    use diffc::cpu::{run_opts, sample_opts, Options};
+    for (file, process) in [("ddpm.diff", "ddpm_linear"), ("digress.diff", "digress"), ("edge.diff", "edge")] {
+        let p = common::spec(file, process);
+        let prog = lower(&p, "forward").unwrap();
+        let mut g = Gen(3);
+        let mut call = Call { seed: 21, batch: 3, sizes: p.dims.iter().map(|d| (d.name.clone(), 13)).collect(), ..Call::default() };
+        let (t, _) = times(&p);
+        for port in &prog.inputs {
+            match &port.extent {
+                Extent::Field(shape) => {
+                    let mut dims = vec![3];
+                    dims.extend(shape.dims.iter().map(|_| 13));
+                    call.inputs.insert(port.name.clone(), tensor_for(&p, port.elem, dims, &mut g));
+                }
+                Extent::Scalar if port.name != "seed" => {
+                    call.inputs.insert(port.name.clone(), Tensor::scalar(t as f32));
+                }
+                _ => {}
+            }
+        }
+        let one = run_opts(&p, &prog, &call, Options { threads: 1, min_per_thread: 1 }).unwrap();
+        for threads in [2, 3, 7] {
+            let many = run_opts(&p, &prog, &call, Options { threads, min_per_thread: 1 }).unwrap();
+            assert_eq!(one, many, "{process}: {threads} threads");
+        }
+        let s = &p.samplers[0];
+        let sp = lower_sampler(&p, &s.name).unwrap();
+        let grid = s.default_grid[..4].to_vec();
+        let call = sampler_call(&p, &sp, grid, 3, 13, 8);
+        let a = sample_opts(&p, &sp, &call, &mut Wobbly(0), Options { threads: 1, min_per_thread: 1 }).unwrap();
+        let b = sample_opts(&p, &sp, &call, &mut Wobbly(0), Options { threads: 5, min_per_thread: 1 }).unwrap();
+        assert_eq!(a, b, "{process} {}", s.name);
+    }
 }

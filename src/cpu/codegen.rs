@@ -59,11 +59,63 @@ pub fn declare_libm<M: Module>(m: &mut M) -> Result<HashMap<Libm, FuncId>, Strin
     Ok(out)
 }
 
+/// Define four-lane versions of the f32 C math functions (`diffc_expf_x4`, …): a kernel's
+/// vector loop calls one of them where it would otherwise call the scalar function four times.
+pub fn define_libm4<M: Module>(
+    m: &mut M,
+    libm: &HashMap<Libm, FuncId>,
+) -> Result<HashMap<Libm, FuncId>, String> {
+    let mut out = HashMap::new();
+    for l in Libm::ALL {
+        if l.ty() != Ty::F32 {
+            continue;
+        }
+        let mut sig = m.make_signature();
+        for _ in 0..l.arity() {
+            sig.params.push(AbiParam::new(types::F32X4));
+        }
+        sig.returns.push(AbiParam::new(types::F32X4));
+        let name = format!("diffc_{}_x4", l.symbol());
+        let id = m
+            .declare_function(&name, Linkage::Local, &sig)
+            .map_err(|e| e.to_string())?;
+        let mut ctx = m.make_context();
+        ctx.func.signature = sig;
+        ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
+        let mut fbc = FunctionBuilderContext::new();
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+            let f = m.declare_func_in_func(libm[&l], b.func);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            b.seal_block(entry);
+            let p = b.block_params(entry).to_vec();
+            let mut acc = p[0];
+            for lane in 0..LANES as u8 {
+                let args: Vec<Value> = p.iter().map(|x| b.ins().extractlane(*x, lane)).collect();
+                let call = b.ins().call(f, &args);
+                let r = b.inst_results(call)[0];
+                acc = b.ins().insertlane(acc, r, lane);
+            }
+            b.ins().return_(&[acc]);
+            b.finalize(m.target_config());
+        }
+        m.define_function(id, &mut ctx)
+            .map_err(|e| format!("`{name}`: {e:?}"))?;
+        m.clear_context(&mut ctx);
+        out.insert(l, id);
+    }
+    Ok(out)
+}
+
 /// Define a kernel's function; returns its id and its Cranelift IR text.
 pub fn define<M: Module>(
     m: &mut M,
     k: &Kernel,
     libm: &HashMap<Libm, FuncId>,
+    libm4: &HashMap<Libm, FuncId>,
+    rng: (FuncId, FuncId),
     symbol: &str,
 ) -> Result<(FuncId, String), String> {
     let sig = signature(m);
@@ -77,13 +129,21 @@ pub fn define<M: Module>(
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
         let mut refs = HashMap::new();
+        let mut refs4 = HashMap::new();
         for (l, f) in libm {
             if uses_libm(k, *l) {
                 refs.insert(*l, m.declare_func_in_func(*f, b.func));
+                if let Some(f4) = libm4.get(l) {
+                    refs4.insert(*l, m.declare_func_in_func(*f4, b.func));
+                }
             }
         }
         let ptr = m.target_config().pointer_type();
-        Gen::emit(&mut b, k, refs, ptr);
+        let rng = (
+            m.declare_func_in_func(rng.0, b.func),
+            m.declare_func_in_func(rng.1, b.func),
+        );
+        Gen::emit(&mut b, k, refs, refs4, rng, ptr);
         b.finalize(m.target_config());
     }
     let clif = ctx.func.display().to_string();
@@ -127,6 +187,8 @@ struct Gen<'a, 'b> {
     insts: Vec<Option<&'a Inst>>,
     invariant: Vec<bool>,
     libm: HashMap<Libm, FuncRef>,
+    libm4: HashMap<Libm, FuncRef>,
+    rng: (FuncRef, FuncRef),
     bufs: Vec<Value>,
     coefs: Value,
     sizes: Value,
@@ -162,7 +224,14 @@ fn flags() -> MemFlagsData {
 }
 
 impl<'a, 'b> Gen<'a, 'b> {
-    fn emit(b: &'a mut FunctionBuilder<'b>, k: &'a Kernel, libm: HashMap<Libm, FuncRef>, ptr: Type) {
+    fn emit(
+        b: &'a mut FunctionBuilder<'b>,
+        k: &'a Kernel,
+        libm: HashMap<Libm, FuncRef>,
+        libm4: HashMap<Libm, FuncRef>,
+        rng: (FuncRef, FuncRef),
+        ptr: Type,
+    ) {
         let n = k.values as usize;
         let mut tys = vec![Ty::I64; n];
         let mut insts: Vec<Option<&Inst>> = vec![None; n];
@@ -236,6 +305,8 @@ impl<'a, 'b> Gen<'a, 'b> {
             insts,
             invariant,
             libm,
+            libm4,
+            rng,
             bufs,
             coefs,
             sizes,
@@ -425,6 +496,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             Inst::Cmp(_, a, _) => matches!(self.tys[a.0 as usize], Ty::F32 | Ty::I32),
             Inst::Select(..) => vt(s.ty),
             Inst::Fail(..) => true,
+            Inst::Call(l, _) => self.libm4.contains_key(l),
             _ => {
                 let _ = ops;
                 false
@@ -534,6 +606,12 @@ impl<'a, 'b> Gen<'a, 'b> {
                     self.b.ins().bitselect(m, x, y)
                 })
             }
+            Inst::Call(l, args) => {
+                let xs: Vec<Value> = args.iter().map(|a| self.vec(*a)).collect();
+                let f = self.libm4[l];
+                let call = self.b.ins().call(f, &xs);
+                Rep::Vec(self.b.inst_results(call)[0])
+            }
             Inst::Fail(c, bits) => {
                 let m = self.vec(*c);
                 let any = self.b.ins().vany_true(m);
@@ -580,6 +658,13 @@ impl<'a, 'b> Gen<'a, 'b> {
             Inst::I64(x) => self.b.ins().iconst(types::I64, *x as i64),
             Inst::Bool(x) => self.b.ins().iconst(types::I8, *x as i64),
             Inst::Coef(i) => self.b.ins().load(types::F32, flags(), self.coefs, (4 * i) as i32),
+            Inst::CoefAt { base, index } => {
+                let c = self.lane(*index, l);
+                let c = self.b.ins().uextend(types::I64, c);
+                let off = self.b.ins().imul_imm_s(c, 4);
+                let addr = self.b.ins().iadd(self.coefs, off);
+                self.b.ins().load(types::F32, flags(), addr, (4 * base) as i32)
+            }
             Inst::Size(i) => self.b.ins().load(types::I64, flags(), self.sizes, (8 * i) as i32),
             Inst::Flat => self.b.ins().iadd_imm_s(self.i, l as i64),
             Inst::Sample => {
@@ -761,178 +846,243 @@ impl<'a, 'b> Gen<'a, 'b> {
     }
 
     // -----------------------------------------------------------------------------------------
-    // The generator (crate::rng), scalar
+    // The generator: calls to the module's helper functions
     // -----------------------------------------------------------------------------------------
 
-    /// The four words of block `block` of a site.
-    fn philox(&mut self, site: u32, block: Value) -> [Value; 4] {
-        let b = &mut *self.b;
-        let mut c0 = b.ins().ireduce(types::I32, block);
-        let hi = b.ins().ushr_imm_u(block, 32);
-        let mut c1 = b.ins().ireduce(types::I32, hi);
-        let mut c2 = self.step;
-        let mut c3 = b.ins().iconst(types::I32, site as i64);
-        let m0 = b.ins().iconst(types::I32, rng::PHILOX_M0 as i64);
-        let m1 = b.ins().iconst(types::I32, rng::PHILOX_M1 as i64);
-        for r in 0..10 {
-            let (k0, k1) = self.keys[r];
-            let hi0 = b.ins().umulhi(m0, c0);
-            let lo0 = b.ins().imul(m0, c0);
-            let hi1 = b.ins().umulhi(m1, c2);
-            let lo1 = b.ins().imul(m1, c2);
-            let x = b.ins().bxor(hi1, c1);
-            let n0 = b.ins().bxor(x, k0);
-            let y = b.ins().bxor(hi0, c3);
-            let n2 = b.ins().bxor(y, k1);
-            c0 = n0;
-            c1 = lo1;
-            c2 = n2;
-            c3 = lo0;
-        }
-        [c0, c1, c2, c3]
-    }
-
-    fn uniform_open(&mut self, w: Value) -> Value {
-        let b = &mut *self.b;
-        let s = b.ins().ushr_imm_u(w, 9);
-        let f = b.ins().fcvt_from_uint(types::F32, s);
-        let h = b.ins().f32const(0.5);
-        let f = b.ins().fadd(f, h);
-        let sc = b.ins().f32const(1.0 / 8_388_608.0);
-        b.ins().fmul(f, sc)
-    }
-
-    fn block_and_word(&mut self, index: Value) -> (Value, Value) {
+    fn draw(&mut self, f: FuncRef, site: u32, index: Value) -> Value {
         let idx = self.b.ins().iadd(index, self.offset);
-        let block = self.b.ins().ushr_imm_u(idx, 2);
-        let j = self.b.ins().band_imm_u(idx, 3);
-        let j = self.b.ins().ireduce(types::I32, j);
-        (block, j)
-    }
-
-    fn uniform(&mut self, site: u32, index: Value) -> Value {
-        let (block, j) = self.block_and_word(index);
-        let w = self.philox(site, block);
-        let b = &mut *self.b;
-        let is1 = b.ins().icmp_imm_u(IntCC::Equal, j, 1);
-        let is2 = b.ins().icmp_imm_u(IntCC::Equal, j, 2);
-        let is3 = b.ins().icmp_imm_u(IntCC::Equal, j, 3);
-        let x = b.ins().select(is3, w[3], w[0]);
-        let x = b.ins().select(is2, w[2], x);
-        let x = b.ins().select(is1, w[1], x);
-        self.uniform_open(x)
+        let site = self.b.ins().iconst(types::I32, site as i64);
+        let (k0, k1) = self.keys[0];
+        let call = self.b.ins().call(f, &[k0, k1, self.step, site, idx]);
+        self.b.inst_results(call)[0]
     }
 
     fn normal(&mut self, site: u32, index: Value) -> Value {
-        let (block, j) = self.block_and_word(index);
-        let w = self.philox(site, block);
-        let b = &mut *self.b;
-        let hi = b.ins().band_imm_u(j, 2);
-        let odd = b.ins().band_imm_u(j, 1);
-        let wa = b.ins().select(hi, w[2], w[0]);
-        let wb = b.ins().select(hi, w[3], w[1]);
-        let u0 = self.uniform_open(wa);
-        let u1 = self.uniform_open(wb);
-        let lg = self.log_unit(u0);
-        let b = &mut *self.b;
-        let m2 = b.ins().f32const(-2.0);
-        let t = b.ins().fmul(m2, lg);
-        let r = b.ins().sqrt(t);
-        let (s, c) = self.sincos(u1);
-        let b = &mut *self.b;
-        let zs = b.ins().fmul(r, s);
-        let zc = b.ins().fmul(r, c);
-        b.ins().select(odd, zs, zc)
+        let f = self.rng.0;
+        self.draw(f, site, index)
     }
 
-    /// `rng::log_f32` on the uniforms of `uniform_open` (normal numbers in (0, 1), so the
-    /// special cases of the general function never arise).
-    fn log_unit(&mut self, x: Value) -> Value {
-        let b = &mut *self.b;
-        let bits = b.ins().bitcast(types::I32, MemFlagsData::new(), x);
-        let e = b.ins().ushr_imm_u(bits, 23);
-        let e = b.ins().iadd_imm_s(e, -127);
-        let m = b.ins().band_imm_u(bits, 0x007F_FFFF);
-        let m = b.ins().bor_imm_u(m, 0x3F80_0000);
-        let big = b.ins().icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, m, rng::SQRT2_BITS as i64);
-        let m2 = b.ins().iadd_imm_s(m, -0x0080_0000);
-        let m = b.ins().select(big, m2, m);
-        let e2 = b.ins().iadd_imm_s(e, 1);
-        let e = b.ins().select(big, e2, e);
-        let mf = b.ins().bitcast(types::F32, MemFlagsData::new(), m);
-        let one = b.ins().f32const(1.0);
-        let f = b.ins().fsub(mf, one);
-        let mut p = b.ins().f32const(rng::LOG_P[8]);
-        for c in rng::LOG_P[..8].iter().rev() {
-            let t = b.ins().fmul(p, f);
-            let k = b.ins().f32const(*c);
-            p = b.ins().fadd(t, k);
-        }
-        let ff = b.ins().fmul(f, f);
-        let t = b.ins().fmul(ff, p);
-        let ef = b.ins().fcvt_from_sint(types::F32, e);
-        let ln2hi = b.ins().f32const(rng::LN2_HI);
-        let ln2lo = b.ins().f32const(rng::LN2_LO);
-        let hi = b.ins().fmul(ef, ln2hi);
-        let el = b.ins().fmul(ef, ln2lo);
-        let tl = b.ins().fadd(t, el);
-        let lo = b.ins().fadd(f, tl);
-        b.ins().fadd(hi, lo)
+    fn uniform(&mut self, site: u32, index: Value) -> Value {
+        let f = self.rng.1;
+        self.draw(f, site, index)
     }
+}
 
-    /// `rng::sincos_2pi_f32`: (sin 2πu, cos 2πu).
-    fn sincos(&mut self, u: Value) -> (Value, Value) {
-        let b = &mut *self.b;
-        let four = b.ins().f32const(4.0);
-        let v = b.ins().fmul(u, four);
-        let q = b.ins().fcvt_to_uint(types::I32, v);
-        let qf = b.ins().fcvt_from_uint(types::F32, q);
-        let r = b.ins().fsub(v, qf);
-        let half = b.ins().f32const(0.5);
-        let mirror = b.ins().fcmp(FloatCC::GreaterThan, r, half);
-        let one = b.ins().f32const(1.0);
-        let rm = b.ins().fsub(one, r);
-        let t = b.ins().select(mirror, rm, r);
-        let x = b.ins().fmul(t, t);
-        let mut sr = b.ins().f32const(rng::SIN_R[3]);
-        for c in rng::SIN_R[..3].iter().rev() {
-            let m = b.ins().fmul(sr, x);
-            let k = b.ins().f32const(*c);
-            sr = b.ins().fadd(m, k);
-        }
-        let s1 = b.ins().f32const(rng::SIN_S1);
-        let ts = b.ins().fmul(t, s1);
-        let tx = b.ins().fmul(t, x);
-        let txs = b.ins().fmul(tx, sr);
-        let s = b.ins().fadd(ts, txs);
-        let mut cq = b.ins().f32const(rng::COS_Q[2]);
-        for c in rng::COS_Q[..2].iter().rev() {
-            let m = b.ins().fmul(cq, x);
-            let k = b.ins().f32const(*c);
-            cq = b.ins().fadd(m, k);
-        }
-        let c2 = b.ins().f32const(rng::COS_C2);
-        let xc = b.ins().fmul(x, c2);
-        let xx = b.ins().fmul(x, x);
-        let xxq = b.ins().fmul(xx, cq);
-        let inner = b.ins().fadd(xc, xxq);
-        let c = b.ins().fadd(one, inner);
-        let (s, c) = (b.ins().select(mirror, c, s), b.ins().select(mirror, s, c));
-        let ns = b.ins().fneg(s);
-        let nc = b.ins().fneg(c);
-        let q3 = b.ins().band_imm_u(q, 3);
-        let is1 = b.ins().icmp_imm_u(IntCC::Equal, q3, 1);
-        let is2 = b.ins().icmp_imm_u(IntCC::Equal, q3, 2);
-        let is3 = b.ins().icmp_imm_u(IntCC::Equal, q3, 3);
-        // q 0: (s, c); 1: (c, -s); 2: (-s, -c); 3: (-c, s).
-        let so = b.ins().select(is3, nc, s);
-        let so = b.ins().select(is2, ns, so);
-        let so = b.ins().select(is1, c, so);
-        let co = b.ins().select(is3, s, c);
-        let co = b.ins().select(is2, nc, co);
-        let co = b.ins().select(is1, ns, co);
-        (so, co)
+/// The signature of the generator's helpers: `(key0, key1, step, stream, index) -> f32`.
+fn rng_signature(m: &dyn Module) -> Signature {
+    let mut sig = m.make_signature();
+    for t in [types::I32, types::I32, types::I32, types::I32, types::I64] {
+        sig.params.push(AbiParam::new(t));
     }
+    sig.returns.push(AbiParam::new(types::F32));
+    sig
+}
+
+/// Define the generator's helpers in a module: `diffc_rng_normal` and `diffc_rng_uniform`,
+/// element `index` of a draw exactly as `rng::normal` and `rng::uniform` compute it.
+pub fn define_rng<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
+    let mut ids = Vec::new();
+    for (name, normal) in [("diffc_rng_normal", true), ("diffc_rng_uniform", false)] {
+        let sig = rng_signature(m);
+        let id = m
+            .declare_function(name, Linkage::Local, &sig)
+            .map_err(|e| e.to_string())?;
+        let mut ctx = m.make_context();
+        ctx.func.signature = sig;
+        ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
+        let mut fbc = FunctionBuilderContext::new();
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            b.seal_block(entry);
+            let p = b.block_params(entry).to_vec();
+            let (k0, k1, step, site, idx) = (p[0], p[1], p[2], p[3], p[4]);
+            let z = if normal {
+                rng_normal(&mut b, k0, k1, step, site, idx)
+            } else {
+                rng_uniform(&mut b, k0, k1, step, site, idx)
+            };
+            b.ins().return_(&[z]);
+            b.finalize(m.target_config());
+        }
+        cranelift_codegen::verify_function(&ctx.func, m.isa())
+            .map_err(|e| format!("`{name}` fails the Cranelift verifier: {e}"))?;
+        m.define_function(id, &mut ctx)
+            .map_err(|e| format!("`{name}`: {e:?}"))?;
+        m.clear_context(&mut ctx);
+        ids.push(id);
+    }
+    Ok((ids[0], ids[1]))
+}
+
+/// The four words of block `block` of stream `site` (`rng::philox4x32_10`).
+fn philox(b: &mut FunctionBuilder, k0: Value, k1: Value, step: Value, site: Value, block: Value) -> [Value; 4] {
+    let mut c0 = b.ins().ireduce(types::I32, block);
+    let hi = b.ins().ushr_imm_u(block, 32);
+    let mut c1 = b.ins().ireduce(types::I32, hi);
+    let mut c2 = step;
+    let mut c3 = site;
+    let (mut k0, mut k1) = (k0, k1);
+    let m0 = b.ins().iconst(types::I32, rng::PHILOX_M0 as i64);
+    let m1 = b.ins().iconst(types::I32, rng::PHILOX_M1 as i64);
+    for r in 0..10 {
+        if r > 0 {
+            k0 = b.ins().iadd_imm_u(k0, rng::PHILOX_W0 as i64);
+            k1 = b.ins().iadd_imm_u(k1, rng::PHILOX_W1 as i64);
+        }
+        let hi0 = b.ins().umulhi(m0, c0);
+        let lo0 = b.ins().imul(m0, c0);
+        let hi1 = b.ins().umulhi(m1, c2);
+        let lo1 = b.ins().imul(m1, c2);
+        let x = b.ins().bxor(hi1, c1);
+        let n0 = b.ins().bxor(x, k0);
+        let y = b.ins().bxor(hi0, c3);
+        let n2 = b.ins().bxor(y, k1);
+        c0 = n0;
+        c1 = lo1;
+        c2 = n2;
+        c3 = lo0;
+    }
+    [c0, c1, c2, c3]
+}
+
+/// `rng::uniform_open`.
+fn uniform_open(b: &mut FunctionBuilder, w: Value) -> Value {
+    let s = b.ins().ushr_imm_u(w, 9);
+    let f = b.ins().fcvt_from_uint(types::F32, s);
+    let h = b.ins().f32const(0.5);
+    let f = b.ins().fadd(f, h);
+    let sc = b.ins().f32const(1.0 / 8_388_608.0);
+    b.ins().fmul(f, sc)
+}
+
+/// Block `index / 4` and word `index % 4`.
+fn block_and_word(b: &mut FunctionBuilder, idx: Value) -> (Value, Value) {
+    let block = b.ins().ushr_imm_u(idx, 2);
+    let j = b.ins().band_imm_u(idx, 3);
+    let j = b.ins().ireduce(types::I32, j);
+    (block, j)
+}
+
+fn rng_uniform(b: &mut FunctionBuilder, k0: Value, k1: Value, step: Value, site: Value, idx: Value) -> Value {
+    let (block, j) = block_and_word(b, idx);
+    let w = philox(b, k0, k1, step, site, block);
+    let is1 = b.ins().icmp_imm_u(IntCC::Equal, j, 1);
+    let is2 = b.ins().icmp_imm_u(IntCC::Equal, j, 2);
+    let is3 = b.ins().icmp_imm_u(IntCC::Equal, j, 3);
+    let x = b.ins().select(is3, w[3], w[0]);
+    let x = b.ins().select(is2, w[2], x);
+    let x = b.ins().select(is1, w[1], x);
+    uniform_open(b, x)
+}
+
+/// `rng::normal`: z[i % 4] of the block's Box–Muller pairs.
+fn rng_normal(b: &mut FunctionBuilder, k0: Value, k1: Value, step: Value, site: Value, idx: Value) -> Value {
+    let (block, j) = block_and_word(b, idx);
+    let w = philox(b, k0, k1, step, site, block);
+    let hi = b.ins().band_imm_u(j, 2);
+    let odd = b.ins().band_imm_u(j, 1);
+    let wa = b.ins().select(hi, w[2], w[0]);
+    let wb = b.ins().select(hi, w[3], w[1]);
+    let u0 = uniform_open(b, wa);
+    let u1 = uniform_open(b, wb);
+    let lg = log_unit(b, u0);
+    let m2 = b.ins().f32const(-2.0);
+    let t = b.ins().fmul(m2, lg);
+    let r = b.ins().sqrt(t);
+    let (s, c) = sincos(b, u1);
+    let zs = b.ins().fmul(r, s);
+    let zc = b.ins().fmul(r, c);
+    b.ins().select(odd, zs, zc)
+}
+
+/// `rng::log_f32` on the uniforms of `uniform_open` (normal numbers in (0, 1), so the
+/// special cases of the general function never arise).
+fn log_unit(b: &mut FunctionBuilder, x: Value) -> Value {
+    let bits = b.ins().bitcast(types::I32, MemFlagsData::new(), x);
+    let e = b.ins().ushr_imm_u(bits, 23);
+    let e = b.ins().iadd_imm_s(e, -127);
+    let m = b.ins().band_imm_u(bits, 0x007F_FFFF);
+    let m = b.ins().bor_imm_u(m, 0x3F80_0000);
+    let big = b.ins().icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, m, rng::SQRT2_BITS as i64);
+    let m2 = b.ins().iadd_imm_s(m, -0x0080_0000);
+    let m = b.ins().select(big, m2, m);
+    let e2 = b.ins().iadd_imm_s(e, 1);
+    let e = b.ins().select(big, e2, e);
+    let mf = b.ins().bitcast(types::F32, MemFlagsData::new(), m);
+    let one = b.ins().f32const(1.0);
+    let f = b.ins().fsub(mf, one);
+    let mut p = b.ins().f32const(rng::LOG_P[8]);
+    for c in rng::LOG_P[..8].iter().rev() {
+        let t = b.ins().fmul(p, f);
+        let k = b.ins().f32const(*c);
+        p = b.ins().fadd(t, k);
+    }
+    let ff = b.ins().fmul(f, f);
+    let t = b.ins().fmul(ff, p);
+    let ef = b.ins().fcvt_from_sint(types::F32, e);
+    let ln2hi = b.ins().f32const(rng::LN2_HI);
+    let ln2lo = b.ins().f32const(rng::LN2_LO);
+    let hi = b.ins().fmul(ef, ln2hi);
+    let el = b.ins().fmul(ef, ln2lo);
+    let tl = b.ins().fadd(t, el);
+    let lo = b.ins().fadd(f, tl);
+    b.ins().fadd(hi, lo)
+}
+
+/// `rng::sincos_2pi_f32`: (sin 2πu, cos 2πu).
+fn sincos(b: &mut FunctionBuilder, u: Value) -> (Value, Value) {
+    let four = b.ins().f32const(4.0);
+    let v = b.ins().fmul(u, four);
+    let q = b.ins().fcvt_to_uint(types::I32, v);
+    let qf = b.ins().fcvt_from_uint(types::F32, q);
+    let r = b.ins().fsub(v, qf);
+    let half = b.ins().f32const(0.5);
+    let mirror = b.ins().fcmp(FloatCC::GreaterThan, r, half);
+    let one = b.ins().f32const(1.0);
+    let rm = b.ins().fsub(one, r);
+    let t = b.ins().select(mirror, rm, r);
+    let x = b.ins().fmul(t, t);
+    let mut sr = b.ins().f32const(rng::SIN_R[3]);
+    for c in rng::SIN_R[..3].iter().rev() {
+        let m = b.ins().fmul(sr, x);
+        let k = b.ins().f32const(*c);
+        sr = b.ins().fadd(m, k);
+    }
+    let s1 = b.ins().f32const(rng::SIN_S1);
+    let ts = b.ins().fmul(t, s1);
+    let tx = b.ins().fmul(t, x);
+    let txs = b.ins().fmul(tx, sr);
+    let s = b.ins().fadd(ts, txs);
+    let mut cq = b.ins().f32const(rng::COS_Q[2]);
+    for c in rng::COS_Q[..2].iter().rev() {
+        let m = b.ins().fmul(cq, x);
+        let k = b.ins().f32const(*c);
+        cq = b.ins().fadd(m, k);
+    }
+    let c2 = b.ins().f32const(rng::COS_C2);
+    let xc = b.ins().fmul(x, c2);
+    let xx = b.ins().fmul(x, x);
+    let xxq = b.ins().fmul(xx, cq);
+    let inner = b.ins().fadd(xc, xxq);
+    let c = b.ins().fadd(one, inner);
+    let (s, c) = (b.ins().select(mirror, c, s), b.ins().select(mirror, s, c));
+    let ns = b.ins().fneg(s);
+    let nc = b.ins().fneg(c);
+    let q3 = b.ins().band_imm_u(q, 3);
+    let is1 = b.ins().icmp_imm_u(IntCC::Equal, q3, 1);
+    let is2 = b.ins().icmp_imm_u(IntCC::Equal, q3, 2);
+    let is3 = b.ins().icmp_imm_u(IntCC::Equal, q3, 3);
+    // q 0: (s, c); 1: (c, -s); 2: (-s, -c); 3: (-c, s).
+    let so = b.ins().select(is3, nc, s);
+    let so = b.ins().select(is2, ns, so);
+    let so = b.ins().select(is1, c, so);
+    let co = b.ins().select(is3, s, c);
+    let co = b.ins().select(is2, nc, co);
+    let co = b.ins().select(is1, ns, co);
+    (so, co)
 }
 
 fn fcc(c: Cmp) -> FloatCC {

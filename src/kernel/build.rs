@@ -269,7 +269,16 @@ fn plan_ops(
                         break;
                     };
                     let info = prog.node(node);
-                    if info.extent == Extent::Uniform {
+                    // The host runs values the same for every element, and copies of values
+                    // this run does not write (a network's captured input).
+                    let copy = matches!(target, Target::Slot(_))
+                        && is_leaf(&info.node)
+                        && !match info.node {
+                            Node::State(f) => written.contains(&Target::Field(f)),
+                            Node::Slot(s) => written.contains(&Target::Slot(s)),
+                            _ => false,
+                        };
+                    if info.extent == Extent::Uniform || copy {
                         host.push(i - start);
                         i += 1;
                         continue;
@@ -381,6 +390,7 @@ struct KB<'a> {
     pre_memo: HashMap<String, V>,
     sites: BTreeSet<u32>,
     tys: Vec<Ty>,
+    cse: HashMap<String, V>,
 }
 
 impl<'a> KB<'a> {
@@ -405,6 +415,7 @@ impl<'a> KB<'a> {
             pre_memo: HashMap::new(),
             sites: BTreeSet::new(),
             tys: Vec::new(),
+            cse: HashMap::new(),
         };
         if let Some(s) = &domain {
             for d in &s.dims {
@@ -427,7 +438,19 @@ impl<'a> KB<'a> {
     }
 
     fn emit(&mut self, ty: Ty, inst: Inst) -> V {
+        // Value numbering: a pure statement already emitted in this block is reused.
+        let pure = !matches!(
+            inst,
+            Inst::Store { .. } | Inst::Fail(..) | Inst::Loop { .. } | Inst::LoopIndex | Inst::LoopAcc
+        );
+        let key = (pure && self.blocks.len() == 1).then(|| format!("{ty:?} {inst:?}"));
+        if let Some(v) = key.as_ref().and_then(|k| self.cse.get(k)) {
+            return *v;
+        }
         let id = V(self.next);
+        if let Some(k) = key {
+            self.cse.insert(k, id);
+        }
         self.next += 1;
         self.tys.push(ty);
         self.blocks.last_mut().unwrap().push(Stmt { id, ty, inst });
@@ -642,28 +665,25 @@ impl<'a> KB<'a> {
             } else {
                 self.f32c(*x as f32)
             }],
-            Node::Coef(c) => (0..k)
-                .map(|q| {
-                    let slot = match self.coefs.iter().position(|x| *x == (*c, q as u32)) {
-                        Some(i) => i,
-                        None => {
-                            self.coefs.push((*c, q as u32));
-                            self.coefs.len() - 1
+            Node::Coef(c) => {
+                let base = self.coef_base(*c, k);
+                (0..k)
+                    .map(|q| {
+                        let slot = base + q as u32;
+                        let x = self.pre(format!("coef {slot}"), Ty::F32, Inst::Coef(slot));
+                        match info.kind {
+                            Kind::Bool => {
+                                let z = self.f32c(0.0);
+                                self.pre(format!("coefb {slot}"), Ty::Bool, Inst::Cmp(Cmp::Ne, x, z))
+                            }
+                            Kind::Class(_) => {
+                                self.pre(format!("coefc {slot}"), Ty::I32, Inst::Un(Un::ToI32, x))
+                            }
+                            _ => x,
                         }
-                    } as u32;
-                    let x = self.pre(format!("coef {slot}"), Ty::F32, Inst::Coef(slot));
-                    match info.kind {
-                        Kind::Bool => {
-                            let z = self.f32c(0.0);
-                            self.pre(format!("coefb {slot}"), Ty::Bool, Inst::Cmp(Cmp::Ne, x, z))
-                        }
-                        Kind::Class(_) => {
-                            self.pre(format!("coefc {slot}"), Ty::I32, Inst::Un(Un::ToI32, x))
-                        }
-                        _ => x,
-                    }
-                })
-                .collect(),
+                    })
+                    .collect()
+            }
             n if is_leaf(n) => {
                 let target = match n {
                     Node::State(f) => Some(Target::Field(*f)),
@@ -783,6 +803,53 @@ impl<'a> KB<'a> {
         Ok(v)
     }
 
+    /// The first of the `k` contiguous coefficient slots of program coefficient `c`.
+    fn coef_base(&mut self, c: u32, k: usize) -> u32 {
+        match self.coefs.iter().position(|x| *x == (c, 0)) {
+            Some(i) => i as u32,
+            None => {
+                let base = self.coefs.len() as u32;
+                self.coefs.extend((0..k as u32).map(|q| (c, q)));
+                base
+            }
+        }
+    }
+
+    /// The class a one-hot vector node encodes, when `id` is `onehot(x)`.
+    fn onehot_class(&mut self, id: NodeId) -> Result<Option<V>, String> {
+        let Node::Call(Builtin::OneHot, args) = &self.prog.node(id).node else {
+            return Ok(None);
+        };
+        let Kind::Vec(k) = self.prog.node(id).kind else {
+            return Ok(None);
+        };
+        let x = self.node(args[0])?[0];
+        let c = self.as_index(x);
+        let kk = self.i32c(k);
+        let bad = self.cmp(Cmp::Ge, c, kk);
+        self.emit(Ty::Bool, Inst::Fail(bad, FAIL_CLASS));
+        Ok(Some(c))
+    }
+
+    /// Entry `(r, j)` of a coefficient matrix with row `r` a class (`None`: the static index `i`).
+    fn coef_entry(&mut self, base: u32, k: usize, row: Option<V>, i: usize, j: usize, by_row: bool) -> V {
+        match row {
+            Some(c) => {
+                // base + c * k + j (by rows) or base + i * k + c (by columns).
+                let (mul, add) = if by_row { (k as u32, j as u32) } else { (1, (i * k) as u32) };
+                let m = self.i32c(mul);
+                let a = self.i32c(add);
+                let ck = self.bin(Ty::I32, Bin::Mul, c, m);
+                let idx = self.bin(Ty::I32, Bin::Add, ck, a);
+                self.emit(Ty::F32, Inst::CoefAt { base, index: idx })
+            }
+            None => {
+                let slot = base + (i * k + j) as u32;
+                self.pre(format!("coef {slot}"), Ty::F32, Inst::Coef(slot))
+            }
+        }
+    }
+
     /// A node read at the current element must run over the kernel's domain.
     fn check_domain(&self, info: &crate::ir::NodeInfo) -> Result<(), String> {
         if info.extent == Extent::Element
@@ -868,6 +935,21 @@ impl<'a> KB<'a> {
                     _ => return Err(self.bug("matmul kind")),
                 };
                 let (ak, bk) = (self.prog.node(a).kind, self.prog.node(b).kind);
+                // onehot(c) @ M is row c of M and M @ onehot(c) column c: the sum's other terms
+                // are zeros, so this is the interpreter's value (up to the sign of a zero).
+                let (an, bn) = (self.prog.node(a).node.clone(), self.prog.node(b).node.clone());
+                if let (Kind::Vec(_), Kind::Mat(_), Node::Coef(m)) = (ak, bk, &bn) {
+                    if let Some(c) = self.onehot_class(a)? {
+                        let base = self.coef_base(*m, k * k);
+                        return Ok((0..k).map(|j| self.coef_entry(base, k, Some(c), 0, j, true)).collect());
+                    }
+                }
+                if let (Kind::Mat(_), Kind::Vec(_), Node::Coef(m)) = (ak, bk, &an) {
+                    if let Some(c) = self.onehot_class(b)? {
+                        let base = self.coef_base(*m, k * k);
+                        return Ok((0..k).map(|r| self.coef_entry(base, k, Some(c), r, 0, false)).collect());
+                    }
+                }
                 let mut out = Vec::with_capacity(k);
                 for j in 0..k {
                     let mut acc = self.f32c(-0.0);
@@ -1022,6 +1104,23 @@ impl<'a> KB<'a> {
             B::VSum => {
                 let v: Vec<V> = (0..vals[0].len()).map(|q| self.comp(&vals[0], q)).collect();
                 vec![self.sum(&v)]
+            }
+            B::Dot if self.prog.node(args[1]).kind != Kind::Real => {
+                // dot(v, onehot(c)) is v[c] (the other products are zeros).
+                for (x, y) in [(0, 1), (1, 0)] {
+                    if let Some(c) = self.onehot_class(args[y])? {
+                        let v: Vec<V> = (0..vals[x].len()).map(|q| self.comp(&vals[x], q)).collect();
+                        return Ok(vec![self.pick(c, &v)]);
+                    }
+                }
+                let n = vals[0].len().max(vals[1].len());
+                let prods: Vec<V> = (0..n)
+                    .map(|q| {
+                        let (x, y) = (self.comp(&vals[0], q), self.comp(&vals[1], q));
+                        self.bin(Ty::F32, Bin::Mul, x, y)
+                    })
+                    .collect();
+                vec![self.sum(&prods)]
             }
             B::Dot => {
                 let n = vals[0].len().max(vals[1].len());
@@ -1514,7 +1613,7 @@ impl<'a> KB<'a> {
 /// The values a statement reads.
 pub fn operands(i: &Inst) -> Vec<V> {
     match i {
-        Inst::Load { index, .. } => vec![*index],
+        Inst::Load { index, .. } | Inst::CoefAt { index, .. } => vec![*index],
         Inst::Store { index, value, .. } => vec![*index, *value],
         Inst::Un(_, a) => vec![*a],
         Inst::Bin(_, a, b) | Inst::Cmp(_, a, b) => vec![*a, *b],

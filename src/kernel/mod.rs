@@ -208,6 +208,11 @@ pub enum Inst {
     Bool(bool),
     /// Coefficient slot `i` (f32).
     Coef(u32),
+    /// Coefficient slot `base + index` (a row or column of a matrix picked by a class).
+    CoefAt {
+        base: u32,
+        index: V,
+    },
     /// The size of `Kernel::dims[i]` (i64).
     Size(u32),
     /// The flat element index `i`, its sample `i / per` and its element `i % per` (i64).
@@ -351,6 +356,7 @@ fn stmts(f: &mut fmt::Formatter, body: &[Stmt], indent: usize) -> fmt::Result {
             Inst::I64(x) => writeln!(f, "{x}i64")?,
             Inst::Bool(x) => writeln!(f, "{x}")?,
             Inst::Coef(i) => writeln!(f, "coef {i}")?,
+            Inst::CoefAt { base, index } => writeln!(f, "coef {base} + {index}")?,
             Inst::Size(i) => writeln!(f, "size {i}")?,
             Inst::Flat => writeln!(f, "flat")?,
             Inst::Sample => writeln!(f, "sample")?,
