@@ -331,3 +331,15 @@ fn results_do_not_depend_on_the_thread_split() {
         assert_eq!(a, b, "{process} {}", s.name);
     }
 }
+
+/// The DDPM ancestral step's kernel and its Cranelift IR are stable text.
+#[test]
+fn ddpm_step_kernel_text_is_stable() {
+    let p = common::spec("ddpm.diff", "ddpm_linear");
+    let sp = lower_sampler(&p, "ancestral").unwrap();
+    let plan = diffc::kernel::build::plan_sampler(&p, &sp, &Default::default()).unwrap();
+    let text: Vec<String> = plan.kernels.iter().map(|k| k.to_string()).collect();
+    insta::assert_snapshot!("ddpm_ancestral_kernels", text.join("\n"));
+    let c = diffc::cpu::compile(plan).unwrap();
+    insta::assert_snapshot!("ddpm_ancestral_clif", c.clif.join("\n"));
+}

@@ -130,11 +130,12 @@ pub fn define<M: Module>(
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
         let mut refs = HashMap::new();
         let mut refs4 = HashMap::new();
-        for (l, f) in libm {
-            if uses_libm(k, *l) {
-                refs.insert(*l, m.declare_func_in_func(*f, b.func));
-                if let Some(f4) = libm4.get(l) {
-                    refs4.insert(*l, m.declare_func_in_func(*f4, b.func));
+        // In a fixed order, so that the IR text is stable.
+        for l in Libm::ALL {
+            if uses_libm(k, l) {
+                refs.insert(l, m.declare_func_in_func(libm[&l], b.func));
+                if let Some(f4) = libm4.get(&l) {
+                    refs4.insert(l, m.declare_func_in_func(*f4, b.func));
                 }
             }
         }
