@@ -128,12 +128,7 @@ pub(crate) trait Accel {
     fn node(&self, cx: &mut Ctx, id: NodeId) -> Option<Result<(), String>>;
     /// Run the statements of `ops` from `at`; returns how many it ran, or `None` to leave them
     /// to the interpreter.
-    fn ops(
-        &self,
-        cx: &mut Ctx,
-        ops: &[crate::ir::Op],
-        at: usize,
-    ) -> Option<Result<usize, String>>;
+    fn ops(&self, cx: &mut Ctx, ops: &[crate::ir::Op], at: usize) -> Option<Result<usize, String>>;
     /// Run an entry (a prior, from a sampler's start).
     fn entry(&self, p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String>;
 }

@@ -432,15 +432,46 @@ fn eval_on_the_cpu_backend_writes_what_the_interpreter_writes() {
         let out = dir.to_string_lossy().into_owned();
         // A forward draw and an ancestral step, both drawing noise from the seed.
         let (code, _, err) = diffc(&[
-            "eval", &spec, "--process", "ddpm_linear", "--entry", "forward", "--in",
-            &format!("x_0={xs}"), "--set", "t=300", "--seed", "5", "--backend", backend,
-            "--out", &out,
+            "eval",
+            &spec,
+            "--process",
+            "ddpm_linear",
+            "--entry",
+            "forward",
+            "--in",
+            &format!("x_0={xs}"),
+            "--set",
+            "t=300",
+            "--seed",
+            "5",
+            "--backend",
+            backend,
+            "--out",
+            &out,
         ]);
         assert_eq!(code, Some(0), "{err}");
         let (code, _, err) = diffc(&[
-            "eval", &spec, "--process", "ddpm_linear", "--sampler", "ancestral", "--entry",
-            "step", "--in", &format!("x={xs}"), "--in", &format!("eps_hat.x={es}"), "--set",
-            "t=500", "--set", "s=499", "--seed", "5", "--backend", backend, "--out",
+            "eval",
+            &spec,
+            "--process",
+            "ddpm_linear",
+            "--sampler",
+            "ancestral",
+            "--entry",
+            "step",
+            "--in",
+            &format!("x={xs}"),
+            "--in",
+            &format!("eps_hat.x={es}"),
+            "--set",
+            "t=500",
+            "--set",
+            "s=499",
+            "--seed",
+            "5",
+            "--backend",
+            backend,
+            "--out",
             &format!("{out}/step"),
         ]);
         assert_eq!(code, Some(0), "{err}");
@@ -449,8 +480,18 @@ fn eval_on_the_cpu_backend_writes_what_the_interpreter_writes() {
     }
     assert!(outs[0] == outs[1], "the backends wrote different files");
     let (code, _, err) = diffc(&[
-        "eval", &spec, "--process", "ddpm_linear", "--entry", "forward", "--in",
-        &format!("x_0={xs}"), "--set", "t=3", "--backend", "gpu",
+        "eval",
+        &spec,
+        "--process",
+        "ddpm_linear",
+        "--entry",
+        "forward",
+        "--in",
+        &format!("x_0={xs}"),
+        "--set",
+        "t=3",
+        "--backend",
+        "gpu",
     ]);
     assert_eq!(code, Some(2));
     assert!(err.contains("not built yet"), "{err}");

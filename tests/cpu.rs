@@ -20,7 +20,10 @@ struct Gen(u64);
 
 impl Gen {
     fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32) / (1u64 << 24) as f32
     }
 }
@@ -29,7 +32,11 @@ fn tensor_for(p: &Process, elem: Elem, shape: Vec<usize>, g: &mut Gen) -> Tensor
     let n: usize = shape.iter().product();
     let data = match elem {
         Elem::Bool => Data::Bool((0..n).map(|_| g.next() < 0.5).collect()),
-        Elem::Cat(k) => Data::Class((0..n).map(|_| ((g.next() * k as f32) as u32).min(k - 1)).collect()),
+        Elem::Cat(k) => Data::Class(
+            (0..n)
+                .map(|_| ((g.next() * k as f32) as u32).min(k - 1))
+                .collect(),
+        ),
         Elem::Vec(k) => {
             // Points on the simplex: valid probabilities, and fine as logits.
             let k = k as usize;
@@ -84,12 +91,14 @@ const CASES: [(usize, usize, u64); 4] = [(1, 1, 3), (3, 5, 11), (2, 8, 7), (0, 4
 fn every_entry_matches_the_interpreter() {
     let mut worst = 0.0f32;
     let mut checked = 0;
+    let mut supplied = 0;
     for p in shipped() {
         for e in entries(&p) {
             if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
                 continue;
             }
-            let prog = lower(&p, &e.name).unwrap_or_else(|err| panic!("{} {}: {err}", p.name, e.name));
+            let prog =
+                lower(&p, &e.name).unwrap_or_else(|err| panic!("{} {}: {err}", p.name, e.name));
             for (batch, size, seed) in CASES {
                 let mut g = Gen(seed * 1000 + size as u64);
                 let (t, s) = times(&p);
@@ -118,7 +127,8 @@ fn every_entry_matches_the_interpreter() {
                             call.inputs.insert("s".into(), Tensor::scalar(s as f32));
                         }
                         Extent::Scalar if port.name != "seed" => {
-                            call.inputs.insert(port.name.clone(), Tensor::scalar(t as f32));
+                            call.inputs
+                                .insert(port.name.clone(), Tensor::scalar(t as f32));
                         }
                         Extent::Scalar => {}
                     }
@@ -133,6 +143,26 @@ fn every_entry_matches_the_interpreter() {
                             compare(&format!("{what} output {i}"), a, b, &mut worst);
                         }
                         checked += 1;
+                        // The noise an entry returns, supplied back in place of the generator,
+                        // gives the same outputs on the CPU backend.
+                        let mut again = call.clone();
+                        for (port, t) in prog.outputs.iter().zip(&w) {
+                            if prog.draws.iter().any(|d| d.name == port.name) {
+                                again.draws.insert(port.name.clone(), t.clone());
+                            }
+                        }
+                        if !again.draws.is_empty() {
+                            let g2 = diffc::cpu::run(&p, &prog, &again).unwrap();
+                            for (i, (a, b)) in g2.iter().zip(&w).enumerate() {
+                                compare(
+                                    &format!("{what} (noise supplied) output {i}"),
+                                    a,
+                                    b,
+                                    &mut worst,
+                                );
+                            }
+                            supplied += 1;
+                        }
                     }
                     (Err(w), Err(g)) => assert_eq!(g, w, "{what}: errors differ"),
                     (w, g) => panic!("{what}: interpreter {w:?}, cpu {g:?}"),
@@ -140,8 +170,9 @@ fn every_entry_matches_the_interpreter() {
             }
         }
     }
-    println!("{checked} entry calls agree; largest relative difference {worst:e}");
+    println!("{checked} entry calls agree ({supplied} also with their noise supplied); largest relative difference {worst:e}");
     assert!(checked >= 150, "{checked}");
+    assert!(supplied >= 40, "{supplied}");
 }
 
 /// A deterministic network: outputs that vary with the element and the call, valid
@@ -149,11 +180,17 @@ fn every_entry_matches_the_interpreter() {
 struct Wobbly(u32);
 
 impl Denoiser for Wobbly {
-    fn denoise(&mut self, p: &Process, net: usize, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    fn denoise(
+        &mut self,
+        p: &Process,
+        net: usize,
+        inputs: &[Tensor],
+    ) -> Result<Vec<Tensor>, String> {
         self.0 += 1;
-        let batch = inputs.iter().find(|t| !t.shape.is_empty()).map_or(1, |t| t.shape[0]);
-        let sizes: HashMap<usize, usize> = HashMap::new();
-        let _ = sizes;
+        let batch = inputs
+            .iter()
+            .find(|t| !t.shape.is_empty())
+            .map_or(1, |t| t.shape[0]);
         let mut g = Gen(self.0 as u64 * 7919 + net as u64);
         Ok(p.networks[net]
             .outputs
@@ -185,7 +222,14 @@ impl Denoiser for Wobbly {
     }
 }
 
-fn sampler_call(p: &Process, sp: &diffc::ir::SamplerProgram, grid: Vec<f64>, batch: usize, size: usize, seed: u64) -> SampleCall {
+fn sampler_call(
+    p: &Process,
+    sp: &diffc::ir::SamplerProgram,
+    grid: Vec<f64>,
+    batch: usize,
+    size: usize,
+    seed: u64,
+) -> SampleCall {
     let mut state = HashMap::new();
     let mut g = Gen(seed);
     for c in &sp.conditions {
@@ -261,10 +305,16 @@ fn steps_are_fused_into_few_kernels() {
                     if let Elem::Vec(k) = f.elem {
                         dims.push(k as usize);
                     }
-                    call.state.insert(f.name.clone(), tensor_for(&p, f.elem, dims, &mut gen));
+                    call.state
+                        .insert(f.name.clone(), tensor_for(&p, f.elem, dims, &mut gen));
                 }
             }
-            call.single_step = Some(diffc::interp::SingleStep { k: 1, n: g.len() - 1, r: Some(g[0]), prev: HashMap::new() });
+            call.single_step = Some(diffc::interp::SingleStep {
+                k: 1,
+                n: g.len() - 1,
+                r: Some(g[0]),
+                prev: HashMap::new(),
+            });
             let prev_names = sp.history_names.clone();
             if !prev_names.is_empty() {
                 // Multistep samplers: their first step keeps history; count a later step.
@@ -298,36 +348,85 @@ fn steps_are_fused_into_few_kernels() {
 #[test]
 fn results_do_not_depend_on_the_thread_split() {
     use diffc::cpu::{run_opts, sample_opts, Options};
-    for (file, process) in [("ddpm.diff", "ddpm_linear"), ("digress.diff", "digress"), ("edge.diff", "edge")] {
+    for (file, process) in [
+        ("ddpm.diff", "ddpm_linear"),
+        ("digress.diff", "digress"),
+        ("edge.diff", "edge"),
+    ] {
         let p = common::spec(file, process);
         let prog = lower(&p, "forward").unwrap();
         let mut g = Gen(3);
-        let mut call = Call { seed: 21, batch: 3, sizes: p.dims.iter().map(|d| (d.name.clone(), 13)).collect(), ..Call::default() };
+        let mut call = Call {
+            seed: 21,
+            batch: 3,
+            sizes: p.dims.iter().map(|d| (d.name.clone(), 13)).collect(),
+            ..Call::default()
+        };
         let (t, _) = times(&p);
         for port in &prog.inputs {
             match &port.extent {
                 Extent::Field(shape) => {
                     let mut dims = vec![3];
                     dims.extend(shape.dims.iter().map(|_| 13));
-                    call.inputs.insert(port.name.clone(), tensor_for(&p, port.elem, dims, &mut g));
+                    call.inputs
+                        .insert(port.name.clone(), tensor_for(&p, port.elem, dims, &mut g));
                 }
                 Extent::Scalar if port.name != "seed" => {
-                    call.inputs.insert(port.name.clone(), Tensor::scalar(t as f32));
+                    call.inputs
+                        .insert(port.name.clone(), Tensor::scalar(t as f32));
                 }
                 _ => {}
             }
         }
-        let one = run_opts(&p, &prog, &call, Options { threads: 1, min_per_thread: 1 }).unwrap();
+        let one = run_opts(
+            &p,
+            &prog,
+            &call,
+            Options {
+                threads: 1,
+                min_per_thread: 1,
+            },
+        )
+        .unwrap();
         for threads in [2, 3, 7] {
-            let many = run_opts(&p, &prog, &call, Options { threads, min_per_thread: 1 }).unwrap();
+            let many = run_opts(
+                &p,
+                &prog,
+                &call,
+                Options {
+                    threads,
+                    min_per_thread: 1,
+                },
+            )
+            .unwrap();
             assert_eq!(one, many, "{process}: {threads} threads");
         }
         let s = &p.samplers[0];
         let sp = lower_sampler(&p, &s.name).unwrap();
         let grid = s.default_grid[..4].to_vec();
         let call = sampler_call(&p, &sp, grid, 3, 13, 8);
-        let a = sample_opts(&p, &sp, &call, &mut Wobbly(0), Options { threads: 1, min_per_thread: 1 }).unwrap();
-        let b = sample_opts(&p, &sp, &call, &mut Wobbly(0), Options { threads: 5, min_per_thread: 1 }).unwrap();
+        let a = sample_opts(
+            &p,
+            &sp,
+            &call,
+            &mut Wobbly(0),
+            Options {
+                threads: 1,
+                min_per_thread: 1,
+            },
+        )
+        .unwrap();
+        let b = sample_opts(
+            &p,
+            &sp,
+            &call,
+            &mut Wobbly(0),
+            Options {
+                threads: 5,
+                min_per_thread: 1,
+            },
+        )
+        .unwrap();
         assert_eq!(a, b, "{process} {}", s.name);
     }
 }

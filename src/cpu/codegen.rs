@@ -11,8 +11,8 @@
 //! finishes the range, so any split of the range gives the same values.
 
 use crate::kernel::build::operands;
-use crate::rng;
 use crate::kernel::*;
+use crate::rng;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
     self, types, AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, Type, Value,
@@ -45,7 +45,11 @@ pub fn signature(m: &dyn Module) -> Signature {
 pub fn declare_libm<M: Module>(m: &mut M) -> Result<HashMap<Libm, FuncId>, String> {
     let mut out = HashMap::new();
     for l in Libm::ALL {
-        let t = if l.ty() == Ty::F64 { types::F64 } else { types::F32 };
+        let t = if l.ty() == Ty::F64 {
+            types::F64
+        } else {
+            types::F32
+        };
         let mut sig = m.make_signature();
         for _ in 0..l.arity() {
             sig.params.push(AbiParam::new(t));
@@ -182,7 +186,6 @@ enum Rep {
 struct Gen<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     k: &'a Kernel,
-    ptr: Type,
     env: Vec<Option<Rep>>,
     tys: Vec<Ty>,
     insts: Vec<Option<&'a Inst>>,
@@ -259,9 +262,11 @@ impl<'a, 'b> Gen<'a, 'b> {
                 | Inst::Bool(_)
                 | Inst::Coef(_)
                 | Inst::Size(_) => true,
-                Inst::Un(..) | Inst::Bin(..) | Inst::Cmp(..) | Inst::Select(..) | Inst::Call(..) => {
-                    operands(&s.inst).iter().all(|o| invariant[o.0 as usize])
-                }
+                Inst::Un(..)
+                | Inst::Bin(..)
+                | Inst::Cmp(..)
+                | Inst::Select(..)
+                | Inst::Call(..) => operands(&s.inst).iter().all(|o| invariant[o.0 as usize]),
                 _ => false,
             };
         }
@@ -300,7 +305,6 @@ impl<'a, 'b> Gen<'a, 'b> {
         let mut g = Gen {
             b,
             k,
-            ptr,
             env: vec![None; n],
             tys,
             insts,
@@ -461,7 +465,6 @@ impl<'a, 'b> Gen<'a, 'b> {
     /// Can this statement run on vectors?
     fn vectorizable(&self, s: &Stmt) -> bool {
         let vt = |t: Ty| matches!(t, Ty::F32 | Ty::I32 | Ty::Bool);
-        let ops = operands(&s.inst);
         match &s.inst {
             Inst::Load { buf, index, .. } => {
                 let b = &self.k.bufs[*buf as usize];
@@ -498,10 +501,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             Inst::Select(..) => vt(s.ty),
             Inst::Fail(..) => true,
             Inst::Call(l, _) => self.libm4.contains_key(l),
-            _ => {
-                let _ = ops;
-                false
-            }
+            _ => false,
         }
     }
 
@@ -642,7 +642,10 @@ impl<'a, 'b> Gen<'a, 'b> {
         };
         let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
         let take_y = self.b.ins().bor(take_y, nan);
-        let m = self.b.ins().bitcast(types::F32X4, MemFlagsData::new(), take_y);
+        let m = self
+            .b
+            .ins()
+            .bitcast(types::F32X4, MemFlagsData::new(), take_y);
         self.b.ins().bitselect(m, y, x)
     }
 
@@ -658,15 +661,23 @@ impl<'a, 'b> Gen<'a, 'b> {
             Inst::I32(x) => self.b.ins().iconst(types::I32, *x as i64),
             Inst::I64(x) => self.b.ins().iconst(types::I64, *x as i64),
             Inst::Bool(x) => self.b.ins().iconst(types::I8, *x as i64),
-            Inst::Coef(i) => self.b.ins().load(types::F32, flags(), self.coefs, (4 * i) as i32),
+            Inst::Coef(i) => self
+                .b
+                .ins()
+                .load(types::F32, flags(), self.coefs, (4 * i) as i32),
             Inst::CoefAt { base, index } => {
                 let c = self.lane(*index, l);
                 let c = self.b.ins().uextend(types::I64, c);
                 let off = self.b.ins().imul_imm_s(c, 4);
                 let addr = self.b.ins().iadd(self.coefs, off);
-                self.b.ins().load(types::F32, flags(), addr, (4 * base) as i32)
+                self.b
+                    .ins()
+                    .load(types::F32, flags(), addr, (4 * base) as i32)
             }
-            Inst::Size(i) => self.b.ins().load(types::I64, flags(), self.sizes, (8 * i) as i32),
+            Inst::Size(i) => self
+                .b
+                .ins()
+                .load(types::I64, flags(), self.sizes, (8 * i) as i32),
             Inst::Flat => self.b.ins().iadd_imm_s(self.i, l as i64),
             Inst::Sample => {
                 let f = self.b.ins().iadd_imm_s(self.i, l as i64);
@@ -825,7 +836,9 @@ impl<'a, 'b> Gen<'a, 'b> {
                 self.b.seal_block(out);
                 self.b.use_var(av)
             }
-            Inst::LoopIndex | Inst::LoopAcc => unreachable!("loop placeholders are bound by the loop"),
+            Inst::LoopIndex | Inst::LoopAcc => {
+                unreachable!("loop placeholders are bound by the loop")
+            }
         }
     }
 
@@ -842,7 +855,6 @@ impl<'a, 'b> Gen<'a, 'b> {
             self.b.ins().iadd_imm_s(e, comp as i64)
         };
         let off = self.b.ins().imul_imm_s(e, bytes);
-        let _ = self.ptr;
         self.b.ins().iadd(self.bufs[buf as usize], off)
     }
 
@@ -919,7 +931,14 @@ pub fn define_rng<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
 }
 
 /// The four words of block `block` of stream `site` (`rng::philox4x32_10`).
-fn philox(b: &mut FunctionBuilder, k0: Value, k1: Value, step: Value, site: Value, block: Value) -> [Value; 4] {
+fn philox(
+    b: &mut FunctionBuilder,
+    k0: Value,
+    k1: Value,
+    step: Value,
+    site: Value,
+    block: Value,
+) -> [Value; 4] {
     let mut c0 = b.ins().ireduce(types::I32, block);
     let hi = b.ins().ushr_imm_u(block, 32);
     let mut c1 = b.ins().ireduce(types::I32, hi);
@@ -967,7 +986,14 @@ fn block_and_word(b: &mut FunctionBuilder, idx: Value) -> (Value, Value) {
     (block, j)
 }
 
-fn rng_uniform(b: &mut FunctionBuilder, k0: Value, k1: Value, step: Value, site: Value, idx: Value) -> Value {
+fn rng_uniform(
+    b: &mut FunctionBuilder,
+    k0: Value,
+    k1: Value,
+    step: Value,
+    site: Value,
+    idx: Value,
+) -> Value {
     let (block, j) = block_and_word(b, idx);
     let w = philox(b, k0, k1, step, site, block);
     let is1 = b.ins().icmp_imm_u(IntCC::Equal, j, 1);
@@ -980,7 +1006,14 @@ fn rng_uniform(b: &mut FunctionBuilder, k0: Value, k1: Value, step: Value, site:
 }
 
 /// `rng::normal`: z[i % 4] of the block's Box–Muller pairs.
-fn rng_normal(b: &mut FunctionBuilder, k0: Value, k1: Value, step: Value, site: Value, idx: Value) -> Value {
+fn rng_normal(
+    b: &mut FunctionBuilder,
+    k0: Value,
+    k1: Value,
+    step: Value,
+    site: Value,
+    idx: Value,
+) -> Value {
     let (block, j) = block_and_word(b, idx);
     let w = philox(b, k0, k1, step, site, block);
     let hi = b.ins().band_imm_u(j, 2);
@@ -999,6 +1032,18 @@ fn rng_normal(b: &mut FunctionBuilder, k0: Value, k1: Value, step: Value, site: 
     b.ins().select(odd, zs, zc)
 }
 
+/// c[0] + x (c[1] + x (… + x c[n-1])) by Horner's rule from the highest coefficient, as `rng`
+/// evaluates its polynomials (`p = p * x + c`, no FMA).
+fn horner(b: &mut FunctionBuilder, c: &[f32], x: Value) -> Value {
+    let mut p = b.ins().f32const(c[c.len() - 1]);
+    for k in c[..c.len() - 1].iter().rev() {
+        let t = b.ins().fmul(p, x);
+        let k = b.ins().f32const(*k);
+        p = b.ins().fadd(t, k);
+    }
+    p
+}
+
 /// `rng::log_f32` on the uniforms of `uniform_open` (normal numbers in (0, 1), so the
 /// special cases of the general function never arise).
 fn log_unit(b: &mut FunctionBuilder, x: Value) -> Value {
@@ -1007,7 +1052,9 @@ fn log_unit(b: &mut FunctionBuilder, x: Value) -> Value {
     let e = b.ins().iadd_imm_s(e, -127);
     let m = b.ins().band_imm_u(bits, 0x007F_FFFF);
     let m = b.ins().bor_imm_u(m, 0x3F80_0000);
-    let big = b.ins().icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, m, rng::SQRT2_BITS as i64);
+    let big = b
+        .ins()
+        .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, m, rng::SQRT2_BITS as i64);
     let m2 = b.ins().iadd_imm_s(m, -0x0080_0000);
     let m = b.ins().select(big, m2, m);
     let e2 = b.ins().iadd_imm_s(e, 1);
@@ -1015,12 +1062,7 @@ fn log_unit(b: &mut FunctionBuilder, x: Value) -> Value {
     let mf = b.ins().bitcast(types::F32, MemFlagsData::new(), m);
     let one = b.ins().f32const(1.0);
     let f = b.ins().fsub(mf, one);
-    let mut p = b.ins().f32const(rng::LOG_P[8]);
-    for c in rng::LOG_P[..8].iter().rev() {
-        let t = b.ins().fmul(p, f);
-        let k = b.ins().f32const(*c);
-        p = b.ins().fadd(t, k);
-    }
+    let p = horner(b, &rng::LOG_P, f);
     let ff = b.ins().fmul(f, f);
     let t = b.ins().fmul(ff, p);
     let ef = b.ins().fcvt_from_sint(types::F32, e);
@@ -1046,23 +1088,13 @@ fn sincos(b: &mut FunctionBuilder, u: Value) -> (Value, Value) {
     let rm = b.ins().fsub(one, r);
     let t = b.ins().select(mirror, rm, r);
     let x = b.ins().fmul(t, t);
-    let mut sr = b.ins().f32const(rng::SIN_R[3]);
-    for c in rng::SIN_R[..3].iter().rev() {
-        let m = b.ins().fmul(sr, x);
-        let k = b.ins().f32const(*c);
-        sr = b.ins().fadd(m, k);
-    }
+    let sr = horner(b, &rng::SIN_R, x);
     let s1 = b.ins().f32const(rng::SIN_S1);
     let ts = b.ins().fmul(t, s1);
     let tx = b.ins().fmul(t, x);
     let txs = b.ins().fmul(tx, sr);
     let s = b.ins().fadd(ts, txs);
-    let mut cq = b.ins().f32const(rng::COS_Q[2]);
-    for c in rng::COS_Q[..2].iter().rev() {
-        let m = b.ins().fmul(cq, x);
-        let k = b.ins().f32const(*c);
-        cq = b.ins().fadd(m, k);
-    }
+    let cq = horner(b, &rng::COS_Q, x);
     let c2 = b.ins().f32const(rng::COS_C2);
     let xc = b.ins().fmul(x, c2);
     let xx = b.ins().fmul(x, x);

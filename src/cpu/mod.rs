@@ -24,17 +24,8 @@ use std::cell::Cell;
 use std::collections::HashMap;
 
 /// A compiled kernel: `(bufs, coefs, sizes, start, end, seed, step, offset, status)`.
-pub type KernelFn = unsafe extern "C" fn(
-    *const *mut u8,
-    *const f32,
-    *const u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    *mut u32,
-);
+pub type KernelFn =
+    unsafe extern "C" fn(*const *mut u8, *const f32, *const u64, u64, u64, u64, u64, u64, *mut u32);
 
 /// How kernels run.
 #[derive(Clone, Copy, Debug)]
@@ -70,14 +61,20 @@ pub fn isa(pic: bool, fast_regalloc: bool) -> Result<OwnedTargetIsa, String> {
     fb.set("opt_level", "speed").map_err(|e| e.to_string())?;
     fb.set(
         "regalloc_algorithm",
-        if fast_regalloc { "single_pass" } else { "backtracking" },
+        if fast_regalloc {
+            "single_pass"
+        } else {
+            "backtracking"
+        },
     )
     .map_err(|e| e.to_string())?;
-    fb.set("enable_verifier", "true").map_err(|e| e.to_string())?;
+    fb.set("enable_verifier", "true")
+        .map_err(|e| e.to_string())?;
     fb.set("is_pic", if pic { "true" } else { "false" })
         .map_err(|e| e.to_string())?;
     let ib = cranelift_native::builder().map_err(|e| e.to_string())?;
-    ib.finish(settings::Flags::new(fb)).map_err(|e| e.to_string())
+    ib.finish(settings::Flags::new(fb))
+        .map_err(|e| e.to_string())
 }
 
 // The C math functions, through Rust's own methods so that kernels call exactly what the
@@ -159,7 +156,10 @@ pub fn plan_size(plan: &Plan) -> usize {
 /// JIT-compile a plan.
 pub fn compile(plan: Plan) -> Result<Compiled, String> {
     let large = plan_size(&plan) > LARGE_PLAN;
-    let mut jb = JITBuilder::with_isa(isa(false, large)?, cranelift_module::default_libcall_names());
+    let mut jb = JITBuilder::with_isa(
+        isa(false, large)?,
+        cranelift_module::default_libcall_names(),
+    );
     for (name, ptr) in libm_symbols() {
         jb.symbol(name, ptr);
     }
@@ -194,7 +194,12 @@ pub fn compile(plan: Plan) -> Result<Compiled, String> {
 }
 
 /// Which draws a call supplies and which masks it gives.
-pub fn variant(p: &Process, prog: &Program, draws: &HashMap<String, Tensor>, masks: &HashMap<String, Tensor>) -> Variant {
+pub fn variant(
+    p: &Process,
+    prog: &Program,
+    draws: &HashMap<String, Tensor>,
+    masks: &HashMap<String, Tensor>,
+) -> Variant {
     Variant {
         supplied: prog
             .draws
@@ -228,7 +233,12 @@ pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, Stri
     run_opts(p, prog, call, Options::default())
 }
 
-pub fn run_opts(p: &Process, prog: &Program, call: &Call, opts: Options) -> Result<Vec<Tensor>, String> {
+pub fn run_opts(
+    p: &Process,
+    prog: &Program,
+    call: &Call,
+    opts: Options,
+) -> Result<Vec<Tensor>, String> {
     let c = compile_entry(p, prog, &variant(p, prog, &call.draws, &call.masks))?;
     run_compiled(p, prog, call, &c, opts)
 }
@@ -317,7 +327,9 @@ impl Accel for Runner<'_> {
     fn ops(&self, cx: &mut Ctx, ops: &[Op], at: usize) -> Option<Result<usize, String>> {
         let key = op_key(&ops[at])?;
         let Some(g) = self.c.plan.groups.get(&key) else {
-            return Some(Err(cx.bug("a statement without a kernel on the CPU backend")));
+            return Some(Err(
+                cx.bug("a statement without a kernel on the CPU backend")
+            ));
         };
         let mut run = || -> Result<usize, String> {
             for h in &g.host {
@@ -372,10 +384,15 @@ impl Runner<'_> {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let per: usize = kern.domain.iter().map(|d| sizes[*d as usize] as usize).product();
+        let per: usize = kern
+            .domain
+            .iter()
+            .map(|d| sizes[*d as usize] as usize)
+            .product();
         let total = batch * per;
         // Bind the buffers, checking that every one holds what the kernel reads.
-        let mut inputs: Vec<Val> = Vec::new();
+        let call = cx.call;
+        let mut inputs: Vec<(usize, Val)> = Vec::new();
         let mut outs: Vec<(usize, Out)> = Vec::new();
         let mut ptrs: Vec<*mut u8> = vec![std::ptr::null_mut(); kern.bufs.len()];
         for (j, b) in kern.bufs.iter().enumerate() {
@@ -401,12 +418,11 @@ impl Runner<'_> {
                             kern.name
                         )));
                     }
-                    inputs.push(v);
+                    inputs.push((j, v));
                 }
                 BufSrc::Draw(site) => {
                     let name = &cx.prog.draws[*site as usize].name;
-                    let t = cx
-                        .call
+                    let t = call
                         .draws
                         .get(name)
                         .ok_or_else(|| cx.bug("a supplied draw went missing"))?;
@@ -420,19 +436,19 @@ impl Runner<'_> {
                             total * width
                         ));
                     }
-                    inputs.push(Val::R(x.clone()));
+                    // Kernels only read their inputs.
+                    ptrs[j] = x.as_ptr() as *mut u8;
                 }
                 BufSrc::Mask(m) => {
                     let name = &cx.p.masks[*m as usize].name;
-                    let t = cx
-                        .call
+                    let t = call
                         .masks
                         .get(name)
                         .ok_or_else(|| cx.bug("a mask went missing"))?;
                     let Data::Bool(x) = &t.data else {
                         return Err(format!("mask `{name}` must hold bools"));
                     };
-                    inputs.push(Val::B(x.clone()));
+                    ptrs[j] = x.as_ptr() as *mut u8;
                 }
                 BufSrc::Out(_) => {
                     let n = total * width;
@@ -447,12 +463,8 @@ impl Runner<'_> {
                 }
             }
         }
-        let mut it = inputs.iter_mut();
-        for (j, b) in kern.bufs.iter().enumerate() {
-            if matches!(b.src, BufSrc::Out(_)) {
-                continue;
-            }
-            ptrs[j] = match it.next().unwrap() {
+        for (j, v) in inputs.iter_mut() {
+            ptrs[*j] = match v {
                 Val::R(x) | Val::V(_, x) | Val::M(_, x) => x.as_mut_ptr() as *mut u8,
                 Val::C(x) => x.as_mut_ptr() as *mut u8,
                 Val::B(x) => x.as_mut_ptr() as *mut u8,
@@ -553,6 +565,8 @@ fn launch(a: Args, total: usize, opts: Options) -> u32 {
                 s.spawn(move || call(a, lo, hi))
             })
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap_or(u32::MAX)).fold(0, |x, y| x | y)
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or(u32::MAX))
+            .fold(0, |x, y| x | y)
     })
 }

@@ -84,9 +84,7 @@ pub(crate) fn is_leaf(n: &Node) -> bool {
 pub(crate) fn is_cross(n: &Node) -> bool {
     matches!(
         n,
-        Node::Reduce(..)
-            | Node::Count(_)
-            | Node::Call(Builtin::RowSum | Builtin::Gram, _)
+        Node::Reduce(..) | Node::Count(_) | Node::Call(Builtin::RowSum | Builtin::Gram, _)
     )
 }
 
@@ -110,7 +108,11 @@ impl<'a> Planner<'a> {
                 self.prog.name
             ));
         }
-        let mut kb = KB::new(self, &format!("{}_n{}", self.prog.name, id.0), domain_of(info))?;
+        let mut kb = KB::new(
+            self,
+            &format!("{}_n{}", self.prog.name, id.0),
+            domain_of(info),
+        )?;
         if is_cross(&info.node) {
             kb.cross(id)?;
         } else {
@@ -346,7 +348,12 @@ fn plan_ops(
 
 /// Does `node` read, through a node over other elements, a slot or field in `written`?
 fn reads_written_across(prog: &Program, node: NodeId, written: &BTreeSet<Target>) -> bool {
-    fn leaves_of(prog: &Program, n: NodeId, inside_cross: bool, written: &BTreeSet<Target>) -> bool {
+    fn leaves_of(
+        prog: &Program,
+        n: NodeId,
+        inside_cross: bool,
+        written: &BTreeSet<Target>,
+    ) -> bool {
         let info = prog.node(n);
         let hit = match info.node {
             Node::State(f) => written.contains(&Target::Field(f)),
@@ -441,7 +448,11 @@ impl<'a> KB<'a> {
         // Value numbering: a pure statement already emitted in this block is reused.
         let pure = !matches!(
             inst,
-            Inst::Store { .. } | Inst::Fail(..) | Inst::Loop { .. } | Inst::LoopIndex | Inst::LoopAcc
+            Inst::Store { .. }
+                | Inst::Fail(..)
+                | Inst::Loop { .. }
+                | Inst::LoopIndex
+                | Inst::LoopAcc
         );
         let key = (pure && self.blocks.len() == 1).then(|| format!("{ty:?} {inst:?}"));
         if let Some(v) = key.as_ref().and_then(|k| self.cse.get(k)) {
@@ -674,7 +685,11 @@ impl<'a> KB<'a> {
                         match info.kind {
                             Kind::Bool => {
                                 let z = self.f32c(0.0);
-                                self.pre(format!("coefb {slot}"), Ty::Bool, Inst::Cmp(Cmp::Ne, x, z))
+                                self.pre(
+                                    format!("coefb {slot}"),
+                                    Ty::Bool,
+                                    Inst::Cmp(Cmp::Ne, x, z),
+                                )
                             }
                             Kind::Class(_) => {
                                 self.pre(format!("coefc {slot}"), Ty::I32, Inst::Un(Un::ToI32, x))
@@ -735,7 +750,11 @@ impl<'a> KB<'a> {
                 let (av, bv) = (self.node(*a)?, self.node(*b)?);
                 match info.kind {
                     Kind::Bool | Kind::Class(_) => {
-                        let ty = if info.kind == Kind::Bool { Ty::Bool } else { Ty::I32 };
+                        let ty = if info.kind == Kind::Bool {
+                            Ty::Bool
+                        } else {
+                            Ty::I32
+                        };
                         let (x, y) = (av[0], bv[0]);
                         let (x, y) = if ty == Ty::I32 {
                             (self.as_index(x), self.as_index(y))
@@ -770,7 +789,7 @@ impl<'a> KB<'a> {
                 out
             }
             Node::Call(Builtin::Pair, args) => {
-                let n = self.pair_n(args[0])?;
+                let n = self.pair_n()?;
                 let (s, e) = (self.sample(), self.elem());
                 let i = self.bin(Ty::I64, Bin::UDiv, e, n);
                 let j = self.bin(Ty::I64, Bin::URem, e, n);
@@ -832,11 +851,23 @@ impl<'a> KB<'a> {
     }
 
     /// Entry `(r, j)` of a coefficient matrix with row `r` a class (`None`: the static index `i`).
-    fn coef_entry(&mut self, base: u32, k: usize, row: Option<V>, i: usize, j: usize, by_row: bool) -> V {
+    fn coef_entry(
+        &mut self,
+        base: u32,
+        k: usize,
+        row: Option<V>,
+        i: usize,
+        j: usize,
+        by_row: bool,
+    ) -> V {
         match row {
             Some(c) => {
                 // base + c * k + j (by rows) or base + i * k + c (by columns).
-                let (mul, add) = if by_row { (k as u32, j as u32) } else { (1, (i * k) as u32) };
+                let (mul, add) = if by_row {
+                    (k as u32, j as u32)
+                } else {
+                    (1, (i * k) as u32)
+                };
                 let m = self.i32c(mul);
                 let a = self.i32c(add);
                 let ck = self.bin(Ty::I32, Bin::Mul, c, m);
@@ -874,12 +905,11 @@ impl<'a> KB<'a> {
     }
 
     /// The size `n` of a `pair`'s node axis.
-    fn pair_n(&mut self, arg: NodeId) -> Result<V, String> {
+    fn pair_n(&mut self) -> Result<V, String> {
         let s = self
             .domain_shape
             .clone()
             .ok_or_else(|| self.bug("pair without a shape"))?;
-        let _ = arg;
         Ok(self.size(s.dims[0].index()))
     }
 
@@ -937,17 +967,24 @@ impl<'a> KB<'a> {
                 let (ak, bk) = (self.prog.node(a).kind, self.prog.node(b).kind);
                 // onehot(c) @ M is row c of M and M @ onehot(c) column c: the sum's other terms
                 // are zeros, so this is the interpreter's value (up to the sign of a zero).
-                let (an, bn) = (self.prog.node(a).node.clone(), self.prog.node(b).node.clone());
+                let (an, bn) = (
+                    self.prog.node(a).node.clone(),
+                    self.prog.node(b).node.clone(),
+                );
                 if let (Kind::Vec(_), Kind::Mat(_), Node::Coef(m)) = (ak, bk, &bn) {
                     if let Some(c) = self.onehot_class(a)? {
                         let base = self.coef_base(*m, k * k);
-                        return Ok((0..k).map(|j| self.coef_entry(base, k, Some(c), 0, j, true)).collect());
+                        return Ok((0..k)
+                            .map(|j| self.coef_entry(base, k, Some(c), 0, j, true))
+                            .collect());
                     }
                 }
                 if let (Kind::Mat(_), Kind::Vec(_), Node::Coef(m)) = (ak, bk, &an) {
                     if let Some(c) = self.onehot_class(b)? {
                         let base = self.coef_base(*m, k * k);
-                        return Ok((0..k).map(|r| self.coef_entry(base, k, Some(c), r, 0, false)).collect());
+                        return Ok((0..k)
+                            .map(|r| self.coef_entry(base, k, Some(c), r, 0, false))
+                            .collect());
                     }
                 }
                 let mut out = Vec::with_capacity(k);
@@ -1109,7 +1146,8 @@ impl<'a> KB<'a> {
                 // dot(v, onehot(c)) is v[c] (the other products are zeros).
                 for (x, y) in [(0, 1), (1, 0)] {
                     if let Some(c) = self.onehot_class(args[y])? {
-                        let v: Vec<V> = (0..vals[x].len()).map(|q| self.comp(&vals[x], q)).collect();
+                        let v: Vec<V> =
+                            (0..vals[x].len()).map(|q| self.comp(&vals[x], q)).collect();
                         return Ok(vec![self.pick(c, &v)]);
                     }
                 }
@@ -1551,7 +1589,9 @@ impl<'a> KB<'a> {
             }
             Node::Call(Builtin::RowSum, args) => {
                 let shape = self.prog.node(args[0]).shape.clone();
-                let sh = shape.clone().ok_or_else(|| self.bug("rowsum without a shape"))?;
+                let sh = shape
+                    .clone()
+                    .ok_or_else(|| self.bug("rowsum without a shape"))?;
                 let n = self.size(sh.dims[0].index());
                 let (s, row) = (self.sample(), self.elem());
                 let nn = self.bin(Ty::I64, Bin::Mul, n, n);
@@ -1644,7 +1684,14 @@ fn dce(k: &mut Kernel) {
                         changed = true;
                     }
                 }
-                if let Inst::Loop { body, next, index, acc, .. } = &s.inst {
+                if let Inst::Loop {
+                    body,
+                    next,
+                    index,
+                    acc,
+                    ..
+                } = &s.inst
+                {
                     for v in [next, index, acc] {
                         if !live[v.0 as usize] {
                             live[v.0 as usize] = true;

@@ -301,13 +301,6 @@ impl Kernel {
         }
         go(&self.body, f)
     }
-
-    /// Does any statement need the sample or element index (an integer division per element)?
-    pub fn uses(&self, pred: fn(&Inst) -> bool) -> bool {
-        let mut hit = false;
-        self.walk(&mut |s| hit |= pred(&s.inst));
-        hit
-    }
 }
 
 impl fmt::Display for V {
@@ -331,7 +324,12 @@ impl fmt::Display for Ty {
 fn stmts(f: &mut fmt::Formatter, body: &[Stmt], indent: usize) -> fmt::Result {
     let pad = "  ".repeat(indent);
     for s in body {
-        let args = |vs: &[V]| vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
+        let args = |vs: &[V]| {
+            vs.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match &s.inst {
             Inst::Store {
                 buf,
@@ -397,7 +395,13 @@ impl fmt::Display for Kernel {
             .iter()
             .map(|d| self.dims[*d as usize].as_str())
             .collect();
-        writeln!(f, "kernel {} over [batch{}{}]", self.name, if dom.is_empty() { "" } else { ", " }, dom.join(", "))?;
+        writeln!(
+            f,
+            "kernel {} over [batch{}{}]",
+            self.name,
+            if dom.is_empty() { "" } else { ", " },
+            dom.join(", ")
+        )?;
         for (i, b) in self.bufs.iter().enumerate() {
             writeln!(
                 f,
@@ -412,7 +416,13 @@ impl fmt::Display for Kernel {
             let c: Vec<String> = self
                 .coefs
                 .iter()
-                .map(|(c, q)| if *q == 0 { format!("c{c}") } else { format!("c{c}.{q}") })
+                .map(|(c, q)| {
+                    if *q == 0 {
+                        format!("c{c}")
+                    } else {
+                        format!("c{c}.{q}")
+                    }
+                })
                 .collect();
             writeln!(f, "  coefs: {}", c.join(", "))?;
         }
