@@ -20,7 +20,7 @@ use crate::typed::Process;
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// A compiled kernel: `(bufs, coefs, sizes, start, end, seed, step, offset, status)`.
@@ -254,7 +254,7 @@ pub fn run_compiled(
     let r = Runner {
         c,
         opts,
-        launches: Cell::new(0),
+        launches: RefCell::new(Vec::new()),
     };
     interp::run_with(p, prog, call, Some(&r))
 }
@@ -288,19 +288,70 @@ pub fn sample_counted(
     opts: Options,
 ) -> Result<(HashMap<String, Tensor>, usize), String> {
     let c = compile_sampler(p, sp, &variant(p, &sp.prog, &call.draws, &call.masks))?;
+    let (out, launches) = sample_recorded(p, sp, call, denoiser, &c, opts)?;
+    Ok((out, launches.len()))
+}
+
+/// Run a sampler compiled for the call's variant, and return the launches it made in order.
+pub fn sample_recorded(
+    p: &Process,
+    sp: &SamplerProgram,
+    call: &SampleCall,
+    denoiser: &mut dyn Denoiser,
+    c: &Compiled,
+    opts: Options,
+) -> Result<(HashMap<String, Tensor>, Vec<Launch>), String> {
     let r = Runner {
-        c: &c,
+        c,
         opts,
-        launches: Cell::new(0),
+        launches: RefCell::new(Vec::new()),
     };
     let out = interp::sample_with(p, sp, call, denoiser, Some(&r))?;
-    Ok((out, r.launches.get()))
+    Ok((out, r.launches.into_inner()))
+}
+
+/// One kernel launch as the runtime made it: everything but the buffers' contents, so that a
+/// benchmark (or any host) can repeat it on buffers of its own.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// The kernel's index in its plan.
+    pub kernel: usize,
+    pub coefs: Vec<f32>,
+    pub sizes: Vec<u64>,
+    /// Flat elements: the batch times the kernel's domain.
+    pub total: usize,
+    pub seed: u64,
+    pub step: u64,
+    pub offset: u64,
+    /// Bytes of each buffer, in the kernel's order.
+    pub bytes: Vec<usize>,
+}
+
+impl Compiled {
+    /// Repeat a recorded launch on caller-owned buffers; returns the status word.
+    ///
+    /// # Safety
+    /// `bufs[j]` must point to at least `l.bytes[j]` bytes, suitably aligned for the kernel's
+    /// buffer `j`, and output buffers must not overlap any other buffer.
+    pub unsafe fn launch(&self, l: &Launch, bufs: &[*mut u8], opts: Options) -> u32 {
+        assert_eq!(bufs.len(), self.plan.kernels[l.kernel].bufs.len());
+        let args = Args {
+            f: self.fns[l.kernel],
+            bufs: bufs.as_ptr(),
+            coefs: l.coefs.as_ptr(),
+            sizes: l.sizes.as_ptr(),
+            seed: l.seed,
+            step: l.step,
+            offset: l.offset,
+        };
+        launch(args, l.total, opts)
+    }
 }
 
 struct Runner<'c> {
     c: &'c Compiled,
     opts: Options,
-    launches: Cell<usize>,
+    launches: RefCell<Vec<Launch>>,
 }
 
 /// Statements a run leaves to the host never call networks.
@@ -373,7 +424,6 @@ enum Out {
 impl Runner<'_> {
     fn run_kernel(&self, cx: &mut Ctx, k: usize) -> Result<(), String> {
         let kern = &self.c.plan.kernels[k];
-        self.launches.set(self.launches.get() + 1);
         let batch = cx.call.batch;
         let sizes: Vec<u64> = kern
             .dims
@@ -488,6 +538,32 @@ impl Runner<'_> {
                 Val::C(x) => x[0] as f32,
             });
         }
+        self.launches.borrow_mut().push(Launch {
+            kernel: k,
+            coefs: coefs.clone(),
+            sizes: sizes.clone(),
+            total,
+            seed: cx.call.seed,
+            step: cx.step as u64,
+            offset: cx.draw_offset,
+            bytes: kern
+                .bufs
+                .iter()
+                .zip(&ptrs)
+                .enumerate()
+                .map(|(j, (b, _))| {
+                    let n = match (&b.src, inputs.iter().find(|(i, _)| *i == j)) {
+                        (_, Some((_, v))) => match v {
+                            Val::R(x) | Val::V(_, x) | Val::M(_, x) => x.len(),
+                            Val::C(x) => x.len(),
+                            Val::B(x) => x.len(),
+                        },
+                        _ => total * b.width as usize,
+                    };
+                    n * b.store.bytes()
+                })
+                .collect(),
+        });
         let args = Args {
             f: self.c.fns[k],
             bufs: ptrs.as_ptr(),
