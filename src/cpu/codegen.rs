@@ -119,7 +119,7 @@ pub fn define<M: Module>(
     k: &Kernel,
     libm: &HashMap<Libm, FuncId>,
     libm4: &HashMap<Libm, FuncId>,
-    rng: (FuncId, FuncId),
+    rng: Rng,
     symbol: &str,
 ) -> Result<(FuncId, String), String> {
     let sig = signature(m);
@@ -144,11 +144,20 @@ pub fn define<M: Module>(
             }
         }
         let ptr = m.target_config().pointer_type();
+        let fills = draw_fills(k);
+        let fill_refs = if fills.is_empty() {
+            None
+        } else {
+            Some((
+                m.declare_func_in_func(rng.fill_normal, b.func),
+                m.declare_func_in_func(rng.fill_uniform, b.func),
+            ))
+        };
         let rng = (
-            m.declare_func_in_func(rng.0, b.func),
-            m.declare_func_in_func(rng.1, b.func),
+            m.declare_func_in_func(rng.normal, b.func),
+            m.declare_func_in_func(rng.uniform, b.func),
         );
-        Gen::emit(&mut b, k, refs, refs4, rng, ptr);
+        Gen::emit(&mut b, k, refs, refs4, rng, ptr, &fills, fill_refs);
         b.finalize(m.target_config());
     }
     let clif = ctx.func.display().to_string();
@@ -158,6 +167,29 @@ pub fn define<M: Module>(
         .map_err(|e| format!("kernel `{}`: {e:?}", k.name))?;
     m.clear_context(&mut ctx);
     Ok((id, clif))
+}
+
+/// The draws a kernel's vector loop takes from buffers filled ahead, a chunk at a time:
+/// `(site, normal?)` of each draw at the element's own flat index, in order of appearance.
+fn draw_fills(k: &Kernel) -> Vec<(u32, bool)> {
+    let flat: Vec<V> = k
+        .body
+        .iter()
+        .filter(|s| matches!(s.inst, Inst::Flat))
+        .map(|s| s.id)
+        .collect();
+    let mut out = Vec::new();
+    for s in &k.body {
+        let f = match &s.inst {
+            Inst::Normal { site, index } if flat.contains(index) => (*site, true),
+            Inst::Uniform { site, index } if flat.contains(index) => (*site, false),
+            _ => continue,
+        };
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
 }
 
 fn uses_libm(k: &Kernel, l: Libm) -> bool {
@@ -204,6 +236,10 @@ struct Gen<'a, 'b> {
     /// The first flat index of the elements being computed.
     i: Value,
     lanes: usize,
+    /// Draws filled ahead: the buffer of each `(site, normal?)`, and the flat index of its
+    /// first element in the current chunk.
+    filled: HashMap<(u32, bool), Value>,
+    fill_base: Option<Value>,
 }
 
 fn vty(t: Ty) -> Type {
@@ -235,6 +271,8 @@ impl<'a, 'b> Gen<'a, 'b> {
         libm4: HashMap<Libm, FuncRef>,
         rng: (FuncRef, FuncRef),
         ptr: Type,
+        fills: &[(u32, bool)],
+        fill_refs: Option<(FuncRef, FuncRef)>,
     ) {
         let n = k.values as usize;
         let mut tys = vec![Ty::I64; n];
@@ -322,7 +360,18 @@ impl<'a, 'b> Gen<'a, 'b> {
             status,
             i: start,
             lanes: 1,
+            filled: HashMap::new(),
+            fill_base: None,
         };
+        for f in fills {
+            let slot = g.b.create_sized_stack_slot(ir::StackSlotData::new(
+                ir::StackSlotKind::ExplicitSlot,
+                (4 * DRAW_BUF) as u32,
+                4,
+            ));
+            let addr = g.b.ins().stack_addr(ptr, slot, 0);
+            g.filled.insert(*f, addr);
+        }
         for s in &k.body {
             if g.invariant[s.id.0 as usize] {
                 let v = g.scalar(s, 0);
@@ -343,16 +392,63 @@ impl<'a, 'b> Gen<'a, 'b> {
         let i = g.b.use_var(ivar);
         let i4 = g.b.ins().iadd_imm_s(i, LANES as i64);
         let fits = g.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, i4, end);
-        g.b.ins().brif(fits, vbody, &[], shead, &[]);
-        g.b.switch_to_block(vbody);
-        g.b.seal_block(vbody);
-        g.i = i;
-        g.lanes = LANES;
-        g.body();
-        let next = g.b.ins().iadd_imm_s(i, LANES as i64);
-        g.b.def_var(ivar, next);
-        g.b.ins().jump(vhead, &[]);
-        g.b.seal_block(vhead);
+        if let Some((fill_n, fill_u)) = fill_refs {
+            // Chunks of up to DRAW_CHUNK elements: fill each draw's buffer, then the vector
+            // loop over the chunk reads its draws from there.
+            let chunk = g.b.create_block();
+            let ihead = g.b.create_block();
+            g.b.ins().brif(fits, chunk, &[], shead, &[]);
+            g.b.switch_to_block(chunk);
+            g.b.seal_block(chunk);
+            let rem = g.b.ins().isub(end, i);
+            let rem4 = g.b.ins().band_imm_u(rem, !3i64);
+            let cap = g.b.ins().iconst(types::I64, DRAW_CHUNK as i64);
+            let n4 = g.b.ins().umin(rem4, cap);
+            let cend = g.b.ins().iadd(i, n4);
+            let first = g.b.ins().iadd(i, g.offset);
+            let block0 = g.b.ins().ushr_imm_u(first, 2);
+            let skip = g.b.ins().band_imm_u(first, 3);
+            let span = g.b.ins().iadd(skip, n4);
+            let span = g.b.ins().iadd_imm_s(span, 3);
+            let blocks = g.b.ins().ushr_imm_u(span, 2);
+            let (k0, k1) = g.keys[0];
+            for f in fills {
+                let site = g.b.ins().iconst(types::I32, f.0 as i64);
+                let fr = if f.1 { fill_n } else { fill_u };
+                let addr = g.filled[f];
+                g.b.ins()
+                    .call(fr, &[k0, k1, g.step, site, block0, blocks, addr]);
+            }
+            let base = g.b.ins().isub(i, skip);
+            g.b.ins().jump(ihead, &[]);
+            g.b.switch_to_block(ihead);
+            let i = g.b.use_var(ivar);
+            let more = g.b.ins().icmp(IntCC::UnsignedLessThan, i, cend);
+            g.b.ins().brif(more, vbody, &[], vhead, &[]);
+            g.b.switch_to_block(vbody);
+            g.b.seal_block(vbody);
+            g.i = i;
+            g.lanes = LANES;
+            g.fill_base = Some(base);
+            g.body();
+            g.fill_base = None;
+            let next = g.b.ins().iadd_imm_s(i, LANES as i64);
+            g.b.def_var(ivar, next);
+            g.b.ins().jump(ihead, &[]);
+            g.b.seal_block(ihead);
+            g.b.seal_block(vhead);
+        } else {
+            g.b.ins().brif(fits, vbody, &[], shead, &[]);
+            g.b.switch_to_block(vbody);
+            g.b.seal_block(vbody);
+            g.i = i;
+            g.lanes = LANES;
+            g.body();
+            let next = g.b.ins().iadd_imm_s(i, LANES as i64);
+            g.b.def_var(ivar, next);
+            g.b.ins().jump(vhead, &[]);
+            g.b.seal_block(vhead);
+        }
 
         // The scalar loop for the rest.
         g.b.switch_to_block(shead);
@@ -507,6 +603,21 @@ impl<'a, 'b> Gen<'a, 'b> {
 
     /// One statement over four lanes.
     fn vector(&mut self, s: &Stmt) -> Rep {
+        if let (Inst::Normal { site, index } | Inst::Uniform { site, index }, Some(base)) =
+            (&s.inst, self.fill_base)
+        {
+            let key = (*site, matches!(s.inst, Inst::Normal { .. }));
+            if let (true, Some(buf)) = (self.is_flat(*index), self.filled.get(&key).copied()) {
+                let at = self.b.ins().isub(self.i, base);
+                let off = self.b.ins().imul_imm_s(at, 4);
+                let addr = self.b.ins().iadd(buf, off);
+                let x = self
+                    .b
+                    .ins()
+                    .load(types::F32X4, MemFlagsData::new().with_notrap(), addr, 0);
+                return Rep::Vec(x);
+            }
+        }
         let ops = operands(&s.inst);
         // Statements whose operands are all the same in every lane stay scalar (a load at a
         // per-sample index is not: its index differs per lane unless it is invariant).
@@ -881,6 +992,17 @@ impl<'a, 'b> Gen<'a, 'b> {
     }
 }
 
+/// The generator's helper functions in a module.
+#[derive(Clone, Copy, Debug)]
+pub struct Rng {
+    /// `diffc_rng_normal` and `diffc_rng_uniform`: one element of a draw.
+    pub normal: FuncId,
+    pub uniform: FuncId,
+    /// `diffc_rng_fill_normal` and `diffc_rng_fill_uniform`: whole blocks, four at a time.
+    pub fill_normal: FuncId,
+    pub fill_uniform: FuncId,
+}
+
 /// The signature of the generator's helpers: `(key0, key1, step, stream, index) -> f32`.
 fn rng_signature(m: &dyn Module) -> Signature {
     let mut sig = m.make_signature();
@@ -892,8 +1014,20 @@ fn rng_signature(m: &dyn Module) -> Signature {
 }
 
 /// Define the generator's helpers in a module: `diffc_rng_normal` and `diffc_rng_uniform`,
-/// element `index` of a draw exactly as `rng::normal` and `rng::uniform` compute it.
-pub fn define_rng<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
+/// element `index` of a draw exactly as `rng::normal` and `rng::uniform` compute it, and the
+/// fill helpers (`define_fills`).
+pub fn define_rng<M: Module>(m: &mut M) -> Result<Rng, String> {
+    let (normal, uniform) = define_rng1(m)?;
+    let (fill_normal, fill_uniform) = define_fills(m)?;
+    Ok(Rng {
+        normal,
+        uniform,
+        fill_normal,
+        fill_uniform,
+    })
+}
+
+fn define_rng1<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
     let mut ids = Vec::new();
     for (name, normal) in [("diffc_rng_normal", true), ("diffc_rng_uniform", false)] {
         let sig = rng_signature(m);
@@ -1138,4 +1272,352 @@ fn icc(c: Cmp) -> IntCC {
         Cmp::Eq => IntCC::Equal,
         Cmp::Ne => IntCC::NotEqual,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generator on vectors: four Philox blocks at once, one per lane
+// ---------------------------------------------------------------------------------------------
+
+/// Elements a kernel's vector loop draws ahead at a time, into a buffer on its stack.
+pub const DRAW_CHUNK: usize = 256;
+
+/// Floats of such a buffer: a chunk, up to three leading elements of its first block, and the
+/// rest of the last group of four blocks.
+const DRAW_BUF: usize = DRAW_CHUNK + 3 + 16;
+
+/// The signature of the fill helpers: `(key0, key1, step, stream, block0, blocks, out)`.
+fn fill_signature(m: &dyn Module) -> Signature {
+    let ptr = m.target_config().pointer_type();
+    let mut sig = m.make_signature();
+    for t in [
+        types::I32,
+        types::I32,
+        types::I32,
+        types::I32,
+        types::I64,
+        types::I64,
+        ptr,
+    ] {
+        sig.params.push(AbiParam::new(t));
+    }
+    sig
+}
+
+/// An i32x4 with every lane `x`, as a vector constant (not a splat, which Cranelift's
+/// optimizer would fold through `uwiden_low` and so lose the `pmuludq` pattern).
+fn ci(b: &mut FunctionBuilder, x: i64) -> Value {
+    let bytes: Vec<u8> = (0..4).flat_map(|_| (x as u32).to_le_bytes()).collect();
+    let c = b.func.dfg.constants.insert(bytes.into());
+    b.ins().vconst(types::I32X4, c)
+}
+
+/// An f32x4 with every lane `x`.
+fn cf(b: &mut FunctionBuilder, x: f32) -> Value {
+    let bytes: Vec<u8> = (0..4).flat_map(|_| x.to_bits().to_le_bytes()).collect();
+    let c = b.func.dfg.constants.insert(bytes.into());
+    b.ins().vconst(types::F32X4, c)
+}
+
+/// Shuffle the 32-bit lanes of two vectors: lane `l` of the result is lane `sel[l]` of `x`
+/// (0–3) or of `y` (4–7).
+fn shuffle32(b: &mut FunctionBuilder, x: Value, y: Value, sel: [u8; 4]) -> Value {
+    let ty = b.func.dfg.value_type(x);
+    let le = MemFlagsData::new().with_endianness(ir::Endianness::Little);
+    let xb = b.ins().bitcast(types::I8X16, le, x);
+    let yb = b.ins().bitcast(types::I8X16, le, y);
+    let bytes: Vec<u8> = sel
+        .iter()
+        .flat_map(|s| (0..4).map(move |k| 4 * s + k))
+        .collect();
+    let imm = b.func.dfg.immediates.push(bytes.into());
+    let r = b.ins().shuffle(xb, yb, imm);
+    b.ins().bitcast(ty, le, r)
+}
+
+/// A lane mask (all ones or zero, i32x4) as a selector of f32x4 values.
+fn fsel(b: &mut FunctionBuilder, mask: Value, x: Value, y: Value) -> Value {
+    let m = b.ins().bitcast(types::F32X4, MemFlagsData::new(), mask);
+    b.ins().bitselect(m, x, y)
+}
+
+/// Four lanes of `rng::philox4x32_10`: counters `c` (one block per lane), round keys `keys`.
+fn philox_x4(b: &mut FunctionBuilder, c: [Value; 4], keys: &[(Value, Value)]) -> [Value; 4] {
+    let [mut c0, mut c1, mut c2, mut c3] = c;
+    let m0 = ci(b, rng::PHILOX_M0 as i64);
+    let m1 = ci(b, rng::PHILOX_M1 as i64);
+    // High words of the four 64-bit products: lanes 1 and 3 of each pair of i64x2 products.
+    let mulhi = |b: &mut FunctionBuilder, m: Value, x: Value| {
+        let ml = b.ins().uwiden_low(m);
+        let xl = b.ins().uwiden_low(x);
+        let lo = b.ins().imul(ml, xl);
+        let mh = b.ins().uwiden_high(m);
+        let xh = b.ins().uwiden_high(x);
+        let hi = b.ins().imul(mh, xh);
+        let lo = b.ins().bitcast(
+            types::I32X4,
+            MemFlagsData::new().with_endianness(ir::Endianness::Little),
+            lo,
+        );
+        let hi = b.ins().bitcast(
+            types::I32X4,
+            MemFlagsData::new().with_endianness(ir::Endianness::Little),
+            hi,
+        );
+        shuffle32(b, lo, hi, [1, 3, 5, 7])
+    };
+    for &(k0, k1) in keys {
+        let hi0 = mulhi(b, m0, c0);
+        let lo0 = b.ins().imul(m0, c0);
+        let hi1 = mulhi(b, m1, c2);
+        let lo1 = b.ins().imul(m1, c2);
+        let x = b.ins().bxor(hi1, c1);
+        let n0 = b.ins().bxor(x, k0);
+        let y = b.ins().bxor(hi0, c3);
+        let n2 = b.ins().bxor(y, k1);
+        c0 = n0;
+        c1 = lo1;
+        c2 = n2;
+        c3 = lo0;
+    }
+    [c0, c1, c2, c3]
+}
+
+/// `rng::uniform_open` on four words.
+fn uniform_open_x4(b: &mut FunctionBuilder, w: Value) -> Value {
+    let s = b.ins().ushr_imm_u(w, 9);
+    // Below 2^23: the signed conversion is exact.
+    let f = b.ins().fcvt_from_sint(types::F32X4, s);
+    let h = cf(b, 0.5);
+    let f = b.ins().fadd(f, h);
+    let sc = cf(b, 1.0 / 8_388_608.0);
+    b.ins().fmul(f, sc)
+}
+
+/// `horner` on four lanes.
+fn horner_x4(b: &mut FunctionBuilder, c: &[f32], x: Value) -> Value {
+    let mut p = cf(b, c[c.len() - 1]);
+    for k in c[..c.len() - 1].iter().rev() {
+        let t = b.ins().fmul(p, x);
+        let k = cf(b, *k);
+        p = b.ins().fadd(t, k);
+    }
+    p
+}
+
+/// `log_unit` on four lanes.
+fn log_unit_x4(b: &mut FunctionBuilder, x: Value) -> Value {
+    let bits = b.ins().bitcast(types::I32X4, MemFlagsData::new(), x);
+    let e = b.ins().ushr_imm_u(bits, 23);
+    let c127 = ci(b, 127);
+    let e = b.ins().isub(e, c127);
+    let mm = ci(b, 0x007F_FFFF);
+    let m = b.ins().band(bits, mm);
+    let one_bits = ci(b, 0x3F80_0000);
+    let m = b.ins().bor(m, one_bits);
+    // m is a positive i32 here, so the signed comparison is the unsigned one.
+    let lim = ci(b, rng::SQRT2_BITS as i64 - 1);
+    let big = b.ins().icmp(IntCC::SignedGreaterThan, m, lim);
+    let half = ci(b, 0x0080_0000);
+    let m2 = b.ins().isub(m, half);
+    let m = b.ins().bitselect(big, m2, m);
+    // e + 1 where big: big is -1 there.
+    let e = b.ins().isub(e, big);
+    let mf = b.ins().bitcast(types::F32X4, MemFlagsData::new(), m);
+    let one = cf(b, 1.0);
+    let f = b.ins().fsub(mf, one);
+    let p = horner_x4(b, &rng::LOG_P, f);
+    let ff = b.ins().fmul(f, f);
+    let t = b.ins().fmul(ff, p);
+    let ef = b.ins().fcvt_from_sint(types::F32X4, e);
+    let ln2hi = cf(b, rng::LN2_HI);
+    let ln2lo = cf(b, rng::LN2_LO);
+    let hi = b.ins().fmul(ef, ln2hi);
+    let el = b.ins().fmul(ef, ln2lo);
+    let tl = b.ins().fadd(t, el);
+    let lo = b.ins().fadd(f, tl);
+    b.ins().fadd(hi, lo)
+}
+
+/// `sincos` on four lanes, for u in [0, 1].
+fn sincos_x4(b: &mut FunctionBuilder, u: Value) -> (Value, Value) {
+    let four = cf(b, 4.0);
+    let v = b.ins().fmul(u, four);
+    // v in [0, 4]: truncation toward zero, as the scalar unsigned conversion.
+    let q = b.ins().fcvt_to_sint_sat(types::I32X4, v);
+    let qf = b.ins().fcvt_from_sint(types::F32X4, q);
+    let r = b.ins().fsub(v, qf);
+    let half = cf(b, 0.5);
+    let mirror = b.ins().fcmp(FloatCC::GreaterThan, r, half);
+    let one = cf(b, 1.0);
+    let rm = b.ins().fsub(one, r);
+    let t = fsel(b, mirror, rm, r);
+    let x = b.ins().fmul(t, t);
+    let sr = horner_x4(b, &rng::SIN_R, x);
+    let s1 = cf(b, rng::SIN_S1);
+    let ts = b.ins().fmul(t, s1);
+    let tx = b.ins().fmul(t, x);
+    let txs = b.ins().fmul(tx, sr);
+    let s = b.ins().fadd(ts, txs);
+    let cq = horner_x4(b, &rng::COS_Q, x);
+    let c2 = cf(b, rng::COS_C2);
+    let xc = b.ins().fmul(x, c2);
+    let xx = b.ins().fmul(x, x);
+    let xxq = b.ins().fmul(xx, cq);
+    let inner = b.ins().fadd(xc, xxq);
+    let c = b.ins().fadd(one, inner);
+    let (s, c) = (fsel(b, mirror, c, s), fsel(b, mirror, s, c));
+    let ns = b.ins().fneg(s);
+    let nc = b.ins().fneg(c);
+    let three = ci(b, 3);
+    let q3 = b.ins().band(q, three);
+    let mut is = Vec::new();
+    for k in 1..4 {
+        let kk = ci(b, k);
+        is.push(b.ins().icmp(IntCC::Equal, q3, kk));
+    }
+    // q 0: (s, c); 1: (c, -s); 2: (-s, -c); 3: (-c, s).
+    let so = fsel(b, is[2], nc, s);
+    let so = fsel(b, is[1], ns, so);
+    let so = fsel(b, is[0], c, so);
+    let co = fsel(b, is[2], s, c);
+    let co = fsel(b, is[1], nc, co);
+    let co = fsel(b, is[0], ns, co);
+    (so, co)
+}
+
+/// Rows of the 4×4 transpose of `z`: row j holds lane j of each of z[0..4].
+fn transpose4(b: &mut FunctionBuilder, z: [Value; 4]) -> [Value; 4] {
+    let t0 = shuffle32(b, z[0], z[1], [0, 4, 1, 5]);
+    let t1 = shuffle32(b, z[0], z[1], [2, 6, 3, 7]);
+    let t2 = shuffle32(b, z[2], z[3], [0, 4, 1, 5]);
+    let t3 = shuffle32(b, z[2], z[3], [2, 6, 3, 7]);
+    [
+        shuffle32(b, t0, t2, [0, 1, 4, 5]),
+        shuffle32(b, t0, t2, [2, 3, 6, 7]),
+        shuffle32(b, t1, t3, [0, 1, 4, 5]),
+        shuffle32(b, t1, t3, [2, 3, 6, 7]),
+    ]
+}
+
+/// Define `diffc_rng_fill_normal` and `diffc_rng_fill_uniform`: elements
+/// `4 block0 .. 4 (block0 + blocks)` of a draw into `out` (rounded up to a multiple of 16
+/// elements), exactly as `rng::normal` and `rng::uniform` compute each, four blocks at a time.
+fn define_fills<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
+    let mut ids = Vec::new();
+    for (name, normal) in [
+        ("diffc_rng_fill_normal", true),
+        ("diffc_rng_fill_uniform", false),
+    ] {
+        let sig = fill_signature(m);
+        let id = m
+            .declare_function(name, Linkage::Local, &sig)
+            .map_err(|e| e.to_string())?;
+        let mut ctx = m.make_context();
+        ctx.func.signature = sig;
+        ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
+        let mut fbc = FunctionBuilderContext::new();
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            b.seal_block(entry);
+            let p = b.block_params(entry).to_vec();
+            let (k0, k1, step, site, block0, blocks, out) =
+                (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
+            // Round keys, splatted once.
+            let mut keys = Vec::new();
+            let (mut a, mut c) = (k0, k1);
+            for r in 0..10 {
+                if r > 0 {
+                    a = b.ins().iadd_imm_u(a, rng::PHILOX_W0 as i64);
+                    c = b.ins().iadd_imm_u(c, rng::PHILOX_W1 as i64);
+                }
+                let av = b.ins().splat(types::I32X4, a);
+                let cv = b.ins().splat(types::I32X4, c);
+                keys.push((av, cv));
+            }
+            let stepv = b.ins().splat(types::I32X4, step);
+            let sitev = b.ins().splat(types::I32X4, site);
+            // Counter words 0 and 1 of blocks block0 + 0..4, carrying into word 1.
+            let lo = b.ins().ireduce(types::I32, block0);
+            let hi = b.ins().ushr_imm_u(block0, 32);
+            let hi = b.ins().ireduce(types::I32, hi);
+            let lov = b.ins().splat(types::I32X4, lo);
+            let iota = {
+                let bytes: Vec<u8> = (0u32..4).flat_map(|l| l.to_le_bytes()).collect();
+                let c = b.func.dfg.constants.insert(bytes.into());
+                b.ins().vconst(types::I32X4, c)
+            };
+            let c0 = b.ins().iadd(lov, iota);
+            let carry = b.ins().icmp(IntCC::UnsignedLessThan, c0, lov);
+            let hiv = b.ins().splat(types::I32X4, hi);
+            let c1 = b.ins().isub(hiv, carry);
+
+            let head = b.create_block();
+            let body = b.create_block();
+            let exit = b.create_block();
+            b.append_block_param(head, types::I64); // groups left
+            b.append_block_param(head, types::I32X4);
+            b.append_block_param(head, types::I32X4);
+            let pty = b.func.dfg.value_type(out);
+            b.append_block_param(head, pty);
+            let groups = b.ins().iadd_imm_s(blocks, 3);
+            let groups = b.ins().ushr_imm_u(groups, 2);
+            b.ins()
+                .jump(head, &[groups.into(), c0.into(), c1.into(), out.into()]);
+            b.switch_to_block(head);
+            let hp = b.block_params(head).to_vec();
+            let (left, c0, c1, dst) = (hp[0], hp[1], hp[2], hp[3]);
+            b.ins().brif(left, body, &[], exit, &[]);
+            b.switch_to_block(body);
+            b.seal_block(body);
+            let w = philox_x4(&mut b, [c0, c1, stepv, sitev], &keys);
+            let rows = if normal {
+                let u0 = uniform_open_x4(&mut b, w[0]);
+                let u1 = uniform_open_x4(&mut b, w[1]);
+                let u2 = uniform_open_x4(&mut b, w[2]);
+                let u3 = uniform_open_x4(&mut b, w[3]);
+                let mut z = Vec::new();
+                for (ua, ub) in [(u0, u1), (u2, u3)] {
+                    let lg = log_unit_x4(&mut b, ua);
+                    let m2 = cf(&mut b, -2.0);
+                    let t = b.ins().fmul(m2, lg);
+                    let r = b.ins().sqrt(t);
+                    let (s, c) = sincos_x4(&mut b, ub);
+                    z.push(b.ins().fmul(r, c));
+                    z.push(b.ins().fmul(r, s));
+                }
+                transpose4(&mut b, [z[0], z[1], z[2], z[3]])
+            } else {
+                let u: Vec<Value> = w.iter().map(|x| uniform_open_x4(&mut b, *x)).collect();
+                transpose4(&mut b, [u[0], u[1], u[2], u[3]])
+            };
+            for (j, r) in rows.iter().enumerate() {
+                b.ins()
+                    .store(MemFlagsData::new().with_notrap(), *r, dst, (16 * j) as i32);
+            }
+            let four = ci(&mut b, 4);
+            let n0 = b.ins().iadd(c0, four);
+            let carry = b.ins().icmp(IntCC::UnsignedLessThan, n0, c0);
+            let n1 = b.ins().isub(c1, carry);
+            let left = b.ins().iadd_imm_s(left, -1);
+            let dst = b.ins().iadd_imm_s(dst, 64);
+            b.ins()
+                .jump(head, &[left.into(), n0.into(), n1.into(), dst.into()]);
+            b.seal_block(head);
+            b.switch_to_block(exit);
+            b.seal_block(exit);
+            b.ins().return_(&[]);
+            b.finalize(m.target_config());
+        }
+        cranelift_codegen::verify_function(&ctx.func, m.isa())
+            .map_err(|e| format!("`{name}` fails the Cranelift verifier: {e}"))?;
+        m.define_function(id, &mut ctx)
+            .map_err(|e| format!("`{name}`: {e:?}"))?;
+
+        m.clear_context(&mut ctx);
+        ids.push(id);
+    }
+    Ok((ids[0], ids[1]))
 }
