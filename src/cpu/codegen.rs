@@ -145,13 +145,18 @@ pub fn define<M: Module>(
         }
         let ptr = m.target_config().pointer_type();
         let fills = draw_fills(k);
-        let fill_refs = if fills.is_empty() {
-            None
-        } else {
-            Some((
-                m.declare_func_in_func(rng.fill_normal, b.func),
-                m.declare_func_in_func(rng.fill_uniform, b.func),
-            ))
+        let fill_refs = match (fills.is_empty(), rng.fills) {
+            (true, _) => None,
+            (false, Some((n, u))) => Some((
+                m.declare_func_in_func(n, b.func),
+                m.declare_func_in_func(u, b.func),
+            )),
+            (false, None) => {
+                return Err(format!(
+                    "kernel `{}` fills draws ahead, but the module has no fill helpers",
+                    k.name
+                ))
+            }
         };
         let rng = (
             m.declare_func_in_func(rng.normal, b.func),
@@ -379,7 +384,8 @@ impl<'a, 'b> Gen<'a, 'b> {
             }
         }
 
-        // The vector loop: while i + 4 <= end.
+        // The vector loop: while i + 4 <= end. A kernel whose statements mostly run lane by
+        // lane gains nothing from it and gets the scalar loop alone (half the code to compile).
         let ivar = g.b.declare_var(types::I64);
         g.b.def_var(ivar, start);
         let vhead = g.b.create_block();
@@ -387,67 +393,71 @@ impl<'a, 'b> Gen<'a, 'b> {
         let shead = g.b.create_block();
         let sbody = g.b.create_block();
         let exit = g.b.create_block();
-        g.b.ins().jump(vhead, &[]);
-        g.b.switch_to_block(vhead);
-        let i = g.b.use_var(ivar);
-        let i4 = g.b.ins().iadd_imm_s(i, LANES as i64);
-        let fits = g.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, i4, end);
-        if let Some((fill_n, fill_u)) = fill_refs {
-            // Chunks of up to DRAW_CHUNK elements: fill each draw's buffer, then the vector
-            // loop over the chunk reads its draws from there.
-            let chunk = g.b.create_block();
-            let ihead = g.b.create_block();
-            g.b.ins().brif(fits, chunk, &[], shead, &[]);
-            g.b.switch_to_block(chunk);
-            g.b.seal_block(chunk);
-            let rem = g.b.ins().isub(end, i);
-            let rem4 = g.b.ins().band_imm_u(rem, !3i64);
-            let cap = g.b.ins().iconst(types::I64, DRAW_CHUNK as i64);
-            let n4 = g.b.ins().umin(rem4, cap);
-            let cend = g.b.ins().iadd(i, n4);
-            let first = g.b.ins().iadd(i, g.offset);
-            let block0 = g.b.ins().ushr_imm_u(first, 2);
-            let skip = g.b.ins().band_imm_u(first, 3);
-            let span = g.b.ins().iadd(skip, n4);
-            let span = g.b.ins().iadd_imm_s(span, 3);
-            let blocks = g.b.ins().ushr_imm_u(span, 2);
-            let (k0, k1) = g.keys[0];
-            for f in fills {
-                let site = g.b.ins().iconst(types::I32, f.0 as i64);
-                let fr = if f.1 { fill_n } else { fill_u };
-                let addr = g.filled[f];
-                g.b.ins()
-                    .call(fr, &[k0, k1, g.step, site, block0, blocks, addr]);
-            }
-            let base = g.b.ins().isub(i, skip);
-            g.b.ins().jump(ihead, &[]);
-            g.b.switch_to_block(ihead);
-            let i = g.b.use_var(ivar);
-            let more = g.b.ins().icmp(IntCC::UnsignedLessThan, i, cend);
-            g.b.ins().brif(more, vbody, &[], vhead, &[]);
-            g.b.switch_to_block(vbody);
-            g.b.seal_block(vbody);
-            g.i = i;
-            g.lanes = LANES;
-            g.fill_base = Some(base);
-            g.body();
-            g.fill_base = None;
-            let next = g.b.ins().iadd_imm_s(i, LANES as i64);
-            g.b.def_var(ivar, next);
-            g.b.ins().jump(ihead, &[]);
-            g.b.seal_block(ihead);
-            g.b.seal_block(vhead);
+        if g.mostly_per_lane(fills) {
+            g.b.ins().jump(shead, &[]);
         } else {
-            g.b.ins().brif(fits, vbody, &[], shead, &[]);
-            g.b.switch_to_block(vbody);
-            g.b.seal_block(vbody);
-            g.i = i;
-            g.lanes = LANES;
-            g.body();
-            let next = g.b.ins().iadd_imm_s(i, LANES as i64);
-            g.b.def_var(ivar, next);
             g.b.ins().jump(vhead, &[]);
-            g.b.seal_block(vhead);
+            g.b.switch_to_block(vhead);
+            let i = g.b.use_var(ivar);
+            let i4 = g.b.ins().iadd_imm_s(i, LANES as i64);
+            let fits = g.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, i4, end);
+            if let Some((fill_n, fill_u)) = fill_refs {
+                // Chunks of up to DRAW_CHUNK elements: fill each draw's buffer, then the vector
+                // loop over the chunk reads its draws from there.
+                let chunk = g.b.create_block();
+                let ihead = g.b.create_block();
+                g.b.ins().brif(fits, chunk, &[], shead, &[]);
+                g.b.switch_to_block(chunk);
+                g.b.seal_block(chunk);
+                let rem = g.b.ins().isub(end, i);
+                let rem4 = g.b.ins().band_imm_u(rem, !3i64);
+                let cap = g.b.ins().iconst(types::I64, DRAW_CHUNK as i64);
+                let n4 = g.b.ins().umin(rem4, cap);
+                let cend = g.b.ins().iadd(i, n4);
+                let first = g.b.ins().iadd(i, g.offset);
+                let block0 = g.b.ins().ushr_imm_u(first, 2);
+                let skip = g.b.ins().band_imm_u(first, 3);
+                let span = g.b.ins().iadd(skip, n4);
+                let span = g.b.ins().iadd_imm_s(span, 3);
+                let blocks = g.b.ins().ushr_imm_u(span, 2);
+                let (k0, k1) = g.keys[0];
+                for f in fills {
+                    let site = g.b.ins().iconst(types::I32, f.0 as i64);
+                    let fr = if f.1 { fill_n } else { fill_u };
+                    let addr = g.filled[f];
+                    g.b.ins()
+                        .call(fr, &[k0, k1, g.step, site, block0, blocks, addr]);
+                }
+                let base = g.b.ins().isub(i, skip);
+                g.b.ins().jump(ihead, &[]);
+                g.b.switch_to_block(ihead);
+                let i = g.b.use_var(ivar);
+                let more = g.b.ins().icmp(IntCC::UnsignedLessThan, i, cend);
+                g.b.ins().brif(more, vbody, &[], vhead, &[]);
+                g.b.switch_to_block(vbody);
+                g.b.seal_block(vbody);
+                g.i = i;
+                g.lanes = LANES;
+                g.fill_base = Some(base);
+                g.body();
+                g.fill_base = None;
+                let next = g.b.ins().iadd_imm_s(i, LANES as i64);
+                g.b.def_var(ivar, next);
+                g.b.ins().jump(ihead, &[]);
+                g.b.seal_block(ihead);
+                g.b.seal_block(vhead);
+            } else {
+                g.b.ins().brif(fits, vbody, &[], shead, &[]);
+                g.b.switch_to_block(vbody);
+                g.b.seal_block(vbody);
+                g.i = i;
+                g.lanes = LANES;
+                g.body();
+                let next = g.b.ins().iadd_imm_s(i, LANES as i64);
+                g.b.def_var(ivar, next);
+                g.b.ins().jump(vhead, &[]);
+                g.b.seal_block(vhead);
+            }
         }
 
         // The scalar loop for the rest.
@@ -556,6 +566,30 @@ impl<'a, 'b> Gen<'a, 'b> {
 
     fn is_flat(&self, v: V) -> bool {
         matches!(self.insts[v.0 as usize], Some(Inst::Flat))
+    }
+
+    /// Would most of the per-element statements run lane by lane in the vector loop?
+    fn mostly_per_lane(&self, fills: &[(u32, bool)]) -> bool {
+        let (mut lanes, mut all) = (0, 0);
+        for s in &self.k.body {
+            if self.invariant[s.id.0 as usize] || matches!(s.inst, Inst::Flat) {
+                continue;
+            }
+            all += 1;
+            let filled = match &s.inst {
+                Inst::Normal { site, index } => {
+                    self.is_flat(*index) && fills.contains(&(*site, true))
+                }
+                Inst::Uniform { site, index } => {
+                    self.is_flat(*index) && fills.contains(&(*site, false))
+                }
+                _ => false,
+            };
+            if !filled && !self.vectorizable(s) {
+                lanes += 1;
+            }
+        }
+        2 * lanes > all
     }
 
     /// Can this statement run on vectors?
@@ -998,9 +1032,14 @@ pub struct Rng {
     /// `diffc_rng_normal` and `diffc_rng_uniform`: one element of a draw.
     pub normal: FuncId,
     pub uniform: FuncId,
-    /// `diffc_rng_fill_normal` and `diffc_rng_fill_uniform`: whole blocks, four at a time.
-    pub fill_normal: FuncId,
-    pub fill_uniform: FuncId,
+    /// `diffc_rng_fill_normal` and `diffc_rng_fill_uniform`: whole blocks, four at a time
+    /// (defined when some kernel of the module fills draws ahead: `fills_draws`).
+    pub fills: Option<(FuncId, FuncId)>,
+}
+
+/// Does a kernel fill draws ahead (and so need `Rng::fills`)?
+pub fn fills_draws(k: &Kernel) -> bool {
+    !draw_fills(k).is_empty()
 }
 
 /// The signature of the generator's helpers: `(key0, key1, step, stream, index) -> f32`.
@@ -1015,15 +1054,13 @@ fn rng_signature(m: &dyn Module) -> Signature {
 
 /// Define the generator's helpers in a module: `diffc_rng_normal` and `diffc_rng_uniform`,
 /// element `index` of a draw exactly as `rng::normal` and `rng::uniform` compute it, and the
-/// fill helpers (`define_fills`).
-pub fn define_rng<M: Module>(m: &mut M) -> Result<Rng, String> {
+/// fill helpers (`define_fills`) when `fills`.
+pub fn define_rng<M: Module>(m: &mut M, fills: bool) -> Result<Rng, String> {
     let (normal, uniform) = define_rng1(m)?;
-    let (fill_normal, fill_uniform) = define_fills(m)?;
     Ok(Rng {
         normal,
         uniform,
-        fill_normal,
-        fill_uniform,
+        fills: if fills { Some(define_fills(m)?) } else { None },
     })
 }
 

@@ -68,7 +68,8 @@ pub fn isa(pic: bool, fast_regalloc: bool) -> Result<OwnedTargetIsa, String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    fb.set("enable_verifier", "true")
+    // `codegen` runs the verifier on every function it builds; once is enough.
+    fb.set("enable_verifier", "false")
         .map_err(|e| e.to_string())?;
     fb.set("is_pic", if pic { "true" } else { "false" })
         .map_err(|e| e.to_string())?;
@@ -165,7 +166,7 @@ pub fn compile(plan: Plan) -> Result<Compiled, String> {
     }
     let mut module = JITModule::new(jb);
     let libm = codegen::declare_libm(&mut module)?;
-    let rng = codegen::define_rng(&mut module)?;
+    let rng = codegen::define_rng(&mut module, plan.kernels.iter().any(codegen::fills_draws))?;
     let libm4 = codegen::define_libm4(&mut module, &libm)?;
     let mut ids = Vec::new();
     let mut clif = Vec::new();
