@@ -41,6 +41,8 @@ enum Command {
     },
     /// Run one entry point of a process on `.npy` inputs, or list the entry points.
     Eval(EvalArgs),
+    /// Compile every entry point and sampler to a shared library with a C header.
+    Build(BuildArgs),
     /// Print the checked process readably: fields, schedules, entry points, conversions.
     Explain {
         file: String,
@@ -80,6 +82,26 @@ struct EvalArgs {
     /// List the entry points with their inputs and outputs.
     #[arg(long)]
     list: bool,
+}
+
+#[derive(clap::Args)]
+struct BuildArgs {
+    file: String,
+    /// What to build: `cpu` (native code: an object file, a C header and a shared library).
+    #[arg(long, value_enum, default_value_t = BuildTarget::Cpu)]
+    target: BuildTarget,
+    /// The folder to write into (created if needed).
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    out: String,
+    /// Only this process (by name), when the file holds several.
+    #[arg(long)]
+    process: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum BuildTarget {
+    Cpu,
+    Wgsl,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -128,6 +150,21 @@ fn run(cli: &Cli) -> u8 {
                 }
             }
         }),
+        Command::Build(args) => {
+            if args.target == BuildTarget::Wgsl {
+                eprintln!("error: `--target wgsl` is not built yet: use `--target cpu`");
+                return 2;
+            }
+            with_source(cli, &args.file, |module, out| {
+                match build(args, module, out) {
+                    Ok(()) => 0,
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        2
+                    }
+                }
+            })
+        }
         Command::Explain { file, process } => with_source(cli, file, |module, out| {
             match diffc::explain::explain(module, process.as_deref()) {
                 Ok(text) => {
@@ -611,6 +648,72 @@ fn eval_step(
             }
         }
     }
+    Ok(())
+}
+
+/// `diffc build`: write the object, the header and the runtime, then link the shared library
+/// with the system C compiler (`$CC`, or `cc`).
+fn build(
+    args: &BuildArgs,
+    module: &diffc::check::Module,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let path = std::path::Path::new(&args.file);
+    let stem: String = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "spec".into())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let lib = diffc::cpu::aot::build(module, &stem, args.process.as_deref())?;
+    let dir = std::path::Path::new(&args.out);
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let write = |name: String, bytes: &[u8]| -> Result<std::path::PathBuf, String> {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).map_err(|e| format!("cannot write `{}`: {e}", p.display()))?;
+        Ok(p)
+    };
+    let object = write(lib.object_name(), &lib.object)?;
+    write(lib.header_name(), lib.header.as_bytes())?;
+    let source = write(lib.source_name(), lib.source.as_bytes())?;
+    let so = dir.join(lib.library_name());
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let result = std::process::Command::new(&cc)
+        .args(["-shared", "-fPIC", "-O2", "-std=c99", "-o"])
+        .arg(&so)
+        .arg(&object)
+        .arg(&source)
+        .args(["-I"])
+        .arg(dir)
+        .arg("-lm")
+        .output()
+        .map_err(|e| {
+            format!(
+                "cannot run the C compiler `{cc}`: {e}; install one (or set CC) to link `{}` \
+                 (the object and the header are in `{}`)",
+                lib.library_name(),
+                dir.display()
+            )
+        })?;
+    if !result.status.success() {
+        return Err(format!(
+            "`{cc}` failed to link `{}` ({}):\n{}",
+            so.display(),
+            result.status,
+            String::from_utf8_lossy(&result.stderr).trim_end()
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "wrote {} ({} kernels; {}; {} KiB of coefficient tables), {} and {}",
+        so.display(),
+        lib.kernels,
+        lib.units.join(", "),
+        lib.table_bytes / 1024,
+        dir.join(lib.header_name()).display(),
+        object.display()
+    );
     Ok(())
 }
 

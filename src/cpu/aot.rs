@@ -1,0 +1,3098 @@
+//! Ahead-of-time libraries: every kernel of a spec in one object file, with a C header and a
+//! small C runtime, for programs that link a process instead of embedding diffc.
+//!
+//! What a build holds, per process of the spec:
+//! - one unit per entry (`forward`, `log_q`, `posterior`, `loss.NAME`, `prior`, …) and one per
+//!   sampler, each planned exactly as the JIT plans it (`kernel::build`, no supplied draws, no
+//!   node masks) and compiled with the same code generator into exported functions named
+//!   `diffc_<process>_<unit>_k<i>_<kernel>`;
+//! - the unit's call sequence, found by running the interpreter on zero samples with a recording
+//!   backend in place of the JIT: every kernel launch with its buffers, coefficient slots, RNG
+//!   step word and index offset, every network call, and every host copy, in the order the JIT
+//!   runtime makes them (`Trace`). Nothing is computed on data, so the sequence is the one a real
+//!   run makes on any batch;
+//! - the host values the kernels read, evaluated by the interpreter's own host code and rounded
+//!   to f32 as the JIT runtime rounds them: one row per time of a discrete-time entry and one row
+//!   per step of a sampler's default grid (plus its final map and its start), stored as
+//!   read-only data in the object (`diffc_<process>_<unit>_rows`). Continuous-time entries have
+//!   no table: the caller passes the row, whose formulas the header lists;
+//! - C text: the header (`Library::header`) documents every kernel and every call sequence, and
+//!   declares one function per entry, a stateful runner per sampler and a one-call step for
+//!   samplers whose step is a single kernel; the runtime (`Library::source`) binds buffers and
+//!   replays the sequences exactly as `cpu::Runner` does.
+//!
+//! The library does no IO: the CLI writes the files and runs the C compiler.
+
+use super::{codegen, isa, plan_size, LARGE_PLAN};
+use crate::entries::{self, EntryKind, Extent as PortExtent, Port};
+use crate::explain::show;
+use crate::interp::{self, Accel, Call, Ctx, Data, Denoiser, SampleCall, Tensor, Val};
+use crate::ir::{Extent, Node, NodeId, Op, Program, SamplerProgram};
+use crate::kernel::build::{self, op_key, Plan};
+use crate::kernel::{BufSrc, Inst, Kernel, Store, Target};
+use crate::typed::{Elem, Module, Process, Shape, TimeKind};
+use cranelift_module::{DataDescription, Linkage, Module as _};
+use cranelift_object::{ObjectBuilder, ObjectModule};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+/// A built library: the object file's bytes and the C text that goes with it.
+pub struct Library {
+    /// The file stem: `ddpm` gives `ddpm.o`, `ddpm.h`, `ddpm_runtime.c` and `libddpm.so`.
+    pub stem: String,
+    pub object: Vec<u8>,
+    pub header: String,
+    /// The C runtime (entry functions, sampler runners, one-call steps), which includes the header.
+    pub source: String,
+    /// Kernels compiled, and the units (`process.entry` or `process.sampler`) built.
+    pub kernels: usize,
+    pub units: Vec<String>,
+    /// Bytes of coefficient tables in the object.
+    pub table_bytes: usize,
+}
+
+impl Library {
+    pub fn object_name(&self) -> String {
+        format!("{}.o", self.stem)
+    }
+    pub fn header_name(&self) -> String {
+        format!("{}.h", self.stem)
+    }
+    pub fn source_name(&self) -> String {
+        format!("{}_runtime.c", self.stem)
+    }
+    pub fn library_name(&self) -> String {
+        format!("lib{}.so", self.stem)
+    }
+}
+
+/// Build every process of a checked spec (or only `process`) into a library named after `stem`.
+pub fn build(module: &Module, stem: &str, process: Option<&str>) -> Result<Library, String> {
+    let procs: Vec<&Process> = match process {
+        Some(name) => vec![module
+            .processes
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = module.processes.iter().map(|p| p.name.as_str()).collect();
+                format!("no process `{name}` (the file has: {})", names.join(", "))
+            })?],
+        None => module.processes.iter().collect(),
+    };
+    let mut built = Vec::new();
+    for p in procs {
+        let units = units_of(p)?;
+        let traces = units
+            .iter()
+            .enumerate()
+            .map(|(i, _)| trace_unit(p, &units, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        built.push((p, units, traces));
+    }
+    let (object, table_bytes) = compile_object(stem, &built)?;
+    let header = header_text(stem, &built);
+    let source = runtime_text(stem, &built);
+    check_unique_names(&built)?;
+    Ok(Library {
+        stem: stem.to_string(),
+        object,
+        header,
+        source,
+        kernels: built
+            .iter()
+            .map(|(_, us, _)| us.iter().map(|u| u.plan.kernels.len()).sum::<usize>())
+            .sum(),
+        units: built
+            .iter()
+            .flat_map(|(p, us, _)| us.iter().map(move |u| format!("{}.{}", p.name, u.name)))
+            .collect(),
+        table_bytes,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Units
+
+enum UnitKind {
+    Entry(entries::Entry),
+    Sampler(Box<SamplerProgram>),
+}
+
+struct Unit {
+    /// `forward`, `loss.simple`, `ancestral`, …
+    name: String,
+    /// The name as a C identifier: `loss_simple`.
+    ident: String,
+    kind: UnitKind,
+    prog: Program,
+    plan: Plan,
+}
+
+impl Unit {
+    fn sampler(&self) -> Option<&SamplerProgram> {
+        match &self.kind {
+            UnitKind::Sampler(sp) => Some(sp),
+            UnitKind::Entry(_) => None,
+        }
+    }
+    fn entry(&self) -> Option<&entries::Entry> {
+        match &self.kind {
+            UnitKind::Entry(e) => Some(e),
+            UnitKind::Sampler(_) => None,
+        }
+    }
+    fn symbol(&self, p: &Process, i: usize) -> String {
+        format!(
+            "diffc_{}_{}_k{i}_{}",
+            p.name, self.ident, self.plan.kernels[i].name
+        )
+    }
+    fn prefix(&self, p: &Process) -> String {
+        format!("diffc_{}_{}", p.name, self.ident)
+    }
+}
+
+fn ident(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
+    let mut out = Vec::new();
+    for e in entries::entries(p) {
+        if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
+            continue;
+        }
+        let prog = crate::ir::lower::lower(p, &e.name)?;
+        let plan = build::plan_entry(p, &prog, &Default::default())?;
+        out.push(Unit {
+            ident: ident(&e.name),
+            name: e.name.clone(),
+            kind: UnitKind::Entry(e),
+            prog,
+            plan,
+        });
+    }
+    for s in &p.samplers {
+        let sp = crate::ir::lower::lower_sampler(p, &s.name)?;
+        let plan = build::plan_sampler(p, &sp, &Default::default())?;
+        if out.iter().any(|u: &Unit| u.ident == ident(&s.name)) {
+            return Err(format!(
+                "`{}`: sampler `{}` has the name of an entry point; rename it to build a library",
+                p.name, s.name
+            ));
+        }
+        out.push(Unit {
+            ident: ident(&s.name),
+            name: s.name.clone(),
+            prog: sp.prog.clone(),
+            kind: UnitKind::Sampler(Box::new(sp)),
+            plan,
+        });
+    }
+    Ok(out)
+}
+
+/// Values per element of a program coefficient (a K-vector is K, a K×K matrix K²).
+fn coef_width(p: &Process, prog: &Program, c: usize) -> u32 {
+    match p.expr(prog.coefs[c].0).ty.elem() {
+        Some(Elem::Vec(k)) => k,
+        Some(Elem::Mat(k)) => k * k,
+        _ => 1,
+    }
+}
+
+/// Row offsets of a program's coefficients, and the width of the coefficient area.
+fn coef_layout(p: &Process, prog: &Program) -> (Vec<u32>, u32) {
+    let mut off = Vec::new();
+    let mut at = 0;
+    for c in 0..prog.coefs.len() {
+        off.push(at);
+        at += coef_width(p, prog, c);
+    }
+    (off, at)
+}
+
+/// A coefficient as source text (at the call's time when it has one of its own).
+fn coef_text(p: &Process, prog: &Program, c: usize) -> String {
+    let (e, at) = prog.coefs[c];
+    let mut text = show(p, e);
+    if let crate::typed::ExprKind::Local(l) = p.expr(e).kind {
+        if let Some(v) = p.locals[l.index()].value {
+            text = format!("{text} = {}", show(p, v));
+        }
+    }
+    match at {
+        Some(t) if show(p, t) != p.time.name => {
+            format!("{text}, at {} = {}", p.time.name, show(p, t))
+        }
+        _ => text,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traces
+
+/// Where a buffer of a call lives.
+#[derive(Clone, Debug, PartialEq)]
+enum Src {
+    /// A field of the sampler's state (the caller's array).
+    Field(u32),
+    /// A sampler slot (a `let` or draw), its previous step's value, a network output.
+    Slot(u32),
+    Prev(u32),
+    Net {
+        call: u32,
+        output: u32,
+    },
+    /// An intermediate value: scratch `i` of the unit.
+    Node(u32),
+    /// An entry's input and output ports (the caller's arrays).
+    Input(u32),
+    Output(u32),
+    /// Values the same for every element: `width` floats of the row from here.
+    Row(u32),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Buf {
+    src: Src,
+    store: Store,
+    width: u32,
+    /// One value set per sample (`true`) or one for the whole call.
+    batch: bool,
+    /// Process dimensions whose product is the elements per sample.
+    dims: Vec<u32>,
+    out: bool,
+}
+
+/// The RNG step word of a launch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Word {
+    /// The sampler's step index `k`.
+    Step,
+    Fixed(u64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Event {
+    Launch {
+        /// The unit whose kernel runs (a sampler's start runs its prior's kernels).
+        unit: usize,
+        kernel: usize,
+        bufs: Vec<Buf>,
+        /// Row offset of each coefficient slot.
+        slots: Vec<u32>,
+        word: Word,
+        offset: u64,
+    },
+    Call {
+        net: u32,
+        call: u32,
+        inputs: Vec<Buf>,
+        outputs: Vec<Buf>,
+        /// Per output: the dimension of a symmetric field (mirrored after the call).
+        sym: Vec<Option<u32>>,
+    },
+    /// `to` := `from` (a host copy, a history update, an entry's result).
+    Copy { to: Buf, from: Buf, why: CopyWhy },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum CopyWhy {
+    /// A host statement of the step (a value a network call captured).
+    Host,
+    /// A prior's draw becomes the starting state.
+    Start,
+    /// The end of a step: the history the next step reads with `prev`.
+    Keep,
+    /// An entry's output.
+    Result,
+}
+
+/// What one phase (an entry call, a sampler's start, step or final map) does and reads.
+#[derive(Clone, Debug, Default)]
+struct Phase {
+    events: Vec<Event>,
+    row: Vec<f32>,
+}
+
+struct TraceBuf {
+    coef_off: Vec<u32>,
+    coef_width: u32,
+    /// Evaluate host values (false: record the sequence only, the caller supplies the row).
+    values: bool,
+    phases: BTreeMap<u32, Phase>,
+    /// Scratch buffers by (unit, node).
+    scratch: BTreeMap<(usize, NodeId), u32>,
+    /// A network call whose arguments are being evaluated: (phase, call, net, args).
+    pending: Option<(u32, u32, u32, Vec<NodeId>)>,
+    /// Coefficients already in a phase's row.
+    filled: BTreeSet<(u32, u32)>,
+}
+
+impl TraceBuf {
+    fn phase(&mut self, ph: u32) -> &mut Phase {
+        let w = self.coef_width as usize;
+        self.phases.entry(ph).or_insert_with(|| Phase {
+            events: Vec::new(),
+            row: vec![0.0; w],
+        })
+    }
+    /// Append values to a phase's row; returns their offset.
+    fn extra(&mut self, ph: u32, xs: &[f32]) -> u32 {
+        let row = &mut self.phase(ph).row;
+        let at = row.len() as u32;
+        row.extend_from_slice(xs);
+        at
+    }
+    fn scratch(&mut self, unit: usize, id: NodeId) -> u32 {
+        let n = self.scratch.len() as u32;
+        *self.scratch.entry((unit, id)).or_insert(n)
+    }
+}
+
+/// The values of a host value as the kernels read them.
+fn floats(v: &Val) -> Vec<f32> {
+    match v {
+        Val::R(x) | Val::V(_, x) | Val::M(_, x) => x.clone(),
+        Val::B(x) => x.iter().map(|b| *b as u8 as f32).collect(),
+        Val::C(x) => x.iter().map(|c| *c as f32).collect(),
+    }
+}
+
+fn empty_val(store: Store, width: u32) -> Val {
+    match store {
+        Store::F32 if width > 1 => Val::V(width as usize, Vec::new()),
+        Store::F32 => Val::R(Vec::new()),
+        Store::U32 => Val::C(Vec::new()),
+        Store::U8 => Val::B(Vec::new()),
+    }
+}
+
+fn shape_dims(s: &Option<Shape>) -> Vec<u32> {
+    s.as_ref()
+        .map(|s| s.dims.iter().map(|d| d.0).collect())
+        .unwrap_or_default()
+}
+
+/// The backend that records instead of computing (the JIT's `Runner`, step for step).
+struct Rec<'a> {
+    p: &'a Process,
+    units: &'a [Unit],
+    unit: usize,
+    /// The traced unit's own program (its coefficients have a place in the row).
+    own: bool,
+    /// A fixed phase (a prior run inside a sampler's start).
+    phase: Option<u32>,
+    tb: &'a RefCell<TraceBuf>,
+}
+
+impl Rec<'_> {
+    fn plan(&self) -> &Plan {
+        &self.units[self.unit].plan
+    }
+
+    fn ph(&self, cx: &Ctx) -> u32 {
+        self.phase.unwrap_or(cx.step)
+    }
+
+    /// The buffer holding node `id` (computing it first when a kernel does).
+    fn node_buf(&self, cx: &mut Ctx, id: NodeId, store: Store, width: u32) -> Result<Buf, String> {
+        let info = cx.prog.node(id).clone();
+        let ph = self.ph(cx);
+        if info.extent == Extent::Uniform {
+            if store != Store::F32 {
+                return Err(format!(
+                    "`{}`: a kernel reads a bool or class the same for every element; \
+                     ahead-of-time libraries pass such values as floats only",
+                    cx.prog.name
+                ));
+            }
+            let at = match info.node {
+                Node::Coef(c) if self.own => {
+                    self.coef(cx, c)?;
+                    self.tb.borrow().coef_off[c as usize]
+                }
+                _ => {
+                    if !self.tb.borrow().values {
+                        return Err(format!(
+                            "`{}`: a kernel reads a host value that is not a coefficient; \
+                             it cannot be supplied by the caller",
+                            cx.prog.name
+                        ));
+                    }
+                    let v = cx.eval(id)?;
+                    self.tb.borrow_mut().extra(ph, &floats(&v))
+                }
+            };
+            return Ok(Buf {
+                src: Src::Row(at),
+                store,
+                width,
+                batch: false,
+                dims: Vec::new(),
+                out: false,
+            });
+        }
+        cx.eval(id)?;
+        let src = self.src_of(id, &info.node)?;
+        Ok(Buf {
+            src,
+            store,
+            width,
+            batch: true,
+            dims: if info.extent == Extent::Element {
+                shape_dims(&info.shape)
+            } else {
+                Vec::new()
+            },
+            out: false,
+        })
+    }
+
+    /// Where a node that is not the same for every element lives.
+    fn src_of(&self, id: NodeId, node: &Node) -> Result<Src, String> {
+        if self.plan().by_node.contains_key(&id) {
+            return Ok(Src::Node(self.tb.borrow_mut().scratch(self.unit, id)));
+        }
+        Ok(match node {
+            Node::State(f) => Src::Field(*f),
+            Node::Slot(s) => Src::Slot(*s),
+            Node::Prev(s) => Src::Prev(*s),
+            Node::NetOut { call, output } => Src::Net {
+                call: *call,
+                output: *output,
+            },
+            Node::Input(i) => Src::Input(*i),
+            _ => {
+                return Err(format!(
+                    "internal error: node {} of `{}` has no buffer; this is a bug in diffc",
+                    id.0, self.units[self.unit].prog.name
+                ))
+            }
+        })
+    }
+
+    /// Evaluate coefficient `c` of the own program into the row (once per phase: a phase's
+    /// coefficients do not change).
+    fn coef(&self, cx: &mut Ctx, c: u32) -> Result<(), String> {
+        let ph = self.ph(cx);
+        if !self.tb.borrow().values || !self.tb.borrow_mut().filled.insert((ph, c)) {
+            return Ok(());
+        }
+        let v = floats(&cx.coef(c)?);
+        let mut tb = self.tb.borrow_mut();
+        let (at, w) = (
+            tb.coef_off[c as usize] as usize,
+            coef_width(self.p, cx.prog, c as usize) as usize,
+        );
+        let row = &mut tb.phase(ph).row;
+        for (q, x) in v.iter().take(w).enumerate() {
+            row[at + q] = *x;
+        }
+        Ok(())
+    }
+
+    /// Record a launch of kernel `k` and give its outputs (empty) their places.
+    fn launch(&self, cx: &mut Ctx, k: usize) -> Result<(), String> {
+        let kern: &Kernel = &self.plan().kernels[k];
+        let ph = self.ph(cx);
+        let domain: Vec<u32> = kern
+            .domain
+            .iter()
+            .map(|d| self.dim_index(&kern.dims[*d as usize]))
+            .collect();
+        let mut bufs = Vec::new();
+        for b in &kern.bufs {
+            let buf = match &b.src {
+                BufSrc::Node(id) => self.node_buf(cx, *id, b.store, b.width)?,
+                BufSrc::Out(t) => Buf {
+                    src: match t {
+                        Target::Node(id) => Src::Node(self.tb.borrow_mut().scratch(self.unit, *id)),
+                        Target::Slot(s) => Src::Slot(*s),
+                        Target::Field(f) => Src::Field(*f),
+                    },
+                    store: b.store,
+                    width: b.width,
+                    batch: true,
+                    dims: domain.clone(),
+                    out: true,
+                },
+                BufSrc::Draw(_) | BufSrc::Mask(_) => {
+                    return Err(format!(
+                        "`{}`: supplied draws and node masks are not built ahead of time",
+                        cx.prog.name
+                    ))
+                }
+            };
+            bufs.push(buf);
+        }
+        let mut slots = Vec::new();
+        for (c, q) in &kern.coefs {
+            if self.own {
+                self.coef(cx, *c)?;
+                slots.push(self.tb.borrow().coef_off[*c as usize] + q);
+            } else {
+                let v = floats(&cx.coef(*c)?);
+                let x = v.get(*q as usize).copied().unwrap_or(v[0]);
+                slots.push(self.tb.borrow_mut().extra(ph, &[x]));
+            }
+        }
+        self.tb.borrow_mut().phase(ph).events.push(Event::Launch {
+            unit: self.unit,
+            kernel: k,
+            bufs,
+            slots,
+            word: Word::Fixed(cx.step as u64),
+            offset: cx.draw_offset,
+        });
+        for b in &kern.bufs {
+            let BufSrc::Out(t) = b.src else { continue };
+            let v = empty_val(b.store, b.width);
+            match t {
+                Target::Node(id) => cx.vals[id.index()] = Some(v),
+                Target::Slot(s) => cx.slots[s as usize] = Some(v),
+                Target::Field(f) => cx.state[f as usize] = Some(v),
+            }
+        }
+        Ok(())
+    }
+
+    fn dim_index(&self, name: &str) -> u32 {
+        self.p.dims.iter().position(|d| d.name == name).unwrap_or(0) as u32
+    }
+}
+
+/// Statements a run leaves to the host never call networks.
+struct NoNetwork;
+
+impl Denoiser for NoNetwork {
+    fn denoise(&mut self, _: &Process, _: usize, _: &[Tensor]) -> Result<Vec<Tensor>, String> {
+        Err("internal error: a host statement of a kernel run called a network".into())
+    }
+}
+
+impl Accel for Rec<'_> {
+    fn node(&self, cx: &mut Ctx, id: NodeId) -> Option<Result<(), String>> {
+        if let Some(k) = self.plan().by_node.get(&id) {
+            return Some(self.launch(cx, *k));
+        }
+        let info = cx.prog.node(id);
+        if info.extent == Extent::Uniform || build::is_leaf(&info.node) {
+            return None;
+        }
+        Some(Err(cx.bug("a node without a kernel ahead of time")))
+    }
+
+    fn ops(&self, cx: &mut Ctx, ops: &[Op], at: usize) -> Option<Result<usize, String>> {
+        if let Op::Call { call, net, args } = &ops[at] {
+            let ph = self.ph(cx);
+            self.tb.borrow_mut().pending = Some((ph, *call, *net, args.clone()));
+            return None;
+        }
+        let key = op_key(&ops[at])?;
+        let Some(g) = self.plan().groups.get(&key) else {
+            return Some(Err(cx.bug("a statement without a kernel ahead of time")));
+        };
+        let mut run = || -> Result<usize, String> {
+            for h in &g.host {
+                let op = &ops[at + h];
+                match op {
+                    Op::Slot { slot, node } => {
+                        let info = cx.prog.node(*node).clone();
+                        if info.extent != Extent::Uniform {
+                            // A copy of a value the run does not write (a captured input).
+                            let from =
+                                self.node_buf(cx, *node, store_of(&info), width_of(&info))?;
+                            let to = Buf {
+                                src: Src::Slot(*slot),
+                                out: true,
+                                ..from.clone()
+                            };
+                            let ph = self.ph(cx);
+                            self.tb.borrow_mut().phase(ph).events.push(Event::Copy {
+                                to,
+                                from,
+                                why: CopyWhy::Host,
+                            });
+                        }
+                    }
+                    _ => {
+                        return Err(format!(
+                            "`{}`: a field set to a value the same for every element is not \
+                             built ahead of time",
+                            cx.prog.name
+                        ))
+                    }
+                }
+                cx.exec_op(op, &mut NoNetwork)?;
+            }
+            if let Some(k) = g.kernel {
+                self.launch(cx, k)?;
+            }
+            Ok(g.len)
+        };
+        Some(run())
+    }
+
+    fn entry(&self, p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
+        // A prior drawn at a sampler's start: its own kernels, recorded into the start.
+        let ui = self
+            .units
+            .iter()
+            .position(|u| u.entry().is_some() && u.name == prog.name)
+            .ok_or_else(|| format!("internal error: no unit for `{}`", prog.name))?;
+        let ph = self.phase.unwrap_or(u32::MAX);
+        let sub = Rec {
+            p,
+            units: self.units,
+            unit: ui,
+            own: false,
+            phase: Some(ph),
+            tb: self.tb,
+        };
+        let unit = &self.units[ui];
+        let out = interp::run_with(p, &unit.prog, call, Some(&sub))?;
+        let target = p
+            .priors
+            .iter()
+            .map(|k| k.target.field)
+            .find(|f| p.priors.len() == 1 || prog.name == format!("prior.{}", p.field(*f).name))
+            .ok_or_else(|| format!("internal error: no field for `{}`", prog.name))?;
+        let r = unit.prog.results[0];
+        let info = unit.prog.node(r);
+        let store = store_of(info);
+        let width = width_of(info);
+        let dims = shape_dims(&info.shape);
+        let from = Buf {
+            src: Src::Node(self.tb.borrow_mut().scratch(ui, r)),
+            store,
+            width,
+            batch: true,
+            dims: dims.clone(),
+            out: false,
+        };
+        let to = Buf {
+            src: Src::Field(target.0),
+            out: true,
+            ..from.clone()
+        };
+        self.tb.borrow_mut().phase(ph).events.push(Event::Copy {
+            to,
+            from,
+            why: CopyWhy::Start,
+        });
+        Ok(out)
+    }
+}
+
+fn store_of(info: &crate::ir::NodeInfo) -> Store {
+    match info.kind {
+        crate::ir::Kind::Bool => Store::U8,
+        crate::ir::Kind::Class(_) => Store::U32,
+        _ => Store::F32,
+    }
+}
+
+fn width_of(info: &crate::ir::NodeInfo) -> u32 {
+    match info.kind {
+        crate::ir::Kind::Vec(k) => k,
+        crate::ir::Kind::Mat(k) => k * k,
+        _ => 1,
+    }
+}
+
+/// The network calls of a sampler trace: it records each call when the interpreter makes it,
+/// with the arguments the pending `Op::Call` named, and answers with empty outputs.
+struct RecNet<'a> {
+    rec: &'a Rec<'a>,
+}
+
+impl Denoiser for RecNet<'_> {
+    fn denoise(
+        &mut self,
+        p: &Process,
+        net: usize,
+        inputs: &[Tensor],
+    ) -> Result<Vec<Tensor>, String> {
+        let rec = self.rec;
+        let (ph, call, _, args) = rec
+            .tb
+            .borrow_mut()
+            .pending
+            .take()
+            .ok_or("internal error: a network call without its statement")?;
+        let prog = &rec.units[rec.unit].prog;
+        let mut ins = Vec::new();
+        for (a, t) in args.iter().zip(inputs) {
+            let info = prog.node(*a);
+            if info.extent == Extent::Uniform {
+                let xs = t.f32s().map(|x| x.to_vec()).unwrap_or_default();
+                let at = rec.tb.borrow_mut().extra(ph, &xs);
+                ins.push(Buf {
+                    src: Src::Row(at),
+                    store: Store::F32,
+                    width: xs.len() as u32,
+                    batch: false,
+                    dims: Vec::new(),
+                    out: false,
+                });
+            } else {
+                ins.push(Buf {
+                    src: rec.src_of(*a, &info.node)?,
+                    store: store_of(info),
+                    width: width_of(info),
+                    batch: true,
+                    dims: if info.extent == Extent::Element {
+                        shape_dims(&info.shape)
+                    } else {
+                        Vec::new()
+                    },
+                    out: false,
+                });
+            }
+        }
+        let n = &p.networks[net];
+        let mut outs = Vec::new();
+        let mut sym = Vec::new();
+        let mut tensors = Vec::new();
+        for (j, o) in n.outputs.iter().enumerate() {
+            let f = p.field(o.field);
+            let width = match o.ty.elem() {
+                Some(Elem::Vec(k)) => k,
+                _ => 1,
+            };
+            let dims: Vec<u32> = f.shape.dims.iter().map(|d| d.0).collect();
+            let mut shape = vec![0];
+            shape.extend(dims.iter().map(|_| 1));
+            if width > 1 {
+                shape.push(width as usize);
+            }
+            tensors.push(Tensor {
+                shape,
+                data: Data::F32(Vec::new()),
+            });
+            sym.push(f.shape.sym.then(|| dims[0]));
+            outs.push(Buf {
+                src: Src::Net {
+                    call,
+                    output: j as u32,
+                },
+                store: Store::F32,
+                width,
+                batch: true,
+                dims,
+                out: true,
+            });
+        }
+        rec.tb.borrow_mut().phase(ph).events.push(Event::Call {
+            net: net as u32,
+            call,
+            inputs: ins,
+            outputs: outs,
+            sym,
+        });
+        Ok(tensors)
+    }
+}
+
+fn reads(e: &Event) -> Vec<&Buf> {
+    match e {
+        Event::Launch { bufs, .. } => bufs.iter().filter(|b| !b.out).collect(),
+        Event::Call { inputs, .. } => inputs.iter().collect(),
+        Event::Copy { from, .. } => vec![from],
+    }
+}
+
+fn writes(e: &Event) -> Vec<&Buf> {
+    match e {
+        Event::Launch { bufs, .. } => bufs.iter().filter(|b| b.out).collect(),
+        Event::Call { outputs, .. } => outputs.iter().collect(),
+        Event::Copy { to, .. } => vec![to],
+    }
+}
+
+fn reads_mut(e: &mut Event) -> Vec<&mut Buf> {
+    match e {
+        Event::Launch { bufs, .. } => bufs.iter_mut().filter(|b| !b.out).collect(),
+        Event::Call { inputs, .. } => inputs.iter_mut().collect(),
+        Event::Copy { from, .. } => vec![from],
+    }
+}
+
+/// Remove copies the C runtime does not need (the interpreter keeps them for its own state):
+/// - a host copy into a slot (a value a network call captured) whose readers all follow it in
+///   the same sequence, before anything overwrites its source, reads the source instead;
+/// - an intermediate value that one kernel writes and only a copy reads (an entry's result, a
+///   prior's draw at a sampler's start) is written where the copy would put it.
+fn simplify(shapes: &mut [Vec<Event>]) {
+    let count = |shapes: &[Vec<Event>], src: &Src, f: fn(&Event) -> Vec<&Buf>| -> usize {
+        shapes
+            .iter()
+            .flat_map(|s| s.iter())
+            .map(|e| f(e).iter().filter(|b| b.src == *src).count())
+            .sum()
+    };
+    loop {
+        let mut changed = false;
+        'shapes: for si in 0..shapes.len() {
+            for i in 0..shapes[si].len() {
+                let Event::Copy { to, from, why } = shapes[si][i].clone() else {
+                    continue;
+                };
+                match (why, &to.src, &from.src) {
+                    (CopyWhy::Host, Src::Slot(_), _) => {
+                        let ev = &shapes[si];
+                        let total = count(shapes, &to.src, reads);
+                        // Readers after the copy, up to the slot's next write.
+                        let mut mine = Vec::new();
+                        let mut clean = true;
+                        for (j, e) in ev.iter().enumerate().skip(i + 1) {
+                            if reads(e).iter().any(|b| b.src == to.src) {
+                                if !clean {
+                                    break;
+                                }
+                                mine.push(j);
+                            }
+                            if writes(e).iter().any(|b| b.src == from.src) {
+                                clean = false;
+                            }
+                            if writes(e).iter().any(|b| b.src == to.src) {
+                                break;
+                            }
+                        }
+                        let read_all = mine
+                            .iter()
+                            .map(|j| reads(&ev[*j]).iter().filter(|b| b.src == to.src).count())
+                            .sum::<usize>()
+                            == total;
+                        if !read_all {
+                            continue;
+                        }
+                        let ev = &mut shapes[si];
+                        for j in mine {
+                            for b in reads_mut(&mut ev[j]) {
+                                if b.src == to.src {
+                                    b.src = from.src.clone();
+                                }
+                            }
+                        }
+                        ev.remove(i);
+                        changed = true;
+                        break 'shapes;
+                    }
+                    (CopyWhy::Result | CopyWhy::Start, _, Src::Node(_)) => {
+                        if count(shapes, &from.src, reads) != 1
+                            || count(shapes, &from.src, writes) != 1
+                        {
+                            continue;
+                        }
+                        let ev = &mut shapes[si];
+                        let Some(j) = ev[..i].iter().position(|e| {
+                            matches!(e, Event::Launch { .. })
+                                && writes(e).iter().any(|b| b.src == from.src)
+                        }) else {
+                            continue;
+                        };
+                        if ev[j + 1..i].iter().any(|e| {
+                            reads(e)
+                                .iter()
+                                .chain(writes(e).iter())
+                                .any(|b| b.src == to.src)
+                        }) {
+                            continue;
+                        }
+                        if let Event::Launch { bufs, .. } = &mut ev[j] {
+                            for b in bufs.iter_mut() {
+                                if b.out && b.src == from.src {
+                                    b.src = to.src.clone();
+                                }
+                            }
+                        }
+                        ev.remove(i);
+                        changed = true;
+                        break 'shapes;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
+/// A unit's call sequences and rows.
+struct Trace {
+    /// Distinct event sequences.
+    shapes: Vec<Vec<Event>>,
+    /// Rows of host values; `None` when the caller supplies the row (continuous-time entries).
+    rows: Option<Vec<Vec<f32>>>,
+    width: u32,
+    coef_off: Vec<u32>,
+    coef_width: u32,
+    scratch: usize,
+    /// Entries: the times of the rows (`None`: one row, no time). Samplers: the default grid.
+    times: Option<Vec<f64>>,
+    /// Samplers: the shape of each step, of the final map and of the start.
+    step_shape: Vec<usize>,
+    finalize_shape: usize,
+    start_shape: usize,
+}
+
+fn zero_tensor(p: &Process, port_elem: Elem, shape: &Shape) -> Tensor {
+    let mut s = vec![0];
+    s.extend(shape.dims.iter().map(|_| 1));
+    if let Elem::Vec(k) = port_elem {
+        s.push(k as usize);
+    }
+    let _ = p;
+    Tensor {
+        shape: s,
+        data: match port_elem {
+            Elem::Cat(_) => Data::Class(Vec::new()),
+            Elem::Bool => Data::Bool(Vec::new()),
+            _ => Data::F32(Vec::new()),
+        },
+    }
+}
+
+fn unit_sizes(p: &Process) -> HashMap<String, usize> {
+    p.dims.iter().map(|d| (d.name.clone(), 1)).collect()
+}
+
+fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
+    let u = &units[ui];
+    let (coef_off, coef_width) = coef_layout(p, &u.prog);
+    let new_tb = |values: bool| {
+        RefCell::new(TraceBuf {
+            coef_off: coef_off.clone(),
+            coef_width,
+            values,
+            phases: BTreeMap::new(),
+            scratch: BTreeMap::new(),
+            pending: None,
+            filled: BTreeSet::new(),
+        })
+    };
+    fn rec<'a>(p: &'a Process, units: &'a [Unit], ui: usize, tb: &'a RefCell<TraceBuf>) -> Rec<'a> {
+        Rec {
+            p,
+            units,
+            unit: ui,
+            own: true,
+            phase: None,
+            tb,
+        }
+    }
+    match &u.kind {
+        UnitKind::Entry(e) => {
+            let prog = &u.prog;
+            let scalars: Vec<&str> = e
+                .inputs
+                .iter()
+                .filter(|x| x.extent == PortExtent::Scalar && x.name != "seed")
+                .map(|x| x.name.as_str())
+                .collect();
+            let tabulated =
+                p.time.kind == TimeKind::Discrete && scalars.iter().all(|s| *s == p.time.name);
+            let times: Vec<Option<f64>> = if scalars.is_empty() {
+                vec![None]
+            } else if tabulated {
+                (p.time.lo as i64..=p.time.hi as i64)
+                    .map(|t| Some(t as f64))
+                    .collect()
+            } else {
+                vec![Some((p.time.lo + p.time.hi) / 2.0)]
+            };
+            let mut shape: Option<Vec<Event>> = None;
+            let mut rows = Vec::new();
+            let mut scratch = 0;
+            for t in &times {
+                let tb = new_tb(scalars.is_empty() || tabulated);
+                let r = rec(p, units, ui, &tb);
+                let mut call = Call {
+                    batch: 0,
+                    sizes: unit_sizes(p),
+                    ..Call::default()
+                };
+                for port in &prog.inputs {
+                    match &port.extent {
+                        PortExtent::Field(s) => {
+                            call.inputs
+                                .insert(port.name.clone(), zero_tensor(p, port.elem, s));
+                        }
+                        PortExtent::Sample => {
+                            call.inputs.insert(
+                                port.name.clone(),
+                                zero_tensor(p, port.elem, &Shape::scalar()),
+                            );
+                        }
+                        PortExtent::Scalar if port.name == "seed" => {}
+                        PortExtent::Scalar => {
+                            let t = t.unwrap_or(0.0);
+                            // `s` (a posterior's target time) halfway between t and the data.
+                            let v = if port.name == "s" {
+                                (t + p.time.data_at) / 2.0
+                            } else {
+                                t
+                            };
+                            call.inputs
+                                .insert(port.name.clone(), Tensor::scalar(v as f32));
+                        }
+                    }
+                }
+                let out = interp::run_with(p, prog, &call, Some(&r))
+                    .map_err(|m| format!("`{}.{}`: {m}", p.name, u.name))?;
+                // The results: from a kernel's scratch, a host value, or an input.
+                for (i, res) in prog.results.iter().enumerate() {
+                    let info = prog.node(*res);
+                    let port = &prog.outputs[i];
+                    let to = port_buf(port, Src::Output(i as u32), true);
+                    let from = if u.plan.by_node.contains_key(res) {
+                        Buf {
+                            src: Src::Node(tb.borrow_mut().scratch(ui, *res)),
+                            out: false,
+                            ..to.clone()
+                        }
+                    } else if info.extent == Extent::Uniform {
+                        let xs = out[i].f32s().map(|x| x.to_vec()).unwrap_or_default();
+                        let mut b = tb.borrow_mut();
+                        let at = match info.node {
+                            Node::Coef(c) => {
+                                let at = b.coef_off[c as usize];
+                                if b.values {
+                                    let row = &mut b.phase(0).row;
+                                    for (q, x) in xs.iter().enumerate() {
+                                        row[at as usize + q] = *x;
+                                    }
+                                }
+                                at
+                            }
+                            _ if b.values => b.extra(0, &xs),
+                            _ => {
+                                return Err(format!(
+                                    "`{}.{}`: output `{}` is a host value that is not a \
+                                     coefficient; it cannot be supplied by the caller",
+                                    p.name, u.name, port.name
+                                ))
+                            }
+                        };
+                        Buf {
+                            src: Src::Row(at),
+                            batch: false,
+                            dims: Vec::new(),
+                            out: false,
+                            ..to.clone()
+                        }
+                    } else if let Node::Input(j) = info.node {
+                        Buf {
+                            src: Src::Input(j),
+                            out: false,
+                            ..to.clone()
+                        }
+                    } else {
+                        return Err(format!(
+                            "internal error: output `{}` of `{}.{}` has no source",
+                            port.name, p.name, u.name
+                        ));
+                    };
+                    tb.borrow_mut().phase(0).events.push(Event::Copy {
+                        to,
+                        from,
+                        why: CopyWhy::Result,
+                    });
+                }
+                let mut tb = tb.into_inner();
+                scratch = tb.scratch.len();
+                let ph = tb.phases.remove(&0).unwrap_or_default();
+                if tb.phases.keys().any(|k| *k != 0) {
+                    return Err(format!(
+                        "internal error: `{}.{}` launched with a step word",
+                        p.name, u.name
+                    ));
+                }
+                match &shape {
+                    None => shape = Some(ph.events),
+                    Some(s) if *s == ph.events => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "internal error: the calls of `{}.{}` depend on the time",
+                            p.name, u.name
+                        ))
+                    }
+                }
+                rows.push(ph.row);
+            }
+            let width = rows.iter().map(|r| r.len()).max().unwrap_or(0) as u32;
+            for r in &mut rows {
+                r.resize(width as usize, 0.0);
+            }
+            let supplied = !(scalars.is_empty() || tabulated);
+            let mut shapes = vec![shape.unwrap_or_default()];
+            simplify(&mut shapes);
+            Ok(Trace {
+                shapes,
+                rows: (!supplied).then_some(rows),
+                width,
+                coef_off,
+                coef_width,
+                scratch,
+                times: if scalars.is_empty() || supplied {
+                    None
+                } else {
+                    Some(times.iter().map(|t| t.unwrap_or(0.0)).collect())
+                },
+                step_shape: Vec::new(),
+                finalize_shape: 0,
+                start_shape: 0,
+            })
+        }
+        UnitKind::Sampler(sp) => {
+            let s = p
+                .samplers
+                .iter()
+                .find(|s| s.name == u.name)
+                .ok_or("internal error: a sampler went missing")?;
+            let grid = s.default_grid.clone();
+            let n = grid.len() - 1;
+            let tb = new_tb(true);
+            let r = rec(p, units, ui, &tb);
+            let mut call = SampleCall {
+                batch: 0,
+                sizes: unit_sizes(p),
+                ..SampleCall::default()
+            };
+            for f in &sp.conditions {
+                let fd = &p.fields[*f as usize];
+                call.state
+                    .insert(fd.name.clone(), zero_tensor(p, fd.elem, &fd.shape));
+            }
+            interp::sample_with(p, sp, &call, &mut RecNet { rec: &r }, Some(&r))
+                .map_err(|m| format!("`{}.{}`: {m}", p.name, u.name))?;
+            let tb = tb.into_inner();
+            let scratch = tb.scratch.len();
+            let mut phases = tb.phases;
+            // The history: each step ends by keeping the slots the next one reads with `prev`.
+            let keep: Vec<Event> = sp
+                .history
+                .iter()
+                .map(|h| {
+                    let like = phases
+                        .values()
+                        .flat_map(|ph| ph.events.iter())
+                        .flat_map(|e| match e {
+                            Event::Launch { bufs, .. } => bufs.clone(),
+                            Event::Copy { to, .. } => vec![to.clone()],
+                            Event::Call { .. } => Vec::new(),
+                        })
+                        .find(|b| b.out && b.src == Src::Slot(*h))
+                        .ok_or_else(|| {
+                            format!(
+                                "`{}.{}`: a history value is never written by a kernel",
+                                p.name, u.name
+                            )
+                        })?;
+                    Ok(Event::Copy {
+                        to: Buf {
+                            src: Src::Prev(*h),
+                            ..like.clone()
+                        },
+                        from: Buf {
+                            src: Src::Slot(*h),
+                            out: false,
+                            ..like
+                        },
+                        why: CopyWhy::Keep,
+                    })
+                })
+                .collect::<Result<_, String>>()?;
+            let mut shapes: Vec<Vec<Event>> = Vec::new();
+            let mut intern = |events: Vec<Event>| -> usize {
+                match shapes.iter().position(|s| *s == events) {
+                    Some(i) => i,
+                    None => {
+                        shapes.push(events);
+                        shapes.len() - 1
+                    }
+                }
+            };
+            let mut rows = Vec::new();
+            let mut step_shape = Vec::new();
+            for k in 0..n {
+                let mut ph = phases.remove(&(k as u32)).unwrap_or_else(|| Phase {
+                    events: Vec::new(),
+                    row: vec![0.0; coef_width as usize],
+                });
+                for e in &mut ph.events {
+                    if let Event::Launch { word, .. } = e {
+                        if *word == Word::Fixed(k as u64) {
+                            *word = Word::Step;
+                        }
+                    }
+                }
+                ph.events.extend(keep.iter().cloned());
+                step_shape.push(intern(ph.events));
+                rows.push(ph.row);
+            }
+            let mut other = |key: u32| -> (usize, Vec<f32>) {
+                let ph = phases.remove(&key).unwrap_or_else(|| Phase {
+                    events: Vec::new(),
+                    row: vec![0.0; coef_width as usize],
+                });
+                (intern(ph.events), ph.row)
+            };
+            let (finalize_shape, frow) = other(n as u32);
+            let (start_shape, srow) = other(u32::MAX);
+            rows.push(frow);
+            rows.push(srow);
+            if let Some(k) = phases.keys().next() {
+                return Err(format!(
+                    "internal error: `{}.{}` launched with step word {k}",
+                    p.name, u.name
+                ));
+            }
+            let width = rows.iter().map(|r| r.len()).max().unwrap_or(0) as u32;
+            for r in &mut rows {
+                r.resize(width as usize, 0.0);
+            }
+            simplify(&mut shapes);
+            // Simplifying may make two sequences equal: keep one of each.
+            let mut distinct: Vec<Vec<Event>> = Vec::new();
+            let mut map = Vec::new();
+            for s in shapes {
+                map.push(match distinct.iter().position(|d| *d == s) {
+                    Some(i) => i,
+                    None => {
+                        distinct.push(s);
+                        distinct.len() - 1
+                    }
+                });
+            }
+            let shapes = distinct;
+            let step_shape = step_shape.into_iter().map(|s| map[s]).collect();
+            let (finalize_shape, start_shape) = (map[finalize_shape], map[start_shape]);
+            Ok(Trace {
+                shapes,
+                rows: Some(rows),
+                width,
+                coef_off,
+                coef_width,
+                scratch,
+                times: Some(grid),
+                step_shape,
+                finalize_shape,
+                start_shape,
+            })
+        }
+    }
+}
+
+fn port_buf(port: &Port, src: Src, out: bool) -> Buf {
+    let width = match port.elem {
+        Elem::Vec(k) => k,
+        Elem::Mat(k) => k * k,
+        _ => 1,
+    };
+    let store = match port.elem {
+        Elem::Cat(_) => Store::U32,
+        Elem::Bool => Store::U8,
+        _ => Store::F32,
+    };
+    let (batch, dims) = match &port.extent {
+        PortExtent::Field(s) => (true, s.dims.iter().map(|d| d.0).collect()),
+        PortExtent::Sample => (true, Vec::new()),
+        PortExtent::Scalar => (false, Vec::new()),
+    };
+    Buf {
+        src,
+        store,
+        width,
+        batch,
+        dims,
+        out,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The object file
+
+type Built<'a> = (&'a Process, Vec<Unit>, Vec<Trace>);
+
+fn compile_object(stem: &str, built: &[Built]) -> Result<(Vec<u8>, usize), String> {
+    let large = built
+        .iter()
+        .flat_map(|(_, us, _)| us.iter())
+        .any(|u| plan_size(&u.plan) > LARGE_PLAN);
+    let builder = ObjectBuilder::new(
+        isa(true, large)?,
+        stem.as_bytes().to_vec(),
+        cranelift_module::default_libcall_names(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut module = ObjectModule::new(builder);
+    let libm = codegen::declare_libm(&mut module)?;
+    let rng = codegen::define_rng(&mut module, true)?;
+    let libm4 = codegen::define_libm4(&mut module, &libm)?;
+    let mut bytes = 0;
+    for (p, units, traces) in built {
+        for (u, tr) in units.iter().zip(traces) {
+            for (i, k) in u.plan.kernels.iter().enumerate() {
+                codegen::define(&mut module, k, &libm, &libm4, rng, &u.symbol(p, i))?;
+            }
+            let Some(rows) = &tr.rows else { continue };
+            if tr.width == 0 {
+                continue;
+            }
+            let data: Vec<u8> = rows
+                .iter()
+                .flat_map(|r| r.iter().flat_map(|x| x.to_le_bytes()))
+                .collect();
+            bytes += data.len();
+            let name = format!("{}_rows", u.prefix(p));
+            let id = module
+                .declare_data(&name, Linkage::Export, false, false)
+                .map_err(|e| e.to_string())?;
+            let mut desc = DataDescription::new();
+            desc.define(data.into_boxed_slice());
+            desc.set_align(16);
+            module
+                .define_data(id, &desc)
+                .map_err(|e| format!("`{name}`: {e}"))?;
+        }
+    }
+    let product = module.finish();
+    let object = product
+        .emit()
+        .map_err(|e| format!("cannot write the object file: {e}"))?;
+    Ok((object, bytes))
+}
+
+// ---------------------------------------------------------------------------------------------
+// C text
+
+fn c_type(store: Store) -> &'static str {
+    match store {
+        Store::F32 => "float",
+        Store::U32 => "uint32_t",
+        Store::U8 => "uint8_t",
+    }
+}
+
+fn elem_store(elem: Elem) -> Store {
+    match elem {
+        Elem::Cat(_) => Store::U32,
+        Elem::Bool => Store::U8,
+        _ => Store::F32,
+    }
+}
+
+fn elem_width(elem: Elem) -> u32 {
+    match elem {
+        Elem::Vec(k) => k,
+        Elem::Mat(k) => k * k,
+        _ => 1,
+    }
+}
+
+/// `batch·n·d·K`
+fn len_text(p: &Process, b: &Buf) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if b.batch {
+        parts.push("batch".into());
+    }
+    parts.extend(b.dims.iter().map(|d| p.dims[*d as usize].name.clone()));
+    if b.width > 1 {
+        parts.push(b.width.to_string());
+    }
+    if parts.is_empty() {
+        "1".into()
+    } else {
+        parts.join("·")
+    }
+}
+
+fn slot_name(sp: Option<&SamplerProgram>, s: u32) -> String {
+    if let Some(sp) = sp {
+        if let Some(i) = sp.history.iter().position(|h| *h == s) {
+            return format!("slot {s} (`{}`)", sp.history_names[i]);
+        }
+    }
+    format!("slot {s}")
+}
+
+fn src_text(p: &Process, u: &Unit, b: &Buf) -> String {
+    match &b.src {
+        Src::Field(f) => format!("field `{}`", p.fields[*f as usize].name),
+        Src::Slot(s) => slot_name(u.sampler(), *s),
+        Src::Prev(s) => format!("previous step's {}", slot_name(u.sampler(), *s)),
+        Src::Net { call, output } => {
+            // The network of a call, from the sampler's ops.
+            let net = u
+                .sampler()
+                .and_then(|sp| net_of_call(sp, *call))
+                .map(|n| &p.networks[n as usize]);
+            match net {
+                Some(n) => format!(
+                    "`{}.{}` (output {output} of network call {call})",
+                    n.name,
+                    p.field(n.outputs[*output as usize].field).name
+                ),
+                None => format!("output {output} of network call {call}"),
+            }
+        }
+        Src::Node(i) => format!("scratch {i}"),
+        Src::Input(i) => format!("input `{}`", u.prog.inputs[*i as usize].name),
+        Src::Output(i) => format!("output `{}`", u.prog.outputs[*i as usize].name),
+        Src::Row(at) if b.width > 1 => format!("row[{at}..{}]", at + b.width),
+        Src::Row(at) => format!("row[{at}]"),
+    }
+}
+
+fn net_of_call(sp: &SamplerProgram, call: u32) -> Option<u32> {
+    fn go(ops: &[Op], call: u32) -> Option<u32> {
+        for op in ops {
+            match op {
+                Op::Call { call: c, net, .. } if *c == call => return Some(*net),
+                Op::If {
+                    then, otherwise, ..
+                } => {
+                    if let Some(n) = go(then, call).or_else(|| go(otherwise, call)) {
+                        return Some(n);
+                    }
+                }
+                Op::Repeat { body, .. } => {
+                    if let Some(n) = go(body, call) {
+                        return Some(n);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    go(&sp.init, call)
+        .or_else(|| go(&sp.step, call))
+        .or_else(|| go(&sp.finalize, call))
+}
+
+/// Wrap text into `//`-free C comment lines with a prefix.
+fn comment(out: &mut String, indent: &str, text: &str) {
+    for line in text.lines() {
+        let line = line.replace("*/", "* /");
+        if line.is_empty() {
+            let _ = writeln!(out, "{indent} *");
+        } else {
+            let _ = writeln!(out, "{indent} * {line}");
+        }
+    }
+}
+
+fn guard(stem: &str) -> String {
+    format!("DIFFC_{}_H", ident(stem).to_uppercase())
+}
+
+/// The dims a unit's calls use, in process order.
+fn unit_dims(p: &Process, u: &Unit, tr: &Trace, units: &[Unit]) -> Vec<u32> {
+    let mut set = BTreeSet::new();
+    for shape in &tr.shapes {
+        for e in shape {
+            match e {
+                Event::Launch {
+                    unit, kernel, bufs, ..
+                } => {
+                    let k = &units[*unit].plan.kernels[*kernel];
+                    for d in &k.dims {
+                        if let Some(i) = p.dims.iter().position(|x| &x.name == d) {
+                            set.insert(i as u32);
+                        }
+                    }
+                    for b in bufs {
+                        set.extend(b.dims.iter().copied());
+                    }
+                }
+                Event::Call {
+                    inputs, outputs, ..
+                } => {
+                    for b in inputs.iter().chain(outputs) {
+                        set.extend(b.dims.iter().copied());
+                    }
+                }
+                Event::Copy { to, from, .. } => {
+                    set.extend(to.dims.iter().copied());
+                    set.extend(from.dims.iter().copied());
+                }
+            }
+        }
+    }
+    if let Some(e) = u.entry() {
+        for port in e.inputs.iter().chain(&e.outputs) {
+            if let PortExtent::Field(s) = &port.extent {
+                set.extend(s.dims.iter().map(|d| d.0));
+            }
+        }
+    }
+    set.into_iter().collect()
+}
+
+/// The fields a sampler's calls touch, in process order.
+fn sampler_fields(tr: &Trace) -> Vec<u32> {
+    let mut set = BTreeSet::new();
+    for shape in &tr.shapes {
+        for e in shape {
+            let bufs: Vec<&Buf> = match e {
+                Event::Launch { bufs, .. } => bufs.iter().collect(),
+                Event::Call { inputs, .. } => inputs.iter().collect(),
+                Event::Copy { to, from, .. } => vec![to, from],
+            };
+            for b in bufs {
+                if let Src::Field(f) = b.src {
+                    set.insert(f);
+                }
+            }
+        }
+    }
+    set.into_iter().collect()
+}
+
+/// Entry ports the caller passes as arrays (fields and per-sample values), inputs then outputs.
+type Ports<'e> = Vec<(usize, &'e Port)>;
+
+fn array_ports(e: &entries::Entry) -> (Ports<'_>, Ports<'_>) {
+    let ins = e
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.extent != PortExtent::Scalar)
+        .collect();
+    let outs = e.outputs.iter().enumerate().collect();
+    (ins, outs)
+}
+
+fn port_c_type(port: &Port) -> &'static str {
+    if port.extent == PortExtent::Scalar {
+        "float"
+    } else {
+        c_type(elem_store(port.elem))
+    }
+}
+
+fn port_len_text(p: &Process, port: &Port) -> String {
+    len_text(p, &port_buf(port, Src::Output(0), false))
+}
+
+/// A one-call step: every step of the default grid runs network calls that read fields or
+/// host values, then one kernel that reads fields, those outputs and host values, and writes
+/// fields; no history and no scratch.
+fn one_call_step(u: &Unit, tr: &Trace) -> Option<usize> {
+    let sp = u.sampler()?;
+    if !sp.history.is_empty() || tr.step_shape.is_empty() {
+        return None;
+    }
+    let s0 = tr.step_shape[0];
+    if tr.step_shape.iter().any(|s| *s != s0) {
+        return None;
+    }
+    let events = &tr.shapes[s0];
+    let (last, calls) = events.split_last()?;
+    for c in calls {
+        let Event::Call { inputs, .. } = c else {
+            return None;
+        };
+        if inputs
+            .iter()
+            .any(|b| !matches!(b.src, Src::Field(_) | Src::Row(_)))
+        {
+            return None;
+        }
+    }
+    let Event::Launch { bufs, word, .. } = last else {
+        return None;
+    };
+    if *word != Word::Step {
+        return None;
+    }
+    let ok = bufs.iter().all(|b| match b.src {
+        Src::Field(_) => true,
+        Src::Net { .. } | Src::Row(_) => !b.out,
+        _ => false,
+    });
+    ok.then_some(s0)
+}
+
+/// Does every load and store of a kernel read its own element (so outputs may alias inputs)?
+fn elementwise(k: &Kernel) -> bool {
+    let mut flat = None;
+    let mut ok = true;
+    k.walk(&mut |s| match &s.inst {
+        Inst::Flat => flat = Some(s.id),
+        Inst::Loop { .. } => ok = false,
+        Inst::Load { index, .. } | Inst::Store { index, .. } if Some(*index) != flat => ok = false,
+        _ => {}
+    });
+    ok
+}
+
+const HEADER_INTRO: &str = r#"
+Conventions (every function below):
+- Arrays are batch-major and dense: a field of shape [n, d] is `batch·n·d` values, sample after
+  sample; a `vec<K>` value (class probabilities) adds K interleaved values per element. Reals are
+  `float`, classes `uint32_t` (0 … K−1), bools `uint8_t` (0 or 1).
+- `seed` keys the random numbers. Draws come from Philox-4x32-10 keyed by (seed, draw site) and
+  counted by (step word, element index), so a sample's noise does not depend on the batch size,
+  the thread split or the machine. With the same seed, a step or entry here draws exactly what
+  `diffc eval … --seed SEED` draws (`--set k=K` for step k of a sampler).
+- Every function returns 0, or status bits: DIFFC_STATUS_INDEX (an index outside its vector),
+  DIFFC_STATUS_CLASS (a class outside its range), DIFFC_ERR_ARG (a time or step outside the
+  table, a NULL array, no denoiser), DIFFC_ERR_NOMEM, DIFFC_ERR_STATE (a call read a value no
+  earlier call wrote: call `start` before the first step), DIFFC_ERR_DENOISE (the denoiser
+  returned non-zero). A call stops at the first kernel or callback that fails. Outputs are not
+  checked for NaN or infinity (the interpreter checks them).
+- Entry points and sampler steps run each kernel on the calling thread. To use threads, call the
+  kernels yourself (below): any split of the range start..end at multiples of 4 gives the same
+  values.
+- Node masks and supplied draws are not built ahead of time: every node is real, and every draw
+  comes from the generator.
+
+Kernel ABI (the `_k<i>_` functions):
+  void kernel(void *const *bufs, const float *coefs, const uint64_t *sizes,
+              uint64_t start, uint64_t end, uint64_t seed, uint64_t step,
+              uint64_t offset, uint32_t *status);
+computes flat elements start … end−1 of batch·(product of its domain's sizes). `bufs[j]` is
+buffer j as listed with the kernel; `coefs[i]` coefficient slot i (the call sequences say which
+row value each slot takes); `sizes[i]` the size of the kernel's dimension i; `step` the RNG step
+word; `offset` an index offset (iterations of an inner `repeat` draw at offsets (j + 1)·2^40);
+`status` is OR-ed with DIFFC_STATUS_* bits. Output buffers must not alias input buffers unless
+the kernel is marked elementwise.
+
+Rows: the host values a call reads (coefficients in f64 rounded to f32, times passed to networks,
+values a sampler computes once per step) are one row of floats per time or step, evaluated by
+diffc's own host code at build time. A row starts with the unit's coefficients c0, c1, … (each
+flattened, K×K matrices row-major) at the offsets listed; the values after them are listed with
+the call sequence that reads them.
+"#;
+
+fn header_text(stem: &str, built: &[Built]) -> String {
+    let mut h = String::new();
+    let g = guard(stem);
+    let _ = writeln!(
+        h,
+        "/* {stem}.h: the processes of `{stem}.diff`, compiled ahead of time by diffc."
+    );
+    let _ = writeln!(
+        h,
+        " * Link with lib{stem}.so (it needs libm). Generated: do not edit. */"
+    );
+    let _ = writeln!(h, "#ifndef {g}\n#define {g}\n");
+    let _ = writeln!(h, "#include <stdint.h>\n");
+    let _ = writeln!(h, "#ifdef __cplusplus\nextern \"C\" {{\n#endif\n");
+    h.push_str("/*");
+    comment(&mut h, "", HEADER_INTRO);
+    h.push_str(" */\n\n");
+    h.push_str(
+        "#ifndef DIFFC_COMMON_DEFINED\n#define DIFFC_COMMON_DEFINED\n\
+         #define DIFFC_STATUS_INDEX 0x1\n#define DIFFC_STATUS_CLASS 0x2\n\
+         #define DIFFC_ERR_ARG 0x100\n#define DIFFC_ERR_NOMEM 0x200\n\
+         #define DIFFC_ERR_STATE 0x400\n#define DIFFC_ERR_DENOISE 0x800\n\n\
+         /* A sampler's networks. `net` is the network's index in its process (listed below) and\n \
+         * `call` the call's index within the step; `dims` are the process's dimension sizes in\n \
+         * its order. `inputs[i]` points at network input i: a field's values (batch-major, as\n \
+         * above) or, for a time input, one float. Write output j to `outputs[j]` (batch-major,\n \
+         * shaped like its field, K values per element for class probabilities); the runtime\n \
+         * owns those arrays. Return 0, or non-zero to stop the step with DIFFC_ERR_DENOISE. */\n\
+         typedef int (*diffc_denoise_fn)(void *user, uint32_t net, uint32_t call, uint64_t batch,\n\
+         \x20                               const uint64_t *dims, const void *const *inputs,\n\
+         \x20                               void *const *outputs);\n\
+         #endif\n\n",
+    );
+    for (p, units, traces) in built {
+        process_header(&mut h, p, units, traces);
+    }
+    let _ = writeln!(h, "#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {g} */");
+    h
+}
+
+fn process_header(h: &mut String, p: &Process, units: &[Unit], traces: &[Trace]) {
+    let pn = &p.name;
+    let _ = writeln!(
+        h,
+        "/* ==========================================================================================\n \
+         * Process `{pn}`"
+    );
+    let mut text = String::new();
+    let dims: Vec<String> = p
+        .dims
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("{} (dims[{i}])", d.name))
+        .collect();
+    let _ = writeln!(
+        text,
+        "Dimensions: {}.",
+        if dims.is_empty() {
+            "none".into()
+        } else {
+            dims.join(", ")
+        }
+    );
+    let _ = writeln!(text, "Fields (fields[i] in a sampler):");
+    for (i, f) in p.fields.iter().enumerate() {
+        let b = Buf {
+            src: Src::Field(i as u32),
+            store: elem_store(f.elem),
+            width: elem_width(f.elem),
+            batch: true,
+            dims: f.shape.dims.iter().map(|d| d.0).collect(),
+            out: false,
+        };
+        let _ = writeln!(
+            text,
+            "  {i}: {}: {} — {} {}{}",
+            f.name,
+            f.elem.describe(),
+            c_type(b.store),
+            len_text(p, &b),
+            if f.shape.sym {
+                " (symmetric: the lower triangle mirrors the upper one, the diagonal is 0)"
+            } else {
+                ""
+            }
+        );
+    }
+    let time = &p.time;
+    let _ = writeln!(
+        text,
+        "Time `{}`: {} {} … {} (data at {}).",
+        time.name,
+        if time.kind == TimeKind::Discrete {
+            "discrete,"
+        } else {
+            "continuous,"
+        },
+        time.lo,
+        time.hi,
+        time.data_at
+    );
+    if !p.networks.is_empty() {
+        let _ = writeln!(text, "Networks (the `net` argument of a denoiser):");
+        for (i, n) in p.networks.iter().enumerate() {
+            let ins: Vec<String> = n
+                .inputs
+                .iter()
+                .map(|x| match x {
+                    crate::typed::NetInput::Field { expr, .. } => show(p, *expr),
+                    crate::typed::NetInput::Time { expr } => format!("time {}", show(p, *expr)),
+                })
+                .collect();
+            let outs: Vec<String> = n
+                .outputs
+                .iter()
+                .map(|o| format!("{}.{} ({})", n.name, p.field(o.field).name, o.kind.name()))
+                .collect();
+            let _ = writeln!(
+                text,
+                "  {i}: {}({}) -> {}",
+                n.name,
+                ins.join(", "),
+                outs.join(", ")
+            );
+        }
+    }
+    comment(h, "", &text);
+    let _ = writeln!(h, " */\n");
+    let _ = writeln!(
+        h,
+        "#define DIFFC_{}_T_MIN {}\n#define DIFFC_{}_T_MAX {}\n",
+        pn.to_uppercase(),
+        time.lo,
+        pn.to_uppercase(),
+        time.hi
+    );
+    for (u, tr) in units.iter().zip(traces) {
+        unit_header(h, p, units, u, tr);
+    }
+}
+
+fn dims_params(p: &Process, dims: &[u32]) -> String {
+    dims.iter()
+        .map(|d| format!("uint64_t {}", p.dims[*d as usize].name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn events_text(p: &Process, units: &[Unit], u: &Unit, events: &[Event]) -> String {
+    let mut t = String::new();
+    for (i, e) in events.iter().enumerate() {
+        match e {
+            Event::Launch {
+                unit,
+                kernel,
+                bufs,
+                slots,
+                word,
+                offset,
+            } => {
+                let ku = &units[*unit];
+                let k = &ku.plan.kernels[*kernel];
+                let _ = writeln!(t, "{}. {}(", i + 1, ku.symbol(p, *kernel));
+                for (j, b) in bufs.iter().enumerate() {
+                    let _ = writeln!(
+                        t,
+                        "     b{j} {} {}",
+                        if b.out { "→" } else { "←" },
+                        src_text(p, u, b)
+                    );
+                }
+                if !slots.is_empty() {
+                    let s: Vec<String> = slots.iter().map(|x| format!("row[{x}]")).collect();
+                    let _ = writeln!(t, "     coefs = {{{}}}", s.join(", "));
+                }
+                let sizes: Vec<&str> = k.dims.iter().map(|d| d.as_str()).collect();
+                let dom: Vec<&str> = k
+                    .domain
+                    .iter()
+                    .map(|d| k.dims[*d as usize].as_str())
+                    .collect();
+                let _ = writeln!(
+                    t,
+                    "     sizes = {{{}}}, range 0 … batch{}{}, step word {}, offset {offset})",
+                    sizes.join(", "),
+                    if dom.is_empty() { "" } else { "·" },
+                    dom.join("·"),
+                    match word {
+                        Word::Step => "k".to_string(),
+                        Word::Fixed(w) => format!("{w}"),
+                    }
+                );
+            }
+            Event::Call {
+                net,
+                call,
+                inputs,
+                outputs,
+                sym,
+            } => {
+                let n = &p.networks[*net as usize];
+                let ins: Vec<String> = inputs.iter().map(|b| src_text(p, u, b)).collect();
+                let outs: Vec<String> = outputs
+                    .iter()
+                    .zip(sym)
+                    .map(|(b, s)| {
+                        format!(
+                            "{} [{}]{}",
+                            src_text(p, u, b),
+                            len_text(p, b),
+                            if s.is_some() {
+                                " (then mirrored: read on the upper triangle)"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    t,
+                    "{}. denoiser: network {net} `{}`, call {call}, inputs ({})\n     → {}",
+                    i + 1,
+                    n.name,
+                    ins.join(", "),
+                    outs.join(", ")
+                );
+            }
+            Event::Copy { to, from, why } => {
+                let _ = writeln!(
+                    t,
+                    "{}. host: {} := {} ({} {}){}",
+                    i + 1,
+                    src_text(p, u, to),
+                    src_text(p, u, from),
+                    len_text(p, to),
+                    c_type(to.store),
+                    match why {
+                        CopyWhy::Host => ", a copy the step's network call captured",
+                        CopyWhy::Start => ", the prior's draw is the starting value",
+                        CopyWhy::Keep => ", kept for the next step's `prev`",
+                        CopyWhy::Result => "",
+                    }
+                );
+            }
+        }
+    }
+    if events.is_empty() {
+        t.push_str("(nothing)\n");
+    }
+    t
+}
+
+fn kernel_doc(p: &Process, u: &Unit, i: usize) -> String {
+    let k = &u.plan.kernels[i];
+    let mut t = String::new();
+    let dom: Vec<&str> = k
+        .domain
+        .iter()
+        .map(|d| k.dims[*d as usize].as_str())
+        .collect();
+    let _ = writeln!(
+        t,
+        "Kernel {i} `{}` of `{}.{}`: one element per batch{}{}{}.",
+        k.name,
+        p.name,
+        u.name,
+        if dom.is_empty() { "" } else { "·" },
+        dom.join("·"),
+        if elementwise(k) {
+            " (elementwise: outputs may alias inputs)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(t, "sizes: {{{}}}", k.dims.join(", "));
+    for (j, b) in k.bufs.iter().enumerate() {
+        let what = match &b.src {
+            BufSrc::Node(id) => {
+                let info = u.prog.node(*id);
+                let len = match info.extent {
+                    Extent::Uniform => "1".to_string(),
+                    Extent::Sample => "batch".to_string(),
+                    Extent::Element => {
+                        let mut s = vec!["batch".to_string()];
+                        s.extend(
+                            shape_dims(&info.shape)
+                                .iter()
+                                .map(|d| p.dims[*d as usize].name.clone()),
+                        );
+                        s.join("·")
+                    }
+                };
+                let src = match info.node {
+                    Node::State(f) => format!("field `{}`", p.fields[f as usize].name),
+                    Node::Slot(s) => slot_name(u.sampler(), s),
+                    Node::Prev(s) => format!("previous step's {}", slot_name(u.sampler(), s)),
+                    Node::NetOut { call, output } => {
+                        format!("output {output} of network call {call}")
+                    }
+                    Node::Input(x) => format!("input `{}`", u.prog.inputs[x as usize].name),
+                    Node::Coef(c) => format!("coefficient c{c}"),
+                    _ if info.extent == Extent::Uniform => "a host value".to_string(),
+                    _ => "an intermediate value (another kernel's output)".to_string(),
+                };
+                format!(
+                    "in  {}[{len}{}] {src}",
+                    c_type(b.store),
+                    if b.width > 1 {
+                        format!("·{}", b.width)
+                    } else {
+                        String::new()
+                    }
+                )
+            }
+            BufSrc::Out(tg) => {
+                let what = match tg {
+                    Target::Node(id) => match u.prog.results.iter().position(|r| r == id) {
+                        Some(o) if u.entry().is_some() => {
+                            format!("output `{}`", u.prog.outputs[o].name)
+                        }
+                        _ => "an intermediate value".to_string(),
+                    },
+                    Target::Slot(s) => slot_name(u.sampler(), *s),
+                    Target::Field(f) => {
+                        format!("the new value of field `{}`", p.fields[*f as usize].name)
+                    }
+                };
+                let mut s = vec!["batch".to_string()];
+                s.extend(dom.iter().map(|d| d.to_string()));
+                if b.width > 1 {
+                    s.push(b.width.to_string());
+                }
+                format!("out {}[{}] {what}", c_type(b.store), s.join("·"))
+            }
+            BufSrc::Draw(_) | BufSrc::Mask(_) => "unused".into(),
+        };
+        let _ = writeln!(t, "b{j}: {what}");
+    }
+    for (j, (c, q)) in k.coefs.iter().enumerate() {
+        let w = coef_width(p, &u.prog, *c as usize);
+        let _ = writeln!(
+            t,
+            "coefs[{j}] = c{c}{}",
+            if w > 1 {
+                format!("[{q}]")
+            } else {
+                String::new()
+            }
+        );
+    }
+    if !k.sites.is_empty() {
+        let names: Vec<String> = k
+            .sites
+            .iter()
+            .map(|s| format!("site {s} (`{}`)", u.prog.draws[*s as usize].name))
+            .collect();
+        let _ = writeln!(t, "draws: {}", names.join(", "));
+    }
+    t
+}
+
+fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace) {
+    let pre = u.prefix(p);
+    let upper = pre.to_uppercase();
+    let dims = unit_dims(p, u, tr, units);
+    let mut t = String::new();
+    match &u.kind {
+        UnitKind::Entry(e) => {
+            let _ = writeln!(t, "Entry `{}` of `{}`.", u.name, p.name);
+            let ins: Vec<String> = e
+                .inputs
+                .iter()
+                .map(|x| format!("{}: {} [{}]", x.name, port_c_type(x), port_len_text(p, x)))
+                .collect();
+            let outs: Vec<String> = e
+                .outputs
+                .iter()
+                .map(|x| format!("{}: {} [{}]", x.name, port_c_type(x), port_len_text(p, x)))
+                .collect();
+            let _ = writeln!(t, "Inputs: {}.", ins.join(", "));
+            let _ = writeln!(t, "Outputs: {}.", outs.join(", "));
+        }
+        UnitKind::Sampler(_) => {
+            let grid = tr.times.as_ref().map(|g| g.len() - 1).unwrap_or(0);
+            let _ = writeln!(
+                t,
+                "Sampler `{}` of `{}`: {grid} steps on its default grid {pre}_grid (noise end first);\n\
+                 step k runs from t = grid[k] to s = grid[k + 1].",
+                u.name, p.name
+            );
+        }
+    }
+    if tr.coef_width > 0 {
+        let _ = writeln!(t, "\nCoefficients (row offset: value):");
+        for c in 0..u.prog.coefs.len() {
+            let w = coef_width(p, &u.prog, c);
+            let _ = writeln!(
+                t,
+                "  c{c} at row[{}{}]: {}",
+                tr.coef_off[c],
+                if w > 1 {
+                    format!("..{}", tr.coef_off[c] + w)
+                } else {
+                    String::new()
+                },
+                coef_text(p, &u.prog, c)
+            );
+        }
+    }
+    match (&u.kind, &tr.rows, &tr.times) {
+        (UnitKind::Entry(_), Some(_), Some(times)) => {
+            let _ = writeln!(
+                t,
+                "\nRows: {pre}_rows[t − {}] holds the row at time t ({} rows of {} floats).",
+                times[0],
+                times.len(),
+                tr.width
+            );
+        }
+        (UnitKind::Entry(_), Some(_), None) => {
+            if tr.width > 0 {
+                let _ = writeln!(t, "\nRow: {pre}_rows[0] ({} floats).", tr.width);
+            }
+        }
+        (UnitKind::Entry(_), None, _) => {
+            let _ = writeln!(
+                t,
+                "\nContinuous time: the caller computes the row ({} floats, the coefficients above \
+                 at its time, in f64 rounded to f32) and passes it as `row`.",
+                tr.width
+            );
+        }
+        (UnitKind::Sampler(_), _, _) => {
+            let n = tr.step_shape.len();
+            let _ = writeln!(
+                t,
+                "\nRows: {pre}_rows[k] for step k (0 … {}), [{n}] for the final map (at t = grid[{n}]),\n\
+                 [{}] for the start ({} floats each). Values a row holds after the coefficients are\n\
+                 named in the sequences below.",
+                n.saturating_sub(1),
+                n + 1,
+                tr.width
+            );
+        }
+    }
+    // Call sequences.
+    match &u.kind {
+        UnitKind::Entry(_) => {
+            let _ = writeln!(t, "\nCalls:");
+            t.push_str(&events_text(p, units, u, &tr.shapes[0]));
+        }
+        UnitKind::Sampler(_) => {
+            let n = tr.step_shape.len();
+            let mut by_shape: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for (k, s) in tr.step_shape.iter().enumerate() {
+                by_shape.entry(*s).or_default().push(k);
+            }
+            let _ = writeln!(t, "\nStart (seed as given; before step 0):");
+            t.push_str(&events_text(p, units, u, &tr.shapes[tr.start_shape]));
+            for (s, ks) in &by_shape {
+                let _ = writeln!(t, "\nStep k for k in {}:", ranges(ks));
+                t.push_str(&events_text(p, units, u, &tr.shapes[*s]));
+            }
+            let _ = writeln!(t, "\nFinal map (at t = grid[{n}]):");
+            t.push_str(&events_text(p, units, u, &tr.shapes[tr.finalize_shape]));
+        }
+    }
+    let _ = writeln!(h, "/* ------------------------------------------------------------------------------------------");
+    comment(h, "", &t);
+    let _ = writeln!(h, " */");
+    // Tables.
+    if let (Some(rows), true) = (&tr.rows, tr.width > 0) {
+        let _ = writeln!(h, "#define {upper}_ROW_WIDTH {}", tr.width);
+        let _ = writeln!(
+            h,
+            "extern const float {pre}_rows[{}][{}];",
+            rows.len(),
+            tr.width
+        );
+    } else {
+        let _ = writeln!(h, "#define {upper}_ROW_WIDTH {}", tr.width);
+    }
+    // Functions.
+    match &u.kind {
+        UnitKind::Entry(e) => {
+            let (ins, outs) = array_ports(e);
+            let mut params: Vec<String> = ins
+                .iter()
+                .map(|(_, x)| format!("const {} *{}", port_c_type(x), ident(&x.name)))
+                .chain(
+                    outs.iter()
+                        .map(|(_, x)| format!("{} *{}", port_c_type(x), ident(&x.name))),
+                )
+                .collect();
+            params.push("uint64_t batch".into());
+            if !dims.is_empty() {
+                params.push(dims_params(p, &dims));
+            }
+            let how = match (&tr.rows, &tr.times) {
+                (Some(_), Some(_)) => {
+                    params.push(format!("uint32_t {}", ident(&p.time.name)));
+                    format!(
+                        "`{}` picks the row ({} … {})",
+                        p.time.name, p.time.lo, p.time.hi
+                    )
+                }
+                (Some(_), None) => "no time".to_string(),
+                (None, _) => {
+                    params.push("const float *row".into());
+                    "`row` holds the coefficients at the caller's time".to_string()
+                }
+            };
+            params.push("uint64_t seed".into());
+            let _ = writeln!(
+                h,
+                "/* Run `{}`: inputs then outputs as listed above, {how}; draws use step word 0,\n \
+                 * as `diffc eval --entry {}` does. */",
+                u.name, u.name
+            );
+            let _ = writeln!(h, "int {pre}({});", params.join(", "));
+        }
+        UnitKind::Sampler(_) => {
+            let n = tr.step_shape.len();
+            let fields = sampler_fields(tr);
+            let fparams: Vec<String> = fields
+                .iter()
+                .map(|f| {
+                    let fd = &p.fields[*f as usize];
+                    format!("{} *{}", c_type(elem_store(fd.elem)), ident(&fd.name))
+                })
+                .collect();
+            let _ = writeln!(h, "#define {upper}_STEPS {n}");
+            let _ = writeln!(h, "extern const double {pre}_grid[{}];", n + 1);
+            let _ = writeln!(
+                h,
+                "/* A run of `{}`: scratch values, history and the denoiser. Each call below takes the\n \
+                 * state fields ({}) and updates them in place. */",
+                u.name,
+                fields
+                    .iter()
+                    .map(|f| p.fields[*f as usize].name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let _ = writeln!(h, "typedef struct {pre}_sampler {pre}_sampler;");
+            let dp = if dims.is_empty() {
+                String::new()
+            } else {
+                format!("{}, ", dims_params(p, &dims))
+            };
+            let _ = writeln!(
+                h,
+                "{pre}_sampler *{pre}_sampler_new(uint64_t batch, {dp}uint64_t seed, diffc_denoise_fn denoise, void *user);"
+            );
+            let _ = writeln!(h, "void {pre}_sampler_free({pre}_sampler *s);");
+            let _ = writeln!(
+                h,
+                "int {pre}_sampler_start({pre}_sampler *s, {});",
+                fparams.join(", ")
+            );
+            let _ = writeln!(
+                h,
+                "int {pre}_sampler_step({pre}_sampler *s, uint32_t k, {});",
+                fparams.join(", ")
+            );
+            let _ = writeln!(
+                h,
+                "int {pre}_sampler_finalize({pre}_sampler *s, {});",
+                fparams.join(", ")
+            );
+            if let Some(s0) = one_call_step(u, tr) {
+                let (params, doc) = one_call_params(p, u, tr, s0, &dims);
+                let _ = writeln!(h, "/*");
+                comment(h, "", &doc);
+                let _ = writeln!(h, " */");
+                let _ = writeln!(h, "int {pre}_step({});", params.join(", "));
+            }
+        }
+    }
+    for i in 0..u.plan.kernels.len() {
+        let _ = writeln!(h, "/*");
+        comment(h, "", &kernel_doc(p, u, i));
+        let _ = writeln!(h, " */");
+        let _ = writeln!(
+            h,
+            "void {}(void *const *bufs, const float *coefs, const uint64_t *sizes, uint64_t start,\n    uint64_t end, uint64_t seed, uint64_t step, uint64_t offset, uint32_t *status);",
+            u.symbol(p, i)
+        );
+    }
+    h.push('\n');
+}
+
+fn ranges(ks: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ks.len() {
+        let mut j = i;
+        while j + 1 < ks.len() && ks[j + 1] == ks[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            ks[i].to_string()
+        } else {
+            format!("{} … {}", ks[i], ks[j])
+        });
+        i = j + 1;
+    }
+    out.join(", ")
+}
+
+/// The parameters of a one-call step: fields read, network outputs, fields written (`_out`),
+/// then sizes, step index and seed.
+struct OneCall {
+    /// (C parameter, buffer source, const)
+    arrays: Vec<(String, Src, Store)>,
+}
+
+fn one_call_layout(p: &Process, u: &Unit, tr: &Trace, s0: usize) -> OneCall {
+    let events = &tr.shapes[s0];
+    let Some(Event::Launch { bufs, .. }) = events.last() else {
+        return OneCall { arrays: Vec::new() };
+    };
+    let mut arrays: Vec<(String, Src, Store)> = Vec::new();
+    let mut add = |name: String, src: Src, store: Store| {
+        if !arrays.iter().any(|(n, _, _)| *n == name) {
+            arrays.push((name, src, store));
+        }
+    };
+    let mut reads: Vec<&Buf> = Vec::new();
+    for e in events {
+        if let Event::Call { inputs, .. } = e {
+            reads.extend(inputs.iter().filter(|b| matches!(b.src, Src::Field(_))));
+        }
+    }
+    reads.extend(
+        bufs.iter()
+            .filter(|b| !b.out && matches!(b.src, Src::Field(_))),
+    );
+    reads.sort_by_key(|b| match b.src {
+        Src::Field(f) => f,
+        _ => 0,
+    });
+    for b in reads {
+        if let Src::Field(f) = b.src {
+            add(ident(&p.fields[f as usize].name), b.src.clone(), b.store);
+        }
+    }
+    for b in bufs.iter().filter(|b| !b.out) {
+        if let Src::Net { call, output } = b.src {
+            let name = u
+                .sampler()
+                .and_then(|sp| net_of_call(sp, call))
+                .map(|n| {
+                    let n = &p.networks[n as usize];
+                    let base = format!(
+                        "{}_{}",
+                        n.name,
+                        p.field(n.outputs[output as usize].field).name
+                    );
+                    if u.sampler().map_or(0, |sp| sp.calls) > 1 {
+                        format!("{base}_{call}")
+                    } else {
+                        base
+                    }
+                })
+                .unwrap_or_else(|| format!("net{call}_{output}"));
+            add(ident(&name), b.src.clone(), b.store);
+        }
+    }
+    for b in bufs.iter().filter(|b| b.out) {
+        if let Src::Field(f) = b.src {
+            add(
+                format!("{}_out", ident(&p.fields[f as usize].name)),
+                Src::Output(f),
+                b.store,
+            );
+        }
+    }
+    OneCall { arrays }
+}
+
+fn one_call_params(
+    p: &Process,
+    u: &Unit,
+    tr: &Trace,
+    s0: usize,
+    dims: &[u32],
+) -> (Vec<String>, String) {
+    let pre = u.prefix(p);
+    let l = one_call_layout(p, u, tr, s0);
+    let mut params: Vec<String> = l
+        .arrays
+        .iter()
+        .map(|(n, src, st)| {
+            if matches!(src, Src::Output(_)) {
+                format!("{} *{n}", c_type(*st))
+            } else {
+                format!("const {} *{n}", c_type(*st))
+            }
+        })
+        .collect();
+    params.push("uint64_t batch".into());
+    if !dims.is_empty() {
+        params.push(dims_params(p, dims));
+    }
+    params.push("uint32_t k".into());
+    params.push("uint64_t seed".into());
+    let mut doc = String::new();
+    let Some(Event::Launch { unit, kernel, .. }) = tr.shapes[s0].last() else {
+        return (params, doc);
+    };
+    let calls: Vec<String> = tr.shapes[s0]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Call { net, inputs, .. } => {
+                let n = &p.networks[*net as usize];
+                let ins: Vec<String> = inputs
+                    .iter()
+                    .zip(&n.inputs)
+                    .map(|(b, ni)| match (&b.src, ni) {
+                        (Src::Row(_), crate::typed::NetInput::Time { expr }) => {
+                            format!("{} (its time, here {})", show(p, *expr), src_text(p, u, b))
+                        }
+                        _ => src_text(p, u, b),
+                    })
+                    .collect();
+                Some(format!("{}({})", n.name, ins.join(", ")))
+            }
+            _ => None,
+        })
+        .collect();
+    let aliasing = if elementwise(&units_kernel(u, *unit, *kernel)) {
+        "An output may be the same array as an input (the kernel is elementwise)."
+    } else {
+        "Outputs must not alias inputs."
+    };
+    let _ = writeln!(
+        doc,
+        "Step k (0 … {pre_upper}_STEPS − 1) of `{}` in one call, from t = {pre}_grid[k] to\n\
+         s = {pre}_grid[k + 1]: first evaluate {} yourself, then call this; it runs kernel {kernel}\n\
+         with row k of {pre}_rows and RNG step word k, as `diffc eval --sampler {} --entry step\n\
+         --set k=K --set t=… --set s=…` does. {aliasing}",
+        u.name,
+        calls.join(" and "),
+        u.name,
+        pre_upper = pre.to_uppercase(),
+    );
+    (params, doc)
+}
+
+fn units_kernel(u: &Unit, unit: usize, kernel: usize) -> Kernel {
+    let _ = unit;
+    u.plan.kernels[kernel].clone()
+}
+
+fn check_unique_names(built: &[Built]) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for (p, units, traces) in built {
+        for (u, tr) in units.iter().zip(traces) {
+            let pre = u.prefix(p);
+            let mut names = vec![pre.clone(), format!("{pre}_rows"), format!("{pre}_grid")];
+            if u.sampler().is_some() {
+                for s in ["new", "free", "start", "step", "finalize"] {
+                    names.push(format!("{pre}_sampler_{s}"));
+                }
+                if one_call_step(u, tr).is_some() {
+                    names.push(format!("{pre}_step"));
+                }
+            }
+            for i in 0..u.plan.kernels.len() {
+                names.push(u.symbol(p, i));
+            }
+            for n in names {
+                if !seen.insert(n.clone()) {
+                    return Err(format!(
+                        "two parts of the library would be named `{n}`: rename an entry, sampler \
+                         or process"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The C runtime
+
+const RUNTIME: &str = r#"
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*rt_kernel)(void *const *, const float *, const uint64_t *, uint64_t, uint64_t,
+                          uint64_t, uint64_t, uint64_t, uint32_t *);
+
+enum { RT_FIELD, RT_SLOT, RT_PREV, RT_NET, RT_NODE, RT_INPUT, RT_OUTPUT, RT_ROW };
+enum { RT_LAUNCH, RT_CALL, RT_COPY };
+
+/* A buffer: where it lives, and (batch?) × the sizes of `dim` × `width` values. `out`: 0 an
+   input, 1 an output written to a fresh array that then takes its place, 2 an output written
+   straight into the caller's array. */
+typedef struct {
+  uint8_t kind, bytes, batch, out;
+  uint32_t index, width;
+  uint8_t ndim, dim[6];
+} rt_buf;
+
+typedef struct {
+  uint8_t op, step_is_k;
+  uint32_t net, call;
+  uint32_t nbufs, nin; /* launch: buffers; call: inputs then outputs; copy: to, from */
+  const rt_buf *bufs;
+  rt_kernel fn;
+  const uint32_t *slots;
+  uint32_t nslots;
+  const uint8_t *kdims; /* the process dimension of each kernel size */
+  uint32_t nkdims;
+  const uint8_t *domain; /* process dimensions of the kernel's range */
+  uint32_t ndomain;
+  uint64_t step, offset;
+  const int8_t *sym; /* call: per output, the dimension of a symmetric field, or -1 */
+} rt_event;
+
+typedef struct {
+  uint64_t batch, seed;
+  const uint64_t *dims;
+  uint32_t k;
+  const float *row;
+  void *const *fields;
+  const void *const *inputs;
+  void *const *outputs;
+  void **slots, **prevs, **nets, **nodes;
+  diffc_denoise_fn denoise;
+  void *user;
+} rt_ctx;
+
+static uint64_t rt_count(const rt_ctx *c, const rt_buf *b) {
+  uint64_t n = b->batch ? c->batch : 1;
+  for (uint32_t i = 0; i < b->ndim; i++) n *= c->dims[b->dim[i]];
+  return n * b->width;
+}
+
+static void **rt_scratch(rt_ctx *c, const rt_buf *b) {
+  switch (b->kind) {
+  case RT_SLOT: return &c->slots[b->index];
+  case RT_PREV: return &c->prevs[b->index];
+  case RT_NET: return &c->nets[b->index];
+  case RT_NODE: return &c->nodes[b->index];
+  default: return NULL;
+  }
+}
+
+static void *rt_ptr(rt_ctx *c, const rt_buf *b) {
+  switch (b->kind) {
+  case RT_FIELD: return c->fields ? c->fields[b->index] : NULL;
+  case RT_INPUT: return c->inputs ? (void *)c->inputs[b->index] : NULL;
+  case RT_OUTPUT: return c->outputs ? c->outputs[b->index] : NULL;
+  case RT_ROW: return c->row ? (void *)(c->row + b->index) : NULL;
+  default: return *rt_scratch(c, b);
+  }
+}
+
+static void *rt_alloc(uint64_t n, uint8_t bytes) { return calloc(n ? n : 1, bytes); }
+
+/* Give a freshly written array its place: scratch takes it over, caller arrays get a copy. */
+static int rt_store(rt_ctx *c, const rt_buf *b, void *fresh) {
+  void **s = rt_scratch(c, b);
+  if (s) {
+    free(*s);
+    *s = fresh;
+    return 0;
+  }
+  void *dst = rt_ptr(c, b);
+  if (!dst) {
+    free(fresh);
+    return DIFFC_ERR_ARG;
+  }
+  memcpy(dst, fresh, rt_count(c, b) * b->bytes);
+  free(fresh);
+  return 0;
+}
+
+static int rt_launch(rt_ctx *c, const rt_event *e) {
+  int rc = 0;
+  uint64_t sizes[8] = {0};
+  void **ptrs = calloc(e->nbufs ? e->nbufs : 1, sizeof(void *));
+  float *coefs = malloc((e->nslots ? e->nslots : 1) * sizeof(float));
+  if (!ptrs || !coefs) {
+    rc = DIFFC_ERR_NOMEM;
+    goto done;
+  }
+  for (uint32_t j = 0; j < e->nbufs; j++) {
+    const rt_buf *b = &e->bufs[j];
+    ptrs[j] = b->out == 1 ? rt_alloc(rt_count(c, b), b->bytes) : rt_ptr(c, b);
+    if (!ptrs[j]) {
+      rc = b->out == 1 ? DIFFC_ERR_NOMEM : (b->kind == RT_ROW || (b->kind >= RT_SLOT && b->kind <= RT_NODE) ? DIFFC_ERR_STATE : DIFFC_ERR_ARG);
+      goto done;
+    }
+  }
+  for (uint32_t i = 0; i < e->nslots; i++) coefs[i] = c->row[e->slots[i]];
+  for (uint32_t i = 0; i < e->nkdims; i++) sizes[i] = c->dims[e->kdims[i]];
+  uint64_t total = c->batch;
+  for (uint32_t i = 0; i < e->ndomain; i++) total *= c->dims[e->domain[i]];
+  uint32_t status = 0;
+  e->fn(ptrs, coefs, sizes, 0, total, c->seed, e->step_is_k ? c->k : e->step, e->offset, &status);
+  rc = (int)status;
+  for (uint32_t j = 0; j < e->nbufs; j++) {
+    if (e->bufs[j].out != 1) continue;
+    int r = rt_store(c, &e->bufs[j], ptrs[j]);
+    ptrs[j] = NULL;
+    rc |= r;
+  }
+done:
+  if (ptrs)
+    for (uint32_t j = 0; j < e->nbufs; j++)
+      if (e->bufs[j].out == 1) free(ptrs[j]);
+  free(ptrs);
+  free(coefs);
+  return rc;
+}
+
+/* Mirror the upper triangle of [batch, n, n, width] onto the lower one; empty the diagonal. */
+static void rt_symmetrize(float *x, uint64_t batch, uint64_t n, uint32_t w) {
+  for (uint64_t b = 0; b < batch; b++)
+    for (uint64_t i = 0; i < n; i++)
+      for (uint64_t j = 0; j <= i; j++)
+        for (uint32_t q = 0; q < w; q++)
+          x[((b * n + i) * n + j) * w + q] = i == j ? 0.0f : x[((b * n + j) * n + i) * w + q];
+}
+
+static int rt_call(rt_ctx *c, const rt_event *e) {
+  const void *in[32];
+  void *out[32];
+  if (!c->denoise) return DIFFC_ERR_ARG;
+  for (uint32_t i = 0; i < e->nin; i++) {
+    in[i] = rt_ptr(c, &e->bufs[i]);
+    if (!in[i]) return e->bufs[i].kind == RT_FIELD ? DIFFC_ERR_ARG : DIFFC_ERR_STATE;
+  }
+  for (uint32_t j = 0; j + e->nin < e->nbufs; j++) {
+    const rt_buf *b = &e->bufs[e->nin + j];
+    void **s = rt_scratch(c, b);
+    if (!*s) *s = rt_alloc(rt_count(c, b), b->bytes);
+    if (!*s) return DIFFC_ERR_NOMEM;
+    out[j] = *s;
+  }
+  if (c->denoise(c->user, e->net, e->call, c->batch, c->dims, in, out)) return DIFFC_ERR_DENOISE;
+  for (uint32_t j = 0; j + e->nin < e->nbufs; j++)
+    if (e->sym[j] >= 0)
+      rt_symmetrize((float *)out[j], c->batch, c->dims[e->sym[j]], e->bufs[e->nin + j].width);
+  return 0;
+}
+
+static int rt_copy(rt_ctx *c, const rt_event *e) {
+  const rt_buf *to = &e->bufs[0], *from = &e->bufs[1];
+  const void *src = rt_ptr(c, from);
+  if (!src) return from->kind == RT_FIELD || from->kind == RT_INPUT ? DIFFC_ERR_ARG : DIFFC_ERR_STATE;
+  uint64_t n = rt_count(c, to);
+  void *fresh = rt_alloc(n, to->bytes);
+  if (!fresh) return DIFFC_ERR_NOMEM;
+  /* A host value (one per call) fills every element of a caller's array. */
+  uint64_t m = rt_count(c, from);
+  for (uint64_t i = 0; i < n; i += m) memcpy((char *)fresh + i * to->bytes, src, (n - i < m ? n - i : m) * to->bytes);
+  return rt_store(c, to, fresh);
+}
+
+static int rt_run(rt_ctx *c, const rt_event *ev, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = ev[i].op == RT_LAUNCH ? rt_launch(c, &ev[i]) : ev[i].op == RT_CALL ? rt_call(c, &ev[i]) : rt_copy(c, &ev[i]);
+    if (rc) return rc;
+  }
+  return 0;
+}
+"#;
+
+fn src_c(b: &Buf, maxout: u32) -> (&'static str, u32) {
+    match &b.src {
+        Src::Field(f) => ("RT_FIELD", *f),
+        Src::Slot(s) => ("RT_SLOT", *s),
+        Src::Prev(s) => ("RT_PREV", *s),
+        Src::Net { call, output } => ("RT_NET", call * maxout + output),
+        Src::Node(i) => ("RT_NODE", *i),
+        Src::Input(i) => ("RT_INPUT", *i),
+        Src::Output(i) => ("RT_OUTPUT", *i),
+        Src::Row(at) => ("RT_ROW", *at),
+    }
+}
+
+/// `direct`: an output the kernel writes straight into the caller's array.
+fn buf_c(b: &Buf, maxout: u32, direct: bool) -> String {
+    let (kind, index) = src_c(b, maxout);
+    let dims: Vec<String> = b.dims.iter().map(|d| d.to_string()).collect();
+    format!(
+        "{{{kind}, {}, {}, {}, {index}, {}, {}, {{{}}}}}",
+        b.store.bytes(),
+        b.batch as u8,
+        if b.out && direct { 2 } else { b.out as u8 },
+        b.width,
+        b.dims.len(),
+        dims.join(", ")
+    )
+}
+
+fn u8_list(xs: &[u32]) -> String {
+    xs.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Emit a shape's events as static C data; returns the array's name and length.
+fn events_c(
+    out: &mut String,
+    p: &Process,
+    units: &[Unit],
+    name: &str,
+    events: &[Event],
+    maxout: u32,
+) -> (String, usize) {
+    let mut items = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let base = format!("{name}_e{i}");
+        match e {
+            Event::Launch {
+                unit,
+                kernel,
+                bufs,
+                slots,
+                word,
+                offset,
+            } => {
+                let ku = &units[*unit];
+                let k = &ku.plan.kernels[*kernel];
+                // Outputs to the caller's arrays are written in place when no input of the
+                // kernel reads them, or when every element reads only its own values.
+                let ew = elementwise(k);
+                let bl: Vec<String> = bufs
+                    .iter()
+                    .map(|b| {
+                        let caller = matches!(b.src, Src::Field(_) | Src::Output(_));
+                        let read = bufs.iter().any(|x| !x.out && x.src == b.src);
+                        buf_c(b, maxout, caller && (ew || !read))
+                    })
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "static const rt_buf {base}_b[] = {{{}}};",
+                    bl.join(", ")
+                );
+                if !slots.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "static const uint32_t {base}_s[] = {{{}}};",
+                        u8_list(slots)
+                    );
+                }
+                let kdims: Vec<u32> = k
+                    .dims
+                    .iter()
+                    .map(|d| p.dims.iter().position(|x| &x.name == d).unwrap_or(0) as u32)
+                    .collect();
+                let dom: Vec<u32> = k.domain.iter().map(|d| kdims[*d as usize]).collect();
+                if !kdims.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "static const uint8_t {base}_k[] = {{{}}};",
+                        u8_list(&kdims)
+                    );
+                }
+                if !dom.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "static const uint8_t {base}_d[] = {{{}}};",
+                        u8_list(&dom)
+                    );
+                }
+                let (is_k, w) = match word {
+                    Word::Step => (1, 0),
+                    Word::Fixed(w) => (0, *w),
+                };
+                items.push(format!(
+                    "{{RT_LAUNCH, {is_k}, 0, 0, {}, 0, {base}_b, {}, {}, {}, {}, {}, {}, {}, {w}ull, {offset}ull, NULL}}",
+                    bufs.len(),
+                    ku.symbol(p, *kernel),
+                    if slots.is_empty() { "NULL".into() } else { format!("{base}_s") },
+                    slots.len(),
+                    if kdims.is_empty() { "NULL".into() } else { format!("{base}_k") },
+                    kdims.len(),
+                    if dom.is_empty() { "NULL".into() } else { format!("{base}_d") },
+                    dom.len(),
+                ));
+            }
+            Event::Call {
+                net,
+                call,
+                inputs,
+                outputs,
+                sym,
+            } => {
+                let bl: Vec<String> = inputs
+                    .iter()
+                    .chain(outputs)
+                    .map(|b| buf_c(b, maxout, false))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "static const rt_buf {base}_b[] = {{{}}};",
+                    bl.join(", ")
+                );
+                let sy: Vec<String> = sym
+                    .iter()
+                    .map(|s| s.map_or("-1".to_string(), |d| d.to_string()))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "static const int8_t {base}_y[] = {{{}}};",
+                    sy.join(", ")
+                );
+                items.push(format!(
+                    "{{RT_CALL, 0, {net}, {call}, {}, {}, {base}_b, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, {base}_y}}",
+                    inputs.len() + outputs.len(),
+                    inputs.len()
+                ));
+            }
+            Event::Copy { to, from, .. } => {
+                let _ = writeln!(
+                    out,
+                    "static const rt_buf {base}_b[] = {{{}, {}}};",
+                    buf_c(to, maxout, false),
+                    buf_c(from, maxout, false)
+                );
+                items.push(format!(
+                    "{{RT_COPY, 0, 0, 0, 2, 0, {base}_b, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, NULL}}"
+                ));
+            }
+        }
+    }
+    if items.is_empty() {
+        return ("NULL".into(), 0);
+    }
+    let _ = writeln!(
+        out,
+        "static const rt_event {name}[] = {{\n  {}\n}};",
+        items.join(",\n  ")
+    );
+    (name.to_string(), items.len())
+}
+
+fn runtime_text(stem: &str, built: &[Built]) -> String {
+    let mut c = String::new();
+    let _ = writeln!(
+        c,
+        "/* {stem}_runtime.c: the call sequences of `{stem}.diff` (see {stem}.h). Generated by diffc: do not edit. */"
+    );
+    let _ = writeln!(c, "#include \"{stem}.h\"");
+    c.push_str(RUNTIME);
+    for (p, units, traces) in built {
+        let maxout = p
+            .networks
+            .iter()
+            .map(|n| n.outputs.len())
+            .max()
+            .unwrap_or(1)
+            .max(1) as u32;
+        for (u, tr) in units.iter().zip(traces) {
+            unit_runtime(&mut c, p, units, u, tr, maxout);
+        }
+    }
+    c
+}
+
+fn unit_runtime(c: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace, maxout: u32) {
+    let pre = u.prefix(p);
+    let nd = p.dims.len().max(1);
+    let dims = unit_dims(p, u, tr, units);
+    let _ = writeln!(c, "\n/* {}.{} */", p.name, u.name);
+    let mut shapes = Vec::new();
+    for (i, s) in tr.shapes.iter().enumerate() {
+        shapes.push(events_c(c, p, units, &format!("{pre}_shape{i}"), s, maxout));
+    }
+    let has_rows = tr.rows.is_some() && tr.width > 0;
+    let dims_init: Vec<String> = (0..nd)
+        .map(|i| {
+            if dims.contains(&(i as u32)) {
+                ident(&p.dims[i].name)
+            } else {
+                "0".into()
+            }
+        })
+        .collect();
+    match &u.kind {
+        UnitKind::Entry(e) => {
+            let (ins, outs) = array_ports(e);
+            let mut params: Vec<String> = ins
+                .iter()
+                .map(|(_, x)| format!("const {} *{}", port_c_type(x), ident(&x.name)))
+                .chain(
+                    outs.iter()
+                        .map(|(_, x)| format!("{} *{}", port_c_type(x), ident(&x.name))),
+                )
+                .collect();
+            params.push("uint64_t batch".into());
+            if !dims.is_empty() {
+                params.push(dims_params(p, &dims));
+            }
+            let row_expr = match (&tr.rows, &tr.times) {
+                (Some(_), Some(times)) => {
+                    let t = ident(&p.time.name);
+                    params.push(format!("uint32_t {t}"));
+                    let (lo, hi) = (times[0] as u64, *times.last().unwrap_or(&0.0) as u64);
+                    format!(
+                        "  if ({t} < {lo}u || {t} > {hi}u) return DIFFC_ERR_ARG;\n{}",
+                        if has_rows {
+                            format!("  c.row = {pre}_rows[{t} - {lo}u];\n")
+                        } else {
+                            String::new()
+                        }
+                    )
+                }
+                (Some(_), None) if has_rows => format!("  c.row = {pre}_rows[0];\n"),
+                (Some(_), None) => String::new(),
+                (None, _) => {
+                    params.push("const float *row".into());
+                    "  c.row = row;\n".to_string()
+                }
+            };
+            params.push("uint64_t seed".into());
+            let nin = e.inputs.len().max(1);
+            let nout = e.outputs.len().max(1);
+            let in_init: Vec<String> = e
+                .inputs
+                .iter()
+                .map(|x| {
+                    if x.extent == PortExtent::Scalar {
+                        "NULL".into()
+                    } else {
+                        ident(&x.name)
+                    }
+                })
+                .collect();
+            let out_init: Vec<String> = e.outputs.iter().map(|x| ident(&x.name)).collect();
+            let nodes = tr.scratch.max(1);
+            let (ev, n) = &shapes[0];
+            let _ = writeln!(
+                c,
+                "int {pre}({}) {{\n  uint64_t dims[{nd}] = {{{}}};\n  const void *inputs[{nin}] = {{{}}};\n  void *outputs[{nout}] = {{{}}};\n  void *nodes[{nodes}] = {{0}};\n  rt_ctx c;\n  memset(&c, 0, sizeof c);\n  c.batch = batch;\n  c.seed = seed;\n  c.dims = dims;\n  c.inputs = inputs;\n  c.outputs = outputs;\n  c.nodes = nodes;\n{row_expr}  int rc = rt_run(&c, {ev}, {n});\n  for (int i = 0; i < {nodes}; i++) free(nodes[i]);\n  return rc;\n}}",
+                params.join(", "),
+                dims_init.join(", "),
+                if in_init.is_empty() { "NULL".into() } else { in_init.join(", ") },
+                if out_init.is_empty() { "NULL".into() } else { out_init.join(", ") },
+            );
+        }
+        UnitKind::Sampler(sp) => {
+            let n = tr.step_shape.len();
+            let grid = tr.times.clone().unwrap_or_default();
+            let g: Vec<String> = grid.iter().map(|x| format!("{x:?}")).collect();
+            let _ = writeln!(
+                c,
+                "const double {pre}_grid[{}] = {{{}}};",
+                grid.len(),
+                g.join(", ")
+            );
+            let shape_list: Vec<String> = shapes.iter().map(|(e, _)| e.clone()).collect();
+            let len_list: Vec<String> = shapes.iter().map(|(_, n)| n.to_string()).collect();
+            let _ = writeln!(
+                c,
+                "static const rt_event *const {pre}_shapes[] = {{{}}};\nstatic const uint32_t {pre}_shape_len[] = {{{}}};",
+                shape_list.join(", "),
+                len_list.join(", ")
+            );
+            let ss: Vec<String> = tr.step_shape.iter().map(|s| s.to_string()).collect();
+            let _ = writeln!(
+                c,
+                "static const uint16_t {pre}_step_shape[{}] = {{{}}};",
+                n.max(1),
+                if ss.is_empty() {
+                    "0".into()
+                } else {
+                    ss.join(", ")
+                }
+            );
+            let slots = (sp.slots as usize).max(1);
+            let nets = (sp.calls as usize * maxout as usize).max(1);
+            let nodes = tr.scratch.max(1);
+            let nf = p.fields.len().max(1);
+            let _ = writeln!(
+                c,
+                "struct {pre}_sampler {{\n  rt_ctx c;\n  uint64_t dims[{nd}];\n  void *slots[{slots}], *prevs[{slots}], *nets[{nets}], *nodes[{nodes}];\n}};"
+            );
+            let dp = if dims.is_empty() {
+                String::new()
+            } else {
+                format!("{}, ", dims_params(p, &dims))
+            };
+            let dims_set: String = dims
+                .iter()
+                .map(|d| format!("  s->dims[{d}] = {};\n", ident(&p.dims[*d as usize].name)))
+                .collect();
+            let _ = writeln!(
+                c,
+                "{pre}_sampler *{pre}_sampler_new(uint64_t batch, {dp}uint64_t seed, diffc_denoise_fn denoise, void *user) {{\n  {pre}_sampler *s = calloc(1, sizeof *s);\n  if (!s) return NULL;\n{dims_set}  s->c.batch = batch;\n  s->c.seed = seed;\n  s->c.dims = s->dims;\n  s->c.slots = s->slots;\n  s->c.prevs = s->prevs;\n  s->c.nets = s->nets;\n  s->c.nodes = s->nodes;\n  s->c.denoise = denoise;\n  s->c.user = user;\n  return s;\n}}"
+            );
+            let _ = writeln!(
+                c,
+                "void {pre}_sampler_free({pre}_sampler *s) {{\n  if (!s) return;\n  for (int i = 0; i < {slots}; i++) {{\n    free(s->slots[i]);\n    free(s->prevs[i]);\n  }}\n  for (int i = 0; i < {nets}; i++) free(s->nets[i]);\n  for (int i = 0; i < {nodes}; i++) free(s->nodes[i]);\n  free(s);\n}}"
+            );
+            let fields = sampler_fields(tr);
+            let fparams: Vec<String> = fields
+                .iter()
+                .map(|f| {
+                    let fd = &p.fields[*f as usize];
+                    format!("{} *{}", c_type(elem_store(fd.elem)), ident(&fd.name))
+                })
+                .collect();
+            let finit: Vec<String> = (0..p.fields.len())
+                .map(|f| {
+                    if fields.contains(&(f as u32)) {
+                        ident(&p.fields[f].name)
+                    } else {
+                        "NULL".into()
+                    }
+                })
+                .collect();
+            let row = |k: &str| {
+                if has_rows {
+                    format!("{pre}_rows[{k}]")
+                } else {
+                    "NULL".into()
+                }
+            };
+            let _ = writeln!(
+                c,
+                "static int {pre}_phase({pre}_sampler *s, uint32_t shape, uint32_t k, const float *row, void *const *fields) {{\n  if (!s) return DIFFC_ERR_ARG;\n  s->c.k = k;\n  s->c.row = row;\n  s->c.fields = fields;\n  return rt_run(&s->c, {pre}_shapes[shape], {pre}_shape_len[shape]);\n}}"
+            );
+            let fp = fparams.join(", ");
+            let fi = if finit.is_empty() {
+                "NULL".into()
+            } else {
+                finit.join(", ")
+            };
+            let _ = writeln!(
+                c,
+                "int {pre}_sampler_start({pre}_sampler *s, {fp}) {{\n  void *fields[{nf}] = {{{fi}}};\n  return {pre}_phase(s, {}, 0, {}, fields);\n}}",
+                tr.start_shape,
+                row(&(n + 1).to_string())
+            );
+            let _ = writeln!(
+                c,
+                "int {pre}_sampler_step({pre}_sampler *s, uint32_t k, {fp}) {{\n  void *fields[{nf}] = {{{fi}}};\n  if (k >= {n}u) return DIFFC_ERR_ARG;\n  return {pre}_phase(s, {pre}_step_shape[k], k, {}, fields);\n}}",
+                row("k")
+            );
+            let _ = writeln!(
+                c,
+                "int {pre}_sampler_finalize({pre}_sampler *s, {fp}) {{\n  void *fields[{nf}] = {{{fi}}};\n  return {pre}_phase(s, {}, {n}u, {}, fields);\n}}",
+                tr.finalize_shape,
+                row(&n.to_string())
+            );
+            if let Some(s0) = one_call_step(u, tr) {
+                one_call_c(c, p, u, tr, s0, &dims);
+            }
+        }
+    }
+}
+
+fn one_call_c(c: &mut String, p: &Process, u: &Unit, tr: &Trace, s0: usize, dims: &[u32]) {
+    let pre = u.prefix(p);
+    let (params, _) = one_call_params(p, u, tr, s0, dims);
+    let l = one_call_layout(p, u, tr, s0);
+    let Some(Event::Launch {
+        kernel,
+        bufs,
+        slots,
+        offset,
+        ..
+    }) = tr.shapes[s0].last()
+    else {
+        return;
+    };
+    let k = &u.plan.kernels[*kernel];
+    let n = tr.step_shape.len();
+    let ptr = |b: &Buf| -> String {
+        match &b.src {
+            Src::Row(at) => format!("(void *)(row + {at})"),
+            Src::Field(f) if b.out => {
+                let name = format!("{}_out", ident(&p.fields[*f as usize].name));
+                name
+            }
+            src => l
+                .arrays
+                .iter()
+                .find(|(_, s, _)| s == src)
+                .map(|(n, _, _)| format!("(void *){n}"))
+                .unwrap_or_else(|| "NULL".into()),
+        }
+    };
+    let bl: Vec<String> = bufs.iter().map(ptr).collect();
+    let sl: Vec<String> = slots.iter().map(|x| format!("row[{x}]")).collect();
+    let sizes: Vec<String> = k.dims.iter().map(|d| ident(d)).collect();
+    let total: String = std::iter::once("batch".to_string())
+        .chain(k.domain.iter().map(|d| ident(&k.dims[*d as usize])))
+        .collect::<Vec<_>>()
+        .join(" * ");
+    let _ = dims;
+    let _ = writeln!(
+        c,
+        "int {pre}_step({}) {{\n  if (k >= {n}u) return DIFFC_ERR_ARG;\n  const float *row = {rows};\n  void *bufs[{}] = {{{}}};\n  float coefs[{}] = {{{}}};\n  uint64_t sizes[{}] = {{{}}};\n  uint32_t status = 0;\n  (void)row;\n  {}(bufs, coefs, sizes, 0, {total}, seed, k, {offset}ull, &status);\n  return (int)status;\n}}",
+        params.join(", "),
+        bufs.len().max(1),
+        bl.join(", "),
+        slots.len().max(1),
+        if sl.is_empty() { "0".into() } else { sl.join(", ") },
+        sizes.len().max(1),
+        if sizes.is_empty() { "0".into() } else { sizes.join(", ") },
+        u.symbol(p, *kernel),
+        rows = if tr.width > 0 {
+            format!("{pre}_rows[k]")
+        } else {
+            "NULL".to_string()
+        },
+    );
+}
