@@ -433,14 +433,81 @@ fn results_do_not_depend_on_the_thread_split() {
 
 /// The DDPM ancestral step's kernel and its Cranelift IR are stable text.
 #[test]
-fn ddpm_step_kernel_text_is_stable() {
-    let p = common::spec("ddpm.diff", "ddpm_linear");
-    let sp = lower_sampler(&p, "ancestral").unwrap();
-    let plan = diffc::kernel::build::plan_sampler(&p, &sp, &Default::default()).unwrap();
-    let text: Vec<String> = plan.kernels.iter().map(|k| k.to_string()).collect();
-    insta::assert_snapshot!("ddpm_ancestral_kernels", text.join("\n"));
-    let c = diffc::cpu::compile(plan).unwrap();
-    insta::assert_snapshot!("ddpm_ancestral_clif", c.clif.join("\n"));
+fn every_shipped_program_has_stable_kernel_and_ir_text() {
+    /// Text above this size (the D3PM mixtures, the 27-class BFN steps) is snapshotted as a
+    /// summary: each kernel's and function's first line, its line count and a hash of its text.
+    const BIG: usize = 256 << 10;
+    fn summary(text: &str) -> String {
+        let mut out = vec![format!(
+            "{} lines, FNV-1a {:016x}; by section:",
+            text.lines().count(),
+            fnv(text)
+        )];
+        let mut sec: Vec<&str> = Vec::new();
+        let flush = |sec: &mut Vec<&str>, out: &mut Vec<String>| {
+            if let Some(first) = sec.first() {
+                let body = sec.join("\n");
+                out.push(format!(
+                    "{first}  [{} lines, {:016x}]",
+                    sec.len(),
+                    fnv(&body)
+                ));
+            }
+            sec.clear();
+        };
+        for line in text.lines() {
+            if line.starts_with("kernel ") || line.starts_with("function ") {
+                flush(&mut sec, &mut out);
+            }
+            sec.push(line);
+        }
+        flush(&mut sec, &mut out);
+        out.join("\n")
+    }
+    fn fnv(s: &str) -> u64 {
+        s.bytes().fold(0xcbf29ce484222325, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        })
+    }
+    // The kernel IR and the Cranelift IR of every entry and sampler of every shipped spec,
+    // one snapshot per program (`tests/snapshots/cpu__<process>.<program>.snap`), compiled
+    // twice to show the text does not depend on the run.
+    let mut count = 0;
+    for p in shipped() {
+        let mut plans = Vec::new();
+        for e in entries(&p) {
+            if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
+                continue;
+            }
+            let prog = lower(&p, &e.name).unwrap();
+            let plan = || diffc::kernel::build::plan_entry(&p, &prog, &Default::default());
+            plans.push((e.name.clone(), plan().unwrap(), plan().unwrap()));
+        }
+        for s in &p.samplers {
+            let sp = lower_sampler(&p, &s.name).unwrap();
+            let plan = || diffc::kernel::build::plan_sampler(&p, &sp, &Default::default());
+            plans.push((s.name.clone(), plan().unwrap(), plan().unwrap()));
+        }
+        for (name, a, b) in plans {
+            let mut text: Vec<String> = a.kernels.iter().map(|k| k.to_string()).collect();
+            let ca = diffc::cpu::compile(a).unwrap();
+            let cb = diffc::cpu::compile(b).unwrap();
+            assert_eq!(
+                ca.clif, cb.clif,
+                "{} {name}: IR text differs between runs",
+                p.name
+            );
+            text.extend(ca.clif.iter().cloned());
+            let mut text = text.join("\n");
+            if text.len() > BIG {
+                text = summary(&text);
+            }
+            insta::assert_snapshot!(format!("{}.{name}", p.name), text);
+            count += 1;
+        }
+    }
+    println!("{count} programs snapshotted");
+    assert!(count >= 100, "{count}");
 }
 
 /// Noise filled ahead in chunks equals the interpreter's on sizes of several chunks, with
