@@ -598,3 +598,44 @@ fn draws_filled_in_chunks_match_at_any_start() {
         );
     }
 }
+
+/// A network output that overflows a step: the kernel flags the non-finite value and the
+/// error names the same field, index and time as the interpreter's.
+#[test]
+fn non_finite_states_are_errors_like_the_interpreter() {
+    struct Huge;
+    impl Denoiser for Huge {
+        fn denoise(
+            &mut self,
+            p: &Process,
+            net: usize,
+            inputs: &[Tensor],
+        ) -> Result<Vec<Tensor>, String> {
+            let mut out = Wobbly(0).denoise(p, net, inputs)?;
+            for t in &mut out {
+                if let Data::F32(v) = &mut t.data {
+                    let n = v.len();
+                    v[n / 2] = 3e38;
+                }
+            }
+            Ok(out)
+        }
+    }
+    for (file, process, sampler) in [
+        ("ddpm.diff", "ddpm_linear", "ancestral"),
+        ("ddpm.diff", "ddpm_linear", "ddim"),
+        ("vp_sde.diff", "vp_sde", "euler_maruyama"),
+    ] {
+        let p = common::spec(file, process);
+        let s = p.samplers.iter().find(|s| s.name == sampler).unwrap();
+        let sp = lower_sampler(&p, sampler).unwrap();
+        let g = &s.default_grid;
+        for size in [3, 37] {
+            let call = sampler_call(&p, &sp, vec![g[0], g[1], g[2]], 2, size, 5);
+            let want = interp::sample(&p, &sp, &call, &mut Huge).unwrap_err();
+            let got = diffc::cpu::sample(&p, &sp, &call, &mut Huge).unwrap_err();
+            assert!(want.contains("became"), "{want}");
+            assert_eq!(got, want, "{process} {sampler} size {size}");
+        }
+    }
+}

@@ -692,6 +692,13 @@ impl<'a, 'b> Gen<'a, 'b> {
                 let off = self.b.ins().imul_imm_s(self.i, bytes);
                 let addr = self.b.ins().iadd(self.bufs[*buf as usize], off);
                 self.b.ins().store(flags(), x, addr, 0);
+                if self.checks_finite(*buf) {
+                    // x - x is NaN exactly where x is NaN or infinite.
+                    let d = self.b.ins().fsub(x, x);
+                    let bad = self.b.ins().fcmp(FloatCC::Unordered, d, d);
+                    let any = self.b.ins().vany_true(bad);
+                    self.raise(any, FAIL_NONFINITE);
+                }
                 Rep::S(x)
             }
             Inst::Un(op, a) => {
@@ -766,6 +773,12 @@ impl<'a, 'b> Gen<'a, 'b> {
             }
             _ => unreachable!(),
         }
+    }
+
+    /// Does a store to this buffer check that its values are finite (a sampler's real field)?
+    fn checks_finite(&self, buf: u32) -> bool {
+        let b = &self.k.bufs[buf as usize];
+        b.store == Store::F32 && matches!(b.src, BufSrc::Out(Target::Field(_)))
     }
 
     fn raise(&mut self, cond: Value, bits: u32) {
@@ -856,6 +869,11 @@ impl<'a, 'b> Gen<'a, 'b> {
                 let x = self.lane(*value, l);
                 let addr = self.address(*buf, idx, bb.width, *comp);
                 self.b.ins().store(flags(), x, addr, 0);
+                if self.checks_finite(*buf) {
+                    let d = self.b.ins().fsub(x, x);
+                    let bad = self.b.ins().fcmp(FloatCC::Unordered, d, d);
+                    self.raise(bad, FAIL_NONFINITE);
+                }
                 x
             }
             Inst::Un(op, a) => {

@@ -198,6 +198,8 @@ impl Libm {
 /// Status bits a kernel raises.
 pub const FAIL_INDEX: u32 = 1;
 pub const FAIL_CLASS: u32 = 2;
+/// A value stored to a sampler's field is NaN or infinite (the host then finds which).
+pub const FAIL_NONFINITE: u32 = 4;
 
 #[derive(Clone, Debug)]
 pub enum Inst {
