@@ -612,9 +612,12 @@ fn main() {
             if a.interp {
                 row(
                     "interpreter",
-                    time(a.reps.min(3), || {
+                    {
+                        // One run: the interpreter is the slowest by far.
+                        let t = Instant::now();
                         interp::sample(&pr.p, &pr.sp, &pr.call, &mut pr.nets).unwrap();
-                    }),
+                        t.elapsed()
+                    },
                 );
             }
         }
