@@ -823,6 +823,41 @@ fn reads_mut(e: &mut Event) -> Vec<&mut Buf> {
     }
 }
 
+/// How one sequence reads a slot that a host copy fills from `from`: `None` when the readers
+/// cannot read `from` instead (a reader before the copy, or after `from` or the slot changes),
+/// `Some(None)` when the sequence neither copies nor reads it, else the copy and its readers.
+#[allow(clippy::type_complexity)]
+fn forward_plan(ev: &[Event], to: &Src, from: &Src) -> Option<Option<(usize, Vec<usize>)>> {
+    let is_copy = |e: &Event| matches!(e, Event::Copy { to: t, from: f, why: CopyWhy::Host } if t.src == *to && f.src == *from);
+    let mut at = None;
+    let mut readers = Vec::new();
+    let (mut from_changed, mut to_changed) = (false, false);
+    for (j, e) in ev.iter().enumerate() {
+        if is_copy(e) {
+            if at.is_some() {
+                return None;
+            }
+            at = Some(j);
+            continue;
+        }
+        if reads(e).iter().any(|b| b.src == *to) {
+            if at.is_none() || from_changed || to_changed {
+                return None;
+            }
+            readers.push(j);
+        }
+        if at.is_some() && writes(e).iter().any(|b| b.src == *from) {
+            from_changed = true;
+        }
+        if writes(e).iter().any(|b| b.src == *to) {
+            // A write before the copy: the slot is not the copy's alone.
+            at?;
+            to_changed = true;
+        }
+    }
+    Some(at.map(|a| (a, readers)))
+}
+
 /// Remove copies the C runtime does not need (the interpreter keeps them for its own state):
 /// - a host copy into a slot (a value a network call captured) whose readers all follow it in
 ///   the same sequence, before anything overwrites its source, reads the source instead;
@@ -845,42 +880,23 @@ fn simplify(shapes: &mut [Vec<Event>]) {
                 };
                 match (why, &to.src, &from.src) {
                     (CopyWhy::Host, Src::Slot(_), _) => {
-                        let ev = &shapes[si];
-                        let total = count(shapes, &to.src, reads);
-                        // Readers after the copy, up to the slot's next write.
-                        let mut mine = Vec::new();
-                        let mut clean = true;
-                        for (j, e) in ev.iter().enumerate().skip(i + 1) {
-                            if reads(e).iter().any(|b| b.src == to.src) {
-                                if !clean {
-                                    break;
-                                }
-                                mine.push(j);
-                            }
-                            if writes(e).iter().any(|b| b.src == from.src) {
-                                clean = false;
-                            }
-                            if writes(e).iter().any(|b| b.src == to.src) {
-                                break;
-                            }
-                        }
-                        let read_all = mine
+                        let _ = (si, i);
+                        let plans: Option<Vec<_>> = shapes
                             .iter()
-                            .map(|j| reads(&ev[*j]).iter().filter(|b| b.src == to.src).count())
-                            .sum::<usize>()
-                            == total;
-                        if !read_all {
-                            continue;
-                        }
-                        let ev = &mut shapes[si];
-                        for j in mine {
-                            for b in reads_mut(&mut ev[j]) {
-                                if b.src == to.src {
-                                    b.src = from.src.clone();
+                            .map(|ev| forward_plan(ev, &to.src, &from.src))
+                            .collect();
+                        let Some(plans) = plans else { continue };
+                        for (ev, plan) in shapes.iter_mut().zip(plans) {
+                            let Some((at, readers)) = plan else { continue };
+                            for j in readers {
+                                for b in reads_mut(&mut ev[j]) {
+                                    if b.src == to.src {
+                                        b.src = from.src.clone();
+                                    }
                                 }
                             }
+                            ev.remove(at);
                         }
-                        ev.remove(i);
                         changed = true;
                         break 'shapes;
                     }
@@ -1817,6 +1833,15 @@ fn process_header(h: &mut String, p: &Process, units: &[Unit], traces: &[Trace])
     }
 }
 
+/// `d` or `n, d` (the process's dimensions, in order).
+fn dim_names(p: &Process) -> String {
+    p.dims
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn dims_params(p: &Process, dims: &[u32]) -> String {
     dims.iter()
         .map(|d| format!("uint64_t {}", p.dims[*d as usize].name))
@@ -1877,7 +1902,16 @@ fn events_text(p: &Process, units: &[Unit], u: &Unit, events: &[Event]) -> Strin
                 sym,
             } => {
                 let n = &p.networks[*net as usize];
-                let ins: Vec<String> = inputs.iter().map(|b| src_text(p, u, b)).collect();
+                let ins: Vec<String> = inputs
+                    .iter()
+                    .zip(&n.inputs)
+                    .map(|(b, ni)| match ni {
+                        crate::typed::NetInput::Time { expr } => {
+                            format!("{} = {}", show(p, *expr), src_text(p, u, b))
+                        }
+                        crate::typed::NetInput::Field { .. } => src_text(p, u, b),
+                    })
+                    .collect();
                 let outs: Vec<String> = outputs
                     .iter()
                     .zip(sym)
@@ -2136,7 +2170,11 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
             let _ = writeln!(t, "\nStart (seed as given; before step 0):");
             t.push_str(&events_text(p, units, u, &tr.shapes[tr.start_shape]));
             for (s, ks) in &by_shape {
-                let _ = writeln!(t, "\nStep k for k in {}:", ranges(ks));
+                if ks.len() == 1 {
+                    let _ = writeln!(t, "\nStep k = {}:", ks[0]);
+                } else {
+                    let _ = writeln!(t, "\nStep k for k in {}:", ranges(ks));
+                }
                 t.push_str(&events_text(p, units, u, &tr.shapes[*s]));
             }
             let _ = writeln!(t, "\nFinal map (at t = grid[{n}]):");
@@ -2171,8 +2209,8 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
                 )
                 .collect();
             params.push("uint64_t batch".into());
-            if !dims.is_empty() {
-                params.push(dims_params(p, &dims));
+            if !p.dims.is_empty() {
+                params.push("const uint64_t *dims".into());
             }
             let how = match (&tr.rows, &tr.times) {
                 (Some(_), Some(_)) => {
@@ -2191,60 +2229,56 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
             params.push("uint64_t seed".into());
             let _ = writeln!(
                 h,
-                "/* Run `{}`: inputs then outputs as listed above, {how}; draws use step word 0,\n \
-                 * as `diffc eval --entry {}` does. */",
-                u.name, u.name
+                "/* Run `{}`: inputs then outputs as listed above (outputs must not alias inputs);\n \
+                 * {}{how}; draws use step word 0, as `diffc eval --entry {}` does. */",
+                u.name,
+                if p.dims.is_empty() {
+                    String::new()
+                } else {
+                    format!("`dims` holds the sizes of {}; ", dim_names(p))
+                },
+                u.name
             );
             let _ = writeln!(h, "int {pre}({});", params.join(", "));
         }
         UnitKind::Sampler(_) => {
             let n = tr.step_shape.len();
             let fields = sampler_fields(tr);
-            let fparams: Vec<String> = fields
-                .iter()
-                .map(|f| {
-                    let fd = &p.fields[*f as usize];
-                    format!("{} *{}", c_type(elem_store(fd.elem)), ident(&fd.name))
-                })
-                .collect();
             let _ = writeln!(h, "#define {upper}_STEPS {n}");
+            let _ = writeln!(h, "extern const uint32_t {pre}_steps;");
             let _ = writeln!(h, "extern const double {pre}_grid[{}];", n + 1);
+            let used: Vec<String> = fields
+                .iter()
+                .map(|f| format!("fields[{f}] = {}", p.fields[*f as usize].name))
+                .collect();
             let _ = writeln!(
                 h,
-                "/* A run of `{}`: scratch values, history and the denoiser. Each call below takes the\n \
-                 * state fields ({}) and updates them in place. */",
+                "/* A run of `{}`: its scratch values, history and denoiser. `dims[i]` is the size of\n \
+                 * dimension i of `{}` (copied). Each call below takes the state as an array of the\n \
+                 * process's fields and updates it in place: {} (NULL for the others).\n \
+                 * Call start (or fill the state yourself: start draws the prior or runs the init block),\n \
+                 * then step k for k = 0 … {upper}_STEPS − 1, then finalize. */",
                 u.name,
-                fields
-                    .iter()
-                    .map(|f| p.fields[*f as usize].name.clone())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                p.name,
+                used.join(", ")
             );
             let _ = writeln!(h, "typedef struct {pre}_sampler {pre}_sampler;");
-            let dp = if dims.is_empty() {
-                String::new()
-            } else {
-                format!("{}, ", dims_params(p, &dims))
-            };
             let _ = writeln!(
                 h,
-                "{pre}_sampler *{pre}_sampler_new(uint64_t batch, {dp}uint64_t seed, diffc_denoise_fn denoise, void *user);"
+                "{pre}_sampler *{pre}_sampler_new(uint64_t batch, const uint64_t *dims, uint64_t seed,\n    diffc_denoise_fn denoise, void *user);"
             );
             let _ = writeln!(h, "void {pre}_sampler_free({pre}_sampler *s);");
             let _ = writeln!(
                 h,
-                "int {pre}_sampler_start({pre}_sampler *s, {});",
-                fparams.join(", ")
+                "int {pre}_sampler_start({pre}_sampler *s, void *const *fields);"
             );
             let _ = writeln!(
                 h,
-                "int {pre}_sampler_step({pre}_sampler *s, uint32_t k, {});",
-                fparams.join(", ")
+                "int {pre}_sampler_step({pre}_sampler *s, uint32_t k, void *const *fields);"
             );
             let _ = writeln!(
                 h,
-                "int {pre}_sampler_finalize({pre}_sampler *s, {});",
-                fparams.join(", ")
+                "int {pre}_sampler_finalize({pre}_sampler *s, void *const *fields);"
             );
             if let Some(s0) = one_call_step(u, tr) {
                 let (params, doc) = one_call_params(p, u, tr, s0, &dims);
@@ -2856,15 +2890,6 @@ fn unit_runtime(c: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trac
         shapes.push(events_c(c, p, units, &format!("{pre}_shape{i}"), s, maxout));
     }
     let has_rows = tr.rows.is_some() && tr.width > 0;
-    let dims_init: Vec<String> = (0..nd)
-        .map(|i| {
-            if dims.contains(&(i as u32)) {
-                ident(&p.dims[i].name)
-            } else {
-                "0".into()
-            }
-        })
-        .collect();
     match &u.kind {
         UnitKind::Entry(e) => {
             let (ins, outs) = array_ports(e);
@@ -2877,9 +2902,12 @@ fn unit_runtime(c: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trac
                 )
                 .collect();
             params.push("uint64_t batch".into());
-            if !dims.is_empty() {
-                params.push(dims_params(p, &dims));
-            }
+            let dims_decl = if p.dims.is_empty() {
+                "  const uint64_t dims[1] = {0};\n".to_string()
+            } else {
+                params.push("const uint64_t *dims".into());
+                "  if (!dims) return DIFFC_ERR_ARG;\n".to_string()
+            };
             let row_expr = match (&tr.rows, &tr.times) {
                 (Some(_), Some(times)) => {
                     let t = ident(&p.time.name);
@@ -2920,9 +2948,8 @@ fn unit_runtime(c: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trac
             let (ev, n) = &shapes[0];
             let _ = writeln!(
                 c,
-                "int {pre}({}) {{\n  uint64_t dims[{nd}] = {{{}}};\n  const void *inputs[{nin}] = {{{}}};\n  void *outputs[{nout}] = {{{}}};\n  void *nodes[{nodes}] = {{0}};\n  rt_ctx c;\n  memset(&c, 0, sizeof c);\n  c.batch = batch;\n  c.seed = seed;\n  c.dims = dims;\n  c.inputs = inputs;\n  c.outputs = outputs;\n  c.nodes = nodes;\n{row_expr}  int rc = rt_run(&c, {ev}, {n});\n  for (int i = 0; i < {nodes}; i++) free(nodes[i]);\n  return rc;\n}}",
+                "int {pre}({}) {{\n{dims_decl}  const void *inputs[{nin}] = {{{}}};\n  void *outputs[{nout}] = {{{}}};\n  void *nodes[{nodes}] = {{0}};\n  rt_ctx c;\n  memset(&c, 0, sizeof c);\n  c.batch = batch;\n  c.seed = seed;\n  c.dims = dims;\n  c.inputs = inputs;\n  c.outputs = outputs;\n  c.nodes = nodes;\n{row_expr}  int rc = rt_run(&c, {ev}, {n});\n  for (int i = 0; i < {nodes}; i++) free(nodes[i]);\n  return rc;\n}}",
                 params.join(", "),
-                dims_init.join(", "),
                 if in_init.is_empty() { "NULL".into() } else { in_init.join(", ") },
                 if out_init.is_empty() { "NULL".into() } else { out_init.join(", ") },
             );
@@ -2959,45 +2986,21 @@ fn unit_runtime(c: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trac
             let slots = (sp.slots as usize).max(1);
             let nets = (sp.calls as usize * maxout as usize).max(1);
             let nodes = tr.scratch.max(1);
-            let nf = p.fields.len().max(1);
             let _ = writeln!(
                 c,
                 "struct {pre}_sampler {{\n  rt_ctx c;\n  uint64_t dims[{nd}];\n  void *slots[{slots}], *prevs[{slots}], *nets[{nets}], *nodes[{nodes}];\n}};"
             );
-            let dp = if dims.is_empty() {
-                String::new()
-            } else {
-                format!("{}, ", dims_params(p, &dims))
-            };
-            let dims_set: String = dims
-                .iter()
-                .map(|d| format!("  s->dims[{d}] = {};\n", ident(&p.dims[*d as usize].name)))
-                .collect();
+            let _ = writeln!(c, "const uint32_t {pre}_steps = {n}u;");
             let _ = writeln!(
                 c,
-                "{pre}_sampler *{pre}_sampler_new(uint64_t batch, {dp}uint64_t seed, diffc_denoise_fn denoise, void *user) {{\n  {pre}_sampler *s = calloc(1, sizeof *s);\n  if (!s) return NULL;\n{dims_set}  s->c.batch = batch;\n  s->c.seed = seed;\n  s->c.dims = s->dims;\n  s->c.slots = s->slots;\n  s->c.prevs = s->prevs;\n  s->c.nets = s->nets;\n  s->c.nodes = s->nodes;\n  s->c.denoise = denoise;\n  s->c.user = user;\n  return s;\n}}"
+                "{pre}_sampler *{pre}_sampler_new(uint64_t batch, const uint64_t *dims, uint64_t seed, diffc_denoise_fn denoise, void *user) {{\n  if (!dims && {}) return NULL;\n  {pre}_sampler *s = calloc(1, sizeof *s);\n  if (!s) return NULL;\n  if (dims) memcpy(s->dims, dims, {} * sizeof(uint64_t));\n  s->c.batch = batch;\n  s->c.seed = seed;\n  s->c.dims = s->dims;\n  s->c.slots = s->slots;\n  s->c.prevs = s->prevs;\n  s->c.nets = s->nets;\n  s->c.nodes = s->nodes;\n  s->c.denoise = denoise;\n  s->c.user = user;\n  return s;\n}}",
+                p.dims.len(),
+                p.dims.len()
             );
             let _ = writeln!(
                 c,
                 "void {pre}_sampler_free({pre}_sampler *s) {{\n  if (!s) return;\n  for (int i = 0; i < {slots}; i++) {{\n    free(s->slots[i]);\n    free(s->prevs[i]);\n  }}\n  for (int i = 0; i < {nets}; i++) free(s->nets[i]);\n  for (int i = 0; i < {nodes}; i++) free(s->nodes[i]);\n  free(s);\n}}"
             );
-            let fields = sampler_fields(tr);
-            let fparams: Vec<String> = fields
-                .iter()
-                .map(|f| {
-                    let fd = &p.fields[*f as usize];
-                    format!("{} *{}", c_type(elem_store(fd.elem)), ident(&fd.name))
-                })
-                .collect();
-            let finit: Vec<String> = (0..p.fields.len())
-                .map(|f| {
-                    if fields.contains(&(f as u32)) {
-                        ident(&p.fields[f].name)
-                    } else {
-                        "NULL".into()
-                    }
-                })
-                .collect();
             let row = |k: &str| {
                 if has_rows {
                     format!("{pre}_rows[{k}]")
@@ -3007,28 +3010,22 @@ fn unit_runtime(c: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trac
             };
             let _ = writeln!(
                 c,
-                "static int {pre}_phase({pre}_sampler *s, uint32_t shape, uint32_t k, const float *row, void *const *fields) {{\n  if (!s) return DIFFC_ERR_ARG;\n  s->c.k = k;\n  s->c.row = row;\n  s->c.fields = fields;\n  return rt_run(&s->c, {pre}_shapes[shape], {pre}_shape_len[shape]);\n}}"
+                "static int {pre}_phase({pre}_sampler *s, uint32_t shape, uint32_t k, const float *row, void *const *fields) {{\n  if (!s || !fields) return DIFFC_ERR_ARG;\n  s->c.k = k;\n  s->c.row = row;\n  s->c.fields = fields;\n  return rt_run(&s->c, {pre}_shapes[shape], {pre}_shape_len[shape]);\n}}"
             );
-            let fp = fparams.join(", ");
-            let fi = if finit.is_empty() {
-                "NULL".into()
-            } else {
-                finit.join(", ")
-            };
             let _ = writeln!(
                 c,
-                "int {pre}_sampler_start({pre}_sampler *s, {fp}) {{\n  void *fields[{nf}] = {{{fi}}};\n  return {pre}_phase(s, {}, 0, {}, fields);\n}}",
+                "int {pre}_sampler_start({pre}_sampler *s, void *const *fields) {{\n  return {pre}_phase(s, {}, 0, {}, fields);\n}}",
                 tr.start_shape,
                 row(&(n + 1).to_string())
             );
             let _ = writeln!(
                 c,
-                "int {pre}_sampler_step({pre}_sampler *s, uint32_t k, {fp}) {{\n  void *fields[{nf}] = {{{fi}}};\n  if (k >= {n}u) return DIFFC_ERR_ARG;\n  return {pre}_phase(s, {pre}_step_shape[k], k, {}, fields);\n}}",
+                "int {pre}_sampler_step({pre}_sampler *s, uint32_t k, void *const *fields) {{\n  if (k >= {n}u) return DIFFC_ERR_ARG;\n  return {pre}_phase(s, {pre}_step_shape[k], k, {}, fields);\n}}",
                 row("k")
             );
             let _ = writeln!(
                 c,
-                "int {pre}_sampler_finalize({pre}_sampler *s, {fp}) {{\n  void *fields[{nf}] = {{{fi}}};\n  return {pre}_phase(s, {}, {n}u, {}, fields);\n}}",
+                "int {pre}_sampler_finalize({pre}_sampler *s, void *const *fields) {{\n  return {pre}_phase(s, {}, {n}u, {}, fields);\n}}",
                 tr.finalize_shape,
                 row(&n.to_string())
             );

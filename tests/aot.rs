@@ -1,0 +1,773 @@
+//! `diffc build --target cpu`: the shared library and its C header, used from C programs
+//! compiled with the system C compiler (`$CC`, or `cc`; these tests fail without one).
+//!
+//! - The C example runs one DDPM ancestral step exactly as `diffc eval --backend cpu` does.
+//! - Every shipped spec builds into a library that a C program links and loads.
+//! - Every sampler of every shipped spec, run from its start to its final map through the
+//!   library's runtime with a deterministic denoiser written in C, gives what `diffc::cpu::sample`
+//!   gives with the same denoiser in Rust, bit for bit; so does every discrete-time entry.
+//! - Bad invocations exit with code 2 and say why.
+
+mod common;
+
+use diffc::entries::{entries, EntryKind, Extent as PortExtent, Port};
+use diffc::interp::{Call, Data, Denoiser, SampleCall, Tensor};
+use diffc::typed::{Elem, NetInput, ParamKind, Process, TimeKind};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn diffc<S: AsRef<OsStr>>(args: &[S]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_diffc"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An empty folder of this test run.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("diffc-aot-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn spec(name: &str) -> String {
+    format!("{}/specs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Run the C compiler; a missing compiler fails the test.
+fn cc<S: AsRef<OsStr>>(args: &[S]) {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc).args(args).output().unwrap_or_else(|e| {
+        panic!("these tests need a C compiler: cannot run `{cc}` ({e}); install one or set CC")
+    });
+    assert!(
+        out.status.success(),
+        "`{cc}` failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn build(spec_file: &str, dir: &Path) {
+    let (code, out, err) = diffc(&[
+        "build".as_ref(),
+        spec(spec_file).as_ref(),
+        "--target".as_ref(),
+        "cpu".as_ref(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "diffc build {spec_file}: {err}");
+    assert!(out.contains("wrote"), "{out}");
+}
+
+/// Compile a C program against a built library, with the flags a user would use.
+fn compile_against(lib: &Path, stem: &str, source: &Path, exe: &Path) {
+    cc(&[
+        "-std=c99".as_ref(),
+        "-O2".as_ref(),
+        "-Wall".as_ref(),
+        "-Wextra".as_ref(),
+        "-Werror".as_ref(),
+        "-ffp-contract=off".as_ref(),
+        "-I".as_ref(),
+        lib.as_os_str(),
+        source.as_os_str(),
+        "-L".as_ref(),
+        lib.as_os_str(),
+        format!("-l{stem}").as_ref(),
+        format!("-Wl,-rpath,{}", lib.display()).as_ref(),
+        "-lm".as_ref(),
+        "-ldl".as_ref(),
+        "-o".as_ref(),
+        exe.as_os_str(),
+    ]);
+}
+
+fn run(exe: &Path, args: &[&OsStr]) -> String {
+    let out = Command::new(exe).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed ({}):\n{}{}",
+        exe.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn f32s(a: &diffc::npy::Array) -> Vec<f32> {
+    match &a.data {
+        diffc::npy::Data::F32(v) => v.clone(),
+        _ => panic!("expected float32"),
+    }
+}
+
+#[test]
+fn the_c_example_runs_a_ddpm_step_exactly_as_diffc_eval() {
+    let dir = scratch("ddpm");
+    let lib = dir.join("lib");
+    build("ddpm.diff", &lib);
+    let exe = dir.join("ddpm_step");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/c/ddpm_step.c");
+    compile_against(&lib, "ddpm", &example, &exe);
+    // Batch 3, d = 37: not a multiple of the kernel's four lanes.
+    let (batch, d) = (3, 37);
+    let mut rng = StdRng::seed_from_u64(2024);
+    let mut array = || diffc::npy::Array {
+        shape: vec![batch, d],
+        data: diffc::npy::Data::F32(
+            (0..batch * d)
+                .map(|_| rng.random_range(-2.0f32..2.0))
+                .collect(),
+        ),
+    };
+    let (x, eps) = (dir.join("x.npy"), dir.join("eps.npy"));
+    diffc::npy::write_file(&array(), &x).unwrap();
+    diffc::npy::write_file(&array(), &eps).unwrap();
+    for (k, seed) in [(0u32, 11u64), (417, 12), (999, 13)] {
+        let out = dir.join(format!("out{k}.npy"));
+        let printed = run(
+            &exe,
+            &[
+                x.as_os_str(),
+                eps.as_os_str(),
+                out.as_os_str(),
+                k.to_string().as_ref(),
+                seed.to_string().as_ref(),
+            ],
+        );
+        // The default grid runs 1000, 999, …, 0: step k goes from 1000 − k to 999 − k.
+        let (t, s) = (1000 - k, 999 - k);
+        assert!(
+            printed.contains(&format!("t = {t} -> s = {s}")),
+            "{printed}"
+        );
+        let eval = dir.join(format!("eval{k}"));
+        let (code, _, err) = diffc(&[
+            "eval".as_ref(),
+            spec("ddpm.diff").as_ref(),
+            "--process".as_ref(),
+            "ddpm_linear".as_ref(),
+            "--sampler".as_ref(),
+            "ancestral".as_ref(),
+            "--entry".as_ref(),
+            "step".as_ref(),
+            format!("--in=x={}", x.display()).as_ref(),
+            format!("--in=eps_hat.x={}", eps.display()).as_ref(),
+            format!("--set=t={t}").as_ref(),
+            format!("--set=s={s}").as_ref(),
+            format!("--set=k={k}").as_ref(),
+            format!("--seed={seed}").as_ref(),
+            "--backend".as_ref(),
+            "cpu".as_ref(),
+            "--out".as_ref(),
+            eval.as_os_str(),
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        let ours = diffc::npy::read_file(&out).unwrap();
+        let theirs = diffc::npy::read_file(&eval.join("x.npy")).unwrap();
+        assert_eq!(ours.shape, vec![batch, d]);
+        assert_eq!(ours.shape, theirs.shape);
+        let (a, b) = (f32s(&ours), f32s(&theirs));
+        let max = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        println!("ddpm ancestral step {k}: max |C − diffc eval| = {max:e}");
+        // Same kernel, same coefficients, same C library: the same bits.
+        assert!(
+            a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "step {k}: the C example differs from diffc eval by up to {max:e}"
+        );
+    }
+}
+
+#[test]
+fn every_shipped_spec_builds_a_library_that_links_and_loads() {
+    let dir = scratch("all");
+    let mut specs: Vec<String> = std::fs::read_dir(spec(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".diff"))
+        .collect();
+    specs.sort();
+    assert!(specs.len() >= 12, "{specs:?}");
+    for file in &specs {
+        let stem = file.trim_end_matches(".diff");
+        let lib = dir.join(stem);
+        build(file, &lib);
+        // Linking an executable against the library resolves every symbol it imports; loading
+        // it with RTLD_NOW binds them all.
+        let main = dir.join(format!("{stem}_main.c"));
+        std::fs::write(
+            &main,
+            format!(
+                "#include \"{stem}.h\"\n#include <dlfcn.h>\n#include <stdio.h>\n\
+                 int main(int argc, char **argv) {{\n  if (argc != 2) return 2;\n  \
+                 void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);\n  \
+                 if (!h) {{\n    fprintf(stderr, \"%s\\n\", dlerror());\n    return 1;\n  }}\n  \
+                 dlclose(h);\n  return 0;\n}}\n"
+            ),
+        )
+        .unwrap();
+        let exe = dir.join(format!("{stem}_main"));
+        compile_against(&lib, stem, &main, &exe);
+        run(&exe, &[lib.join(format!("lib{stem}.so")).as_os_str()]);
+    }
+}
+
+#[test]
+fn bad_builds_exit_2_and_say_why() {
+    let dir = scratch("bad");
+    let out = dir.to_string_lossy().into_owned();
+    let (code, _, err) = diffc(&[
+        "build",
+        "/nonexistent/spec.diff",
+        "--target",
+        "cpu",
+        "-o",
+        &out,
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("cannot read `/nonexistent/spec.diff`"),
+        "{err}"
+    );
+    let ddpm = spec("ddpm.diff");
+    let (code, _, err) = diffc(&["build", &ddpm, "--target", "metal", "-o", &out]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("invalid value 'metal'"), "{err}");
+    assert!(err.contains("cpu") && err.contains("wgsl"), "{err}");
+    let (code, _, err) = diffc(&["build", &ddpm, "--target", "wgsl", "-o", &out]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not built yet"), "{err}");
+    let (code, _, err) = diffc(&["build", &ddpm, "--process", "nope", "-o", &out]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no process `nope`"), "{err}");
+    let (code, _, err) = diffc(&["build", &ddpm, "--target", "cpu"]);
+    assert_eq!(code, Some(2), "{err}");
+    // A C compiler that fails is reported with its output.
+    let (code, _, err) = {
+        let out = Command::new(env!("CARGO_BIN_EXE_diffc"))
+            .args(["build", &ddpm, "-o", &out])
+            .env("CC", "/nonexistent/cc")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::new(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("cannot run the C compiler `/nonexistent/cc`"),
+        "{err}"
+    );
+}
+
+// -------------------------------------------------------------------------------------------
+// Samplers and entries through the library's runtime.
+
+const BATCH: usize = 2;
+const DIM: usize = 5;
+const SEED: u64 = 77;
+
+fn width(elem: Elem) -> usize {
+    match elem {
+        Elem::Vec(k) => k as usize,
+        Elem::Mat(k) => (k * k) as usize,
+        _ => 1,
+    }
+}
+
+fn c_type(elem: Elem) -> &'static str {
+    match elem {
+        Elem::Cat(_) => "uint32_t",
+        Elem::Bool => "uint8_t",
+        _ => "float",
+    }
+}
+
+/// Elements per sample of a field (every dimension is DIM).
+fn per_sample(p: &Process, f: usize) -> usize {
+    DIM.pow(p.fields[f].shape.dims.len() as u32)
+}
+
+/// The denoiser both sides use: output j of a network is, per element e,
+/// −0.5·x[e] + 0.01·((7e + j) mod 13) − 0.06 + 0.001·t, with x the network's first real field
+/// input of the same size (or 0) and t its first time input (or 0); class probabilities are
+/// (1 + (e + q + j) mod 3) normalised over q. A score is that times 0.01, so that samplers whose
+/// steps multiply it by large σ² stay finite.
+fn feed_input(p: &Process, net: usize, out_field: usize) -> Option<usize> {
+    let n = &p.networks[net];
+    n.inputs.iter().position(|i| match i {
+        NetInput::Field { field, .. } => {
+            let f = &p.fields[field.index()];
+            f.elem == Elem::Real && per_sample(p, field.index()) == per_sample(p, out_field)
+        }
+        NetInput::Time { .. } => false,
+    })
+}
+
+fn time_input(p: &Process, net: usize) -> Option<usize> {
+    p.networks[net]
+        .inputs
+        .iter()
+        .position(|i| matches!(i, NetInput::Time { .. }))
+}
+
+struct Deterministic;
+
+impl Denoiser for Deterministic {
+    fn denoise(
+        &mut self,
+        p: &Process,
+        net: usize,
+        inputs: &[Tensor],
+    ) -> Result<Vec<Tensor>, String> {
+        let n = &p.networks[net];
+        let t = time_input(p, net)
+            .map(|i| inputs[i].f32s().unwrap()[0])
+            .unwrap_or(0.0);
+        let mut outs = Vec::new();
+        for (j, o) in n.outputs.iter().enumerate() {
+            let f = o.field.index();
+            let w = width(o.ty.elem().unwrap_or(Elem::Real));
+            let count = BATCH * per_sample(p, f);
+            let feed = feed_input(p, net, f).map(|i| inputs[i].f32s().unwrap().to_vec());
+            let mut v = Vec::with_capacity(count * w);
+            for e in 0..count {
+                if w == 1 {
+                    let x = feed.as_ref().map_or(0.0, |x| x[e]);
+                    let y =
+                        -0.5f32 * x + 0.01f32 * ((e * 7 + j) % 13) as f32 - 0.06f32 + 0.001f32 * t;
+                    v.push(if o.kind == ParamKind::Score {
+                        0.01f32 * y
+                    } else {
+                        y
+                    });
+                } else {
+                    let mut sum = 0.0f32;
+                    for q in 0..w {
+                        sum += (1 + (e + q + j) % 3) as f32;
+                    }
+                    for q in 0..w {
+                        v.push((1 + (e + q + j) % 3) as f32 / sum);
+                    }
+                }
+            }
+            let mut shape = vec![BATCH];
+            shape.extend(p.fields[f].shape.dims.iter().map(|_| DIM));
+            if w > 1 {
+                shape.push(w);
+            }
+            outs.push(Tensor {
+                shape,
+                data: Data::F32(v),
+            });
+        }
+        Ok(outs)
+    }
+}
+
+/// The same denoiser in C.
+fn denoiser_c(p: &Process, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "static int denoise_{}(void *user, uint32_t net, uint32_t call, uint64_t batch, const uint64_t *dims, const void *const *in, void *const *out) {{\n  (void)user; (void)call; (void)dims;\n  switch (net) {{",
+        p.name
+    );
+    for (ni, n) in p.networks.iter().enumerate() {
+        let _ = writeln!(out, "  case {ni}: {{");
+        let t = time_input(p, ni)
+            .map(|i| format!("*(const float *)in[{i}]"))
+            .unwrap_or_else(|| "0.0f".into());
+        let _ = writeln!(out, "    const float t = {t};\n    (void)t;");
+        for (j, o) in n.outputs.iter().enumerate() {
+            let f = o.field.index();
+            let w = width(o.ty.elem().unwrap_or(Elem::Real));
+            let per = per_sample(p, f);
+            let _ = writeln!(out, "    {{\n      float *o = (float *)out[{j}];\n      for (uint64_t e = 0; e < batch * {per}u; e++) {{");
+            if w == 1 {
+                let x = feed_input(p, ni, f)
+                    .map(|i| format!("((const float *)in[{i}])[e]"))
+                    .unwrap_or_else(|| "0.0f".into());
+                let _ = writeln!(
+                    out,
+                    "        o[e] = -0.5f * {x} + 0.01f * (float)((e * 7 + {j}) % 13) - 0.06f + 0.001f * t;"
+                );
+                if o.kind == ParamKind::Score {
+                    let _ = writeln!(out, "        o[e] = 0.01f * o[e];");
+                }
+            } else {
+                let _ = writeln!(
+                    out,
+                    "        float sum = 0.0f;\n        for (uint64_t q = 0; q < {w}; q++) sum += (float)(1 + (e + q + {j}) % 3);\n        for (uint64_t q = 0; q < {w}; q++) o[e * {w} + q] = (float)(1 + (e + q + {j}) % 3) / sum;"
+                );
+            }
+            let _ = writeln!(out, "      }}\n    }}");
+        }
+        let _ = writeln!(out, "    return 0;\n  }}");
+    }
+    let _ = writeln!(out, "  }}\n  return 1;\n}}");
+}
+
+/// A starting value for a field a sampler reads but never sets.
+fn condition(elem: Elem) -> (&'static str, Data, usize) {
+    match elem {
+        Elem::Cat(_) => ("1", Data::Class(vec![]), 1),
+        Elem::Bool => ("1", Data::Bool(vec![]), 1),
+        _ => ("1.0f", Data::F32(vec![]), 1),
+    }
+}
+
+fn condition_tensor(p: &Process, f: usize) -> Tensor {
+    let fd = &p.fields[f];
+    let n = BATCH * per_sample(p, f) * width(fd.elem);
+    let mut shape = vec![BATCH];
+    shape.extend(fd.shape.dims.iter().map(|_| DIM));
+    if let Elem::Vec(k) = fd.elem {
+        shape.push(k as usize);
+    }
+    let data = match condition(fd.elem).1 {
+        Data::Class(_) => Data::Class(vec![1; n]),
+        Data::Bool(_) => Data::Bool(vec![true; n]),
+        Data::F32(_) => Data::F32(vec![1.0; n]),
+    };
+    Tensor { shape, data }
+}
+
+fn bytes_of(d: &Data) -> Vec<u8> {
+    match d {
+        Data::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Data::Class(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Data::Bool(v) => v.iter().map(|x| *x as u8).collect(),
+    }
+}
+
+/// What the C program must write, and what diffc computed.
+struct Expect {
+    file: String,
+    what: String,
+    data: Data,
+}
+
+fn sizes(p: &Process) -> HashMap<String, usize> {
+    p.dims.iter().map(|d| (d.name.clone(), DIM)).collect()
+}
+
+/// Random values for an entry's input port (reals in [-1, 1], classes in range, probabilities
+/// on the simplex).
+fn random_input(p: &Process, port: &Port, rng: &mut StdRng) -> Tensor {
+    let mut shape = vec![BATCH];
+    if let PortExtent::Field(s) = &port.extent {
+        shape.extend(s.dims.iter().map(|_| DIM));
+    }
+    let per: usize = shape.iter().product();
+    let _ = p;
+    let data = match port.elem {
+        Elem::Cat(k) => Data::Class((0..per).map(|_| rng.random_range(0..k)).collect()),
+        Elem::Bool => Data::Bool((0..per).map(|_| rng.random_bool(0.5)).collect()),
+        Elem::Vec(k) => {
+            shape.push(k as usize);
+            let mut v = Vec::new();
+            for _ in 0..per {
+                let xs: Vec<f32> = (0..k).map(|_| rng.random_range(0.1f32..1.0)).collect();
+                let s: f32 = xs.iter().sum();
+                v.extend(xs.iter().map(|x| x / s));
+            }
+            Data::F32(v)
+        }
+        _ => Data::F32((0..per).map(|_| rng.random_range(-1.0f32..1.0)).collect()),
+    };
+    Tensor { shape, data }
+}
+
+/// Write a C program that runs every sampler and every tabulated entry of a spec's processes,
+/// and the results diffc's CPU backend gives for the same calls.
+fn harness(procs: &[Process], dir: &Path) -> (String, Vec<Expect>, usize) {
+    let mut c = String::new();
+    let mut main = String::new();
+    let mut expect = Vec::new();
+    let mut skipped = 0;
+    let mut rng = StdRng::seed_from_u64(5);
+    for p in procs {
+        if !p.networks.is_empty() {
+            denoiser_c(p, &mut c);
+        }
+        let nd = p.dims.len().max(1);
+        let dims = vec![DIM.to_string(); nd].join(", ");
+        // Samplers, start to finish.
+        for s in &p.samplers {
+            let sp = diffc::ir::lower::lower_sampler(p, &s.name).unwrap();
+            let call = SampleCall {
+                seed: SEED,
+                batch: BATCH,
+                sizes: sizes(p),
+                state: sp
+                    .conditions
+                    .iter()
+                    .map(|f| {
+                        (
+                            p.fields[*f as usize].name.clone(),
+                            condition_tensor(p, *f as usize),
+                        )
+                    })
+                    .collect(),
+                ..SampleCall::default()
+            };
+            let result = match diffc::cpu::sample(p, &sp, &call, &mut Deterministic) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The made-up denoiser can drive a sampler off to infinity: not compared.
+                    println!("{}.{}: not compared ({e})", p.name, s.name);
+                    skipped += 1;
+                    continue;
+                }
+            };
+            let pre = format!("diffc_{}_{}", p.name, s.name);
+            let _ = writeln!(main, "  {{\n    uint64_t dims[{nd}] = {{{dims}}};");
+            let mut names = Vec::new();
+            for (fi, f) in p.fields.iter().enumerate() {
+                let n = BATCH * per_sample(p, fi) * width(f.elem);
+                let _ = writeln!(
+                    main,
+                    "    {ty} *f{fi} = calloc({n}, sizeof({ty}));",
+                    ty = c_type(f.elem)
+                );
+                if sp.conditions.contains(&(fi as u32)) {
+                    let _ = writeln!(
+                        main,
+                        "    for (int i = 0; i < {n}; i++) f{fi}[i] = {};",
+                        condition(f.elem).0
+                    );
+                }
+                names.push(format!("f{fi}"));
+            }
+            let _ = writeln!(
+                main,
+                "    void *fields[{}] = {{{}}};\n    {pre}_sampler *s = {pre}_sampler_new({BATCH}, dims, {SEED}u, {}, NULL);\n    int rc = s ? {pre}_sampler_start(s, fields) : -1;\n    for (uint32_t k = 0; !rc && k < {pre}_steps; k++) rc = {pre}_sampler_step(s, k, fields);\n    if (!rc) rc = {pre}_sampler_finalize(s, fields);\n    {pre}_sampler_free(s);\n    if (rc) {{ fprintf(stderr, \"{}.{}: status %#x\\n\", rc); return 1; }}",
+                names.len().max(1),
+                names.join(", "),
+                if p.networks.is_empty() { "NULL".to_string() } else { format!("denoise_{}", p.name) },
+                p.name,
+                s.name
+            );
+            for (fi, f) in p.fields.iter().enumerate() {
+                let Some(t) = result.get(&f.name) else {
+                    continue;
+                };
+                let file = format!("{}.{}.{}.bin", p.name, s.name, f.name);
+                let n = BATCH * per_sample(p, fi) * width(f.elem);
+                let _ = writeln!(
+                    main,
+                    "    if (!save(\"{}\", f{fi}, {n} * sizeof(*f{fi}))) return 1;",
+                    dir.join(&file).display()
+                );
+                expect.push(Expect {
+                    file,
+                    what: format!("sampler {}.{}: field {}", p.name, s.name, f.name),
+                    data: t.data.clone(),
+                });
+            }
+            for fi in 0..p.fields.len() {
+                let _ = writeln!(main, "    free(f{fi});");
+            }
+            let _ = writeln!(main, "  }}");
+        }
+        // Entries whose host values are tabulated (discrete time, or no time).
+        for e in entries(p) {
+            if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
+                continue;
+            }
+            let scalars: Vec<&Port> = e
+                .inputs
+                .iter()
+                .filter(|x| x.extent == PortExtent::Scalar && x.name != "seed")
+                .collect();
+            let has_t = !scalars.is_empty();
+            if has_t
+                && (p.time.kind != TimeKind::Discrete
+                    || scalars.iter().any(|x| x.name != p.time.name))
+            {
+                // The caller computes a continuous-time entry's coefficients.
+                continue;
+            }
+            let t = ((p.time.lo + p.time.hi) / 2.0).round();
+            let prog = diffc::ir::lower::lower(p, &e.name).unwrap();
+            let mut call = Call {
+                seed: SEED,
+                batch: BATCH,
+                sizes: sizes(p),
+                ..Call::default()
+            };
+            let mut args = Vec::new();
+            let mut setup = String::new();
+            for (i, port) in e.inputs.iter().enumerate() {
+                if port.extent == PortExtent::Scalar {
+                    if port.name != "seed" {
+                        call.inputs
+                            .insert(port.name.clone(), Tensor::scalar(t as f32));
+                    }
+                    continue;
+                }
+                let x = random_input(p, port, &mut rng);
+                let file = dir.join(format!("{}.{}.in{i}.bin", p.name, e.name));
+                std::fs::write(&file, bytes_of(&x.data)).unwrap();
+                let n = x.len();
+                let _ = writeln!(
+                    setup,
+                    "    {ty} *in{i} = malloc({n} * sizeof({ty}));\n    if (!load(\"{}\", in{i}, {n} * sizeof({ty}))) return 1;",
+                    file.display(),
+                    ty = c_type(port.elem)
+                );
+                args.push(format!("in{i}"));
+                call.inputs.insert(port.name.clone(), x);
+            }
+            let outputs = match diffc::cpu::run(p, &prog, &call) {
+                Ok(o) => o,
+                Err(err) => {
+                    // Random inputs outside the entry's domain (a NaN output): not compared.
+                    println!("{}.{}: not compared ({err})", p.name, e.name);
+                    skipped += 1;
+                    continue;
+                }
+            };
+            for (o, (port, t)) in e.outputs.iter().zip(&outputs).enumerate() {
+                let n = t.len().max(1);
+                let _ = writeln!(
+                    setup,
+                    "    {ty} *out{o} = calloc({n}, sizeof({ty}));",
+                    ty = if port.extent == PortExtent::Scalar {
+                        "float"
+                    } else {
+                        c_type(port.elem)
+                    }
+                );
+                args.push(format!("out{o}"));
+                let file = format!("{}.{}.out{o}.bin", p.name, e.name);
+                expect.push(Expect {
+                    file,
+                    what: format!("entry {}.{}: output {}", p.name, e.name, port.name),
+                    data: t.data.clone(),
+                });
+            }
+            args.push(BATCH.to_string());
+            if !p.dims.is_empty() {
+                args.push("dims".into());
+            }
+            if has_t {
+                args.push(format!("{}u", t as u64));
+            }
+            args.push(format!("{SEED}u"));
+            let name: String = e
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let _ = writeln!(
+                main,
+                "  {{\n    uint64_t dims[{nd}] = {{{dims}}};\n    (void)dims;\n{setup}    int rc = diffc_{}_{name}({});\n    if (rc) {{ fprintf(stderr, \"{}.{}: status %#x\\n\", rc); return 1; }}",
+                p.name,
+                args.join(", "),
+                p.name,
+                e.name
+            );
+            for (o, t) in outputs.iter().enumerate() {
+                let file = format!("{}.{}.out{o}.bin", p.name, e.name);
+                let _ = writeln!(
+                    main,
+                    "    if (!save(\"{}\", out{o}, {} * sizeof(*out{o}))) return 1;\n    free(out{o});",
+                    dir.join(&file).display(),
+                    t.len()
+                );
+            }
+            for a in args.iter().filter(|a| a.starts_with("in")) {
+                let _ = writeln!(main, "    free({a});");
+            }
+            let _ = writeln!(main, "  }}");
+        }
+    }
+    let source = format!(
+        "#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n\n\
+         static int save(const char *path, const void *data, size_t bytes) {{\n  FILE *f = fopen(path, \"wb\");\n  if (!f) return 0;\n  int ok = fwrite(data, 1, bytes, f) == bytes;\n  return fclose(f) == 0 && ok;\n}}\n\
+         static int load(const char *path, void *data, size_t bytes) {{\n  FILE *f = fopen(path, \"rb\");\n  if (!f) return 0;\n  int ok = fread(data, 1, bytes, f) == bytes;\n  fclose(f);\n  return ok;\n}}\n\n\
+         {c}\nint main(void) {{\n  (void)load;\n{main}  return 0;\n}}\n"
+    );
+    (source, expect, skipped)
+}
+
+#[test]
+fn every_sampler_and_tabulated_entry_runs_in_c_as_on_the_cpu_backend() {
+    let dir = scratch("runtime");
+    let mut files: Vec<String> = std::fs::read_dir(spec(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".diff"))
+        .collect();
+    files.sort();
+    let (mut compared, mut skipped) = (0, 0);
+    for file in &files {
+        let stem = file.trim_end_matches(".diff");
+        let text = std::fs::read_to_string(spec(file)).unwrap();
+        let procs = diffc::check::check_source(&text).0.unwrap().processes;
+        let lib = dir.join(stem);
+        build(file, &lib);
+        let out = dir.join(format!("{stem}-out"));
+        std::fs::create_dir_all(&out).unwrap();
+        let (body, expect, skip) = harness(&procs, &out);
+        let source = dir.join(format!("{stem}_run.c"));
+        std::fs::write(&source, format!("#include \"{stem}.h\"\n{body}")).unwrap();
+        let exe = dir.join(format!("{stem}_run"));
+        compile_against(&lib, stem, &source, &exe);
+        run(&exe, &[]);
+        for e in &expect {
+            let got = std::fs::read(out.join(&e.file)).unwrap();
+            let want = bytes_of(&e.data);
+            assert_eq!(got.len(), want.len(), "{}: length", e.what);
+            if got != want {
+                let diff = match &e.data {
+                    Data::F32(v) => {
+                        let c: Vec<f32> = got
+                            .chunks(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                            .collect();
+                        format!(
+                            "max |C − diffc| = {:e}",
+                            c.iter()
+                                .zip(v)
+                                .map(|(a, b)| (a - b).abs())
+                                .fold(0.0f32, f32::max)
+                        )
+                    }
+                    _ => "classes or bools differ".into(),
+                };
+                panic!(
+                    "{}: the library's result differs from the CPU backend's ({diff})",
+                    e.what
+                );
+            }
+        }
+        compared += expect.len();
+        skipped += skip;
+    }
+    println!(
+        "{compared} results of samplers and discrete-time entries equal the CPU backend's bit \
+         for bit; {skipped} not compared"
+    );
+    assert!(compared > 100, "{compared}");
+}
