@@ -10,6 +10,7 @@
 //! multiples of four elements; values never depend on the split (the generator is counter-based
 //! and every element is computed alone).
 
+pub mod aot;
 pub mod codegen;
 
 use crate::interp::{self, Accel, Call, Ctx, Data, Denoiser, SampleCall, Tensor, Val};
