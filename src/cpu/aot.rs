@@ -295,9 +295,89 @@ enum Event {
         outputs: Vec<Buf>,
         /// Per output: the dimension of a symmetric field (mirrored after the call).
         sym: Vec<Option<u32>>,
+        /// The index offset when it ran (which iteration of an inner loop).
+        tag: u64,
     },
     /// `to` := `from` (a host copy, a history update, an entry's result).
-    Copy { to: Buf, from: Buf, why: CopyWhy },
+    Copy {
+        to: Buf,
+        from: Buf,
+        why: CopyWhy,
+        tag: u64,
+    },
+    /// An inner loop (`repeat`): `count` runs of `body`; run j adds j·2^40 to the index offsets
+    /// of the body's launches (which hold run 0's).
+    Repeat { count: u32, body: Vec<Event> },
+}
+
+/// The index offset between runs of an inner loop (`interp`'s `repeat`).
+const REPEAT_STRIDE: u64 = 1 << 40;
+
+impl Event {
+    /// The index offset it ran at.
+    fn tag(&self) -> u64 {
+        match self {
+            Event::Launch { offset, .. } => *offset,
+            Event::Call { tag, .. } | Event::Copy { tag, .. } => *tag,
+            Event::Repeat { .. } => 0,
+        }
+    }
+    /// The same event `runs` runs of an inner loop earlier.
+    fn shifted_back(&self, runs: u64) -> Event {
+        let d = runs * REPEAT_STRIDE;
+        let mut e = self.clone();
+        match &mut e {
+            Event::Launch { offset, .. } => *offset = offset.wrapping_sub(d),
+            Event::Call { tag, .. } | Event::Copy { tag, .. } => *tag = tag.wrapping_sub(d),
+            Event::Repeat { .. } => {}
+        }
+        e
+    }
+}
+
+/// Fold runs of an inner loop back into a loop: events recorded at offsets (j + 1)·2^40 for
+/// j = 0 … R − 1 that repeat exactly become one `Repeat`.
+fn fold_repeats(events: Vec<Event>) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < events.len() {
+        if events[i].tag() != REPEAT_STRIDE {
+            out.push(events[i].clone());
+            i += 1;
+            continue;
+        }
+        let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut k = i;
+        loop {
+            let tag = (runs.len() as u64 + 1) * REPEAT_STRIDE;
+            let start = k;
+            while k < events.len() && events[k].tag() == tag {
+                k += 1;
+            }
+            if k == start {
+                break;
+            }
+            runs.push(start..k);
+        }
+        let body: Vec<Event> = events[runs[0].clone()].to_vec();
+        let same = runs.iter().enumerate().all(|(j, r)| {
+            r.len() == body.len()
+                && events[r.clone()]
+                    .iter()
+                    .zip(&body)
+                    .all(|(a, b)| a.shifted_back(j as u64) == *b)
+        });
+        if same && runs.len() > 1 {
+            out.push(Event::Repeat {
+                count: runs.len() as u32,
+                body,
+            });
+        } else {
+            out.extend(events[i..k].iter().cloned());
+        }
+        i = k;
+    }
+    out
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -327,10 +407,20 @@ struct TraceBuf {
     phases: BTreeMap<u32, Phase>,
     /// Scratch buffers by (unit, node).
     scratch: BTreeMap<(usize, NodeId), u32>,
-    /// A network call whose arguments are being evaluated: (phase, call, net, args).
-    pending: Option<(u32, u32, u32, Vec<NodeId>)>,
+    /// A network call whose arguments are being evaluated: (phase, call, index offset, args).
+    pending: Option<(u32, u32, u64, Vec<NodeId>)>,
     /// Coefficients already in a phase's row.
     filled: BTreeSet<(u32, u32)>,
+    /// Where each host value after the coefficients sits in a phase's row.
+    extra_at: BTreeMap<(u32, ExtraKey), u32>,
+}
+
+/// What a row value after the coefficients is: a node of a unit's program, or a coefficient
+/// slot of another unit's kernel (a prior's, at a sampler's start).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum ExtraKey {
+    Node(usize, NodeId),
+    Coef(usize, u32, u32),
 }
 
 impl TraceBuf {
@@ -341,11 +431,16 @@ impl TraceBuf {
             row: vec![0.0; w],
         })
     }
-    /// Append values to a phase's row; returns their offset.
-    fn extra(&mut self, ph: u32, xs: &[f32]) -> u32 {
+    /// Append values to a phase's row once per key (a host value read again, in an inner
+    /// loop or by another kernel, is the same value); returns their offset.
+    fn extra(&mut self, ph: u32, key: ExtraKey, xs: &[f32]) -> u32 {
+        if let Some(at) = self.extra_at.get(&(ph, key.clone())) {
+            return *at;
+        }
         let row = &mut self.phase(ph).row;
         let at = row.len() as u32;
         row.extend_from_slice(xs);
+        self.extra_at.insert((ph, key), at);
         at
     }
     fn scratch(&mut self, unit: usize, id: NodeId) -> u32 {
@@ -425,7 +520,9 @@ impl Rec<'_> {
                         ));
                     }
                     let v = cx.eval(id)?;
-                    self.tb.borrow_mut().extra(ph, &floats(&v))
+                    self.tb
+                        .borrow_mut()
+                        .extra(ph, ExtraKey::Node(self.unit, id), &floats(&v))
                 }
             };
             return Ok(Buf {
@@ -538,7 +635,11 @@ impl Rec<'_> {
             } else {
                 let v = floats(&cx.coef(*c)?);
                 let x = v.get(*q as usize).copied().unwrap_or(v[0]);
-                slots.push(self.tb.borrow_mut().extra(ph, &[x]));
+                slots.push(
+                    self.tb
+                        .borrow_mut()
+                        .extra(ph, ExtraKey::Coef(self.unit, *c, *q), &[x]),
+                );
             }
         }
         self.tb.borrow_mut().phase(ph).events.push(Event::Launch {
@@ -588,9 +689,9 @@ impl Accel for Rec<'_> {
     }
 
     fn ops(&self, cx: &mut Ctx, ops: &[Op], at: usize) -> Option<Result<usize, String>> {
-        if let Op::Call { call, net, args } = &ops[at] {
+        if let Op::Call { call, args, .. } = &ops[at] {
             let ph = self.ph(cx);
-            self.tb.borrow_mut().pending = Some((ph, *call, *net, args.clone()));
+            self.tb.borrow_mut().pending = Some((ph, *call, cx.draw_offset, args.clone()));
             return None;
         }
         let key = op_key(&ops[at])?;
@@ -617,6 +718,7 @@ impl Accel for Rec<'_> {
                                 to,
                                 from,
                                 why: CopyWhy::Host,
+                                tag: cx.draw_offset,
                             });
                         }
                     }
@@ -684,6 +786,7 @@ impl Accel for Rec<'_> {
             to,
             from,
             why: CopyWhy::Start,
+            tag: 0,
         });
         Ok(out)
     }
@@ -719,7 +822,7 @@ impl Denoiser for RecNet<'_> {
         inputs: &[Tensor],
     ) -> Result<Vec<Tensor>, String> {
         let rec = self.rec;
-        let (ph, call, _, args) = rec
+        let (ph, call, tag, args) = rec
             .tb
             .borrow_mut()
             .pending
@@ -731,7 +834,10 @@ impl Denoiser for RecNet<'_> {
             let info = prog.node(*a);
             if info.extent == Extent::Uniform {
                 let xs = t.f32s().map(|x| x.to_vec()).unwrap_or_default();
-                let at = rec.tb.borrow_mut().extra(ph, &xs);
+                let at = rec
+                    .tb
+                    .borrow_mut()
+                    .extra(ph, ExtraKey::Node(rec.unit, *a), &xs);
                 ins.push(Buf {
                     src: Src::Row(at),
                     store: Store::F32,
@@ -794,6 +900,7 @@ impl Denoiser for RecNet<'_> {
             inputs: ins,
             outputs: outs,
             sym,
+            tag,
         });
         Ok(tensors)
     }
@@ -804,6 +911,7 @@ fn reads(e: &Event) -> Vec<&Buf> {
         Event::Launch { bufs, .. } => bufs.iter().filter(|b| !b.out).collect(),
         Event::Call { inputs, .. } => inputs.iter().collect(),
         Event::Copy { from, .. } => vec![from],
+        Event::Repeat { body, .. } => body.iter().flat_map(reads).collect(),
     }
 }
 
@@ -812,7 +920,15 @@ fn writes(e: &Event) -> Vec<&Buf> {
         Event::Launch { bufs, .. } => bufs.iter().filter(|b| b.out).collect(),
         Event::Call { outputs, .. } => outputs.iter().collect(),
         Event::Copy { to, .. } => vec![to],
+        Event::Repeat { body, .. } => body.iter().flat_map(writes).collect(),
     }
+}
+
+/// Every buffer an event names, read or written.
+fn bufs_of(e: &Event) -> Vec<&Buf> {
+    let mut v = reads(e);
+    v.extend(writes(e));
+    v
 }
 
 fn reads_mut(e: &mut Event) -> Vec<&mut Buf> {
@@ -820,42 +936,38 @@ fn reads_mut(e: &mut Event) -> Vec<&mut Buf> {
         Event::Launch { bufs, .. } => bufs.iter_mut().filter(|b| !b.out).collect(),
         Event::Call { inputs, .. } => inputs.iter_mut().collect(),
         Event::Copy { from, .. } => vec![from],
+        Event::Repeat { body, .. } => body.iter_mut().flat_map(reads_mut).collect(),
     }
 }
 
-/// How one sequence reads a slot that a host copy fills from `from`: `None` when the readers
-/// cannot read `from` instead (a reader before the copy, or after `from` or the slot changes),
-/// `Some(None)` when the sequence neither copies nor reads it, else the copy and its readers.
-#[allow(clippy::type_complexity)]
-fn forward_plan(ev: &[Event], to: &Src, from: &Src) -> Option<Option<(usize, Vec<usize>)>> {
-    let is_copy = |e: &Event| matches!(e, Event::Copy { to: t, from: f, why: CopyWhy::Host } if t.src == *to && f.src == *from);
-    let mut at = None;
-    let mut readers = Vec::new();
-    let (mut from_changed, mut to_changed) = (false, false);
+/// How one sequence reads a slot that host copies fill from `from`: `None` when a reader
+/// cannot read `from` instead (it comes before any copy, or after `from` or the slot changed
+/// since the last copy), else the copies and their readers (none when the sequence has neither).
+fn forward_plan(ev: &[Event], to: &Src, from: &Src) -> Option<(Vec<usize>, Vec<usize>)> {
+    let is_copy = |e: &Event| {
+        matches!(e, Event::Copy { to: t, from: f, why: CopyWhy::Host, .. }
+            if t.src == *to && f.src == *from)
+    };
+    let (mut copies, mut readers) = (Vec::new(), Vec::new());
+    // Does the slot hold `from`'s current value?
+    let mut fresh = false;
     for (j, e) in ev.iter().enumerate() {
         if is_copy(e) {
-            if at.is_some() {
-                return None;
-            }
-            at = Some(j);
+            copies.push(j);
+            fresh = true;
             continue;
         }
         if reads(e).iter().any(|b| b.src == *to) {
-            if at.is_none() || from_changed || to_changed {
+            if !fresh {
                 return None;
             }
             readers.push(j);
         }
-        if at.is_some() && writes(e).iter().any(|b| b.src == *from) {
-            from_changed = true;
-        }
-        if writes(e).iter().any(|b| b.src == *to) {
-            // A write before the copy: the slot is not the copy's alone.
-            at?;
-            to_changed = true;
+        if writes(e).iter().any(|b| b.src == *from || b.src == *to) {
+            fresh = false;
         }
     }
-    Some(at.map(|a| (a, readers)))
+    Some((copies, readers))
 }
 
 /// Remove copies the C runtime does not need (the interpreter keeps them for its own state):
@@ -875,7 +987,7 @@ fn simplify(shapes: &mut [Vec<Event>]) {
         let mut changed = false;
         'shapes: for si in 0..shapes.len() {
             for i in 0..shapes[si].len() {
-                let Event::Copy { to, from, why } = shapes[si][i].clone() else {
+                let Event::Copy { to, from, why, .. } = shapes[si][i].clone() else {
                     continue;
                 };
                 match (why, &to.src, &from.src) {
@@ -886,8 +998,7 @@ fn simplify(shapes: &mut [Vec<Event>]) {
                             .map(|ev| forward_plan(ev, &to.src, &from.src))
                             .collect();
                         let Some(plans) = plans else { continue };
-                        for (ev, plan) in shapes.iter_mut().zip(plans) {
-                            let Some((at, readers)) = plan else { continue };
+                        for (ev, (copies, readers)) in shapes.iter_mut().zip(plans) {
                             for j in readers {
                                 for b in reads_mut(&mut ev[j]) {
                                     if b.src == to.src {
@@ -895,7 +1006,9 @@ fn simplify(shapes: &mut [Vec<Event>]) {
                                     }
                                 }
                             }
-                            ev.remove(at);
+                            for at in copies.into_iter().rev() {
+                                ev.remove(at);
+                            }
                         }
                         changed = true;
                         break 'shapes;
@@ -993,6 +1106,7 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
             scratch: BTreeMap::new(),
             pending: None,
             filled: BTreeSet::new(),
+            extra_at: BTreeMap::new(),
         })
     };
     fn rec<'a>(p: &'a Process, units: &'a [Unit], ui: usize, tb: &'a RefCell<TraceBuf>) -> Rec<'a> {
@@ -1089,7 +1203,7 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
                                 }
                                 at
                             }
-                            _ if b.values => b.extra(0, &xs),
+                            _ if b.values => b.extra(0, ExtraKey::Node(ui, *res), &xs),
                             _ => {
                                 return Err(format!(
                                     "`{}.{}`: output `{}` is a host value that is not a \
@@ -1121,6 +1235,7 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
                         to,
                         from,
                         why: CopyWhy::Result,
+                        tag: 0,
                     });
                 }
                 let mut tb = tb.into_inner();
@@ -1151,6 +1266,7 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
             let supplied = !(scalars.is_empty() || tabulated);
             let mut shapes = vec![shape.unwrap_or_default()];
             simplify(&mut shapes);
+            let shapes: Vec<Vec<Event>> = shapes.into_iter().map(fold_repeats).collect();
             Ok(Trace {
                 shapes,
                 rows: (!supplied).then_some(rows),
@@ -1201,12 +1317,9 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
                     let like = phases
                         .values()
                         .flat_map(|ph| ph.events.iter())
-                        .flat_map(|e| match e {
-                            Event::Launch { bufs, .. } => bufs.clone(),
-                            Event::Copy { to, .. } => vec![to.clone()],
-                            Event::Call { .. } => Vec::new(),
-                        })
-                        .find(|b| b.out && b.src == Src::Slot(*h))
+                        .flat_map(writes)
+                        .find(|b| b.src == Src::Slot(*h))
+                        .cloned()
                         .ok_or_else(|| {
                             format!(
                                 "`{}.{}`: a history value is never written by a kernel",
@@ -1224,6 +1337,7 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
                             ..like
                         },
                         why: CopyWhy::Keep,
+                        tag: 0,
                     })
                 })
                 .collect::<Result<_, String>>()?;
@@ -1280,7 +1394,7 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
             // Simplifying may make two sequences equal: keep one of each.
             let mut distinct: Vec<Vec<Event>> = Vec::new();
             let mut map = Vec::new();
-            for s in shapes {
+            for s in shapes.into_iter().map(fold_repeats) {
                 map.push(match distinct.iter().position(|d| *d == s) {
                     Some(i) => i,
                     None => {
@@ -1464,7 +1578,7 @@ fn src_text(p: &Process, u: &Unit, b: &Buf) -> String {
         Src::Node(i) => format!("scratch {i}"),
         Src::Input(i) => format!("input `{}`", u.prog.inputs[*i as usize].name),
         Src::Output(i) => format!("output `{}`", u.prog.outputs[*i as usize].name),
-        Src::Row(at) if b.width > 1 => format!("row[{at}..{}]", at + b.width),
+        Src::Row(at) if b.width > 1 => format!("row[{at} … {}]", at + b.width - 1),
         Src::Row(at) => format!("row[{at}]"),
     }
 }
@@ -1512,37 +1626,28 @@ fn guard(stem: &str) -> String {
     format!("DIFFC_{}_H", ident(stem).to_uppercase())
 }
 
+/// The kernels an event launches, inner loops included: (unit, kernel).
+fn launches(e: &Event) -> Vec<(usize, usize)> {
+    match e {
+        Event::Launch { unit, kernel, .. } => vec![(*unit, *kernel)],
+        Event::Repeat { body, .. } => body.iter().flat_map(launches).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The dims a unit's calls use, in process order.
 fn unit_dims(p: &Process, u: &Unit, tr: &Trace, units: &[Unit]) -> Vec<u32> {
     let mut set = BTreeSet::new();
-    for shape in &tr.shapes {
-        for e in shape {
-            match e {
-                Event::Launch {
-                    unit, kernel, bufs, ..
-                } => {
-                    let k = &units[*unit].plan.kernels[*kernel];
-                    for d in &k.dims {
-                        if let Some(i) = p.dims.iter().position(|x| &x.name == d) {
-                            set.insert(i as u32);
-                        }
-                    }
-                    for b in bufs {
-                        set.extend(b.dims.iter().copied());
-                    }
-                }
-                Event::Call {
-                    inputs, outputs, ..
-                } => {
-                    for b in inputs.iter().chain(outputs) {
-                        set.extend(b.dims.iter().copied());
-                    }
-                }
-                Event::Copy { to, from, .. } => {
-                    set.extend(to.dims.iter().copied());
-                    set.extend(from.dims.iter().copied());
+    for e in tr.shapes.iter().flatten() {
+        for (unit, kernel) in launches(e) {
+            for d in &units[unit].plan.kernels[kernel].dims {
+                if let Some(i) = p.dims.iter().position(|x| &x.name == d) {
+                    set.insert(i as u32);
                 }
             }
+        }
+        for b in bufs_of(e) {
+            set.extend(b.dims.iter().copied());
         }
     }
     if let Some(e) = u.entry() {
@@ -1558,17 +1663,10 @@ fn unit_dims(p: &Process, u: &Unit, tr: &Trace, units: &[Unit]) -> Vec<u32> {
 /// The fields a sampler's calls touch, in process order.
 fn sampler_fields(tr: &Trace) -> Vec<u32> {
     let mut set = BTreeSet::new();
-    for shape in &tr.shapes {
-        for e in shape {
-            let bufs: Vec<&Buf> = match e {
-                Event::Launch { bufs, .. } => bufs.iter().collect(),
-                Event::Call { inputs, .. } => inputs.iter().collect(),
-                Event::Copy { to, from, .. } => vec![to, from],
-            };
-            for b in bufs {
-                if let Src::Field(f) = b.src {
-                    set.insert(f);
-                }
+    for e in tr.shapes.iter().flatten() {
+        for b in bufs_of(e) {
+            if let Src::Field(f) = b.src {
+                set.insert(f);
             }
         }
     }
@@ -1663,11 +1761,12 @@ Conventions (every function below):
   the thread split or the machine. With the same seed, a step or entry here draws exactly what
   `diffc eval … --seed SEED` draws (`--set k=K` for step k of a sampler).
 - Every function returns 0, or status bits: DIFFC_STATUS_INDEX (an index outside its vector),
-  DIFFC_STATUS_CLASS (a class outside its range), DIFFC_ERR_ARG (a time or step outside the
-  table, a NULL array, no denoiser), DIFFC_ERR_NOMEM, DIFFC_ERR_STATE (a call read a value no
-  earlier call wrote: call `start` before the first step), DIFFC_ERR_DENOISE (the denoiser
-  returned non-zero). A call stops at the first kernel or callback that fails. Outputs are not
-  checked for NaN or infinity (the interpreter checks them).
+  DIFFC_STATUS_CLASS (a class outside its range), DIFFC_STATUS_NONFINITE (a value stored to a
+  sampler's real field is NaN or infinite), DIFFC_ERR_ARG (a time or step outside the table, a
+  NULL array, no denoiser), DIFFC_ERR_NOMEM, DIFFC_ERR_STATE (a call read a value no earlier
+  call wrote: call `start` before the first step), DIFFC_ERR_DENOISE (the denoiser returned
+  non-zero). A call stops at the first kernel or callback that fails. An entry's outputs are not
+  checked for NaN (`diffc eval` checks them).
 - Entry points and sampler steps run each kernel on the calling thread. To use threads, call the
   kernels yourself (below): any split of the range start..end at multiples of 4 gives the same
   values.
@@ -1711,7 +1810,7 @@ fn header_text(stem: &str, built: &[Built]) -> String {
     h.push_str(" */\n\n");
     h.push_str(
         "#ifndef DIFFC_COMMON_DEFINED\n#define DIFFC_COMMON_DEFINED\n\
-         #define DIFFC_STATUS_INDEX 0x1\n#define DIFFC_STATUS_CLASS 0x2\n\
+         #define DIFFC_STATUS_INDEX 0x1\n#define DIFFC_STATUS_CLASS 0x2\n#define DIFFC_STATUS_NONFINITE 0x4\n\
          #define DIFFC_ERR_ARG 0x100\n#define DIFFC_ERR_NOMEM 0x200\n\
          #define DIFFC_ERR_STATE 0x400\n#define DIFFC_ERR_DENOISE 0x800\n\n\
          /* A sampler's networks. `net` is the network's index in its process (listed below) and\n \
@@ -1851,7 +1950,26 @@ fn dims_params(p: &Process, dims: &[u32]) -> String {
 
 fn events_text(p: &Process, units: &[Unit], u: &Unit, events: &[Event]) -> String {
     let mut t = String::new();
+    events_into(&mut t, p, units, u, events, "", "");
+    if events.is_empty() {
+        t.push_str("(nothing)\n");
+    }
+    t
+}
+
+/// One numbered line (and its continuation lines) per event; inner loops nest.
+fn events_into(
+    t: &mut String,
+    p: &Process,
+    units: &[Unit],
+    u: &Unit,
+    events: &[Event],
+    pad: &str,
+    num: &str,
+) {
     for (i, e) in events.iter().enumerate() {
+        let n = format!("{num}{}.", i + 1);
+        let more = format!("{pad}{}", " ".repeat(n.chars().count() + 2));
         match e {
             Event::Launch {
                 unit,
@@ -1863,18 +1981,17 @@ fn events_text(p: &Process, units: &[Unit], u: &Unit, events: &[Event]) -> Strin
             } => {
                 let ku = &units[*unit];
                 let k = &ku.plan.kernels[*kernel];
-                let _ = writeln!(t, "{}. {}(", i + 1, ku.symbol(p, *kernel));
+                let _ = writeln!(t, "{pad}{n} {}(", ku.symbol(p, *kernel));
                 for (j, b) in bufs.iter().enumerate() {
                     let _ = writeln!(
                         t,
-                        "     b{j} {} {}",
+                        "{more}b{j} {} {}",
                         if b.out { "→" } else { "←" },
                         src_text(p, u, b)
                     );
                 }
                 if !slots.is_empty() {
-                    let s: Vec<String> = slots.iter().map(|x| format!("row[{x}]")).collect();
-                    let _ = writeln!(t, "     coefs = {{{}}}", s.join(", "));
+                    let _ = writeln!(t, "{more}coefs = {{{}}}", row_runs(slots));
                 }
                 let sizes: Vec<&str> = k.dims.iter().map(|d| d.as_str()).collect();
                 let dom: Vec<&str> = k
@@ -1882,9 +1999,14 @@ fn events_text(p: &Process, units: &[Unit], u: &Unit, events: &[Event]) -> Strin
                     .iter()
                     .map(|d| k.dims[*d as usize].as_str())
                     .collect();
+                let off = match offset / REPEAT_STRIDE {
+                    _ if num.is_empty() || offset % REPEAT_STRIDE != 0 => offset.to_string(),
+                    1 => "(j + 1)·2^40".to_string(),
+                    m => format!("({m} + j)·2^40"),
+                };
                 let _ = writeln!(
                     t,
-                    "     sizes = {{{}}}, range 0 … batch{}{}, step word {}, offset {offset})",
+                    "{more}sizes = {{{}}}, range 0 … batch{}{}, step word {}, offset {off})",
                     sizes.join(", "),
                     if dom.is_empty() { "" } else { "·" },
                     dom.join("·"),
@@ -1900,11 +2022,12 @@ fn events_text(p: &Process, units: &[Unit], u: &Unit, events: &[Event]) -> Strin
                 inputs,
                 outputs,
                 sym,
+                ..
             } => {
-                let n = &p.networks[*net as usize];
+                let nw = &p.networks[*net as usize];
                 let ins: Vec<String> = inputs
                     .iter()
-                    .zip(&n.inputs)
+                    .zip(&nw.inputs)
                     .map(|(b, ni)| match ni {
                         crate::typed::NetInput::Time { expr } => {
                             format!("{} = {}", show(p, *expr), src_text(p, u, b))
@@ -1930,18 +2053,16 @@ fn events_text(p: &Process, units: &[Unit], u: &Unit, events: &[Event]) -> Strin
                     .collect();
                 let _ = writeln!(
                     t,
-                    "{}. denoiser: network {net} `{}`, call {call}, inputs ({})\n     → {}",
-                    i + 1,
-                    n.name,
+                    "{pad}{n} denoiser: network {net} `{}`, call {call}, inputs ({})\n{more}→ {}",
+                    nw.name,
                     ins.join(", "),
                     outs.join(", ")
                 );
             }
-            Event::Copy { to, from, why } => {
+            Event::Copy { to, from, why, .. } => {
                 let _ = writeln!(
                     t,
-                    "{}. host: {} := {} ({} {}){}",
-                    i + 1,
+                    "{pad}{n} host: {} := {} ({} {}){}",
                     src_text(p, u, to),
                     src_text(p, u, from),
                     len_text(p, to),
@@ -1954,12 +2075,16 @@ fn events_text(p: &Process, units: &[Unit], u: &Unit, events: &[Event]) -> Strin
                     }
                 );
             }
+            Event::Repeat { count, body } => {
+                let _ = writeln!(
+                    t,
+                    "{pad}{n} repeat {count} times, for j = 0 … {}:",
+                    count - 1
+                );
+                events_into(t, p, units, u, body, &format!("{pad}   "), &n);
+            }
         }
     }
-    if events.is_empty() {
-        t.push_str("(nothing)\n");
-    }
-    t
 }
 
 fn kernel_doc(p: &Process, u: &Unit, i: usize) -> String {
@@ -1984,7 +2109,11 @@ fn kernel_doc(p: &Process, u: &Unit, i: usize) -> String {
             ""
         }
     );
-    let _ = writeln!(t, "sizes: {{{}}}", k.dims.join(", "));
+    let _ = writeln!(
+        t,
+        "sizes: {{{}}}; the call sequences above say what each buffer is bound to.",
+        k.dims.join(", ")
+    );
     for (j, b) in k.bufs.iter().enumerate() {
         let what = match &b.src {
             BufSrc::Node(id) => {
@@ -2003,15 +2132,12 @@ fn kernel_doc(p: &Process, u: &Unit, i: usize) -> String {
                     }
                 };
                 let src = match info.node {
-                    Node::State(f) => format!("field `{}`", p.fields[f as usize].name),
-                    Node::Slot(s) => slot_name(u.sampler(), s),
-                    Node::Prev(s) => format!("previous step's {}", slot_name(u.sampler(), s)),
-                    Node::NetOut { call, output } => {
-                        format!("output {output} of network call {call}")
-                    }
                     Node::Input(x) => format!("input `{}`", u.prog.inputs[x as usize].name),
                     Node::Coef(c) => format!("coefficient c{c}"),
                     _ if info.extent == Extent::Uniform => "a host value".to_string(),
+                    Node::State(_) | Node::Slot(_) | Node::Prev(_) | Node::NetOut { .. } => {
+                        String::new()
+                    }
                     _ => "an intermediate value (another kernel's output)".to_string(),
                 };
                 format!(
@@ -2048,17 +2174,29 @@ fn kernel_doc(p: &Process, u: &Unit, i: usize) -> String {
         };
         let _ = writeln!(t, "b{j}: {what}");
     }
-    for (j, (c, q)) in k.coefs.iter().enumerate() {
-        let w = coef_width(p, &u.prog, *c as usize);
-        let _ = writeln!(
-            t,
-            "coefs[{j}] = c{c}{}",
-            if w > 1 {
-                format!("[{q}]")
-            } else {
-                String::new()
-            }
-        );
+    // Runs of slots that read consecutive components of one coefficient, on one line each.
+    let mut j = 0;
+    while j < k.coefs.len() {
+        let (c, q) = k.coefs[j];
+        let mut e = j;
+        while e + 1 < k.coefs.len() && k.coefs[e + 1] == (c, q + (e + 1 - j) as u32) {
+            e += 1;
+        }
+        let w = coef_width(p, &u.prog, c as usize);
+        let _ = if e == j {
+            writeln!(
+                t,
+                "coefs[{j}] = c{c}{}",
+                if w > 1 {
+                    format!("[{q}]")
+                } else {
+                    String::new()
+                }
+            )
+        } else {
+            writeln!(t, "coefs[{j} … {e}] = c{c}[{q} … {}]", q + (e - j) as u32)
+        };
+        j = e + 1;
     }
     if !k.sites.is_empty() {
         let names: Vec<String> = k
@@ -2082,7 +2220,11 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
             let ins: Vec<String> = e
                 .inputs
                 .iter()
-                .map(|x| format!("{}: {} [{}]", x.name, port_c_type(x), port_len_text(p, x)))
+                .map(|x| match x.extent {
+                    _ if x.name == "seed" => "the seed".to_string(),
+                    PortExtent::Scalar => format!("the time `{}`", x.name),
+                    _ => format!("{}: {} [{}]", x.name, port_c_type(x), port_len_text(p, x)),
+                })
                 .collect();
             let outs: Vec<String> = e
                 .outputs
@@ -2103,7 +2245,10 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
         }
     }
     if tr.coef_width > 0 {
-        let _ = writeln!(t, "\nCoefficients (row offset: value):");
+        let _ = writeln!(
+            t,
+            "\nCoefficients (where in the row: what; K×K matrices row-major):"
+        );
         for c in 0..u.prog.coefs.len() {
             let w = coef_width(p, &u.prog, c);
             let _ = writeln!(
@@ -2111,7 +2256,7 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
                 "  c{c} at row[{}{}]: {}",
                 tr.coef_off[c],
                 if w > 1 {
-                    format!("..{}", tr.coef_off[c] + w)
+                    format!(" … {}", tr.coef_off[c] + w - 1)
                 } else {
                     String::new()
                 },
@@ -2120,6 +2265,12 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
         }
     }
     match (&u.kind, &tr.rows, &tr.times) {
+        (UnitKind::Entry(_), Some(_), Some(_)) if tr.width == 0 => {
+            let _ = writeln!(
+                t,
+                "\nNo host values: the kernels read no coefficients (the time is checked only)."
+            );
+        }
         (UnitKind::Entry(_), Some(_), Some(times)) => {
             let _ = writeln!(
                 t,
@@ -2302,6 +2453,28 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
     h.push('\n');
 }
 
+/// `row[3], row[7 … 735]`: row offsets, consecutive ones as runs.
+fn row_runs(xs: &[u32]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < xs.len() {
+        let mut e = i;
+        while e + 1 < xs.len() && xs[e + 1] == xs[e] + 1 {
+            e += 1;
+        }
+        out.push(if e - i >= 2 {
+            format!("row[{} … {}]", xs[i], xs[e])
+        } else {
+            (i..=e)
+                .map(|k| format!("row[{}]", xs[k]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        i = e + 1;
+    }
+    out.join(", ")
+}
+
 fn ranges(ks: &[usize]) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
@@ -2430,9 +2603,10 @@ fn one_call_params(
                     .iter()
                     .zip(&n.inputs)
                     .map(|(b, ni)| match (&b.src, ni) {
-                        (Src::Row(_), crate::typed::NetInput::Time { expr }) => {
-                            format!("{} (its time, here {})", show(p, *expr), src_text(p, u, b))
+                        (Src::Row(at), crate::typed::NetInput::Time { expr }) => {
+                            format!("{} = {pre}_rows[k][{at}]", show(p, *expr))
                         }
+                        (Src::Field(f), _) => p.fields[*f as usize].name.clone(),
                         _ => src_text(p, u, b),
                     })
                     .collect();
@@ -2506,7 +2680,7 @@ typedef void (*rt_kernel)(void *const *, const float *, const uint64_t *, uint64
                           uint64_t, uint64_t, uint64_t, uint32_t *);
 
 enum { RT_FIELD, RT_SLOT, RT_PREV, RT_NET, RT_NODE, RT_INPUT, RT_OUTPUT, RT_ROW };
-enum { RT_LAUNCH, RT_CALL, RT_COPY };
+enum { RT_LAUNCH, RT_CALL, RT_COPY, RT_REPEAT };
 
 /* A buffer: where it lives, and (batch?) × the sizes of `dim` × `width` values. `out`: 0 an
    input, 1 an output written to a fresh array that then takes its place, 2 an output written
@@ -2517,10 +2691,10 @@ typedef struct {
   uint8_t ndim, dim[6];
 } rt_buf;
 
-typedef struct {
+typedef struct rt_event {
   uint8_t op, step_is_k;
-  uint32_t net, call;
-  uint32_t nbufs, nin; /* launch: buffers; call: inputs then outputs; copy: to, from */
+  uint32_t net, call; /* repeat: `call` runs */
+  uint32_t nbufs, nin; /* launch: buffers; call: inputs then outputs; copy: to, from; repeat: events */
   const rt_buf *bufs;
   rt_kernel fn;
   const uint32_t *slots;
@@ -2531,6 +2705,7 @@ typedef struct {
   uint32_t ndomain;
   uint64_t step, offset;
   const int8_t *sym; /* call: per output, the dimension of a symmetric field, or -1 */
+  const struct rt_event *body; /* repeat: the loop's events; run j adds j * 2^40 to offsets */
 } rt_event;
 
 typedef struct {
@@ -2544,6 +2719,7 @@ typedef struct {
   void **slots, **prevs, **nets, **nodes;
   diffc_denoise_fn denoise;
   void *user;
+  uint64_t offset; /* added to every launch's index offset (the run of an inner loop) */
 } rt_ctx;
 
 static uint64_t rt_count(const rt_ctx *c, const rt_buf *b) {
@@ -2614,7 +2790,7 @@ static int rt_launch(rt_ctx *c, const rt_event *e) {
   uint64_t total = c->batch;
   for (uint32_t i = 0; i < e->ndomain; i++) total *= c->dims[e->domain[i]];
   uint32_t status = 0;
-  e->fn(ptrs, coefs, sizes, 0, total, c->seed, e->step_is_k ? c->k : e->step, e->offset, &status);
+  e->fn(ptrs, coefs, sizes, 0, total, c->seed, e->step_is_k ? c->k : e->step, e->offset + c->offset, &status);
   rc = (int)status;
   for (uint32_t j = 0; j < e->nbufs; j++) {
     if (e->bufs[j].out != 1) continue;
@@ -2675,9 +2851,26 @@ static int rt_copy(rt_ctx *c, const rt_event *e) {
   return rt_store(c, to, fresh);
 }
 
+static int rt_run(rt_ctx *c, const rt_event *ev, uint32_t n);
+
+static int rt_repeat(rt_ctx *c, const rt_event *e) {
+  uint64_t saved = c->offset;
+  int rc = 0;
+  for (uint32_t j = 0; j < e->call && !rc; j++) {
+    c->offset = saved + ((uint64_t)j << 40);
+    rc = rt_run(c, e->body, e->nbufs);
+  }
+  c->offset = saved;
+  return rc;
+}
+
 static int rt_run(rt_ctx *c, const rt_event *ev, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
-    int rc = ev[i].op == RT_LAUNCH ? rt_launch(c, &ev[i]) : ev[i].op == RT_CALL ? rt_call(c, &ev[i]) : rt_copy(c, &ev[i]);
+    const rt_event *e = &ev[i];
+    int rc = e->op == RT_LAUNCH ? rt_launch(c, e)
+             : e->op == RT_CALL ? rt_call(c, e)
+             : e->op == RT_COPY ? rt_copy(c, e)
+                                : rt_repeat(c, e);
     if (rc) return rc;
   }
   return 0;
@@ -2790,7 +2983,7 @@ fn events_c(
                     Word::Fixed(w) => (0, *w),
                 };
                 items.push(format!(
-                    "{{RT_LAUNCH, {is_k}, 0, 0, {}, 0, {base}_b, {}, {}, {}, {}, {}, {}, {}, {w}ull, {offset}ull, NULL}}",
+                    "{{RT_LAUNCH, {is_k}, 0, 0, {}, 0, {base}_b, {}, {}, {}, {}, {}, {}, {}, {w}ull, {offset}ull, NULL, NULL}}",
                     bufs.len(),
                     ku.symbol(p, *kernel),
                     if slots.is_empty() { "NULL".into() } else { format!("{base}_s") },
@@ -2807,6 +3000,7 @@ fn events_c(
                 inputs,
                 outputs,
                 sym,
+                ..
             } => {
                 let bl: Vec<String> = inputs
                     .iter()
@@ -2828,7 +3022,7 @@ fn events_c(
                     sy.join(", ")
                 );
                 items.push(format!(
-                    "{{RT_CALL, 0, {net}, {call}, {}, {}, {base}_b, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, {base}_y}}",
+                    "{{RT_CALL, 0, {net}, {call}, {}, {}, {base}_b, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, {base}_y, NULL}}",
                     inputs.len() + outputs.len(),
                     inputs.len()
                 ));
@@ -2841,7 +3035,13 @@ fn events_c(
                     buf_c(from, maxout, false)
                 );
                 items.push(format!(
-                    "{{RT_COPY, 0, 0, 0, 2, 0, {base}_b, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, NULL}}"
+                    "{{RT_COPY, 0, 0, 0, 2, 0, {base}_b, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, NULL, NULL}}"
+                ));
+            }
+            Event::Repeat { count, body } => {
+                let (inner, n) = events_c(out, p, units, &format!("{base}_r"), body, maxout);
+                items.push(format!(
+                    "{{RT_REPEAT, 0, 0, {count}, {n}, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, NULL, {inner}}}"
                 ));
             }
         }
