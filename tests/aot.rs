@@ -193,6 +193,7 @@ fn the_c_example_runs_a_ddpm_step_exactly_as_diffc_eval() {
             "step {k}: the C example differs from diffc eval by up to {max:e}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -227,6 +228,8 @@ fn every_shipped_spec_builds_a_library_that_links_and_loads() {
         compile_against(&lib, stem, &main, &exe);
         run(&exe, &[lib.join(format!("lib{stem}.so")).as_os_str()]);
     }
+    // D3PM's tables are large: leave nothing behind when the test passes.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -277,6 +280,7 @@ fn bad_builds_exit_2_and_say_why() {
         err.contains("cannot run the C compiler `/nonexistent/cc`"),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // -------------------------------------------------------------------------------------------
@@ -770,4 +774,5 @@ fn every_sampler_and_tabulated_entry_runs_in_c_as_on_the_cpu_backend() {
          for bit; {skipped} not compared"
     );
     assert!(compared > 100, "{compared}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
