@@ -571,6 +571,7 @@ impl<'a, 'b> Gen<'a, 'b> {
     /// Would most of the per-element statements run lane by lane in the vector loop?
     fn mostly_per_lane(&self, fills: &[(u32, bool)]) -> bool {
         let (mut lanes, mut all) = (0, 0);
+        let mut per_lane = vec![false; self.k.values as usize];
         for s in &self.k.body {
             if self.invariant[s.id.0 as usize] || matches!(s.inst, Inst::Flat) {
                 continue;
@@ -585,7 +586,11 @@ impl<'a, 'b> Gen<'a, 'b> {
                 }
                 _ => false,
             };
-            if !filled && !self.vectorizable(s) {
+            // A statement runs lane by lane if it cannot run on vectors, and costs as much if
+            // its operands come lane by lane (they are packed into a vector first).
+            let packed = operands(&s.inst).iter().any(|o| per_lane[o.0 as usize]);
+            if !filled && (!self.vectorizable(s) || packed) {
+                per_lane[s.id.0 as usize] = !self.vectorizable(s);
                 lanes += 1;
             }
         }
