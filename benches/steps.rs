@@ -610,15 +610,12 @@ fn main() {
             row("ndarray", time(a.reps, || (case.ndarray)(&mut nb)));
             drop(nb);
             if a.interp {
-                row(
-                    "interpreter",
-                    {
-                        // One run: the interpreter is the slowest by far.
-                        let t = Instant::now();
-                        interp::sample(&pr.p, &pr.sp, &pr.call, &mut pr.nets).unwrap();
-                        t.elapsed()
-                    },
-                );
+                row("interpreter", {
+                    // One run: the interpreter is the slowest by far.
+                    let t = Instant::now();
+                    interp::sample(&pr.p, &pr.sp, &pr.call, &mut pr.nets).unwrap();
+                    t.elapsed()
+                });
             }
         }
     }
