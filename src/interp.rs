@@ -102,8 +102,8 @@ pub(crate) struct Ctx<'a> {
     /// of this step's network calls.
     pub(crate) state: Vec<Option<Val>>,
     pub(crate) slots: Vec<Option<Val>>,
-    prev: Vec<Option<Val>>,
-    net: Vec<Vec<Val>>,
+    pub(crate) prev: Vec<Option<Val>>,
+    pub(crate) net: Vec<Vec<Val>>,
     /// Added to every RNG index: separates the iterations of an inner loop.
     pub(crate) draw_offset: u64,
     /// The RNG step word: the sampler step (or the call's own).

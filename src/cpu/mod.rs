@@ -14,7 +14,7 @@ pub mod aot;
 pub mod codegen;
 
 use crate::interp::{self, Accel, Call, Ctx, Data, Denoiser, SampleCall, Tensor, Val};
-use crate::ir::{Extent, NodeId, Op, Program, SamplerProgram};
+use crate::ir::{Extent, Node, NodeId, Op, Program, SamplerProgram};
 use crate::kernel::build::{self, op_key, Plan, Variant};
 use crate::kernel::{BufSrc, Kernel, Store, Target, FAIL_CLASS, FAIL_INDEX, FAIL_NONFINITE};
 use crate::typed::Process;
@@ -444,6 +444,9 @@ impl Runner<'_> {
         let total = batch * per;
         // Bind the buffers, checking that every one holds what the kernel reads.
         let call = cx.call;
+        // Inputs already held (state, slots, history, network outputs, computed nodes) are bound
+        // in place after every other input is computed; the rest are evaluated here.
+        let mut held: Vec<(usize, NodeId, usize)> = Vec::new();
         let mut inputs: Vec<(usize, Val)> = Vec::new();
         let mut outs: Vec<(usize, Out)> = Vec::new();
         let mut ptrs: Vec<*mut u8> = vec![std::ptr::null_mut(); kern.bufs.len()];
@@ -451,13 +454,17 @@ impl Runner<'_> {
             let width = b.width as usize;
             match &b.src {
                 BufSrc::Node(id) => {
-                    let v = cx.eval(*id)?;
                     let info = cx.prog.node(*id);
                     let want = match info.extent {
                         Extent::Uniform => 1,
                         Extent::Sample => batch,
                         Extent::Element => batch * cx.per_sample(&info.shape.clone())?,
                     } * width;
+                    if held_val(cx, *id).is_some() {
+                        held.push((j, *id, want));
+                        continue;
+                    }
+                    let v = cx.eval(*id)?;
                     let (len, ok) = match &v {
                         Val::R(x) | Val::V(_, x) => (x.len(), b.store == Store::F32),
                         Val::C(x) => (x.len(), b.store == Store::U32),
@@ -540,6 +547,25 @@ impl Runner<'_> {
                 Val::C(x) => x[0] as f32,
             });
         }
+        for &(j, id, want) in &held {
+            let v = held_val(cx, id).ok_or_else(|| cx.bug("a held input went missing"))?;
+            let b = &kern.bufs[j];
+            let (len, ok, ptr) = match v {
+                Val::R(x) | Val::V(_, x) => (x.len(), b.store == Store::F32, x.as_ptr() as *mut u8),
+                Val::C(x) => (x.len(), b.store == Store::U32, x.as_ptr() as *mut u8),
+                Val::B(x) => (x.len(), b.store == Store::U8, x.as_ptr() as *mut u8),
+                Val::M(_, x) => (x.len(), false, x.as_ptr() as *mut u8),
+            };
+            if len != want || !ok {
+                return Err(cx.bug(&format!(
+                    "kernel `{}` buffer {j} holds {len} values, expected {want}",
+                    kern.name
+                )));
+            }
+            // Kernels only read their inputs, and nothing changes these values until the
+            // launch below has returned.
+            ptrs[j] = ptr;
+        }
         self.launches.borrow_mut().push(Launch {
             kernel: k,
             coefs: coefs.clone(),
@@ -554,6 +580,9 @@ impl Runner<'_> {
                 .zip(&ptrs)
                 .enumerate()
                 .map(|(j, (b, _))| {
+                    if let Some((_, _, want)) = held.iter().find(|(i, _, _)| *i == j) {
+                        return want * b.store.bytes();
+                    }
                     let n = match (&b.src, inputs.iter().find(|(i, _)| *i == j)) {
                         (_, Some((_, v))) => match v {
                             Val::R(x) | Val::V(_, x) | Val::M(_, x) => x.len(),
@@ -607,6 +636,20 @@ impl Runner<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A node's value where the context already holds it, without evaluating (or copying) it.
+fn held_val<'c>(cx: &'c Ctx, id: NodeId) -> Option<&'c Val> {
+    if let Some(v) = &cx.vals[id.index()] {
+        return Some(v);
+    }
+    match cx.prog.node(id).node {
+        Node::State(f) => cx.state.get(f as usize)?.as_ref(),
+        Node::Slot(s) => cx.slots.get(s as usize)?.as_ref(),
+        Node::Prev(s) => cx.prev.get(s as usize)?.as_ref(),
+        Node::NetOut { call, output } => cx.net.get(call as usize)?.get(output as usize),
+        _ => None,
     }
 }
 
