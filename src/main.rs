@@ -86,6 +86,7 @@ struct EvalArgs {
 
 #[derive(clap::Args)]
 struct BuildArgs {
+    /// The spec file (`ddpm.diff` gives libddpm.so and ddpm.h).
     file: String,
     /// What to build: `cpu` (native code: an object file, a C header and a shared library).
     #[arg(long, value_enum, default_value_t = BuildTarget::Cpu)]
@@ -706,13 +707,12 @@ fn build(
     }
     let _ = writeln!(
         out,
-        "wrote {} ({} kernels; {}; {} KiB of coefficient tables), {} and {}",
+        "wrote {} and {} ({} kernels of {} entry points and samplers; {} KiB of coefficient tables)",
         so.display(),
-        lib.kernels,
-        lib.units.join(", "),
-        lib.table_bytes / 1024,
         dir.join(lib.header_name()).display(),
-        object.display()
+        lib.kernels,
+        lib.units.len(),
+        lib.table_bytes.div_ceil(1024),
     );
     Ok(())
 }

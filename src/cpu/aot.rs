@@ -90,6 +90,7 @@ pub fn build(module: &Module, stem: &str, process: Option<&str>) -> Result<Libra
             .collect::<Result<Vec<_>, _>>()?;
         built.push((p, units, traces));
     }
+    check_limits(&built)?;
     let (object, table_bytes) = compile_object(stem, &built)?;
     let header = header_text(stem, &built);
     let source = runtime_text(stem, &built);
@@ -397,6 +398,8 @@ enum CopyWhy {
 struct Phase {
     events: Vec<Event>,
     row: Vec<f32>,
+    /// What each row value after the coefficients is.
+    docs: BTreeMap<u32, String>,
 }
 
 struct TraceBuf {
@@ -429,17 +432,19 @@ impl TraceBuf {
         self.phases.entry(ph).or_insert_with(|| Phase {
             events: Vec::new(),
             row: vec![0.0; w],
+            docs: BTreeMap::new(),
         })
     }
     /// Append values to a phase's row once per key (a host value read again, in an inner
     /// loop or by another kernel, is the same value); returns their offset.
-    fn extra(&mut self, ph: u32, key: ExtraKey, xs: &[f32]) -> u32 {
+    fn extra(&mut self, ph: u32, key: ExtraKey, xs: &[f32], doc: String) -> u32 {
         if let Some(at) = self.extra_at.get(&(ph, key.clone())) {
             return *at;
         }
-        let row = &mut self.phase(ph).row;
-        let at = row.len() as u32;
-        row.extend_from_slice(xs);
+        let phase = self.phase(ph);
+        let at = phase.row.len() as u32;
+        phase.row.extend_from_slice(xs);
+        phase.docs.insert(at, doc);
         self.extra_at.insert((ph, key), at);
         at
     }
@@ -520,9 +525,16 @@ impl Rec<'_> {
                         ));
                     }
                     let v = cx.eval(id)?;
+                    let doc = match info.node {
+                        Node::Slot(s) => format!(
+                            "{}, a value the sampler computes once per step",
+                            slot_name(self.units[self.unit].sampler(), s)
+                        ),
+                        _ => "a value the host computes from the coefficients".to_string(),
+                    };
                     self.tb
                         .borrow_mut()
-                        .extra(ph, ExtraKey::Node(self.unit, id), &floats(&v))
+                        .extra(ph, ExtraKey::Node(self.unit, id), &floats(&v), doc)
                 }
             };
             return Ok(Buf {
@@ -635,11 +647,21 @@ impl Rec<'_> {
             } else {
                 let v = floats(&cx.coef(*c)?);
                 let x = v.get(*q as usize).copied().unwrap_or(v[0]);
-                slots.push(
-                    self.tb
-                        .borrow_mut()
-                        .extra(ph, ExtraKey::Coef(self.unit, *c, *q), &[x]),
-                );
+                slots.push(self.tb.borrow_mut().extra(
+                    ph,
+                    ExtraKey::Coef(self.unit, *c, *q),
+                    &[x],
+                    format!(
+                        "coefficient c{c}{} of `{}`: {}",
+                        if coef_width(self.p, cx.prog, *c as usize) > 1 {
+                            format!("[{q}]")
+                        } else {
+                            String::new()
+                        },
+                        self.units[self.unit].name,
+                        coef_text(self.p, cx.prog, *c as usize)
+                    ),
+                ));
             }
         }
         self.tb.borrow_mut().phase(ph).events.push(Event::Launch {
@@ -834,10 +856,40 @@ impl Denoiser for RecNet<'_> {
             let info = prog.node(*a);
             if info.extent == Extent::Uniform {
                 let xs = t.f32s().map(|x| x.to_vec()).unwrap_or_default();
+                if let Node::Coef(c) = info.node {
+                    // A coefficient (the call's time): its place in the row.
+                    let mut tb = rec.tb.borrow_mut();
+                    let at = tb.coef_off[c as usize];
+                    if tb.filled.insert((ph, c)) {
+                        let row = &mut tb.phase(ph).row;
+                        for (q, x) in xs.iter().enumerate() {
+                            row[at as usize + q] = *x;
+                        }
+                    }
+                    ins.push(Buf {
+                        src: Src::Row(at),
+                        store: Store::F32,
+                        width: xs.len() as u32,
+                        batch: false,
+                        dims: Vec::new(),
+                        out: false,
+                    });
+                    continue;
+                }
+                let n = &p.networks[net];
+                let which = ins.len();
+                let doc = match n.inputs.get(which) {
+                    Some(crate::typed::NetInput::Time { expr }) => format!(
+                        "`{}`, the time network call {call} (`{}`) takes",
+                        show(p, *expr),
+                        n.name
+                    ),
+                    _ => format!("input {which} of network call {call} (`{}`)", n.name),
+                };
                 let at = rec
                     .tb
                     .borrow_mut()
-                    .extra(ph, ExtraKey::Node(rec.unit, *a), &xs);
+                    .extra(ph, ExtraKey::Node(rec.unit, *a), &xs, doc);
                 ins.push(Buf {
                     src: Src::Row(at),
                     store: Store::F32,
@@ -1071,6 +1123,8 @@ struct Trace {
     step_shape: Vec<usize>,
     finalize_shape: usize,
     start_shape: usize,
+    /// Per shape: what each row value after the coefficients is.
+    docs: Vec<BTreeMap<u32, String>>,
 }
 
 fn zero_tensor(p: &Process, port_elem: Elem, shape: &Shape) -> Tensor {
@@ -1140,6 +1194,7 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
                 vec![Some((p.time.lo + p.time.hi) / 2.0)]
             };
             let mut shape: Option<Vec<Event>> = None;
+            let mut docs = BTreeMap::new();
             let mut rows = Vec::new();
             let mut scratch = 0;
             for t in &times {
@@ -1203,7 +1258,12 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
                                 }
                                 at
                             }
-                            _ if b.values => b.extra(0, ExtraKey::Node(ui, *res), &xs),
+                            _ if b.values => b.extra(
+                                0,
+                                ExtraKey::Node(ui, *res),
+                                &xs,
+                                format!("output `{}`", port.name),
+                            ),
                             _ => {
                                 return Err(format!(
                                     "`{}.{}`: output `{}` is a host value that is not a \
@@ -1248,7 +1308,10 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
                     ));
                 }
                 match &shape {
-                    None => shape = Some(ph.events),
+                    None => {
+                        shape = Some(ph.events);
+                        docs = ph.docs;
+                    }
                     Some(s) if *s == ph.events => {}
                     Some(_) => {
                         return Err(format!(
@@ -1282,6 +1345,7 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
                 step_shape: Vec::new(),
                 finalize_shape: 0,
                 start_shape: 0,
+                docs: vec![docs],
             })
         }
         UnitKind::Sampler(sp) => {
@@ -1342,11 +1406,13 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
                 })
                 .collect::<Result<_, String>>()?;
             let mut shapes: Vec<Vec<Event>> = Vec::new();
-            let mut intern = |events: Vec<Event>| -> usize {
+            let mut docs: Vec<BTreeMap<u32, String>> = Vec::new();
+            let mut intern = |events: Vec<Event>, d: BTreeMap<u32, String>| -> usize {
                 match shapes.iter().position(|s| *s == events) {
                     Some(i) => i,
                     None => {
                         shapes.push(events);
+                        docs.push(d);
                         shapes.len() - 1
                     }
                 }
@@ -1355,8 +1421,8 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
             let mut step_shape = Vec::new();
             for k in 0..n {
                 let mut ph = phases.remove(&(k as u32)).unwrap_or_else(|| Phase {
-                    events: Vec::new(),
                     row: vec![0.0; coef_width as usize],
+                    ..Phase::default()
                 });
                 for e in &mut ph.events {
                     if let Event::Launch { word, .. } = e {
@@ -1366,15 +1432,15 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
                     }
                 }
                 ph.events.extend(keep.iter().cloned());
-                step_shape.push(intern(ph.events));
+                step_shape.push(intern(ph.events, ph.docs));
                 rows.push(ph.row);
             }
             let mut other = |key: u32| -> (usize, Vec<f32>) {
                 let ph = phases.remove(&key).unwrap_or_else(|| Phase {
-                    events: Vec::new(),
                     row: vec![0.0; coef_width as usize],
+                    ..Phase::default()
                 });
-                (intern(ph.events), ph.row)
+                (intern(ph.events, ph.docs), ph.row)
             };
             let (finalize_shape, frow) = other(n as u32);
             let (start_shape, srow) = other(u32::MAX);
@@ -1393,17 +1459,19 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
             simplify(&mut shapes);
             // Simplifying may make two sequences equal: keep one of each.
             let mut distinct: Vec<Vec<Event>> = Vec::new();
+            let mut distinct_docs = Vec::new();
             let mut map = Vec::new();
-            for s in shapes.into_iter().map(fold_repeats) {
-                map.push(match distinct.iter().position(|d| *d == s) {
+            for (s, d) in shapes.into_iter().map(fold_repeats).zip(docs) {
+                map.push(match distinct.iter().position(|x| *x == s) {
                     Some(i) => i,
                     None => {
                         distinct.push(s);
+                        distinct_docs.push(d);
                         distinct.len() - 1
                     }
                 });
             }
-            let shapes = distinct;
+            let (shapes, docs) = (distinct, distinct_docs);
             let step_shape = step_shape.into_iter().map(|s| map[s]).collect();
             let (finalize_shape, start_shape) = (map[finalize_shape], map[start_shape]);
             Ok(Trace {
@@ -1417,6 +1485,7 @@ fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
                 step_shape,
                 finalize_shape,
                 start_shape,
+                docs,
             })
         }
     }
@@ -1578,8 +1647,19 @@ fn src_text(p: &Process, u: &Unit, b: &Buf) -> String {
         Src::Node(i) => format!("scratch {i}"),
         Src::Input(i) => format!("input `{}`", u.prog.inputs[*i as usize].name),
         Src::Output(i) => format!("output `{}`", u.prog.outputs[*i as usize].name),
-        Src::Row(at) if b.width > 1 => format!("row[{at} … {}]", at + b.width - 1),
-        Src::Row(at) => format!("row[{at}]"),
+        Src::Row(at) => {
+            let (off, _) = coef_layout(p, &u.prog);
+            let coef = off
+                .iter()
+                .position(|o| o == at)
+                .map(|c| format!(" (c{c})"))
+                .unwrap_or_default();
+            if b.width > 1 {
+                format!("row[{at} … {}]{coef}", at + b.width - 1)
+            } else {
+                format!("row[{at}]{coef}")
+            }
+        }
     }
 }
 
@@ -1948,6 +2028,13 @@ fn dims_params(p: &Process, dims: &[u32]) -> String {
         .join(", ")
 }
 
+/// The row values after the coefficients that a sequence reads.
+fn docs_text(docs: &BTreeMap<u32, String>) -> String {
+    docs.iter()
+        .map(|(at, d)| format!("   row[{at}]: {d}\n"))
+        .collect()
+}
+
 fn events_text(p: &Process, units: &[Unit], u: &Unit, events: &[Event]) -> String {
     let mut t = String::new();
     events_into(&mut t, p, units, u, events, "", "");
@@ -2311,6 +2398,7 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
         UnitKind::Entry(_) => {
             let _ = writeln!(t, "\nCalls:");
             t.push_str(&events_text(p, units, u, &tr.shapes[0]));
+            t.push_str(&docs_text(&tr.docs[0]));
         }
         UnitKind::Sampler(_) => {
             let n = tr.step_shape.len();
@@ -2320,6 +2408,7 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
             }
             let _ = writeln!(t, "\nStart (seed as given; before step 0):");
             t.push_str(&events_text(p, units, u, &tr.shapes[tr.start_shape]));
+            t.push_str(&docs_text(&tr.docs[tr.start_shape]));
             for (s, ks) in &by_shape {
                 if ks.len() == 1 {
                     let _ = writeln!(t, "\nStep k = {}:", ks[0]);
@@ -2327,9 +2416,11 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
                     let _ = writeln!(t, "\nStep k for k in {}:", ranges(ks));
                 }
                 t.push_str(&events_text(p, units, u, &tr.shapes[*s]));
+                t.push_str(&docs_text(&tr.docs[*s]));
             }
             let _ = writeln!(t, "\nFinal map (at t = grid[{n}]):");
             t.push_str(&events_text(p, units, u, &tr.shapes[tr.finalize_shape]));
+            t.push_str(&docs_text(&tr.docs[tr.finalize_shape]));
         }
     }
     let _ = writeln!(h, "/* ------------------------------------------------------------------------------------------");
@@ -2637,6 +2728,49 @@ fn one_call_params(
 fn units_kernel(u: &Unit, unit: usize, kernel: usize) -> Kernel {
     let _ = unit;
     u.plan.kernels[kernel].clone()
+}
+
+/// The C runtime's fixed sizes: dimensions per buffer, sizes per kernel, a network's inputs and
+/// outputs.
+fn check_limits(built: &[Built]) -> Result<(), String> {
+    fn walk(e: &Event, units: &[Unit]) -> Result<(), String> {
+        if let Event::Repeat { body, .. } = e {
+            return body.iter().try_for_each(|e| walk(e, units));
+        }
+        if bufs_of(e).iter().any(|b| b.dims.len() > 6) {
+            return Err("a value has more than 6 dimensions".into());
+        }
+        if let Event::Launch { unit, kernel, .. } = e {
+            if units[*unit].plan.kernels[*kernel].dims.len() > 8 {
+                return Err("a kernel has more than 8 dimensions".into());
+            }
+        }
+        if let Event::Call {
+            inputs, outputs, ..
+        } = e
+        {
+            if inputs.len() > 32 || outputs.len() > 32 {
+                return Err("a network has more than 32 inputs or outputs".into());
+            }
+        }
+        Ok(())
+    }
+    for (p, units, traces) in built {
+        if p.dims.len() > 255 {
+            return Err(format!("`{}` has more than 255 dimensions", p.name));
+        }
+        for (u, tr) in units.iter().zip(traces) {
+            for e in tr.shapes.iter().flatten() {
+                walk(e, units).map_err(|m| {
+                    format!(
+                        "`{}.{}`: {m}, more than the C runtime supports",
+                        p.name, u.name
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_unique_names(built: &[Built]) -> Result<(), String> {
