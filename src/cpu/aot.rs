@@ -1972,6 +1972,24 @@ fn process_header(h: &mut String, p: &Process, units: &[Unit], traces: &[Trace])
         time.hi,
         time.data_at
     );
+    // What the coefficients' formulas refer to.
+    if !p.consts.is_empty() {
+        let cs: Vec<String> = p
+            .consts
+            .iter()
+            .map(|c| format!("{} = {}", c.name, c.value))
+            .collect();
+        let _ = writeln!(text, "Constants: {}.", cs.join(", "));
+    }
+    if !p.schedules.is_empty() {
+        let _ = writeln!(
+            text,
+            "Schedules (in f64; discrete ones tabulated at build time):"
+        );
+        for sc in &p.schedules {
+            let _ = writeln!(text, "  {}({}) = {}", sc.name, time.name, show(p, sc.body));
+        }
+    }
     if !p.networks.is_empty() {
         let _ = writeln!(text, "Networks (the `net` argument of a denoiser):");
         for (i, n) in p.networks.iter().enumerate() {
@@ -2326,9 +2344,23 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
             let _ = writeln!(
                 t,
                 "Sampler `{}` of `{}`: {grid} steps on its default grid {pre}_grid (noise end first);\n\
-                 step k runs from t = grid[k] to s = grid[k + 1].",
+                 step k runs from t = grid[k] to s = grid[k + 1] (r = grid[k − 1] is the time before).",
                 u.name, p.name
             );
+            if let Some(s) = p.samplers.iter().find(|s| s.name == u.name) {
+                if !s.params.is_empty() {
+                    let ps: Vec<String> = s
+                        .params
+                        .iter()
+                        .map(|x| format!("{} = {}", x.name, show(p, x.value)))
+                        .collect();
+                    let _ = writeln!(
+                        t,
+                        "Parameters (the tables hold these defaults): {}.",
+                        ps.join(", ")
+                    );
+                }
+            }
         }
     }
     if tr.coef_width > 0 {
