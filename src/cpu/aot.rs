@@ -2458,17 +2458,16 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
     let _ = writeln!(h, "/* ------------------------------------------------------------------------------------------");
     comment(h, "", &t);
     let _ = writeln!(h, " */");
-    // Tables.
+    // Tables. The width is also a symbol, for programs that load the library at run time.
+    let _ = writeln!(h, "#define {upper}_ROW_WIDTH {}", tr.width);
+    let _ = writeln!(h, "extern const uint32_t {pre}_row_width;");
     if let (Some(rows), true) = (&tr.rows, tr.width > 0) {
-        let _ = writeln!(h, "#define {upper}_ROW_WIDTH {}", tr.width);
         let _ = writeln!(
             h,
             "extern const float {pre}_rows[{}][{}];",
             rows.len(),
             tr.width
         );
-    } else {
-        let _ = writeln!(h, "#define {upper}_ROW_WIDTH {}", tr.width);
     }
     // Functions.
     match &u.kind {
@@ -2810,7 +2809,13 @@ fn check_unique_names(built: &[Built]) -> Result<(), String> {
     for (p, units, traces) in built {
         for (u, tr) in units.iter().zip(traces) {
             let pre = u.prefix(p);
-            let mut names = vec![pre.clone(), format!("{pre}_rows"), format!("{pre}_grid")];
+            let mut names = vec![
+                pre.clone(),
+                format!("{pre}_rows"),
+                format!("{pre}_grid"),
+                format!("{pre}_row_width"),
+                format!("{pre}_steps"),
+            ];
             if u.sampler().is_some() {
                 for s in ["new", "free", "start", "step", "finalize"] {
                     names.push(format!("{pre}_sampler_{s}"));
@@ -3251,6 +3256,7 @@ fn unit_runtime(c: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trac
     let nd = p.dims.len().max(1);
     let dims = unit_dims(p, u, tr, units);
     let _ = writeln!(c, "\n/* {}.{} */", p.name, u.name);
+    let _ = writeln!(c, "const uint32_t {pre}_row_width = {}u;", tr.width);
     let mut shapes = Vec::new();
     for (i, s) in tr.shapes.iter().enumerate() {
         shapes.push(events_c(c, p, units, &format!("{pre}_shape{i}"), s, maxout));
