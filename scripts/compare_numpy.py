@@ -55,7 +55,10 @@ def load(libdir):
     fp = ctypes.POINTER(ctypes.c_float)
     step.argtypes = [fp, fp, fp, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint64]
     step.restype = ctypes.c_int
-    rows = (ctypes.c_float * 7 * 1002).in_dll(lib, "diffc_ddpm_linear_ancestral_rows")
+    # The table's shape, from the symbols the library exports for it.
+    width = ctypes.c_uint32.in_dll(lib, "diffc_ddpm_linear_ancestral_row_width").value
+    steps = ctypes.c_uint32.in_dll(lib, "diffc_ddpm_linear_ancestral_steps").value
+    rows = (ctypes.c_float * width * (steps + 2)).in_dll(lib, "diffc_ddpm_linear_ancestral_rows")
     return step, np.ctypeslib.as_array(rows).copy()
 
 
@@ -73,7 +76,8 @@ def main():
 
     def coefs(k):
         r = rows[k]
-        # The step's kernel, as the header lists it: x0 = (x - sqrt(sigma2) eps) / alpha;
+        # Row values as the header names them (c1 alpha(t), c2 sigma(t)^2, c3 c0, c4 ct, c5 var);
+        # the step's kernel: x0 = (x - sqrt(sigma2) eps) / alpha;
         # mean = c0 x0 + ct x; x' = mean + sqrt(var) z.
         return dict(alpha=r[1], sigma2=r[2], c0=r[3], ct=r[4], var=r[5])
 
