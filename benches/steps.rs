@@ -470,9 +470,15 @@ fn nd_digress(b: &mut Bufs) {
         });
 }
 
+/// The network's input θ = softmax(z) over each element's K logits, then
 /// z' = a z + b (1/K - ê) + c (ê - ê_prev) (first- plus second-order ODE terms).
 fn nd_bfn2(b: &mut Bufs) {
     let (a, bb, c, k) = (0.95f32, 0.02f32, -0.001f32, b.k as f32);
+    let z = b.x.view().into_shape_with_order((b.n / b.k, b.k)).unwrap();
+    let m = z.fold_axis(Axis(1), f32::NEG_INFINITY, |m, x| m.max(*x));
+    let ez = (&z - &m.insert_axis(Axis(1))).mapv(f32::exp);
+    let theta = &ez / &ez.sum_axis(Axis(1)).insert_axis(Axis(1));
+    std::hint::black_box(&theta);
     let first = &b.x * a + &((1.0 / k - &b.e) * bb);
     let d1 = &b.e - &b.prev;
     b.x = first + &(d1 * c);

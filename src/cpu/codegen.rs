@@ -588,7 +588,9 @@ impl<'a, 'b> Gen<'a, 'b> {
             };
             // A statement runs lane by lane if it cannot run on vectors, and costs as much if
             // its operands come lane by lane (they are packed into a vector first).
-            let packed = operands(&s.inst).iter().any(|o| per_lane[o.0 as usize]);
+            // (A C math call is worth packing for: one four-lane call replaces four.)
+            let packed = !matches!(s.inst, Inst::Call(..))
+                && operands(&s.inst).iter().any(|o| per_lane[o.0 as usize]);
             if !filled && (!self.vectorizable(s) || packed) {
                 per_lane[s.id.0 as usize] = !self.vectorizable(s);
                 lanes += 1;
