@@ -1126,31 +1126,100 @@ fn define_rng1<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
     Ok((ids[0], ids[1]))
 }
 
-/// The four words of block `block` of stream `site` (`rng::philox4x32_10`).
-fn philox(
-    b: &mut FunctionBuilder,
-    k0: Value,
-    k1: Value,
-    step: Value,
-    site: Value,
-    block: Value,
-) -> [Value; 4] {
-    let mut c0 = b.ins().ireduce(types::I32, block);
-    let hi = b.ins().ushr_imm_u(block, 32);
-    let mut c1 = b.ins().ireduce(types::I32, hi);
-    let mut c2 = step;
-    let mut c3 = site;
-    let (mut k0, mut k1) = (k0, k1);
-    let m0 = b.ins().iconst(types::I32, rng::PHILOX_M0 as i64);
-    let m1 = b.ins().iconst(types::I32, rng::PHILOX_M1 as i64);
-    for r in 0..10 {
-        if r > 0 {
-            k0 = b.ins().iadd_imm_u(k0, rng::PHILOX_W0 as i64);
-            k1 = b.ins().iadd_imm_u(k1, rng::PHILOX_W1 as i64);
+/// The generator's arithmetic on one lane (`W::S`) or four (`W::X4`), written once: the
+/// one-element helpers and the fill helpers compute the same bits.
+#[derive(Clone, Copy, PartialEq)]
+enum W {
+    S,
+    X4,
+}
+
+impl W {
+    /// An f32 constant (every lane).
+    fn f(self, b: &mut FunctionBuilder, x: f32) -> Value {
+        match self {
+            W::S => b.ins().f32const(x),
+            W::X4 => {
+                let bytes: Vec<u8> = (0..4).flat_map(|_| x.to_bits().to_le_bytes()).collect();
+                let c = b.func.dfg.constants.insert(bytes.into());
+                b.ins().vconst(types::F32X4, c)
+            }
         }
-        let hi0 = b.ins().umulhi(m0, c0);
+    }
+
+    /// An i32 constant (every lane). Four lanes are a vector constant, not a `splat`, which
+    /// Cranelift's optimizer would fold through `uwiden_low` and so lose the `pmuludq` pattern.
+    fn i(self, b: &mut FunctionBuilder, x: i64) -> Value {
+        match self {
+            W::S => b.ins().iconst(types::I32, x),
+            W::X4 => {
+                let bytes: Vec<u8> = (0..4).flat_map(|_| (x as u32).to_le_bytes()).collect();
+                let c = b.func.dfg.constants.insert(bytes.into());
+                b.ins().vconst(types::I32X4, c)
+            }
+        }
+    }
+
+    fn ity(self) -> Type {
+        match self {
+            W::S => types::I32,
+            W::X4 => types::I32X4,
+        }
+    }
+
+    fn fty(self) -> Type {
+        match self {
+            W::S => types::F32,
+            W::X4 => types::F32X4,
+        }
+    }
+
+    /// `if c then x else y`, for a comparison's result `c` (a bool, or a lane mask).
+    fn sel(self, b: &mut FunctionBuilder, c: Value, x: Value, y: Value) -> Value {
+        match self {
+            W::S => b.ins().select(c, x, y),
+            W::X4 => {
+                let ty = b.func.dfg.value_type(x);
+                let m = if ty == types::I32X4 {
+                    c
+                } else {
+                    b.ins().bitcast(ty, MemFlagsData::new(), c)
+                };
+                b.ins().bitselect(m, x, y)
+            }
+        }
+    }
+
+    /// The high 32 bits of the 64-bit products `m * x`.
+    fn mulhi(self, b: &mut FunctionBuilder, m: Value, x: Value) -> Value {
+        if self == W::S {
+            return b.ins().umulhi(m, x);
+        }
+        // Lanes 0-1 and 2-3 as i64x2 products (`pmuludq`), then their odd 32-bit halves.
+        let le = MemFlagsData::new().with_endianness(ir::Endianness::Little);
+        let mut halves = Vec::new();
+        for high in [false, true] {
+            let (mw, xw) = if high {
+                (b.ins().uwiden_high(m), b.ins().uwiden_high(x))
+            } else {
+                (b.ins().uwiden_low(m), b.ins().uwiden_low(x))
+            };
+            let p = b.ins().imul(mw, xw);
+            halves.push(b.ins().bitcast(types::I32X4, le, p));
+        }
+        shuffle32(b, halves[0], halves[1], [1, 3, 5, 7])
+    }
+}
+
+/// `rng::philox4x32_10` on counters `c` with the ten round keys `keys` (one block per lane).
+fn philox(b: &mut FunctionBuilder, w: W, c: [Value; 4], keys: &[(Value, Value)]) -> [Value; 4] {
+    let [mut c0, mut c1, mut c2, mut c3] = c;
+    let m0 = w.i(b, rng::PHILOX_M0 as i64);
+    let m1 = w.i(b, rng::PHILOX_M1 as i64);
+    for &(k0, k1) in keys {
+        let hi0 = w.mulhi(b, m0, c0);
         let lo0 = b.ins().imul(m0, c0);
-        let hi1 = b.ins().umulhi(m1, c2);
+        let hi1 = w.mulhi(b, m1, c2);
         let lo1 = b.ins().imul(m1, c2);
         let x = b.ins().bxor(hi1, c1);
         let n0 = b.ins().bxor(x, k0);
@@ -1164,14 +1233,146 @@ fn philox(
     [c0, c1, c2, c3]
 }
 
+/// The ten Philox round keys from the seed's two words (`w` lanes of each).
+fn round_keys(b: &mut FunctionBuilder, w: W, k0: Value, k1: Value) -> Vec<(Value, Value)> {
+    let (mut a, mut c) = (k0, k1);
+    let mut keys = Vec::new();
+    for r in 0..10 {
+        if r > 0 {
+            a = b.ins().iadd_imm_u(a, rng::PHILOX_W0 as i64);
+            c = b.ins().iadd_imm_u(c, rng::PHILOX_W1 as i64);
+        }
+        keys.push(match w {
+            W::S => (a, c),
+            W::X4 => (
+                b.ins().splat(types::I32X4, a),
+                b.ins().splat(types::I32X4, c),
+            ),
+        });
+    }
+    keys
+}
+
 /// `rng::uniform_open`.
-fn uniform_open(b: &mut FunctionBuilder, w: Value) -> Value {
-    let s = b.ins().ushr_imm_u(w, 9);
-    let f = b.ins().fcvt_from_uint(types::F32, s);
-    let h = b.ins().f32const(0.5);
+fn uniform_open(b: &mut FunctionBuilder, w: W, x: Value) -> Value {
+    let s = b.ins().ushr_imm_u(x, 9);
+    // Below 2^23: the signed conversion is exact.
+    let f = b.ins().fcvt_from_sint(w.fty(), s);
+    let h = w.f(b, 0.5);
     let f = b.ins().fadd(f, h);
-    let sc = b.ins().f32const(1.0 / 8_388_608.0);
+    let sc = w.f(b, 1.0 / 8_388_608.0);
     b.ins().fmul(f, sc)
+}
+
+/// c[0] + x (c[1] + x (… + x c[n-1])) by Horner's rule from the highest coefficient, as `rng`
+/// evaluates its polynomials (`p = p * x + c`, no FMA).
+fn horner(b: &mut FunctionBuilder, w: W, c: &[f32], x: Value) -> Value {
+    let mut p = w.f(b, c[c.len() - 1]);
+    for k in c[..c.len() - 1].iter().rev() {
+        let t = b.ins().fmul(p, x);
+        let k = w.f(b, *k);
+        p = b.ins().fadd(t, k);
+    }
+    p
+}
+
+/// `rng::log_f32` on the uniforms of `uniform_open` (normal numbers in (0, 1), so the
+/// special cases of the general function never arise).
+fn log_unit(b: &mut FunctionBuilder, w: W, x: Value) -> Value {
+    let bits = b.ins().bitcast(w.ity(), MemFlagsData::new(), x);
+    let e = b.ins().ushr_imm_u(bits, 23);
+    let c127 = w.i(b, 127);
+    let e = b.ins().isub(e, c127);
+    let mm = w.i(b, 0x007F_FFFF);
+    let m = b.ins().band(bits, mm);
+    let one_bits = w.i(b, 0x3F80_0000);
+    let m = b.ins().bor(m, one_bits);
+    // m is a positive i32 here, so the signed comparison is the unsigned one.
+    let lim = w.i(b, rng::SQRT2_BITS as i64 - 1);
+    let big = b.ins().icmp(IntCC::SignedGreaterThan, m, lim);
+    let half = w.i(b, 0x0080_0000);
+    let m2 = b.ins().isub(m, half);
+    let m = w.sel(b, big, m2, m);
+    let one_i = w.i(b, 1);
+    let e2 = b.ins().iadd(e, one_i);
+    let e = w.sel(b, big, e2, e);
+    let mf = b.ins().bitcast(w.fty(), MemFlagsData::new(), m);
+    let one = w.f(b, 1.0);
+    let f = b.ins().fsub(mf, one);
+    let p = horner(b, w, &rng::LOG_P, f);
+    let ff = b.ins().fmul(f, f);
+    let t = b.ins().fmul(ff, p);
+    let ef = b.ins().fcvt_from_sint(w.fty(), e);
+    let ln2hi = w.f(b, rng::LN2_HI);
+    let ln2lo = w.f(b, rng::LN2_LO);
+    let hi = b.ins().fmul(ef, ln2hi);
+    let el = b.ins().fmul(ef, ln2lo);
+    let tl = b.ins().fadd(t, el);
+    let lo = b.ins().fadd(f, tl);
+    b.ins().fadd(hi, lo)
+}
+
+/// `rng::sincos_2pi_f32`: (sin 2πu, cos 2πu), for u in [0, 1].
+fn sincos(b: &mut FunctionBuilder, w: W, u: Value) -> (Value, Value) {
+    let four = w.f(b, 4.0);
+    let v = b.ins().fmul(u, four);
+    // v in [0, 4]: truncation toward zero, as `rng` converts.
+    let q = b.ins().fcvt_to_sint_sat(w.ity(), v);
+    let qf = b.ins().fcvt_from_sint(w.fty(), q);
+    let r = b.ins().fsub(v, qf);
+    let half = w.f(b, 0.5);
+    let mirror = b.ins().fcmp(FloatCC::GreaterThan, r, half);
+    let one = w.f(b, 1.0);
+    let rm = b.ins().fsub(one, r);
+    let t = w.sel(b, mirror, rm, r);
+    let x = b.ins().fmul(t, t);
+    let sr = horner(b, w, &rng::SIN_R, x);
+    let s1 = w.f(b, rng::SIN_S1);
+    let ts = b.ins().fmul(t, s1);
+    let tx = b.ins().fmul(t, x);
+    let txs = b.ins().fmul(tx, sr);
+    let s = b.ins().fadd(ts, txs);
+    let cq = horner(b, w, &rng::COS_Q, x);
+    let c2 = w.f(b, rng::COS_C2);
+    let xc = b.ins().fmul(x, c2);
+    let xx = b.ins().fmul(x, x);
+    let xxq = b.ins().fmul(xx, cq);
+    let inner = b.ins().fadd(xc, xxq);
+    let c = b.ins().fadd(one, inner);
+    let (s, c) = (w.sel(b, mirror, c, s), w.sel(b, mirror, s, c));
+    let ns = b.ins().fneg(s);
+    let nc = b.ins().fneg(c);
+    let three = w.i(b, 3);
+    let q3 = b.ins().band(q, three);
+    let mut is = Vec::new();
+    for k in 1..4 {
+        let kk = w.i(b, k);
+        is.push(b.ins().icmp(IntCC::Equal, q3, kk));
+    }
+    // q 0: (s, c); 1: (c, -s); 2: (-s, -c); 3: (-c, s).
+    let so = w.sel(b, is[2], nc, s);
+    let so = w.sel(b, is[1], ns, so);
+    let so = w.sel(b, is[0], c, so);
+    let co = w.sel(b, is[2], s, c);
+    let co = w.sel(b, is[1], nc, co);
+    let co = w.sel(b, is[0], ns, co);
+    (so, co)
+}
+
+/// The four words of block `block` of stream `site`.
+fn philox_block(
+    b: &mut FunctionBuilder,
+    k0: Value,
+    k1: Value,
+    step: Value,
+    site: Value,
+    block: Value,
+) -> [Value; 4] {
+    let c0 = b.ins().ireduce(types::I32, block);
+    let hi = b.ins().ushr_imm_u(block, 32);
+    let c1 = b.ins().ireduce(types::I32, hi);
+    let keys = round_keys(b, W::S, k0, k1);
+    philox(b, W::S, [c0, c1, step, site], &keys)
 }
 
 /// Block `index / 4` and word `index % 4`.
@@ -1191,14 +1392,14 @@ fn rng_uniform(
     idx: Value,
 ) -> Value {
     let (block, j) = block_and_word(b, idx);
-    let w = philox(b, k0, k1, step, site, block);
+    let w = philox_block(b, k0, k1, step, site, block);
     let is1 = b.ins().icmp_imm_u(IntCC::Equal, j, 1);
     let is2 = b.ins().icmp_imm_u(IntCC::Equal, j, 2);
     let is3 = b.ins().icmp_imm_u(IntCC::Equal, j, 3);
     let x = b.ins().select(is3, w[3], w[0]);
     let x = b.ins().select(is2, w[2], x);
     let x = b.ins().select(is1, w[1], x);
-    uniform_open(b, x)
+    uniform_open(b, W::S, x)
 }
 
 /// `rng::normal`: z[i % 4] of the block's Box–Muller pairs.
@@ -1211,107 +1412,21 @@ fn rng_normal(
     idx: Value,
 ) -> Value {
     let (block, j) = block_and_word(b, idx);
-    let w = philox(b, k0, k1, step, site, block);
+    let w = philox_block(b, k0, k1, step, site, block);
     let hi = b.ins().band_imm_u(j, 2);
     let odd = b.ins().band_imm_u(j, 1);
     let wa = b.ins().select(hi, w[2], w[0]);
     let wb = b.ins().select(hi, w[3], w[1]);
-    let u0 = uniform_open(b, wa);
-    let u1 = uniform_open(b, wb);
-    let lg = log_unit(b, u0);
+    let u0 = uniform_open(b, W::S, wa);
+    let u1 = uniform_open(b, W::S, wb);
+    let lg = log_unit(b, W::S, u0);
     let m2 = b.ins().f32const(-2.0);
     let t = b.ins().fmul(m2, lg);
     let r = b.ins().sqrt(t);
-    let (s, c) = sincos(b, u1);
+    let (s, c) = sincos(b, W::S, u1);
     let zs = b.ins().fmul(r, s);
     let zc = b.ins().fmul(r, c);
     b.ins().select(odd, zs, zc)
-}
-
-/// c[0] + x (c[1] + x (… + x c[n-1])) by Horner's rule from the highest coefficient, as `rng`
-/// evaluates its polynomials (`p = p * x + c`, no FMA).
-fn horner(b: &mut FunctionBuilder, c: &[f32], x: Value) -> Value {
-    let mut p = b.ins().f32const(c[c.len() - 1]);
-    for k in c[..c.len() - 1].iter().rev() {
-        let t = b.ins().fmul(p, x);
-        let k = b.ins().f32const(*k);
-        p = b.ins().fadd(t, k);
-    }
-    p
-}
-
-/// `rng::log_f32` on the uniforms of `uniform_open` (normal numbers in (0, 1), so the
-/// special cases of the general function never arise).
-fn log_unit(b: &mut FunctionBuilder, x: Value) -> Value {
-    let bits = b.ins().bitcast(types::I32, MemFlagsData::new(), x);
-    let e = b.ins().ushr_imm_u(bits, 23);
-    let e = b.ins().iadd_imm_s(e, -127);
-    let m = b.ins().band_imm_u(bits, 0x007F_FFFF);
-    let m = b.ins().bor_imm_u(m, 0x3F80_0000);
-    let big = b
-        .ins()
-        .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, m, rng::SQRT2_BITS as i64);
-    let m2 = b.ins().iadd_imm_s(m, -0x0080_0000);
-    let m = b.ins().select(big, m2, m);
-    let e2 = b.ins().iadd_imm_s(e, 1);
-    let e = b.ins().select(big, e2, e);
-    let mf = b.ins().bitcast(types::F32, MemFlagsData::new(), m);
-    let one = b.ins().f32const(1.0);
-    let f = b.ins().fsub(mf, one);
-    let p = horner(b, &rng::LOG_P, f);
-    let ff = b.ins().fmul(f, f);
-    let t = b.ins().fmul(ff, p);
-    let ef = b.ins().fcvt_from_sint(types::F32, e);
-    let ln2hi = b.ins().f32const(rng::LN2_HI);
-    let ln2lo = b.ins().f32const(rng::LN2_LO);
-    let hi = b.ins().fmul(ef, ln2hi);
-    let el = b.ins().fmul(ef, ln2lo);
-    let tl = b.ins().fadd(t, el);
-    let lo = b.ins().fadd(f, tl);
-    b.ins().fadd(hi, lo)
-}
-
-/// `rng::sincos_2pi_f32`: (sin 2πu, cos 2πu).
-fn sincos(b: &mut FunctionBuilder, u: Value) -> (Value, Value) {
-    let four = b.ins().f32const(4.0);
-    let v = b.ins().fmul(u, four);
-    let q = b.ins().fcvt_to_uint(types::I32, v);
-    let qf = b.ins().fcvt_from_uint(types::F32, q);
-    let r = b.ins().fsub(v, qf);
-    let half = b.ins().f32const(0.5);
-    let mirror = b.ins().fcmp(FloatCC::GreaterThan, r, half);
-    let one = b.ins().f32const(1.0);
-    let rm = b.ins().fsub(one, r);
-    let t = b.ins().select(mirror, rm, r);
-    let x = b.ins().fmul(t, t);
-    let sr = horner(b, &rng::SIN_R, x);
-    let s1 = b.ins().f32const(rng::SIN_S1);
-    let ts = b.ins().fmul(t, s1);
-    let tx = b.ins().fmul(t, x);
-    let txs = b.ins().fmul(tx, sr);
-    let s = b.ins().fadd(ts, txs);
-    let cq = horner(b, &rng::COS_Q, x);
-    let c2 = b.ins().f32const(rng::COS_C2);
-    let xc = b.ins().fmul(x, c2);
-    let xx = b.ins().fmul(x, x);
-    let xxq = b.ins().fmul(xx, cq);
-    let inner = b.ins().fadd(xc, xxq);
-    let c = b.ins().fadd(one, inner);
-    let (s, c) = (b.ins().select(mirror, c, s), b.ins().select(mirror, s, c));
-    let ns = b.ins().fneg(s);
-    let nc = b.ins().fneg(c);
-    let q3 = b.ins().band_imm_u(q, 3);
-    let is1 = b.ins().icmp_imm_u(IntCC::Equal, q3, 1);
-    let is2 = b.ins().icmp_imm_u(IntCC::Equal, q3, 2);
-    let is3 = b.ins().icmp_imm_u(IntCC::Equal, q3, 3);
-    // q 0: (s, c); 1: (c, -s); 2: (-s, -c); 3: (-c, s).
-    let so = b.ins().select(is3, nc, s);
-    let so = b.ins().select(is2, ns, so);
-    let so = b.ins().select(is1, c, so);
-    let co = b.ins().select(is3, s, c);
-    let co = b.ins().select(is2, nc, co);
-    let co = b.ins().select(is1, ns, co);
-    (so, co)
 }
 
 fn fcc(c: Cmp) -> FloatCC {
@@ -1365,21 +1480,6 @@ fn fill_signature(m: &dyn Module) -> Signature {
     sig
 }
 
-/// An i32x4 with every lane `x`, as a vector constant (not a splat, which Cranelift's
-/// optimizer would fold through `uwiden_low` and so lose the `pmuludq` pattern).
-fn ci(b: &mut FunctionBuilder, x: i64) -> Value {
-    let bytes: Vec<u8> = (0..4).flat_map(|_| (x as u32).to_le_bytes()).collect();
-    let c = b.func.dfg.constants.insert(bytes.into());
-    b.ins().vconst(types::I32X4, c)
-}
-
-/// An f32x4 with every lane `x`.
-fn cf(b: &mut FunctionBuilder, x: f32) -> Value {
-    let bytes: Vec<u8> = (0..4).flat_map(|_| x.to_bits().to_le_bytes()).collect();
-    let c = b.func.dfg.constants.insert(bytes.into());
-    b.ins().vconst(types::F32X4, c)
-}
-
 /// Shuffle the 32-bit lanes of two vectors: lane `l` of the result is lane `sel[l]` of `x`
 /// (0–3) or of `y` (4–7).
 fn shuffle32(b: &mut FunctionBuilder, x: Value, y: Value, sel: [u8; 4]) -> Value {
@@ -1394,157 +1494,6 @@ fn shuffle32(b: &mut FunctionBuilder, x: Value, y: Value, sel: [u8; 4]) -> Value
     let imm = b.func.dfg.immediates.push(bytes.into());
     let r = b.ins().shuffle(xb, yb, imm);
     b.ins().bitcast(ty, le, r)
-}
-
-/// A lane mask (all ones or zero, i32x4) as a selector of f32x4 values.
-fn fsel(b: &mut FunctionBuilder, mask: Value, x: Value, y: Value) -> Value {
-    let m = b.ins().bitcast(types::F32X4, MemFlagsData::new(), mask);
-    b.ins().bitselect(m, x, y)
-}
-
-/// Four lanes of `rng::philox4x32_10`: counters `c` (one block per lane), round keys `keys`.
-fn philox_x4(b: &mut FunctionBuilder, c: [Value; 4], keys: &[(Value, Value)]) -> [Value; 4] {
-    let [mut c0, mut c1, mut c2, mut c3] = c;
-    let m0 = ci(b, rng::PHILOX_M0 as i64);
-    let m1 = ci(b, rng::PHILOX_M1 as i64);
-    // High words of the four 64-bit products: lanes 1 and 3 of each pair of i64x2 products.
-    let mulhi = |b: &mut FunctionBuilder, m: Value, x: Value| {
-        let ml = b.ins().uwiden_low(m);
-        let xl = b.ins().uwiden_low(x);
-        let lo = b.ins().imul(ml, xl);
-        let mh = b.ins().uwiden_high(m);
-        let xh = b.ins().uwiden_high(x);
-        let hi = b.ins().imul(mh, xh);
-        let lo = b.ins().bitcast(
-            types::I32X4,
-            MemFlagsData::new().with_endianness(ir::Endianness::Little),
-            lo,
-        );
-        let hi = b.ins().bitcast(
-            types::I32X4,
-            MemFlagsData::new().with_endianness(ir::Endianness::Little),
-            hi,
-        );
-        shuffle32(b, lo, hi, [1, 3, 5, 7])
-    };
-    for &(k0, k1) in keys {
-        let hi0 = mulhi(b, m0, c0);
-        let lo0 = b.ins().imul(m0, c0);
-        let hi1 = mulhi(b, m1, c2);
-        let lo1 = b.ins().imul(m1, c2);
-        let x = b.ins().bxor(hi1, c1);
-        let n0 = b.ins().bxor(x, k0);
-        let y = b.ins().bxor(hi0, c3);
-        let n2 = b.ins().bxor(y, k1);
-        c0 = n0;
-        c1 = lo1;
-        c2 = n2;
-        c3 = lo0;
-    }
-    [c0, c1, c2, c3]
-}
-
-/// `rng::uniform_open` on four words.
-fn uniform_open_x4(b: &mut FunctionBuilder, w: Value) -> Value {
-    let s = b.ins().ushr_imm_u(w, 9);
-    // Below 2^23: the signed conversion is exact.
-    let f = b.ins().fcvt_from_sint(types::F32X4, s);
-    let h = cf(b, 0.5);
-    let f = b.ins().fadd(f, h);
-    let sc = cf(b, 1.0 / 8_388_608.0);
-    b.ins().fmul(f, sc)
-}
-
-/// `horner` on four lanes.
-fn horner_x4(b: &mut FunctionBuilder, c: &[f32], x: Value) -> Value {
-    let mut p = cf(b, c[c.len() - 1]);
-    for k in c[..c.len() - 1].iter().rev() {
-        let t = b.ins().fmul(p, x);
-        let k = cf(b, *k);
-        p = b.ins().fadd(t, k);
-    }
-    p
-}
-
-/// `log_unit` on four lanes.
-fn log_unit_x4(b: &mut FunctionBuilder, x: Value) -> Value {
-    let bits = b.ins().bitcast(types::I32X4, MemFlagsData::new(), x);
-    let e = b.ins().ushr_imm_u(bits, 23);
-    let c127 = ci(b, 127);
-    let e = b.ins().isub(e, c127);
-    let mm = ci(b, 0x007F_FFFF);
-    let m = b.ins().band(bits, mm);
-    let one_bits = ci(b, 0x3F80_0000);
-    let m = b.ins().bor(m, one_bits);
-    // m is a positive i32 here, so the signed comparison is the unsigned one.
-    let lim = ci(b, rng::SQRT2_BITS as i64 - 1);
-    let big = b.ins().icmp(IntCC::SignedGreaterThan, m, lim);
-    let half = ci(b, 0x0080_0000);
-    let m2 = b.ins().isub(m, half);
-    let m = b.ins().bitselect(big, m2, m);
-    // e + 1 where big: big is -1 there.
-    let e = b.ins().isub(e, big);
-    let mf = b.ins().bitcast(types::F32X4, MemFlagsData::new(), m);
-    let one = cf(b, 1.0);
-    let f = b.ins().fsub(mf, one);
-    let p = horner_x4(b, &rng::LOG_P, f);
-    let ff = b.ins().fmul(f, f);
-    let t = b.ins().fmul(ff, p);
-    let ef = b.ins().fcvt_from_sint(types::F32X4, e);
-    let ln2hi = cf(b, rng::LN2_HI);
-    let ln2lo = cf(b, rng::LN2_LO);
-    let hi = b.ins().fmul(ef, ln2hi);
-    let el = b.ins().fmul(ef, ln2lo);
-    let tl = b.ins().fadd(t, el);
-    let lo = b.ins().fadd(f, tl);
-    b.ins().fadd(hi, lo)
-}
-
-/// `sincos` on four lanes, for u in [0, 1].
-fn sincos_x4(b: &mut FunctionBuilder, u: Value) -> (Value, Value) {
-    let four = cf(b, 4.0);
-    let v = b.ins().fmul(u, four);
-    // v in [0, 4]: truncation toward zero, as the scalar unsigned conversion.
-    let q = b.ins().fcvt_to_sint_sat(types::I32X4, v);
-    let qf = b.ins().fcvt_from_sint(types::F32X4, q);
-    let r = b.ins().fsub(v, qf);
-    let half = cf(b, 0.5);
-    let mirror = b.ins().fcmp(FloatCC::GreaterThan, r, half);
-    let one = cf(b, 1.0);
-    let rm = b.ins().fsub(one, r);
-    let t = fsel(b, mirror, rm, r);
-    let x = b.ins().fmul(t, t);
-    let sr = horner_x4(b, &rng::SIN_R, x);
-    let s1 = cf(b, rng::SIN_S1);
-    let ts = b.ins().fmul(t, s1);
-    let tx = b.ins().fmul(t, x);
-    let txs = b.ins().fmul(tx, sr);
-    let s = b.ins().fadd(ts, txs);
-    let cq = horner_x4(b, &rng::COS_Q, x);
-    let c2 = cf(b, rng::COS_C2);
-    let xc = b.ins().fmul(x, c2);
-    let xx = b.ins().fmul(x, x);
-    let xxq = b.ins().fmul(xx, cq);
-    let inner = b.ins().fadd(xc, xxq);
-    let c = b.ins().fadd(one, inner);
-    let (s, c) = (fsel(b, mirror, c, s), fsel(b, mirror, s, c));
-    let ns = b.ins().fneg(s);
-    let nc = b.ins().fneg(c);
-    let three = ci(b, 3);
-    let q3 = b.ins().band(q, three);
-    let mut is = Vec::new();
-    for k in 1..4 {
-        let kk = ci(b, k);
-        is.push(b.ins().icmp(IntCC::Equal, q3, kk));
-    }
-    // q 0: (s, c); 1: (c, -s); 2: (-s, -c); 3: (-c, s).
-    let so = fsel(b, is[2], nc, s);
-    let so = fsel(b, is[1], ns, so);
-    let so = fsel(b, is[0], c, so);
-    let co = fsel(b, is[2], s, c);
-    let co = fsel(b, is[1], nc, co);
-    let co = fsel(b, is[0], ns, co);
-    (so, co)
 }
 
 /// Rows of the 4×4 transpose of `z`: row j holds lane j of each of z[0..4].
@@ -1587,18 +1536,7 @@ fn define_fills<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
             let p = b.block_params(entry).to_vec();
             let (k0, k1, step, site, block0, blocks, out) =
                 (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
-            // Round keys, splatted once.
-            let mut keys = Vec::new();
-            let (mut a, mut c) = (k0, k1);
-            for r in 0..10 {
-                if r > 0 {
-                    a = b.ins().iadd_imm_u(a, rng::PHILOX_W0 as i64);
-                    c = b.ins().iadd_imm_u(c, rng::PHILOX_W1 as i64);
-                }
-                let av = b.ins().splat(types::I32X4, a);
-                let cv = b.ins().splat(types::I32X4, c);
-                keys.push((av, cv));
-            }
+            let keys = round_keys(&mut b, W::X4, k0, k1);
             let stepv = b.ins().splat(types::I32X4, step);
             let sitev = b.ins().splat(types::I32X4, site);
             // Counter words 0 and 1 of blocks block0 + 0..4, carrying into word 1.
@@ -1634,32 +1572,32 @@ fn define_fills<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
             b.ins().brif(left, body, &[], exit, &[]);
             b.switch_to_block(body);
             b.seal_block(body);
-            let w = philox_x4(&mut b, [c0, c1, stepv, sitev], &keys);
+            let w = philox(&mut b, W::X4, [c0, c1, stepv, sitev], &keys);
             let rows = if normal {
-                let u0 = uniform_open_x4(&mut b, w[0]);
-                let u1 = uniform_open_x4(&mut b, w[1]);
-                let u2 = uniform_open_x4(&mut b, w[2]);
-                let u3 = uniform_open_x4(&mut b, w[3]);
+                let u0 = uniform_open(&mut b, W::X4, w[0]);
+                let u1 = uniform_open(&mut b, W::X4, w[1]);
+                let u2 = uniform_open(&mut b, W::X4, w[2]);
+                let u3 = uniform_open(&mut b, W::X4, w[3]);
                 let mut z = Vec::new();
                 for (ua, ub) in [(u0, u1), (u2, u3)] {
-                    let lg = log_unit_x4(&mut b, ua);
-                    let m2 = cf(&mut b, -2.0);
+                    let lg = log_unit(&mut b, W::X4, ua);
+                    let m2 = W::X4.f(&mut b, -2.0);
                     let t = b.ins().fmul(m2, lg);
                     let r = b.ins().sqrt(t);
-                    let (s, c) = sincos_x4(&mut b, ub);
+                    let (s, c) = sincos(&mut b, W::X4, ub);
                     z.push(b.ins().fmul(r, c));
                     z.push(b.ins().fmul(r, s));
                 }
                 transpose4(&mut b, [z[0], z[1], z[2], z[3]])
             } else {
-                let u: Vec<Value> = w.iter().map(|x| uniform_open_x4(&mut b, *x)).collect();
+                let u: Vec<Value> = w.iter().map(|x| uniform_open(&mut b, W::X4, *x)).collect();
                 transpose4(&mut b, [u[0], u[1], u[2], u[3]])
             };
             for (j, r) in rows.iter().enumerate() {
                 b.ins()
                     .store(MemFlagsData::new().with_notrap(), *r, dst, (16 * j) as i32);
             }
-            let four = ci(&mut b, 4);
+            let four = W::X4.i(&mut b, 4);
             let n0 = b.ins().iadd(c0, four);
             let carry = b.ins().icmp(IntCC::UnsignedLessThan, n0, c0);
             let n1 = b.ins().isub(c1, carry);
