@@ -122,6 +122,9 @@ fn triad(n: usize, threads: usize, reps: usize) -> f64 {
 // The steps
 // ---------------------------------------------------------------------------------------------
 
+/// A step's batch, its dimension sizes by name, and its element count.
+type Layout = (usize, Vec<(&'static str, usize)>, usize);
+
 struct Case {
     label: &'static str,
     source: String,
@@ -132,7 +135,7 @@ struct Case {
     /// The step's index in its grid (a middle step: multistep samplers use their history).
     k: usize,
     /// Sizes (batch, dims) for about `n` elements, and the exact element count.
-    shape: fn(usize) -> (usize, Vec<(&'static str, usize)>, usize),
+    shape: fn(usize) -> Layout,
     /// The same maths with ndarray, one pass per operation.
     ndarray: fn(&mut Bufs),
 }
@@ -629,7 +632,7 @@ fn main() {
 }
 
 fn fmt_n(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{}M", n >> 20)
     } else if n >= 1_000_000 {
         format!("{:.2}M", n as f64 / (1 << 20) as f64)

@@ -162,7 +162,7 @@ pub fn define<M: Module>(
             m.declare_func_in_func(rng.normal, b.func),
             m.declare_func_in_func(rng.uniform, b.func),
         );
-        Gen::emit(&mut b, k, refs, refs4, rng, ptr, &fills, fill_refs);
+        Gen::emit(&mut b, k, refs, refs4, (rng, fill_refs), ptr, &fills);
         b.finalize(m.target_config());
     }
     let clif = ctx.func.display().to_string();
@@ -274,11 +274,11 @@ impl<'a, 'b> Gen<'a, 'b> {
         k: &'a Kernel,
         libm: HashMap<Libm, FuncRef>,
         libm4: HashMap<Libm, FuncRef>,
-        rng: (FuncRef, FuncRef),
+        rng: ((FuncRef, FuncRef), Option<(FuncRef, FuncRef)>),
         ptr: Type,
         fills: &[(u32, bool)],
-        fill_refs: Option<(FuncRef, FuncRef)>,
     ) {
+        let (rng, fill_refs) = rng;
         let n = k.values as usize;
         let mut tys = vec![Ty::I64; n];
         let mut insts: Vec<Option<&Inst>> = vec![None; n];
