@@ -63,6 +63,47 @@ pub fn declare_libm<M: Module>(m: &mut M) -> Result<HashMap<Libm, FuncId>, Strin
     Ok(out)
 }
 
+/// Declare and define one function of a module. `body` receives the builder positioned in the
+/// entry block (sealed) and its parameters, and ends the function; the Cranelift verifier runs
+/// on every function defined here. Returns its id, and its IR text when `text`.
+fn define_fn<M: Module>(
+    m: &mut M,
+    name: &str,
+    linkage: Linkage,
+    sig: Signature,
+    text: bool,
+    body: impl FnOnce(&mut M, &mut FunctionBuilder, &[Value]) -> Result<(), String>,
+) -> Result<(FuncId, String), String> {
+    let id = m
+        .declare_function(name, linkage, &sig)
+        .map_err(|e| e.to_string())?;
+    let mut ctx = m.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
+    let mut fbc = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let p = b.block_params(entry).to_vec();
+        body(m, &mut b, &p)?;
+        b.finalize(m.target_config());
+    }
+    let clif = if text {
+        ctx.func.display().to_string()
+    } else {
+        String::new()
+    };
+    cranelift_codegen::verify_function(&ctx.func, m.isa())
+        .map_err(|e| format!("`{name}` fails the Cranelift verifier: {e}"))?;
+    m.define_function(id, &mut ctx)
+        .map_err(|e| format!("`{name}`: {e:?}"))?;
+    m.clear_context(&mut ctx);
+    Ok((id, clif))
+}
+
 /// Define four-lane versions of the f32 C math functions (`diffc_expf_x4`, …): a kernel's
 /// vector loop calls one of them where it would otherwise call the scalar function four times.
 pub fn define_libm4<M: Module>(
@@ -80,21 +121,9 @@ pub fn define_libm4<M: Module>(
         }
         sig.returns.push(AbiParam::new(types::F32X4));
         let name = format!("diffc_{}_x4", l.symbol());
-        let id = m
-            .declare_function(&name, Linkage::Local, &sig)
-            .map_err(|e| e.to_string())?;
-        let mut ctx = m.make_context();
-        ctx.func.signature = sig;
-        ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
-        let mut fbc = FunctionBuilderContext::new();
-        {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-            let f = m.declare_func_in_func(libm[&l], b.func);
-            let entry = b.create_block();
-            b.append_block_params_for_function_params(entry);
-            b.switch_to_block(entry);
-            b.seal_block(entry);
-            let p = b.block_params(entry).to_vec();
+        let scalar = libm[&l];
+        let (id, _) = define_fn(m, &name, Linkage::Local, sig, false, |m, b, p| {
+            let f = m.declare_func_in_func(scalar, b.func);
             let mut acc = p[0];
             for lane in 0..LANES as u8 {
                 let args: Vec<Value> = p.iter().map(|x| b.ins().extractlane(*x, lane)).collect();
@@ -103,11 +132,8 @@ pub fn define_libm4<M: Module>(
                 acc = b.ins().insertlane(acc, r, lane);
             }
             b.ins().return_(&[acc]);
-            b.finalize(m.target_config());
-        }
-        m.define_function(id, &mut ctx)
-            .map_err(|e| format!("`{name}`: {e:?}"))?;
-        m.clear_context(&mut ctx);
+            Ok(())
+        })?;
         out.insert(l, id);
     }
     Ok(out)
@@ -123,15 +149,7 @@ pub fn define<M: Module>(
     symbol: &str,
 ) -> Result<(FuncId, String), String> {
     let sig = signature(m);
-    let id = m
-        .declare_function(symbol, Linkage::Export, &sig)
-        .map_err(|e| e.to_string())?;
-    let mut ctx = m.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
-    let mut fbc = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+    define_fn(m, symbol, Linkage::Export, sig, true, |m, b, p| {
         let mut refs = HashMap::new();
         let mut refs4 = HashMap::new();
         // In a fixed order, so that the IR text is stable.
@@ -143,7 +161,6 @@ pub fn define<M: Module>(
                 }
             }
         }
-        let ptr = m.target_config().pointer_type();
         let fills = draw_fills(k);
         let fill_refs = match (fills.is_empty(), rng.fills) {
             (true, _) => None,
@@ -162,16 +179,9 @@ pub fn define<M: Module>(
             m.declare_func_in_func(rng.normal, b.func),
             m.declare_func_in_func(rng.uniform, b.func),
         );
-        Gen::emit(&mut b, k, refs, refs4, (rng, fill_refs), ptr, &fills);
-        b.finalize(m.target_config());
-    }
-    let clif = ctx.func.display().to_string();
-    cranelift_codegen::verify_function(&ctx.func, m.isa())
-        .map_err(|e| format!("kernel `{}` fails the Cranelift verifier: {e}", k.name))?;
-    m.define_function(id, &mut ctx)
-        .map_err(|e| format!("kernel `{}`: {e:?}", k.name))?;
-    m.clear_context(&mut ctx);
-    Ok((id, clif))
+        Gen::emit(b, k, refs, refs4, (rng, fill_refs), &fills, p);
+        Ok(())
+    })
 }
 
 /// The draws a kernel's vector loop takes from buffers filled ahead, a chunk at a time:
@@ -275,10 +285,12 @@ impl<'a, 'b> Gen<'a, 'b> {
         libm: HashMap<Libm, FuncRef>,
         libm4: HashMap<Libm, FuncRef>,
         rng: ((FuncRef, FuncRef), Option<(FuncRef, FuncRef)>),
-        ptr: Type,
         fills: &[(u32, bool)],
+        p: &[Value],
     ) {
         let (rng, fill_refs) = rng;
+        // The buffer table's type is the pointer type.
+        let ptr = b.func.dfg.value_type(p[0]);
         let n = k.values as usize;
         let mut tys = vec![Ty::I64; n];
         let mut insts: Vec<Option<&Inst>> = vec![None; n];
@@ -314,11 +326,6 @@ impl<'a, 'b> Gen<'a, 'b> {
             };
         }
 
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let p = b.block_params(entry).to_vec();
         let (bufs_p, coefs, sizes, start, end, seed, step, offset, status_p) =
             (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]);
         let bufs = (0..k.bufs.len())
@@ -1093,34 +1100,16 @@ fn define_rng1<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
     let mut ids = Vec::new();
     for (name, normal) in [("diffc_rng_normal", true), ("diffc_rng_uniform", false)] {
         let sig = rng_signature(m);
-        let id = m
-            .declare_function(name, Linkage::Local, &sig)
-            .map_err(|e| e.to_string())?;
-        let mut ctx = m.make_context();
-        ctx.func.signature = sig;
-        ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
-        let mut fbc = FunctionBuilderContext::new();
-        {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-            let entry = b.create_block();
-            b.append_block_params_for_function_params(entry);
-            b.switch_to_block(entry);
-            b.seal_block(entry);
-            let p = b.block_params(entry).to_vec();
+        let (id, _) = define_fn(m, name, Linkage::Local, sig, false, |_, b, p| {
             let (k0, k1, step, site, idx) = (p[0], p[1], p[2], p[3], p[4]);
             let z = if normal {
-                rng_normal(&mut b, k0, k1, step, site, idx)
+                rng_normal(b, k0, k1, step, site, idx)
             } else {
-                rng_uniform(&mut b, k0, k1, step, site, idx)
+                rng_uniform(b, k0, k1, step, site, idx)
             };
             b.ins().return_(&[z]);
-            b.finalize(m.target_config());
-        }
-        cranelift_codegen::verify_function(&ctx.func, m.isa())
-            .map_err(|e| format!("`{name}` fails the Cranelift verifier: {e}"))?;
-        m.define_function(id, &mut ctx)
-            .map_err(|e| format!("`{name}`: {e:?}"))?;
-        m.clear_context(&mut ctx);
+            Ok(())
+        })?;
         ids.push(id);
     }
     Ok((ids[0], ids[1]))
@@ -1520,23 +1509,10 @@ fn define_fills<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
         ("diffc_rng_fill_uniform", false),
     ] {
         let sig = fill_signature(m);
-        let id = m
-            .declare_function(name, Linkage::Local, &sig)
-            .map_err(|e| e.to_string())?;
-        let mut ctx = m.make_context();
-        ctx.func.signature = sig;
-        ctx.func.name = ir::UserFuncName::user(0, id.as_u32());
-        let mut fbc = FunctionBuilderContext::new();
-        {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-            let entry = b.create_block();
-            b.append_block_params_for_function_params(entry);
-            b.switch_to_block(entry);
-            b.seal_block(entry);
-            let p = b.block_params(entry).to_vec();
+        let (id, _) = define_fn(m, name, Linkage::Local, sig, false, |_, b, p| {
             let (k0, k1, step, site, block0, blocks, out) =
                 (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
-            let keys = round_keys(&mut b, W::X4, k0, k1);
+            let keys = round_keys(b, W::X4, k0, k1);
             let stepv = b.ins().splat(types::I32X4, step);
             let sitev = b.ins().splat(types::I32X4, site);
             // Counter words 0 and 1 of blocks block0 + 0..4, carrying into word 1.
@@ -1572,32 +1548,32 @@ fn define_fills<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
             b.ins().brif(left, body, &[], exit, &[]);
             b.switch_to_block(body);
             b.seal_block(body);
-            let w = philox(&mut b, W::X4, [c0, c1, stepv, sitev], &keys);
+            let w = philox(b, W::X4, [c0, c1, stepv, sitev], &keys);
             let rows = if normal {
-                let u0 = uniform_open(&mut b, W::X4, w[0]);
-                let u1 = uniform_open(&mut b, W::X4, w[1]);
-                let u2 = uniform_open(&mut b, W::X4, w[2]);
-                let u3 = uniform_open(&mut b, W::X4, w[3]);
+                let u0 = uniform_open(b, W::X4, w[0]);
+                let u1 = uniform_open(b, W::X4, w[1]);
+                let u2 = uniform_open(b, W::X4, w[2]);
+                let u3 = uniform_open(b, W::X4, w[3]);
                 let mut z = Vec::new();
                 for (ua, ub) in [(u0, u1), (u2, u3)] {
-                    let lg = log_unit(&mut b, W::X4, ua);
-                    let m2 = W::X4.f(&mut b, -2.0);
+                    let lg = log_unit(b, W::X4, ua);
+                    let m2 = W::X4.f(b, -2.0);
                     let t = b.ins().fmul(m2, lg);
                     let r = b.ins().sqrt(t);
-                    let (s, c) = sincos(&mut b, W::X4, ub);
+                    let (s, c) = sincos(b, W::X4, ub);
                     z.push(b.ins().fmul(r, c));
                     z.push(b.ins().fmul(r, s));
                 }
-                transpose4(&mut b, [z[0], z[1], z[2], z[3]])
+                transpose4(b, [z[0], z[1], z[2], z[3]])
             } else {
-                let u: Vec<Value> = w.iter().map(|x| uniform_open(&mut b, W::X4, *x)).collect();
-                transpose4(&mut b, [u[0], u[1], u[2], u[3]])
+                let u: Vec<Value> = w.iter().map(|x| uniform_open(b, W::X4, *x)).collect();
+                transpose4(b, [u[0], u[1], u[2], u[3]])
             };
             for (j, r) in rows.iter().enumerate() {
                 b.ins()
                     .store(MemFlagsData::new().with_notrap(), *r, dst, (16 * j) as i32);
             }
-            let four = W::X4.i(&mut b, 4);
+            let four = W::X4.i(b, 4);
             let n0 = b.ins().iadd(c0, four);
             let carry = b.ins().icmp(IntCC::UnsignedLessThan, n0, c0);
             let n1 = b.ins().isub(c1, carry);
@@ -1609,14 +1585,8 @@ fn define_fills<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
             b.switch_to_block(exit);
             b.seal_block(exit);
             b.ins().return_(&[]);
-            b.finalize(m.target_config());
-        }
-        cranelift_codegen::verify_function(&ctx.func, m.isa())
-            .map_err(|e| format!("`{name}` fails the Cranelift verifier: {e}"))?;
-        m.define_function(id, &mut ctx)
-            .map_err(|e| format!("`{name}`: {e:?}"))?;
-
-        m.clear_context(&mut ctx);
+            Ok(())
+        })?;
         ids.push(id);
     }
     Ok((ids[0], ids[1]))
