@@ -209,7 +209,7 @@ impl Denoiser for Fixed {
     }
 }
 
-fn field_tensor(p: &Process, elem: Elem, dims: Vec<usize>, g: &mut Lcg) -> Tensor {
+fn field_tensor(elem: Elem, dims: Vec<usize>, g: &mut Lcg) -> Tensor {
     let n: usize = dims.iter().product();
     let data = match elem {
         Elem::Cat(k) => Data::Class(
@@ -230,7 +230,6 @@ fn field_tensor(p: &Process, elem: Elem, dims: Vec<usize>, g: &mut Lcg) -> Tenso
         }
         _ => Data::F32((0..n).map(|_| (g.next() - 0.5) * 2.0).collect()),
     };
-    let _ = p;
     Tensor { shape: dims, data }
 }
 
@@ -273,7 +272,7 @@ fn prepare(c: &Case, n: usize) -> (Prepared, usize) {
         if let Elem::Vec(k) = f.elem {
             d.push(k as usize);
         }
-        state.insert(f.name.clone(), field_tensor(&p, f.elem, d, &mut gen));
+        state.insert(f.name.clone(), field_tensor(f.elem, d, &mut gen));
     }
     let mut nets = HashMap::new();
     for (i, net) in p.networks.iter().enumerate() {
@@ -290,7 +289,7 @@ fn prepare(c: &Case, n: usize) -> (Prepared, usize) {
                     }
                     _ => Elem::Real,
                 };
-                field_tensor(&p, elem, d, &mut gen)
+                field_tensor(elem, d, &mut gen)
             })
             .collect();
         nets.insert(i, outs);
@@ -308,7 +307,7 @@ fn prepare(c: &Case, n: usize) -> (Prepared, usize) {
         if let Elem::Vec(k) = f.elem {
             d.push(k as usize);
         }
-        prev.insert(h.clone(), field_tensor(&p, f.elem, d, &mut gen));
+        prev.insert(h.clone(), field_tensor(f.elem, d, &mut gen));
     }
     let call = SampleCall {
         seed: 1,
