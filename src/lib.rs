@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod diag;
 pub mod entries;
 pub mod explain;
+pub mod gpu;
 pub mod graph;
 pub mod interp;
 pub mod ir;

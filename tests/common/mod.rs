@@ -33,3 +33,4 @@ pub fn shipped() -> Vec<Process> {
         })
         .collect()
 }
+pub mod gpu;

@@ -1,0 +1,3 @@
+//! The GPU backend: a wgpu runtime that runs WGSL compute kernels on buffers.
+
+pub mod runtime;

@@ -1,0 +1,31 @@
+//! The GPU every GPU test shares, or a decision to skip.
+//!
+//! Without an adapter a test fails when `DIFFC_REQUIRE_GPU` is set (CI sets it), and otherwise
+//! prints a loud message to stderr and returns early (a developer machine without Vulkan).
+
+use std::sync::OnceLock;
+
+use diffc::gpu::runtime::{Gpu, GpuError};
+
+/// The environment variable that makes a missing GPU a test failure.
+pub const REQUIRE_GPU_ENV: &str = "DIFFC_REQUIRE_GPU";
+
+/// The shared device, or `None` (after a message on stderr) when there is none and
+/// `DIFFC_REQUIRE_GPU` is not set. Panics when there is none and it is set.
+pub fn gpu() -> Option<&'static Gpu> {
+    static GPU: OnceLock<Result<Gpu, GpuError>> = OnceLock::new();
+    match GPU.get_or_init(Gpu::new) {
+        Ok(gpu) => Some(gpu),
+        Err(e) => {
+            let required = std::env::var(REQUIRE_GPU_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
+            assert!(
+                !required,
+                "{REQUIRE_GPU_ENV} is set but there is no GPU: {e}"
+            );
+            eprintln!(
+                "\n!!!!!!!! GPU TEST SKIPPED: {e}\n!!!!!!!! set {REQUIRE_GPU_ENV}=1 to make this a failure\n"
+            );
+            None
+        }
+    }
+}
