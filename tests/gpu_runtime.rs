@@ -5,7 +5,8 @@ mod common;
 use std::cell::Cell;
 
 use diffc::gpu::runtime::{
-    chunks, grid, u32_bytes, Access, Binding, Dispatch, Gpu, GpuError, Options, ShaderCode,
+    chunks, grid, u32_bytes, Access, Binding, ChunkLimits, Dispatch, Gpu, GpuError, Options,
+    ShaderCode,
 };
 
 /// Writes `params.base + i` at element `i` of the bound output, for `i < params.count`, with the
@@ -273,6 +274,16 @@ fn chunks_fit_the_adapter() {
     let Some(gpu) = common::gpu::gpu() else {
         return;
     };
+    let info = gpu.adapter_info();
+    println!(
+        "adapter: {} ({:?}, {:?}, driver {} {}); {:?}",
+        info.name,
+        info.backend,
+        info.device_type,
+        info.driver,
+        info.driver_info,
+        gpu.chunk_limits()
+    );
     let limits = gpu.chunk_limits();
     assert!(limits.max_binding_bytes >= 128 << 20, "{limits:?}");
     // 3e9 f32 elements and a 12-byte array: every binding of every chunk is within the limits
@@ -302,4 +313,70 @@ fn an_adapter_name_that_matches_nothing_is_an_error() {
         Err(GpuError::NoAdapter(msg)) => assert!(msg.contains("7f3a"), "{msg}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_lost_device_is_an_error() {
+    if common::gpu::gpu().is_none() {
+        return;
+    }
+    // A device of its own: the shared one must stay usable for the other tests.
+    let gpu = Gpu::new().unwrap();
+    let kernel = gpu.kernel_wgsl(IOTA_WGSL, "iota", &IOTA_BINDINGS).unwrap();
+    let output = gpu.storage(64).unwrap();
+    let params = gpu.uniform(&u32_bytes(&[16, 0])).unwrap();
+    gpu.device().destroy();
+    let _ = gpu.wait();
+    let lost = |r: Result<(), GpuError>| match r {
+        Err(GpuError::DeviceLost(msg)) => assert!(!msg.is_empty()),
+        other => panic!("{other:?}"),
+    };
+    lost(gpu.storage(16).map(drop));
+    lost(gpu.dispatch(
+        &kernel,
+        &[Binding::whole(&output), Binding::whole(&params)],
+        1,
+    ));
+    lost(gpu.read(&output, 0..64).map(drop));
+}
+
+#[test]
+fn a_chunked_array_is_processed_chunk_by_chunk() {
+    let Some(gpu) = common::gpu::gpu() else {
+        return;
+    };
+    // The adapter's alignment with a small binding limit, so that a small array needs chunks.
+    let limits = ChunkLimits {
+        max_binding_bytes: 4096 + 12,
+        ..gpu.chunk_limits()
+    };
+    let len = 5000u64;
+    let ranges = chunks(len, &[4], 64, &limits).unwrap();
+    assert!(ranges.len() > 4, "{ranges:?}");
+    let kernel = gpu.kernel_wgsl(IOTA_WGSL, "iota", &IOTA_BINDINGS).unwrap();
+    let output = gpu.storage(len * 4).unwrap();
+    let params: Vec<_> = ranges
+        .iter()
+        .map(|r| {
+            gpu.uniform(&u32_bytes(&[(r.end - r.start) as u32, r.start as u32]))
+                .unwrap()
+        })
+        .collect();
+    let bindings: Vec<[Binding<'_>; 2]> = ranges
+        .iter()
+        .zip(&params)
+        .map(|(r, p)| [Binding::elements(&output, r.clone(), 4), Binding::whole(p)])
+        .collect();
+    let dispatches: Vec<Dispatch<'_>> = ranges
+        .iter()
+        .zip(&bindings)
+        .map(|(r, b)| Dispatch {
+            kernel: &kernel,
+            bindings: b,
+            workgroups: (r.end - r.start).div_ceil(64),
+        })
+        .collect();
+    gpu.dispatch_all(&dispatches).unwrap();
+    let expected: Vec<u32> = (0..len as u32).collect();
+    assert_eq!(gpu.read_u32(&output).unwrap(), expected);
 }

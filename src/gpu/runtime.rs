@@ -192,6 +192,18 @@ impl<'a> Binding<'a> {
             range: Some(range),
         }
     }
+
+    /// Elements `elements` of an array of `bytes_per_element`-byte elements: one chunk from `chunks`.
+    pub fn elements(
+        buffer: &'a Buffer,
+        elements: Range<u64>,
+        bytes_per_element: u64,
+    ) -> Binding<'a> {
+        Binding::range(
+            buffer,
+            elements.start * bytes_per_element..elements.end * bytes_per_element,
+        )
+    }
 }
 
 /// One dispatch of a batch: a kernel, its bindings in binding order, and its workgroup count.

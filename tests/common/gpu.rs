@@ -3,6 +3,7 @@
 //! Without an adapter a test fails when `DIFFC_REQUIRE_GPU` is set (CI sets it), and otherwise
 //! prints a loud message to stderr and returns early (a developer machine without Vulkan).
 
+use std::io::Write;
 use std::sync::OnceLock;
 
 use diffc::gpu::runtime::{Gpu, GpuError};
@@ -22,7 +23,10 @@ pub fn gpu() -> Option<&'static Gpu> {
                 !required,
                 "{REQUIRE_GPU_ENV} is set but there is no GPU: {e}"
             );
-            eprintln!(
+            // Written to the stderr handle, not with `eprintln!`, so that the test harness does not
+            // capture it: a skipped GPU test must be visible.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n!!!!!!!! GPU TEST SKIPPED: {e}\n!!!!!!!! set {REQUIRE_GPU_ENV}=1 to make this a failure\n"
             );
             None
