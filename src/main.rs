@@ -50,6 +50,44 @@ enum Command {
         #[arg(long)]
         process: Option<String>,
     },
+    /// Score generated graphs against reference graphs: MMD of graph statistics, validity,
+    /// uniqueness, novelty. Each set is a folder of edge-list files, a graph6 file or an `.npy`
+    /// stack of adjacency matrices.
+    Metrics(MetricsArgs),
+}
+
+#[derive(clap::Args)]
+struct MetricsArgs {
+    /// The generated graphs.
+    generated: String,
+    /// The reference (test) graphs.
+    reference: String,
+    /// The training graphs, for novelty and V.U.N.
+    #[arg(long)]
+    train: Option<String>,
+    /// Comma-separated: degree, clustering, orbit, spectral, validity, unique, novel, vun
+    /// (default: the four MMDs and unique, with novel with `--train`, validity with
+    /// `--validity`, vun with both).
+    #[arg(long)]
+    metrics: Option<String>,
+    /// The evaluation convention: spectre (default), spectre-emd, gran, graphrnn.
+    #[arg(long, default_value = "spectre")]
+    convention: String,
+    /// The validity test: planar (planar and connected) or sbm.
+    #[arg(long)]
+    validity: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// How to print the results.
+    #[arg(long, value_enum, default_value_t = MetricsFormat::Table)]
+    format: MetricsFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum MetricsFormat {
+    Table,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -166,6 +204,13 @@ fn run(cli: &Cli) -> u8 {
                 }
             })
         }
+        Command::Metrics(args) => match metrics(args) {
+            Ok(()) => 0,
+            Err(message) => {
+                eprintln!("error: {message}");
+                2
+            }
+        },
         Command::Explain { file, process } => with_source(cli, file, |module, out| {
             match diffc::explain::explain(module, process.as_deref()) {
                 Ok(text) => {
@@ -740,5 +785,183 @@ fn mask_input(
         )?))
     } else {
         Ok(None)
+    }
+}
+
+/// `diffc metrics`: read the graph sets, evaluate, print; progress lines go to stderr.
+fn metrics(args: &MetricsArgs) -> Result<(), String> {
+    use diffc::graph::metrics::{self, Metric, Validity};
+    let convention = metrics::convention(&args.convention).ok_or_else(|| {
+        format!(
+            "unknown convention `{}`: expected one of {}",
+            args.convention,
+            metrics::CONVENTIONS.join(", ")
+        )
+    })?;
+    let validity = match &args.validity {
+        Some(name) => Some(
+            Validity::parse(name)
+                .ok_or_else(|| format!("unknown validity test `{name}`: expected planar or sbm"))?,
+        ),
+        None => None,
+    };
+    let chosen = match &args.metrics {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|name| {
+                Metric::parse(name).ok_or_else(|| {
+                    format!(
+                        "unknown metric `{name}`: expected degree, clustering, orbit, spectral, \
+                         validity, unique, novel or vun"
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => {
+            let mut m = vec![
+                Metric::Degree,
+                Metric::Clustering,
+                Metric::Orbit,
+                Metric::Spectral,
+            ];
+            if validity.is_some() {
+                m.push(Metric::Validity);
+            }
+            m.push(Metric::Unique);
+            if args.train.is_some() {
+                m.push(Metric::Novel);
+                if validity.is_some() {
+                    m.push(Metric::Vun);
+                }
+            }
+            m
+        }
+    };
+    let generated = read_graphs(&args.generated)?;
+    let reference = read_graphs(&args.reference)?;
+    let train = match &args.train {
+        Some(path) => Some(read_graphs(path)?),
+        None => None,
+    };
+    let options = metrics::Options {
+        convention,
+        metrics: chosen,
+        validity,
+        threads: args.threads.unwrap_or_else(diffc::graph::default_threads),
+    };
+    let start = std::time::Instant::now();
+    let last = std::sync::Mutex::new(start);
+    let progress = |p: diffc::graph::Progress| {
+        let now = std::time::Instant::now();
+        let Ok(mut last) = last.lock() else { return };
+        let finished = p.done == p.total && p.total > 0;
+        if now.duration_since(start).as_secs_f64() > 1.0
+            && (finished || now.duration_since(*last).as_secs_f64() > 0.5)
+        {
+            *last = now;
+            eprintln!("metrics: {} {}/{}", p.stage, p.done, p.total);
+        }
+    };
+    let report = metrics::evaluate(
+        &generated,
+        &reference,
+        train.as_deref(),
+        &options,
+        &progress,
+    )?;
+    let mut out = std::io::stdout().lock();
+    let text = match args.format {
+        MetricsFormat::Json => {
+            let values: serde_json::Map<String, serde_json::Value> = report
+                .values
+                .iter()
+                .map(|(m, v)| (m.name().to_string(), serde_json::json!(v)))
+                .collect();
+            let kernels: serde_json::Map<String, serde_json::Value> = report
+                .kernels
+                .iter()
+                .map(|(m, k)| (m.name().to_string(), serde_json::json!(k)))
+                .collect();
+            let v = serde_json::json!({
+                "convention": report.convention,
+                "generated": report.generated,
+                "reference": report.reference,
+                "train": report.train,
+                "metrics": values,
+                "kernels": kernels,
+            });
+            format!("{v}\n")
+        }
+        MetricsFormat::Table => {
+            let mut t = format!(
+                "convention {}: {} generated, {} reference{} graphs\n",
+                report.convention,
+                report.generated,
+                report.reference,
+                report
+                    .train
+                    .map_or(String::new(), |n| format!(", {n} training"))
+            );
+            for (m, v) in &report.values {
+                let kernel = report
+                    .kernels
+                    .iter()
+                    .find(|(k, _)| k == m)
+                    .map_or("", |(_, k)| k.as_str());
+                let value = if kernel.is_empty() {
+                    format!("{v:.6}")
+                } else {
+                    format!("{v:.6e}")
+                };
+                t.push_str(format!("{:<11} {:<14} {}", m.name(), value, kernel).trim_end());
+                t.push('\n');
+            }
+            t
+        }
+    };
+    out.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write the results: {e}"))
+}
+
+/// A set of graphs: a folder of edge-list files (sorted by name, hidden files skipped), an
+/// `.npy` stack of adjacency matrices, or a graph6 file.
+fn read_graphs(path: &str) -> Result<Vec<diffc::graph::Graph>, String> {
+    use diffc::graph::io;
+    let p = std::path::Path::new(path);
+    if p.is_dir() {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(p)
+            .map_err(|e| format!("cannot read `{path}`: {e}"))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|f| {
+                f.is_file()
+                    && !f
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with('.'))
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(format!("`{path}` holds no graph files"));
+        }
+        files
+            .iter()
+            .map(|f| {
+                let name = f.display().to_string();
+                let text =
+                    std::fs::read_to_string(f).map_err(|e| format!("cannot read `{name}`: {e}"))?;
+                io::parse_edge_list(&name, &text).map_err(|e| e.to_string())
+            })
+            .collect()
+    } else {
+        let bytes = std::fs::read(p).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        if p.extension().is_some_and(|e| e == "npy") {
+            let array = diffc::npy::read(&bytes).map_err(|e| format!("{path}: {e}"))?;
+            io::from_npy(path, &array).map_err(|e| e.to_string())
+        } else {
+            io::parse_graph6(path, &bytes).map_err(|e| e.to_string())
+        }
     }
 }

@@ -229,7 +229,7 @@ fn kernels_follow_their_definitions() {
     ));
     // MMD² of {x} against {y} is 2 − 2k(x, y).
     let spec = convention("gran").unwrap().degree;
-    let v = compute_mmd(&[x.clone()], &[y.clone()], spec, 1);
+    let v = compute_mmd(std::slice::from_ref(&x), std::slice::from_ref(&y), spec, 1);
     assert!(close(v, 2.0 - 2.0 * (-0.5f64).exp(), 1e-15));
 }
 
@@ -457,4 +457,113 @@ fn malformed_files_name_the_file_and_line() {
         parse_edge_list("n.txt", "0 1 {}\n1 2 {}\n").unwrap(),
         path(3)
     );
+}
+
+// ---- the command line ----
+
+fn diffc(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffc"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("diffc-metrics-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn cli_scores_folders_graph6_and_npy() {
+    let dir = temp_dir("ok");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let graphs: Vec<Graph> = (0..6).map(|_| random_graph(&mut rng, 10, 0.4)).collect();
+    let folder = dir.join("gen");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (i, g) in graphs.iter().enumerate() {
+        std::fs::write(folder.join(format!("g{i}.txt")), write_edge_list(g)).unwrap();
+    }
+    let g6: String = graphs.iter().map(|g| write_graph6(g) + "\n").collect();
+    std::fs::write(dir.join("ref.g6"), g6).unwrap();
+    let mut data = vec![0.0f32; graphs.len() * 12 * 12];
+    for (b, g) in graphs.iter().enumerate() {
+        for (u, v) in g.edges() {
+            data[b * 144 + u * 12 + v] = 1.0;
+            data[b * 144 + v * 12 + u] = 1.0;
+        }
+    }
+    let array =
+        diffc::npy::Array::new(vec![graphs.len(), 12, 12], diffc::npy::Data::F32(data)).unwrap();
+    diffc::npy::write_file(&array, &dir.join("train.npy")).unwrap();
+    let (gen, reference, train) = (
+        folder.to_string_lossy().into_owned(),
+        dir.join("ref.g6").to_string_lossy().into_owned(),
+        dir.join("train.npy").to_string_lossy().into_owned(),
+    );
+    let (code, out, err) = diffc(&[
+        "metrics",
+        &gen,
+        &reference,
+        "--train",
+        &train,
+        "--validity",
+        "planar",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["convention"], "spectre");
+    for m in ["degree", "clustering", "orbit", "spectral"] {
+        assert!(v["metrics"][m].as_f64().unwrap().abs() < 1e-12, "{out}");
+    }
+    // The padded npy stack holds the same graphs, so nothing is novel.
+    assert_eq!(v["metrics"]["novel"], 0.0, "{out}");
+    assert_eq!(v["metrics"]["unique"], 1.0, "{out}");
+    let (code, out, _) = diffc(&[
+        "metrics",
+        &gen,
+        &reference,
+        "--metrics",
+        "degree",
+        "--convention",
+        "graphrnn",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("degree") && out.contains("gaussian-emd sigma=1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn cli_errors_exit_2_naming_file_and_line() {
+    let dir = temp_dir("bad");
+    std::fs::write(dir.join("a.txt"), "0 1\n1 2\n").unwrap();
+    let good = dir.to_string_lossy().into_owned();
+    let bad = temp_dir("bad2");
+    std::fs::write(bad.join("b.txt"), "nodes 2\n0 1\n0 5\n").unwrap();
+    let bad = bad.to_string_lossy().into_owned();
+    let (code, _, err) = diffc(&["metrics", &good, &bad]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("b.txt:3: node index 5 is past the declared count"),
+        "{err}"
+    );
+    let (code, _, err) = diffc(&["metrics", &good, &good, "--convention", "nope"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown convention `nope`"), "{err}");
+    let (code, _, err) = diffc(&["metrics", &good, &good, "--metrics", "novel"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--train"), "{err}");
+    let (code, _, err) = diffc(&["metrics", &good, "/nonexistent/set.g6"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot read `/nonexistent/set.g6`"), "{err}");
 }

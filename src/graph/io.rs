@@ -5,7 +5,7 @@
 //!   `{` (networkx's `write_edgelist` writes an attribute dict there).
 //!   The first data line may be `nodes N`, declaring the node count (isolated nodes included);
 //!   without it the count is the largest index plus one.
-//! - graph6 text: one graph per line, with an optional `>>graph6<<` header.
+//! - graph6 text: one graph per line, each with an optional `>>graph6<<` header.
 //! - `.npy`: an `(N, N)` adjacency matrix or a `(B, N, N)` stack; nonzero entries are edges.
 //!   Trailing nodes without edges are padding and are dropped.
 //!
@@ -135,10 +135,8 @@ pub fn parse_graph6(file: &str, text: &[u8]) -> Result<Vec<Graph>, GraphError> {
     let mut graphs = Vec::new();
     for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line = i + 1;
-        let mut bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if i == 0 {
-            bytes = bytes.strip_prefix(b">>graph6<<").unwrap_or(bytes);
-        }
+        let bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let bytes = bytes.strip_prefix(b">>graph6<<").unwrap_or(bytes);
         if bytes.is_empty() {
             continue;
         }
