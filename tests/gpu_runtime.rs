@@ -380,3 +380,24 @@ fn a_chunked_array_is_processed_chunk_by_chunk() {
     let expected: Vec<u32> = (0..len as u32).collect();
     assert_eq!(gpu.read_u32(&output).unwrap(), expected);
 }
+
+#[test]
+fn reads_larger_than_the_staging_buffer_come_back_whole() {
+    let Some(gpu) = common::gpu::gpu() else {
+        return;
+    };
+    // 72 MiB: more than one 64 MiB staging piece.
+    let count = 18u32 << 20;
+    let kernel = gpu.kernel_wgsl(IOTA_WGSL, "iota", &IOTA_BINDINGS).unwrap();
+    let output = gpu.storage(u64::from(count) * 4).unwrap();
+    let params = gpu.uniform(&u32_bytes(&[count, 3])).unwrap();
+    gpu.dispatch(
+        &kernel,
+        &[Binding::whole(&output), Binding::whole(&params)],
+        u64::from(count).div_ceil(64),
+    )
+    .unwrap();
+    let got = gpu.read(&output, 4..output.size() - 4).unwrap();
+    let expected = u32_bytes(&(4..count + 2).collect::<Vec<u32>>());
+    assert!(got == expected, "the read differs");
+}
