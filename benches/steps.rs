@@ -25,6 +25,8 @@ struct Args {
     threads: usize,
     reps: usize,
     interp: bool,
+    /// Time the sampler steps (`--jit-only` prints the compile times alone).
+    steps: bool,
 }
 
 fn parse_size(s: &str) -> usize {
@@ -44,6 +46,7 @@ fn args() -> Args {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         reps: 5,
         interp: true,
+        steps: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -52,6 +55,7 @@ fn args() -> Args {
             "--threads" => a.threads = it.next().unwrap().parse().unwrap(),
             "--reps" => a.reps = it.next().unwrap().parse().unwrap(),
             "--no-interp" => a.interp = false,
+            "--jit-only" => a.steps = false,
             "--bench" => {}
             _ => {}
         }
@@ -510,8 +514,10 @@ fn nd_bufs(case: &Case, elems: usize) -> Bufs {
 // JIT compile time of every shipped spec.
 // ---------------------------------------------------------------------------------------------
 
-fn compile_times() {
-    println!("\n## JIT compile time (every entry and sampler of each shipped spec, one thread)\n");
+fn compile_times(reps: usize) {
+    println!(
+        "\n## JIT compile time (every entry and sampler of each shipped spec, one thread, median of {reps})\n"
+    );
     println!("| spec | programs | total ms | slowest program | ms |");
     println!("|---|---:|---:|---|---:|");
     let mut files: Vec<_> = std::fs::read_dir("specs")
@@ -539,14 +545,22 @@ fn compile_times() {
                 progs.push((s.name.clone(), None, Some(sp)));
             }
             for (name, prog, sp) in progs {
-                let t = Instant::now();
-                let c = match (&prog, &sp) {
-                    (Some(prog), _) => cpu::compile_entry(p, prog, &Default::default()),
-                    (_, Some(sp)) => cpu::compile_sampler(p, sp, &Default::default()),
-                    _ => unreachable!(),
-                };
-                let dt = t.elapsed();
-                c.unwrap_or_else(|e| panic!("{} {name}: {e}", p.name));
+                // Planning included: it is part of what a JIT user waits for.
+                let dt = median(
+                    (0..reps)
+                        .map(|_| {
+                            let t = Instant::now();
+                            let c = match (&prog, &sp) {
+                                (Some(prog), _) => cpu::compile_entry(p, prog, &Default::default()),
+                                (_, Some(sp)) => cpu::compile_sampler(p, sp, &Default::default()),
+                                _ => unreachable!(),
+                            };
+                            let dt = t.elapsed();
+                            c.unwrap_or_else(|e| panic!("{} {name}: {e}", p.name));
+                            dt
+                        })
+                        .collect(),
+                );
                 total += dt;
                 count += 1;
                 if dt > worst.1 {
@@ -576,7 +590,7 @@ fn main() {
     );
     println!("| step | elements | impl | ms | Melem/s | GB/s | of triad |");
     println!("|---|---:|---|---:|---:|---:|---:|");
-    for &n in &a.sizes {
+    for &n in a.sizes.iter().filter(|_| a.steps) {
         let tri = triad(n.max(1 << 20), a.threads, a.reps);
         println!(
             "| STREAM triad | {} | rust loop | | | {tri:.1} | 1.00 |",
@@ -627,7 +641,7 @@ fn main() {
             }
         }
     }
-    compile_times();
+    compile_times(a.reps);
 }
 
 fn fmt_n(n: usize) -> String {

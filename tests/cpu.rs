@@ -6,6 +6,7 @@
 mod common;
 
 use common::shipped;
+use diffc::cpu::Checks;
 use diffc::entries::{entries, EntryKind, Extent};
 use diffc::interp::{self, Call, Data, Denoiser, SampleCall, Tensor};
 use diffc::ir::lower::{lower, lower_sampler};
@@ -490,8 +491,8 @@ fn every_shipped_program_has_stable_kernel_and_ir_text() {
         }
         for (name, a, b) in plans {
             let mut text: Vec<String> = a.kernels.iter().map(|k| k.to_string()).collect();
-            let ca = diffc::cpu::compile(a).unwrap();
-            let cb = diffc::cpu::compile(b).unwrap();
+            let ca = diffc::cpu::compile_with(a, Checks::all()).unwrap();
+            let cb = diffc::cpu::compile_with(b, Checks::all()).unwrap();
             assert_eq!(
                 ca.clif, cb.clif,
                 "{} {name}: IR text differs between runs",

@@ -1535,13 +1535,20 @@ fn compile_object(stem: &str, built: &[Built]) -> Result<(Vec<u8>, usize), Strin
     .map_err(|e| e.to_string())?;
     let mut module = ObjectModule::new(builder);
     let libm = codegen::declare_libm(&mut module)?;
-    let rng = codegen::define_rng(&mut module, true)?;
-    let libm4 = codegen::define_libm4(&mut module, &libm)?;
+    // Ahead of time, compile time matters less than a verified object.
+    let checks = codegen::Checks {
+        ir_text: false,
+        verify: true,
+    };
+    let rng = codegen::define_rng(&mut module, true, checks)?;
+    let libm4 = codegen::define_libm4(&mut module, &libm, checks)?;
     let mut bytes = 0;
+    let mut fns = Vec::new();
     for (p, units, traces) in built {
         for (u, tr) in units.iter().zip(traces) {
             for (i, k) in u.plan.kernels.iter().enumerate() {
-                codegen::define(&mut module, k, &libm, &libm4, rng, &u.symbol(p, i))?;
+                let sym = u.symbol(p, i);
+                fns.push(codegen::build(&mut module, k, &libm, &libm4, rng, &sym, checks)?.0);
             }
             let Some(rows) = &tr.rows else { continue };
             if tr.width == 0 {
@@ -1564,6 +1571,7 @@ fn compile_object(stem: &str, built: &[Built]) -> Result<(Vec<u8>, usize), Strin
                 .map_err(|e| format!("`{name}`: {e}"))?;
         }
     }
+    codegen::compile_fns(&mut module, fns, crate::cpu::compile_threads())?;
     let product = module.finish();
     let object = product
         .emit()

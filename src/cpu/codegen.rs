@@ -18,7 +18,7 @@ use cranelift_codegen::ir::{
     self, types, AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, Type, Value,
 };
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
-use cranelift_module::{FuncId, Linkage, Module};
+use cranelift_module::{FuncId, Linkage, Module, ModuleReloc};
 use std::collections::HashMap;
 
 /// The kernel ABI (see the module doc).
@@ -63,17 +63,57 @@ pub fn declare_libm<M: Module>(m: &mut M) -> Result<HashMap<Libm, FuncId>, Strin
     Ok(out)
 }
 
-/// Declare and define one function of a module. `body` receives the builder positioned in the
+/// What defining a function does besides compiling it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// Keep each kernel's Cranelift IR as text (for snapshots and `Compiled::clif`).
+    pub ir_text: bool,
+    /// Run the Cranelift verifier on every function before compiling it.
+    pub verify: bool,
+}
+
+impl Checks {
+    /// Verify in debug builds (the tests), skip it in release builds, where a JIT compile of
+    /// an 8,000-statement kernel would spend a tenth of its time in the verifier.
+    pub fn jit() -> Checks {
+        Checks {
+            ir_text: false,
+            verify: cfg!(debug_assertions),
+        }
+    }
+    /// Everything: the IR text of every kernel, and the verifier on every function.
+    pub fn all() -> Checks {
+        Checks {
+            ir_text: true,
+            verify: true,
+        }
+    }
+    fn helpers(self) -> Checks {
+        Checks {
+            ir_text: false,
+            ..self
+        }
+    }
+}
+
+/// A function declared and built, not yet compiled.
+pub struct BuiltFn {
+    pub id: FuncId,
+    name: String,
+    ctx: cranelift_codegen::Context,
+}
+
+/// Declare and build one function of a module. `body` receives the builder positioned in the
 /// entry block (sealed) and its parameters, and ends the function; the Cranelift verifier runs
-/// on every function defined here. Returns its id, and its IR text when `text`.
-fn define_fn<M: Module>(
+/// on it when `out.verify`. Returns it with its IR text when `out.ir_text`.
+fn build_fn<M: Module>(
     m: &mut M,
     name: &str,
     linkage: Linkage,
     sig: Signature,
-    text: bool,
+    out: Checks,
     body: impl FnOnce(&mut M, &mut FunctionBuilder, &[Value]) -> Result<(), String>,
-) -> Result<(FuncId, String), String> {
+) -> Result<(BuiltFn, String), String> {
     let id = m
         .declare_function(name, linkage, &sig)
         .map_err(|e| e.to_string())?;
@@ -91,16 +131,96 @@ fn define_fn<M: Module>(
         body(m, &mut b, &p)?;
         b.finalize(m.target_config());
     }
-    let clif = if text {
+    let clif = if out.ir_text {
         ctx.func.display().to_string()
     } else {
         String::new()
     };
-    cranelift_codegen::verify_function(&ctx.func, m.isa())
-        .map_err(|e| format!("`{name}` fails the Cranelift verifier: {e}"))?;
-    m.define_function(id, &mut ctx)
-        .map_err(|e| format!("`{name}`: {e:?}"))?;
-    m.clear_context(&mut ctx);
+    if out.verify {
+        cranelift_codegen::verify_function(&ctx.func, m.isa())
+            .map_err(|e| format!("`{name}` fails the Cranelift verifier: {e}"))?;
+    }
+    let name = name.to_string();
+    Ok((BuiltFn { id, name, ctx }, clif))
+}
+
+/// Compile built functions into a module, on up to `threads` threads (largest first), and
+/// define them. The machine code does not depend on the thread count.
+pub fn compile_fns<M: Module>(
+    m: &mut M,
+    mut fns: Vec<BuiltFn>,
+    threads: usize,
+) -> Result<(), String> {
+    fns.sort_by_key(|f| std::cmp::Reverse(f.ctx.func.dfg.num_insts()));
+    let isa = m.isa();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<BuiltFn>>> = fns
+        .into_iter()
+        .map(|f| std::sync::Mutex::new(Some(f)))
+        .collect();
+    // Each worker takes the next function, compiles it and returns its code and relocations.
+    type Code = (FuncId, String, u64, Vec<u8>, Vec<ModuleReloc>);
+    let work = || -> Vec<Result<Code, String>> {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(slot) = slots.get(i) else { break };
+            let mut f = slot
+                .lock()
+                .unwrap()
+                .take()
+                .expect("each function is taken once");
+            let mut plane = cranelift_codegen::control::ControlPlane::default();
+            out.push(match f.ctx.compile(isa, &mut plane) {
+                Ok(_) => {
+                    let code = f.ctx.compiled_code().expect("just compiled");
+                    let align = (code.buffer.alignment as u64)
+                        .max(isa.function_alignment().minimum as u64)
+                        .max(isa.symbol_alignment());
+                    let relocs = code
+                        .buffer
+                        .relocs()
+                        .iter()
+                        .map(|r| ModuleReloc::from_mach_reloc(r, &f.ctx.func, f.id))
+                        .collect();
+                    Ok((f.id, f.name, align, code.code_buffer().to_vec(), relocs))
+                }
+                Err(e) => Err(format!("`{}`: {:?}", f.name, e.inner)),
+            });
+        }
+        out
+    };
+    let threads = threads.clamp(1, slots.len().max(1));
+    let codes: Vec<Result<Code, String>> = if threads == 1 {
+        work()
+    } else {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+            hs.into_iter()
+                .flat_map(|h| h.join().expect("a compile thread panicked"))
+                .collect()
+        })
+    };
+    for c in codes {
+        let (id, name, align, bytes, relocs) = c?;
+        m.define_function_bytes(id, align, &bytes, &relocs)
+            .map_err(|e| format!("`{name}`: {e:?}"))?;
+    }
+    Ok(())
+}
+
+/// Declare, build and compile one function (`build_fn`, then `compile_fns` on one thread).
+fn define_fn<M: Module>(
+    m: &mut M,
+    name: &str,
+    linkage: Linkage,
+    sig: Signature,
+    out: Checks,
+    body: impl FnOnce(&mut M, &mut FunctionBuilder, &[Value]) -> Result<(), String>,
+) -> Result<(FuncId, String), String> {
+    let (f, clif) = build_fn(m, name, linkage, sig, out, body)?;
+    let id = f.id;
+    compile_fns(m, vec![f], 1)?;
     Ok((id, clif))
 }
 
@@ -109,6 +229,7 @@ fn define_fn<M: Module>(
 pub fn define_libm4<M: Module>(
     m: &mut M,
     libm: &HashMap<Libm, FuncId>,
+    checks: Checks,
 ) -> Result<HashMap<Libm, FuncId>, String> {
     let mut out = HashMap::new();
     for l in Libm::ALL {
@@ -122,34 +243,43 @@ pub fn define_libm4<M: Module>(
         sig.returns.push(AbiParam::new(types::F32X4));
         let name = format!("diffc_{}_x4", l.symbol());
         let scalar = libm[&l];
-        let (id, _) = define_fn(m, &name, Linkage::Local, sig, false, |m, b, p| {
-            let f = m.declare_func_in_func(scalar, b.func);
-            let mut acc = p[0];
-            for lane in 0..LANES as u8 {
-                let args: Vec<Value> = p.iter().map(|x| b.ins().extractlane(*x, lane)).collect();
-                let call = b.ins().call(f, &args);
-                let r = b.inst_results(call)[0];
-                acc = b.ins().insertlane(acc, r, lane);
-            }
-            b.ins().return_(&[acc]);
-            Ok(())
-        })?;
+        let (id, _) = define_fn(
+            m,
+            &name,
+            Linkage::Local,
+            sig,
+            checks.helpers(),
+            |m, b, p| {
+                let f = m.declare_func_in_func(scalar, b.func);
+                let mut acc = p[0];
+                for lane in 0..LANES as u8 {
+                    let args: Vec<Value> =
+                        p.iter().map(|x| b.ins().extractlane(*x, lane)).collect();
+                    let call = b.ins().call(f, &args);
+                    let r = b.inst_results(call)[0];
+                    acc = b.ins().insertlane(acc, r, lane);
+                }
+                b.ins().return_(&[acc]);
+                Ok(())
+            },
+        )?;
         out.insert(l, id);
     }
     Ok(out)
 }
 
-/// Define a kernel's function; returns its id and its Cranelift IR text.
-pub fn define<M: Module>(
+/// Build a kernel's function (`compile_fns` compiles it); returns it and its Cranelift IR text.
+pub fn build<M: Module>(
     m: &mut M,
     k: &Kernel,
     libm: &HashMap<Libm, FuncId>,
     libm4: &HashMap<Libm, FuncId>,
     rng: Rng,
     symbol: &str,
-) -> Result<(FuncId, String), String> {
+    checks: Checks,
+) -> Result<(BuiltFn, String), String> {
     let sig = signature(m);
-    define_fn(m, symbol, Linkage::Export, sig, true, |m, b, p| {
+    build_fn(m, symbol, Linkage::Export, sig, checks, |m, b, p| {
         let mut refs = HashMap::new();
         let mut refs4 = HashMap::new();
         // In a fixed order, so that the IR text is stable.
@@ -255,6 +385,9 @@ struct Gen<'a, 'b> {
     /// first element in the current chunk.
     filled: HashMap<(u32, bool), Value>,
     fill_base: Option<Value>,
+    /// Values of the current loop body already splatted or packed into a vector: each is
+    /// converted once, where it is first used as a vector.
+    packed: HashMap<V, Value>,
 }
 
 fn vty(t: Ty) -> Type {
@@ -373,6 +506,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             i: start,
             lanes: 1,
             filled: HashMap::new(),
+            packed: HashMap::new(),
             fill_base: None,
         };
         for f in fills {
@@ -502,6 +636,7 @@ impl<'a, 'b> Gen<'a, 'b> {
                 *e = None;
             }
         }
+        self.packed.clear();
         for s in &self.k.body {
             if self.invariant[s.id.0 as usize] {
                 continue;
@@ -549,9 +684,12 @@ impl<'a, 'b> Gen<'a, 'b> {
 
     /// A value as a vector.
     fn vec(&mut self, v: V) -> Value {
+        if let Some(x) = self.packed.get(&v) {
+            return *x;
+        }
         let ty = self.tys[v.0 as usize];
-        match self.rep(v) {
-            Rep::Vec(x) => x,
+        let x = match self.rep(v) {
+            Rep::Vec(x) => return x,
             Rep::S(x) => {
                 let x = if ty == Ty::Bool { self.mask_of(x) } else { x };
                 self.b.ins().splat(vty(ty), x)
@@ -568,7 +706,9 @@ impl<'a, 'b> Gen<'a, 'b> {
                 }
                 out
             }
-        }
+        };
+        self.packed.insert(v, x);
+        x
     }
 
     fn is_flat(&self, v: V) -> bool {
@@ -1087,20 +1227,25 @@ fn rng_signature(m: &dyn Module) -> Signature {
 /// Define the generator's helpers in a module: `diffc_rng_normal` and `diffc_rng_uniform`,
 /// element `index` of a draw exactly as `rng::normal` and `rng::uniform` compute it, and the
 /// fill helpers (`define_fills`) when `fills`.
-pub fn define_rng<M: Module>(m: &mut M, fills: bool) -> Result<Rng, String> {
-    let (normal, uniform) = define_rng1(m)?;
+pub fn define_rng<M: Module>(m: &mut M, fills: bool, checks: Checks) -> Result<Rng, String> {
+    let checks = checks.helpers();
+    let (normal, uniform) = define_rng1(m, checks)?;
     Ok(Rng {
         normal,
         uniform,
-        fills: if fills { Some(define_fills(m)?) } else { None },
+        fills: if fills {
+            Some(define_fills(m, checks)?)
+        } else {
+            None
+        },
     })
 }
 
-fn define_rng1<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
+fn define_rng1<M: Module>(m: &mut M, checks: Checks) -> Result<(FuncId, FuncId), String> {
     let mut ids = Vec::new();
     for (name, normal) in [("diffc_rng_normal", true), ("diffc_rng_uniform", false)] {
         let sig = rng_signature(m);
-        let (id, _) = define_fn(m, name, Linkage::Local, sig, false, |_, b, p| {
+        let (id, _) = define_fn(m, name, Linkage::Local, sig, checks, |_, b, p| {
             let (k0, k1, step, site, idx) = (p[0], p[1], p[2], p[3], p[4]);
             let z = if normal {
                 rng_normal(b, k0, k1, step, site, idx)
@@ -1502,14 +1647,14 @@ fn transpose4(b: &mut FunctionBuilder, z: [Value; 4]) -> [Value; 4] {
 /// Define `diffc_rng_fill_normal` and `diffc_rng_fill_uniform`: elements
 /// `4 block0 .. 4 (block0 + blocks)` of a draw into `out` (rounded up to a multiple of 16
 /// elements), exactly as `rng::normal` and `rng::uniform` compute each, four blocks at a time.
-fn define_fills<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
+fn define_fills<M: Module>(m: &mut M, checks: Checks) -> Result<(FuncId, FuncId), String> {
     let mut ids = Vec::new();
     for (name, normal) in [
         ("diffc_rng_fill_normal", true),
         ("diffc_rng_fill_uniform", false),
     ] {
         let sig = fill_signature(m);
-        let (id, _) = define_fn(m, name, Linkage::Local, sig, false, |_, b, p| {
+        let (id, _) = define_fn(m, name, Linkage::Local, sig, checks, |_, b, p| {
             let (k0, k1, step, site, block0, blocks, out) =
                 (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
             let keys = round_keys(b, W::X4, k0, k1);

@@ -18,6 +18,7 @@ use crate::ir::{Extent, Node, NodeId, Op, Program, SamplerProgram};
 use crate::kernel::build::{self, op_key, Plan, Variant};
 use crate::kernel::{BufSrc, Kernel, Store, Target, FAIL_CLASS, FAIL_INDEX, FAIL_NONFINITE};
 use crate::typed::Process;
+pub use codegen::Checks;
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -127,7 +128,7 @@ fn libm_symbols() -> Vec<(&'static str, *const u8)> {
 pub struct Compiled {
     pub plan: Plan,
     pub fns: Vec<KernelFn>,
-    /// Each kernel's Cranelift IR, as compiled.
+    /// Each kernel's Cranelift IR, as compiled (empty unless `Checks::ir_text`).
     pub clif: Vec<String>,
     module: Option<JITModule>,
 }
@@ -155,8 +156,18 @@ pub fn plan_size(plan: &Plan) -> usize {
     n
 }
 
-/// JIT-compile a plan.
+/// Threads that compile a plan's kernels: the machine's cores.
+pub fn compile_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// JIT-compile a plan, verifying its functions in debug builds only (`Checks::jit`).
 pub fn compile(plan: Plan) -> Result<Compiled, String> {
+    compile_with(plan, Checks::jit())
+}
+
+/// JIT-compile a plan, keeping IR text and running the verifier as `checks` says.
+pub fn compile_with(plan: Plan, checks: Checks) -> Result<Compiled, String> {
     let large = plan_size(&plan) > LARGE_PLAN;
     let mut jb = JITBuilder::with_isa(
         isa(false, large)?,
@@ -167,15 +178,19 @@ pub fn compile(plan: Plan) -> Result<Compiled, String> {
     }
     let mut module = JITModule::new(jb);
     let libm = codegen::declare_libm(&mut module)?;
-    let rng = codegen::define_rng(&mut module, plan.kernels.iter().any(codegen::fills_draws))?;
-    let libm4 = codegen::define_libm4(&mut module, &libm)?;
+    let fills = plan.kernels.iter().any(codegen::fills_draws);
+    let rng = codegen::define_rng(&mut module, fills, checks)?;
+    let libm4 = codegen::define_libm4(&mut module, &libm, checks)?;
     let mut ids = Vec::new();
+    let mut built = Vec::new();
     let mut clif = Vec::new();
     for (i, k) in plan.kernels.iter().enumerate() {
-        let (id, text) = codegen::define(&mut module, k, &libm, &libm4, rng, &symbol(i, k))?;
-        ids.push(id);
+        let (f, text) = codegen::build(&mut module, k, &libm, &libm4, rng, &symbol(i, k), checks)?;
+        ids.push(f.id);
+        built.push(f);
         clif.push(text);
     }
+    codegen::compile_fns(&mut module, built, compile_threads())?;
     module
         .finalize_definitions()
         .map_err(|e| format!("cannot finalize kernels: {e}"))?;

@@ -394,10 +394,161 @@ struct KB<'a> {
     written: HashMap<Target, Vec<V>>,
     /// Nodes this kernel loads that other kernels must compute first.
     needs: Vec<NodeId>,
-    pre_memo: HashMap<String, V>,
+    pre_memo: HashMap<Key, V>,
+    per: Option<V>,
     sites: BTreeSet<u32>,
     tys: Vec<Ty>,
-    cse: HashMap<String, V>,
+    cse: HashMap<Key, V>,
+    /// Values known when the kernel is built: its literals, and what folding made of them.
+    lits: HashMap<V, Lit>,
+}
+
+/// What identifies a pure statement for value numbering: equal keys, equal values.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    /// A literal by its type and bits.
+    Lit(Ty, u64),
+    Coef(u32),
+    CoefAt(u32, V),
+    Size(u32),
+    Flat,
+    Sample,
+    Elem,
+    Load(u32, V, u32),
+    Un(Ty, Un, V),
+    Bin(Ty, Bin, V, V),
+    Cmp(Cmp, V, V),
+    Select(Ty, V, V, V),
+    Call(Libm, Vec<V>),
+    Normal(u32, V),
+    Uniform(u32, V),
+}
+
+impl Key {
+    /// The key of a pure statement; `None` for statements with effects or scopes.
+    fn of(ty: Ty, inst: &Inst) -> Option<Key> {
+        Some(match inst {
+            Inst::F32(x) => Key::Lit(ty, x.to_bits() as u64),
+            Inst::F64(x) => Key::Lit(ty, x.to_bits()),
+            Inst::I32(x) => Key::Lit(ty, *x as u64),
+            Inst::I64(x) => Key::Lit(ty, *x),
+            Inst::Bool(x) => Key::Lit(ty, *x as u64),
+            Inst::Coef(i) => Key::Coef(*i),
+            Inst::CoefAt { base, index } => Key::CoefAt(*base, *index),
+            Inst::Size(i) => Key::Size(*i),
+            Inst::Flat => Key::Flat,
+            Inst::Sample => Key::Sample,
+            Inst::Elem => Key::Elem,
+            Inst::Load { buf, index, comp } => Key::Load(*buf, *index, *comp),
+            Inst::Un(op, a) => Key::Un(ty, *op, *a),
+            Inst::Bin(op, a, b) => Key::Bin(ty, *op, *a, *b),
+            Inst::Cmp(op, a, b) => Key::Cmp(*op, *a, *b),
+            Inst::Select(c, a, b) => Key::Select(ty, *c, *a, *b),
+            Inst::Call(f, args) => Key::Call(*f, args.clone()),
+            Inst::Normal { site, index } => Key::Normal(*site, *index),
+            Inst::Uniform { site, index } => Key::Uniform(*site, *index),
+            Inst::Store { .. }
+            | Inst::Fail(..)
+            | Inst::Loop { .. }
+            | Inst::LoopIndex
+            | Inst::LoopAcc => return None,
+        })
+    }
+}
+
+/// A literal value of the kernel IR.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Lit {
+    F32(f32),
+    F64(f64),
+    I32(u32),
+    I64(u64),
+    Bool(bool),
+}
+
+impl Lit {
+    fn of(inst: &Inst) -> Option<Lit> {
+        Some(match inst {
+            Inst::F32(x) => Lit::F32(*x),
+            Inst::F64(x) => Lit::F64(*x),
+            Inst::I32(x) => Lit::I32(*x),
+            Inst::I64(x) => Lit::I64(*x),
+            Inst::Bool(x) => Lit::Bool(*x),
+            _ => return None,
+        })
+    }
+}
+
+/// The value of a pure operation on literals, computed exactly as every backend computes it
+/// (IEEE f32 and f64 arithmetic, unsigned wrapping integers, saturating float-to-integer), or
+/// `None` where folding is not worth it or could differ.
+fn fold_lits(inst: &Inst, lit: impl Fn(V) -> Option<Lit>) -> Option<Lit> {
+    use Lit::*;
+    Some(match inst {
+        Inst::Un(op, a) => match (op, lit(*a)?) {
+            (Un::Neg, F32(x)) => F32(-x),
+            (Un::Abs, F32(x)) => F32(x.abs()),
+            (Un::Sqrt, F32(x)) => F32(x.sqrt()),
+            (Un::Floor, F32(x)) => F32(x.floor()),
+            (Un::Not, Bool(x)) => Bool(!x),
+            (Un::ToI32, F32(x)) => I32(x as u32),
+            (Un::I32ToF32, I32(x)) => F32(x as f32),
+            (Un::BoolToF32, Bool(x)) => F32(if x { 1.0 } else { 0.0 }),
+            (Un::F32ToF64, F32(x)) => F64(x as f64),
+            (Un::F64ToF32, F64(x)) => F32(x as f32),
+            (Un::I32ToI64, I32(x)) => I64(x as u64),
+            _ => return None,
+        },
+        Inst::Bin(op, a, b) => match (op, lit(*a)?, lit(*b)?) {
+            (Bin::Add, F32(x), F32(y)) => F32(x + y),
+            (Bin::Sub, F32(x), F32(y)) => F32(x - y),
+            (Bin::Mul, F32(x), F32(y)) => F32(x * y),
+            (Bin::Div, F32(x), F32(y)) => F32(x / y),
+            (Bin::Add, F64(x), F64(y)) => F64(x + y),
+            (Bin::Sub, F64(x), F64(y)) => F64(x - y),
+            (Bin::Mul, F64(x), F64(y)) => F64(x * y),
+            (Bin::Div, F64(x), F64(y)) => F64(x / y),
+            // As the backends compute them: `x` unless `y` wins or `x` is NaN.
+            (Bin::Min, F32(x), F32(y)) => F32(if y < x || x.is_nan() { y } else { x }),
+            (Bin::Max, F32(x), F32(y)) => F32(if x < y || x.is_nan() { y } else { x }),
+            (Bin::Add, I32(x), I32(y)) => I32(x.wrapping_add(y)),
+            (Bin::Sub, I32(x), I32(y)) => I32(x.wrapping_sub(y)),
+            (Bin::Mul, I32(x), I32(y)) => I32(x.wrapping_mul(y)),
+            (Bin::UDiv | Bin::Div, I32(x), I32(y)) if y != 0 => I32(x / y),
+            (Bin::URem, I32(x), I32(y)) if y != 0 => I32(x % y),
+            (Bin::BitAnd, I32(x), I32(y)) => I32(x & y),
+            (Bin::Add, I64(x), I64(y)) => I64(x.wrapping_add(y)),
+            (Bin::Sub, I64(x), I64(y)) => I64(x.wrapping_sub(y)),
+            (Bin::Mul, I64(x), I64(y)) => I64(x.wrapping_mul(y)),
+            (Bin::UDiv | Bin::Div, I64(x), I64(y)) if y != 0 => I64(x / y),
+            (Bin::URem, I64(x), I64(y)) if y != 0 => I64(x % y),
+            (Bin::And, Bool(x), Bool(y)) => Bool(x && y),
+            (Bin::Or, Bool(x), Bool(y)) => Bool(x || y),
+            _ => return None,
+        },
+        Inst::Cmp(op, a, b) => {
+            let ord = match (lit(*a)?, lit(*b)?) {
+                (F32(x), F32(y)) => x.partial_cmp(&y),
+                (F64(x), F64(y)) => x.partial_cmp(&y),
+                (I32(x), I32(y)) => Some(x.cmp(&y)),
+                (I64(x), I64(y)) => Some(x.cmp(&y)),
+                (Bool(x), Bool(y)) => Some(x.cmp(&y)),
+                _ => return None,
+            };
+            use std::cmp::Ordering::*;
+            // Unordered (a NaN) is false for every comparison but `Ne`.
+            Bool(match (op, ord) {
+                (Cmp::Ne, o) => o != Some(Equal),
+                (_, None) => false,
+                (Cmp::Eq, Some(o)) => o == Equal,
+                (Cmp::Lt, Some(o)) => o == Less,
+                (Cmp::Le, Some(o)) => o != Greater,
+                (Cmp::Gt, Some(o)) => o == Greater,
+                (Cmp::Ge, Some(o)) => o != Less,
+            })
+        }
+        _ => return None,
+    })
 }
 
 impl<'a> KB<'a> {
@@ -420,9 +571,11 @@ impl<'a> KB<'a> {
             written: HashMap::new(),
             needs: Vec::new(),
             pre_memo: HashMap::new(),
+            per: None,
             sites: BTreeSet::new(),
             tys: Vec::new(),
             cse: HashMap::new(),
+            lits: HashMap::new(),
         };
         if let Some(s) = &domain {
             for d in &s.dims {
@@ -445,16 +598,15 @@ impl<'a> KB<'a> {
     }
 
     fn emit(&mut self, ty: Ty, inst: Inst) -> V {
+        if let Some(v) = self.fold(&inst) {
+            return v;
+        }
         // Value numbering: a pure statement already emitted in this block is reused.
-        let pure = !matches!(
-            inst,
-            Inst::Store { .. }
-                | Inst::Fail(..)
-                | Inst::Loop { .. }
-                | Inst::LoopIndex
-                | Inst::LoopAcc
-        );
-        let key = (pure && self.blocks.len() == 1).then(|| format!("{ty:?} {inst:?}"));
+        let key = if self.blocks.len() == 1 {
+            Key::of(ty, &inst)
+        } else {
+            None
+        };
         if let Some(v) = key.as_ref().and_then(|k| self.cse.get(k)) {
             return *v;
         }
@@ -468,13 +620,46 @@ impl<'a> KB<'a> {
         id
     }
 
+    /// What a statement comes to when some of its operands are known: a literal, an operand
+    /// (a select on a known condition), a fixed coefficient slot (a coefficient picked by a
+    /// known class), or nothing at all (a failure whose condition is known to be false). Unrolled
+    /// class loops give a lot of these, and the code generators then never see them.
+    fn fold(&mut self, inst: &Inst) -> Option<V> {
+        let lit = |v: V| self.lits.get(&v).copied();
+        match inst {
+            Inst::Select(c, a, b) => match lit(*c)? {
+                Lit::Bool(c) => Some(if c { *a } else { *b }),
+                _ => None,
+            },
+            Inst::CoefAt { base, index } => match lit(*index)? {
+                Lit::I32(i) if ((*base + i) as usize) < self.coefs.len() => {
+                    let slot = base + i;
+                    Some(self.pre(Ty::F32, Inst::Coef(slot)))
+                }
+                _ => None,
+            },
+            Inst::Fail(c, _) if lit(*c) == Some(Lit::Bool(false)) => Some(*c),
+            _ => match fold_lits(inst, lit)? {
+                Lit::F32(x) => Some(self.f32c(x)),
+                Lit::F64(x) => Some(self.f64c(x)),
+                Lit::I32(x) => Some(self.i32c(x)),
+                Lit::I64(x) => Some(self.i64c(x)),
+                Lit::Bool(x) => Some(self.boolc(x)),
+            },
+        }
+    }
+
     /// A statement of the kernel's prologue (the same for every element, or the element's own
     /// indices), emitted once.
-    fn pre(&mut self, key: String, ty: Ty, inst: Inst) -> V {
+    fn pre(&mut self, ty: Ty, inst: Inst) -> V {
+        let key = Key::of(ty, &inst).expect("a prologue statement is pure");
         if let Some(v) = self.pre_memo.get(&key) {
             return *v;
         }
         let id = V(self.next);
+        if let Some(l) = Lit::of(&inst) {
+            self.lits.insert(id, l);
+        }
         self.next += 1;
         self.tys.push(ty);
         self.pre.push(Stmt { id, ty, inst });
@@ -483,31 +668,31 @@ impl<'a> KB<'a> {
     }
 
     fn f32c(&mut self, x: f32) -> V {
-        self.pre(format!("f32 {:x}", x.to_bits()), Ty::F32, Inst::F32(x))
+        self.pre(Ty::F32, Inst::F32(x))
     }
     fn f64c(&mut self, x: f64) -> V {
-        self.pre(format!("f64 {:x}", x.to_bits()), Ty::F64, Inst::F64(x))
+        self.pre(Ty::F64, Inst::F64(x))
     }
     fn i32c(&mut self, x: u32) -> V {
-        self.pre(format!("i32 {x}"), Ty::I32, Inst::I32(x))
+        self.pre(Ty::I32, Inst::I32(x))
     }
     fn i64c(&mut self, x: u64) -> V {
-        self.pre(format!("i64 {x}"), Ty::I64, Inst::I64(x))
+        self.pre(Ty::I64, Inst::I64(x))
     }
     fn boolc(&mut self, x: bool) -> V {
-        self.pre(format!("bool {x}"), Ty::Bool, Inst::Bool(x))
+        self.pre(Ty::Bool, Inst::Bool(x))
     }
     fn size(&mut self, d: usize) -> V {
         let i = self.dim(d);
-        self.pre(format!("size {i}"), Ty::I64, Inst::Size(i))
+        self.pre(Ty::I64, Inst::Size(i))
     }
     fn per(&mut self) -> V {
-        if let Some(v) = self.pre_memo.get("per") {
-            return *v;
+        if let Some(v) = self.per {
+            return v;
         }
         let mut acc = self.i64c(1);
         for d in self.domain.clone() {
-            let s = self.pre(format!("size {d}"), Ty::I64, Inst::Size(d));
+            let s = self.pre(Ty::I64, Inst::Size(d));
             let id = V(self.next);
             self.next += 1;
             self.tys.push(Ty::I64);
@@ -518,19 +703,19 @@ impl<'a> KB<'a> {
             });
             acc = id;
         }
-        self.pre_memo.insert("per".into(), acc);
+        self.per = Some(acc);
         acc
     }
     fn flat(&mut self) -> V {
-        self.pre("flat".into(), Ty::I64, Inst::Flat)
+        self.pre(Ty::I64, Inst::Flat)
     }
     fn sample(&mut self) -> V {
         self.per();
-        self.pre("sample".into(), Ty::I64, Inst::Sample)
+        self.pre(Ty::I64, Inst::Sample)
     }
     fn elem(&mut self) -> V {
         self.per();
-        self.pre("elem".into(), Ty::I64, Inst::Elem)
+        self.pre(Ty::I64, Inst::Elem)
     }
 
     fn bin(&mut self, ty: Ty, op: Bin, a: V, b: V) -> V {
@@ -681,19 +866,13 @@ impl<'a> KB<'a> {
                 (0..k)
                     .map(|q| {
                         let slot = base + q as u32;
-                        let x = self.pre(format!("coef {slot}"), Ty::F32, Inst::Coef(slot));
+                        let x = self.pre(Ty::F32, Inst::Coef(slot));
                         match info.kind {
                             Kind::Bool => {
                                 let z = self.f32c(0.0);
-                                self.pre(
-                                    format!("coefb {slot}"),
-                                    Ty::Bool,
-                                    Inst::Cmp(Cmp::Ne, x, z),
-                                )
+                                self.pre(Ty::Bool, Inst::Cmp(Cmp::Ne, x, z))
                             }
-                            Kind::Class(_) => {
-                                self.pre(format!("coefc {slot}"), Ty::I32, Inst::Un(Un::ToI32, x))
-                            }
+                            Kind::Class(_) => self.pre(Ty::I32, Inst::Un(Un::ToI32, x)),
                             _ => x,
                         }
                     })
@@ -876,7 +1055,7 @@ impl<'a> KB<'a> {
             }
             None => {
                 let slot = base + (i * k + j) as u32;
-                self.pre(format!("coef {slot}"), Ty::F32, Inst::Coef(slot))
+                self.pre(Ty::F32, Inst::Coef(slot))
             }
         }
     }
@@ -1716,4 +1895,56 @@ fn dce(k: &mut Kernel) {
     sweep(&mut k.body, &live);
     // Buffers nothing reads any more (a cross node whose consumer folded away) stay bound: the
     // host binds every buffer the kernel lists.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fold(inst: Inst, lits: &[Lit]) -> Option<Lit> {
+        fold_lits(&inst, |v| lits.get(v.0 as usize).copied())
+    }
+
+    #[test]
+    fn folding_computes_what_the_backends_compute() {
+        use Lit::*;
+        let (a, b) = (V(0), V(1));
+        // Float to class index: truncating, saturating, NaN to 0 (`fcvt_to_uint_sat`).
+        for (x, want) in [(2.9f32, 2u32), (-3.0, 0), (f32::NAN, 0), (1e20, u32::MAX)] {
+            assert_eq!(fold(Inst::Un(Un::ToI32, a), &[F32(x)]), Some(I32(want)));
+        }
+        // Min and max: a NaN first operand gives the second, a NaN second gives the first.
+        let nan = f32::NAN;
+        assert_eq!(
+            fold(Inst::Bin(Bin::Max, a, b), &[F32(nan), F32(1.0)]),
+            Some(F32(1.0))
+        );
+        let m = fold(Inst::Bin(Bin::Min, a, b), &[F32(1.0), F32(nan)]);
+        assert_eq!(m, Some(F32(1.0)));
+        // Comparisons with a NaN are false, except `Ne`.
+        assert_eq!(
+            fold(Inst::Cmp(Cmp::Lt, a, b), &[F32(nan), F32(1.0)]),
+            Some(Bool(false))
+        );
+        assert_eq!(
+            fold(Inst::Cmp(Cmp::Ne, a, b), &[F32(nan), F32(nan)]),
+            Some(Bool(true))
+        );
+        // Integers are unsigned and wrap.
+        assert_eq!(
+            fold(Inst::Cmp(Cmp::Lt, a, b), &[I32(u32::MAX), I32(1)]),
+            Some(Bool(false))
+        );
+        assert_eq!(
+            fold(Inst::Bin(Bin::Sub, a, b), &[I32(0), I32(1)]),
+            Some(I32(u32::MAX))
+        );
+        // Division by zero is left to the backends.
+        assert_eq!(fold(Inst::Bin(Bin::UDiv, a, b), &[I32(1), I32(0)]), None);
+        // IEEE rounding, as at run time.
+        assert_eq!(
+            fold(Inst::Bin(Bin::Add, a, b), &[F32(0.1), F32(0.2)]),
+            Some(F32(0.1f32 + 0.2f32))
+        );
+    }
 }
