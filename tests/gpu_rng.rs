@@ -2,7 +2,9 @@
 
 mod common;
 
-use diffc::gpu::runtime::{u32_bytes, Access, Binding, Gpu};
+use std::sync::Arc;
+
+use diffc::gpu::runtime::{u32_bytes, Access, Binding, Gpu, Kernel, ShaderCode};
 use diffc::rng;
 use rand::{Rng, SeedableRng};
 
@@ -93,8 +95,43 @@ const BINDINGS: [Access; 3] = [Access::Read, Access::ReadWrite, Access::Uniform]
 
 /// Runs test entry `entry` over `count` elements with `input` and the parameters, returning
 /// `words_out` words per element.
+/// How the test module reaches wgpu.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// The WGSL text as written here.
+    Wgsl,
+    /// The naga module parsed from it.
+    Naga,
+    /// The text naga's WGSL writer makes of that module.
+    Written,
+}
+
+fn kernel(gpu: &Gpu, via: Via, entry: &str) -> Arc<Kernel> {
+    let parsed = || naga::front::wgsl::parse_str(&test_source()).unwrap();
+    let result = match via {
+        Via::Wgsl => gpu.kernel_wgsl(&test_source(), entry, &BINDINGS),
+        Via::Naga => gpu.kernel("gpu_rng via naga", entry, &BINDINGS, || {
+            ShaderCode::Naga(Box::new(parsed()))
+        }),
+        Via::Written => gpu.kernel("gpu_rng via written", entry, &BINDINGS, || {
+            let module = parsed();
+            let info = naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::default(),
+            )
+            .validate(&module)
+            .unwrap();
+            let flags = naga::back::wgsl::WriterFlags::empty();
+            ShaderCode::Wgsl(naga::back::wgsl::write_string(&module, &info, flags).unwrap())
+        }),
+    };
+    result.unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     gpu: &Gpu,
+    via: Via,
     entry: &str,
     input: &[u32],
     count: u32,
@@ -102,9 +139,7 @@ fn run(
     stride: u32,
     words_out: u64,
 ) -> Vec<u32> {
-    let kernel = gpu
-        .kernel_wgsl(&test_source(), entry, &BINDINGS)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let kernel = kernel(gpu, via, entry);
     let input = if input.is_empty() { &[0u32][..] } else { input };
     let input = gpu.upload_u32(input).unwrap();
     let output = gpu.storage(u64::from(count) * words_out * 4).unwrap();
@@ -198,11 +233,27 @@ fn rng_wgsl_validates_as_a_plain_module_with_the_public_functions() {
 #[test]
 fn rng_wgsl_constants_are_the_rust_constants() {
     let module = naga::front::wgsl::parse_str(RNG_WGSL).unwrap();
+    check_constants(&module);
+    // Also after a round trip through naga's WGSL writer, as generated kernels take it.
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .unwrap();
+    let text =
+        naga::back::wgsl::write_string(&module, &info, naga::back::wgsl::WriterFlags::empty())
+            .unwrap();
+    check_constants(&naga::front::wgsl::parse_str(&text).unwrap());
+}
+
+fn check_constants(module: &naga::Module) {
     let value = |name: &str| -> naga::Literal {
         let (_, c) = module
             .constants
             .iter()
-            .find(|(_, c)| c.name.as_deref() == Some(name))
+            // naga's writer appends `_` to names that end in a digit.
+            .find(|(_, c)| c.name.as_deref() == Some(name) || c.name == Some(format!("{name}_")))
             .unwrap_or_else(|| panic!("{name} is missing"));
         match module.global_expressions[c.init] {
             naga::Expression::Literal(l) => l,
@@ -290,7 +341,7 @@ fn draws_match_rust_bit_for_bit() {
             ]
         })
         .collect();
-    let out = run(gpu, "draws", &input, cases.len() as u32, 0, 0, 3);
+    let out = run(gpu, Via::Wgsl, "draws", &input, cases.len() as u32, 0, 0, 3);
     let mut bad = Vec::new();
     for (c, &(seed, stream, step, i)) in cases.iter().enumerate() {
         let word = rng::word(seed, stream, step, i);
@@ -318,7 +369,7 @@ fn log_sincos_and_box_muller_radius_match_on_every_uniform() {
     let chunk = 1u32 << 21;
     let mut bad = Vec::new();
     for offset in (0..total).step_by(chunk as usize) {
-        let out = run(gpu, "midpoints", &[], chunk, offset, 0, 4);
+        let out = run(gpu, Via::Wgsl, "midpoints", &[], chunk, offset, 0, 4);
         for i in 0..chunk {
             let k = offset + i;
             let u = rng::uniform_open(k << 9);
@@ -369,7 +420,7 @@ fn log_sqrt_and_sincos_match_on_a_stride_of_all_floats() {
         }
     }
     for (offset, stride, count) in sweeps {
-        let out = run(gpu, "bits", &[], count, offset, stride, 4);
+        let out = run(gpu, Via::Wgsl, "bits", &[], count, offset, stride, 4);
         for i in 0..count {
             let xb = offset.wrapping_add(i.wrapping_mul(stride));
             let x = f32::from_bits(xb);
@@ -398,4 +449,40 @@ fn log_sqrt_and_sincos_match_on_a_stride_of_all_floats() {
         checked += count as usize;
     }
     assert_none("float sweep", &bad, checked);
+}
+
+#[test]
+fn the_naga_module_and_naga_written_text_give_the_same_bits() {
+    let Some(gpu) = common::gpu::gpu() else {
+        return;
+    };
+    // Generated kernels reach wgpu as a naga module or as the text naga writes; both must keep
+    // the arithmetic (and its barriers) of the hand-written text.
+    let cases: Vec<u32> = draw_cases()
+        .iter()
+        .take(20_000)
+        .flat_map(|&(seed, stream, step, i)| {
+            [
+                seed as u32,
+                (seed >> 32) as u32,
+                stream,
+                step,
+                i as u32,
+                (i >> 32) as u32,
+            ]
+        })
+        .collect();
+    let n = cases.len() as u32 / 6;
+    let draws = run(gpu, Via::Wgsl, "draws", &cases, n, 0, 0, 3);
+    let midpoints = run(gpu, Via::Wgsl, "midpoints", &[], 1 << 20, 0, 0, 4);
+    for via in [Via::Naga, Via::Written] {
+        assert!(
+            run(gpu, via, "draws", &cases, n, 0, 0, 3) == draws,
+            "draws via {via:?}"
+        );
+        assert!(
+            run(gpu, via, "midpoints", &[], 1 << 20, 0, 0, 4) == midpoints,
+            "midpoints via {via:?}"
+        );
+    }
 }
