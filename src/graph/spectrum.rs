@@ -70,12 +70,18 @@ fn tridiagonalize(n: usize, a: &mut [f64]) -> (Vec<f64>, Vec<f64>) {
         if vtv == 0.0 {
             continue;
         }
-        // p = A v · 2/vᵀv; w = p − (vᵀp / vᵀv) v; A −= v wᵀ + w vᵀ on the trailing block.
+        // p = A v · 2/vᵀv from the lower triangle; w = p − (vᵀp / vᵀv) v;
+        // then A −= v wᵀ + w vᵀ on the lower triangle of the trailing block.
         let beta = 2.0 / vtv;
+        p[start..n].iter_mut().for_each(|x| *x = 0.0);
         for i in start..n {
-            let row = &a[i * n + start..i * n + n];
-            let vs = &v[start..n];
-            p[i] = beta * row.iter().zip(vs).map(|(x, y)| x * y).sum::<f64>();
+            let row = &a[i * n + start..i * n + i];
+            let vi = v[i];
+            let s = dot_and_axpy(row, &v[start..i], vi, &mut p[start..i]);
+            p[i] += s + a[i * n + i] * vi;
+        }
+        for x in &mut p[start..n] {
+            *x *= beta;
         }
         let kappa = (start..n).map(|i| v[i] * p[i]).sum::<f64>() / vtv;
         for i in start..n {
@@ -83,8 +89,8 @@ fn tridiagonalize(n: usize, a: &mut [f64]) -> (Vec<f64>, Vec<f64>) {
         }
         for i in start..n {
             let (vi, wi) = (v[i], p[i]);
-            let row = &mut a[i * n + start..i * n + n];
-            for ((x, &vj), &wj) in row.iter_mut().zip(&v[start..n]).zip(&p[start..n]) {
+            let row = &mut a[i * n + start..i * n + i + 1];
+            for ((x, &vj), &wj) in row.iter_mut().zip(&v[start..=i]).zip(&p[start..=i]) {
                 *x -= vi * wj + wi * vj;
             }
         }
@@ -96,6 +102,28 @@ fn tridiagonalize(n: usize, a: &mut [f64]) -> (Vec<f64>, Vec<f64>) {
     d[n - 1] = a[(n - 1) * n + n - 1];
     e[n - 1] = 0.0;
     (d, e)
+}
+
+/// Σ row[j]·x[j], and y[j] += a·row[j], in one pass with four partial sums.
+fn dot_and_axpy(row: &[f64], x: &[f64], a: f64, y: &mut [f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let split = row.len() / 4 * 4;
+    for ((r, xs), ys) in row[..split]
+        .chunks_exact(4)
+        .zip(x[..split].chunks_exact(4))
+        .zip(y[..split].chunks_exact_mut(4))
+    {
+        for k in 0..4 {
+            acc[k] += r[k] * xs[k];
+            ys[k] += a * r[k];
+        }
+    }
+    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for j in split..row.len() {
+        sum += row[j] * x[j];
+        y[j] += a * row[j];
+    }
+    sum
 }
 
 /// The implicit QL method with Wilkinson-style shifts on a symmetric tridiagonal matrix;
