@@ -1,3 +1,4 @@
 //! The GPU backend: a wgpu runtime that runs WGSL compute kernels on buffers.
 
+pub mod codegen;
 pub mod runtime;
