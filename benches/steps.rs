@@ -208,7 +208,12 @@ fn cases() -> Vec<Case> {
 struct Fixed(HashMap<usize, Vec<Tensor>>);
 
 impl Denoiser for Fixed {
-    fn denoise(&mut self, _: &Process, net: usize, _: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    fn denoise(
+        &mut self,
+        _: &Process,
+        call: &diffc::interp::NetCall,
+    ) -> Result<Vec<Tensor>, String> {
+        let net = call.net;
         Ok(self.0[&net].clone())
     }
 }

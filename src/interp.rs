@@ -1394,17 +1394,39 @@ pub fn tensor_to_npy(t: &Tensor) -> crate::npy::Array {
     }
 }
 
+/// One network evaluation, as a sampler makes it.
+#[derive(Clone, Copy, Debug)]
+pub struct NetCall<'a> {
+    /// The network: `Process::networks[net]`.
+    pub net: usize,
+    /// The network's declared inputs, in order: field-shaped tensors (batch first) and scalar
+    /// times, as the network reads them (`softmax(z_t)`, `sigma(t)`, …).
+    pub inputs: &'a [Tensor],
+    /// The call's own arguments before the input expressions apply: for each field input, the
+    /// field (`Process::fields` index) and the value the call passed for it.
+    pub fields: &'a [(usize, Tensor)],
+    /// The time the call is made at, when the network has a time input.
+    pub time: Option<f64>,
+    /// The run's node masks by name (`bool[batch, n]`); absent masks mean every node is real.
+    pub masks: &'a HashMap<String, Tensor>,
+}
+
 /// A denoiser: what a sampler calls for each network evaluation.
+///
+/// Returns one tensor per output of the network, each shaped like its field (batch first),
+/// with a class axis for class probabilities; a bool field's probabilities are reals shaped
+/// like the field. Any `FnMut(&Process, &NetCall) -> Result<Vec<Tensor>, String>` is one.
 pub trait Denoiser {
-    /// Evaluate network `net` (`Process::networks[net]`) on its declared inputs, in order:
-    /// field-shaped tensors (batch first) and scalar times. Returns one tensor per output, each
-    /// shaped like its field (with a class axis for class probabilities).
-    fn denoise(
-        &mut self,
-        p: &Process,
-        net: usize,
-        inputs: &[Tensor],
-    ) -> Result<Vec<Tensor>, String>;
+    fn denoise(&mut self, p: &Process, call: &NetCall) -> Result<Vec<Tensor>, String>;
+}
+
+impl<F> Denoiser for F
+where
+    F: FnMut(&Process, &NetCall) -> Result<Vec<Tensor>, String>,
+{
+    fn denoise(&mut self, p: &Process, call: &NetCall) -> Result<Vec<Tensor>, String> {
+        self(p, call)
+    }
 }
 
 /// Everything a sampler run needs besides the process and the denoiser.
@@ -1790,13 +1812,39 @@ impl Ctx<'_> {
                     self.check_finite(&v, &self.p.fields[*field as usize].name)?;
                     self.state[*field as usize] = Some(v);
                 }
-                Op::Call { call, net, args } => {
+                Op::Call {
+                    call,
+                    net,
+                    args,
+                    fields,
+                    time,
+                } => {
                     let mut inputs = Vec::new();
                     for a in args {
                         let v = self.eval(*a)?;
                         inputs.push(self.node_tensor(*a, v)?);
                     }
-                    let outs = denoiser.denoise(self.p, *net as usize, &inputs)?;
+                    let mut raw = Vec::new();
+                    for (f, node) in fields {
+                        let v = self.eval(*node)?;
+                        raw.push((*f as usize, self.node_tensor(*node, v)?));
+                    }
+                    let time = match time {
+                        Some(e) => Some(
+                            Evaluator::new(self.p)
+                                .real(*e, &self.env)
+                                .map_err(|_| self.bug("a network call's time"))?,
+                        ),
+                        None => None,
+                    };
+                    let nc = NetCall {
+                        net: *net as usize,
+                        inputs: &inputs,
+                        fields: &raw,
+                        time,
+                        masks: &self.call.masks,
+                    };
+                    let outs = denoiser.denoise(self.p, &nc)?;
                     let n = &self.p.networks[*net as usize];
                     if outs.len() != n.outputs.len() {
                         return Err(format!(

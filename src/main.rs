@@ -536,9 +536,9 @@ impl diffc::interp::Denoiser for Supplied {
     fn denoise(
         &mut self,
         p: &diffc::typed::Process,
-        net: usize,
-        _: &[diffc::interp::Tensor],
+        call: &diffc::interp::NetCall,
     ) -> Result<Vec<diffc::interp::Tensor>, String> {
+        let net = call.net;
         let i = self.calls;
         self.calls += 1;
         let n = &p.networks[net];

@@ -340,9 +340,9 @@ impl Denoiser for Deterministic {
     fn denoise(
         &mut self,
         p: &Process,
-        net: usize,
-        inputs: &[Tensor],
+        call: &diffc::interp::NetCall,
     ) -> Result<Vec<Tensor>, String> {
+        let (net, inputs) = (call.net, call.inputs);
         let n = &p.networks[net];
         let t = time_input(p, net)
             .map(|i| inputs[i].f32s().unwrap()[0])

@@ -184,9 +184,9 @@ impl Denoiser for Wobbly {
     fn denoise(
         &mut self,
         p: &Process,
-        net: usize,
-        inputs: &[Tensor],
+        call: &diffc::interp::NetCall,
     ) -> Result<Vec<Tensor>, String> {
+        let (net, inputs) = (call.net, call.inputs);
         self.0 += 1;
         let batch = inputs
             .iter()
@@ -609,10 +609,9 @@ fn non_finite_states_are_errors_like_the_interpreter() {
         fn denoise(
             &mut self,
             p: &Process,
-            net: usize,
-            inputs: &[Tensor],
+            call: &diffc::interp::NetCall,
         ) -> Result<Vec<Tensor>, String> {
-            let mut out = Wobbly(0).denoise(p, net, inputs)?;
+            let mut out = Wobbly(0).denoise(p, call)?;
             for t in &mut out {
                 if let Data::F32(v) = &mut t.data {
                     let n = v.len();

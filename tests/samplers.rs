@@ -20,9 +20,9 @@ impl Denoiser for GaussianData {
     fn denoise(
         &mut self,
         p: &Process,
-        net: usize,
-        inputs: &[Tensor],
+        call: &diffc::interp::NetCall,
     ) -> Result<Vec<Tensor>, String> {
+        let (net, inputs) = (call.net, call.inputs);
         self.calls += 1;
         let n = &p.networks[net];
         let k = p.gaussian_marginal_given(n.outputs[0].field).unwrap();
@@ -265,9 +265,9 @@ impl Denoiser for Flat {
     fn denoise(
         &mut self,
         p: &Process,
-        net: usize,
-        inputs: &[Tensor],
+        call: &diffc::interp::NetCall,
     ) -> Result<Vec<Tensor>, String> {
+        let (net, inputs) = (call.net, call.inputs);
         let batch = inputs
             .iter()
             .find(|t| !t.shape.is_empty())
@@ -396,9 +396,9 @@ impl Denoiser for OneHot {
     fn denoise(
         &mut self,
         p: &Process,
-        net: usize,
-        inputs: &[Tensor],
+        call: &diffc::interp::NetCall,
     ) -> Result<Vec<Tensor>, String> {
+        let (net, inputs) = (call.net, call.inputs);
         let shape = inputs[0].shape.clone();
         let k = *shape.last().unwrap();
         let n: usize = shape.iter().product::<usize>() / k;
@@ -577,7 +577,12 @@ fn dpm_solver_pp_1_step_coefficients() {
 struct Constant(f32);
 
 impl Denoiser for Constant {
-    fn denoise(&mut self, _: &Process, _: usize, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    fn denoise(
+        &mut self,
+        _: &Process,
+        call: &diffc::interp::NetCall,
+    ) -> Result<Vec<Tensor>, String> {
+        let inputs = call.inputs;
         let shape = inputs[0].shape.clone();
         let n = shape.iter().product();
         Ok(vec![Tensor {
@@ -629,7 +634,12 @@ fn the_ddpm_ancestral_step_draws_the_posterior() {
 struct FixedProbs(Vec<f32>);
 
 impl Denoiser for FixedProbs {
-    fn denoise(&mut self, _: &Process, _: usize, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    fn denoise(
+        &mut self,
+        _: &Process,
+        call: &diffc::interp::NetCall,
+    ) -> Result<Vec<Tensor>, String> {
+        let inputs = call.inputs;
         let mut shape = inputs[0].shape.clone();
         shape.push(self.0.len());
         let n: usize = shape.iter().product::<usize>() / self.0.len();
@@ -861,9 +871,9 @@ impl Denoiser for LikeInput {
     fn denoise(
         &mut self,
         p: &Process,
-        net: usize,
-        inputs: &[Tensor],
+        call: &diffc::interp::NetCall,
     ) -> Result<Vec<Tensor>, String> {
+        let (net, inputs) = (call.net, call.inputs);
         let o = &p.networks[net].outputs[0];
         let shape = inputs[0].shape.clone();
         let n = shape.iter().product();
@@ -1170,7 +1180,12 @@ fn the_edge_step_redraws_pairs_of_active_nodes() {
 struct DigressNet(Vec<f32>, Vec<f32>);
 
 impl Denoiser for DigressNet {
-    fn denoise(&mut self, _: &Process, _: usize, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    fn denoise(
+        &mut self,
+        _: &Process,
+        call: &diffc::interp::NetCall,
+    ) -> Result<Vec<Tensor>, String> {
+        let inputs = call.inputs;
         let fill = |shape: &[usize], probs: &[f32]| {
             let mut s = shape.to_vec();
             s.push(probs.len());

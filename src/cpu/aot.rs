@@ -26,7 +26,7 @@
 use super::{codegen, isa, plan_size, LARGE_PLAN};
 use crate::entries::{self, EntryKind, Extent as PortExtent, Port};
 use crate::explain::show;
-use crate::interp::{self, Accel, Call, Ctx, Data, Denoiser, SampleCall, Tensor, Val};
+use crate::interp::{self, Accel, Call, Ctx, Data, Denoiser, NetCall, SampleCall, Tensor, Val};
 use crate::ir::{Extent, Node, NodeId, Op, Program, SamplerProgram};
 use crate::kernel::build::{self, op_key, Plan};
 use crate::kernel::{BufSrc, Inst, Kernel, Store, Target};
@@ -693,7 +693,7 @@ impl Rec<'_> {
 struct NoNetwork;
 
 impl Denoiser for NoNetwork {
-    fn denoise(&mut self, _: &Process, _: usize, _: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    fn denoise(&mut self, _: &Process, _: &NetCall) -> Result<Vec<Tensor>, String> {
         Err("internal error: a host statement of a kernel run called a network".into())
     }
 }
@@ -837,12 +837,8 @@ struct RecNet<'a> {
 }
 
 impl Denoiser for RecNet<'_> {
-    fn denoise(
-        &mut self,
-        p: &Process,
-        net: usize,
-        inputs: &[Tensor],
-    ) -> Result<Vec<Tensor>, String> {
+    fn denoise(&mut self, p: &Process, call: &NetCall) -> Result<Vec<Tensor>, String> {
+        let (net, inputs) = (call.net, call.inputs);
         let rec = self.rec;
         let (ph, call, tag, args) = rec
             .tb

@@ -13,7 +13,7 @@
 pub mod aot;
 pub mod codegen;
 
-use crate::interp::{self, Accel, Call, Ctx, Data, Denoiser, SampleCall, Tensor, Val};
+use crate::interp::{self, Accel, Call, Ctx, Data, Denoiser, NetCall, SampleCall, Tensor, Val};
 use crate::ir::{Extent, Node, NodeId, Op, Program, SamplerProgram};
 use crate::kernel::build::{self, op_key, Plan, Variant};
 use crate::kernel::{BufSrc, Kernel, Store, Target, FAIL_CLASS, FAIL_INDEX, FAIL_NONFINITE};
@@ -375,7 +375,7 @@ struct Runner<'c> {
 struct NoNetwork;
 
 impl Denoiser for NoNetwork {
-    fn denoise(&mut self, _: &Process, _: usize, _: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    fn denoise(&mut self, _: &Process, _: &NetCall) -> Result<Vec<Tensor>, String> {
         Err("internal error: a host statement of a kernel run called a network".into())
     }
 }

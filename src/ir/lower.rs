@@ -281,6 +281,7 @@ impl<'p> Lower<'p> {
                     });
                 let mut inputs = Vec::new();
                 let mut captured = Vec::new();
+                let mut raw_fields = Vec::new();
                 for (inp, a) in n.inputs.iter().zip(&args) {
                     match inp {
                         typed::NetInput::Field { field, expr } => {
@@ -297,6 +298,7 @@ impl<'p> Lower<'p> {
                                 Some(f.shape.clone()),
                             );
                             captured.push(held);
+                            raw_fields.push((field.0, held));
                             let saved = (
                                 std::mem::take(&mut self.subst),
                                 std::mem::take(&mut self.memo),
@@ -329,6 +331,8 @@ impl<'p> Lower<'p> {
                     call: i,
                     net: net.0,
                     args: inputs,
+                    fields: raw_fields,
+                    time: time_arg,
                 });
                 i
             }

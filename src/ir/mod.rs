@@ -115,10 +115,16 @@ pub enum Op {
     /// Update a field of the state.
     Set { field: u32, node: NodeId },
     /// Call a network: `args` in the order of its inputs (times are host coefficients).
+    /// `fields` and `time` are the call's own arguments before the network's input expressions
+    /// apply: the value of each field input's field, and the time the call is made at. They are
+    /// for denoisers that need the state itself (the empirical denoiser reads `log_q` of it);
+    /// no kernel reads them.
     Call {
         call: u32,
         net: u32,
         args: Vec<NodeId>,
+        fields: Vec<(u32, NodeId)>,
+        time: Option<crate::typed::ExprId>,
     },
     /// A branch on a per-step condition (a host coefficient).
     If {
