@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod cpu;
+pub mod data;
 pub mod diag;
 pub mod entries;
 pub mod explain;
@@ -15,7 +16,9 @@ pub mod interp;
 pub mod ir;
 pub mod kernel;
 pub mod npy;
+pub mod picture;
 pub mod rng;
+pub mod sample;
 pub mod syntax;
 pub mod typed;
 pub mod types;

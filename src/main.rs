@@ -6,6 +6,8 @@ use diffc::diag::{render_json, render_text, Diagnostic, Source};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
+mod cli_sample;
+
 #[derive(Parser)]
 #[command(name = "diffc", version, about = "A compiler for diffusion processes")]
 struct Cli {
@@ -54,6 +56,10 @@ enum Command {
     /// uniqueness, novelty. Each set is a folder of edge-list files, a graph6 file or an `.npy`
     /// stack of adjacency matrices.
     Metrics(MetricsArgs),
+    /// Generate with the exact denoiser of a dataset (no trained network) and score the
+    /// samples: MMD of graph statistics, uniqueness and novelty for graphs, support and
+    /// distances for points and sequences. Writes samples, metrics and a picture with --out.
+    Sample(cli_sample::SampleArgs),
 }
 
 #[derive(clap::Args)]
@@ -196,6 +202,17 @@ fn run(cli: &Cli) -> u8 {
             }
             with_source(cli, &args.file, |module, out| {
                 match build(args, module, out) {
+                    Ok(()) => 0,
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        2
+                    }
+                }
+            })
+        }
+        Command::Sample(args) => {
+            with_source(cli, &args.file, |module, out| {
+                match cli_sample::sample(module, args, out) {
                     Ok(()) => 0,
                     Err(message) => {
                         eprintln!("error: {message}");

@@ -1,0 +1,318 @@
+//! `diffc sample`: generate with the exact empirical denoiser of a dataset and score the samples.
+
+use diffc::data::{self, Dataset};
+use diffc::sample::{self, empirical::Backend, Samples};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    /// The spec file.
+    pub file: String,
+    /// The training data: a dataset name (community-small, grid, sbm, planar, words, moons,
+    /// gaussians8, checkerboard, swissroll) or a path (a folder of edge lists, a graph6 file,
+    /// an `.npy` stack of adjacency matrices or of points, or a text file of sequences).
+    #[arg(long)]
+    pub data: String,
+    /// The process, when the file holds several.
+    #[arg(long)]
+    pub process: Option<String>,
+    /// The sampler (default: the process's first).
+    #[arg(long)]
+    pub sampler: Option<String>,
+    /// The sampler's number of steps (for samplers with a `steps` parameter).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// A sampler parameter: NAME=VALUE.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// How many samples to draw.
+    #[arg(long, default_value_t = 64)]
+    pub count: usize,
+    /// How many training items to generate (a named dataset's default otherwise).
+    #[arg(long)]
+    pub train_count: Option<usize>,
+    /// Which implementation runs the sampler and the denoiser's `log_q`.
+    #[arg(long, value_enum, default_value_t = SampleBackend::Cpu)]
+    pub backend: SampleBackend,
+    /// The seed of the sampler's draws (the dataset's seed is `--data-seed`).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The seed of a generated dataset.
+    #[arg(long, default_value_t = 1)]
+    pub data_seed: u64,
+    /// The width of a latent process's node vectors (NVDiff).
+    #[arg(long, default_value_t = 8)]
+    pub latent_width: usize,
+    /// Write the samples, the metrics and a picture into this folder.
+    #[arg(long)]
+    pub out: Option<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum, PartialEq)]
+pub enum SampleBackend {
+    Interp,
+    Cpu,
+    Gpu,
+}
+
+/// Read the training data: a dataset name or a file.
+fn load_data(args: &SampleArgs) -> Result<Dataset, String> {
+    if data::names().iter().any(|(n, _)| *n == args.data) {
+        let opts = data::Options {
+            count: args.train_count,
+            size: None,
+        };
+        return data::generate_with(&args.data, args.data_seed, &opts);
+    }
+    let path = Path::new(&args.data);
+    if !path.exists() {
+        let names: Vec<&str> = data::names().iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "`{}` is neither a dataset ({}) nor a file",
+            args.data,
+            names.join(", ")
+        ));
+    }
+    if path.extension().is_some_and(|e| e == "txt") && path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read `{}`: {e}", args.data))?;
+        let seqs = data::words::from_lines(&text).map_err(|e| format!("{}: {e}", args.data))?;
+        let len = seqs.first().map_or(0, Vec::len);
+        if let Some(i) = seqs.iter().position(|s| s.len() != len) {
+            return Err(format!(
+                "{}:{}: every sequence must have the first one's length {len}",
+                args.data,
+                i + 1
+            ));
+        }
+        return Ok(Dataset::Sequences {
+            classes: data::words::CLASSES,
+            len,
+            seqs,
+        });
+    }
+    if path.extension().is_some_and(|e| e == "npy") && path.is_file() {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", args.data))?;
+        let a = diffc::npy::read(&bytes).map_err(|e| format!("{}: {e}", args.data))?;
+        if a.shape.len() == 2 {
+            let t = diffc::interp::tensor_from_npy(&a, diffc::typed::Elem::Real, &args.data)?;
+            let points = t.f32s().ok_or("the points are not reals")?.to_vec();
+            if let Some(i) = points.iter().position(|x| !x.is_finite()) {
+                return Err(format!("{}: value {i} is not finite", args.data));
+            }
+            return Ok(Dataset::Points {
+                dim: a.shape[1],
+                points,
+            });
+        }
+    }
+    Ok(Dataset::Graphs(crate::read_graphs(&args.data)?))
+}
+
+pub fn sample(
+    module: &diffc::check::Module,
+    args: &SampleArgs,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let p = crate::pick_process(module, args.process.as_deref())?;
+    let sampler = match &args.sampler {
+        Some(s) => s.clone(),
+        None => p
+            .samplers
+            .first()
+            .map(|s| s.name.clone())
+            .ok_or_else(|| format!("process `{}` has no sampler", p.name))?,
+    };
+    let backend = match args.backend {
+        SampleBackend::Interp => Backend::Interp,
+        SampleBackend::Cpu => Backend::Cpu,
+        SampleBackend::Gpu => {
+            return Err(
+                "`--backend gpu` is not built yet for `diffc sample`: use `interp` or `cpu`".into(),
+            )
+        }
+    };
+    if args.count == 0 {
+        return Err("--count must be at least 1".into());
+    }
+    let mut params = std::collections::HashMap::new();
+    for kv in &args.params {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("`--param {kv}`: expected NAME=VALUE"))?;
+        let v: f64 = v
+            .parse()
+            .map_err(|_| format!("`--param {kv}`: `{v}` is not a number"))?;
+        params.insert(k.to_string(), v);
+    }
+    let start = std::time::Instant::now();
+    let data = load_data(args)?;
+    let opts = sample::Options {
+        count: args.count,
+        seed: args.seed,
+        steps: args.steps,
+        params,
+        backend,
+        latent_width: args.latent_width,
+    };
+    let prep = sample::prepare(p, &data, &opts)?;
+    if let Some(acc) = &prep.encoding {
+        eprintln!(
+            "latents: {} training graphs encoded; the decoder's most likely graph is right on {:.2}% of pairs and {:.1}% of graphs (mean probability of the true pair {:.3})",
+            prep.training.count,
+            100.0 * acc.pairs,
+            100.0 * acc.graphs,
+            acc.mean_probability
+        );
+    }
+    let steps = sample::step_count(p, &sampler, &opts)?;
+    let tty = std::io::stderr().is_terminal();
+    let mut last = std::time::Instant::now();
+    let mut progress = |calls: usize| {
+        if tty && (last.elapsed().as_millis() > 100 || calls >= steps) {
+            last = std::time::Instant::now();
+            let width = 30;
+            let done = (calls.min(steps) * width) / steps.max(1);
+            eprint!(
+                "\r{} [{}{}] {calls} network calls / {steps} steps",
+                sampler,
+                "#".repeat(done),
+                ".".repeat(width - done)
+            );
+        }
+    };
+    let run = sample::run(p, &sampler, &prep, &opts, &mut progress)?;
+    if tty {
+        eprintln!();
+    }
+    let sampled = start.elapsed().as_secs_f64();
+    let validity = match args.data.as_str() {
+        "planar" => Some("planar"),
+        "sbm" => Some("sbm"),
+        _ => None,
+    };
+    let scores = sample::score::score(
+        &data,
+        &run.samples,
+        validity,
+        diffc::graph::default_threads(),
+    )?;
+    let mut text = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        text,
+        "{} / {} on {} ({} training items): {} samples, {} network calls, {:.1} s",
+        p.name, sampler, args.data, prep.training.count, args.count, run.calls, sampled
+    );
+    if let Some(st) = &run.stats {
+        let _ = writeln!(
+            text,
+            "empirical denoiser: mean largest posterior weight {:.3}; {} states no training item reaches, weighed by their differences",
+            st.mean_top_weight, st.fallbacks
+        );
+    }
+    for (name, v) in &scores.values {
+        let _ = writeln!(text, "  {name:<16} {v:.6}");
+    }
+    out.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write: {e}"))?;
+    if let Some(dir) = &args.out {
+        write_out(dir, p, &sampler, args, &data, &run, &scores, sampled)?;
+        let _ = writeln!(out, "wrote {dir}/");
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_out(
+    dir: &str,
+    p: &diffc::typed::Process,
+    sampler: &str,
+    args: &SampleArgs,
+    data: &Dataset,
+    run: &sample::Run,
+    scores: &sample::score::Scores,
+    seconds: f64,
+) -> Result<(), String> {
+    let d = Path::new(dir);
+    std::fs::create_dir_all(d).map_err(|e| format!("cannot create `{dir}`: {e}"))?;
+    let write = |name: &str, bytes: &[u8]| {
+        let path = d.join(name);
+        std::fs::write(&path, bytes).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    };
+    match &run.samples {
+        Samples::Graphs(graphs) => {
+            let gd = d.join("graphs");
+            std::fs::create_dir_all(&gd)
+                .map_err(|e| format!("cannot create `{}`: {e}", gd.display()))?;
+            for (i, g) in graphs.iter().enumerate() {
+                let path = gd.join(format!("{i:04}.txt"));
+                std::fs::write(&path, diffc::graph::io::write_edge_list(g))
+                    .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+            }
+            let n = graphs.iter().map(|g| g.nodes()).max().unwrap_or(0);
+            let mut v = vec![0f32; graphs.len() * n * n];
+            for (k, g) in graphs.iter().enumerate() {
+                for (i, j) in g.edges() {
+                    v[k * n * n + i * n + j] = 1.0;
+                    v[k * n * n + j * n + i] = 1.0;
+                }
+            }
+            let a = diffc::npy::Array {
+                shape: vec![graphs.len(), n, n],
+                data: diffc::npy::Data::F32(v),
+            };
+            write("samples.npy", &npy_bytes(&a))?;
+            if let Dataset::Graphs(train) = data {
+                let _ = train; // PICTURE
+            }
+        }
+        Samples::Points { dim, points } => {
+            let a = diffc::npy::Array {
+                shape: vec![points.len() / dim, *dim],
+                data: diffc::npy::Data::F32(points.clone()),
+            };
+            write("samples.npy", &npy_bytes(&a))?;
+            if let (
+                Dataset::Points {
+                    dim: 2,
+                    points: train,
+                },
+                2,
+            ) = (data, *dim)
+            {
+                let _ = train; // PICTURE
+            }
+        }
+        Samples::Sequences(seqs) => {
+            write("samples.txt", data::words::to_lines(seqs).as_bytes())?;
+        }
+    }
+    let json = serde_json::json!({
+        "spec": args.file,
+        "process": p.name,
+        "sampler": sampler,
+        "data": args.data,
+        "count": args.count,
+        "steps": args.steps,
+        "seed": args.seed,
+        "network_calls": run.calls,
+        "seconds": seconds,
+        "metrics": scores.values.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+    });
+    write(
+        "metrics.json",
+        serde_json::to_string_pretty(&json)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+}
+
+fn npy_bytes(a: &diffc::npy::Array) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    // Writing into memory fails only on a shape that does not match its data, which the
+    // callers build together.
+    let _ = diffc::npy::write(a, &mut bytes);
+    bytes
+}
