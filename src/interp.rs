@@ -1735,7 +1735,20 @@ fn grid_with(p: &Process, s: &crate::typed::Sampler, params: &[Value]) -> Result
     };
     match &s.grid {
         Grid::List(e) => match ev.eval(*e, &env) {
-            Ok(Value::Vec(v)) => Ok(v),
+            Ok(Value::Vec(v)) => {
+                // A comprehension's range is expanded at compile time with the parameters'
+                // defaults, so other parameters can move its points but not add or drop any.
+                let ends = [p.time.lo, p.time.hi, p.time.data_at];
+                let lo = ends.iter().cloned().fold(f64::INFINITY, f64::min);
+                let hi = ends.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                if v.iter().any(|t| !(lo..=hi).contains(t)) {
+                    return Err(format!(
+                        "sampler `{}`'s grid with these parameters leaves the time domain [{lo}, {hi}]: an explicit grid keeps the number of points of its defaults, so pass the grid itself",
+                        s.name
+                    ));
+                }
+                Ok(v)
+            }
             _ => Err("cannot evaluate the grid".into()),
         },
         Grid::All => Ok(s.default_grid.clone()),

@@ -13,16 +13,26 @@
 //!   is y: ε̂ = (y − α x̂)/σ, ŝ = −(y − α x̂)/σ², v̂ = α ε̂ − σ x̂, with α and σ² evaluated in
 //!   f64 at the call's time.
 //!
+//! Class probabilities are floored at [`PROB_FLOOR`].
+//!
 //! Node masks: a sample is compared only with training points whose masks equal its own (a
 //! graph of n nodes with the training graphs of n nodes), so graphs of different sizes never
 //! mix; a sample with no such training point is an error.
-//! Conditioning inputs that are not a marginal's target (EDGE's target degrees) are not used.
+//! Conditioning inputs (fields the network reads that no marginal diffuses, as EDGE's target
+//! degrees) condition the posterior too: a sample is compared with the training points whose
+//! conditioning values equal its own, p(x_0 = x⁽ⁱ⁾ | x_t, c) ∝ q(x_t | x⁽ⁱ⁾) 1[c⁽ⁱ⁾ = c], or with
+//! every training point when none has them.
 
 use crate::entries::{entries, EntryKind};
 use crate::interp::{self, Call, Data, NetCall, Tensor};
 use crate::ir::Program;
 use crate::typed::{Elem, Family, FieldId, FieldRef, KernelKind, ParamKind, Process, Version};
 use std::collections::HashMap;
+
+/// The least class probability the denoiser returns: a network's softmax never reaches 0, and
+/// samplers may take its log (log 1e-30 is also the log guard of the EDGE and DiGress code).
+/// For a bool field, the probability of either value (1 − 1e-30 rounds to 1 in f32).
+pub const PROB_FLOOR: f64 = 1e-30;
 
 /// Which implementation runs the `log_q` entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,19 +190,39 @@ impl<'p> Empirical<'p> {
         }
         // Which training points each sample may be: those with the same masks.
         let masks: Vec<(&String, &Tensor)> = call.masks.iter().collect();
+        // Conditioning inputs (fields the network reads that no marginal diffuses) select the
+        // training points with the same values, when there are any.
+        let targets: Vec<usize> = self
+            .roles
+            .iter()
+            .filter_map(|r| match r {
+                Role::Target(f) => Some(*f),
+                _ => None,
+            })
+            .collect();
+        let conditions: Vec<(&Tensor, &Tensor)> = call
+            .fields
+            .iter()
+            .filter(|(f, _)| !targets.contains(f))
+            .filter_map(|(f, v)| self.train.fields.get(&p.fields[*f].name).map(|t| (v, t)))
+            .collect();
         let mut pairs: Vec<(usize, usize)> = Vec::new();
         for b in 0..batch {
-            let before = pairs.len();
-            for i in 0..self.train.count {
-                if masks_match(&masks, b, &self.train.masks, i) {
-                    pairs.push((b, i));
-                }
-            }
-            if pairs.len() == before {
+            let fits: Vec<usize> = (0..self.train.count)
+                .filter(|&i| masks_match(&masks, b, &self.train.masks, i))
+                .collect();
+            if fits.is_empty() {
                 return Err(format!(
                     "no training point has the node mask of sample {b}: draw each sample's node count from the training set"
                 ));
             }
+            let same: Vec<usize> = fits
+                .iter()
+                .copied()
+                .filter(|&i| conditions.iter().all(|(v, t)| rows_equal(v, b, t, i)))
+                .collect();
+            let chosen = if same.is_empty() { fits } else { same };
+            pairs.extend(chosen.into_iter().map(|i| (b, i)));
         }
         // Elements per pair, to size the chunks.
         let per_pair: usize = self
@@ -370,10 +400,13 @@ impl<'p> Empirical<'p> {
                     let mut shape = vec![batch];
                     shape.extend(&train.shape[1..]);
                     shape.push(k);
+                    v.iter_mut().for_each(|x| *x = x.max(PROB_FLOOR));
                     f32_tensor(shape, &v)
                 }
                 (ParamKind::Probs, Data::Bool(x)) => {
-                    let v = expect(&weights, per, |i, e| x[i * per + e] as u8 as f64);
+                    let mut v = expect(&weights, per, |i, e| x[i * per + e] as u8 as f64);
+                    v.iter_mut()
+                        .for_each(|x| *x = x.clamp(PROB_FLOOR, 1.0 - PROB_FLOOR));
                     let mut shape = vec![batch];
                     shape.extend(&train.shape[1..]);
                     f32_tensor(shape, &v)
@@ -531,6 +564,20 @@ fn gather(t: &Tensor, rows: impl Iterator<Item = usize>) -> Tensor {
         Data::Class(x) => Data::Class(pick(x, &rows, per)),
     };
     Tensor { shape, data }
+}
+
+/// Whether row `b` of `a` equals row `i` of `b` (batch-first tensors of one element shape).
+fn rows_equal(a: &Tensor, b: usize, t: &Tensor, i: usize) -> bool {
+    let per = a.len() / a.shape.first().copied().unwrap_or(1).max(1);
+    if t.len() / t.shape.first().copied().unwrap_or(1).max(1) != per {
+        return false;
+    }
+    match (&a.data, &t.data) {
+        (Data::F32(x), Data::F32(y)) => x[b * per..(b + 1) * per] == y[i * per..(i + 1) * per],
+        (Data::Bool(x), Data::Bool(y)) => x[b * per..(b + 1) * per] == y[i * per..(i + 1) * per],
+        (Data::Class(x), Data::Class(y)) => x[b * per..(b + 1) * per] == y[i * per..(i + 1) * per],
+        _ => false,
+    }
 }
 
 /// Whether sample `b`'s masks equal training point `i`'s (a missing mask is all true).
