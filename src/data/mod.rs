@@ -219,7 +219,10 @@ pub fn generate_with(name: &str, seed: u64, options: &Options) -> Result<Dataset
 ///
 /// Panics when the length is odd: 2-D point sets always have an even length.
 pub fn as_pairs(points: &[f32]) -> Vec<[f32; 2]> {
-    assert!(points.len().is_multiple_of(2), "2-D points need an even length");
+    assert!(
+        points.len().is_multiple_of(2),
+        "2-D points need an even length"
+    );
     points.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
 }
 
