@@ -265,7 +265,13 @@ fn write_out(
             };
             write("samples.npy", &npy_bytes(&a))?;
             if let Dataset::Graphs(train) = data {
-                let _ = train; // PICTURE
+                let shown = graphs.len().min(8);
+                let png = diffc::picture::graphs_png(
+                    &graphs[..shown],
+                    &train[..train.len().min(shown)],
+                    shown,
+                );
+                write("samples.png", &png)?;
             }
         }
         Samples::Points { dim, points } => {
@@ -282,7 +288,9 @@ fn write_out(
                 2,
             ) = (data, *dim)
             {
-                let _ = train; // PICTURE
+                let png =
+                    diffc::picture::scatter_png(&data::as_pairs(points), &data::as_pairs(train));
+                write("samples.png", &png)?;
             }
         }
         Samples::Sequences(seqs) => {
