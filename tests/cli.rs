@@ -496,3 +496,88 @@ fn eval_on_the_cpu_backend_writes_what_the_interpreter_writes() {
     assert_eq!(code, Some(2));
     assert!(err.contains("not built yet"), "{err}");
 }
+
+/// `diffc sample` writes samples, metrics and a picture, and prints the metrics table.
+#[test]
+fn sample_writes_graphs_metrics_and_a_picture() {
+    let dir = std::env::temp_dir().join(format!("diffc-sample-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    let spec = spec_path("edge.diff");
+    let (code, stdout, stderr) = diffc(&[
+        "sample",
+        &spec,
+        "--data",
+        "community-small",
+        "--count",
+        "8",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("edge / degree_guided on community-small"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("orbit_emd"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(json["network_calls"], 64);
+    let in_train = json["metrics"]["in_train"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&in_train));
+    let png = std::fs::read(dir.join("samples.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let graphs: Vec<_> = std::fs::read_dir(dir.join("graphs")).unwrap().collect();
+    assert_eq!(graphs.len(), 8);
+    let a = diffc::npy::read(&std::fs::read(dir.join("samples.npy")).unwrap()).unwrap();
+    assert_eq!(a.shape[0], 8);
+    // Sequences are written as text.
+    let (code, _, stderr) = diffc(&[
+        "sample",
+        &spec_path("d3pm.diff"),
+        "--process",
+        "d3pm_absorbing",
+        "--data",
+        "words",
+        "--count",
+        "4",
+        "--backend",
+        "interp",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let text = std::fs::read_to_string(dir.join("samples.txt")).unwrap();
+    assert_eq!(text.lines().count(), 4);
+    assert!(text
+        .lines()
+        .all(|l| l.len() == 16 && l.bytes().all(|c| c == b' ' || c.is_ascii_lowercase())));
+}
+
+#[test]
+fn sample_rejects_bad_requests_with_exit_2() {
+    let spec = spec_path("edge.diff");
+    for (args, wants) in [
+        (vec!["--data", "nonsense"], "is neither a dataset"),
+        (
+            vec!["--data", "community-small", "--steps", "10"],
+            "has no `steps` parameter",
+        ),
+        (
+            vec!["--data", "community-small", "--sampler", "nope"],
+            "no sampler `nope`",
+        ),
+        (vec!["--data", "moons"], "no real [d] data field for points"),
+        (vec!["--data", "community-small", "--count", "0"], "--count"),
+    ] {
+        let mut all = vec!["sample", spec.as_str()];
+        all.extend(args);
+        let (code, _, err) = diffc(&all);
+        assert_eq!(code, Some(2), "{all:?}: {err}");
+        assert!(err.contains(wants), "{all:?}: {err}");
+    }
+    // A file of graphs with a bad line names the file and line.
+    let bad = temp_spec("bad-graphs.g6", "not graph6 \u{1}\n");
+    let (code, _, err) = diffc(&["sample", &spec, "--data", &bad]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("bad-graphs.g6"), "{err}");
+}
