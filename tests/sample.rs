@@ -253,7 +253,7 @@ fn masks_and_conditioning_select_training_graphs() {
         "node".to_string(),
         Tensor {
             shape: vec![3, n],
-            data: Data::Bool(vec![[true, true, false, false]; 3].concat()),
+            data: Data::Bool([[true, true, false, false]; 3].concat()),
         },
     )]);
     let call = NetCall {

@@ -544,7 +544,7 @@ fn f32_tensor(shape: Vec<usize>, v: &[f64]) -> Tensor {
 /// Rows of a batch-first tensor, in the given order.
 fn gather(t: &Tensor, rows: impl Iterator<Item = usize>) -> Tensor {
     let n = t.shape.first().copied().unwrap_or(0);
-    let per = if n == 0 { 0 } else { t.len() / n };
+    let per = t.len().checked_div(n).unwrap_or(0);
     let rows: Vec<usize> = rows.collect();
     let mut shape = t.shape.clone();
     if shape.is_empty() {
