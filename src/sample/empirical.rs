@@ -26,7 +26,7 @@
 use crate::entries::{entries, EntryKind};
 use crate::interp::{self, Call, Data, NetCall, Tensor};
 use crate::ir::Program;
-use crate::typed::{Elem, Family, FieldId, FieldRef, KernelKind, ParamKind, Process, Version};
+use crate::typed::{Elem, FieldId, KernelKind, ParamKind, Process};
 use std::collections::HashMap;
 
 /// The least class probability the denoiser returns: a network's softmax never reaches 0, and
@@ -444,26 +444,13 @@ impl<'p> Empirical<'p> {
         x0: &[f64],
     ) -> Result<Vec<f64>, String> {
         let p = self.p;
-        let data = FieldRef {
-            field,
-            version: Version::Data,
-        };
-        let k = p
-            .forwards
-            .iter()
-            .find(|k| {
-                k.kind == KernelKind::Marginal
-                    && k.family == Family::Normal
-                    && k.affine.is_some()
-                    && k.given.contains(&data)
-            })
-            .ok_or_else(|| {
-                format!(
-                    "`{}` has no Gaussian marginal `Normal(a * x_0, v)` to convert x̂ to `{}`",
-                    p.fields[field.index()].name,
-                    kind.name()
-                )
-            })?;
+        let k = p.gaussian_marginal_given(field).ok_or_else(|| {
+            format!(
+                "`{}` has no Gaussian marginal `Normal(a * x_0, v)` to convert x̂ to `{}`",
+                p.fields[field.index()].name,
+                kind.name()
+            )
+        })?;
         let aff = k.affine.unwrap();
         let t = call.time.unwrap_or(f64::NAN);
         let ev = crate::check::eval::Evaluator::new(p);
