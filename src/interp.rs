@@ -1489,40 +1489,7 @@ pub(crate) fn sample_with(
         .iter()
         .find(|s| s.name == sp.name)
         .ok_or("unknown sampler")?;
-    // Parameters: defaults, then overrides (a later parameter may depend on an earlier one).
-    let ev = Evaluator::new(p);
-    let mut params: Vec<Value> = Vec::new();
-    for prm in &sampler.params {
-        let v = match call.params.get(&prm.name) {
-            Some(v) if prm.overridable => Value::Real(*v),
-            Some(_) => {
-                return Err(format!(
-                    "`{}` is a `let` of the sampler, not a parameter",
-                    prm.name
-                ))
-            }
-            None => ev
-                .eval(
-                    prm.value,
-                    &Env {
-                        sampler_params: params.clone(),
-                        ..Env::default()
-                    },
-                )
-                .map_err(|_| format!("cannot evaluate the parameter `{}`", prm.name))?,
-        };
-        params.push(v);
-    }
-    if let Some(unknown) = call
-        .params
-        .keys()
-        .find(|k| !sampler.params.iter().any(|x| &x.name == *k))
-    {
-        return Err(format!(
-            "sampler `{}` has no parameter `{unknown}`",
-            sp.name
-        ));
-    }
+    let params = param_values(p, sampler, &call.params)?;
     let grid = match &call.grid {
         Some(g) => g.clone(),
         None if call.params.is_empty() => sampler.default_grid.clone(),
@@ -1725,41 +1692,148 @@ pub(crate) fn sample_with(
     Ok(out)
 }
 
+/// A sampler's parameter values: the spec's defaults, then `overrides` (a later parameter may
+/// depend on an earlier one).
+fn param_values(
+    p: &Process,
+    sampler: &crate::typed::Sampler,
+    overrides: &HashMap<String, f64>,
+) -> Result<Vec<Value>, String> {
+    let ev = Evaluator::new(p);
+    let mut params: Vec<Value> = Vec::new();
+    for prm in &sampler.params {
+        let v = match overrides.get(&prm.name) {
+            Some(v) if prm.overridable => Value::Real(*v),
+            Some(_) => {
+                return Err(format!(
+                    "`{}` is a `let` of the sampler, not a parameter",
+                    prm.name
+                ))
+            }
+            None => ev
+                .eval(
+                    prm.value,
+                    &Env {
+                        sampler_params: params.clone(),
+                        ..Env::default()
+                    },
+                )
+                .map_err(|_| format!("cannot evaluate the parameter `{}`", prm.name))?,
+        };
+        params.push(v);
+    }
+    if let Some(unknown) = overrides
+        .keys()
+        .find(|k| !sampler.params.iter().any(|x| &x.name == *k))
+    {
+        return Err(format!(
+            "sampler `{}` has no parameter `{unknown}`",
+            sampler.name
+        ));
+    }
+    Ok(params)
+}
+
+/// The times `sampler` walks with these parameter overrides, from the noise end to the data
+/// end: its default grid without overrides, otherwise the grid rebuilt from the new
+/// parameters exactly as the checker builds default grids.
+pub fn sampler_grid(
+    p: &Process,
+    sampler: &str,
+    overrides: &HashMap<String, f64>,
+) -> Result<Vec<f64>, String> {
+    let s = p
+        .samplers
+        .iter()
+        .find(|s| s.name == sampler)
+        .ok_or_else(|| format!("no sampler `{sampler}`"))?;
+    if overrides.is_empty() {
+        return Ok(s.default_grid.clone());
+    }
+    let params = param_values(p, s, overrides)?;
+    grid_with(p, s, &params)
+}
+
 /// The grid of a sampler whose parameters were overridden: rebuild it from its definition.
 fn grid_with(p: &Process, s: &crate::typed::Sampler, params: &[Value]) -> Result<Vec<f64>, String> {
+    use crate::check::eval::{grid_times, GridKind};
     use crate::typed::Grid;
     let ev = Evaluator::new(p);
     let env = Env {
         sampler_params: params.to_vec(),
         ..Env::default()
     };
-    match &s.grid {
-        Grid::List(e) => match ev.eval(*e, &env) {
-            Ok(Value::Vec(v)) => {
-                // A comprehension's range is expanded at compile time with the parameters'
-                // defaults, so other parameters can move its points but not add or drop any.
-                let ends = [p.time.lo, p.time.hi, p.time.data_at];
-                let lo = ends.iter().cloned().fold(f64::INFINITY, f64::min);
-                let hi = ends.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                if v.iter().any(|t| !(lo..=hi).contains(t)) {
+    let steps = |n: crate::typed::ExprId| -> Result<usize, String> {
+        let v = ev.real(n, &env).map_err(|_| {
+            format!(
+                "cannot evaluate the number of steps of sampler `{}`",
+                s.name
+            )
+        })?;
+        if v.fract() != 0.0 || !(1.0..=1e6).contains(&v) {
+            return Err(format!(
+                "sampler `{}`: the number of steps must be a whole number from 1 to 10^6, not {v}",
+                s.name
+            ));
+        }
+        Ok(v as usize)
+    };
+    let times = match &s.grid {
+        Grid::List(e) => {
+            // A comprehension's range is expanded at compile time with the parameters'
+            // defaults, so other parameters can move its points but not add or drop any.
+            let defaults = param_values(p, s, &HashMap::new())?;
+            if let Some(i) = s.params.iter().position(|x| x.name == "steps") {
+                if params[i] != defaults[i] {
                     return Err(format!(
-                        "sampler `{}`'s grid with these parameters leaves the time domain [{lo}, {hi}]: an explicit grid keeps the number of points of its defaults, so pass the grid itself",
-                        s.name
+                        "sampler `{}`'s grid is a list of {} times, fixed when the spec was checked: it cannot take another number of steps (a grid written as uniform(steps), quadratic(steps), logsnr(steps) or karras(steps, rho) can)",
+                        s.name,
+                        s.default_grid.len()
                     ));
                 }
-                Ok(v)
             }
-            _ => Err("cannot evaluate the grid".into()),
-        },
-        Grid::All => Ok(s.default_grid.clone()),
-        Grid::Uniform(n) => {
-            let n = ev.real(*n, &env).map_err(|_| "cannot evaluate the number of steps")? as usize;
-            let (a, b) = (p.time.noise_end(), p.time.data_at);
-            let g: Vec<f64> = (0..=n).map(|i| a + (b - a) * i as f64 / n as f64).collect();
-            Ok(if p.time.kind == crate::typed::TimeKind::Discrete { g.iter().map(|t| t.round()).collect() } else { g })
+            match ev.eval(*e, &env) {
+                Ok(Value::Vec(v)) => {
+                    let ends = [p.time.lo, p.time.hi, p.time.data_at];
+                    let lo = ends.iter().cloned().fold(f64::INFINITY, f64::min);
+                    let hi = ends.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    if v.iter().any(|t| !(lo..=hi).contains(t)) {
+                        return Err(format!(
+                            "sampler `{}`'s grid with these parameters leaves the time domain [{lo}, {hi}]: an explicit grid keeps the number of points of its defaults, so pass the grid itself",
+                            s.name
+                        ));
+                    }
+                    v
+                }
+                _ => return Err("cannot evaluate the grid".into()),
+            }
         }
-        _ => Err("overriding the steps of a quadratic, log-SNR or Karras grid is not supported yet: pass the grid".into()),
+        Grid::All => return Ok(s.default_grid.clone()),
+        Grid::Uniform(n) => grid_times(p, GridKind::Uniform, steps(*n)?)?,
+        Grid::Quadratic(n) => grid_times(p, GridKind::Quadratic, steps(*n)?)?,
+        Grid::LogSnr(n) => grid_times(p, GridKind::LogSnr, steps(*n)?)?,
+        Grid::Karras { steps: n, rho } => {
+            let rho = ev
+                .real(*rho, &env)
+                .ok()
+                .filter(|r| *r > 0.0)
+                .ok_or_else(|| format!("sampler `{}`: rho must be a positive number", s.name))?;
+            grid_times(p, GridKind::Karras { rho }, steps(*n)?)?
+        }
+    };
+    // In discrete time, more steps than times repeat a time.
+    let toward = if p.time.ascending() { 1.0 } else { -1.0 };
+    if let Some(w) = times.windows(2).find(|w| (w[1] - w[0]) * toward <= 0.0) {
+        return Err(format!(
+            "sampler `{}` with {} steps does not move toward the data between t = {} and t = {}: the process has {} time steps",
+            s.name,
+            times.len() - 1,
+            w[0],
+            w[1],
+            (p.time.data_at - p.time.noise_end()).abs()
+        ));
     }
+    Ok(times)
 }
 
 fn val_from_tensor(t: &Tensor, elem: Elem) -> Val {

@@ -1381,3 +1381,73 @@ fn the_predictor_corrector_steps_draw_their_noise() {
         );
     }
 }
+
+const GRIDS: &str =
+    "process vp { const b0 = 0.1  const b1 = 20  dim d  field x : real[d]  time t : [1e-3, 1]
+  schedule alpha(t) = exp(-0.25 * t^2 * (b1 - b0) - 0.5 * t * b0)
+  forward x_t | x_0 ~ Normal(alpha(t) * x_0, 1 - alpha(t)^2)
+  prior x_T ~ Normal(0, 1)
+  network eps_hat(x_t, t) -> eps(x)
+  sampler k(steps = 8, rho = 7) { grid = karras(steps, rho)  step { x = x - eps_hat(x, t).x0 * 0 } } }";
+
+#[test]
+fn an_overridden_grid_is_the_default_grid_at_the_default_steps() {
+    use diffc::interp::sampler_grid;
+    use diffc::typed::Grid;
+    let (module, diags) = diffc::check::check_source(GRIDS);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let mut processes = module.unwrap().processes;
+    processes.extend(shipped());
+    let mut kinds = Vec::new();
+    for p in &processes {
+        for s in &p.samplers {
+            let Some(prm) = s.params.iter().find(|x| x.name == "steps" && x.overridable) else {
+                continue;
+            };
+            let default = diffc::check::eval::Evaluator::new(p)
+                .real(prm.value, &Env::default())
+                .unwrap();
+            let with = |n: f64| sampler_grid(p, &s.name, &HashMap::from([("steps".into(), n)]));
+            let here = format!("{} / {}", p.name, s.name);
+            // The same steps: the same times, to the bit.
+            let same = with(default).unwrap_or_else(|e| panic!("{here}: {e}"));
+            assert_eq!(same, s.default_grid, "{here}");
+            let other = default + 3.0;
+            match s.grid {
+                Grid::Uniform(_) | Grid::Quadratic(_) | Grid::LogSnr(_) | Grid::Karras { .. } => {
+                    let g = with(other).unwrap_or_else(|e| panic!("{here}: {e}"));
+                    assert_eq!(g.len(), s.default_grid.len() + 3, "{here}");
+                    assert_eq!(g[0], s.default_grid[0], "{here}");
+                    // (A quadratic grid's last time is the data end squared from its root.)
+                    let (a, b) = (g[g.len() - 1], s.default_grid[s.default_grid.len() - 1]);
+                    assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{here}: {a} {b}");
+                    kinds.push(std::mem::discriminant(&s.grid));
+                }
+                // An explicit list keeps the length it had when checked.
+                Grid::List(_) => {
+                    let e = with(other).unwrap_err();
+                    assert!(
+                        e.contains("cannot take another number of steps"),
+                        "{here}: {e}"
+                    );
+                }
+                Grid::All => {}
+            }
+        }
+    }
+    kinds.sort_by_key(|d| format!("{d:?}"));
+    kinds.dedup();
+    assert_eq!(
+        kinds.len(),
+        4,
+        "uniform, quadratic, log-SNR and Karras grids are all tested"
+    );
+}
+
+#[test]
+fn more_steps_than_discrete_times_is_an_error() {
+    let p = spec("ddpm.diff", "ddpm_linear");
+    let e = diffc::interp::sampler_grid(&p, "ddim", &HashMap::from([("steps".into(), 2000.0)]))
+        .unwrap_err();
+    assert!(e.contains("does not move toward the data"), "{e}");
+}

@@ -760,3 +760,99 @@ fn binary(op: BinOp, a: &Value, b: &Value, e: &Expr) -> R {
         BinOp::And | BinOp::Or => unreachable!("short-circuited by the caller"),
     }
 }
+
+/// The kind of a time grid that a number of steps builds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GridKind {
+    /// Uniform in t.
+    Uniform,
+    /// Uniform in √t.
+    Quadratic,
+    /// Uniform in the half log-SNR λ = log(α/σ) (MATH.md §1.5).
+    LogSnr,
+    /// Uniform in σ^(1/ρ) with σ = √v/α (MATH.md §1.6).
+    Karras { rho: f64 },
+}
+
+/// The `steps + 1` times of a grid from the noise end to the data end, rounded to whole times
+/// in discrete time. The checker builds every default grid with this and the interpreter every
+/// grid whose parameters were overridden, so that the same parameters give the same times.
+pub fn grid_times(p: &Process, kind: GridKind, steps: usize) -> Result<Vec<f64>, String> {
+    let time = &p.time;
+    let (a, b) = (time.noise_end(), time.data_at);
+    let n = steps as f64;
+    let times: Vec<f64> = match kind {
+        GridKind::Uniform => (0..=steps).map(|i| a + (b - a) * i as f64 / n).collect(),
+        GridKind::Quadratic => {
+            if a < 0.0 || b < 0.0 {
+                return Err("a quadratic grid needs non-negative times".into());
+            }
+            (0..=steps)
+                .map(|i| (a.sqrt() + (b.sqrt() - a.sqrt()) * i as f64 / n).powi(2))
+                .collect()
+        }
+        GridKind::LogSnr => noise_grid(p, steps, None)?,
+        GridKind::Karras { rho } => noise_grid(p, steps, Some(rho))?,
+    };
+    Ok(if time.kind == TimeKind::Discrete {
+        times.iter().map(|t| t.round()).collect()
+    } else {
+        times
+    })
+}
+
+/// Grids uniform in log-SNR (rho = None) or in Karras's sigma^(1/rho), mapped back to time
+/// by bisection on the affine Gaussian marginal.
+fn noise_grid(p: &Process, n: usize, rho: Option<f64>) -> Result<Vec<f64>, String> {
+    let time = &p.time;
+    let k = p
+        .forwards
+        .iter()
+        .find(|k| k.affine.is_some())
+        .ok_or("this grid needs a Gaussian marginal Normal(a(t) * x_0, v(t))")?;
+    let a = k.affine.unwrap();
+    let ev = Evaluator::new(p);
+    // The transformed noise level u(t): -lambda for logsnr, sigma^(1/rho) for karras; it grows with noise.
+    let u = |t: f64| -> Result<f64, String> {
+        let env = Env {
+            t,
+            ..Env::default()
+        };
+        let alpha = ev
+            .real(a.alpha, &env)
+            .map_err(|_| "cannot evaluate the marginal".to_string())?;
+        let var = ev
+            .real(a.var, &env)
+            .map_err(|_| "cannot evaluate the marginal".to_string())?;
+        Ok(match rho {
+            None => -(alpha.ln() - 0.5 * var.ln()),
+            Some(r) => (var.sqrt() / alpha).powf(1.0 / r),
+        })
+    };
+    let (t0, t1) = (time.noise_end(), time.data_at);
+    let (u0, u1) = (u(t0)?, u(t1)?);
+    if !(u0.is_finite() && u1.is_finite()) || u0 <= u1 {
+        return Err("the noise level must be finite and larger at the noise end".into());
+    }
+    let mut out = Vec::with_capacity(n + 1);
+    for i in 0..=n {
+        let target = u0 + (u1 - u0) * i as f64 / n as f64;
+        let (mut lo, mut hi) = (t1, t0); // u(lo) = u1 (small), u(hi) = u0 (large)
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            if u(mid)? < target {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        out.push(if i == 0 {
+            t0
+        } else if i == n {
+            t1
+        } else {
+            0.5 * (lo + hi)
+        });
+    }
+    Ok(out)
+}

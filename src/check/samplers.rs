@@ -1,7 +1,7 @@
 //! Samplers: parameters, time grids, step bodies, and a dry run of every step's per-step
 //! coefficients over the default grid.
 
-use super::eval::{Env, EvalError, Evaluator};
+use super::eval::{grid_times, Env, EvalError, Evaluator, GridKind};
 use super::expr::{Bound, Cx, Place};
 use super::schedules::{children, fmt};
 use super::{describe, Checker, Global};
@@ -293,64 +293,31 @@ impl<'a> Checker<'a> {
                     return None;
                 };
                 let n = n as usize;
-                let times = match name {
-                    "uniform" => {
-                        let (a, b) = (time.noise_end(), time.data_at);
-                        (0..=n)
-                            .map(|i| a + (b - a) * i as f64 / n as f64)
-                            .collect::<Vec<_>>()
-                    }
-                    "quadratic" => {
-                        let (a, b) = (time.noise_end(), time.data_at);
-                        if a < 0.0 || b < 0.0 {
+                let kind = match name {
+                    "uniform" => GridKind::Uniform,
+                    "quadratic" => GridKind::Quadratic,
+                    "logsnr" => GridKind::LogSnr,
+                    _ => match ev.real(ids[1], &env) {
+                        Ok(rho) if rho > 0.0 => GridKind::Karras { rho },
+                        _ => {
                             let d = Diagnostic::error(
                                 Code::Sampler,
-                                e.span,
-                                "a quadratic grid needs non-negative times",
+                                args[1].value.span,
+                                "rho must be a positive number",
                             )
-                            .with_label("grid");
+                            .with_label("rho");
                             self.error(d);
                             return None;
                         }
-                        (0..=n)
-                            .map(|i| {
-                                (a.sqrt() + (b.sqrt() - a.sqrt()) * i as f64 / n as f64).powi(2)
-                            })
-                            .collect()
-                    }
-                    _ => {
-                        let rho = if name == "karras" {
-                            match ev.real(ids[1], &env) {
-                                Ok(r) if r > 0.0 => Some(r),
-                                _ => {
-                                    let d = Diagnostic::error(
-                                        Code::Sampler,
-                                        args[1].value.span,
-                                        "rho must be a positive number",
-                                    )
-                                    .with_label("rho");
-                                    self.error(d);
-                                    return None;
-                                }
-                            }
-                        } else {
-                            None
-                        };
-                        match self.noise_grid(n, rho) {
-                            Ok(t) => t,
-                            Err(msg) => {
-                                let d = Diagnostic::error(Code::Sampler, e.span, msg)
-                                    .with_label("grid");
-                                self.error(d);
-                                return None;
-                            }
-                        }
-                    }
+                    },
                 };
-                let times = if time.kind == TimeKind::Discrete {
-                    times.iter().map(|t| t.round()).collect()
-                } else {
-                    times
+                let times = match grid_times(&self.p, kind, n) {
+                    Ok(t) => t,
+                    Err(msg) => {
+                        let d = Diagnostic::error(Code::Sampler, e.span, msg).with_label("grid");
+                        self.error(d);
+                        return None;
+                    }
                 };
                 let grid = match name {
                     "uniform" => Grid::Uniform(ids[0]),
@@ -449,63 +416,6 @@ impl<'a> Checker<'a> {
             return None;
         }
         Some((grid, times))
-    }
-
-    /// Grids uniform in log-SNR (rho = None) or in Karras's sigma^(1/rho), mapped back to time
-    /// by bisection on the affine Gaussian marginal.
-    fn noise_grid(&self, n: usize, rho: Option<f64>) -> Result<Vec<f64>, String> {
-        let time = &self.p.time;
-        let k = self
-            .p
-            .forwards
-            .iter()
-            .find(|k| k.affine.is_some())
-            .ok_or("this grid needs a Gaussian marginal Normal(a(t) * x_0, v(t))")?;
-        let a = k.affine.unwrap();
-        let ev = Evaluator::new(&self.p);
-        // The transformed noise level u(t): -lambda for logsnr, sigma^(1/rho) for karras; it grows with noise.
-        let u = |t: f64| -> Result<f64, String> {
-            let env = Env {
-                t,
-                ..Env::default()
-            };
-            let alpha = ev
-                .real(a.alpha, &env)
-                .map_err(|_| "cannot evaluate the marginal".to_string())?;
-            let var = ev
-                .real(a.var, &env)
-                .map_err(|_| "cannot evaluate the marginal".to_string())?;
-            Ok(match rho {
-                None => -(alpha.ln() - 0.5 * var.ln()),
-                Some(r) => (var.sqrt() / alpha).powf(1.0 / r),
-            })
-        };
-        let (t0, t1) = (time.noise_end(), time.data_at);
-        let (u0, u1) = (u(t0)?, u(t1)?);
-        if !(u0.is_finite() && u1.is_finite()) || u0 <= u1 {
-            return Err("the noise level must be finite and larger at the noise end".into());
-        }
-        let mut out = Vec::with_capacity(n + 1);
-        for i in 0..=n {
-            let target = u0 + (u1 - u0) * i as f64 / n as f64;
-            let (mut lo, mut hi) = (t1, t0); // u(lo) = u1 (small), u(hi) = u0 (large)
-            for _ in 0..200 {
-                let mid = 0.5 * (lo + hi);
-                if u(mid)? < target {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            out.push(if i == 0 {
-                t0
-            } else if i == n {
-                t1
-            } else {
-                0.5 * (lo + hi)
-            });
-        }
-        Ok(out)
     }
 
     fn block(&mut self, stmts: &[ast::Stmt], cx: &mut Cx) -> Vec<Stmt> {
