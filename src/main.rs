@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 mod cli_sample;
+mod cli_sweep;
 
 #[derive(Parser)]
 #[command(name = "diffc", version, about = "A compiler for diffusion processes")]
@@ -60,6 +61,10 @@ enum Command {
     /// samples: MMD of graph statistics, uniqueness and novelty for graphs, support and
     /// distances for points and sequences. Writes samples, metrics and a picture with --out.
     Sample(cli_sample::SampleArgs),
+    /// Run several samplers at several step counts with the exact denoiser of a dataset and
+    /// score each run: a table of the scores against the network calls made, and with --out
+    /// `sweep.json` and one plot per score.
+    Sweep(cli_sweep::SweepArgs),
 }
 
 #[derive(clap::Args)]
@@ -213,6 +218,17 @@ fn run(cli: &Cli) -> u8 {
         Command::Sample(args) => {
             with_source(cli, &args.file, |module, out| {
                 match cli_sample::sample(module, args, out) {
+                    Ok(()) => 0,
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        2
+                    }
+                }
+            })
+        }
+        Command::Sweep(args) => {
+            with_source(cli, &args.file, |module, out| {
+                match cli_sweep::sweep(module, args, out) {
                     Ok(()) => 0,
                     Err(message) => {
                         eprintln!("error: {message}");

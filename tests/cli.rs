@@ -581,3 +581,93 @@ fn sample_rejects_bad_requests_with_exit_2() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("bad-graphs.g6"), "{err}");
 }
+
+#[test]
+fn sweep_prints_a_table_and_writes_json_and_plots() {
+    let dir = std::env::temp_dir().join(format!("diffc-cli-sweep-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    let spec = spec_path("dpm_solver.diff");
+    let (code, stdout, stderr) = diffc(&[
+        "sweep",
+        &spec,
+        "--data",
+        "moons",
+        "--samplers",
+        "dpmpp_2m,euler",
+        "--steps",
+        "2,4",
+        "--count",
+        "16",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("vp_linear on moons"), "{stdout}");
+    assert!(
+        lines[1].contains("network calls") && lines[1].contains("energy"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("euler")).count(),
+        2,
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(json["process"], "vp_linear");
+    let points = json["points"].as_array().unwrap();
+    let calls: Vec<u64> = points
+        .iter()
+        .map(|p| p["network_calls"].as_u64().unwrap())
+        .collect();
+    assert_eq!(calls, [2, 4, 2, 4]);
+    assert!(points[0]["scores"]["inside"].as_f64().is_some());
+    for score in ["inside", "mean_nearest", "energy"] {
+        let png = std::fs::read(dir.join(format!("sweep_{score}.png"))).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+    }
+}
+
+#[test]
+fn sweep_rejects_bad_requests_with_exit_2() {
+    let spec = spec_path("dpm_solver.diff");
+    for (args, wants) in [
+        (vec!["--data", "moons"], "--samplers"),
+        (
+            vec!["--data", "nonsense", "--samplers", "euler"],
+            "is not a dataset",
+        ),
+        (
+            vec!["--data", "moons", "--samplers", "heun"],
+            "no sampler `heun`",
+        ),
+        (
+            vec!["--data", "moons", "--samplers", "euler", "--steps", "0"],
+            "at least 1",
+        ),
+        (
+            vec!["--data", "moons", "--samplers", "euler", "--steps", "5,x"],
+            "invalid value",
+        ),
+        (
+            vec!["--data", "moons", "--samplers", "euler", "--count", "0"],
+            "sample count",
+        ),
+        (
+            vec!["--data", "moons", "--samplers", "euler", "--backend", "gpu"],
+            "invalid value",
+        ),
+        (
+            vec!["--data", "words", "--samplers", "euler", "--steps", "2"],
+            "no cat<K>[d] data field",
+        ),
+    ] {
+        let mut all = vec!["sweep", spec.as_str()];
+        all.extend(args);
+        let (code, _, err) = diffc(&all);
+        assert_eq!(code, Some(2), "{all:?}: {err}");
+        assert!(err.contains(wants), "{all:?}: {err}");
+        assert!(!err.contains("bug in diffc"), "{all:?}: {err}");
+    }
+}

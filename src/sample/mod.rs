@@ -18,6 +18,7 @@
 pub mod empirical;
 pub mod encode;
 pub mod score;
+pub mod sweep;
 
 use crate::data::Dataset;
 use crate::graph::Graph;
