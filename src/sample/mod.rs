@@ -239,46 +239,38 @@ pub fn prepare(p: &Process, data: &Dataset, opts: &Options) -> Result<Prepared, 
             })
         }
         Dataset::Points { dim, points } => {
-            let (fi, f) = p
+            let f = p
                 .fields
                 .iter()
                 .enumerate()
                 .find(|(i, f)| f.elem == Elem::Real && f.shape.dims.len() == 1 && data_field(p, *i))
+                .map(|(_, f)| f)
                 .ok_or_else(|| {
                     format!("process `{}` has no real [d] data field for points", p.name)
                 })?;
-            let _ = fi;
-            let count = points.len() / dim;
             let d = dim_name(f.shape.dims[0]);
-            Ok(Prepared {
-                training: Training {
-                    count,
-                    fields: HashMap::from([(
-                        f.name.clone(),
-                        Tensor {
-                            shape: vec![count, *dim],
-                            data: Data::F32(points.clone()),
-                        },
-                    )]),
-                    masks: HashMap::new(),
-                },
-                layout: Layout::Points {
-                    field: f.name.clone(),
-                    dim: d.clone(),
-                    width: *dim,
-                },
-                sizes: HashMap::from([(d, *dim)]),
-                encoding: None,
-            })
+            let layout = Layout::Points {
+                field: f.name.clone(),
+                dim: d.clone(),
+                width: *dim,
+            };
+            Ok(one_field(
+                &f.name,
+                *dim,
+                Data::F32(points.clone()),
+                layout,
+                d,
+            ))
         }
         Dataset::Sequences { classes, len, seqs } => {
-            let (_, f) = p
+            let f = p
                 .fields
                 .iter()
                 .enumerate()
                 .find(|(i, f)| {
                     matches!(f.elem, Elem::Cat(_)) && f.shape.dims.len() == 1 && data_field(p, *i)
                 })
+                .map(|(_, f)| f)
                 .ok_or_else(|| {
                     format!(
                         "process `{}` has no cat<K>[d] data field for sequences",
@@ -292,29 +284,43 @@ pub fn prepare(p: &Process, data: &Dataset, opts: &Options) -> Result<Prepared, 
                     f.name
                 ));
             }
-            let count = seqs.len();
             let d = dim_name(f.shape.dims[0]);
-            Ok(Prepared {
-                training: Training {
-                    count,
-                    fields: HashMap::from([(
-                        f.name.clone(),
-                        Tensor {
-                            shape: vec![count, *len],
-                            data: Data::Class(seqs.concat()),
-                        },
-                    )]),
-                    masks: HashMap::new(),
-                },
-                layout: Layout::Sequences {
-                    field: f.name.clone(),
-                    dim: d.clone(),
-                    len: *len,
-                },
-                sizes: HashMap::from([(d, *len)]),
-                encoding: None,
-            })
+            let layout = Layout::Sequences {
+                field: f.name.clone(),
+                dim: d.clone(),
+                len: *len,
+            };
+            Ok(one_field(
+                &f.name,
+                *len,
+                Data::Class(seqs.concat()),
+                layout,
+                d,
+            ))
         }
+    }
+}
+
+/// A training set of one field of `width` elements per item, whose dimension `dim` is `width`.
+fn one_field(field: &str, width: usize, data: Data, layout: Layout, dim: String) -> Prepared {
+    let values = Tensor {
+        shape: vec![0, width],
+        data,
+    };
+    let count = values.len() / width.max(1);
+    let values = Tensor {
+        shape: vec![count, width],
+        ..values
+    };
+    Prepared {
+        training: Training {
+            count,
+            fields: HashMap::from([(field.to_string(), values)]),
+            masks: HashMap::new(),
+        },
+        layout,
+        sizes: HashMap::from([(dim, width)]),
+        encoding: None,
     }
 }
 
