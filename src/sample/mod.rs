@@ -23,7 +23,7 @@ pub mod sweep;
 use crate::data::Dataset;
 use crate::graph::Graph;
 use crate::interp::{Data, Denoiser, NetCall, SampleCall, Tensor};
-use crate::typed::{Elem, Family, KernelKind, Process, Version};
+use crate::typed::{Elem, KernelKind, Process, Version};
 use empirical::{Backend, Empirical, Training};
 use std::collections::HashMap;
 
@@ -558,11 +558,4 @@ fn samples_of(
             ))
         }
     }
-}
-
-/// Whether a process's first marginal is Gaussian (its data are reals).
-pub fn is_gaussian(p: &Process) -> bool {
-    p.forwards
-        .iter()
-        .any(|k| k.kind == KernelKind::Marginal && k.family == Family::Normal)
 }
