@@ -44,7 +44,8 @@ enum Command {
     },
     /// Run one entry point of a process on `.npy` inputs, or list the entry points.
     Eval(EvalArgs),
-    /// Compile every entry point and sampler to a shared library with a C header.
+    /// Compile every entry point and sampler to a shared library with a C header, or to WGSL
+    /// compute shaders with a JSON manifest.
     Build(BuildArgs),
     /// Print the checked process readably: fields, schedules, entry points, conversions.
     Explain {
@@ -135,9 +136,10 @@ struct EvalArgs {
 
 #[derive(clap::Args)]
 struct BuildArgs {
-    /// The spec file (`ddpm.diff` gives libddpm.so and ddpm.h).
+    /// The spec file (`ddpm.diff` gives libddpm.so and ddpm.h, or ddpm.json for WGSL).
     file: String,
-    /// What to build: `cpu` (native code: an object file, a C header and a shared library).
+    /// What to build: `cpu` (native code: an object file, a C header and a shared library) or
+    /// `wgsl` (one WGSL compute shader per kernel and a JSON manifest; docs/wgsl.md).
     #[arg(long, value_enum, default_value_t = BuildTarget::Cpu)]
     target: BuildTarget,
     /// The folder to write into (created if needed).
@@ -200,21 +202,15 @@ fn run(cli: &Cli) -> u8 {
                 }
             }
         }),
-        Command::Build(args) => {
-            if args.target == BuildTarget::Wgsl {
-                eprintln!("error: `--target wgsl` is not built yet: use `--target cpu`");
-                return 2;
-            }
-            with_source(cli, &args.file, |module, out| {
-                match build(args, module, out) {
-                    Ok(()) => 0,
-                    Err(message) => {
-                        eprintln!("error: {message}");
-                        2
-                    }
+        Command::Build(args) => with_source(cli, &args.file, |module, out| {
+            match build(args, module, out) {
+                Ok(()) => 0,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    2
                 }
-            })
-        }
+            }
+        }),
         Command::Sample(args) => {
             with_source(cli, &args.file, |module, out| {
                 match cli_sample::sample(module, args, out) {
@@ -730,8 +726,9 @@ fn eval_step(
     Ok(())
 }
 
-/// `diffc build`: write the object, the header and the runtime, then link the shared library
-/// with the system C compiler (`$CC`, or `cc`).
+/// `diffc build`: for `--target cpu`, write the object, the header and the runtime, then link
+/// the shared library with the system C compiler (`$CC`, or `cc`); for `--target wgsl`, write
+/// one `.wgsl` file per kernel and the JSON manifest.
 fn build(
     args: &BuildArgs,
     module: &diffc::check::Module,
@@ -745,14 +742,32 @@ fn build(
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    let lib = diffc::cpu::aot::build(module, &stem, args.process.as_deref())?;
     let dir = std::path::Path::new(&args.out);
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let write = |name: String, bytes: &[u8]| -> Result<std::path::PathBuf, String> {
         let p = dir.join(name);
         std::fs::write(&p, bytes).map_err(|e| format!("cannot write `{}`: {e}", p.display()))?;
         Ok(p)
     };
+    if args.target == BuildTarget::Wgsl {
+        let built = diffc::gpu::manifest::build(module, &stem, args.process.as_deref())?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        for (name, wgsl) in &built.shaders {
+            write(name.clone(), wgsl.as_bytes())?;
+        }
+        let manifest = write(built.manifest_name(), built.manifest_json().as_bytes())?;
+        let _ = writeln!(
+            out,
+            "wrote {} and {} WGSL kernels of {} entry points and samplers to {}",
+            manifest.display(),
+            built.shaders.len(),
+            built.units.len(),
+            dir.display()
+        );
+        return Ok(());
+    }
+    let lib = diffc::cpu::aot::build(module, &stem, args.process.as_deref())?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let object = write(lib.object_name(), &lib.object)?;
     write(lib.header_name(), lib.header.as_bytes())?;
     let source = write(lib.source_name(), lib.source.as_bytes())?;

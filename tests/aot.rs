@@ -254,9 +254,18 @@ fn bad_builds_exit_2_and_say_why() {
     assert_eq!(code, Some(2));
     assert!(err.contains("invalid value 'metal'"), "{err}");
     assert!(err.contains("cpu") && err.contains("wgsl"), "{err}");
-    let (code, _, err) = diffc(&["build", &ddpm, "--target", "wgsl", "-o", &out]);
+    let (code, _, err) = diffc(&[
+        "build",
+        &ddpm,
+        "--target",
+        "wgsl",
+        "--process",
+        "nope",
+        "-o",
+        &out,
+    ]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("not built yet"), "{err}");
+    assert!(err.contains("no process `nope`"), "{err}");
     let (code, _, err) = diffc(&["build", &ddpm, "--process", "nope", "-o", &out]);
     assert_eq!(code, Some(2));
     assert!(err.contains("no process `nope`"), "{err}");

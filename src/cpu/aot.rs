@@ -69,27 +69,7 @@ impl Library {
 
 /// Build every process of a checked spec (or only `process`) into a library named after `stem`.
 pub fn build(module: &Module, stem: &str, process: Option<&str>) -> Result<Library, String> {
-    let procs: Vec<&Process> = match process {
-        Some(name) => vec![module
-            .processes
-            .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = module.processes.iter().map(|p| p.name.as_str()).collect();
-                format!("no process `{name}` (the file has: {})", names.join(", "))
-            })?],
-        None => module.processes.iter().collect(),
-    };
-    let mut built = Vec::new();
-    for p in procs {
-        let units = units_of(p)?;
-        let traces = units
-            .iter()
-            .enumerate()
-            .map(|(i, _)| trace_unit(p, &units, i))
-            .collect::<Result<Vec<_>, _>>()?;
-        built.push((p, units, traces));
-    }
+    let built = traced(module, process)?;
     check_limits(&built)?;
     let (object, table_bytes) = compile_object(stem, &built)?;
     let header = header_text(stem, &built);
@@ -112,26 +92,55 @@ pub fn build(module: &Module, stem: &str, process: Option<&str>) -> Result<Libra
     })
 }
 
+/// Every process of a checked spec (or only `process`): its units, each planned, and their traces.
+pub(crate) fn traced<'m>(
+    module: &'m Module,
+    process: Option<&str>,
+) -> Result<Vec<Built<'m>>, String> {
+    let procs: Vec<&Process> = match process {
+        Some(name) => vec![module
+            .processes
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = module.processes.iter().map(|p| p.name.as_str()).collect();
+                format!("no process `{name}` (the file has: {})", names.join(", "))
+            })?],
+        None => module.processes.iter().collect(),
+    };
+    let mut built = Vec::new();
+    for p in procs {
+        let units = units_of(p)?;
+        let traces = units
+            .iter()
+            .enumerate()
+            .map(|(i, _)| trace_unit(p, &units, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        built.push((p, units, traces));
+    }
+    Ok(built)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Units
 
-enum UnitKind {
+pub(crate) enum UnitKind {
     Entry(entries::Entry),
     Sampler(Box<SamplerProgram>),
 }
 
-struct Unit {
+pub(crate) struct Unit {
     /// `forward`, `loss.simple`, `ancestral`, …
-    name: String,
+    pub(crate) name: String,
     /// The name as a C identifier: `loss_simple`.
     ident: String,
-    kind: UnitKind,
-    prog: Program,
-    plan: Plan,
+    pub(crate) kind: UnitKind,
+    pub(crate) prog: Program,
+    pub(crate) plan: Plan,
 }
 
 impl Unit {
-    fn sampler(&self) -> Option<&SamplerProgram> {
+    pub(crate) fn sampler(&self) -> Option<&SamplerProgram> {
         match &self.kind {
             UnitKind::Sampler(sp) => Some(sp),
             UnitKind::Entry(_) => None,
@@ -143,7 +152,7 @@ impl Unit {
             UnitKind::Sampler(_) => None,
         }
     }
-    fn symbol(&self, p: &Process, i: usize) -> String {
+    pub(crate) fn symbol(&self, p: &Process, i: usize) -> String {
         format!(
             "diffc_{}_{}_k{i}_{}",
             p.name, self.ident, self.plan.kernels[i].name
@@ -160,7 +169,7 @@ fn ident(s: &str) -> String {
         .collect()
 }
 
-fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
+pub(crate) fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
     let mut out = Vec::new();
     for e in entries::entries(p) {
         if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
@@ -197,7 +206,7 @@ fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
 }
 
 /// Values per element of a program coefficient (a K-vector is K, a K×K matrix K²).
-fn coef_width(p: &Process, prog: &Program, c: usize) -> u32 {
+pub(crate) fn coef_width(p: &Process, prog: &Program, c: usize) -> u32 {
     match p.expr(prog.coefs[c].0).ty.elem() {
         Some(Elem::Vec(k)) => k,
         Some(Elem::Mat(k)) => k * k,
@@ -217,7 +226,7 @@ fn coef_layout(p: &Process, prog: &Program) -> (Vec<u32>, u32) {
 }
 
 /// A coefficient as source text (at the call's time when it has one of its own).
-fn coef_text(p: &Process, prog: &Program, c: usize) -> String {
+pub(crate) fn coef_text(p: &Process, prog: &Program, c: usize) -> String {
     let (e, at) = prog.coefs[c];
     let mut text = show(p, e);
     if let crate::typed::ExprKind::Local(l) = p.expr(e).kind {
@@ -238,7 +247,7 @@ fn coef_text(p: &Process, prog: &Program, c: usize) -> String {
 
 /// Where a buffer of a call lives.
 #[derive(Clone, Debug, PartialEq)]
-enum Src {
+pub(crate) enum Src {
     /// A field of the sampler's state (the caller's array).
     Field(u32),
     /// A sampler slot (a `let` or draw), its previous step's value, a network output.
@@ -258,27 +267,27 @@ enum Src {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-struct Buf {
-    src: Src,
-    store: Store,
-    width: u32,
+pub(crate) struct Buf {
+    pub(crate) src: Src,
+    pub(crate) store: Store,
+    pub(crate) width: u32,
     /// One value set per sample (`true`) or one for the whole call.
-    batch: bool,
+    pub(crate) batch: bool,
     /// Process dimensions whose product is the elements per sample.
-    dims: Vec<u32>,
-    out: bool,
+    pub(crate) dims: Vec<u32>,
+    pub(crate) out: bool,
 }
 
 /// The RNG step word of a launch.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Word {
+pub(crate) enum Word {
     /// The sampler's step index `k`.
     Step,
     Fixed(u64),
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Event {
+pub(crate) enum Event {
     Launch {
         /// The unit whose kernel runs (a sampler's start runs its prior's kernels).
         unit: usize,
@@ -312,7 +321,7 @@ enum Event {
 }
 
 /// The index offset between runs of an inner loop (`interp`'s `repeat`).
-const REPEAT_STRIDE: u64 = 1 << 40;
+pub(crate) const REPEAT_STRIDE: u64 = 1 << 40;
 
 impl Event {
     /// The index offset it ran at.
@@ -382,7 +391,7 @@ fn fold_repeats(events: Vec<Event>) -> Vec<Event> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum CopyWhy {
+pub(crate) enum CopyWhy {
     /// A host statement of the step (a value a network call captured).
     Host,
     /// A prior's draw becomes the starting state.
@@ -1104,23 +1113,23 @@ fn simplify(shapes: &mut [Vec<Event>]) {
 }
 
 /// A unit's call sequences and rows.
-struct Trace {
+pub(crate) struct Trace {
     /// Distinct event sequences.
-    shapes: Vec<Vec<Event>>,
+    pub(crate) shapes: Vec<Vec<Event>>,
     /// Rows of host values; `None` when the caller supplies the row (continuous-time entries).
-    rows: Option<Vec<Vec<f32>>>,
-    width: u32,
-    coef_off: Vec<u32>,
+    pub(crate) rows: Option<Vec<Vec<f32>>>,
+    pub(crate) width: u32,
+    pub(crate) coef_off: Vec<u32>,
     coef_width: u32,
-    scratch: usize,
+    pub(crate) scratch: usize,
     /// Entries: the times of the rows (`None`: one row, no time). Samplers: the default grid.
-    times: Option<Vec<f64>>,
+    pub(crate) times: Option<Vec<f64>>,
     /// Samplers: the shape of each step, of the final map and of the start.
-    step_shape: Vec<usize>,
-    finalize_shape: usize,
-    start_shape: usize,
+    pub(crate) step_shape: Vec<usize>,
+    pub(crate) finalize_shape: usize,
+    pub(crate) start_shape: usize,
     /// Per shape: what each row value after the coefficients is.
-    docs: Vec<BTreeMap<u32, String>>,
+    pub(crate) docs: Vec<BTreeMap<u32, String>>,
 }
 
 fn zero_tensor(p: &Process, port_elem: Elem, shape: &Shape) -> Tensor {
@@ -1144,7 +1153,7 @@ fn unit_sizes(p: &Process) -> HashMap<String, usize> {
     p.dims.iter().map(|d| (d.name.clone(), 1)).collect()
 }
 
-fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
+pub(crate) fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
     let u = &units[ui];
     let (coef_off, coef_width) = coef_layout(p, &u.prog);
     let new_tb = |values: bool| {
@@ -1516,7 +1525,7 @@ fn port_buf(port: &Port, src: Src, out: bool) -> Buf {
 // ---------------------------------------------------------------------------------------------
 // The object file
 
-type Built<'a> = (&'a Process, Vec<Unit>, Vec<Trace>);
+pub(crate) type Built<'a> = (&'a Process, Vec<Unit>, Vec<Trace>);
 
 fn compile_object(stem: &str, built: &[Built]) -> Result<(Vec<u8>, usize), String> {
     let large = built
@@ -1586,7 +1595,7 @@ fn c_type(store: Store) -> &'static str {
     }
 }
 
-fn elem_store(elem: Elem) -> Store {
+pub(crate) fn elem_store(elem: Elem) -> Store {
     match elem {
         Elem::Cat(_) => Store::U32,
         Elem::Bool => Store::U8,
@@ -1594,7 +1603,7 @@ fn elem_store(elem: Elem) -> Store {
     }
 }
 
-fn elem_width(elem: Elem) -> u32 {
+pub(crate) fn elem_width(elem: Elem) -> u32 {
     match elem {
         Elem::Vec(k) => k,
         Elem::Mat(k) => k * k,
@@ -1603,7 +1612,7 @@ fn elem_width(elem: Elem) -> u32 {
 }
 
 /// `batch·n·d·K`
-fn len_text(p: &Process, b: &Buf) -> String {
+pub(crate) fn len_text(p: &Process, b: &Buf) -> String {
     let mut parts: Vec<String> = Vec::new();
     if b.batch {
         parts.push("batch".into());
@@ -1628,7 +1637,7 @@ fn slot_name(sp: Option<&SamplerProgram>, s: u32) -> String {
     format!("slot {s}")
 }
 
-fn src_text(p: &Process, u: &Unit, b: &Buf) -> String {
+pub(crate) fn src_text(p: &Process, u: &Unit, b: &Buf) -> String {
     match &b.src {
         Src::Field(f) => format!("field `{}`", p.fields[*f as usize].name),
         Src::Slot(s) => slot_name(u.sampler(), *s),
@@ -1745,7 +1754,7 @@ fn unit_dims(p: &Process, u: &Unit, tr: &Trace, units: &[Unit]) -> Vec<u32> {
 }
 
 /// The fields a sampler's calls touch, in process order.
-fn sampler_fields(tr: &Trace) -> Vec<u32> {
+pub(crate) fn sampler_fields(tr: &Trace) -> Vec<u32> {
     let mut set = BTreeSet::new();
     for e in tr.shapes.iter().flatten() {
         for b in bufs_of(e) {
@@ -1823,7 +1832,7 @@ fn one_call_step(u: &Unit, tr: &Trace) -> Option<usize> {
 }
 
 /// Does every load and store of a kernel read its own element (so outputs may alias inputs)?
-fn elementwise(k: &Kernel) -> bool {
+pub(crate) fn elementwise(k: &Kernel) -> bool {
     let mut flat = None;
     let mut ok = true;
     k.walk(&mut |s| match &s.inst {
@@ -2224,62 +2233,10 @@ fn kernel_doc(p: &Process, u: &Unit, i: usize) -> String {
         k.dims.join(", ")
     );
     for (j, b) in k.bufs.iter().enumerate() {
-        let what = match &b.src {
-            BufSrc::Node(id) => {
-                let info = u.prog.node(*id);
-                let len = match info.extent {
-                    Extent::Uniform => "1".to_string(),
-                    Extent::Sample => "batch".to_string(),
-                    Extent::Element => {
-                        let mut s = vec!["batch".to_string()];
-                        s.extend(
-                            shape_dims(&info.shape)
-                                .iter()
-                                .map(|d| p.dims[*d as usize].name.clone()),
-                        );
-                        s.join("·")
-                    }
-                };
-                let src = match info.node {
-                    Node::Input(x) => format!("input `{}`", u.prog.inputs[x as usize].name),
-                    Node::Coef(c) => format!("coefficient c{c}"),
-                    _ if info.extent == Extent::Uniform => "a host value".to_string(),
-                    Node::State(_) | Node::Slot(_) | Node::Prev(_) | Node::NetOut { .. } => {
-                        String::new()
-                    }
-                    _ => "an intermediate value (another kernel's output)".to_string(),
-                };
-                format!(
-                    "in  {}[{len}{}] {src}",
-                    c_type(b.store),
-                    if b.width > 1 {
-                        format!("·{}", b.width)
-                    } else {
-                        String::new()
-                    }
-                )
-            }
-            BufSrc::Out(tg) => {
-                let what = match tg {
-                    Target::Node(id) => match u.prog.results.iter().position(|r| r == id) {
-                        Some(o) if u.entry().is_some() => {
-                            format!("output `{}`", u.prog.outputs[o].name)
-                        }
-                        _ => "an intermediate value".to_string(),
-                    },
-                    Target::Slot(s) => slot_name(u.sampler(), *s),
-                    Target::Field(f) => {
-                        format!("the new value of field `{}`", p.fields[*f as usize].name)
-                    }
-                };
-                let mut s = vec!["batch".to_string()];
-                s.extend(dom.iter().map(|d| d.to_string()));
-                if b.width > 1 {
-                    s.push(b.width.to_string());
-                }
-                format!("out {}[{}] {what}", c_type(b.store), s.join("·"))
-            }
-            BufSrc::Draw(_) | BufSrc::Mask(_) => "unused".into(),
+        let what = match kernel_buf_doc(p, u, k, j) {
+            Some((false, len, src)) => format!("in  {}[{len}] {src}", c_type(b.store)),
+            Some((true, len, what)) => format!("out {}[{len}] {what}", c_type(b.store)),
+            None => "unused".into(),
         };
         let _ = writeln!(t, "b{j}: {what}");
     }
@@ -2316,6 +2273,72 @@ fn kernel_doc(p: &Process, u: &Unit, i: usize) -> String {
         let _ = writeln!(t, "draws: {}", names.join(", "));
     }
     t
+}
+
+/// Buffer `j` of kernel `k` of a unit: whether the kernel writes it, its length (`batch·d·K`),
+/// and what it holds (empty for a field, slot or network output read: the call sequences say
+/// which). `None` for a supplied draw or a node mask.
+pub(crate) fn kernel_buf_doc(
+    p: &Process,
+    u: &Unit,
+    k: &Kernel,
+    j: usize,
+) -> Option<(bool, String, String)> {
+    let b = &k.bufs[j];
+    match &b.src {
+        BufSrc::Node(id) => {
+            let info = u.prog.node(*id);
+            let len = match info.extent {
+                Extent::Uniform => "1".to_string(),
+                Extent::Sample => "batch".to_string(),
+                Extent::Element => {
+                    let mut s = vec!["batch".to_string()];
+                    s.extend(
+                        shape_dims(&info.shape)
+                            .iter()
+                            .map(|d| p.dims[*d as usize].name.clone()),
+                    );
+                    s.join("·")
+                }
+            };
+            let src = match info.node {
+                Node::Input(x) => format!("input `{}`", u.prog.inputs[x as usize].name),
+                Node::Coef(c) => format!("coefficient c{c}"),
+                _ if info.extent == Extent::Uniform => "a host value".to_string(),
+                Node::State(_) | Node::Slot(_) | Node::Prev(_) | Node::NetOut { .. } => {
+                    String::new()
+                }
+                _ => "an intermediate value (another kernel's output)".to_string(),
+            };
+            let width = if b.width > 1 {
+                format!("·{}", b.width)
+            } else {
+                String::new()
+            };
+            Some((false, format!("{len}{width}"), src))
+        }
+        BufSrc::Out(tg) => {
+            let what = match tg {
+                Target::Node(id) => match u.prog.results.iter().position(|r| r == id) {
+                    Some(o) if u.entry().is_some() => {
+                        format!("output `{}`", u.prog.outputs[o].name)
+                    }
+                    _ => "an intermediate value".to_string(),
+                },
+                Target::Slot(s) => slot_name(u.sampler(), *s),
+                Target::Field(f) => {
+                    format!("the new value of field `{}`", p.fields[*f as usize].name)
+                }
+            };
+            let mut s = vec!["batch".to_string()];
+            s.extend(k.domain.iter().map(|d| k.dims[*d as usize].clone()));
+            if b.width > 1 {
+                s.push(b.width.to_string());
+            }
+            Some((true, s.join("·"), what))
+        }
+        BufSrc::Draw(_) | BufSrc::Mask(_) => None,
+    }
 }
 
 fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace) {
