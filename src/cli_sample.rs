@@ -127,11 +127,7 @@ pub fn sample(
     let backend = match args.backend {
         SampleBackend::Interp => Backend::Interp,
         SampleBackend::Cpu => Backend::Cpu,
-        SampleBackend::Gpu => {
-            return Err(
-                "`--backend gpu` is not built yet for `diffc sample`: use `interp` or `cpu`".into(),
-            )
-        }
+        SampleBackend::Gpu => Backend::Gpu,
     };
     if args.count == 0 {
         return Err("--count must be at least 1".into());

@@ -422,9 +422,6 @@ fn eval(
         }
         return Ok(());
     }
-    if args.backend == Backend::Gpu {
-        return Err("`--backend gpu` is not built yet: use `interp` or `cpu`".into());
-    }
     let entry = match (&args.entry, &args.sampler) {
         (Some(e), None) => e.clone(),
         (None, Some(s)) => format!("step.{s}"),
@@ -517,7 +514,8 @@ fn eval(
     call.batch = batch.unwrap_or(1);
     let outputs = match args.backend {
         Backend::Cpu => diffc::cpu::run(p, &prog, &call)?,
-        _ => run(p, &prog, &call)?,
+        Backend::Gpu => diffc::gpu::run(p, &prog, &call)?,
+        Backend::Interp => run(p, &prog, &call)?,
     };
     match &args.out {
         Some(dir) => {
@@ -704,7 +702,8 @@ fn eval_step(
     let mut net = Supplied { outputs, calls: 0 };
     let result = match args.backend {
         Backend::Cpu => diffc::cpu::sample(p, &sp, &call, &mut net)?,
-        _ => sample(p, &sp, &call, &mut net)?,
+        Backend::Gpu => diffc::gpu::sample(p, &sp, &call, &mut net)?,
+        Backend::Interp => sample(p, &sp, &call, &mut net)?,
     };
     let mut names: Vec<&String> = result.keys().collect();
     names.sort();

@@ -308,6 +308,7 @@ fn chunks_fit_the_adapter() {
 fn an_adapter_name_that_matches_nothing_is_an_error() {
     let options = Options {
         adapter: Some("no adapter has this name 7f3a".into()),
+        ..Options::default()
     };
     match Gpu::with_options(&options) {
         Err(GpuError::NoAdapter(msg)) => assert!(msg.contains("7f3a"), "{msg}"),

@@ -31,7 +31,7 @@ fn plans() -> Vec<(String, diffc::kernel::build::Plan)> {
 
 #[test]
 fn the_generator_module_parses_and_validates() {
-    let m = codegen::rng_module().unwrap();
+    let m = codegen::base_module().unwrap();
     codegen::validate(&m).unwrap();
 }
 
@@ -172,7 +172,7 @@ fn the_ddpm_step_kernel_runs_on_the_gpu_as_on_the_cpu() {
         let status = unsafe { cpu.launch(&launch, &ptrs, Default::default()) };
         assert_eq!(status, 0);
         // The GPU kernel.
-        let params = [
+        let mut params = vec![
             seed as u32,
             (seed >> 32) as u32,
             step as u32,
@@ -182,6 +182,8 @@ fn the_ddpm_step_kernel_runs_on_the_gpu_as_on_the_cpu() {
             n as u32,
             n as u32,
         ];
+        // Every buffer bound whole: every base is 0.
+        params.resize(codegen::params_len(&k) as usize, 0);
         let params = gpu.upload_u32(&params).unwrap();
         let coef_buf = gpu.upload_f32(&coefs).unwrap();
         let status_buf = gpu.upload_u32(&[0]).unwrap();

@@ -13,10 +13,11 @@
 pub mod aot;
 pub mod codegen;
 
-use crate::interp::{self, Accel, Call, Ctx, Data, Denoiser, NetCall, SampleCall, Tensor, Val};
-use crate::ir::{Extent, Node, NodeId, Op, Program, SamplerProgram};
-use crate::kernel::build::{self, op_key, Plan, Variant};
-use crate::kernel::{BufSrc, Kernel, Store, Target, FAIL_CLASS, FAIL_INDEX, FAIL_NONFINITE};
+use crate::interp::{self, Call, Ctx, Denoiser, SampleCall, Tensor, Val};
+use crate::ir::{Program, SamplerProgram};
+use crate::kernel::bind::{self, Arg};
+use crate::kernel::build::{self, Plan, Variant};
+use crate::kernel::{Kernel, Store};
 use crate::typed::Process;
 pub use codegen::Checks;
 use cranelift_codegen::isa::OwnedTargetIsa;
@@ -371,47 +372,15 @@ struct Runner<'c> {
     launches: RefCell<Vec<Launch>>,
 }
 
-/// Statements a run leaves to the host never call networks.
-struct NoNetwork;
-
-impl Denoiser for NoNetwork {
-    fn denoise(&mut self, _: &Process, _: &NetCall) -> Result<Vec<Tensor>, String> {
-        Err("internal error: a host statement of a kernel run called a network".into())
+impl bind::PlanRunner for Runner<'_> {
+    const BACKEND: &'static str = "the CPU backend";
+    fn plan(&self) -> &Plan {
+        &self.c.plan
     }
-}
-
-impl Accel for Runner<'_> {
-    fn node(&self, cx: &mut Ctx, id: NodeId) -> Option<Result<(), String>> {
-        if let Some(k) = self.c.plan.by_node.get(&id) {
-            return Some(self.run_kernel(cx, *k));
-        }
-        let info = cx.prog.node(id);
-        if info.extent == Extent::Uniform || build::is_leaf(&info.node) {
-            return None;
-        }
-        Some(Err(cx.bug("a node without a kernel on the CPU backend")))
+    fn run_kernel(&self, cx: &mut Ctx, k: usize) -> Result<(), String> {
+        Runner::run_kernel(self, cx, k)
     }
-
-    fn ops(&self, cx: &mut Ctx, ops: &[Op], at: usize) -> Option<Result<usize, String>> {
-        let key = op_key(&ops[at])?;
-        let Some(g) = self.c.plan.groups.get(&key) else {
-            return Some(Err(
-                cx.bug("a statement without a kernel on the CPU backend")
-            ));
-        };
-        let mut run = || -> Result<usize, String> {
-            for h in &g.host {
-                cx.exec_op(&ops[at + h], &mut NoNetwork)?;
-            }
-            if let Some(k) = g.kernel {
-                self.run_kernel(cx, k)?;
-            }
-            Ok(g.len)
-        };
-        Some(run())
-    }
-
-    fn entry(&self, p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
+    fn run_entry(&self, p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
         run_opts(p, prog, call, self.opts)
     }
 }
@@ -432,239 +401,67 @@ struct Args {
 unsafe impl Send for Args {}
 unsafe impl Sync for Args {}
 
-enum Out {
-    F32(Vec<f32>),
-    U32(Vec<u32>),
-    Bool(Vec<bool>),
-}
-
 impl Runner<'_> {
     fn run_kernel(&self, cx: &mut Ctx, k: usize) -> Result<(), String> {
         let kern = &self.c.plan.kernels[k];
-        let batch = cx.call.batch;
-        let sizes: Vec<u64> = kern
-            .dims
-            .iter()
-            .map(|d| {
-                cx.sizes.get(d).map(|n| *n as u64).ok_or_else(|| {
-                    format!("the size of `{d}` is not known: give it with --set {d}=N")
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let per: usize = kern
-            .domain
-            .iter()
-            .map(|d| sizes[*d as usize] as usize)
-            .product();
-        let total = batch * per;
-        // Bind the buffers, checking that every one holds what the kernel reads.
-        let call = cx.call;
-        // Inputs already held (state, slots, history, network outputs, computed nodes) are bound
-        // in place after every other input is computed; the rest are evaluated here.
-        let mut held: Vec<(usize, NodeId, usize)> = Vec::new();
-        let mut inputs: Vec<(usize, Val)> = Vec::new();
-        let mut outs: Vec<(usize, Out)> = Vec::new();
-        let mut ptrs: Vec<*mut u8> = vec![std::ptr::null_mut(); kern.bufs.len()];
-        for (j, b) in kern.bufs.iter().enumerate() {
-            let width = b.width as usize;
-            match &b.src {
-                BufSrc::Node(id) => {
-                    let info = cx.prog.node(*id);
-                    let want = match info.extent {
-                        Extent::Uniform => 1,
-                        Extent::Sample => batch,
-                        Extent::Element => batch * cx.per_sample(&info.shape.clone())?,
-                    } * width;
-                    if held_val(cx, *id).is_some() {
-                        held.push((j, *id, want));
-                        continue;
-                    }
-                    let v = cx.eval(*id)?;
-                    let (len, ok) = match &v {
-                        Val::R(x) | Val::V(_, x) => (x.len(), b.store == Store::F32),
-                        Val::C(x) => (x.len(), b.store == Store::U32),
-                        Val::B(x) => (x.len(), b.store == Store::U8),
-                        Val::M(_, x) => (x.len(), false),
-                    };
-                    if len != want || !ok {
-                        return Err(cx.bug(&format!(
-                            "kernel `{}` buffer {j} holds {len} values, expected {want}",
-                            kern.name
-                        )));
-                    }
-                    inputs.push((j, v));
-                }
-                BufSrc::Draw(site) => {
-                    let name = &cx.prog.draws[*site as usize].name;
-                    let t = call
-                        .draws
-                        .get(name)
-                        .ok_or_else(|| cx.bug("a supplied draw went missing"))?;
-                    let Data::F32(x) = &t.data else {
-                        return Err(format!("supplied `{name}` must hold reals"));
-                    };
-                    if x.len() < total * width {
-                        return Err(format!(
-                            "supplied `{name}` holds {} values, expected {}",
-                            x.len(),
-                            total * width
-                        ));
-                    }
-                    // Kernels only read their inputs.
-                    ptrs[j] = x.as_ptr() as *mut u8;
-                }
-                BufSrc::Mask(m) => {
-                    let name = &cx.p.masks[*m as usize].name;
-                    let t = call
-                        .masks
-                        .get(name)
-                        .ok_or_else(|| cx.bug("a mask went missing"))?;
-                    let Data::Bool(x) = &t.data else {
-                        return Err(format!("mask `{name}` must hold bools"));
-                    };
-                    ptrs[j] = x.as_ptr() as *mut u8;
-                }
-                BufSrc::Out(_) => {
-                    let n = total * width;
+        bind::launch(cx, kern, |l| {
+            let mut outs: Vec<(usize, Val)> = Vec::new();
+            for (j, (b, a)) in kern.bufs.iter().zip(&l.args).enumerate() {
+                if let Arg::Out(n) = a {
                     outs.push((
                         j,
                         match b.store {
-                            Store::F32 => Out::F32(vec![0.0; n]),
-                            Store::U32 => Out::U32(vec![0; n]),
-                            Store::U8 => Out::Bool(vec![false; n]),
+                            Store::F32 => bind::out_val(b.width, vec![0.0; *n]),
+                            Store::U32 => Val::C(vec![0; *n]),
+                            Store::U8 => Val::B(vec![false; *n]),
                         },
                     ));
                 }
             }
-        }
-        for (j, v) in inputs.iter_mut() {
-            ptrs[*j] = match v {
-                Val::R(x) | Val::V(_, x) | Val::M(_, x) => x.as_mut_ptr() as *mut u8,
-                Val::C(x) => x.as_mut_ptr() as *mut u8,
-                Val::B(x) => x.as_mut_ptr() as *mut u8,
-            };
-        }
-        for (j, o) in outs.iter_mut() {
-            ptrs[*j] = match o {
-                Out::F32(x) => x.as_mut_ptr() as *mut u8,
-                Out::U32(x) => x.as_mut_ptr() as *mut u8,
-                Out::Bool(x) => x.as_mut_ptr() as *mut u8,
-            };
-        }
-        let mut coefs = Vec::with_capacity(kern.coefs.len());
-        for (c, q) in &kern.coefs {
-            let v = cx.coef(*c)?;
-            let q = *q as usize;
-            coefs.push(match &v {
-                Val::R(x) => x[0],
-                Val::V(_, x) | Val::M(_, x) => x[q],
-                Val::B(x) => x[0] as u8 as f32,
-                Val::C(x) => x[0] as f32,
-            });
-        }
-        for &(j, id, want) in &held {
-            let v = held_val(cx, id).ok_or_else(|| cx.bug("a held input went missing"))?;
-            let b = &kern.bufs[j];
-            let (len, ok, ptr) = match v {
-                Val::R(x) | Val::V(_, x) => (x.len(), b.store == Store::F32, x.as_ptr() as *mut u8),
-                Val::C(x) => (x.len(), b.store == Store::U32, x.as_ptr() as *mut u8),
-                Val::B(x) => (x.len(), b.store == Store::U8, x.as_ptr() as *mut u8),
-                Val::M(_, x) => (x.len(), false, x.as_ptr() as *mut u8),
-            };
-            if len != want || !ok {
-                return Err(cx.bug(&format!(
-                    "kernel `{}` buffer {j} holds {len} values, expected {want}",
-                    kern.name
-                )));
-            }
-            // Kernels only read their inputs, and nothing changes these values until the
-            // launch below has returned.
-            ptrs[j] = ptr;
-        }
-        self.launches.borrow_mut().push(Launch {
-            kernel: k,
-            coefs: coefs.clone(),
-            sizes: sizes.clone(),
-            total,
-            seed: cx.call.seed,
-            step: cx.step as u64,
-            offset: cx.draw_offset,
-            bytes: kern
-                .bufs
+            let mut ptrs: Vec<*mut u8> = l
+                .args
                 .iter()
-                .zip(&ptrs)
-                .enumerate()
-                .map(|(j, (b, _))| {
-                    if let Some((_, _, want)) = held.iter().find(|(i, _, _)| *i == j) {
-                        return want * b.store.bytes();
-                    }
-                    let n = match (&b.src, inputs.iter().find(|(i, _)| *i == j)) {
-                        (_, Some((_, v))) => match v {
-                            Val::R(x) | Val::V(_, x) | Val::M(_, x) => x.len(),
-                            Val::C(x) => x.len(),
-                            Val::B(x) => x.len(),
-                        },
-                        _ => total * b.width as usize,
-                    };
-                    n * b.store.bytes()
+                .map(|a| match a {
+                    // Kernels only read their inputs.
+                    Arg::F32(x) => x.as_ptr() as *mut u8,
+                    Arg::U32(x) => x.as_ptr() as *mut u8,
+                    Arg::Bool(x) => x.as_ptr() as *mut u8,
+                    Arg::Out(_) => std::ptr::null_mut(),
                 })
-                .collect(),
-        });
-        let args = Args {
-            f: self.c.fns[k],
-            bufs: ptrs.as_ptr(),
-            coefs: coefs.as_ptr(),
-            sizes: sizes.as_ptr(),
-            seed: cx.call.seed,
-            step: cx.step as u64,
-            offset: cx.draw_offset,
-        };
-        let status = launch(args, total, self.opts);
-        if status & FAIL_INDEX != 0 {
-            return Err(format!(
-                "{}: an index is outside its vector's range",
-                cx.prog.name
-            ));
-        }
-        if status & FAIL_CLASS != 0 {
-            return Err(format!("{}: a class is outside its range", cx.prog.name));
-        }
-        for (j, o) in outs {
-            let b = &kern.bufs[j];
-            let v = match o {
-                Out::F32(x) if b.width > 1 => Val::V(b.width as usize, x),
-                Out::F32(x) => Val::R(x),
-                Out::U32(x) => Val::C(x),
-                Out::Bool(x) => Val::B(x),
-            };
-            match b.src {
-                BufSrc::Out(Target::Node(id)) => cx.vals[id.index()] = Some(v),
-                BufSrc::Out(Target::Slot(s)) => cx.slots[s as usize] = Some(v),
-                BufSrc::Out(Target::Field(f)) => {
-                    // The kernel flags a non-finite value; the host names the first one.
-                    if status & FAIL_NONFINITE != 0 {
-                        cx.check_finite(&v, &cx.p.fields[f as usize].name)?;
-                    }
-                    cx.state[f as usize] = Some(v);
-                }
-                _ => unreachable!(),
+                .collect();
+            for (j, v) in outs.iter_mut() {
+                ptrs[*j] = match v {
+                    Val::R(x) | Val::V(_, x) | Val::M(_, x) => x.as_mut_ptr() as *mut u8,
+                    Val::C(x) => x.as_mut_ptr() as *mut u8,
+                    Val::B(x) => x.as_mut_ptr() as *mut u8,
+                };
             }
-        }
-        Ok(())
-    }
-}
-
-/// A node's value where the context already holds it, without evaluating (or copying) it.
-fn held_val<'c>(cx: &'c Ctx, id: NodeId) -> Option<&'c Val> {
-    if let Some(v) = &cx.vals[id.index()] {
-        return Some(v);
-    }
-    match cx.prog.node(id).node {
-        Node::State(f) => cx.state.get(f as usize)?.as_ref(),
-        Node::Slot(s) => cx.slots.get(s as usize)?.as_ref(),
-        Node::Prev(s) => cx.prev.get(s as usize)?.as_ref(),
-        Node::NetOut { call, output } => cx.net.get(call as usize)?.get(output as usize),
-        _ => None,
+            self.launches.borrow_mut().push(Launch {
+                kernel: k,
+                coefs: l.coefs.clone(),
+                sizes: l.sizes.clone(),
+                total: l.total,
+                seed: l.seed,
+                step: l.step,
+                offset: l.offset,
+                bytes: kern
+                    .bufs
+                    .iter()
+                    .zip(&l.args)
+                    .map(|(b, a)| a.len() * b.store.bytes())
+                    .collect(),
+            });
+            let args = Args {
+                f: self.c.fns[k],
+                bufs: ptrs.as_ptr(),
+                coefs: l.coefs.as_ptr(),
+                sizes: l.sizes.as_ptr(),
+                seed: l.seed,
+                step: l.step,
+                offset: l.offset,
+            };
+            Ok((launch(args, l.total, self.opts), outs))
+        })
     }
 }
 

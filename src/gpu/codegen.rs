@@ -4,7 +4,10 @@
 //!
 //! The kernel's bindings (group 0):
 //! - `0`: `params: array<u32>`, read-only: `[seed lo, seed hi, step, offset lo, offset hi,
-//!   start, end, size of dim 0, size of dim 1, …]`.
+//!   start, end, size of dim 0, size of dim 1, …, base of buffer 0, base of buffer 1, …]`. A
+//!   buffer's base is the index of its first bound value: 0 when the whole array is bound, and
+//!   the first value of the chunk when a host binds only part of it (`gpu::run` splits arrays
+//!   above one binding by samples).
 //! - `1`: `coefs: array<f32>`, read-only: the kernel's coefficient slots (at least one).
 //! - `2`: `status: array<atomic<u32>>`, read-write: the status word, `kernel::FAIL_*` bits.
 //! - `3 + i`: buffer `i` of the kernel: `array<f32>` for f32 values, `array<u32>` for class
@@ -14,8 +17,9 @@
 //! Invocation `(workgroup_id.x + workgroup_id.y · num_workgroups.x) · WORKGROUP +
 //! local_invocation_index` computes flat element `start` plus that, if below `end`, so a
 //! dispatch of more than 65,535 workgroups spreads over a 2-D grid. Indices are 32-bit: a
-//! dispatch covers fewer than 2^32 elements, and the generator's 64-bit element index is the
-//! flat index plus the 64-bit `offset`.
+//! launch covers fewer than 2^32 elements, and the generator's 64-bit element index is the
+//! flat index plus the 64-bit `offset`. Flat indices are the launch's own, whatever the chunk:
+//! buffer `i` is read and written at `index - base i`.
 //!
 //! Arithmetic is WGSL's: `+ - * /` may differ from the CPU's by the rounding a GPU compiler
 //! allows (contraction into FMA, `/` within 2.5 ulp, `sqrt` and `exp`/`log` within their WGSL
@@ -34,11 +38,24 @@ use std::collections::HashMap;
 /// Invocations per workgroup.
 pub const WORKGROUP: u32 = 64;
 
-/// The generator in WGSL, the module every kernel is appended to.
+/// The generator in WGSL.
 pub const RNG_WGSL: &str = include_str!("../../kernels/rng.wgsl");
+
+/// expm1, log1p and the f32 pairs that stand for f64 values, appended to the generator.
+pub const MATH_WGSL: &str = include_str!("../../kernels/math.wgsl");
 
 /// Words of `params` before the dimension sizes.
 pub const PARAMS_HEAD: u32 = 7;
+
+/// The word of `params` that holds buffer `buf`'s base.
+pub fn base_word(k: &Kernel, buf: u32) -> u32 {
+    PARAMS_HEAD + k.dims.len() as u32 + buf
+}
+
+/// Words of a kernel's `params`.
+pub fn params_len(k: &Kernel) -> u32 {
+    PARAMS_HEAD + (k.dims.len() + k.bufs.len()) as u32
+}
 
 /// A kernel as WGSL: the validated module, its text and its entry point.
 pub struct Shader {
@@ -78,15 +95,20 @@ pub fn validate(m: &Module) -> Result<naga::valid::ModuleInfo, String> {
     .map_err(|e| format!("naga validation: {}", e.emit_to_string("")))
 }
 
-/// The generator module: `kernels/rng.wgsl` parsed.
-pub fn rng_module() -> Result<Module, String> {
-    naga::front::wgsl::parse_str(RNG_WGSL)
-        .map_err(|e| format!("kernels/rng.wgsl: {}", e.emit_to_string(RNG_WGSL)))
+/// The module every kernel is appended to: `kernels/rng.wgsl` and `kernels/math.wgsl`, parsed.
+pub fn base_module() -> Result<Module, String> {
+    let text = format!("{RNG_WGSL}\n{MATH_WGSL}");
+    naga::front::wgsl::parse_str(&text).map_err(|e| {
+        format!(
+            "kernels/rng.wgsl + kernels/math.wgsl: {}",
+            e.emit_to_string(&text)
+        )
+    })
 }
 
 /// The kernel's module: the generator plus the kernel's entry point.
 pub fn module(k: &Kernel) -> Result<Module, String> {
-    let mut m = rng_module()?;
+    let mut m = base_module()?;
     let g = Globals::new(&mut m, k);
     let mut f = Function {
         name: Some(entry_name(k)),
@@ -126,6 +148,7 @@ pub fn module(k: &Kernel) -> Result<Module, String> {
         g,
         fns,
         env: HashMap::new(),
+        tys: HashMap::new(),
         block: Block::new(),
         i: None,
         per: None,
@@ -241,10 +264,15 @@ impl Globals {
     }
 }
 
-/// The generator's functions the kernels call.
+/// The hand-written functions the kernels call.
 struct RngFns {
     normal: Handle<Function>,
     uniform: Handle<Function>,
+    expm1: Handle<Function>,
+    log1p: Handle<Function>,
+    df_add: Handle<Function>,
+    df_sub: Handle<Function>,
+    df_round: Handle<Function>,
 }
 
 impl RngFns {
@@ -259,6 +287,11 @@ impl RngFns {
         Ok(RngFns {
             normal: find("diffc_normal")?,
             uniform: find("diffc_uniform")?,
+            expm1: find("diffc_expm1")?,
+            log1p: find("diffc_log1p")?,
+            df_add: find("diffc_df_add")?,
+            df_sub: find("diffc_df_sub")?,
+            df_round: find("diffc_df_round")?,
         })
     }
 }
@@ -270,6 +303,8 @@ struct Emitter<'a> {
     g: Globals,
     fns: RngFns,
     env: HashMap<V, Handle<Expression>>,
+    /// The type of every value.
+    tys: HashMap<V, Ty>,
     block: Block,
     /// The flat element index.
     i: Option<Handle<Expression>>,
@@ -415,6 +450,7 @@ impl Emitter<'_> {
 
     fn stmts(&mut self, body: &[Stmt]) -> Result<(), String> {
         for s in body {
+            self.tys.insert(s.id, s.ty);
             if let Some(h) = self.stmt(s)? {
                 self.env.insert(s.id, h);
             }
@@ -448,22 +484,24 @@ impl Emitter<'_> {
         );
     }
 
+    /// The position of value `comp` of element `index` in buffer `buf`'s bound range.
     fn buf_index(&mut self, buf: u32, index: V, comp: u32) -> Handle<Expression> {
         let width = self.k.bufs[buf as usize].width;
-        let idx = self.val(index);
-        if width == 1 && comp == 0 {
-            return idx;
+        let mut at = self.val(index);
+        if width != 1 || comp != 0 {
+            let w = self.u32c(width);
+            let scaled = self.bin(BinaryOperator::Multiply, at, w);
+            let c = self.u32c(comp);
+            at = self.bin(BinaryOperator::Add, scaled, c);
         }
-        let w = self.u32c(width);
-        let base = self.bin(BinaryOperator::Multiply, idx, w);
-        let c = self.u32c(comp);
-        self.bin(BinaryOperator::Add, base, c)
+        let base = self.param(base_word(self.k, buf));
+        self.bin(BinaryOperator::Subtract, at, base)
     }
 
     fn stmt(&mut self, s: &Stmt) -> Result<Option<Handle<Expression>>, String> {
         use BinaryOperator as B;
-        if s.ty == Ty::F64 {
-            return Err(unsupported(self.k, "an f64 value"));
+        if let Some(h) = self.wide(s)? {
+            return Ok(Some(h));
         }
         let h = match &s.inst {
             // WGSL has no literal for infinities and NaN: their bits, reinterpreted.
@@ -654,9 +692,9 @@ impl Emitter<'_> {
                     Libm::Cosf => MathFunction::Cos,
                     Libm::Tanhf => MathFunction::Tanh,
                     Libm::Powf => MathFunction::Pow,
-                    Libm::Expm1f | Libm::Log1pf | Libm::Log => {
-                        return Err(unsupported(self.k, f.symbol()))
-                    }
+                    Libm::Expm1f => return Ok(Some(self.call_fn(self.fns.expm1, xs))),
+                    Libm::Log1pf => return Ok(Some(self.call_fn(self.fns.log1p, xs))),
+                    Libm::Log => return Err(unsupported(self.k, f.symbol())),
                 };
                 self.push(Expression::Math {
                     fun,
@@ -720,11 +758,20 @@ impl Emitter<'_> {
         } else {
             self.fns.uniform
         };
+        self.call_fn(function, vec![key, stream, step, at])
+    }
+
+    /// A call of a hand-written function.
+    fn call_fn(
+        &mut self,
+        function: Handle<Function>,
+        arguments: Vec<Handle<Expression>>,
+    ) -> Handle<Expression> {
         let result = self.push(Expression::CallResult(function));
         self.block.push(
             Statement::Call {
                 function,
-                arguments: vec![key, stream, step, at],
+                arguments,
                 result: Some(result),
             },
             Span::UNDEFINED,
@@ -732,13 +779,183 @@ impl Emitter<'_> {
         result
     }
 
+    fn vec2f(&mut self) -> Handle<Type> {
+        self.m.types.insert(
+            Type {
+                name: None,
+                inner: TypeInner::Vector {
+                    size: VectorSize::Bi,
+                    scalar: Scalar::F32,
+                },
+            },
+            Span::UNDEFINED,
+        )
+    }
+
+    /// An f32 as a literal (infinities and NaN by their bits).
+    fn f32_lit(&mut self, x: f32) -> Handle<Expression> {
+        if x.is_finite() {
+            return self.lit(Literal::F32(x));
+        }
+        let bits = self.u32c(x.to_bits());
+        self.push(Expression::As {
+            expr: bits,
+            kind: ScalarKind::Float,
+            convert: None,
+        })
+    }
+
+    /// The pair `(hi, lo)` standing for an f64 value.
+    fn pair(&mut self, hi: Handle<Expression>, lo: Handle<Expression>) -> Handle<Expression> {
+        let ty = self.vec2f();
+        self.push(Expression::Compose {
+            ty,
+            components: vec![hi, lo],
+        })
+    }
+
+    /// An f32 as a pair.
+    fn widen(&mut self, x: Handle<Expression>) -> Handle<Expression> {
+        let zero = self.lit(Literal::F32(0.0));
+        self.pair(x, zero)
+    }
+
+    /// The f32 nearest an f64 value's pair.
+    fn narrow(&mut self, v: V) -> Handle<Expression> {
+        let x = self.val(v);
+        self.call_fn(self.fns.df_round, vec![x])
+    }
+
+    fn math1(&mut self, fun: MathFunction, arg: Handle<Expression>) -> Handle<Expression> {
+        self.push(Expression::Math {
+            fun,
+            arg,
+            arg1: None,
+            arg2: None,
+            arg3: None,
+        })
+    }
+
+    /// Statements on f64 values, which WGSL computes on pairs of f32 (`kernels/math.wgsl`):
+    /// `None` for every other statement.
+    fn wide(&mut self, s: &Stmt) -> Result<Option<Handle<Expression>>, String> {
+        use BinaryOperator as B;
+        let is64 = |e: &Self, v: &V| e.tys.get(v) == Some(&Ty::F64);
+        if s.ty != Ty::F64 {
+            return Ok(match &s.inst {
+                Inst::Un(Un::F64ToF32, a) => Some(self.narrow(*a)),
+                Inst::Cmp(op, a, b) if is64(self, a) => {
+                    let (x, y) = (self.narrow(*a), self.narrow(*b));
+                    let op = match op {
+                        Cmp::Lt => B::Less,
+                        Cmp::Le => B::LessEqual,
+                        Cmp::Gt => B::Greater,
+                        Cmp::Ge => B::GreaterEqual,
+                        Cmp::Eq => B::Equal,
+                        Cmp::Ne => B::NotEqual,
+                    };
+                    Some(self.bin(op, x, y))
+                }
+                _ => None,
+            });
+        }
+        let h = match &s.inst {
+            Inst::F64(x) => {
+                let hi = *x as f32;
+                let lo = if x.is_finite() {
+                    (*x - hi as f64) as f32
+                } else {
+                    0.0
+                };
+                let (hi, lo) = (self.f32_lit(hi), self.f32_lit(lo));
+                self.pair(hi, lo)
+            }
+            Inst::Un(op, a) => {
+                let x = self.val(*a);
+                match op {
+                    Un::F32ToF64 => self.widen(x),
+                    Un::Neg => self.push(Expression::Unary {
+                        op: UnaryOperator::Negate,
+                        expr: x,
+                    }),
+                    Un::Abs | Un::Sqrt | Un::Floor => {
+                        let fun = match op {
+                            Un::Abs => MathFunction::Abs,
+                            Un::Sqrt => MathFunction::Sqrt,
+                            _ => MathFunction::Floor,
+                        };
+                        let r = self.narrow(*a);
+                        let y = self.math1(fun, r);
+                        self.widen(y)
+                    }
+                    _ => return Err(unsupported(self.k, "this f64 conversion")),
+                }
+            }
+            Inst::Bin(op, a, b) => match op {
+                Bin::Add | Bin::Sub => {
+                    let f = if *op == Bin::Add {
+                        self.fns.df_add
+                    } else {
+                        self.fns.df_sub
+                    };
+                    let (x, y) = (self.val(*a), self.val(*b));
+                    self.call_fn(f, vec![x, y])
+                }
+                Bin::Mul | Bin::Div => {
+                    let (x, y) = (self.narrow(*a), self.narrow(*b));
+                    let op = if *op == Bin::Mul {
+                        B::Multiply
+                    } else {
+                        B::Divide
+                    };
+                    let r = self.bin(op, x, y);
+                    self.widen(r)
+                }
+                Bin::Min | Bin::Max => {
+                    // As every backend computes them: `y` if it wins or `x` is NaN.
+                    let (x, y) = (self.narrow(*a), self.narrow(*b));
+                    let wins = if *op == Bin::Max {
+                        self.bin(B::Less, x, y)
+                    } else {
+                        self.bin(B::Less, y, x)
+                    };
+                    let nan = self.bin(B::NotEqual, x, x);
+                    let take = self.bin(B::LogicalOr, wins, nan);
+                    let (pa, pb) = (self.val(*a), self.val(*b));
+                    self.push(Expression::Select {
+                        condition: take,
+                        accept: pb,
+                        reject: pa,
+                    })
+                }
+                _ => return Err(unsupported(self.k, "this f64 operation")),
+            },
+            Inst::Select(c, a, b) => {
+                let (c, a, b) = (self.val(*c), self.val(*a), self.val(*b));
+                self.push(Expression::Select {
+                    condition: c,
+                    accept: a,
+                    reject: b,
+                })
+            }
+            Inst::Call(Libm::Log, args) => {
+                let r = self.narrow(args[0]);
+                let y = self.math1(MathFunction::Log, r);
+                self.widen(y)
+            }
+            Inst::Loop { .. } | Inst::LoopIndex | Inst::LoopAcc => return Ok(None),
+            _ => return Err(unsupported(self.k, "this f64 value")),
+        };
+        Ok(Some(h))
+    }
+
     fn local(&mut self, ty: Ty, init: Handle<Expression>) -> Handle<Expression> {
         let t = match ty {
-            Ty::F32 => Scalar::F32,
-            Ty::Bool => Scalar::BOOL,
-            _ => Scalar::U32,
+            Ty::F64 => self.vec2f(),
+            Ty::F32 => scalar_type(self.m, Scalar::F32),
+            Ty::Bool => scalar_type(self.m, Scalar::BOOL),
+            _ => scalar_type(self.m, Scalar::U32),
         };
-        let t = scalar_type(self.m, t);
         self.locals += 1;
         let lv = self.f.local_variables.append(
             LocalVariable {

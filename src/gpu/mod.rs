@@ -1,5 +1,9 @@
-//! The GPU backend: a wgpu runtime that runs WGSL compute kernels on buffers.
+//! The GPU backend: kernels generated as WGSL through naga (`codegen`), run by a wgpu runtime
+//! (`runtime`); `run` and `sample` take the interpreter's calls and give its results.
 
 pub mod codegen;
 pub mod manifest;
+mod run;
 pub mod runtime;
+
+pub use run::{access, compile, device, run, run_on, sample, sample_on, Compiled};

@@ -80,6 +80,9 @@ pub struct Options {
     /// A case-insensitive substring of the adapter's name; `None` takes the first adapter in the
     /// order discrete, integrated, virtual, CPU, with native backends before OpenGL.
     pub adapter: Option<String>,
+    /// A cap on the bytes of one binding below the adapter's own limit, so that arrays are
+    /// split into chunks sooner (tests use it to cover chunking at small sizes).
+    pub max_binding_bytes: Option<u64>,
 }
 
 impl Options {
@@ -87,6 +90,7 @@ impl Options {
     pub fn from_env() -> Options {
         Options {
             adapter: std::env::var(ADAPTER_ENV).ok().filter(|s| !s.is_empty()),
+            max_binding_bytes: None,
         }
     }
 }
@@ -326,6 +330,7 @@ pub struct Gpu {
     queue: wgpu::Queue,
     kernels: Mutex<KernelCache>,
     reports: Arc<Mutex<Reports>>,
+    max_binding_bytes: Option<u64>,
 }
 
 impl fmt::Debug for Gpu {
@@ -464,6 +469,7 @@ impl Gpu {
             queue,
             kernels: Mutex::new(HashMap::new()),
             reports,
+            max_binding_bytes: options.max_binding_bytes,
         })
     }
 
@@ -484,7 +490,8 @@ impl Gpu {
             max_binding_bytes: self
                 .limits
                 .max_storage_buffer_binding_size
-                .min(self.limits.max_buffer_size),
+                .min(self.limits.max_buffer_size)
+                .min(self.max_binding_bytes.unwrap_or(u64::MAX)),
             offset_alignment: u64::from(self.limits.min_storage_buffer_offset_alignment),
             max_workgroups: per_dim * per_dim,
         }

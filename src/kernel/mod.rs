@@ -17,6 +17,7 @@
 //!   into an error message.
 //! - The text form (`Display`) is stable: snapshots hold it.
 
+pub(crate) mod bind;
 pub mod build;
 
 use crate::ir::NodeId;

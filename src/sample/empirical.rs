@@ -39,6 +39,8 @@ pub const PROB_FLOOR: f64 = 1e-30;
 pub enum Backend {
     Interp,
     Cpu,
+    /// The sampler's kernels on the GPU; the exact denoiser's `log_q` runs on the CPU backend.
+    Gpu,
 }
 
 /// A training set: the values of the process's data fields, batch first.
@@ -343,7 +345,7 @@ impl<'p> Empirical<'p> {
         }
         let out = match self.backend {
             Backend::Interp => interp::run(p, &self.prog, &call)?,
-            Backend::Cpu => {
+            Backend::Cpu | Backend::Gpu => {
                 let mut key: Vec<String> = masks.keys().cloned().collect();
                 key.sort();
                 if !self.compiled.contains_key(&key) {

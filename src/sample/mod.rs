@@ -488,6 +488,7 @@ pub fn run_with(
     let fields = match opts.backend {
         Backend::Interp => crate::interp::sample(p, &sp, &call, &mut counting)?,
         Backend::Cpu => crate::cpu::sample(p, &sp, &call, &mut counting)?,
+        Backend::Gpu => crate::gpu::sample(p, &sp, &call, &mut counting)?,
     };
     let calls = counting.calls;
     let samples = samples_of(prep, &fields, &call)?;

@@ -33,4 +33,5 @@ pub fn shipped() -> Vec<Process> {
         })
         .collect()
 }
+pub mod diff;
 pub mod gpu;

@@ -1,0 +1,139 @@
+//! The GPU backend against the interpreter and the CPU backend: every entry and every sampler
+//! of every shipped spec, with identical discrete draws and noise and floats within the GPU
+//! tolerance (`docs/backends.md`), on the adapter's own binding size and on a device whose
+//! bindings are capped so that every array above a few KiB is split into chunks.
+
+mod common;
+
+use common::diff::{every_entry, every_sampler, sampler_call, Wobbly, CASES};
+use common::shipped;
+use diffc::gpu::runtime::{Gpu, Options};
+use diffc::interp;
+use diffc::ir::lower::{lower, lower_sampler};
+use std::sync::OnceLock;
+
+/// The tolerance of floats: |gpu - interp| <= TOL * max(1, |interp|). WGSL's `exp`, `log`,
+/// `pow`, `sin`, `cos`, `tanh` and `/` are not correctly rounded, and f64 values are pairs of
+/// f32 (`kernels/math.wgsl`).
+const TOL: f32 = 2e-5;
+
+/// Devices of the same adapter whose bindings hold at most 1, 16 and 256 KiB.
+fn capped() -> Option<&'static [Gpu]> {
+    common::gpu::gpu()?;
+    static GPUS: OnceLock<Vec<Gpu>> = OnceLock::new();
+    Some(GPUS.get_or_init(|| {
+        [1u64 << 10, 1 << 14, 1 << 18]
+            .into_iter()
+            .map(|cap| {
+                let options = Options {
+                    max_binding_bytes: Some(cap),
+                    ..Options::from_env()
+                };
+                Gpu::with_options(&options).expect("another device on the same adapter")
+            })
+            .collect()
+    }))
+}
+
+#[test]
+fn every_entry_matches_the_interpreter_and_the_cpu() {
+    let Some(gpu) = common::gpu::gpu() else {
+        return;
+    };
+    let procs = shipped();
+    let t = every_entry(&procs, &CASES, TOL, &|p, prog, call| {
+        let got = diffc::gpu::run_on(gpu, p, prog, call)?;
+        // The CPU backend equals the interpreter within its own tolerance (`tests/cpu.rs`);
+        // here the GPU's classes and bools equal the CPU's too.
+        let cpu = diffc::cpu::run(p, prog, call)?;
+        for (g, c) in got.iter().zip(&cpu) {
+            if !matches!(g.data, interp::Data::F32(_)) {
+                assert_eq!(g, c, "{} {}: the GPU and the CPU differ", p.name, prog.name);
+            }
+        }
+        Ok(got)
+    });
+    println!(
+        "{} entry calls agree ({} also with their noise supplied); largest relative difference {:e}",
+        t.checked, t.supplied, t.worst
+    );
+    assert!(t.checked >= 150, "{}", t.checked);
+    assert!(t.supplied >= 40, "{}", t.supplied);
+}
+
+#[test]
+fn every_sampler_matches_the_interpreter() {
+    let Some(gpu) = common::gpu::gpu() else {
+        return;
+    };
+    let (ran, worst) = every_sampler(
+        &shipped(),
+        &[(2, 3, 9), (3, 5, 4)],
+        TOL,
+        &|p, sp, call, net| diffc::gpu::sample_on(gpu, p, sp, call, net),
+    );
+    println!("{ran} sampler runs agree; largest relative difference {worst:e}");
+    assert!(ran >= 80, "{ran}");
+}
+
+/// Arrays above one binding are split by samples: every entry, at a batch whose arrays span
+/// several chunks of the smallest capped binding its samples fit, gives the interpreter's
+/// results, noise included.
+#[test]
+fn arrays_above_one_binding_are_chunked() {
+    let Some(gpus) = capped() else {
+        return;
+    };
+    let procs = shipped();
+    let split = std::cell::Cell::new(0);
+    let t = every_entry(&procs, &[(64, 6, 2)], TOL, &|p, prog, call| {
+        for gpu in gpus {
+            match diffc::gpu::run_on(gpu, p, prog, call) {
+                Err(e) if e.contains("do not fit the adapter's bindings") => continue,
+                Ok(out) => {
+                    let cap = gpu.chunk_limits().max_binding_bytes as usize;
+                    if out
+                        .iter()
+                        .chain(call.inputs.values())
+                        .any(|t| 4 * t.len() > cap)
+                    {
+                        split.set(split.get() + 1);
+                    }
+                    return Ok(out);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        panic!("{} {}: no capped device fits a sample", p.name, prog.name);
+    });
+    println!(
+        "{} chunked entry calls agree ({} runs with an input or output over its binding cap); largest relative difference {:e}",
+        t.checked,
+        split.get(),
+        t.worst
+    );
+    assert!(t.checked >= 60, "{}", t.checked);
+    assert!(split.get() >= 50, "{}", split.get());
+    // A sampler over a state of 50 samples of 300 floats, in 1 KiB chunks.
+    let p = common::spec("ddpm.diff", "ddpm_linear");
+    let sp = lower_sampler(&p, "ancestral").unwrap();
+    let g = &p.samplers[0].default_grid;
+    let call = sampler_call(&p, &sp, g[..4].to_vec(), 50, 200, 6);
+    let want = interp::sample(&p, &sp, &call, &mut Wobbly(0)).unwrap();
+    let got = diffc::gpu::sample_on(&gpus[0], &p, &sp, &call, &mut Wobbly(0)).unwrap();
+    let mut worst = 0.0;
+    common::diff::compare("ddpm chunked", &got["x"], &want["x"], TOL, &mut worst);
+}
+
+/// A sample whose arrays alone exceed one binding is refused with the reason.
+#[test]
+fn a_sample_larger_than_a_binding_is_an_error() {
+    let Some(gpus) = capped() else {
+        return;
+    };
+    let p = common::spec("ddpm.diff", "ddpm_linear");
+    let prog = lower(&p, "forward").unwrap();
+    let call = common::diff::entry_call(&p, &prog, 2, 1000, 1);
+    let e = diffc::gpu::run_on(&gpus[0], &p, &prog, &call).unwrap_err();
+    assert!(e.contains("do not fit the adapter's bindings"), "{e}");
+}
