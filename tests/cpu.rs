@@ -193,41 +193,6 @@ fn results_do_not_depend_on_the_thread_split() {
 /// The DDPM ancestral step's kernel and its Cranelift IR are stable text.
 #[test]
 fn every_shipped_program_has_stable_kernel_and_ir_text() {
-    /// Text above this size (the D3PM mixtures, the 27-class BFN steps) is snapshotted as a
-    /// summary: each kernel's and function's first line, its line count and a hash of its text.
-    const BIG: usize = 256 << 10;
-    fn summary(text: &str) -> String {
-        let mut out = vec![format!(
-            "{} lines, FNV-1a {:016x}; by section:",
-            text.lines().count(),
-            fnv(text)
-        )];
-        let mut sec: Vec<&str> = Vec::new();
-        let flush = |sec: &mut Vec<&str>, out: &mut Vec<String>| {
-            if let Some(first) = sec.first() {
-                let body = sec.join("\n");
-                out.push(format!(
-                    "{first}  [{} lines, {:016x}]",
-                    sec.len(),
-                    fnv(&body)
-                ));
-            }
-            sec.clear();
-        };
-        for line in text.lines() {
-            if line.starts_with("kernel ") || line.starts_with("function ") {
-                flush(&mut sec, &mut out);
-            }
-            sec.push(line);
-        }
-        flush(&mut sec, &mut out);
-        out.join("\n")
-    }
-    fn fnv(s: &str) -> u64 {
-        s.bytes().fold(0xcbf29ce484222325, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        })
-    }
     // The kernel IR and the Cranelift IR of every entry and sampler of every shipped spec,
     // one snapshot per program (`tests/snapshots/cpu__<process>.<program>.snap`), compiled
     // twice to show the text does not depend on the run.
@@ -257,10 +222,7 @@ fn every_shipped_program_has_stable_kernel_and_ir_text() {
                 p.name
             );
             text.extend(ca.clif.iter().cloned());
-            let mut text = text.join("\n");
-            if text.len() > BIG {
-                text = summary(&text);
-            }
+            let text = common::summarized(&text.join("\n"), &["kernel ", "function "]);
             insta::assert_snapshot!(format!("{}.{name}", p.name), text);
             count += 1;
         }

@@ -402,6 +402,7 @@ fn log_sqrt_and_sincos_match_on_a_stride_of_all_floats() {
     };
     let mut bad = Vec::new();
     let mut checked = 0;
+    let mut flushes = 0;
     // Every 509th bit pattern (all signs, subnormals, infinities and NaNs included), then every
     // 127th pattern of [0, 1] for the sine and cosine, then the first subnormals one by one;
     // each sweep in runs of at most 2^22 elements (16 bytes each) to stay within one binding.
@@ -432,9 +433,17 @@ fn log_sqrt_and_sincos_match_on_a_stride_of_all_floats() {
                 (0.0, 0.0)
             };
             let got = &out[4 * i as usize..4 * i as usize + 4];
+            // A device that flushes subnormal results to zero (NVIDIA's does) gives a zero of
+            // the same sign where the sine of a subnormal argument is itself subnormal. No draw
+            // reaches it: uniforms are at least 2^-24.
+            let flushed =
+                s != 0.0 && s.abs() < f32::MIN_POSITIVE && got[2] == (s.to_bits() & 0x8000_0000);
+            if flushed {
+                flushes += 1;
+            }
             if !(same(got[0], l)
                 && same(got[1], q)
-                && got[2] == s.to_bits()
+                && (got[2] == s.to_bits() || flushed)
                 && got[3] == c.to_bits())
             {
                 bad.push(format!(
@@ -448,6 +457,7 @@ fn log_sqrt_and_sincos_match_on_a_stride_of_all_floats() {
         }
         checked += count as usize;
     }
+    println!("{checked} floats: {flushes} subnormal sines flushed to zero by the device");
     assert_none("float sweep", &bad, checked);
 }
 

@@ -138,6 +138,11 @@ impl Kernel {
     pub fn bindings(&self) -> &[Access] {
         &self.bindings
     }
+
+    /// The pipeline, for callers that record their own passes.
+    pub fn pipeline(&self) -> &wgpu::ComputePipeline {
+        &self.pipeline
+    }
 }
 
 /// Whether a buffer can be bound as storage or as a uniform.
@@ -811,6 +816,27 @@ impl Gpu {
             }
             self.queue.submit([encoder.finish()]);
         })
+    }
+
+    /// A dispatch's bind group and grid, checked as `dispatch_all` checks them, for callers that
+    /// record their own passes (a benchmark replaying one launch many times).
+    pub fn prepare(&self, d: &Dispatch<'_>) -> Result<(wgpu::BindGroup, [u32; 3]), GpuError> {
+        let entries = self.binding_entries(d)?;
+        let max_per_dim = self.limits.max_compute_workgroups_per_dimension;
+        let g = grid(d.workgroups, max_per_dim).ok_or_else(|| {
+            GpuError::Limit(format!(
+                "{} workgroups for {} exceed {max_per_dim} x {max_per_dim}",
+                d.workgroups, d.kernel.entry
+            ))
+        })?;
+        let group = self.scoped("creating a bind group", false, || {
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&d.kernel.entry),
+                layout: &d.kernel.layout,
+                entries: &entries,
+            })
+        })?;
+        Ok((group, g))
     }
 
     /// Checks a dispatch's bindings against its kernel and the adapter's limits.

@@ -33,5 +33,49 @@ pub fn shipped() -> Vec<Process> {
         })
         .collect()
 }
+/// Text above this size (the D3PM mixtures, the 27-class BFN steps) is snapshotted as a
+/// summary.
+pub const BIG: usize = 256 << 10;
+
+/// `text` itself, or above `BIG` a summary: its line count and hash, then each section's first
+/// line (a section starts at a line beginning with one of `starts`) with its line count and hash.
+pub fn summarized(text: &str, starts: &[&str]) -> String {
+    if text.len() <= BIG {
+        return text.to_string();
+    }
+    let mut out = vec![format!(
+        "{} lines, FNV-1a {:016x}; by section:",
+        text.lines().count(),
+        fnv(text)
+    )];
+    let mut sec: Vec<&str> = Vec::new();
+    let flush = |sec: &mut Vec<&str>, out: &mut Vec<String>| {
+        if let Some(first) = sec.first() {
+            let body = sec.join("\n");
+            out.push(format!(
+                "{first}  [{} lines, {:016x}]",
+                sec.len(),
+                fnv(&body)
+            ));
+        }
+        sec.clear();
+    };
+    for line in text.lines() {
+        if starts.iter().any(|s| line.starts_with(s)) {
+            flush(&mut sec, &mut out);
+        }
+        sec.push(line);
+    }
+    flush(&mut sec, &mut out);
+    out.join("\n")
+}
+
+/// FNV-1a, 64 bits.
+pub fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
 pub mod diff;
 pub mod gpu;
