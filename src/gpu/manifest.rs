@@ -69,12 +69,15 @@ pub fn build(module: &Module, stem: &str, process: Option<&str>) -> Result<WgslB
                 let shader = match codegen::shader(k) {
                     Ok(s) => s,
                     Err(e) => {
+                        // codegen's message starts with the kernel's name, which this one gives.
+                        let own = format!("kernel `{}`: ", k.name);
                         refused.push(format!(
-                            "process `{}`, {} `{}`, kernel {i} `{}`: {e}",
+                            "process `{}`, {} `{}`, kernel {i} `{}`: {}",
                             p.name,
                             unit_kind(u),
                             u.name,
-                            k.name
+                            k.name,
+                            e.strip_prefix(&own).unwrap_or(&e)
                         ));
                         continue;
                     }
