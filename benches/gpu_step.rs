@@ -207,7 +207,7 @@ fn run() -> Result<(), String> {
             .map(|(c, b)| Dispatch {
                 kernel: &kern,
                 bindings: b,
-                workgroups: (c.end - c.start).div_ceil(codegen::WORKGROUP as u64),
+                workgroups: codegen::workgroups(k, c.start, c.end),
             })
             .collect();
         // One launch through the runtime, then the same dispatches recorded directly.

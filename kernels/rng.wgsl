@@ -306,3 +306,36 @@ fn diffc_normal(key: vec2<u32>, stream: u32, step: u32, index: vec2<u32>) -> f32
     let z = diffc_box_muller(diffc_uniform_open(w[pair]), diffc_uniform_open(w[pair + 1u]));
     return z[k & 1u];
 }
+
+// Index + d on (low, high) pairs.
+fn diffc_index_add(index: vec2<u32>, d: u32) -> vec2<u32> {
+    let lo = index.x + d;
+    return vec2<u32>(lo, index.y + select(0u, 1u, lo < d));
+}
+
+// Elements index .. index + 3 of a standard normal draw, each equal to diffc_normal's: one
+// block and two Box-Muller pairs when index is a multiple of 4 (a kernel's four lanes).
+fn diffc_normal4(key: vec2<u32>, stream: u32, step: u32, index: vec2<u32>) -> vec4<f32> {
+    if ((index.x & 3u) == 0u) {
+        return diffc_normals_from_words(diffc_block_words(key, stream, step, diffc_block_of(index)));
+    }
+    return vec4<f32>(
+        diffc_normal(key, stream, step, index),
+        diffc_normal(key, stream, step, diffc_index_add(index, 1u)),
+        diffc_normal(key, stream, step, diffc_index_add(index, 2u)),
+        diffc_normal(key, stream, step, diffc_index_add(index, 3u)));
+}
+
+// Elements index .. index + 3 of a uniform draw, each equal to diffc_uniform's.
+fn diffc_uniform4(key: vec2<u32>, stream: u32, step: u32, index: vec2<u32>) -> vec4<f32> {
+    if ((index.x & 3u) == 0u) {
+        let w = diffc_block_words(key, stream, step, diffc_block_of(index));
+        return vec4<f32>(diffc_uniform_open(w.x), diffc_uniform_open(w.y),
+                         diffc_uniform_open(w.z), diffc_uniform_open(w.w));
+    }
+    return vec4<f32>(
+        diffc_uniform(key, stream, step, index),
+        diffc_uniform(key, stream, step, diffc_index_add(index, 1u)),
+        diffc_uniform(key, stream, step, diffc_index_add(index, 2u)),
+        diffc_uniform(key, stream, step, diffc_index_add(index, 3u)));
+}

@@ -433,11 +433,11 @@ fn log_sqrt_and_sincos_match_on_a_stride_of_all_floats() {
                 (0.0, 0.0)
             };
             let got = &out[4 * i as usize..4 * i as usize + 4];
-            // A device that flushes subnormal results to zero (NVIDIA's does) gives a zero of
-            // the same sign where the sine of a subnormal argument is itself subnormal. No draw
-            // reaches it: uniforms are at least 2^-24.
+            // A device that flushes subnormal operands and results to zero (NVIDIA's does) gives
+            // a zero of the same sign for the sine of a subnormal argument. No draw reaches it:
+            // uniforms are at least 2^-24.
             let flushed =
-                s != 0.0 && s.abs() < f32::MIN_POSITIVE && got[2] == (s.to_bits() & 0x8000_0000);
+                x != 0.0 && x.abs() < f32::MIN_POSITIVE && got[2] == (s.to_bits() & 0x8000_0000);
             if flushed {
                 flushes += 1;
             }
@@ -457,7 +457,7 @@ fn log_sqrt_and_sincos_match_on_a_stride_of_all_floats() {
         }
         checked += count as usize;
     }
-    println!("{checked} floats: {flushes} subnormal sines flushed to zero by the device");
+    println!("{checked} floats: {flushes} sines of subnormals flushed to zero by the device");
     assert_none("float sweep", &bad, checked);
 }
 

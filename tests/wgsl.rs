@@ -179,7 +179,7 @@ fn the_ddpm_step_kernel_runs_on_the_gpu_as_on_the_cpu() {
             .chain(gbufs.iter())
             .map(Binding::whole)
             .collect();
-        let groups = n.div_ceil(codegen::WORKGROUP as usize) as u64;
+        let groups = codegen::workgroups(&k, 0, n as u64);
         gpu.dispatch(&kern, &bindings, groups).unwrap();
         gpu.wait().unwrap();
         assert_eq!(gpu.read_u32(&status_buf).unwrap(), [0]);

@@ -705,6 +705,8 @@ impl Run<'_> {
             u32::try_from(elements).map_err(|_| "too many elements for one dispatch")?,
         ];
         params.extend(dim_index.iter().map(|d| self.sizes[*d] as u32));
+        // Every array is bound whole: every base is 0.
+        params.extend(arr(&e["buffers"]).iter().map(|_| 0u32));
         let mut coefs: Vec<f32> = arr(&e["coefs"])
             .iter()
             .map(|at| self.coef_override.unwrap_or(self.row[u(at) as usize]))
@@ -764,7 +766,8 @@ impl Run<'_> {
         let max = u(&self.manifest["dispatch"]["max_workgroups_per_dimension"]).min(u64::from(
             self.dev.limits.max_compute_workgroups_per_dimension,
         ));
-        let [x, y, z] = grid(elements.div_ceil(per), max).ok_or("too many workgroups")?;
+        let lanes = u(&kernel["lanes"]);
+        let [x, y, z] = grid(elements.div_ceil(per * lanes), max).ok_or("too many workgroups")?;
         let scope = self
             .dev
             .device

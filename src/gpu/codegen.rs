@@ -14,9 +14,11 @@
 //!   indices and for bools (one word per bool: the host widens and narrows them); read-write
 //!   for outputs.
 //!
-//! Invocation `(workgroup_id.x + workgroup_id.y · num_workgroups.x) · WORKGROUP +
-//! local_invocation_index` computes flat element `start` plus that, if below `end`, so a
-//! dispatch of more than 65,535 workgroups spreads over a 2-D grid. Indices are 32-bit: a
+//! Invocation `g = (workgroup_id.x + workgroup_id.y · num_workgroups.x) · WORKGROUP +
+//! local_invocation_index` computes flat element `start + g`, if below `end`, so a dispatch of
+//! more than 65,535 workgroups spreads over a 2-D grid; a kernel that draws at its own flat
+//! index computes four elements `(start & !3) + 4g + j`, those in `start..end`, sharing one
+//! generator block (`lanes`, `workgroups`). Indices are 32-bit: a
 //! launch covers fewer than 2^32 elements, and the generator's 64-bit element index is the
 //! flat index plus the 64-bit `offset`. Flat indices are the launch's own, whatever the chunk:
 //! buffer `i` is read and written at `index - base i`.
@@ -50,6 +52,46 @@ pub const PARAMS_HEAD: u32 = 7;
 /// The word of `params` that holds buffer `buf`'s base.
 pub fn base_word(k: &Kernel, buf: u32) -> u32 {
     PARAMS_HEAD + k.dims.len() as u32 + buf
+}
+
+/// Statements above which a kernel keeps one element per invocation (four copies of a large
+/// body cost more to compile than they save).
+pub const LANES_MAX_STMTS: usize = 2000;
+
+/// Elements each invocation computes: 4 for a kernel that draws at its own flat index (the four
+/// elements of one generator block then share it: one Philox block and two Box–Muller pairs
+/// instead of four and four), 1 otherwise.
+pub fn lanes(k: &Kernel) -> u32 {
+    let flat: Vec<V> = k
+        .body
+        .iter()
+        .filter(|s| matches!(s.inst, Inst::Flat))
+        .map(|s| s.id)
+        .collect();
+    let shares = k.body.iter().any(|s| match &s.inst {
+        Inst::Normal { index, .. } | Inst::Uniform { index, .. } => flat.contains(index),
+        _ => false,
+    });
+    let mut n = 0;
+    k.walk(&mut |_| n += 1);
+    if shares && n <= LANES_MAX_STMTS {
+        4
+    } else {
+        1
+    }
+}
+
+/// Workgroups of one dispatch over flat elements `start..end`: invocation `g` computes
+/// elements `(start & !3) + lanes · g` and the `lanes - 1` after it (those in range), where
+/// `lanes` is 4 or 1 (`lanes`); with one lane the alignment of `start` is not needed but
+/// changes nothing.
+pub fn workgroups(k: &Kernel, start: u64, end: u64) -> u64 {
+    if end <= start {
+        return 0;
+    }
+    let lanes = lanes(k) as u64;
+    let first = if lanes == 1 { start } else { start & !3 };
+    (end - first).div_ceil(lanes * WORKGROUP as u64)
 }
 
 /// Words of a kernel's `params`.
@@ -154,9 +196,16 @@ pub fn module(k: &Kernel) -> Result<Module, String> {
         per: None,
         key: None,
         locals: 0,
+        lane: 0,
+        flat: Vec::new(),
+        shared: HashMap::new(),
     };
-    e.prologue();
-    e.stmts(&k.body)?;
+    if lanes(k) == 1 {
+        e.prologue();
+        e.stmts(&k.body)?;
+    } else {
+        e.lanes4()?;
+    }
     let body = std::mem::take(&mut e.block);
     f.body = body;
     m.entry_points.push(naga::EntryPoint {
@@ -268,6 +317,8 @@ impl Globals {
 struct RngFns {
     normal: Handle<Function>,
     uniform: Handle<Function>,
+    normal4: Handle<Function>,
+    uniform4: Handle<Function>,
     expm1: Handle<Function>,
     log1p: Handle<Function>,
     df_add: Handle<Function>,
@@ -287,6 +338,8 @@ impl RngFns {
         Ok(RngFns {
             normal: find("diffc_normal")?,
             uniform: find("diffc_uniform")?,
+            normal4: find("diffc_normal4")?,
+            uniform4: find("diffc_uniform4")?,
             expm1: find("diffc_expm1")?,
             log1p: find("diffc_log1p")?,
             df_add: find("diffc_df_add")?,
@@ -313,6 +366,11 @@ struct Emitter<'a> {
     /// The generator's key.
     key: Option<Handle<Expression>>,
     locals: u32,
+    /// With four lanes: the lane being emitted, the values that are the flat index, and the
+    /// four draws of each (normal?, site) at the lanes' flat indices.
+    lane: u32,
+    flat: Vec<V>,
+    shared: HashMap<(bool, u32), Handle<Expression>>,
 }
 
 fn unsupported(k: &Kernel, what: &str) -> String {
@@ -429,6 +487,112 @@ impl Emitter<'_> {
             components: vec![k0, k1],
         });
         self.key = Some(key);
+    }
+
+    /// Four elements per invocation: the first index, the early return, then the shared draws
+    /// and one copy of the body per lane, each under its own range check.
+    fn lanes4(&mut self) -> Result<(), String> {
+        use BinaryOperator as B;
+        let wid = self.arg(0);
+        let nwg = self.arg(1);
+        let lid = self.arg(2);
+        let wx = self.push(Expression::AccessIndex {
+            base: wid,
+            index: 0,
+        });
+        let wy = self.push(Expression::AccessIndex {
+            base: wid,
+            index: 1,
+        });
+        let nx = self.push(Expression::AccessIndex {
+            base: nwg,
+            index: 0,
+        });
+        let row = self.bin(B::Multiply, wy, nx);
+        let group = self.bin(B::Add, wx, row);
+        let wg = self.u32c(WORKGROUP);
+        let first = self.bin(B::Multiply, group, wg);
+        let local = self.bin(B::Add, first, lid);
+        let four = self.u32c(4);
+        let quad = self.bin(B::Multiply, local, four);
+        let start = self.param(5);
+        let end = self.param(6);
+        let mask = self.u32c(!3);
+        let aligned = self.bin(B::And, start, mask);
+        let i0 = self.bin(B::Add, aligned, quad);
+        let past = self.bin(B::GreaterEqual, i0, end);
+        let mut ret = Block::new();
+        ret.push(Statement::Return { value: None }, Span::UNDEFINED);
+        self.block.push(
+            Statement::If {
+                condition: past,
+                accept: ret,
+                reject: Block::new(),
+            },
+            Span::UNDEFINED,
+        );
+        let mut per = self.u32c(1);
+        for d in self.k.domain.clone() {
+            let s = self.param(PARAMS_HEAD + d);
+            per = self.bin(B::Multiply, per, s);
+        }
+        self.per = Some(per);
+        let k0 = self.param(0);
+        let k1 = self.param(1);
+        let ty = self.uvec2();
+        let key = self.push(Expression::Compose {
+            ty,
+            components: vec![k0, k1],
+        });
+        self.key = Some(key);
+        // The draws at the flat index, for the four lanes at once.
+        self.flat = self
+            .k
+            .body
+            .iter()
+            .filter(|s| matches!(s.inst, Inst::Flat))
+            .map(|s| s.id)
+            .collect();
+        for st in &self.k.body {
+            let (normal, site, index) = match &st.inst {
+                Inst::Normal { site, index } => (true, *site, *index),
+                Inst::Uniform { site, index } => (false, *site, *index),
+                _ => continue,
+            };
+            if !self.flat.contains(&index) || self.shared.contains_key(&(normal, site)) {
+                continue;
+            }
+            self.env.insert(index, i0);
+            let f = if normal {
+                self.fns.normal4
+            } else {
+                self.fns.uniform4
+            };
+            let q = self.draw_with(f, site, index);
+            self.shared.insert((normal, site), q);
+        }
+        for lane in 0..4 {
+            self.env.clear();
+            self.lane = lane;
+            let j = self.u32c(lane);
+            let i = self.bin(B::Add, i0, j);
+            let lo = self.bin(B::GreaterEqual, i, start);
+            let hi = self.bin(B::Less, i, end);
+            let inside = self.bin(B::LogicalAnd, lo, hi);
+            self.i = Some(i);
+            let outer = std::mem::take(&mut self.block);
+            self.stmts(&self.k.body)?;
+            let body = std::mem::replace(&mut self.block, outer);
+            self.block.push(
+                Statement::If {
+                    condition: inside,
+                    accept: body,
+                    reject: Block::new(),
+                },
+                Span::UNDEFINED,
+            );
+        }
+        Ok(())
     }
 
     fn uvec2(&mut self) -> Handle<Type> {
@@ -706,7 +870,16 @@ impl Emitter<'_> {
             }
             Inst::Normal { site, index } | Inst::Uniform { site, index } => {
                 let normal = matches!(s.inst, Inst::Normal { .. });
-                self.draw(normal, *site, *index)
+                match self.shared.get(&(normal, *site)) {
+                    Some(q) if self.flat.contains(index) => {
+                        let q = *q;
+                        self.push(Expression::AccessIndex {
+                            base: q,
+                            index: self.lane,
+                        })
+                    }
+                    _ => self.draw(normal, *site, *index),
+                }
             }
             Inst::Fail(c, bits) => {
                 let c = self.val(*c);
@@ -732,6 +905,16 @@ impl Emitter<'_> {
 
     /// Element `index` (plus the call's offset, with carry) of draw `site`.
     fn draw(&mut self, normal: bool, site: u32, index: V) -> Handle<Expression> {
+        let function = if normal {
+            self.fns.normal
+        } else {
+            self.fns.uniform
+        };
+        self.draw_with(function, site, index)
+    }
+
+    /// `function(key, site, step, index + offset)`.
+    fn draw_with(&mut self, function: Handle<Function>, site: u32, index: V) -> Handle<Expression> {
         use BinaryOperator as B;
         let idx = self.val(index);
         let off_lo = self.param(3);
@@ -753,11 +936,6 @@ impl Emitter<'_> {
         let stream = self.u32c(site);
         let step = self.param(2);
         let key = self.key.expect("prologue");
-        let function = if normal {
-            self.fns.normal
-        } else {
-            self.fns.uniform
-        };
         self.call_fn(function, vec![key, stream, step, at])
     }
 

@@ -118,7 +118,11 @@ pub fn build(module: &Module, stem: &str, process: Option<&str>) -> Result<WgslB
             params: ParamsLayout {
                 head: PARAMS_HEAD,
                 words: PARAM_WORDS.to_vec(),
-                sizes: "then one word per dimension of the kernel: the size of `dims[i]`",
+                sizes: "then one word per dimension of the kernel: the size of `dims[i]`; then \
+                        one word per kernel buffer: its base, the index of its first bound value \
+                        (0 when the whole array is bound; a host that binds part of an array \
+                        passes the index of the part's first value, and the kernel reads and \
+                        writes `index - base`)",
             },
             fixed_bindings: FixedBindings {
                 group: 0,
@@ -129,13 +133,15 @@ pub fn build(module: &Module, stem: &str, process: Option<&str>) -> Result<WgslB
             },
             dispatch: DispatchRule {
                 elements: "batch × the product of the sizes of the kernel's `domain` dimensions",
-                workgroups: "ceil(elements / 64)",
+                workgroups: "with the kernel's `lanes` L (1 or 4) and first = start rounded down \
+                             to a multiple of L: ceil((end - first) / (64 × L)); over a whole \
+                             launch (start 0, end = elements): ceil(elements / (64 × L))",
                 max_workgroups_per_dimension: MAX_WORKGROUPS_PER_DIMENSION,
                 grid: "(workgroups, 1, 1) when workgroups ≤ 65535; else y = ceil(workgroups / \
                        65535), x = ceil(workgroups / y): (x, y, 1)",
-                invocation: "(workgroup_id.x + workgroup_id.y × num_workgroups.x) × 64 + \
-                             local_invocation_index computes flat element start + that, when \
-                             below end",
+                invocation: "g = (workgroup_id.x + workgroup_id.y × num_workgroups.x) × 64 + \
+                             local_invocation_index computes flat elements first + L·g … \
+                             first + L·g + L − 1, those in start..end",
             },
             status_bits: vec![
                 StatusBit {
@@ -372,6 +378,9 @@ pub struct KernelManifest {
     pub domain: Vec<u32>,
     /// Every load and store reads its own element.
     pub elementwise: bool,
+    /// Elements each invocation computes (`codegen::lanes`): 4 when the kernel draws at its
+    /// own flat index, else 1.
+    pub lanes: u32,
     /// Coefficient slots: `coefs[i]` is component `component` of coefficient `coef`.
     pub coefs: Vec<SlotManifest>,
     /// Floats to upload to `coefs` (at least one).
@@ -719,9 +728,10 @@ fn kernel_manifest(p: &Process, u: &Unit, i: usize, file: &str, entry: &str) -> 
             wgsl_type: "array<u32>",
             width: 1,
             access: "read",
-            len: format!("{}", PARAMS_HEAD as usize + k.dims.len()),
+            len: format!("{}", codegen::params_len(k)),
             holds: format!(
-                "seed lo, seed hi, step word, offset lo, offset hi, start, end{dims_text}"
+                "seed lo, seed hi, step word, offset lo, offset hi, start, end{dims_text}, then \
+                 the base of each buffer"
             ),
         },
         BindingManifest {
@@ -787,6 +797,7 @@ fn kernel_manifest(p: &Process, u: &Unit, i: usize, file: &str, entry: &str) -> 
             .collect(),
         domain: k.domain.clone(),
         elementwise: elementwise(k),
+        lanes: codegen::lanes(k),
         coefs: k
             .coefs
             .iter()

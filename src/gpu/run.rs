@@ -247,7 +247,7 @@ impl Runner<'_> {
             .map(|(c, b)| Dispatch {
                 kernel: &self.c.kernels[k],
                 bindings: b,
-                workgroups: ((c.end - c.start) * per as u64).div_ceil(WORKGROUP as u64),
+                workgroups: codegen::workgroups(kern, c.start * per as u64, c.end * per as u64),
             })
             .collect();
         gpu.dispatch_all(&dispatches).map_err(err)?;

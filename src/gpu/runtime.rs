@@ -959,19 +959,30 @@ impl Gpu {
             staging.map_async(wgpu::MapMode::Read, 0..len, move |r| {
                 let _ = send.send(r);
             });
+            // Another thread's poll may run the callback: wait for it, polling again now and
+            // then, up to a minute after the GPU has finished.
             self.wait()?;
-            match recv.try_recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    return Err(GpuError::Internal(format!(
-                        "mapping a readback buffer: {e}"
-                    )))
-                }
-                Err(_) => {
-                    self.check_reports()?;
-                    return Err(GpuError::Internal(
-                        "a readback buffer was not mapped after the GPU finished".into(),
-                    ));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                match recv.recv_timeout(std::time::Duration::from_millis(5)) {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => {
+                        return Err(GpuError::Internal(format!(
+                            "mapping a readback buffer: {e}"
+                        )))
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                        if std::time::Instant::now() < deadline =>
+                    {
+                        self.wait()?;
+                    }
+                    Err(_) => {
+                        self.check_reports()?;
+                        return Err(GpuError::Internal(
+                            "a readback buffer was not mapped a minute after the GPU finished"
+                                .into(),
+                        ));
+                    }
                 }
             }
             {
