@@ -1,5 +1,7 @@
 //! The command line: exit codes and message formats.
 
+mod common;
+
 use std::process::Command;
 
 fn diffc(args: &[&str]) -> (Option<i32>, String, String) {
@@ -408,7 +410,7 @@ fn eval_runs_a_samplers_final_map() {
 }
 
 #[test]
-fn eval_on_the_cpu_backend_writes_what_the_interpreter_writes() {
+fn eval_on_every_backend_writes_what_the_interpreter_writes() {
     use diffc::npy::{Array, Data};
     let x: Vec<f32> = (0..10).map(|i| -1.0 + 0.21 * i as f32).collect();
     let xs = save(
@@ -427,7 +429,11 @@ fn eval_on_the_cpu_backend_writes_what_the_interpreter_writes() {
     );
     let spec = spec_path("ddpm.diff");
     let mut outs = Vec::new();
-    for backend in ["interp", "cpu"] {
+    let mut backends = vec!["interp", "cpu"];
+    if common::gpu::gpu().is_some() {
+        backends.push("gpu");
+    }
+    for backend in backends {
         let dir = std::env::temp_dir().join(format!("diffc-{backend}-{}", std::process::id()));
         let out = dir.to_string_lossy().into_owned();
         // A forward draw and an ancestral step, both drawing noise from the seed.
@@ -479,22 +485,23 @@ fn eval_on_the_cpu_backend_writes_what_the_interpreter_writes() {
         outs.push((read("x_t.npy"), read("eps.npy"), read("step/x.npy")));
     }
     assert!(outs[0] == outs[1], "the backends wrote different files");
-    let (code, _, err) = diffc(&[
-        "eval",
-        &spec,
-        "--process",
-        "ddpm_linear",
-        "--entry",
-        "forward",
-        "--in",
-        &format!("x_0={xs}"),
-        "--set",
-        "t=3",
-        "--backend",
-        "gpu",
-    ]);
-    assert_eq!(code, Some(2));
-    assert!(err.contains("not built yet"), "{err}");
+    // The GPU writes the same noise bit for bit, and the same values within its tolerance.
+    if common::gpu::gpu().is_some() {
+        let gpu = outs.pop().unwrap();
+        let cpu = &outs[0];
+        assert!(gpu.1 == cpu.1, "the GPU drew different noise");
+        for (g, c) in [(&gpu.0, &cpu.0), (&gpu.2, &cpu.2)] {
+            let g = diffc::npy::read(g).unwrap().to_f32_vec();
+            let c = diffc::npy::read(c).unwrap().to_f32_vec();
+            assert_eq!(g.len(), c.len());
+            for (a, b) in g.iter().zip(&c) {
+                assert!(
+                    (a - b).abs() <= 2e-5 * b.abs().max(1.0),
+                    "gpu {a} vs cpu {b}"
+                );
+            }
+        }
+    }
 }
 
 /// `diffc sample` writes samples, metrics and a picture, and prints the metrics table.
@@ -551,6 +558,26 @@ fn sample_writes_graphs_metrics_and_a_picture() {
     assert!(text
         .lines()
         .all(|l| l.len() == 16 && l.bytes().all(|c| c == b' ' || c.is_ascii_lowercase())));
+    // The same sampler on the GPU backend.
+    if common::gpu::gpu().is_some() {
+        let (code, stdout, stderr) = diffc(&[
+            "sample",
+            &spec,
+            "--data",
+            "community-small",
+            "--count",
+            "8",
+            "--backend",
+            "gpu",
+            "--out",
+            &out,
+        ]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stdout.contains("orbit_emd"), "{stdout}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(json["network_calls"], 64);
+    }
 }
 
 #[test]
