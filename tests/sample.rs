@@ -323,3 +323,78 @@ fn latents_reconstruct_their_graphs() {
         .iter()
         .all(|&x| x == 0.0));
 }
+
+/// Every process of every shipped spec samples end to end on its kind of data with the exact
+/// denoiser, on the CPU backend and on the GPU backend, at a small size: a few samples, and 4
+/// steps wherever the sampler's grid takes a step count. The first dataset the process can lay
+/// its fields out from is used (graphs, then sequences, then 2-D points).
+#[test]
+fn every_shipped_process_samples_end_to_end() {
+    use diffc::sample::{self, Options};
+    let datasets: Vec<(&str, diffc::data::Dataset)> = ["community-small", "words", "moons"]
+        .into_iter()
+        .map(|n| (n, diffc::data::generate(n, 1).unwrap()))
+        .collect();
+    let mut backends = vec![Backend::Cpu];
+    if common::gpu::gpu().is_some() {
+        backends.push(Backend::Gpu);
+    }
+    let mut ran = Vec::new();
+    for p in common::shipped() {
+        let Some(sampler) = p.samplers.first() else {
+            continue;
+        };
+        let mut reasons = Vec::new();
+        let found = datasets.iter().find_map(|(name, data)| {
+            let opts = Options {
+                count: 3,
+                seed: 5,
+                latent_width: 4,
+                ..Options::default()
+            };
+            match sample::prepare(&p, data, &opts) {
+                Ok(prep) => Some((name, data, prep, opts)),
+                Err(e) => {
+                    reasons.push(format!("{name}: {e}"));
+                    None
+                }
+            }
+        });
+        let Some((name, data, prep, opts)) = found else {
+            panic!("{}: no dataset fits: {reasons:?}", p.name);
+        };
+        for &backend in &backends {
+            let mut opts = Options {
+                backend,
+                steps: Some(4),
+                ..opts.clone()
+            };
+            let run = match sample::run(&p, &sampler.name, &prep, &opts, &mut |_| {}) {
+                // A fixed grid: its own step count.
+                Err(e) if e.contains("steps") => {
+                    opts.steps = None;
+                    sample::run(&p, &sampler.name, &prep, &opts, &mut |_| {})
+                }
+                other => other,
+            }
+            .unwrap_or_else(|e| panic!("{} {} on {name} ({backend:?}): {e}", p.name, sampler.name));
+            assert!(run.calls > 0, "{}: no network calls", p.name);
+            let scores = sample::score::score(data, &run.samples, None, 2)
+                .unwrap_or_else(|e| panic!("{} ({backend:?}): scoring: {e}", p.name));
+            assert!(
+                scores.values.iter().all(|(_, v)| v.is_finite()),
+                "{} ({backend:?}): {:?}",
+                p.name,
+                scores.values
+            );
+            ran.push(format!(
+                "{} {} on {name} ({backend:?}): {} calls",
+                p.name, sampler.name, run.calls
+            ));
+        }
+    }
+    for r in &ran {
+        println!("{r}");
+    }
+    assert!(ran.len() >= 14, "{}", ran.len());
+}
