@@ -754,11 +754,13 @@ fn build(
         for (name, wgsl) in &built.shaders {
             write(name.clone(), wgsl.as_bytes())?;
         }
+        write(built.rows_name(), &built.rows_bytes())?;
         let manifest = write(built.manifest_name(), built.manifest_json().as_bytes())?;
         let _ = writeln!(
             out,
-            "wrote {} and {} WGSL kernels of {} entry points and samplers to {}",
+            "wrote {}, its rows ({}) and {} WGSL kernels of {} entry points and samplers to {}",
             manifest.display(),
+            built.rows_name(),
             built.shaders.len(),
             built.units.len(),
             dir.display()

@@ -50,6 +50,7 @@ fn build_into(spec: &str, dir: &Path) -> diffc::gpu::manifest::WgslBuild {
         std::fs::write(dir.join(name), wgsl).unwrap();
     }
     std::fs::write(dir.join(built.manifest_name()), built.manifest_json()).unwrap();
+    std::fs::write(dir.join(built.rows_name()), built.rows_bytes()).unwrap();
     built
 }
 
@@ -170,8 +171,9 @@ fn check_kernel_against_wgsl(k: &Value, wgsl: &str) {
     }
 }
 
-/// The manifest's own consistency: launches against kernels, rows against their layout.
-fn check_units(json: &Value) -> usize {
+/// The manifest's own consistency: launches against kernels, rows against their layout and the
+/// rows file (`rows` floats long).
+fn check_units(json: &Value, rows_len: usize) -> usize {
     let mut launched = 0;
     for p in arr(&json["processes"]) {
         let ndims = arr(&p["dims"]).len() as u64;
@@ -179,14 +181,15 @@ fn check_units(json: &Value) -> usize {
             let name = format!("{}.{}", s(&p["name"]), s(&unit["name"]));
             let row = &unit["row"];
             let width = u(&row["width"]) as usize;
-            let rows = row["values"].as_array();
-            for r in rows.into_iter().flatten() {
-                assert_eq!(arr(r).len(), width, "{name}: row width");
+            let count = row["count"].as_u64().map(|c| c as usize);
+            if let Some(c) = count {
+                let end = u(&row["offset"]) as usize + c * width;
+                assert!(end <= rows_len, "{name}: rows end at {end} of {rows_len}");
             }
             match s(&row["tabulated"]) {
                 "per_step" => {
                     let steps = u(&unit["sampler"]["steps"]) as usize;
-                    assert_eq!(rows.unwrap().len(), steps + 2, "{name}");
+                    assert_eq!(count, Some(steps + 2), "{name}");
                     assert_eq!(arr(&unit["sampler"]["grid"]).len(), steps + 1, "{name}");
                 }
                 "per_time" => {
@@ -194,10 +197,10 @@ fn check_units(json: &Value) -> usize {
                         row["t_min"].as_f64().unwrap(),
                         row["t_max"].as_f64().unwrap(),
                     );
-                    assert_eq!(rows.unwrap().len(), (hi - lo) as usize + 1, "{name}");
+                    assert_eq!(count, Some((hi - lo) as usize + 1), "{name}");
                 }
-                "single" => assert_eq!(rows.unwrap().len(), 1, "{name}"),
-                "supplied" => assert!(row["values"].is_null(), "{name}"),
+                "single" => assert_eq!(count, Some(1), "{name}"),
+                "supplied" => assert!(row["count"].is_null() && row["offset"].is_null(), "{name}"),
                 other => panic!("{name}: tabulated {other}"),
             }
             for k in arr(&unit["kernels"]) {
@@ -275,7 +278,7 @@ fn every_spec_that_has_wgsl_builds_a_manifest_that_agrees_with_its_kernels() {
                     most_buffers,
                     "{spec}"
                 );
-                let launched = check_units(&json);
+                let launched = check_units(&json, b.rows.len());
                 assert!(launched > 0, "{spec}: no launches");
                 println!("{spec}: {listed} kernels, {launched} launches");
                 built.push(stem.to_string());
@@ -317,6 +320,7 @@ fn the_cli_writes_what_the_library_builds() {
     names.sort();
     let mut want: Vec<String> = built.shaders.iter().map(|(n, _)| n.clone()).collect();
     want.push("ddpm.json".into());
+    want.push("ddpm.rows.f32".into());
     want.sort();
     assert_eq!(names, want);
     for n in &names {
@@ -841,9 +845,13 @@ fn host_step(
         .find(|r| u(&r["first"]) as usize <= k && k <= u(&r["last"]) as usize)
         .map(|r| u(&r["sequence"]) as usize)
         .ok_or("no sequence for the step")?;
-    let row: Vec<f32> = arr(&arr(&unit["row"]["values"])[k])
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
+    // Row k from the rows file.
+    let bytes = std::fs::read(dir.join(s(&manifest["rows_file"]))).map_err(|e| e.to_string())?;
+    let width = u(&unit["row"]["width"]) as usize;
+    let at = u(&unit["row"]["offset"]) as usize + k * width;
+    let row: Vec<f32> = bytes[4 * at..4 * (at + width)]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     let field = arr(&p["fields"])
         .iter()

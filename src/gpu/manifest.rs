@@ -37,6 +37,8 @@ pub struct WgslBuild {
     /// `(file name, WGSL text)` per kernel, in the manifest's order.
     pub shaders: Vec<(String, String)>,
     pub manifest: Manifest,
+    /// Every unit's rows of host values, one after another (`RowManifest::offset`).
+    pub rows: Vec<f32>,
     /// The units (`process.entry` or `process.sampler`) built.
     pub units: Vec<String>,
 }
@@ -44,6 +46,14 @@ pub struct WgslBuild {
 impl WgslBuild {
     pub fn manifest_name(&self) -> String {
         format!("{}.json", self.stem)
+    }
+    /// The rows file: `ddpm` gives `ddpm.rows.f32`.
+    pub fn rows_name(&self) -> String {
+        rows_file(&self.stem)
+    }
+    /// The rows file's bytes: little-endian f32.
+    pub fn rows_bytes(&self) -> Vec<u8> {
+        self.rows.iter().flat_map(|x| x.to_le_bytes()).collect()
     }
     /// The manifest as pretty-printed JSON (fields in a fixed order, arrays of numbers on one
     /// line), ending in a newline.
@@ -58,6 +68,7 @@ pub fn build(module: &Module, stem: &str, process: Option<&str>) -> Result<WgslB
     let mut shaders = Vec::new();
     let mut refused = Vec::new();
     let mut processes = Vec::new();
+    let mut rows: Vec<f32> = Vec::new();
     let mut units_built = Vec::new();
     let mut files = BTreeSet::new();
     let mut max_storage = 0;
@@ -93,7 +104,7 @@ pub fn build(module: &Module, stem: &str, process: Option<&str>) -> Result<WgslB
                 kernels.push(kernel_manifest(p, u, i, &file, &shader.entry));
                 shaders.push((file, shader.wgsl));
             }
-            ums.push(unit_manifest(p, units, ui, tr, kernels)?);
+            ums.push(unit_manifest(p, units, ui, tr, kernels, &mut rows)?);
             units_built.push(format!("{}.{}", p.name, u.name));
         }
         processes.push(process_manifest(p, ums));
@@ -159,8 +170,10 @@ pub fn build(module: &Module, stem: &str, process: Option<&str>) -> Result<WgslB
             ],
             repeat_offset_stride: REPEAT_STRIDE,
             max_storage_buffers_per_shader_stage: max_storage as u32,
+            rows_file: rows_file(stem),
             processes,
         },
+        rows,
         units: units_built,
     })
 }
@@ -207,7 +220,14 @@ pub struct Manifest {
     pub repeat_offset_stride: u64,
     /// The most storage buffers one kernel binds (WebGPU's default limit is 8).
     pub max_storage_buffers_per_shader_stage: u32,
+    /// The file of every unit's rows of host values: little-endian f32, one unit's rows after
+    /// another (`row.offset`, `row.count`, `row.width`).
+    pub rows_file: String,
     pub processes: Vec<ProcessManifest>,
+}
+
+fn rows_file(stem: &str) -> String {
+    format!("{stem}.rows.f32")
 }
 
 #[derive(Serialize)]
@@ -438,8 +458,11 @@ pub struct RowManifest {
     pub t_max: Option<f64>,
     /// What row `i` is.
     pub layout: String,
-    /// The rows (f32 values written to round-trip exactly), or `null` when supplied.
-    pub values: Option<Vec<Vec<f32>>>,
+    /// Rows in the rows file (`null` when supplied): row `i` is floats
+    /// `offset + i · width … offset + i · width + width − 1` of it.
+    pub count: Option<usize>,
+    /// The index of the first row's first float in the rows file (`null` when supplied).
+    pub offset: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -842,6 +865,7 @@ fn unit_manifest(
     ui: usize,
     tr: &Trace,
     kernels: Vec<KernelManifest>,
+    rows_out: &mut Vec<f32>,
 ) -> Result<UnitManifest, String> {
     let u = &units[ui];
     let coefficients = (0..u.prog.coefs.len())
@@ -852,18 +876,26 @@ fn unit_manifest(
             formula: coef_text(p, &u.prog, c),
         })
         .collect();
-    if let Some(rows) = &tr.rows {
-        if let Some((k, x)) = rows
-            .iter()
-            .enumerate()
-            .find_map(|(k, r)| r.iter().find(|x| !x.is_finite()).map(|x| (k, x)))
-        {
-            return Err(format!(
-                "`{}.{}`: row {k} holds {x}, which JSON cannot represent",
-                p.name, u.name
-            ));
+    // The unit's rows go to the rows file.
+    let (count, offset) = match &tr.rows {
+        Some(rows) => {
+            let offset = rows_out.len() as u64;
+            for r in rows {
+                if r.len() != tr.width as usize {
+                    return Err(format!(
+                        "`{}.{}`: a row of {} floats, expected {}",
+                        p.name,
+                        u.name,
+                        r.len(),
+                        tr.width
+                    ));
+                }
+                rows_out.extend_from_slice(r);
+            }
+            (Some(rows.len()), Some(offset))
         }
-    }
+        None => (None, None),
+    };
     let sequences = tr
         .shapes
         .iter()
@@ -936,7 +968,8 @@ fn unit_manifest(
                     t_min,
                     t_max,
                     layout,
-                    values: tr.rows.clone(),
+                    count,
+                    offset,
                 },
                 ProgramManifest::Entry { sequence: 0, row },
             )
@@ -996,7 +1029,8 @@ fn unit_manifest(
                         n.saturating_sub(1),
                         n + 1
                     ),
-                    values: tr.rows.clone(),
+                    count,
+                    offset,
                 },
                 ProgramManifest::Sampler {
                     start: PhaseManifest {
