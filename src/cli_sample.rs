@@ -56,33 +56,38 @@ pub enum SampleBackend {
     Gpu,
 }
 
-/// Read the training data: a dataset name or a file.
-fn load_data(args: &SampleArgs) -> Result<Dataset, String> {
-    if data::names().iter().any(|(n, _)| *n == args.data) {
+/// The training data `--data` names: a generated dataset (`train_count` items, seed `data_seed`)
+/// or a file or folder of graphs, points or sequences.
+pub(crate) fn load_data(
+    name: &str,
+    train_count: Option<usize>,
+    data_seed: u64,
+) -> Result<Dataset, String> {
+    if data::names().iter().any(|(n, _)| *n == name) {
         let opts = data::Options {
-            count: args.train_count,
+            count: train_count,
             size: None,
         };
-        return data::generate_with(&args.data, args.data_seed, &opts);
+        return data::generate_with(name, data_seed, &opts);
     }
-    let path = Path::new(&args.data);
+    let path = Path::new(name);
     if !path.exists() {
         let names: Vec<&str> = data::names().iter().map(|(n, _)| *n).collect();
         return Err(format!(
             "`{}` is neither a dataset ({}) nor a file",
-            args.data,
+            name,
             names.join(", ")
         ));
     }
     if path.extension().is_some_and(|e| e == "txt") && path.is_file() {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read `{}`: {e}", args.data))?;
-        let seqs = data::words::from_lines(&text).map_err(|e| format!("{}: {e}", args.data))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", name))?;
+        let seqs = data::words::from_lines(&text).map_err(|e| format!("{}: {e}", name))?;
         let len = seqs.first().map_or(0, Vec::len);
         if let Some(i) = seqs.iter().position(|s| s.len() != len) {
             return Err(format!(
                 "{}:{}: every sequence must have the first one's length {len}",
-                args.data,
+                name,
                 i + 1
             ));
         }
@@ -93,13 +98,13 @@ fn load_data(args: &SampleArgs) -> Result<Dataset, String> {
         });
     }
     if path.extension().is_some_and(|e| e == "npy") && path.is_file() {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", args.data))?;
-        let a = diffc::npy::read(&bytes).map_err(|e| format!("{}: {e}", args.data))?;
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", name))?;
+        let a = diffc::npy::read(&bytes).map_err(|e| format!("{}: {e}", name))?;
         if a.shape.len() == 2 {
-            let t = diffc::interp::tensor_from_npy(&a, diffc::typed::Elem::Real, &args.data)?;
+            let t = diffc::interp::tensor_from_npy(&a, diffc::typed::Elem::Real, name)?;
             let points = t.f32s().ok_or("the points are not reals")?.to_vec();
             if let Some(i) = points.iter().position(|x| !x.is_finite()) {
-                return Err(format!("{}: value {i} is not finite", args.data));
+                return Err(format!("{}: value {i} is not finite", name));
             }
             return Ok(Dataset::Points {
                 dim: a.shape[1],
@@ -107,7 +112,7 @@ fn load_data(args: &SampleArgs) -> Result<Dataset, String> {
             });
         }
     }
-    Ok(Dataset::Graphs(crate::read_graphs(&args.data)?))
+    Ok(Dataset::Graphs(crate::read_graphs(name)?))
 }
 
 pub fn sample(
@@ -143,7 +148,7 @@ pub fn sample(
         params.insert(k.to_string(), v);
     }
     let start = std::time::Instant::now();
-    let data = load_data(args)?;
+    let data = load_data(&args.data, args.train_count, args.data_seed)?;
     let opts = sample::Options {
         count: args.count,
         seed: args.seed,

@@ -1,7 +1,6 @@
 //! `diffc sweep`: several samplers at several step counts with the exact empirical denoiser;
 //! a table of the scores against the network calls, `sweep.json` and one plot per score.
 
-use diffc::data;
 use diffc::sample::{self, empirical::Backend, sweep};
 use std::io::Write;
 use std::path::Path;
@@ -11,7 +10,8 @@ pub struct SweepArgs {
     /// The spec file.
     pub file: String,
     /// The training data: a dataset name (community-small, grid, sbm, planar, words, moons,
-    /// gaussians8, checkerboard, swissroll).
+    /// gaussians8, checkerboard, swissroll) or a path (a folder of edge lists, a graph6 file,
+    /// an `.npy` stack of adjacency matrices or of points, or a text file of sequences).
     #[arg(long)]
     pub data: String,
     /// The process, when the file holds several.
@@ -26,7 +26,7 @@ pub struct SweepArgs {
     /// How many samples each run draws.
     #[arg(long, default_value_t = 64)]
     pub count: usize,
-    /// How many training items to generate (the dataset's default otherwise).
+    /// How many training items to generate (a named dataset's default otherwise).
     #[arg(long)]
     pub train_count: Option<usize>,
     /// Which implementation runs the samplers and the denoiser's `log_q`.
@@ -50,6 +50,7 @@ pub struct SweepArgs {
 pub enum SweepBackend {
     Interp,
     Cpu,
+    Gpu,
 }
 
 pub fn sweep(
@@ -58,14 +59,6 @@ pub fn sweep(
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let p = crate::pick_process(module, args.process.as_deref())?;
-    if !data::names().iter().any(|(n, _)| *n == args.data) {
-        let names: Vec<&str> = data::names().iter().map(|(n, _)| *n).collect();
-        return Err(format!(
-            "`{}` is not a dataset ({}); `diffc sweep` takes generated datasets only",
-            args.data,
-            names.join(", ")
-        ));
-    }
     let opts = sweep::Options {
         samplers: args.samplers.clone(),
         steps: args.steps.clone(),
@@ -77,6 +70,7 @@ pub fn sweep(
             backend: match args.backend {
                 SweepBackend::Interp => Backend::Interp,
                 SweepBackend::Cpu => Backend::Cpu,
+                SweepBackend::Gpu => Backend::Gpu,
             },
             latent_width: args.latent_width,
         },
@@ -88,14 +82,7 @@ pub fn sweep(
     };
     // Refuse a bad request before generating anything.
     sweep::plan(p, &opts)?;
-    let data = data::generate_with(
-        &args.data,
-        args.data_seed,
-        &data::Options {
-            count: args.train_count,
-            size: None,
-        },
-    )?;
+    let data = crate::cli_sample::load_data(&args.data, args.train_count, args.data_seed)?;
     let prep = sample::prepare(p, &data, &opts.run)?;
     let mut progress = |pt: &sweep::Point, i: usize, total: usize| {
         eprintln!(

@@ -654,6 +654,34 @@ fn sweep_prints_a_table_and_writes_json_and_plots() {
         let png = std::fs::read(dir.join(format!("sweep_{score}.png"))).unwrap();
         assert_eq!(&png[1..4], b"PNG");
     }
+    // Training points from a file: 200 points on the unit circle.
+    let points: Vec<f32> = (0..200)
+        .flat_map(|i| {
+            let a = i as f32 * std::f32::consts::TAU / 200.0;
+            [a.cos(), a.sin()]
+        })
+        .collect();
+    let file = dir.join("circle.npy");
+    let array = diffc::npy::Array::new(vec![200, 2], diffc::npy::Data::F32(points)).unwrap();
+    diffc::npy::write_file(&array, &file).unwrap();
+    let (code, stdout, stderr) = diffc(&[
+        "sweep",
+        &spec,
+        "--data",
+        file.to_str().unwrap(),
+        "--samplers",
+        "dpmpp_2m",
+        "--steps",
+        "3",
+        "--count",
+        "8",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("circle.npy"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("dpmpp_2m")),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -663,7 +691,7 @@ fn sweep_rejects_bad_requests_with_exit_2() {
         (vec!["--data", "moons"], "--samplers"),
         (
             vec!["--data", "nonsense", "--samplers", "euler"],
-            "is not a dataset",
+            "is neither a dataset",
         ),
         (
             vec!["--data", "moons", "--samplers", "heun"],
@@ -682,7 +710,7 @@ fn sweep_rejects_bad_requests_with_exit_2() {
             "sample count",
         ),
         (
-            vec!["--data", "moons", "--samplers", "euler", "--backend", "gpu"],
+            vec!["--data", "moons", "--samplers", "euler", "--backend", "tpu"],
             "invalid value",
         ),
         (
