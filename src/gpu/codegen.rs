@@ -62,12 +62,7 @@ pub const LANES_MAX_STMTS: usize = 2000;
 /// elements of one generator block then share it: one Philox block and two Box–Muller pairs
 /// instead of four and four), 1 otherwise.
 pub fn lanes(k: &Kernel) -> u32 {
-    let flat: Vec<V> = k
-        .body
-        .iter()
-        .filter(|s| matches!(s.inst, Inst::Flat))
-        .map(|s| s.id)
-        .collect();
+    let flat = flat_values(k);
     let shares = k.body.iter().any(|s| match &s.inst {
         Inst::Normal { index, .. } | Inst::Uniform { index, .. } => flat.contains(index),
         _ => false,
@@ -79,6 +74,15 @@ pub fn lanes(k: &Kernel) -> u32 {
     } else {
         1
     }
+}
+
+/// The top-level values that are the flat element index.
+fn flat_values(k: &Kernel) -> Vec<V> {
+    k.body
+        .iter()
+        .filter(|s| matches!(s.inst, Inst::Flat))
+        .map(|s| s.id)
+        .collect()
 }
 
 /// Workgroups of one dispatch over flat elements `start..end`: invocation `g` computes
@@ -201,7 +205,8 @@ pub fn module(k: &Kernel) -> Result<Module, String> {
         shared: HashMap::new(),
     };
     if lanes(k) == 1 {
-        e.prologue();
+        let (i, _, _) = e.prologue(1);
+        e.i = Some(i);
         e.stmts(&k.body)?;
     } else {
         e.lanes4()?;
@@ -436,62 +441,13 @@ impl Emitter<'_> {
         self.push(Expression::FunctionArgument(i))
     }
 
-    /// Flat index, the early return past `end`, elements per sample and the generator key.
-    fn prologue(&mut self) {
-        let wid = self.arg(0);
-        let nwg = self.arg(1);
-        let lid = self.arg(2);
-        let wx = self.push(Expression::AccessIndex {
-            base: wid,
-            index: 0,
-        });
-        let wy = self.push(Expression::AccessIndex {
-            base: wid,
-            index: 1,
-        });
-        let nx = self.push(Expression::AccessIndex {
-            base: nwg,
-            index: 0,
-        });
-        let row = self.bin(BinaryOperator::Multiply, wy, nx);
-        let group = self.bin(BinaryOperator::Add, wx, row);
-        let wg = self.u32c(WORKGROUP);
-        let first = self.bin(BinaryOperator::Multiply, group, wg);
-        let local = self.bin(BinaryOperator::Add, first, lid);
-        let start = self.param(5);
-        let end = self.param(6);
-        let i = self.bin(BinaryOperator::Add, start, local);
-        let past = self.bin(BinaryOperator::GreaterEqual, i, end);
-        let mut ret = Block::new();
-        ret.push(Statement::Return { value: None }, Span::UNDEFINED);
-        self.block.push(
-            Statement::If {
-                condition: past,
-                accept: ret,
-                reject: Block::new(),
-            },
-            Span::UNDEFINED,
-        );
-        self.i = Some(i);
-        let mut per = self.u32c(1);
-        for d in self.k.domain.clone() {
-            let s = self.param(PARAMS_HEAD + d);
-            per = self.bin(BinaryOperator::Multiply, per, s);
-        }
-        self.per = Some(per);
-        let k0 = self.param(0);
-        let k1 = self.param(1);
-        let ty = self.uvec2();
-        let key = self.push(Expression::Compose {
-            ty,
-            components: vec![k0, k1],
-        });
-        self.key = Some(key);
-    }
-
-    /// Four elements per invocation: the first index, the early return, then the shared draws
-    /// and one copy of the body per lane, each under its own range check.
-    fn lanes4(&mut self) -> Result<(), String> {
+    /// The invocation's first flat element (`start + g` with one lane, `(start & !3) + 4g`
+    /// with four), the early return when it is past `end`, elements per sample and the
+    /// generator key; returns (first element, start, end).
+    fn prologue(
+        &mut self,
+        lanes: u32,
+    ) -> (Handle<Expression>, Handle<Expression>, Handle<Expression>) {
         use BinaryOperator as B;
         let wid = self.arg(0);
         let nwg = self.arg(1);
@@ -512,15 +468,20 @@ impl Emitter<'_> {
         let group = self.bin(B::Add, wx, row);
         let wg = self.u32c(WORKGROUP);
         let first = self.bin(B::Multiply, group, wg);
-        let local = self.bin(B::Add, first, lid);
-        let four = self.u32c(4);
-        let quad = self.bin(B::Multiply, local, four);
+        let mut local = self.bin(B::Add, first, lid);
+        if lanes > 1 {
+            let l = self.u32c(lanes);
+            local = self.bin(B::Multiply, local, l);
+        }
         let start = self.param(5);
         let end = self.param(6);
-        let mask = self.u32c(!3);
-        let aligned = self.bin(B::And, start, mask);
-        let i0 = self.bin(B::Add, aligned, quad);
-        let past = self.bin(B::GreaterEqual, i0, end);
+        let mut base = start;
+        if lanes > 1 {
+            let mask = self.u32c(!(lanes - 1));
+            base = self.bin(B::And, start, mask);
+        }
+        let i = self.bin(B::Add, base, local);
+        let past = self.bin(B::GreaterEqual, i, end);
         let mut ret = Block::new();
         ret.push(Statement::Return { value: None }, Span::UNDEFINED);
         self.block.push(
@@ -545,14 +506,16 @@ impl Emitter<'_> {
             components: vec![k0, k1],
         });
         self.key = Some(key);
+        (i, start, end)
+    }
+
+    /// Four elements per invocation: the prologue, then the shared draws and one copy of the
+    /// body per lane, each under its own range check.
+    fn lanes4(&mut self) -> Result<(), String> {
+        use BinaryOperator as B;
+        let (i0, start, end) = self.prologue(4);
         // The draws at the flat index, for the four lanes at once.
-        self.flat = self
-            .k
-            .body
-            .iter()
-            .filter(|s| matches!(s.inst, Inst::Flat))
-            .map(|s| s.id)
-            .collect();
+        self.flat = flat_values(self.k);
         for st in &self.k.body {
             let (normal, site, index) = match &st.inst {
                 Inst::Normal { site, index } => (true, *site, *index),
