@@ -70,6 +70,9 @@ pub struct Checks {
     pub ir_text: bool,
     /// Run the Cranelift verifier on every function before compiling it.
     pub verify: bool,
+    /// Call the generator's native fills (`super::native`) where the CPU runs them. Off, a
+    /// module is Cranelift code alone and its IR text is the same on every machine.
+    pub native: bool,
 }
 
 impl Checks {
@@ -79,13 +82,16 @@ impl Checks {
         Checks {
             ir_text: false,
             verify: cfg!(debug_assertions),
+            native: true,
         }
     }
-    /// Everything: the IR text of every kernel, and the verifier on every function.
+    /// Everything: the IR text of every kernel, and the verifier on every function, with
+    /// Cranelift code alone (so the text does not depend on the machine).
     pub fn all() -> Checks {
         Checks {
             ir_text: true,
             verify: true,
+            native: false,
         }
     }
     fn helpers(self) -> Checks {
@@ -1233,10 +1239,10 @@ pub fn define_rng<M: Module>(m: &mut M, fills: bool, checks: Checks) -> Result<R
     Ok(Rng {
         normal,
         uniform,
-        fills: if fills {
-            Some(define_fills(m, checks)?)
-        } else {
-            None
+        fills: match (fills, checks.native && super::native::available()) {
+            (false, _) => None,
+            (true, true) => Some(declare_native_fills(m)?),
+            (true, false) => Some(define_fills(m, checks)?),
         },
     })
 }
@@ -1612,6 +1618,22 @@ fn fill_signature(m: &dyn Module) -> Signature {
         sig.params.push(AbiParam::new(t));
     }
     sig
+}
+
+/// Declare the native fills (`super::native`), which the JIT resolves to this process's code.
+fn declare_native_fills<M: Module>(m: &mut M) -> Result<(FuncId, FuncId), String> {
+    let mut ids = [None; 2];
+    for (j, name) in [super::native::FILL_NORMAL, super::native::FILL_UNIFORM]
+        .into_iter()
+        .enumerate()
+    {
+        let sig = fill_signature(m);
+        let id = m
+            .declare_function(name, Linkage::Import, &sig)
+            .map_err(|e| format!("cannot declare `{name}`: {e}"))?;
+        ids[j] = Some(id);
+    }
+    Ok((ids[0].unwrap(), ids[1].unwrap()))
 }
 
 /// Shuffle the 32-bit lanes of two vectors: lane `l` of the result is lane `sel[l]` of `x`

@@ -12,6 +12,7 @@
 
 pub mod aot;
 pub mod codegen;
+pub mod native;
 
 use crate::interp::{self, Call, Ctx, Denoiser, SampleCall, Tensor, Val};
 use crate::ir::{Program, SamplerProgram};
@@ -176,6 +177,11 @@ pub fn compile_with(plan: Plan, checks: Checks) -> Result<Compiled, String> {
     );
     for (name, ptr) in libm_symbols() {
         jb.symbol(name, ptr);
+    }
+    if checks.native {
+        for (name, ptr) in native::symbols().into_iter().flatten() {
+            jb.symbol(name, ptr);
+        }
     }
     let mut module = JITModule::new(jb);
     let libm = codegen::declare_libm(&mut module)?;
