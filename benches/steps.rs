@@ -27,6 +27,8 @@ struct Args {
     interp: bool,
     /// Time the sampler steps (`--jit-only` prints the compile times alone).
     steps: bool,
+    /// Only the steps whose label starts with this (`--only DDPM`).
+    only: Option<String>,
 }
 
 fn parse_size(s: &str) -> usize {
@@ -47,6 +49,7 @@ fn args() -> Args {
         reps: 5,
         interp: true,
         steps: true,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -56,6 +59,7 @@ fn args() -> Args {
             "--reps" => a.reps = it.next().unwrap().parse().unwrap(),
             "--no-interp" => a.interp = false,
             "--jit-only" => a.steps = false,
+            "--only" => a.only = it.next(),
             "--bench" => {}
             _ => {}
         }
@@ -120,6 +124,30 @@ fn triad(n: usize, threads: usize, reps: usize) -> f64 {
         std::hint::black_box(&a);
     });
     12.0 * n as f64 / t.as_secs_f64() / 1e9
+}
+
+/// The time to draw `n` standard normals on `threads` threads into a buffer that stays in L1:
+/// the generator alone, with no memory traffic (the native fills where the CPU runs them, as the
+/// JIT's kernels do, otherwise `rng::fill_normal`). A noisy step cannot be faster than this.
+fn normals_alone(n: usize, threads: usize, reps: usize) -> Duration {
+    let chunk = n.div_ceil(threads).div_ceil(256) * 256;
+    time(reps, || {
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                s.spawn(move || {
+                    let mut buf = [0.0f32; 256];
+                    let start = t * chunk;
+                    for i in (start..(start + chunk).min(n)).step_by(256) {
+                        let block = i as u64 / 4;
+                        if cpu::native::fill(true, [7, 0], 1, 0, block, &mut buf).is_none() {
+                            diffc::rng::fill_normal(7, 0, 1, i as u64, &mut buf);
+                        }
+                        std::hint::black_box(&buf);
+                    }
+                });
+            }
+        });
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -602,6 +630,9 @@ fn main() {
             fmt_n(n)
         );
         for case in cases() {
+            if a.only.as_ref().is_some_and(|o| !case.label.starts_with(o.as_str())) {
+                continue;
+            }
             let (mut pr, elems) = prepare(&case, n);
             let variant = cpu::variant(&pr.p, &pr.sp.prog, &pr.call.draws, &pr.call.masks);
             let compiled = cpu::compile_sampler(&pr.p, &pr.sp, &variant).unwrap();
@@ -633,6 +664,12 @@ fn main() {
                 }),
             );
             drop(bound);
+            if case.label.starts_with("DDPM") {
+                row(
+                    "normals alone (no memory traffic)",
+                    normals_alone(elems, a.threads, a.reps),
+                );
+            }
             let mut nb = nd_bufs(&case, elems);
             row("ndarray", time(a.reps, || (case.ndarray)(&mut nb)));
             drop(nb);
@@ -646,7 +683,9 @@ fn main() {
             }
         }
     }
-    compile_times(a.reps);
+    if a.only.is_none() {
+        compile_times(a.reps);
+    }
 }
 
 fn fmt_n(n: usize) -> String {
