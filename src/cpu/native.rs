@@ -35,8 +35,8 @@ pub fn symbols() -> Option<[(&'static str, *const u8); 2]> {
     #[cfg(target_arch = "x86_64")]
     if available() {
         return Some([
-            (FILL_NORMAL, avx2::fill_normal as *const u8),
-            (FILL_UNIFORM, avx2::fill_uniform as *const u8),
+            (FILL_NORMAL, avx2::fill_c::<true> as *const u8),
+            (FILL_UNIFORM, avx2::fill_c::<false> as *const u8),
         ]);
     }
     None
@@ -297,11 +297,11 @@ mod avx2 {
         }
     }
 
-    /// The normal fill (see the module doc for the contract).
+    /// The normal fill (`NORMAL`) or the uniform fill; see the module doc for the contract.
     ///
     /// # Safety
     /// The CPU has AVX2, and `out` holds `4 blocks` floats rounded up to a multiple of 16.
-    pub unsafe extern "C" fn fill_normal(
+    pub unsafe extern "C" fn fill_c<const NORMAL: bool>(
         key0: u32,
         key1: u32,
         step: u32,
@@ -310,23 +310,7 @@ mod avx2 {
         blocks: u64,
         out: *mut f32,
     ) {
-        fill::<true>([key0, key1], step, stream, block0, blocks, out)
-    }
-
-    /// The uniform fill (see the module doc for the contract).
-    ///
-    /// # Safety
-    /// As `fill_normal`.
-    pub unsafe extern "C" fn fill_uniform(
-        key0: u32,
-        key1: u32,
-        step: u32,
-        stream: u32,
-        block0: u64,
-        blocks: u64,
-        out: *mut f32,
-    ) {
-        fill::<false>([key0, key1], step, stream, block0, blocks, out)
+        fill::<NORMAL>([key0, key1], step, stream, block0, blocks, out)
     }
 }
 
