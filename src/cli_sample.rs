@@ -9,14 +9,8 @@ use std::path::Path;
 pub struct SampleArgs {
     /// The spec file.
     pub file: String,
-    /// The training data: a dataset name (community-small, grid, sbm, planar, words, moons,
-    /// gaussians8, checkerboard, swissroll) or a path (a folder of edge lists, a graph6 file,
-    /// an `.npy` stack of adjacency matrices or of points, or a text file of sequences).
-    #[arg(long)]
-    pub data: String,
-    /// The process, when the file holds several.
-    #[arg(long)]
-    pub process: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// The sampler (default: the process's first).
     #[arg(long)]
     pub sampler: Option<String>,
@@ -26,16 +20,32 @@ pub struct SampleArgs {
     /// A sampler parameter: NAME=VALUE.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    /// How many samples to draw.
+    /// Write the samples, the metrics and a picture into this folder.
+    #[arg(long)]
+    pub out: Option<String>,
+}
+
+/// The data and the runs, as `diffc sample` and `diffc sweep` both take them.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The training data: a dataset name (community-small, grid, sbm, planar, words, moons,
+    /// gaussians8, checkerboard, swissroll) or a path (a folder of edge lists, a graph6 file,
+    /// an `.npy` stack of adjacency matrices or of points, or a text file of sequences).
+    #[arg(long)]
+    pub data: String,
+    /// The process, when the file holds several.
+    #[arg(long)]
+    pub process: Option<String>,
+    /// How many samples each run draws.
     #[arg(long, default_value_t = 64)]
     pub count: usize,
     /// How many training items to generate (a named dataset's default otherwise).
     #[arg(long)]
     pub train_count: Option<usize>,
-    /// Which implementation runs the sampler and the denoiser's `log_q`.
-    #[arg(long, value_enum, default_value_t = SampleBackend::Cpu)]
-    pub backend: SampleBackend,
-    /// The seed of the sampler's draws (the dataset's seed is `--data-seed`).
+    /// Which implementation runs the samplers and the denoiser's `log_q`.
+    #[arg(long, value_enum, default_value_t = RunBackend::Cpu)]
+    pub backend: RunBackend,
+    /// The seed of every run's draws (the dataset's seed is `--data-seed`).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// The seed of a generated dataset.
@@ -44,16 +54,28 @@ pub struct SampleArgs {
     /// The width of a latent process's node vectors (NVDiff).
     #[arg(long, default_value_t = 8)]
     pub latent_width: usize,
-    /// Write the samples, the metrics and a picture into this folder.
-    #[arg(long)]
-    pub out: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum, PartialEq)]
-pub enum SampleBackend {
+pub enum RunBackend {
     Interp,
     Cpu,
     Gpu,
+}
+
+impl RunArgs {
+    pub(crate) fn backend(&self) -> Backend {
+        match self.backend {
+            RunBackend::Interp => Backend::Interp,
+            RunBackend::Cpu => Backend::Cpu,
+            RunBackend::Gpu => Backend::Gpu,
+        }
+    }
+
+    /// The training data `--data` names.
+    pub(crate) fn load_data(&self) -> Result<Dataset, String> {
+        load_data(&self.data, self.train_count, self.data_seed)
+    }
 }
 
 /// The training data `--data` names: a generated dataset (`train_count` items, seed `data_seed`)
@@ -120,7 +142,7 @@ pub fn sample(
     args: &SampleArgs,
     out: &mut dyn Write,
 ) -> Result<(), String> {
-    let p = crate::pick_process(module, args.process.as_deref())?;
+    let p = crate::pick_process(module, args.run.process.as_deref())?;
     let sampler = match &args.sampler {
         Some(s) => s.clone(),
         None => p
@@ -129,12 +151,8 @@ pub fn sample(
             .map(|s| s.name.clone())
             .ok_or_else(|| format!("process `{}` has no sampler", p.name))?,
     };
-    let backend = match args.backend {
-        SampleBackend::Interp => Backend::Interp,
-        SampleBackend::Cpu => Backend::Cpu,
-        SampleBackend::Gpu => Backend::Gpu,
-    };
-    if args.count == 0 {
+    let backend = args.run.backend();
+    if args.run.count == 0 {
         return Err("--count must be at least 1".into());
     }
     let mut params = std::collections::HashMap::new();
@@ -148,14 +166,14 @@ pub fn sample(
         params.insert(k.to_string(), v);
     }
     let start = std::time::Instant::now();
-    let data = load_data(&args.data, args.train_count, args.data_seed)?;
+    let data = args.run.load_data()?;
     let opts = sample::Options {
-        count: args.count,
-        seed: args.seed,
+        count: args.run.count,
+        seed: args.run.seed,
         steps: args.steps,
         params,
         backend,
-        latent_width: args.latent_width,
+        latent_width: args.run.latent_width,
     };
     let prep = sample::prepare(p, &data, &opts)?;
     if let Some(acc) = &prep.encoding {
@@ -188,7 +206,7 @@ pub fn sample(
         eprintln!();
     }
     let sampled = start.elapsed().as_secs_f64();
-    let validity = match args.data.as_str() {
+    let validity = match args.run.data.as_str() {
         "planar" => Some("planar"),
         "sbm" => Some("sbm"),
         _ => None,
@@ -204,7 +222,7 @@ pub fn sample(
     let _ = writeln!(
         text,
         "{} / {} on {} ({} training items): {} samples, {} network calls, {:.1} s",
-        p.name, sampler, args.data, prep.training.count, args.count, run.calls, sampled
+        p.name, sampler, args.run.data, prep.training.count, args.run.count, run.calls, sampled
     );
     if let Some(st) = &run.stats {
         let _ = writeln!(
@@ -302,10 +320,10 @@ fn write_out(
         "spec": args.file,
         "process": p.name,
         "sampler": sampler,
-        "data": args.data,
-        "count": args.count,
+        "data": args.run.data,
+        "count": args.run.count,
         "steps": args.steps,
-        "seed": args.seed,
+        "seed": args.run.seed,
         "network_calls": run.calls,
         "seconds": seconds,
         "metrics": scores.values.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),

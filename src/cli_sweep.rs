@@ -1,7 +1,8 @@
 //! `diffc sweep`: several samplers at several step counts with the exact empirical denoiser;
 //! a table of the scores against the network calls, `sweep.json` and one plot per score.
 
-use diffc::sample::{self, empirical::Backend, sweep};
+use crate::cli_sample::RunArgs;
+use diffc::sample::{self, sweep};
 use std::io::Write;
 use std::path::Path;
 
@@ -9,48 +10,17 @@ use std::path::Path;
 pub struct SweepArgs {
     /// The spec file.
     pub file: String,
-    /// The training data: a dataset name (community-small, grid, sbm, planar, words, moons,
-    /// gaussians8, checkerboard, swissroll) or a path (a folder of edge lists, a graph6 file,
-    /// an `.npy` stack of adjacency matrices or of points, or a text file of sequences).
-    #[arg(long)]
-    pub data: String,
-    /// The process, when the file holds several.
-    #[arg(long)]
-    pub process: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// The samplers, comma-separated. One with a fixed grid runs once, at its own steps.
     #[arg(long, value_delimiter = ',', required = true)]
     pub samplers: Vec<String>,
     /// The step counts, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [5, 10, 20, 50])]
     pub steps: Vec<usize>,
-    /// How many samples each run draws.
-    #[arg(long, default_value_t = 64)]
-    pub count: usize,
-    /// How many training items to generate (a named dataset's default otherwise).
-    #[arg(long)]
-    pub train_count: Option<usize>,
-    /// Which implementation runs the samplers and the denoiser's `log_q`.
-    #[arg(long, value_enum, default_value_t = SweepBackend::Cpu)]
-    pub backend: SweepBackend,
-    /// The seed of every run's draws.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// The seed of the generated dataset.
-    #[arg(long, default_value_t = 1)]
-    pub data_seed: u64,
-    /// The width of a latent process's node vectors (NVDiff).
-    #[arg(long, default_value_t = 8)]
-    pub latent_width: usize,
     /// Write `sweep.json` and one `sweep_<score>.png` per score into this folder.
     #[arg(long)]
     pub out: Option<String>,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum, PartialEq)]
-pub enum SweepBackend {
-    Interp,
-    Cpu,
-    Gpu,
 }
 
 pub fn sweep(
@@ -58,31 +28,27 @@ pub fn sweep(
     args: &SweepArgs,
     out: &mut dyn Write,
 ) -> Result<(), String> {
-    let p = crate::pick_process(module, args.process.as_deref())?;
+    let p = crate::pick_process(module, args.run.process.as_deref())?;
     let opts = sweep::Options {
         samplers: args.samplers.clone(),
         steps: args.steps.clone(),
         run: sample::Options {
-            count: args.count,
-            seed: args.seed,
+            count: args.run.count,
+            seed: args.run.seed,
             steps: None,
             params: Default::default(),
-            backend: match args.backend {
-                SweepBackend::Interp => Backend::Interp,
-                SweepBackend::Cpu => Backend::Cpu,
-                SweepBackend::Gpu => Backend::Gpu,
-            },
-            latent_width: args.latent_width,
+            backend: args.run.backend(),
+            latent_width: args.run.latent_width,
         },
-        validity: match args.data.as_str() {
-            "planar" | "sbm" => Some(args.data.clone()),
+        validity: match args.run.data.as_str() {
+            "planar" | "sbm" => Some(args.run.data.clone()),
             _ => None,
         },
         threads: diffc::graph::default_threads(),
     };
     // Refuse a bad request before generating anything.
     sweep::plan(p, &opts)?;
-    let data = crate::cli_sample::load_data(&args.data, args.train_count, args.data_seed)?;
+    let data = args.run.load_data()?;
     let prep = sample::prepare(p, &data, &opts.run)?;
     let mut progress = |pt: &sweep::Point, i: usize, total: usize| {
         eprintln!(
@@ -97,7 +63,7 @@ pub fn sweep(
     let result = sweep::sweep(p, &data, &prep, &opts, &mut progress)?;
     let head = format!(
         "{} on {} ({} training items), {} samples per run, seed {}",
-        p.name, args.data, prep.training.count, args.count, args.seed
+        p.name, args.run.data, prep.training.count, args.run.count, args.run.seed
     );
     let text = format!("{head}\n{}", result.table());
     out.write_all(text.as_bytes())
@@ -114,11 +80,11 @@ pub fn sweep(
         let meta = serde_json::json!({
             "spec": args.file,
             "process": p.name,
-            "data": args.data,
+            "data": args.run.data,
             "training_items": prep.training.count,
-            "count": args.count,
-            "seed": args.seed,
-            "data_seed": args.data_seed,
+            "count": args.run.count,
+            "seed": args.run.seed,
+            "data_seed": args.run.data_seed,
         });
         if let (Some(o), serde_json::Value::Object(m)) = (json.as_object_mut(), meta) {
             o.extend(m);
@@ -129,7 +95,7 @@ pub fn sweep(
                 .unwrap_or_default()
                 .as_bytes(),
         )?;
-        for (name, png) in result.plots(&format!("{} on {}", p.name, args.data)) {
+        for (name, png) in result.plots(&format!("{} on {}", p.name, args.run.data)) {
             write(&name, &png)?;
         }
         let _ = writeln!(out, "wrote {dir}/");
