@@ -80,14 +80,18 @@ pub struct Call {
 /// A value inside the interpreter: one entry (or K) per element of its extent.
 #[derive(Clone, Debug)]
 pub(crate) enum Val {
-    R(Vec<f32>),
-    B(Vec<bool>),
-    C(Vec<u32>),
+    R(Shared<f32>),
+    B(Shared<bool>),
+    C(Shared<u32>),
     /// K reals per element.
-    V(usize, Vec<f32>),
+    V(usize, Shared<f32>),
     /// One K×K matrix (coefficients only).
-    M(usize, Vec<f32>),
+    M(usize, Shared<f32>),
 }
+
+/// A value's elements, shared: the interpreter keeps every node's value and hands out copies,
+/// which for a field of millions of elements must not copy the elements.
+pub(crate) type Shared<T> = std::sync::Arc<Vec<T>>;
 
 pub(crate) struct Ctx<'a> {
     pub(crate) p: &'a Process,
@@ -197,11 +201,14 @@ fn time_input(p: &Process, call: &Call, name: &str) -> Result<Option<f64>, Strin
 
 fn from_value(v: &Value) -> Val {
     match v {
-        Value::Real(x) => Val::R(vec![*x as f32]),
-        Value::Bool(b) => Val::B(vec![*b]),
-        Value::Vec(xs) => Val::V(xs.len(), xs.iter().map(|x| *x as f32).collect()),
-        Value::Mat(k, xs) => Val::M(*k, xs.iter().map(|x| *x as f32).collect()),
-        Value::List(_) => Val::R(vec![f32::NAN]),
+        Value::Real(x) => Val::R(Shared::new(vec![*x as f32])),
+        Value::Bool(b) => Val::B(Shared::new(vec![*b])),
+        Value::Vec(xs) => Val::V(
+            xs.len(),
+            xs.iter().map(|x| *x as f32).collect::<Vec<_>>().into(),
+        ),
+        Value::Mat(k, xs) => Val::M(*k, xs.iter().map(|x| *x as f32).collect::<Vec<_>>().into()),
+        Value::List(_) => Val::R(Shared::new(vec![f32::NAN])),
     }
 }
 
@@ -435,18 +442,15 @@ impl<'a> Ctx<'a> {
         let per = self.per_sample(&info.shape)?;
         let v = match &info.node {
             Node::Const(x) => match info.kind {
-                Kind::Bool => Val::B(vec![*x != 0.0]),
-                _ => Val::R(vec![*x as f32]),
+                Kind::Bool => Val::B(Shared::new(vec![*x != 0.0])),
+                _ => Val::R(Shared::new(vec![*x as f32])),
             },
             Node::Coef(c) => self.coef(*c)?,
             Node::Uniforms { draw, site } => {
                 self.eval(*draw)?;
-                Val::R(
-                    self.uniforms
-                        .get(site)
-                        .cloned()
-                        .ok_or_else(|| self.bug("uniforms of a draw that kept none"))?,
-                )
+                Val::R(Shared::new(self.uniforms.get(site).cloned().ok_or_else(
+                    || self.bug("uniforms of a draw that kept none"),
+                )?))
             }
             Node::IsReal(a) => {
                 let shape = self.prog.node(*a).shape.clone();
@@ -454,7 +458,8 @@ impl<'a> Ctx<'a> {
                 Val::B(
                     (0..self.call.batch * e)
                         .map(|i| self.real(&shape, i, e))
-                        .collect(),
+                        .collect::<Vec<_>>()
+                        .into(),
                 )
             }
             Node::Count(a) => {
@@ -469,7 +474,8 @@ impl<'a> Ctx<'a> {
                                 .count()
                                 .max(1) as f32
                         })
-                        .collect(),
+                        .collect::<Vec<_>>()
+                        .into(),
                 )
             }
             Node::State(f) => self.state[*f as usize].clone().ok_or_else(|| {
@@ -500,21 +506,30 @@ impl<'a> Ctx<'a> {
                 let port = &self.prog.inputs[*i as usize];
                 let t = &self.call.inputs[&port.name];
                 match (&t.data, info.kind) {
-                    (Data::F32(v), Kind::Vec(k)) => Val::V(k as usize, v.clone()),
-                    (Data::F32(v), _) => Val::R(v.clone()),
-                    (Data::Bool(v), _) => Val::B(v.clone()),
-                    (Data::Class(v), _) => Val::C(v.clone()),
+                    (Data::F32(v), Kind::Vec(k)) => Val::V(k as usize, Shared::new(v.clone())),
+                    (Data::F32(v), _) => Val::R(Shared::new(v.clone())),
+                    (Data::Bool(v), _) => Val::B(Shared::new(v.clone())),
+                    (Data::Class(v), _) => Val::C(Shared::new(v.clone())),
                 }
             }
             Node::Unary(op, a) => {
                 let av = self.eval(*a)?;
                 match (op, av) {
-                    (UnOp::Neg, Val::R(v)) => Val::R(v.iter().map(|x| -x).collect()),
-                    (UnOp::Neg, Val::V(k, v)) => Val::V(k, v.iter().map(|x| -x).collect()),
-                    (UnOp::Neg, Val::B(v)) => {
-                        Val::R(v.iter().map(|x| -(*x as u8 as f32)).collect())
+                    (UnOp::Neg, Val::R(v)) => {
+                        Val::R(v.iter().map(|x| -x).collect::<Vec<_>>().into())
                     }
-                    (UnOp::Not, Val::B(v)) => Val::B(v.iter().map(|x| !x).collect()),
+                    (UnOp::Neg, Val::V(k, v)) => {
+                        Val::V(k, v.iter().map(|x| -x).collect::<Vec<_>>().into())
+                    }
+                    (UnOp::Neg, Val::B(v)) => Val::R(
+                        v.iter()
+                            .map(|x| -(*x as u8 as f32))
+                            .collect::<Vec<_>>()
+                            .into(),
+                    ),
+                    (UnOp::Not, Val::B(v)) => {
+                        Val::B(v.iter().map(|x| !x).collect::<Vec<_>>().into())
+                    }
                     _ => return Err(self.bug("unary operand")),
                 }
             }
@@ -544,7 +559,8 @@ impl<'a> Ctx<'a> {
                                 (true, j) => x[j],
                                 (false, j) => y[j],
                             })
-                            .collect();
+                            .collect::<Vec<_>>()
+                            .into();
                         return self.store(id, Val::B(v));
                     }
                     (Val::C(x), Val::C(y)) => {
@@ -553,7 +569,8 @@ impl<'a> Ctx<'a> {
                                 (true, j) => x[j],
                                 (false, j) => y[j],
                             })
-                            .collect();
+                            .collect::<Vec<_>>()
+                            .into();
                         return self.store(id, Val::C(v));
                     }
                     _ => {}
@@ -570,9 +587,9 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 if k == 1 && !matches!(info.kind, Kind::Vec(_)) {
-                    Val::R(out)
+                    Val::R(Shared::new(out))
                 } else {
-                    Val::V(k, out)
+                    Val::V(k, Shared::new(out))
                 }
             }
             Node::Index(v, i) => {
@@ -589,8 +606,8 @@ impl<'a> Ctx<'a> {
                             Ok(data[self.at(*v, n, per) * k + idx])
                         }
                     })
-                    .collect::<Result<_, _>>()?;
-                Val::R(out)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Val::R(out.into())
             }
             Node::List(items) => {
                 let vals: Vec<Val> = items
@@ -604,7 +621,7 @@ impl<'a> Ctx<'a> {
                         out.push(elem(v, self.at(*item, n, per), 0));
                     }
                 }
-                Val::V(k, out)
+                Val::V(k, Shared::new(out))
             }
             Node::Call(f @ (Builtin::RowSum | Builtin::Pair | Builtin::Gram), args) => {
                 let vals: Vec<Val> = args
@@ -642,7 +659,7 @@ impl<'a> Ctx<'a> {
                         _ => {}
                     }
                 }
-                Val::R(out.into_iter().map(|x| x as f32).collect())
+                Val::R(out.into_iter().map(|x| x as f32).collect::<Vec<_>>().into())
             }
             Node::Draw {
                 site,
@@ -692,7 +709,8 @@ impl<'a> Ctx<'a> {
                                 .map(|x| get(0, x))
                                 .sum()
                         })
-                        .collect(),
+                        .collect::<Vec<_>>()
+                        .into(),
                 )
             }
             Builtin::Pair => {
@@ -705,7 +723,8 @@ impl<'a> Ctx<'a> {
                                 let (u, v) = at(x / (n * n), (x % (n * n)) / n, x % n);
                                 u != 0.0 && v != 0.0
                             })
-                            .collect(),
+                            .collect::<Vec<_>>()
+                            .into(),
                     )
                 } else {
                     Val::R(
@@ -714,7 +733,8 @@ impl<'a> Ctx<'a> {
                                 let (u, v) = at(x / (n * n), (x % (n * n)) / n, x % n);
                                 u * v
                             })
-                            .collect(),
+                            .collect::<Vec<_>>()
+                            .into(),
                     )
                 }
             }
@@ -736,7 +756,8 @@ impl<'a> Ctx<'a> {
                                 })
                                 .sum()
                         })
-                        .collect(),
+                        .collect::<Vec<_>>()
+                        .into(),
                 )
             }
         })
@@ -789,7 +810,8 @@ impl<'a> Ctx<'a> {
                                 p || q
                             }
                         })
-                        .collect(),
+                        .collect::<Vec<_>>()
+                        .into(),
                 )
             }
             O::Lt | O::Le | O::Gt | O::Ge | O::Eq | O::Ne => Val::B(
@@ -808,7 +830,8 @@ impl<'a> Ctx<'a> {
                             _ => x != y,
                         }
                     })
-                    .collect(),
+                    .collect::<Vec<_>>()
+                    .into(),
             ),
             O::MatMul => {
                 let k = match kind {
@@ -832,7 +855,7 @@ impl<'a> Ctx<'a> {
                         _ => return Err("the interpreter multiplies a per-element vector by a coefficient matrix only".into()),
                     }
                 }
-                Val::V(k, out)
+                Val::V(k, Shared::new(out))
             }
             _ => {
                 let k = kwidth(kind);
@@ -844,9 +867,9 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 if matches!(kind, Kind::Vec(_)) {
-                    Val::V(k, out)
+                    Val::V(k, Shared::new(out))
                 } else {
-                    Val::R(out)
+                    Val::R(Shared::new(out))
                 }
             }
         })
@@ -873,9 +896,9 @@ impl<'a> Ctx<'a> {
                 .map(|(i, q)| g(arg(0, i, q)))
                 .collect();
             if matches!(kind, Kind::Vec(_)) {
-                Val::V(k, out)
+                Val::V(k, Shared::new(out))
             } else {
-                Val::R(out)
+                Val::R(Shared::new(out))
             }
         };
         Ok(match f {
@@ -912,9 +935,9 @@ impl<'a> Ctx<'a> {
                     })
                     .collect();
                 if matches!(kind, Kind::Vec(_)) {
-                    Val::V(k, out)
+                    Val::V(k, Shared::new(out))
                 } else {
-                    Val::R(out)
+                    Val::R(Shared::new(out))
                 }
             }
             B::OneHot => {
@@ -926,7 +949,7 @@ impl<'a> Ctx<'a> {
                     }
                     out[i * k + c] = 1.0;
                 }
-                Val::V(k, out)
+                Val::V(k, Shared::new(out))
             }
             B::Argmax => Val::C(
                 (0..len)
@@ -940,7 +963,8 @@ impl<'a> Ctx<'a> {
                         }
                         best as u32
                     })
-                    .collect(),
+                    .collect::<Vec<_>>()
+                    .into(),
             ),
             B::Softmax | B::LogSoftmax => {
                 let mut out = Vec::with_capacity(len * k);
@@ -956,7 +980,7 @@ impl<'a> Ctx<'a> {
                         }
                     }));
                 }
-                Val::V(k, out)
+                Val::V(k, Shared::new(out))
             }
             B::LogSumExp | B::VSum => Val::R(
                 (0..len)
@@ -969,7 +993,8 @@ impl<'a> Ctx<'a> {
                             m + v.iter().map(|x| (x - m).exp()).sum::<f32>().ln()
                         }
                     })
-                    .collect(),
+                    .collect::<Vec<_>>()
+                    .into(),
             ),
             B::Dot => Val::R(
                 (0..len)
@@ -980,7 +1005,8 @@ impl<'a> Ctx<'a> {
                             .map(|(x, y)| x * y)
                             .sum()
                     })
-                    .collect(),
+                    .collect::<Vec<_>>()
+                    .into(),
             ),
             other => {
                 return Err(format!(
@@ -1103,9 +1129,9 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 if matches!(info.kind, Kind::Vec(_)) {
-                    Val::V(k, out)
+                    Val::V(k, Shared::new(out))
                 } else {
-                    Val::R(out)
+                    Val::R(Shared::new(out))
                 }
             }
             Family::Uniform | Family::Bernoulli | Family::Categorical => {
@@ -1136,7 +1162,8 @@ impl<'a> Ctx<'a> {
                                     lo + (hi - lo) * us[i]
                                 }
                             })
-                            .collect(),
+                            .collect::<Vec<_>>()
+                            .into(),
                     ),
                     Family::Bernoulli => Val::B(
                         (0..len)
@@ -1147,7 +1174,8 @@ impl<'a> Ctx<'a> {
                                         elem(&pv[0], self.at(params[0], i, per), 0),
                                     )
                             })
-                            .collect(),
+                            .collect::<Vec<_>>()
+                            .into(),
                     ),
                     _ => {
                         let k = match pv[0] {
@@ -1165,7 +1193,8 @@ impl<'a> Ctx<'a> {
                                         (0..k).map(|q| elem(&pv[0], j, q)).collect();
                                     rng::categorical_from_uniform(us[i], &probs) as u32
                                 })
-                                .collect(),
+                                .collect::<Vec<_>>()
+                                .into(),
                         )
                     }
                 };
@@ -1175,17 +1204,27 @@ impl<'a> Ctx<'a> {
             Family::Delta => {
                 let k = kwidth(info.kind);
                 match &pv[0] {
-                    Val::B(b) => Val::B((0..len).map(|i| b[self.at(params[0], i, per)]).collect()),
-                    Val::C(c) => Val::C((0..len).map(|i| c[self.at(params[0], i, per)]).collect()),
+                    Val::B(b) => Val::B(
+                        (0..len)
+                            .map(|i| b[self.at(params[0], i, per)])
+                            .collect::<Vec<_>>()
+                            .into(),
+                    ),
+                    Val::C(c) => Val::C(
+                        (0..len)
+                            .map(|i| c[self.at(params[0], i, per)])
+                            .collect::<Vec<_>>()
+                            .into(),
+                    ),
                     v => {
                         let out: Vec<f32> = (0..len)
                             .flat_map(|i| (0..k).map(move |q| (i, q)))
                             .map(|(i, q)| elem(v, self.at(params[0], i, per), q))
                             .collect();
                         if matches!(info.kind, Kind::Vec(_)) {
-                            Val::V(k, out)
+                            Val::V(k, Shared::new(out))
                         } else {
-                            Val::R(out)
+                            Val::R(Shared::new(out))
                         }
                     }
                 }
@@ -1272,7 +1311,7 @@ impl<'a> Ctx<'a> {
             };
             out.push(lp as f32);
         }
-        Ok(Val::R(out))
+        Ok(Val::R(Shared::new(out)))
     }
 
     fn tensor(&self, id: NodeId, v: Val, name: &str) -> Result<Tensor, String> {
@@ -1306,16 +1345,16 @@ impl<'a> Ctx<'a> {
 /// A value as a tensor of the given (batch and field) shape; a class axis or matrix is appended.
 fn to_tensor(mut shape: Vec<usize>, v: Val) -> Tensor {
     let data = match v {
-        Val::R(x) => Data::F32(x),
-        Val::B(x) => Data::Bool(x),
-        Val::C(x) => Data::Class(x),
+        Val::R(x) => Data::F32(Shared::unwrap_or_clone(x)),
+        Val::B(x) => Data::Bool(Shared::unwrap_or_clone(x)),
+        Val::C(x) => Data::Class(Shared::unwrap_or_clone(x)),
         Val::V(k, x) => {
             shape.push(k);
-            Data::F32(x)
+            Data::F32(Shared::unwrap_or_clone(x))
         }
         Val::M(k, x) => {
             shape.extend([k, k]);
-            Data::F32(x)
+            Data::F32(Shared::unwrap_or_clone(x))
         }
     };
     Tensor { shape, data }
@@ -1559,7 +1598,7 @@ pub(crate) fn sample_with(
     cx.prev = vec![None; sp.slots as usize];
     for (name, t) in &call.state {
         let i = p.fields.iter().position(|f| &f.name == name).unwrap();
-        cx.state[i] = Some(val_from_tensor(t, p.fields[i].elem));
+        cx.state[i] = Some(val_from_tensor(t.clone(), p.fields[i].elem));
     }
     for f in &sp.conditions {
         if cx.state[*f as usize].is_none() {
@@ -1602,7 +1641,7 @@ pub(crate) fn sample_with(
                     Some(crate::ir::Kind::Class(k)) => Elem::Cat(k),
                     _ => Elem::Real,
                 };
-                cx.prev[*slot as usize] = Some(val_from_tensor(t, elem));
+                cx.prev[*slot as usize] = Some(val_from_tensor(t.clone(), elem));
             }
         }
         if let Some(unknown) = one.prev.keys().find(|k| !sp.history_names.contains(k)) {
@@ -1649,11 +1688,11 @@ pub(crate) fn sample_with(
                     sizes: cx.sizes.clone(),
                     ..Call::default()
                 };
-                let out = match accel {
+                let mut out = match accel {
                     Some(a) => a.entry(p, &prog, &c)?,
                     None => run(p, &prog, &c)?,
                 };
-                cx.state[f] = Some(val_from_tensor(&out[0], p.fields[f].elem));
+                cx.state[f] = Some(val_from_tensor(out.swap_remove(0), p.fields[f].elem));
             }
         }
     } else {
@@ -1661,7 +1700,7 @@ pub(crate) fn sample_with(
         // Supplied starting values win over the sampler's own.
         for (name, t) in &call.state {
             let i = p.fields.iter().position(|f| &f.name == name).unwrap();
-            cx.state[i] = Some(val_from_tensor(t, p.fields[i].elem));
+            cx.state[i] = Some(val_from_tensor(t.clone(), p.fields[i].elem));
         }
     }
     let stop = call.stop_after.unwrap_or(n).min(n);
@@ -1836,12 +1875,13 @@ fn grid_with(p: &Process, s: &crate::typed::Sampler, params: &[Value]) -> Result
     Ok(times)
 }
 
-fn val_from_tensor(t: &Tensor, elem: Elem) -> Val {
-    match (&t.data, elem) {
-        (Data::F32(v), Elem::Vec(k)) => Val::V(k as usize, v.clone()),
-        (Data::F32(v), _) => Val::R(v.clone()),
-        (Data::Bool(v), _) => Val::B(v.clone()),
-        (Data::Class(v), _) => Val::C(v.clone()),
+/// A tensor's elements as a value (moved, not copied).
+fn val_from_tensor(t: Tensor, elem: Elem) -> Val {
+    match (t.data, elem) {
+        (Data::F32(v), Elem::Vec(k)) => Val::V(k as usize, Shared::new(v)),
+        (Data::F32(v), _) => Val::R(Shared::new(v)),
+        (Data::Bool(v), _) => Val::B(Shared::new(v)),
+        (Data::Class(v), _) => Val::C(Shared::new(v)),
     }
 }
 
@@ -1942,7 +1982,7 @@ impl Ctx<'_> {
                         ));
                     }
                     let mut vals = Vec::new();
-                    for (t, o) in outs.iter().zip(&n.outputs) {
+                    for (t, o) in outs.into_iter().zip(&n.outputs) {
                         let f = &self.p.fields[o.field.index()];
                         let want = self.field_tensor_shape(f, o.ty.elem().unwrap_or(Elem::Real));
                         if t.shape != want {
@@ -2026,8 +2066,8 @@ impl Ctx<'_> {
     fn symmetrize(&self, v: &mut Val, f: &crate::typed::Field) {
         let n = self.sizes[&self.p.dims[f.shape.dims[0].index()].name];
         let (k, data): (usize, &mut Vec<f32>) = match v {
-            Val::R(x) => (1, x),
-            Val::V(k, x) => (*k, x),
+            Val::R(x) => (1, Shared::make_mut(x)),
+            Val::V(k, x) => (*k, Shared::make_mut(x)),
             _ => return,
         };
         for b in 0..self.call.batch {

@@ -26,7 +26,9 @@
 use super::{codegen, isa, plan_size, LARGE_PLAN};
 use crate::entries::{self, EntryKind, Extent as PortExtent, Port};
 use crate::explain::show;
-use crate::interp::{self, Accel, Call, Ctx, Data, Denoiser, NetCall, SampleCall, Tensor, Val};
+use crate::interp::{
+    self, Accel, Call, Ctx, Data, Denoiser, NetCall, SampleCall, Shared, Tensor, Val,
+};
 use crate::ir::{Extent, Node, NodeId, Op, Program, SamplerProgram};
 use crate::kernel::build::{self, op_key, Plan};
 use crate::kernel::{BufSrc, Inst, Kernel, Store, Target};
@@ -466,7 +468,7 @@ impl TraceBuf {
 /// The values of a host value as the kernels read them.
 fn floats(v: &Val) -> Vec<f32> {
     match v {
-        Val::R(x) | Val::V(_, x) | Val::M(_, x) => x.clone(),
+        Val::R(x) | Val::V(_, x) | Val::M(_, x) => x.to_vec(),
         Val::B(x) => x.iter().map(|b| *b as u8 as f32).collect(),
         Val::C(x) => x.iter().map(|c| *c as f32).collect(),
     }
@@ -474,10 +476,10 @@ fn floats(v: &Val) -> Vec<f32> {
 
 fn empty_val(store: Store, width: u32) -> Val {
     match store {
-        Store::F32 if width > 1 => Val::V(width as usize, Vec::new()),
-        Store::F32 => Val::R(Vec::new()),
-        Store::U32 => Val::C(Vec::new()),
-        Store::U8 => Val::B(Vec::new()),
+        Store::F32 if width > 1 => Val::V(width as usize, Shared::new(Vec::new())),
+        Store::F32 => Val::R(Shared::new(Vec::new())),
+        Store::U32 => Val::C(Shared::new(Vec::new())),
+        Store::U8 => Val::B(Shared::new(Vec::new())),
     }
 }
 

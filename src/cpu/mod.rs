@@ -14,7 +14,7 @@ pub mod aot;
 pub mod codegen;
 pub mod native;
 
-use crate::interp::{self, Call, Ctx, Denoiser, SampleCall, Tensor, Val};
+use crate::interp::{self, Call, Ctx, Denoiser, SampleCall, Shared, Tensor, Val};
 use crate::ir::{Program, SamplerProgram};
 use crate::kernel::bind::{self, Arg};
 use crate::kernel::build::{self, Plan, Variant};
@@ -418,8 +418,8 @@ impl Runner<'_> {
                         j,
                         match b.store {
                             Store::F32 => bind::out_val(b.width, vec![0.0; *n]),
-                            Store::U32 => Val::C(vec![0; *n]),
-                            Store::U8 => Val::B(vec![false; *n]),
+                            Store::U32 => Val::C(Shared::new(vec![0; *n])),
+                            Store::U8 => Val::B(Shared::new(vec![false; *n])),
                         },
                     ));
                 }
@@ -437,9 +437,12 @@ impl Runner<'_> {
                 .collect();
             for (j, v) in outs.iter_mut() {
                 ptrs[*j] = match v {
-                    Val::R(x) | Val::V(_, x) | Val::M(_, x) => x.as_mut_ptr() as *mut u8,
-                    Val::C(x) => x.as_mut_ptr() as *mut u8,
-                    Val::B(x) => x.as_mut_ptr() as *mut u8,
+                    // Fresh buffers: `make_mut` copies nothing.
+                    Val::R(x) | Val::V(_, x) | Val::M(_, x) => {
+                        Shared::make_mut(x).as_mut_ptr() as *mut u8
+                    }
+                    Val::C(x) => Shared::make_mut(x).as_mut_ptr() as *mut u8,
+                    Val::B(x) => Shared::make_mut(x).as_mut_ptr() as *mut u8,
                 };
             }
             self.launches.borrow_mut().push(Launch {

@@ -13,7 +13,7 @@
 
 use super::codegen::{self, WORKGROUP};
 use super::runtime::{self, Access, Binding, Dispatch, Gpu, GpuError, ShaderCode};
-use crate::interp::{self, Call, Ctx, Denoiser, SampleCall, Tensor, Val};
+use crate::interp::{self, Call, Ctx, Denoiser, SampleCall, Shared, Tensor, Val};
 use crate::ir::{Program, SamplerProgram};
 use crate::kernel::bind::{self, Arg, PlanRunner};
 use crate::kernel::build::{self, Plan};
@@ -145,8 +145,10 @@ impl Runner<'_> {
                                 b.width,
                                 words.into_iter().map(f32::from_bits).collect(),
                             ),
-                            Store::U32 => Val::C(words),
-                            Store::U8 => Val::B(words.into_iter().map(|w| w != 0).collect()),
+                            Store::U32 => Val::C(Shared::new(words)),
+                            Store::U8 => {
+                                Val::B(words.into_iter().map(|w| w != 0).collect::<Vec<_>>().into())
+                            }
                         },
                     ));
                 }

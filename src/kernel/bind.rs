@@ -4,7 +4,7 @@
 //! backend; the backend returns its status word and one value per output buffer, which `keep`
 //! stores where the program expects them.
 
-use crate::interp::{Accel, Call, Ctx, Data, Denoiser, NetCall, Tensor, Val};
+use crate::interp::{Accel, Call, Ctx, Data, Denoiser, NetCall, Shared, Tensor, Val};
 use crate::ir::{Extent, Node, NodeId, Op, Program};
 use crate::kernel::build::{self, op_key, Plan};
 use crate::kernel::{BufSrc, Kernel, Store, Target, FAIL_CLASS, FAIL_INDEX, FAIL_NONFINITE};
@@ -265,9 +265,9 @@ fn keep(cx: &mut Ctx, kern: &Kernel, status: u32, outs: Vec<(usize, Val)>) -> Re
 /// An output buffer's values as the program holds them.
 pub(crate) fn out_val(width: u32, x: Vec<f32>) -> Val {
     if width > 1 {
-        Val::V(width as usize, x)
+        Val::V(width as usize, Shared::new(x))
     } else {
-        Val::R(x)
+        Val::R(Shared::new(x))
     }
 }
 
