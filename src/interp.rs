@@ -1722,9 +1722,15 @@ pub(crate) fn sample_with(
         cx.at_step(n as u32, grid[n], None, None, None);
         cx.exec(&sp.finalize, denoiser)?;
     }
+    // The state's values are handed over without a copy once nothing else holds them.
+    let state = std::mem::take(&mut cx.state);
+    cx.vals.iter_mut().for_each(|v| *v = None);
+    cx.slots.iter_mut().for_each(|v| *v = None);
+    cx.prev.iter_mut().for_each(|v| *v = None);
+    cx.net.clear();
     let mut out = HashMap::new();
-    for (i, f) in p.fields.iter().enumerate() {
-        if let Some(v) = cx.state[i].clone() {
+    for (v, f) in state.into_iter().zip(&p.fields) {
+        if let Some(v) = v {
             out.insert(f.name.clone(), cx.field_tensor(v, f)?);
         }
     }
