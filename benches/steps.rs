@@ -630,7 +630,10 @@ fn main() {
             fmt_n(n)
         );
         for case in cases() {
-            if a.only.as_ref().is_some_and(|o| !case.label.starts_with(o.as_str())) {
+            if a.only
+                .as_ref()
+                .is_some_and(|o| !case.label.starts_with(o.as_str()))
+            {
                 continue;
             }
             let (mut pr, elems) = prepare(&case, n);
