@@ -65,21 +65,14 @@ fn main() {
     }
 }
 
-/// Seconds per launch of `reps` launches in one submission.
-fn per_launch(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut wgpu::ComputePass)) -> f64 {
+/// Seconds per repetition of what `encode(enc, n)` records n times: one submission of `reps + 1`
+/// less one of 1 removes the fixed cost of a submission and its wait.
+fn per_rep(gpu: &Gpu, reps: u32, encode: &dyn Fn(&mut wgpu::CommandEncoder, u32)) -> f64 {
     let go = |n: u32| {
         let mut enc = gpu
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
-            for _ in 0..n {
-                record(&mut pass);
-            }
-        }
+        encode(&mut enc, n);
         let t = Instant::now();
         gpu.queue().submit([enc.finish()]);
         gpu.wait().expect("the GPU finishes");
@@ -87,26 +80,29 @@ fn per_launch(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut wgpu::ComputePass)) -> 
     };
     go(3);
     let (one, many) = (go(1), go(reps + 1));
-    // The difference removes the fixed cost of a submission and its wait.
     ((many - one) / reps as f64).max(1e-9)
 }
 
+/// Seconds per launch of `reps` launches in one compute pass.
+fn per_launch(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut wgpu::ComputePass)) -> f64 {
+    per_rep(gpu, reps, &|enc, n| {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
+        for _ in 0..n {
+            record(&mut pass);
+        }
+    })
+}
+
+/// Seconds per copy of `bytes` from `src` to `dst`.
 fn copy_time(gpu: &Gpu, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64, reps: u32) -> f64 {
-    let go = |n: u32| {
-        let mut enc = gpu
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+    per_rep(gpu, reps, &|enc, n| {
         for _ in 0..n {
             enc.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
         }
-        let t = Instant::now();
-        gpu.queue().submit([enc.finish()]);
-        gpu.wait().expect("the GPU finishes");
-        t.elapsed().as_secs_f64()
-    };
-    go(3);
-    let (one, many) = (go(1), go(reps + 1));
-    ((many - one) / reps as f64).max(1e-9)
+    })
 }
 
 fn run() -> Result<(), String> {
