@@ -10,15 +10,14 @@
 //!   1e-5 relative.
 //! - The manifest of `ddpm.diff` is snapshotted.
 
+mod common;
+
 use diffc::interp::{Data, NetCall, SampleCall, SingleStep, Tensor};
 use diffc::typed::Process;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const REQUIRE_GPU_ENV: &str = "DIFFC_REQUIRE_GPU";
 
 fn spec_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -433,16 +432,7 @@ fn device() -> Option<Device> {
     let adapter = match adapter {
         Ok(a) => a,
         Err(e) => {
-            let required = std::env::var(REQUIRE_GPU_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
-            assert!(
-                !required,
-                "{REQUIRE_GPU_ENV} is set but there is no GPU: {e}"
-            );
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!!!!!!! GPU TEST SKIPPED: no adapter: {e}\n!!!!!!!! set \
-                 {REQUIRE_GPU_ENV}=1 to make this a failure\n"
-            );
+            common::gpu::no_gpu(format!("no adapter: {e}"));
             return None;
         }
     };

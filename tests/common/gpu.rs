@@ -18,18 +18,24 @@ pub fn gpu() -> Option<&'static Gpu> {
     match GPU.get_or_init(Gpu::new) {
         Ok(gpu) => Some(gpu),
         Err(e) => {
-            let required = std::env::var(REQUIRE_GPU_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
-            assert!(
-                !required,
-                "{REQUIRE_GPU_ENV} is set but there is no GPU: {e}"
-            );
-            // Written to the stderr handle, not with `eprintln!`, so that the test harness does not
-            // capture it: a skipped GPU test must be visible.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!!!!!!! GPU TEST SKIPPED: {e}\n!!!!!!!! set {REQUIRE_GPU_ENV}=1 to make this a failure\n"
-            );
+            no_gpu(e);
             None
         }
     }
+}
+
+/// Without a GPU: fail when `DIFFC_REQUIRE_GPU` is set, otherwise say loudly that the test is
+/// skipped.
+pub fn no_gpu(why: impl std::fmt::Display) {
+    let required = std::env::var(REQUIRE_GPU_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(
+        !required,
+        "{REQUIRE_GPU_ENV} is set but there is no GPU: {why}"
+    );
+    // Written to the stderr handle, not with `eprintln!`, so that the test harness does not
+    // capture it: a skipped GPU test must be visible.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!! GPU TEST SKIPPED: {why}\n!!!!!!!! set {REQUIRE_GPU_ENV}=1 to make this a failure\n"
+    );
 }
