@@ -1549,7 +1549,7 @@ fn compile_object(stem: &str, built: &[Built]) -> Result<(Vec<u8>, usize), Strin
         verify: true,
         native: false,
     };
-    let rng = codegen::define_rng(&mut module, true, checks)?;
+    let rng = codegen::define_rng(&mut module, codegen::RngNeeds::all(), checks)?;
     let libm4 = codegen::define_libm4(&mut module, &libm, checks)?;
     let mut bytes = 0;
     let mut fns = Vec::new();

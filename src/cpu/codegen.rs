@@ -6,9 +6,10 @@
 //!         uint64_t end, uint64_t seed, uint64_t step, uint64_t offset, uint32_t *status)`
 //! and computes flat elements `start..end`. Statements the same for every element run once
 //! before the loop. The main loop takes four elements at a time: f32, class and bool arithmetic
-//! runs on 128-bit vectors, contiguous loads and stores are vector moves, and everything else
-//! (indices, f64, C math functions, the generator, inner loops) runs lane by lane. A scalar loop
-//! finishes the range, so any split of the range gives the same values.
+//! runs on 128-bit vectors, contiguous loads and stores are vector moves, C math functions and
+//! the generator are four-lane helper calls, and everything else (indices, f64, inner loops)
+//! runs lane by lane. A scalar loop finishes the range, so any split of the range gives the
+//! same values.
 
 use crate::kernel::build::operands;
 use crate::kernel::*;
@@ -311,24 +312,46 @@ pub fn build<M: Module>(
                 ))
             }
         };
-        let rng = (
-            m.declare_func_in_func(rng.normal, b.func),
-            m.declare_func_in_func(rng.uniform, b.func),
-        );
-        Gen::emit(b, k, refs, refs4, (rng, fill_refs), &fills, p);
+        let lanes = match (draws_by_index(k), rng.lanes) {
+            (false, _) => None,
+            (true, Some((n, u))) => Some((
+                m.declare_func_in_func(n, b.func),
+                m.declare_func_in_func(u, b.func),
+            )),
+            (true, None) => {
+                return Err(format!(
+                    "kernel `{}` draws at computed indices, but the module has no four-lane \
+                     generator helpers",
+                    k.name
+                ))
+            }
+        };
+        let rng = RngRefs {
+            one: (
+                m.declare_func_in_func(rng.normal, b.func),
+                m.declare_func_in_func(rng.uniform, b.func),
+            ),
+            fills: fill_refs,
+            lanes,
+        };
+        Gen::emit(b, k, refs, refs4, rng, &fills, p);
         Ok(())
     })
+}
+
+/// The values of a kernel that are its element's flat index.
+fn flat_values(k: &Kernel) -> Vec<V> {
+    k.body
+        .iter()
+        .filter(|s| matches!(s.inst, Inst::Flat))
+        .map(|s| s.id)
+        .collect()
 }
 
 /// The draws a kernel's vector loop takes from buffers filled ahead, a chunk at a time:
 /// `(site, normal?)` of each draw at the element's own flat index, in order of appearance.
 fn draw_fills(k: &Kernel) -> Vec<(u32, bool)> {
-    let flat: Vec<V> = k
-        .body
-        .iter()
-        .filter(|s| matches!(s.inst, Inst::Flat))
-        .map(|s| s.id)
-        .collect();
+    let flat = flat_values(k);
     let mut out = Vec::new();
     for s in &k.body {
         let f = match &s.inst {
@@ -366,6 +389,14 @@ enum Rep {
     Lanes(Vec<Value>),
 }
 
+/// The generator's helpers as a kernel function calls them: the one-element ones (normal,
+/// uniform), and the fill and four-lane ones where the kernel uses them.
+struct RngRefs {
+    one: (FuncRef, FuncRef),
+    fills: Option<(FuncRef, FuncRef)>,
+    lanes: Option<(FuncRef, FuncRef)>,
+}
+
 struct Gen<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     k: &'a Kernel,
@@ -376,6 +407,8 @@ struct Gen<'a, 'b> {
     libm: HashMap<Libm, FuncRef>,
     libm4: HashMap<Libm, FuncRef>,
     rng: (FuncRef, FuncRef),
+    /// The four-lane helpers (`Rng::lanes`), for draws at computed indices in the vector loop.
+    rng4: Option<(FuncRef, FuncRef)>,
     bufs: Vec<Value>,
     coefs: Value,
     sizes: Value,
@@ -423,11 +456,15 @@ impl<'a, 'b> Gen<'a, 'b> {
         k: &'a Kernel,
         libm: HashMap<Libm, FuncRef>,
         libm4: HashMap<Libm, FuncRef>,
-        rng: ((FuncRef, FuncRef), Option<(FuncRef, FuncRef)>),
+        rng: RngRefs,
         fills: &[(u32, bool)],
         p: &[Value],
     ) {
-        let (rng, fill_refs) = rng;
+        let RngRefs {
+            one: rng,
+            fills: fill_refs,
+            lanes: rng4,
+        } = rng;
         // The buffer table's type is the pointer type.
         let ptr = b.func.dfg.value_type(p[0]);
         let n = k.values as usize;
@@ -501,6 +538,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             libm,
             libm4,
             rng,
+            rng4,
             bufs,
             coefs,
             sizes,
@@ -742,8 +780,11 @@ impl<'a, 'b> Gen<'a, 'b> {
             // A statement runs lane by lane if it cannot run on vectors, and costs as much if
             // its operands come lane by lane (they are packed into a vector first).
             // (A C math call is worth packing for: one four-lane call replaces four.)
-            let packed = !matches!(s.inst, Inst::Call(..))
-                && operands(&s.inst).iter().any(|o| per_lane[o.0 as usize]);
+            // (So is a draw's index: the four-lane helpers take the lanes as they are.)
+            let packed = !matches!(
+                s.inst,
+                Inst::Call(..) | Inst::Normal { .. } | Inst::Uniform { .. }
+            ) && operands(&s.inst).iter().any(|o| per_lane[o.0 as usize]);
             if !filled && (!self.vectorizable(s) || packed) {
                 per_lane[s.id.0 as usize] = !self.vectorizable(s);
                 lanes += 1;
@@ -791,6 +832,7 @@ impl<'a, 'b> Gen<'a, 'b> {
             Inst::Select(..) => vt(s.ty),
             Inst::Fail(..) => true,
             Inst::Call(l, _) => self.libm4.contains_key(l),
+            Inst::Normal { .. } | Inst::Uniform { .. } => self.rng4.is_some(),
             _ => false,
         }
     }
@@ -811,6 +853,24 @@ impl<'a, 'b> Gen<'a, 'b> {
                     .load(types::F32X4, MemFlagsData::new().with_notrap(), addr, 0);
                 return Rep::Vec(x);
             }
+        }
+        if let (Inst::Normal { site, index } | Inst::Uniform { site, index }, Some((n4, u4))) =
+            (&s.inst, self.rng4)
+        {
+            let f = if matches!(s.inst, Inst::Normal { .. }) {
+                n4
+            } else {
+                u4
+            };
+            let (k0, k1) = self.keys[0];
+            let site = self.b.ins().iconst(types::I32, *site as i64);
+            let mut args = vec![k0, k1, self.step, site];
+            for l in 0..LANES {
+                let idx = self.lane(*index, l);
+                args.push(self.b.ins().iadd(idx, self.offset));
+            }
+            let call = self.b.ins().call(f, &args);
+            return Rep::Vec(self.b.inst_results(call)[0]);
         }
         let ops = operands(&s.inst);
         // Statements whose operands are all the same in every lane stay scalar (a load at a
@@ -1213,11 +1273,60 @@ pub struct Rng {
     /// `diffc_rng_fill_normal` and `diffc_rng_fill_uniform`: whole blocks, four at a time
     /// (defined when some kernel of the module fills draws ahead: `fills_draws`).
     pub fills: Option<(FuncId, FuncId)>,
+    /// `diffc_rng_normal_x4` and `diffc_rng_uniform_x4`: the elements at four arbitrary
+    /// indices, one Philox block per lane (defined when some kernel of the module draws at
+    /// indices other than its flat one: `draws_by_index`).
+    pub lanes: Option<(FuncId, FuncId)>,
+}
+
+/// What a module's kernels need of the generator beyond the one-element helpers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RngNeeds {
+    /// Some kernel fills draws ahead (`fills_draws`).
+    pub fills: bool,
+    /// Some kernel draws at indices other than its flat one (`draws_by_index`).
+    pub lanes: bool,
+}
+
+impl RngNeeds {
+    /// Everything, for a module whose kernels are not known yet.
+    pub fn all() -> RngNeeds {
+        RngNeeds {
+            fills: true,
+            lanes: true,
+        }
+    }
+    /// What these kernels need.
+    pub fn of<'k>(ks: impl IntoIterator<Item = &'k Kernel>) -> RngNeeds {
+        let mut n = RngNeeds::default();
+        for k in ks {
+            n.fills |= fills_draws(k);
+            n.lanes |= draws_by_index(k);
+        }
+        n
+    }
 }
 
 /// Does a kernel fill draws ahead (and so need `Rng::fills`)?
 pub fn fills_draws(k: &Kernel) -> bool {
     !draw_fills(k).is_empty()
+}
+
+/// Does a kernel draw at an index other than its element's flat one (the upper triangle's
+/// index for a symmetric pair, an element's index times its classes plus a class), and so
+/// use `Rng::lanes` in its vector loop?
+pub fn draws_by_index(k: &Kernel) -> bool {
+    let (flat, fills) = (flat_values(k), draw_fills(k));
+    let mut any = false;
+    k.walk(&mut |s| {
+        let (key, index) = match &s.inst {
+            Inst::Normal { site, index } => ((*site, true), index),
+            Inst::Uniform { site, index } => ((*site, false), index),
+            _ => return,
+        };
+        any |= !(flat.contains(index) && fills.contains(&key));
+    });
+    any
 }
 
 /// The signature of the generator's helpers: `(key0, key1, step, stream, index) -> f32`.
@@ -1231,20 +1340,103 @@ fn rng_signature(m: &dyn Module) -> Signature {
 }
 
 /// Define the generator's helpers in a module: `diffc_rng_normal` and `diffc_rng_uniform`,
-/// element `index` of a draw exactly as `rng::normal` and `rng::uniform` compute it, and the
-/// fill helpers (`define_fills`) when `fills`.
-pub fn define_rng<M: Module>(m: &mut M, fills: bool, checks: Checks) -> Result<Rng, String> {
+/// element `index` of a draw exactly as `rng::normal` and `rng::uniform` compute it, the fill
+/// helpers (`define_fills`) and the four-lane helpers (`define_rng4`) as `needs` says.
+pub fn define_rng<M: Module>(m: &mut M, needs: RngNeeds, checks: Checks) -> Result<Rng, String> {
     let checks = checks.helpers();
     let (normal, uniform) = define_rng1(m, checks)?;
     Ok(Rng {
         normal,
         uniform,
-        fills: match (fills, checks.native && super::native::available()) {
+        fills: match (needs.fills, checks.native && super::native::available()) {
             (false, _) => None,
             (true, true) => Some(declare_native_fills(m)?),
             (true, false) => Some(define_fills(m, checks)?),
         },
+        lanes: if needs.lanes {
+            Some(define_rng4(m, checks)?)
+        } else {
+            None
+        },
     })
+}
+
+/// `diffc_rng_normal_x4` and `diffc_rng_uniform_x4`: `(key0, key1, step, stream, i0, i1, i2,
+/// i3) -> f32x4`, lane `l` the element at index `il` exactly as the one-element helpers
+/// compute it (the same operations on each lane, in the same order), with one Philox block
+/// per lane.
+fn define_rng4<M: Module>(m: &mut M, checks: Checks) -> Result<(FuncId, FuncId), String> {
+    let mut ids = Vec::new();
+    for (name, normal) in [
+        ("diffc_rng_normal_x4", true),
+        ("diffc_rng_uniform_x4", false),
+    ] {
+        let mut sig = m.make_signature();
+        for t in [types::I32; 4].into_iter().chain([types::I64; 4]) {
+            sig.params.push(AbiParam::new(t));
+        }
+        sig.returns.push(AbiParam::new(types::F32X4));
+        let (id, _) = define_fn(m, name, Linkage::Local, sig, checks, |_, b, p| {
+            let (k0, k1, step, site) = (p[0], p[1], p[2], p[3]);
+            // Per lane: counter words 0 and 1 from the block `i / 4`, and the word `i % 4`.
+            let (mut c0, mut c1, mut j) = (Vec::new(), Vec::new(), Vec::new());
+            for &idx in &p[4..8] {
+                let (block, word) = block_and_word(b, idx);
+                c0.push(b.ins().ireduce(types::I32, block));
+                let hi = b.ins().ushr_imm_u(block, 32);
+                c1.push(b.ins().ireduce(types::I32, hi));
+                j.push(word);
+            }
+            let mut pack = |xs: &[Value]| {
+                let mut v = b.ins().splat(types::I32X4, xs[0]);
+                for (l, x) in xs.iter().enumerate().skip(1) {
+                    v = b.ins().insertlane(v, *x, l as u8);
+                }
+                v
+            };
+            let (c0, c1, j) = (pack(&c0), pack(&c1), pack(&j));
+            let stepv = b.ins().splat(types::I32X4, step);
+            let sitev = b.ins().splat(types::I32X4, site);
+            let keys = round_keys(b, W::X4, k0, k1);
+            let w = philox(b, W::X4, [c0, c1, stepv, sitev], &keys);
+            let is = |b: &mut FunctionBuilder, x: Value, k: i64| {
+                let kk = W::X4.i(b, k);
+                b.ins().icmp(IntCC::Equal, x, kk)
+            };
+            let z = if normal {
+                // rng_normal: the pair (w0, w1) or (w2, w3), then the cosine or the sine.
+                let two = W::X4.i(b, 2);
+                let hi = b.ins().band(j, two);
+                let hi = is(b, hi, 2);
+                let wa = W::X4.sel(b, hi, w[2], w[0]);
+                let wb = W::X4.sel(b, hi, w[3], w[1]);
+                let u0 = uniform_open(b, W::X4, wa);
+                let u1 = uniform_open(b, W::X4, wb);
+                let lg = log_unit(b, W::X4, u0);
+                let m2 = W::X4.f(b, -2.0);
+                let t = b.ins().fmul(m2, lg);
+                let r = b.ins().sqrt(t);
+                let (s, c) = sincos(b, W::X4, u1);
+                let zs = b.ins().fmul(r, s);
+                let zc = b.ins().fmul(r, c);
+                let one = W::X4.i(b, 1);
+                let odd = b.ins().band(j, one);
+                let odd = is(b, odd, 1);
+                W::X4.sel(b, odd, zs, zc)
+            } else {
+                // rng_uniform: word j of the block.
+                let (is1, is2, is3) = (is(b, j, 1), is(b, j, 2), is(b, j, 3));
+                let x = W::X4.sel(b, is3, w[3], w[0]);
+                let x = W::X4.sel(b, is2, w[2], x);
+                let x = W::X4.sel(b, is1, w[1], x);
+                uniform_open(b, W::X4, x)
+            };
+            b.ins().return_(&[z]);
+            Ok(())
+        })?;
+        ids.push(id);
+    }
+    Ok((ids[0], ids[1]))
 }
 
 fn define_rng1<M: Module>(m: &mut M, checks: Checks) -> Result<(FuncId, FuncId), String> {
@@ -1757,4 +1949,87 @@ fn define_fills<M: Module>(m: &mut M, checks: Checks) -> Result<(FuncId, FuncId)
         ids.push(id);
     }
     Ok((ids[0], ids[1]))
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use cranelift_jit::{JITBuilder, JITModule};
+
+    /// The four-lane helpers against `rng::normal` and `rng::uniform`, bit for bit: every word
+    /// of a block in every lane, lanes from different blocks, and blocks that carry into the
+    /// counter's high word.
+    #[test]
+    fn four_lane_draws_equal_the_generator() {
+        let jb = JITBuilder::with_isa(
+            super::super::isa(false, false).unwrap(),
+            cranelift_module::default_libcall_names(),
+        );
+        let mut m = JITModule::new(jb);
+        let needs = RngNeeds {
+            fills: false,
+            lanes: true,
+        };
+        let r = define_rng(&mut m, needs, Checks::all()).unwrap();
+        m.finalize_definitions().unwrap();
+        let (n4, u4) = r.lanes.unwrap();
+        // SSE is part of x86-64, so the System V ABI returns an `__m128` in xmm0, as the
+        // helpers' f32x4 is returned.
+        #[allow(improper_ctypes_definitions)]
+        type F4 = unsafe extern "C" fn(
+            u32,
+            u32,
+            u32,
+            u32,
+            u64,
+            u64,
+            u64,
+            u64,
+        ) -> std::arch::x86_64::__m128;
+        // SAFETY: the helpers were defined with this signature (four i32, four i64, f32x4).
+        let (n4, u4): (F4, F4) = unsafe {
+            (
+                std::mem::transmute::<*const u8, F4>(m.get_finalized_function(n4)),
+                std::mem::transmute::<*const u8, F4>(m.get_finalized_function(u4)),
+            )
+        };
+        let bases = [
+            0u64,
+            5,
+            4 * ((1 << 32) - 1),
+            4 * (1 << 32) + 2,
+            (7 << 34) - 3,
+        ];
+        let mut idx = Vec::new();
+        for b in bases {
+            idx.extend([b, b + 1, b + 2, b + 3, b + 6, b + 4097, b + 3, b]);
+        }
+        for seed in [0u64, 0x1234_5678_9ABC_DEF0] {
+            let [k0, k1] = rng::key(seed);
+            for (step, stream) in [(0u32, 0u32), (11, 3), (u32::MAX, 7)] {
+                for l in idx.windows(4) {
+                    for normal in [true, false] {
+                        let f = if normal { n4 } else { u4 };
+                        // SAFETY: the helpers read only their arguments.
+                        let got: [f32; 4] = unsafe {
+                            std::mem::transmute(f(k0, k1, step, stream, l[0], l[1], l[2], l[3]))
+                        };
+                        for (j, g) in got.iter().enumerate() {
+                            let want = if normal {
+                                rng::normal(seed, stream, step, l[j])
+                            } else {
+                                rng::uniform(seed, stream, step, l[j])
+                            };
+                            assert_eq!(
+                                want.to_bits(),
+                                g.to_bits(),
+                                "normal {normal}, seed {seed}, step {step}, stream {stream}, index {}: {want} vs {g}",
+                                l[j]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

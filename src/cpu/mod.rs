@@ -185,8 +185,7 @@ pub fn compile_with(plan: Plan, checks: Checks) -> Result<Compiled, String> {
     }
     let mut module = JITModule::new(jb);
     let libm = codegen::declare_libm(&mut module)?;
-    let fills = plan.kernels.iter().any(codegen::fills_draws);
-    let rng = codegen::define_rng(&mut module, fills, checks)?;
+    let rng = codegen::define_rng(&mut module, codegen::RngNeeds::of(&plan.kernels), checks)?;
     let libm4 = codegen::define_libm4(&mut module, &libm, checks)?;
     let mut ids = Vec::new();
     let mut built = Vec::new();
