@@ -299,33 +299,8 @@ pub fn build<M: Module>(
             }
         }
         let fills = draw_fills(k);
-        let fill_refs = match (fills.is_empty(), rng.fills) {
-            (true, _) => None,
-            (false, Some((n, u))) => Some((
-                m.declare_func_in_func(n, b.func),
-                m.declare_func_in_func(u, b.func),
-            )),
-            (false, None) => {
-                return Err(format!(
-                    "kernel `{}` fills draws ahead, but the module has no fill helpers",
-                    k.name
-                ))
-            }
-        };
-        let lanes = match (draws_by_index(k), rng.lanes) {
-            (false, _) => None,
-            (true, Some((n, u))) => Some((
-                m.declare_func_in_func(n, b.func),
-                m.declare_func_in_func(u, b.func),
-            )),
-            (true, None) => {
-                return Err(format!(
-                    "kernel `{}` draws at computed indices, but the module has no four-lane \
-                     generator helpers",
-                    k.name
-                ))
-            }
-        };
+        let fill_refs = declare_pair(m, b, !fills.is_empty(), rng.fills, k, "fill")?;
+        let lanes = declare_pair(m, b, draws_by_index(k), rng.lanes, k, "four-lane")?;
         let rng = RngRefs {
             one: (
                 m.declare_func_in_func(rng.normal, b.func),
@@ -346,6 +321,29 @@ fn flat_values(k: &Kernel) -> Vec<V> {
         .filter(|s| matches!(s.inst, Inst::Flat))
         .map(|s| s.id)
         .collect()
+}
+
+/// A pair of the generator's helpers (normal, uniform) declared in a kernel's function, if the
+/// kernel `needs` them; an error if it does but the module lacks them.
+fn declare_pair<M: Module>(
+    m: &mut M,
+    b: &mut FunctionBuilder,
+    needs: bool,
+    ids: Option<(FuncId, FuncId)>,
+    k: &Kernel,
+    what: &str,
+) -> Result<Option<(FuncRef, FuncRef)>, String> {
+    match (needs, ids) {
+        (false, _) => Ok(None),
+        (true, Some((n, u))) => Ok(Some((
+            m.declare_func_in_func(n, b.func),
+            m.declare_func_in_func(u, b.func),
+        ))),
+        (true, None) => Err(format!(
+            "kernel `{}` needs the generator's {what} helpers, but the module has none",
+            k.name
+        )),
+    }
 }
 
 /// The draws a kernel's vector loop takes from buffers filled ahead, a chunk at a time:
