@@ -510,16 +510,21 @@ fn sample_writes_graphs_metrics_and_a_picture() {
     let dir = std::env::temp_dir().join(format!("diffc-sample-{}", std::process::id()));
     let out = dir.to_string_lossy().into_owned();
     let spec = spec_path("edge.diff");
-    let (code, stdout, stderr) = diffc(&[
-        "sample",
-        &spec,
-        "--data",
-        "community-small",
-        "--count",
-        "8",
-        "--out",
-        &out,
-    ]);
+    // EDGE on 8 community-small graphs, on a backend when one is named.
+    let edge = |backend: &[&str]| {
+        let mut args = vec![
+            "sample",
+            spec.as_str(),
+            "--data",
+            "community-small",
+            "--count",
+            "8",
+        ];
+        args.extend(backend);
+        args.extend(["--out", out.as_str()]);
+        diffc(&args)
+    };
+    let (code, stdout, stderr) = edge(&[]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stdout.contains("edge / degree_guided on community-small"),
@@ -560,18 +565,7 @@ fn sample_writes_graphs_metrics_and_a_picture() {
         .all(|l| l.len() == 16 && l.bytes().all(|c| c == b' ' || c.is_ascii_lowercase())));
     // The same sampler on the GPU backend.
     if common::gpu::gpu().is_some() {
-        let (code, stdout, stderr) = diffc(&[
-            "sample",
-            &spec,
-            "--data",
-            "community-small",
-            "--count",
-            "8",
-            "--backend",
-            "gpu",
-            "--out",
-            &out,
-        ]);
+        let (code, stdout, stderr) = edge(&["--backend", "gpu"]);
         assert_eq!(code, Some(0), "{stderr}");
         assert!(stdout.contains("orbit_emd"), "{stdout}");
         let json: serde_json::Value =

@@ -314,15 +314,6 @@ pub fn build<M: Module>(
     })
 }
 
-/// The values of a kernel that are its element's flat index.
-fn flat_values(k: &Kernel) -> Vec<V> {
-    k.body
-        .iter()
-        .filter(|s| matches!(s.inst, Inst::Flat))
-        .map(|s| s.id)
-        .collect()
-}
-
 /// A pair of the generator's helpers (normal, uniform) declared in a kernel's function, if the
 /// kernel `needs` them; an error if it does but the module lacks them.
 fn declare_pair<M: Module>(
@@ -349,7 +340,7 @@ fn declare_pair<M: Module>(
 /// The draws a kernel's vector loop takes from buffers filled ahead, a chunk at a time:
 /// `(site, normal?)` of each draw at the element's own flat index, in order of appearance.
 fn draw_fills(k: &Kernel) -> Vec<(u32, bool)> {
-    let flat = flat_values(k);
+    let flat = k.flat_values();
     let mut out = Vec::new();
     for s in &k.body {
         let f = match &s.inst {
@@ -1314,7 +1305,7 @@ pub fn fills_draws(k: &Kernel) -> bool {
 /// index for a symmetric pair, an element's index times its classes plus a class), and so
 /// use `Rng::lanes` in its vector loop?
 pub fn draws_by_index(k: &Kernel) -> bool {
-    let (flat, fills) = (flat_values(k), draw_fills(k));
+    let (flat, fills) = (k.flat_values(), draw_fills(k));
     let mut any = false;
     k.walk(&mut |s| {
         let (key, index) = match &s.inst {

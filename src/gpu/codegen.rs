@@ -62,7 +62,7 @@ pub const LANES_MAX_STMTS: usize = 2000;
 /// elements of one generator block then share it: one Philox block and two Box–Muller pairs
 /// instead of four and four), 1 otherwise.
 pub fn lanes(k: &Kernel) -> u32 {
-    let flat = flat_values(k);
+    let flat = k.flat_values();
     let shares = k.body.iter().any(|s| match &s.inst {
         Inst::Normal { index, .. } | Inst::Uniform { index, .. } => flat.contains(index),
         _ => false,
@@ -74,15 +74,6 @@ pub fn lanes(k: &Kernel) -> u32 {
     } else {
         1
     }
-}
-
-/// The top-level values that are the flat element index.
-fn flat_values(k: &Kernel) -> Vec<V> {
-    k.body
-        .iter()
-        .filter(|s| matches!(s.inst, Inst::Flat))
-        .map(|s| s.id)
-        .collect()
 }
 
 /// Workgroups of one dispatch over flat elements `start..end`: invocation `g` computes
@@ -515,7 +506,7 @@ impl Emitter<'_> {
         use BinaryOperator as B;
         let (i0, start, end) = self.prologue(4);
         // The draws at the flat index, for the four lanes at once.
-        self.flat = flat_values(self.k);
+        self.flat = self.k.flat_values();
         for st in &self.k.body {
             let (normal, site, index) = match &st.inst {
                 Inst::Normal { site, index } => (true, *site, *index),

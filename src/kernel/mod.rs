@@ -292,6 +292,15 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// The top-level values that are the element's flat index.
+    pub fn flat_values(&self) -> Vec<V> {
+        self.body
+            .iter()
+            .filter(|s| matches!(s.inst, Inst::Flat))
+            .map(|s| s.id)
+            .collect()
+    }
+
     /// Every statement, loops' bodies included, in order.
     pub fn walk(&self, f: &mut dyn FnMut(&Stmt)) {
         fn go(s: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
