@@ -69,12 +69,17 @@ pub struct Call {
     pub batch: usize,
     /// Sizes of the process's dimensions; those not given are read off the inputs.
     pub sizes: HashMap<String, usize>,
-    /// Inputs by port name; times (`t`, `s`) are scalars.
+    /// Inputs by port name. The time is a scalar, or one time per sample (`[batch]`), in
+    /// which case sample `b` is computed exactly as a call with its own scalar time would
+    /// compute it (`run` splits the call); `s` is a scalar.
     pub inputs: HashMap<String, Tensor>,
     /// Supplied randomness by draw-site name (`eps`, `u_x`, …) in place of the RNG.
     pub draws: HashMap<String, Tensor>,
     /// Node masks by name (`bool[batch, n]`); without one, every node is real.
     pub masks: HashMap<String, Tensor>,
+    /// This call's samples are samples `sample_base..sample_base + batch` of a larger batch:
+    /// sample `b` draws its noise as sample `sample_base + b` does (0 for a whole batch).
+    pub sample_base: usize,
 }
 
 /// A value inside the interpreter: one entry (or K) per element of its extent.
@@ -143,6 +148,180 @@ pub(crate) fn run_with(
     call: &Call,
     accel: Option<&dyn Accel>,
 ) -> Result<Vec<Tensor>, String> {
+    match call.inputs.get(&p.time.name) {
+        Some(t) if !t.shape.is_empty() => run_per_sample(p, prog, call, accel, t),
+        _ => run_one(p, prog, call, accel),
+    }
+}
+
+/// A call with one time per sample: each run of consecutive samples that share a time is one
+/// call over those samples (drawing as those samples of the whole batch), and the results are
+/// put back together; a value the same for a whole run (a coefficient) is repeated per sample.
+fn run_per_sample(
+    p: &Process,
+    prog: &Program,
+    call: &Call,
+    accel: Option<&dyn Accel>,
+    t: &Tensor,
+) -> Result<Vec<Tensor>, String> {
+    let name = &p.time.name;
+    let Data::F32(times) = &t.data else {
+        return Err(format!("`{name}` must hold reals"));
+    };
+    if t.shape.len() != 1 || t.shape[0] != call.batch {
+        return Err(format!(
+            "`{name}` has shape {:?}: give one time, or one per sample (shape [{}])",
+            t.shape, call.batch
+        ));
+    }
+    for v in times {
+        check_time(p, name, *v)?;
+    }
+    // Runs of equal times; an empty batch is one empty run at the first time.
+    let mut runs: Vec<(usize, usize, f32)> = Vec::new();
+    for (b, v) in times.iter().enumerate() {
+        match runs.last_mut() {
+            Some((_, end, w)) if w.to_bits() == v.to_bits() => *end = b + 1,
+            _ => runs.push((b, b + 1, *v)),
+        }
+    }
+    if runs.is_empty() {
+        runs.push((0, 0, p.time.lo as f32));
+    }
+    let mut parts: Vec<(Vec<Tensor>, usize)> = Vec::with_capacity(runs.len());
+    for (a, e, v) in runs {
+        let mut sub = Call {
+            seed: call.seed,
+            step: call.step,
+            batch: e - a,
+            sizes: call.sizes.clone(),
+            inputs: HashMap::new(),
+            draws: HashMap::new(),
+            masks: HashMap::new(),
+            sample_base: call.sample_base + a,
+        };
+        for (k, x) in &call.inputs {
+            let per_sample = prog.inputs.iter().any(|port| {
+                &port.name == k && !matches!(port.extent, crate::entries::Extent::Scalar)
+            });
+            let x = if k == name {
+                Tensor::scalar(v)
+            } else if per_sample {
+                rows(x, call.batch, a, e, k)?
+            } else {
+                x.clone()
+            };
+            sub.inputs.insert(k.clone(), x);
+        }
+        for (k, x) in &call.draws {
+            sub.draws.insert(k.clone(), rows(x, call.batch, a, e, k)?);
+        }
+        for (k, x) in &call.masks {
+            sub.masks.insert(k.clone(), rows(x, call.batch, a, e, k)?);
+        }
+        parts.push((run_one(p, prog, &sub, accel)?, e - a));
+    }
+    prog.outputs
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let runs: Vec<(&Tensor, usize)> = parts.iter().map(|(o, n)| (&o[i], *n)).collect();
+            join_rows(&runs, matches!(port.extent, crate::entries::Extent::Scalar))
+        })
+        .collect()
+}
+
+/// Samples `a..e` of a batch-major tensor of `batch` samples (a flat tensor holding the same
+/// number of values per sample is split the same way).
+fn rows(x: &Tensor, batch: usize, a: usize, e: usize, name: &str) -> Result<Tensor, String> {
+    let len = x.len();
+    if batch == 0 || len % batch != 0 {
+        if len == 0 {
+            return Ok(x.clone());
+        }
+        return Err(format!(
+            "`{name}` holds {len} values, which is not the same number for each of {batch} samples"
+        ));
+    }
+    let per = len / batch;
+    let shape = if x.shape.first() == Some(&batch) {
+        let mut s = x.shape.clone();
+        s[0] = e - a;
+        s
+    } else {
+        vec![(e - a) * per]
+    };
+    let data = match &x.data {
+        Data::F32(v) => Data::F32(v[a * per..e * per].to_vec()),
+        Data::Bool(v) => Data::Bool(v[a * per..e * per].to_vec()),
+        Data::Class(v) => Data::Class(v[a * per..e * per].to_vec()),
+    };
+    Ok(Tensor { shape, data })
+}
+
+/// The outputs of consecutive runs of samples as one batch: batch-major outputs are stacked,
+/// and a value the same for a whole run (`shared`: a time, a coefficient) gains a batch axis,
+/// repeated for each sample of its run.
+fn join_rows(parts: &[(&Tensor, usize)], shared: bool) -> Result<Tensor, String> {
+    let (first, _) = parts.first().ok_or("internal error: no runs to join")?;
+    let mut shape = first.shape.clone();
+    if shared {
+        shape.insert(0, parts.iter().map(|(_, n)| n).sum());
+    } else if shape.is_empty() {
+        return Err("internal error: a batch-major output without a batch axis".into());
+    } else {
+        shape[0] = parts.iter().map(|(x, _)| x.shape[0]).sum();
+    }
+    fn cat<T: Clone>(parts: &[(&[T], usize)], shared: bool) -> Vec<T> {
+        let mut out = Vec::new();
+        for (x, n) in parts {
+            for _ in 0..if shared { *n } else { 1 } {
+                out.extend_from_slice(x);
+            }
+        }
+        out
+    }
+    let data = match &first.data {
+        Data::F32(_) => Data::F32(cat(
+            &parts
+                .iter()
+                .map(|(x, n)| match &x.data {
+                    Data::F32(v) => Ok((v.as_slice(), *n)),
+                    _ => Err("internal error: runs of different types".to_string()),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            shared,
+        )),
+        Data::Bool(_) => Data::Bool(cat(
+            &parts
+                .iter()
+                .map(|(x, n)| match &x.data {
+                    Data::Bool(v) => Ok((v.as_slice(), *n)),
+                    _ => Err("internal error: runs of different types".to_string()),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            shared,
+        )),
+        Data::Class(_) => Data::Class(cat(
+            &parts
+                .iter()
+                .map(|(x, n)| match &x.data {
+                    Data::Class(v) => Ok((v.as_slice(), *n)),
+                    _ => Err("internal error: runs of different types".to_string()),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            shared,
+        )),
+    };
+    Ok(Tensor { shape, data })
+}
+
+fn run_one(
+    p: &Process,
+    prog: &Program,
+    call: &Call,
+    accel: Option<&dyn Accel>,
+) -> Result<Vec<Tensor>, String> {
     for port in &prog.inputs {
         if matches!(port.extent, crate::entries::Extent::Scalar)
             && port.name != "seed"
@@ -173,10 +352,16 @@ fn time_input(p: &Process, call: &Call, name: &str) -> Result<Option<f64>, Strin
     let Some(t) = call.inputs.get(name) else {
         return Ok(None);
     };
-    let v = match (&t.data, t.len()) {
-        (Data::F32(v), 1) => v[0] as f64,
-        _ => return Err(format!("`{name}` must be one number")),
-    };
+    match (&t.data, t.len()) {
+        (Data::F32(v), 1) => check_time(p, name, v[0]).map(Some),
+        _ => Err(format!("`{name}` must be one number")),
+    }
+}
+
+/// A time as a call gives it (an f32), checked against the process's time. An end of a
+/// continuous time that is not an f32 (`0.999`) is given as the f32 nearest to it, which may lie
+/// just outside; that value names the end itself.
+pub(crate) fn check_time(p: &Process, name: &str, x: f32) -> Result<f64, String> {
     let time = &p.time;
     // `t` lies in the process's time; `s`, the target of a step, may also be the data end.
     let (lo, hi) = if name == "s" {
@@ -184,6 +369,13 @@ fn time_input(p: &Process, call: &Call, name: &str) -> Result<Option<f64>, Strin
     } else {
         (time.lo, time.hi)
     };
+    let mut v = x as f64;
+    if v > hi && x == hi as f32 {
+        v = hi;
+    }
+    if v < lo && x == lo as f32 {
+        v = lo;
+    }
     if !v.is_finite() || v < lo || v > hi {
         return Err(format!(
             "`{name}` = {v} is outside the process's time {}..{} (data at {})",
@@ -196,7 +388,7 @@ fn time_input(p: &Process, call: &Call, name: &str) -> Result<Option<f64>, Strin
             time.lo, time.hi
         ));
     }
-    Ok(Some(v))
+    Ok(v)
 }
 
 fn from_value(v: &Value) -> Val {
@@ -1050,8 +1242,10 @@ impl<'a> Ctx<'a> {
         if !self.real(shape, i, per) {
             return (0, true);
         }
+        // A call over part of a larger batch draws as those samples of the whole batch do.
+        let base = (self.call.sample_base * per) as u64;
         let Some(s) = shape.as_ref().filter(|s| s.sym) else {
-            return (i as u64, false);
+            return (base + i as u64, false);
         };
         let n = self.sizes[&self.p.dims[s.dims[0].index()].name];
         let (b, e) = (i / per, i % per);
@@ -1060,7 +1254,7 @@ impl<'a> Ctx<'a> {
             return (0, true);
         }
         let (lo, hi) = if r < c { (r, c) } else { (c, r) };
-        ((b * per + lo * n + hi) as u64, false)
+        (base + (b * per + lo * n + hi) as u64, false)
     }
 
     fn draw(

@@ -367,7 +367,7 @@ impl Compiled {
             step: l.step,
             offset: l.offset,
         };
-        launch(args, l.total, opts)
+        launch(args, 0..l.total, opts)
     }
 }
 
@@ -459,6 +459,16 @@ impl Runner<'_> {
                     .map(|(b, a)| a.len() * b.store.bytes())
                     .collect(),
             });
+            // Buffers of samples `base..`: the kernel indexes them as the whole batch's, so
+            // each pointer is moved back by the samples before `base` (never dereferenced
+            // there: the kernel runs over this call's samples only).
+            let per = l.total.checked_div(l.batch).unwrap_or(0);
+            if l.base > 0 {
+                for (j, b) in kern.bufs.iter().enumerate() {
+                    let skip = l.base * l.per_sample(j) * b.store.bytes();
+                    ptrs[j] = ptrs[j].wrapping_sub(skip);
+                }
+            }
             let args = Args {
                 f: self.c.fns[k],
                 bufs: ptrs.as_ptr(),
@@ -468,13 +478,16 @@ impl Runner<'_> {
                 step: l.step,
                 offset: l.offset,
             };
-            Ok((launch(args, l.total, self.opts), outs))
+            let first = l.base * per;
+            Ok((launch(args, first..first + l.total, self.opts), outs))
         })
     }
 }
 
-/// Run a kernel over `0..total`, split over threads; returns the OR of the status words.
-fn launch(a: Args, total: usize, opts: Options) -> u32 {
+/// Run a kernel over the flat elements `range`, split over threads; returns the OR of the
+/// status words.
+fn launch(a: Args, range: std::ops::Range<usize>, opts: Options) -> u32 {
+    let (first, total) = (range.start, range.len());
     let threads = opts
         .threads
         .min(total.div_ceil(opts.min_per_thread.max(1)))
@@ -499,14 +512,14 @@ fn launch(a: Args, total: usize, opts: Options) -> u32 {
         status
     }
     if threads == 1 {
-        return call(a, 0, total);
+        return call(a, first, first + total);
     }
     let chunk = total.div_ceil(threads).next_multiple_of(4);
     std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads)
             .map(|t| {
                 let (lo, hi) = ((t * chunk).min(total), ((t + 1) * chunk).min(total));
-                s.spawn(move || call(a, lo, hi))
+                s.spawn(move || call(a, first + lo, first + hi))
             })
             .collect();
         hs.into_iter()

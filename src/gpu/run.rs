@@ -211,19 +211,29 @@ impl Runner<'_> {
         let chunks = runtime::chunks(l.batch as u64, &per_sample, 1, &limits).map_err(|e| {
             format!("a sample's arrays do not fit the adapter's bindings ({e}); use a smaller size")
         })?;
+        // Samples `base..` of a larger batch run over those samples' flat elements (their
+        // draws), and every split buffer's base says where its first sample is.
+        let base = l.base as u64;
+        if (base + l.batch as u64) * per as u64 > u32::MAX as u64 {
+            return Err(format!(
+                "samples up to {} of {per} elements: the GPU backend indexes elements with 32 bits",
+                base + l.batch as u64
+            ));
+        }
         let mut params = Vec::with_capacity(chunks.len());
         for c in &chunks {
+            let (start, end) = (base + c.start, base + c.end);
             let mut words = vec![
                 l.seed as u32,
                 (l.seed >> 32) as u32,
                 l.step as u32,
                 l.offset as u32,
                 (l.offset >> 32) as u32,
-                (c.start * per as u64) as u32,
-                (c.end * per as u64) as u32,
+                (start * per as u64) as u32,
+                (end * per as u64) as u32,
             ];
             words.extend(l.sizes.iter().map(|s| *s as u32));
-            words.extend(per_sample.iter().map(|b| (c.start * b / 4) as u32));
+            words.extend(per_sample.iter().map(|b| (start * b / 4) as u32));
             params.push(gpu.upload_u32(&words).map_err(err)?);
         }
         let bindings: Vec<Vec<Binding>> = chunks
@@ -249,7 +259,11 @@ impl Runner<'_> {
             .map(|(c, b)| Dispatch {
                 kernel: &self.c.kernels[k],
                 bindings: b,
-                workgroups: codegen::workgroups(kern, c.start * per as u64, c.end * per as u64),
+                workgroups: codegen::workgroups(
+                    kern,
+                    (base + c.start) * per as u64,
+                    (base + c.end) * per as u64,
+                ),
             })
             .collect();
         gpu.dispatch_all(&dispatches).map_err(err)?;

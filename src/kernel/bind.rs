@@ -104,6 +104,21 @@ pub(crate) struct Launch<'a> {
     pub(crate) args: Vec<Arg<'a>>,
     /// Per buffer: the same value for every sample (not split with the batch).
     pub(crate) uniform: Vec<bool>,
+    /// The buffers hold samples `base..base + batch` of a larger batch: the kernel runs over
+    /// those samples' flat elements (so that its draws are theirs), and each buffer that is
+    /// split with the batch starts at sample `base`.
+    pub(crate) base: usize,
+}
+
+impl Launch<'_> {
+    /// Values of buffer `j` per sample (0 for a buffer the same for every sample).
+    pub(crate) fn per_sample(&self, j: usize) -> usize {
+        if self.uniform[j] || self.batch == 0 {
+            0
+        } else {
+            self.args[j].len() / self.batch
+        }
+    }
 }
 
 /// Bind kernel `kern`'s buffers in `cx` and call `run` with the launch; `run` returns the status
@@ -228,6 +243,7 @@ pub(crate) fn launch(
         offset: cx.draw_offset,
         args,
         uniform,
+        base: cx.call.sample_base,
     };
     let (status, outs) = run(&l)?;
     drop(l);

@@ -1,0 +1,178 @@
+//! What a training loop needs from a process: one time per sample on every backend, equal item
+//! by item to calls with each item's own time.
+
+mod common;
+
+use common::diff::{compare, entry_call, Gen};
+use common::shipped;
+use diffc::entries::{entries, EntryKind, Extent};
+use diffc::interp::{self, Call, Data, Tensor};
+use diffc::ir::lower::lower;
+use diffc::ir::Program;
+use diffc::typed::{Process, TimeKind};
+
+type RunFn<'a> = &'a dyn Fn(&Process, &Program, &Call) -> Result<Vec<Tensor>, String>;
+
+/// Times spread over the process's time, with two equal neighbours (one run of two samples).
+fn spread(p: &Process, batch: usize, g: &mut Gen) -> Vec<f32> {
+    let (lo, hi) = (p.time.lo, p.time.hi);
+    let mut out: Vec<f32> = (0..batch)
+        .map(|_| {
+            let u = g.next() as f64;
+            match p.time.kind {
+                TimeKind::Discrete => (lo + (u * (hi - lo + 1.0)).floor()).min(hi) as f32,
+                TimeKind::Continuous => (lo + u * (hi - lo)) as f32,
+            }
+        })
+        .collect();
+    if batch >= 3 {
+        out[2] = out[1];
+    }
+    // The ends of the time are valid times too.
+    out[0] = match p.time.kind {
+        TimeKind::Discrete => hi as f32,
+        TimeKind::Continuous => hi as f32,
+    };
+    out
+}
+
+/// Sample `b` of a batch-major output (the whole output when it is one value for the call).
+fn row(t: &Tensor, b: usize, whole: bool) -> Tensor {
+    if whole {
+        return t.clone();
+    }
+    let batch = t.shape[0];
+    let per = t.len() / batch.max(1);
+    let shape = t.shape[1..].to_vec();
+    let data = match &t.data {
+        Data::F32(v) => Data::F32(v[b * per..(b + 1) * per].to_vec()),
+        Data::Bool(v) => Data::Bool(v[b * per..(b + 1) * per].to_vec()),
+        Data::Class(v) => Data::Class(v[b * per..(b + 1) * per].to_vec()),
+    };
+    Tensor { shape, data }
+}
+
+/// The entries that take the process's time.
+fn timed(p: &Process) -> Vec<Program> {
+    entries(p)
+        .into_iter()
+        .filter(|e| !matches!(e.kind, EntryKind::Step | EntryKind::Finalize))
+        .filter(|e| e.inputs.iter().any(|x| x.name == p.time.name))
+        .map(|e| lower(p, &e.name).unwrap_or_else(|err| panic!("{} {}: {err}", p.name, e.name)))
+        .collect()
+}
+
+/// For every entry with a time, of every shipped process: one call with a time per sample
+/// equals, sample by sample, the same backend's call with that sample's time for the whole
+/// batch (the same noise: sample `b` draws as sample `b` in both), and agrees with the
+/// interpreter's per-sample call within `tol`.
+fn per_sample_equals_scalar_calls(run: RunFn<'_>, tol: f32) -> usize {
+    let mut checked = 0;
+    let mut worst = 0f32;
+    for p in shipped() {
+        for prog in timed(&p) {
+            for (batch, size, seed) in [(4usize, 3usize, 5u64), (1, 2, 9)] {
+                let mut g = Gen(seed + 77);
+                let times = spread(&p, batch, &mut g);
+                let mut call = entry_call(&p, &prog, batch, size, seed);
+                call.inputs.insert(
+                    p.time.name.clone(),
+                    Tensor {
+                        shape: vec![batch],
+                        data: Data::F32(times.clone()),
+                    },
+                );
+                let what = format!("{} {} (batch {batch})", p.name, prog.name);
+                let got = run(&p, &prog, &call).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let want = interp::run(&p, &prog, &call).unwrap_or_else(|e| panic!("{what}: {e}"));
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    compare(
+                        &format!("{what} output {i} against the interpreter"),
+                        a,
+                        b,
+                        tol,
+                        &mut worst,
+                    );
+                }
+                for (b, t) in times.iter().enumerate() {
+                    let mut one = call.clone();
+                    one.inputs.insert(p.time.name.clone(), Tensor::scalar(*t));
+                    let whole =
+                        run(&p, &prog, &one).unwrap_or_else(|e| panic!("{what} at t = {t}: {e}"));
+                    for (i, port) in prog.outputs.iter().enumerate() {
+                        let scalar = matches!(port.extent, Extent::Scalar);
+                        assert_eq!(
+                            row(&got[i], b, false),
+                            row(&whole[i], b, scalar),
+                            "{what}: sample {b} (t = {t}) of `{}` differs from the call at its own time",
+                            port.name
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} calls with a time per sample agree; largest relative difference {worst:e}");
+    checked
+}
+
+#[test]
+fn per_sample_times_on_the_interpreter() {
+    let n = per_sample_equals_scalar_calls(&|p, prog, call| interp::run(p, prog, call), 0.0);
+    assert!(n >= 60, "{n}");
+}
+
+#[test]
+fn per_sample_times_on_the_cpu() {
+    let n = per_sample_equals_scalar_calls(&|p, prog, call| diffc::cpu::run(p, prog, call), 1e-5);
+    assert!(n >= 60, "{n}");
+}
+
+#[test]
+fn per_sample_times_on_the_gpu() {
+    let Some(gpu) = common::gpu::gpu() else {
+        return;
+    };
+    let n = per_sample_equals_scalar_calls(
+        &|p, prog, call| diffc::gpu::run_on(gpu, p, prog, call),
+        2e-5,
+    );
+    assert!(n >= 60, "{n}");
+}
+
+#[test]
+fn a_time_array_of_the_wrong_length_or_outside_the_time_is_an_error() {
+    let p = common::spec("ddpm.diff", "ddpm_linear");
+    let prog = lower(&p, "forward").unwrap();
+    let mut call = entry_call(&p, &prog, 3, 2, 1);
+    call.inputs.insert(
+        "t".into(),
+        Tensor {
+            shape: vec![2],
+            data: Data::F32(vec![10.0, 20.0]),
+        },
+    );
+    let e = interp::run(&p, &prog, &call).unwrap_err();
+    assert!(e.contains("`t` has shape [2]") && e.contains("[3]"), "{e}");
+    call.inputs.insert(
+        "t".into(),
+        Tensor {
+            shape: vec![3],
+            data: Data::F32(vec![10.0, 2000.0, 20.0]),
+        },
+    );
+    for run in [interp::run, diffc::cpu::run] {
+        let e = run(&p, &prog, &call).unwrap_err();
+        assert!(e.contains("`t` = 2000 is outside"), "{e}");
+    }
+    call.inputs.insert(
+        "t".into(),
+        Tensor {
+            shape: vec![3],
+            data: Data::F32(vec![10.0, f32::NAN, 20.5]),
+        },
+    );
+    let e = interp::run(&p, &prog, &call).unwrap_err();
+    assert!(e.contains("`t` = NaN"), "{e}");
+}
