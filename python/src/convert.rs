@@ -1,0 +1,180 @@
+//! Arrays across the boundary.
+//!
+//! In: a numpy array becomes a `diffc::interp::Tensor`, which owns a `Vec`, so its elements are
+//! copied once (C-contiguous arrays with one `memcpy`, others element by element in C order).
+//! Reals must be float32 (float64 would be rounded, so it is refused), classes any integer
+//! type (checked against the field's class count), bools numpy bools. Times are the exception:
+//! a Python number or an array of any real or integer dtype, rounded to f32 as the CLI's
+//! `--set t=…` is.
+//!
+//! Out: a tensor's `Vec<f32>` (or `Vec<bool>`) becomes the buffer of a numpy array without a
+//! copy: numpy holds the `Vec` itself and frees it with the array. Classes are widened from
+//! u32 to int64 (one pass), the type PyTorch indexes and counts classes with.
+
+use diffc::interp::{Data, Tensor};
+use diffc::typed::Elem;
+use numpy::ndarray::{ArrayD, IxDyn};
+use numpy::prelude::*;
+use numpy::{Element, PyArrayDyn, PyUntypedArray};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+/// The numpy dtype name of an object, or its Python type name when it is no array.
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    if let Ok(a) = obj.cast::<PyUntypedArray>() {
+        if let Ok(s) = a.dtype().str() {
+            return s.to_string();
+        }
+    }
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "an unknown type".into())
+}
+
+/// The shape and elements (in C order) of a numpy array of element type `T`, if it is one.
+fn elements<T: Element + Copy>(obj: &Bound<'_, PyAny>) -> Option<(Vec<usize>, Vec<T>)> {
+    let a = obj.cast::<PyArrayDyn<T>>().ok()?;
+    let r = a.try_readonly().ok()?;
+    let shape = r.shape().to_vec();
+    let v = match r.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => r.as_array().iter().copied().collect(),
+    };
+    Some((shape, v))
+}
+
+/// Integer elements of any numpy integer dtype, widened to i128 so that every value compares.
+fn integers(obj: &Bound<'_, PyAny>) -> Option<(Vec<usize>, Vec<i128>)> {
+    macro_rules! try_int {
+        ($($t:ty),*) => {$(
+            if let Some((s, v)) = elements::<$t>(obj) {
+                return Some((s, v.into_iter().map(|x| x as i128).collect()));
+            }
+        )*};
+    }
+    try_int!(i64, i32, i16, i8, u8, u16, u32, u64);
+    None
+}
+
+fn not_array(name: &str, what: &str, obj: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!(
+        "`{name}` must be a numpy array or a CPU torch.Tensor of {what}, not {}",
+        type_name(obj)
+    ))
+}
+
+/// An input array for a port or a field of element type `elem`.
+pub fn tensor_in(name: &str, obj: &Bound<'_, PyAny>, elem: Elem) -> PyResult<Tensor> {
+    let is_array = obj.cast::<PyUntypedArray>().is_ok();
+    match elem {
+        Elem::Real | Elem::Vec(_) | Elem::Mat(_) => match elements::<f32>(obj) {
+            Some((shape, v)) => Ok(Tensor {
+                shape,
+                data: Data::F32(v),
+            }),
+            None if is_array => Err(PyTypeError::new_err(format!(
+                "`{name}` must be float32, not {} (convert it with .astype(numpy.float32) or .float(); diffc does not round float64 silently)",
+                type_name(obj)
+            ))),
+            None => Err(not_array(name, "float32", obj)),
+        },
+        Elem::Cat(k) => match integers(obj) {
+            Some((shape, v)) => {
+                if let Some(i) = v.iter().position(|c| *c < 0 || *c >= k as i128) {
+                    return Err(PyValueError::new_err(format!(
+                        "`{name}` holds class {} at flat index {i}, outside 0..{}",
+                        v[i],
+                        k - 1
+                    )));
+                }
+                Ok(Tensor {
+                    shape,
+                    data: Data::Class(v.into_iter().map(|c| c as u32).collect()),
+                })
+            }
+            None if is_array => Err(PyTypeError::new_err(format!(
+                "`{name}` holds classes: it must be an integer array, not {}",
+                type_name(obj)
+            ))),
+            None => Err(not_array(name, "integers", obj)),
+        },
+        Elem::Bool => match elements::<bool>(obj) {
+            Some((shape, v)) => Ok(Tensor {
+                shape,
+                data: Data::Bool(v),
+            }),
+            None if is_array => Err(PyTypeError::new_err(format!(
+                "`{name}` must be a bool array, not {}",
+                type_name(obj)
+            ))),
+            None => Err(not_array(name, "bools", obj)),
+        },
+    }
+}
+
+/// A time: a Python number or a 0-d array is one time for the whole call; a 1-d array is one
+/// time per sample. Values are rounded to f32, as `diffc eval --set t=…` rounds them.
+pub fn time_in(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    if obj.cast::<PyUntypedArray>().is_err() {
+        let v: f64 = obj.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "`{name}` is a time: give a number or an array of numbers, not {}",
+                type_name(obj)
+            ))
+        })?;
+        return Ok(Tensor::scalar(v as f32));
+    }
+    let (shape, v): (Vec<usize>, Vec<f32>) = if let Some((s, v)) = elements::<f32>(obj) {
+        (s, v)
+    } else if let Some((s, v)) = elements::<f64>(obj) {
+        (s, v.into_iter().map(|x| x as f32).collect())
+    } else if let Some((s, v)) = integers(obj) {
+        (s, v.into_iter().map(|x| x as f32).collect())
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "`{name}` is a time: its array must hold reals or integers, not {}",
+            type_name(obj)
+        )));
+    };
+    match shape.len() {
+        0 => Ok(Tensor::scalar(v[0])),
+        1 => Ok(Tensor {
+            shape,
+            data: Data::F32(v),
+        }),
+        _ => Err(PyValueError::new_err(format!(
+            "`{name}` has shape {shape:?}: give one time, or one per sample (shape [batch])"
+        ))),
+    }
+}
+
+/// A tensor as a numpy array, moving its buffer (reals and bools) rather than copying it.
+pub fn tensor_out<'py>(py: Python<'py>, t: Tensor) -> PyResult<Bound<'py, PyAny>> {
+    let shape = IxDyn(&t.shape);
+    let bad = |e: numpy::ndarray::ShapeError| {
+        PyValueError::new_err(format!(
+            "internal error: an output of shape {:?} does not match its elements ({e})",
+            t.shape
+        ))
+    };
+    Ok(match t.data {
+        Data::F32(v) => ArrayD::from_shape_vec(shape, v)
+            .map_err(bad)?
+            .into_pyarray(py)
+            .into_any(),
+        Data::Bool(v) => ArrayD::from_shape_vec(shape, v)
+            .map_err(bad)?
+            .into_pyarray(py)
+            .into_any(),
+        Data::Class(v) => ArrayD::from_shape_vec(shape, v.into_iter().map(i64::from).collect())
+            .map_err(bad)?
+            .into_pyarray(py)
+            .into_any(),
+    })
+}
+
+/// A float32 array (a network's output) as a tensor.
+pub fn reals_in(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    tensor_in(name, obj, Elem::Real)
+}

@@ -1,0 +1,169 @@
+//! The network a sampler calls from Python: supplied outputs (one step, diffusers-style) or a
+//! Python callable (a whole run).
+//!
+//! A callable is called with the GIL re-acquired as `f(net, inputs, outputs)`: the network's
+//! name, its declared inputs as numpy arrays (batch first; times as 0-d arrays) and the names
+//! of the outputs it must return (`NET.FIELD`), and returns one float32 array per output. The
+//! Python side (`diffc/__init__.py`) adapts the user's denoiser to this. An exception it
+//! raises is kept and re-raised, with its traceback, once the sampler has stopped.
+
+use crate::convert::{reals_in, tensor_out};
+use diffc::interp::{Denoiser, NetCall, Tensor};
+use diffc::typed::Process;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use std::collections::HashMap;
+
+pub enum Net {
+    /// Outputs by `NET.FIELD` (every call) or `NET.FIELD#i` (the i-th call).
+    Supplied {
+        outputs: HashMap<String, Tensor>,
+        calls: usize,
+    },
+    Callable {
+        f: Py<PyAny>,
+        /// The first Python error raised while the sampler ran.
+        error: Option<PyErr>,
+    },
+}
+
+impl Net {
+    /// `net` is a dict of outputs or a callable.
+    pub fn new(
+        _py: Python<'_>,
+        p: &Process,
+        sampler: &str,
+        net: &Bound<'_, PyAny>,
+    ) -> PyResult<Net> {
+        if let Ok(d) = net.cast::<PyDict>() {
+            let mut outputs = HashMap::new();
+            for (k, v) in d.iter() {
+                let name: String = k
+                    .extract()
+                    .map_err(|_| PyTypeError::new_err("network output names must be strings"))?;
+                let base = name.split('#').next().unwrap_or("");
+                let known = p.networks.iter().any(|n| {
+                    n.outputs
+                        .iter()
+                        .any(|o| format!("{}.{}", n.name, p.field(o.field).name) == base)
+                });
+                if !known {
+                    return Err(PyValueError::new_err(format!(
+                        "step `{sampler}` has no input `{name}`: give fields, NET.FIELD outputs, prev.NAME values or draws"
+                    )));
+                }
+                outputs.insert(name.clone(), reals_in(&name, &v)?);
+            }
+            return Ok(Net::Supplied { outputs, calls: 0 });
+        }
+        if net.is_callable() {
+            return Ok(Net::Callable {
+                f: net.clone().unbind(),
+                error: None,
+            });
+        }
+        Err(PyTypeError::new_err(
+            "the network must be a dict of outputs (NET.FIELD → array) or a callable",
+        ))
+    }
+
+    /// A sampler's result: the fields it set, by name, or the error it stopped with (the
+    /// denoiser's own exception when it raised one).
+    pub fn finish(
+        self,
+        result: Result<HashMap<String, Tensor>, String>,
+    ) -> PyResult<Vec<(String, Tensor)>> {
+        match (result, self) {
+            (
+                Err(_),
+                Net::Callable {
+                    error: Some(e), ..
+                },
+            ) => Err(e),
+            (Err(message), _) => Err(PyValueError::new_err(message)),
+            (Ok(fields), _) => {
+                let mut v: Vec<(String, Tensor)> = fields.into_iter().collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(v)
+            }
+        }
+    }
+}
+
+impl Denoiser for Net {
+    fn denoise(&mut self, p: &Process, call: &NetCall) -> Result<Vec<Tensor>, String> {
+        let n = &p.networks[call.net];
+        let names: Vec<String> = n
+            .outputs
+            .iter()
+            .map(|o| format!("{}.{}", n.name, p.field(o.field).name))
+            .collect();
+        match self {
+            Net::Supplied { outputs, calls } => {
+                let i = *calls;
+                *calls += 1;
+                names
+                    .iter()
+                    .map(|name| {
+                        outputs
+                            .get(&format!("{name}#{i}"))
+                            .or_else(|| outputs.get(name))
+                            .cloned()
+                            .ok_or_else(|| {
+                                format!(
+                                    "the step calls `{}`: give its output `{name}` (or `{name}#{i}` for this call)",
+                                    n.name
+                                )
+                            })
+                    })
+                    .collect()
+            }
+            Net::Callable { f, error } => {
+                if error.is_some() {
+                    return Err("the denoiser raised an exception".into());
+                }
+                Python::attach(|py| {
+                    let result = call_python(py, f, &n.name, call.inputs, &names);
+                    result.map_err(|e| {
+                        *error = Some(e);
+                        "the denoiser raised an exception".to_string()
+                    })
+                })
+            }
+        }
+    }
+}
+
+fn call_python(
+    py: Python<'_>,
+    f: &Py<PyAny>,
+    net: &str,
+    inputs: &[Tensor],
+    names: &[String],
+) -> PyResult<Vec<Tensor>> {
+    let arrays = PyList::empty(py);
+    for t in inputs {
+        // The interpreter keeps its inputs, so the denoiser gets a copy.
+        arrays.append(tensor_out(py, t.clone())?)?;
+    }
+    let args = PyTuple::new(py, [net.into_pyobject(py)?.into_any(), arrays.into_any(), PyList::new(py, names)?.into_any()])?;
+    let out = f.bind(py).call1(args)?;
+    let out: Vec<Bound<'_, PyAny>> = out.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "the denoiser of `{net}` must return one array per output ({})",
+            names.join(", ")
+        ))
+    })?;
+    if out.len() != names.len() {
+        return Err(PyValueError::new_err(format!(
+            "the denoiser returned {} outputs for `{net}`, which has {}",
+            out.len(),
+            names.len()
+        )));
+    }
+    out.iter()
+        .zip(names)
+        .map(|(o, name)| reals_in(name, o))
+        .collect()
+}

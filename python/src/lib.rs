@@ -1,0 +1,665 @@
+//! `diffc._diffc`: the Rust side of the `diffc` Python package.
+//!
+//! A thin layer over the library that mirrors `diffc eval` (`src/main.rs`): names map to an
+//! entry's ports, times, supplied draws and node masks exactly as the CLI maps `--in` and
+//! `--set`, so the same inputs and seed give the same bits. The Python side (`diffc/`)
+//! converts PyTorch tensors, names the convenience methods and raises `SpecError`.
+//! The GIL is released while entries and samplers run; a Python denoiser re-acquires it for
+//! each network call.
+
+mod convert;
+mod denoise;
+
+use convert::{tensor_in, tensor_out, time_in};
+use diffc::entries::{Extent, Port};
+use diffc::interp::{Call, SampleCall, SingleStep, Tensor};
+use diffc::typed::Elem;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Which implementation runs an entry or a sampler.
+#[derive(Clone, Copy)]
+enum Backend {
+    Interp,
+    Cpu,
+    Gpu,
+}
+
+impl Backend {
+    fn parse(s: &str) -> PyResult<Backend> {
+        match s {
+            "interp" => Ok(Backend::Interp),
+            "cpu" => Ok(Backend::Cpu),
+            "gpu" => Ok(Backend::Gpu),
+            _ => Err(PyValueError::new_err(format!(
+                "unknown backend `{s}`: expected interp, cpu or gpu"
+            ))),
+        }
+    }
+}
+
+fn value_error(message: String) -> PyErr {
+    PyValueError::new_err(message)
+}
+
+/// Check a spec's text: `(process, diagnostics, rendered)`. The process is `None` when the
+/// spec has errors; diagnostics are dicts (severity, code, line, column, end_line,
+/// end_column, message, label, notes); `rendered` is the text `diffc check` prints.
+#[pyfunction]
+#[pyo3(signature = (text, path, process=None))]
+fn check(
+    py: Python<'_>,
+    text: &str,
+    path: &str,
+    process: Option<&str>,
+) -> PyResult<(Option<Process>, Py<PyList>, String)> {
+    let (module, diags) = py.detach(|| diffc::check::check_source(text));
+    let source = diffc::diag::Source { name: path, text };
+    let list = PyList::empty(py);
+    for d in &diags {
+        let (line, column) = source.line_col(d.primary.span.start);
+        let (end_line, end_column) = source.line_col(d.primary.span.end);
+        let item = PyDict::new(py);
+        item.set_item(
+            "severity",
+            if d.is_error() { "error" } else { "warning" },
+        )?;
+        item.set_item("code", d.code.as_str())?;
+        item.set_item("line", line)?;
+        item.set_item("column", column)?;
+        item.set_item("end_line", end_line)?;
+        item.set_item("end_column", end_column)?;
+        item.set_item("message", &d.message)?;
+        item.set_item("label", &d.primary.message)?;
+        item.set_item("notes", d.notes.clone())?;
+        list.append(item)?;
+    }
+    let rendered = diffc::diag::render_text(&source, &diags, false);
+    let failed = diags.iter().any(diffc::diag::Diagnostic::is_error);
+    let module = match module {
+        Some(m) if !failed => m,
+        _ => return Ok((None, list.unbind(), rendered)),
+    };
+    let index = pick_process(&module, process).map_err(value_error)?;
+    Ok((
+        Some(Process {
+            module: Arc::new(module),
+            index,
+        }),
+        list.unbind(),
+        rendered,
+    ))
+}
+
+/// The process named `name`, or the file's only one (the CLI's `--process` rule).
+fn pick_process(module: &diffc::check::Module, name: Option<&str>) -> Result<usize, String> {
+    let names = || {
+        module
+            .processes
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(n) => module
+            .processes
+            .iter()
+            .position(|p| p.name == n)
+            .ok_or_else(|| format!("no process `{n}` (the file has: {})", names())),
+        None if module.processes.len() == 1 => Ok(0),
+        None => Err(format!(
+            "the file holds several processes; pick one with process=… ({})",
+            names()
+        )),
+    }
+}
+
+/// One checked process of a spec.
+#[pyclass(module = "diffc._diffc", frozen)]
+struct Process {
+    module: Arc<diffc::check::Module>,
+    index: usize,
+}
+
+impl Process {
+    fn p(&self) -> &diffc::typed::Process {
+        &self.module.processes[self.index]
+    }
+}
+
+/// A port's dtype and dims, as `diffc eval --list` prints them (dims by name, `batch` first).
+fn port_dict<'py>(
+    py: Python<'py>,
+    p: &diffc::typed::Process,
+    port: &Port,
+) -> PyResult<Bound<'py, PyDict>> {
+    let dtype = match port.elem {
+        _ if port.name == "seed" => "uint64",
+        Elem::Real | Elem::Vec(_) | Elem::Mat(_) => "float32",
+        Elem::Cat(_) => "int64",
+        Elem::Bool => "bool",
+    };
+    let mut dims: Vec<String> = Vec::new();
+    match &port.extent {
+        Extent::Field(s) => {
+            dims.push("batch".into());
+            dims.extend(s.dims.iter().map(|d| p.dims[d.index()].name.clone()));
+        }
+        Extent::Sample => dims.push("batch".into()),
+        Extent::Scalar => {}
+    }
+    match port.elem {
+        Elem::Vec(k) => dims.push(k.to_string()),
+        Elem::Mat(k) => {
+            dims.push(k.to_string());
+            dims.push(k.to_string());
+        }
+        _ => {}
+    }
+    let d = PyDict::new(py);
+    d.set_item("name", &port.name)?;
+    d.set_item("dtype", dtype)?;
+    d.set_item("shape", dims)?;
+    if let Elem::Cat(k) = port.elem {
+        d.set_item("classes", k)?;
+    }
+    Ok(d)
+}
+
+/// Read `dict[str, object]` as pairs (a `None` dict is empty).
+fn pairs<'py>(d: Option<&Bound<'py, PyDict>>) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
+    let mut out = Vec::new();
+    if let Some(d) = d {
+        for (k, v) in d.iter() {
+            let k: String = k
+                .extract()
+                .map_err(|_| PyTypeError::new_err("input names must be strings"))?;
+            out.push((k, v));
+        }
+    }
+    Ok(out)
+}
+
+fn sizes_of(sizes: Option<&Bound<'_, PyDict>>) -> PyResult<HashMap<String, usize>> {
+    let mut out = HashMap::new();
+    for (k, v) in pairs(sizes)? {
+        let n: usize = v.extract().map_err(|_| {
+            PyTypeError::new_err(format!("the size `{k}` must be a non-negative integer"))
+        })?;
+        out.insert(k, n);
+    }
+    Ok(out)
+}
+
+fn check_sizes(p: &diffc::typed::Process, sizes: &HashMap<String, usize>) -> PyResult<()> {
+    for k in sizes.keys() {
+        if !p.dims.iter().any(|d| &d.name == k) {
+            return Err(value_error(format!(
+                "`{k}` is not a dimension of `{}`",
+                p.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn params_of(params: Option<&Bound<'_, PyDict>>) -> PyResult<HashMap<String, f64>> {
+    let mut out = HashMap::new();
+    for (k, v) in pairs(params)? {
+        let x: f64 = v.extract().map_err(|_| {
+            PyTypeError::new_err(format!("the parameter `{k}` must be a number"))
+        })?;
+        out.insert(k, x);
+    }
+    Ok(out)
+}
+
+/// Node masks, by the process's mask names.
+fn masks_of(
+    p: &diffc::typed::Process,
+    masks: Option<&Bound<'_, PyDict>>,
+) -> PyResult<HashMap<String, Tensor>> {
+    let mut out = HashMap::new();
+    for (k, v) in pairs(masks)? {
+        if !p.masks.iter().any(|m| m.name == k) {
+            let names: Vec<&str> = p.masks.iter().map(|m| m.name.as_str()).collect();
+            return Err(value_error(format!(
+                "`{}` has no mask `{k}` (its masks: {})",
+                p.name,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+        out.insert(k.clone(), tensor_in(&k, &v, Elem::Bool)?);
+    }
+    Ok(out)
+}
+
+fn outputs_dict<'py>(
+    py: Python<'py>,
+    outputs: impl IntoIterator<Item = (String, Tensor)>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, t) in outputs {
+        d.set_item(name, tensor_out(py, t)?)?;
+    }
+    Ok(d)
+}
+
+/// The run of a sampler's step or final map from supplied values (`diffc eval --sampler`).
+struct StepArgs {
+    sampler: String,
+    t: f64,
+    s: Option<f64>,
+    k: usize,
+    n: Option<usize>,
+    r: Option<f64>,
+    finalize: bool,
+}
+
+#[pymethods]
+impl Process {
+    #[getter]
+    fn name(&self) -> String {
+        self.p().name.clone()
+    }
+
+    /// The name of the process's time (`t`).
+    #[getter]
+    fn time(&self) -> String {
+        self.p().time.name.clone()
+    }
+
+    /// The time domain: `(lo, hi, data_at)`.
+    #[getter]
+    fn time_domain(&self) -> (f64, f64, f64) {
+        let t = &self.p().time;
+        (t.lo, t.hi, t.data_at)
+    }
+
+    #[getter]
+    fn dims(&self) -> Vec<String> {
+        self.p().dims.iter().map(|d| d.name.clone()).collect()
+    }
+
+    /// Node masks: `(name, dim)` pairs.
+    #[getter]
+    fn masks(&self) -> Vec<(String, String)> {
+        let p = self.p();
+        p.masks
+            .iter()
+            .map(|m| (m.name.clone(), p.dims[m.dim.index()].name.clone()))
+            .collect()
+    }
+
+    /// Fields: dicts with name, dtype, shape (dim names, then the class axis of `vec<K>`),
+    /// classes (for `cat<K>`), sym.
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let p = self.p();
+        let list = PyList::empty(py);
+        for f in &p.fields {
+            let port = Port {
+                name: f.name.clone(),
+                elem: f.elem,
+                extent: Extent::Field(f.shape.clone()),
+            };
+            let d = port_dict(py, p, &port)?;
+            d.set_item("sym", f.shape.sym)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
+    /// Networks: dicts with name, and outputs as `NET.FIELD` names in order.
+    fn networks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let p = self.p();
+        let list = PyList::empty(py);
+        for n in &p.networks {
+            let d = PyDict::new(py);
+            d.set_item("name", &n.name)?;
+            let outs: Vec<String> = n
+                .outputs
+                .iter()
+                .map(|o| format!("{}.{}", n.name, p.field(o.field).name))
+                .collect();
+            d.set_item("outputs", outs)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
+    /// Every entry point, as `diffc eval --list` shows them: dicts with name, kind, inputs,
+    /// outputs (each a list of port dicts: name, dtype, shape) and, for a sampler's step or
+    /// final map, its parameters with their defaults.
+    fn entries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let p = self.p();
+        let list = PyList::empty(py);
+        for e in diffc::entries::entries(p) {
+            let d = PyDict::new(py);
+            d.set_item("name", &e.name)?;
+            d.set_item("kind", format!("{:?}", e.kind).to_lowercase())?;
+            let ports = |v: &[Port]| -> PyResult<Bound<'py, PyList>> {
+                let l = PyList::empty(py);
+                for x in v {
+                    l.append(port_dict(py, p, x)?)?;
+                }
+                Ok(l)
+            };
+            d.set_item("inputs", ports(&e.inputs)?)?;
+            d.set_item("outputs", ports(&e.outputs)?)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
+    /// Samplers: dicts with name, params (name → the default as the spec writes it), history
+    /// (the names of the values a step keeps for the next) and the default grid.
+    fn samplers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let p = self.p();
+        let list = PyList::empty(py);
+        for s in &p.samplers {
+            let d = PyDict::new(py);
+            d.set_item("name", &s.name)?;
+            let params = PyDict::new(py);
+            for x in s.params.iter().filter(|x| x.overridable) {
+                params.set_item(&x.name, diffc::explain::show(p, x.value))?;
+            }
+            d.set_item("params", params)?;
+            let history: Vec<String> = s
+                .history
+                .iter()
+                .map(|h| p.locals[h.index()].name.clone())
+                .collect();
+            d.set_item("history", history)?;
+            d.set_item("finalize", !s.finalize.is_empty())?;
+            d.set_item("grid", s.default_grid.clone())?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
+    /// The times a sampler walks with these parameters, from the noise end to the data end.
+    #[pyo3(signature = (sampler, params=None))]
+    fn sampler_grid(&self, sampler: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<f64>> {
+        diffc::interp::sampler_grid(self.p(), sampler, &params_of(params)?).map_err(value_error)
+    }
+
+    /// Run an entry point. `inputs` maps names to arrays exactly as `diffc eval --in/--set`
+    /// does: a node mask by its name, then a port of the entry (times as numbers or arrays),
+    /// then a supplied draw. `draws` and `masks` name those explicitly.
+    #[pyo3(signature = (entry, inputs=None, *, seed=0, backend="interp", batch=None, draws=None, masks=None, sizes=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        entry: &str,
+        inputs: Option<&Bound<'py, PyDict>>,
+        seed: u64,
+        backend: &str,
+        batch: Option<usize>,
+        draws: Option<&Bound<'py, PyDict>>,
+        masks: Option<&Bound<'py, PyDict>>,
+        sizes: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let p = self.p();
+        let backend = Backend::parse(backend)?;
+        if entry.starts_with("step.") || entry.starts_with("finalize.") {
+            return Err(value_error(format!(
+                "`{entry}` is a sampler's: run it with Process.sampler(…).step or .finalize"
+            )));
+        }
+        let prog = py.detach(|| diffc::ir::lower::lower(p, entry)).map_err(value_error)?;
+        let mut call = Call {
+            seed,
+            sizes: sizes_of(sizes)?,
+            masks: masks_of(p, masks)?,
+            ..Call::default()
+        };
+        check_sizes(p, &call.sizes)?;
+        let mut field_batch = None;
+        let mut time_batch = None;
+        for (name, v) in pairs(inputs)? {
+            if p.masks.iter().any(|m| m.name == name) {
+                call.masks.insert(name.clone(), tensor_in(&name, &v, Elem::Bool)?);
+            } else if let Some(port) = prog.inputs.iter().find(|x| x.name == name) {
+                if name == "seed" {
+                    return Err(PyTypeError::new_err("give the seed as seed=…"));
+                }
+                let t = if name == p.time.name || name == "s" {
+                    let t = time_in(&name, &v)?;
+                    if t.shape.len() == 1 {
+                        time_batch = Some(t.shape[0]);
+                    }
+                    t
+                } else {
+                    tensor_in(&name, &v, port.elem)?
+                };
+                if matches!(port.extent, Extent::Field(_)) {
+                    field_batch.get_or_insert(t.shape.first().copied().unwrap_or(0));
+                }
+                call.inputs.insert(name, t);
+            } else if prog.draws.iter().any(|d| d.name == name) {
+                call.draws.insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
+            } else {
+                let known: Vec<&str> = prog
+                    .inputs
+                    .iter()
+                    .filter(|x| x.name != "seed")
+                    .map(|x| x.name.as_str())
+                    .chain(prog.draws.iter().map(|d| d.name.as_str()))
+                    .collect();
+                return Err(value_error(format!(
+                    "`{entry}` has no input `{name}` (its inputs: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        for (name, v) in pairs(draws)? {
+            if !prog.draws.iter().any(|d| d.name == name) {
+                let names: Vec<&str> = prog.draws.iter().map(|d| d.name.as_str()).collect();
+                return Err(value_error(format!(
+                    "`{entry}` draws no `{name}` (its draws: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )));
+            }
+            call.draws.insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
+        }
+        for port in &prog.inputs {
+            if !call.inputs.contains_key(&port.name) && port.name != "seed" {
+                return Err(value_error(format!("`{entry}` needs `{}`", port.name)));
+            }
+        }
+        call.batch = batch.or(field_batch).or(time_batch).unwrap_or(1);
+        let outputs = py
+            .detach(|| match backend {
+                Backend::Cpu => diffc::cpu::run(p, &prog, &call),
+                Backend::Gpu => diffc::gpu::run(p, &prog, &call),
+                Backend::Interp => diffc::interp::run(p, &prog, &call),
+            })
+            .map_err(value_error)?;
+        let names = prog.outputs.iter().map(|port| port.name.clone());
+        outputs_dict(py, names.zip(outputs))
+    }
+
+    /// One step of a sampler from `t` to `s` (or its final map at `t`), on supplied state
+    /// (`diffc eval --sampler NAME --entry step|finalize`). `net` is either a dict of network
+    /// outputs (`NET.FIELD`, or `NET.FIELD#i` for the i-th call of the step) or a denoiser
+    /// callable; `prev` holds the previous step's kept values by name.
+    #[pyo3(signature = (sampler, state, net, t, *, s=None, k=0, n=None, r=None, prev=None, finalize=false, params=None, seed=0, backend="interp", draws=None, masks=None, sizes=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn step<'py>(
+        &self,
+        py: Python<'py>,
+        sampler: &str,
+        state: &Bound<'py, PyDict>,
+        net: &Bound<'py, PyAny>,
+        t: f64,
+        s: Option<f64>,
+        k: usize,
+        n: Option<usize>,
+        r: Option<f64>,
+        prev: Option<&Bound<'py, PyDict>>,
+        finalize: bool,
+        params: Option<&Bound<'py, PyDict>>,
+        seed: u64,
+        backend: &str,
+        draws: Option<&Bound<'py, PyDict>>,
+        masks: Option<&Bound<'py, PyDict>>,
+        sizes: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let p = self.p();
+        let backend = Backend::parse(backend)?;
+        let args = StepArgs {
+            sampler: sampler.to_string(),
+            t,
+            s,
+            k,
+            n,
+            r,
+            finalize,
+        };
+        let sp = py
+            .detach(|| diffc::ir::lower::lower_sampler(p, sampler))
+            .map_err(value_error)?;
+        let s_def = p
+            .samplers
+            .iter()
+            .find(|x| x.name == sampler)
+            .ok_or_else(|| value_error(format!("no sampler `{sampler}`")))?;
+        let mut call = SampleCall {
+            seed,
+            sizes: sizes_of(sizes)?,
+            params: params_of(params)?,
+            masks: masks_of(p, masks)?,
+            ..SampleCall::default()
+        };
+        check_sizes(p, &call.sizes)?;
+        let mut batch = None;
+        for (name, v) in pairs(Some(state))? {
+            if p.masks.iter().any(|m| m.name == name) {
+                call.masks.insert(name.clone(), tensor_in(&name, &v, Elem::Bool)?);
+            } else if let Some(f) = p.fields.iter().find(|f| f.name == name) {
+                let x = tensor_in(&name, &v, f.elem)?;
+                batch.get_or_insert(x.shape.first().copied().unwrap_or(0));
+                call.state.insert(name, x);
+            } else {
+                return Err(value_error(format!(
+                    "step `{sampler}` has no input `{name}`: give fields, NET.FIELD outputs, prev.NAME values or draws"
+                )));
+            }
+        }
+        for (name, v) in pairs(draws)? {
+            if !sp.prog.draws.iter().any(|d| d.name == name) {
+                let names: Vec<&str> = sp.prog.draws.iter().map(|d| d.name.as_str()).collect();
+                return Err(value_error(format!(
+                    "sampler `{sampler}` draws no `{name}` (its draws: {})",
+                    names.join(", ")
+                )));
+            }
+            call.draws.insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
+        }
+        let mut one = SingleStep {
+            k: args.k,
+            n: args.n.unwrap_or(s_def.default_grid.len() - 1),
+            r: args.r,
+            ..SingleStep::default()
+        };
+        for (name, v) in pairs(prev)? {
+            one.prev.insert(name.clone(), tensor_in(&format!("prev.{name}"), &v, Elem::Real)?);
+        }
+        call.batch = batch.unwrap_or(1);
+        let s = if args.finalize { args.t } else {
+            args.s.ok_or_else(|| value_error(format!(
+                "a step runs from `{}` to `s`: give both", p.time.name
+            )))?
+        };
+        call.grid = Some(vec![args.t, s]);
+        let (lo, hi) = (p.time.lo.min(p.time.data_at), p.time.hi.max(p.time.data_at));
+        for (name, v) in [("t", args.t), ("s", s)] {
+            if !(lo..=hi).contains(&v) {
+                return Err(value_error(format!(
+                    "`{name}` = {v} is outside the process's time {}..{} (data at {})",
+                    p.time.lo, p.time.hi, p.time.data_at
+                )));
+            }
+        }
+        if args.finalize {
+            call.finalize_only = true;
+        } else {
+            call.single_step = Some(one);
+        }
+        let mut den = denoise::Net::new(py, p, &args.sampler, net)?;
+        let result = py.detach(|| match backend {
+            Backend::Cpu => diffc::cpu::sample(p, &sp, &call, &mut den),
+            Backend::Gpu => diffc::gpu::sample(p, &sp, &call, &mut den),
+            Backend::Interp => diffc::interp::sample(p, &sp, &call, &mut den),
+        });
+        let fields = den.finish(result)?;
+        outputs_dict(py, fields)
+    }
+
+    /// Run a sampler from its start to its final map, calling `denoiser` for every network
+    /// evaluation; returns every field it set.
+    #[pyo3(signature = (sampler, denoiser, count, *, sizes=None, masks=None, state=None, params=None, seed=0, backend="cpu"))]
+    #[allow(clippy::too_many_arguments)]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        sampler: &str,
+        denoiser: &Bound<'py, PyAny>,
+        count: usize,
+        sizes: Option<&Bound<'py, PyDict>>,
+        masks: Option<&Bound<'py, PyDict>>,
+        state: Option<&Bound<'py, PyDict>>,
+        params: Option<&Bound<'py, PyDict>>,
+        seed: u64,
+        backend: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let p = self.p();
+        let backend = Backend::parse(backend)?;
+        let sp = py
+            .detach(|| diffc::ir::lower::lower_sampler(p, sampler))
+            .map_err(value_error)?;
+        let mut call = SampleCall {
+            seed,
+            batch: count,
+            sizes: sizes_of(sizes)?,
+            params: params_of(params)?,
+            masks: masks_of(p, masks)?,
+            ..SampleCall::default()
+        };
+        check_sizes(p, &call.sizes)?;
+        for (name, v) in pairs(state)? {
+            let f = p.fields.iter().find(|f| f.name == name).ok_or_else(|| {
+                value_error(format!("`{}` has no field `{name}`", p.name))
+            })?;
+            call.state.insert(name.clone(), tensor_in(&name, &v, f.elem)?);
+        }
+        let mut den = denoise::Net::new(py, p, sampler, denoiser)?;
+        let result = py.detach(|| match backend {
+            Backend::Cpu => diffc::cpu::sample(p, &sp, &call, &mut den),
+            Backend::Gpu => diffc::gpu::sample(p, &sp, &call, &mut den),
+            Backend::Interp => diffc::interp::sample(p, &sp, &call, &mut den),
+        });
+        let fields = den.finish(result)?;
+        outputs_dict(py, fields)
+    }
+}
+
+#[pymodule]
+fn _diffc(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(check, m)?)?;
+    m.add_class::<Process>()?;
+    Ok(())
+}
