@@ -4,8 +4,8 @@
     ddpm = diffc.load("specs/ddpm.diff", process="ddpm_linear")
     noised = ddpm.forward(x_0=x0, t=t, seed=step)
     eps_hat = model(noised["x_t"], t)
-    loss = diffc.torch.loss(ddpm, "simple", {"x_0": x0, "x_t": noised["x_t"], "t": t,
-                                             "eps": noised["eps"]}, eps_hat)
+    loss = diffc.torch.loss(ddpm, "simple", {"x_t": noised["x_t"], "t": t, "eps": noised["eps"]},
+                            eps_hat)
     loss.mean().backward()          # reaches the model's parameters
 
 The forward pass runs the spec's ``loss.NAME`` entry, which returns the loss per sample and

@@ -242,6 +242,19 @@ fn masks_of(
     Ok(out)
 }
 
+/// Dimensions a node mask shows (`bool[batch, n]` gives `n`), where `sizes` lacks them.
+fn sizes_from_masks(
+    p: &diffc::typed::Process,
+    masks: &HashMap<String, Tensor>,
+    sizes: &mut HashMap<String, usize>,
+) {
+    for (name, t) in masks {
+        if let (Some(m), [_, n]) = (p.masks.iter().find(|m| &m.name == name), t.shape.as_slice()) {
+            sizes.entry(p.dims[m.dim.index()].name.clone()).or_insert(*n);
+        }
+    }
+}
+
 fn outputs_dict<'py>(
     py: Python<'py>,
     outputs: impl IntoIterator<Item = (String, Tensor)>,
@@ -251,17 +264,6 @@ fn outputs_dict<'py>(
         d.set_item(name, tensor_out(py, t)?)?;
     }
     Ok(d)
-}
-
-/// The run of a sampler's step or final map from supplied values (`diffc eval --sampler`).
-struct StepArgs {
-    sampler: String,
-    t: f64,
-    s: Option<f64>,
-    k: usize,
-    n: Option<usize>,
-    r: Option<f64>,
-    finalize: bool,
 }
 
 #[pymethods]
@@ -451,7 +453,6 @@ impl Process {
                 let known: Vec<&str> = prog
                     .inputs
                     .iter()
-                    .filter(|x| x.name != "seed")
                     .map(|x| x.name.as_str())
                     .chain(prog.draws.iter().map(|d| d.name.as_str()))
                     .collect();
@@ -520,15 +521,6 @@ impl Process {
     ) -> PyResult<Bound<'py, PyDict>> {
         let p = self.p();
         let backend = Backend::parse(backend)?;
-        let args = StepArgs {
-            sampler: sampler.to_string(),
-            t,
-            s,
-            k,
-            n,
-            r,
-            finalize,
-        };
         let sp = py
             .detach(|| diffc::ir::lower::lower_sampler(p, sampler))
             .map_err(value_error)?;
@@ -570,23 +562,29 @@ impl Process {
             call.draws.insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
         }
         let mut one = SingleStep {
-            k: args.k,
-            n: args.n.unwrap_or(s_def.default_grid.len() - 1),
-            r: args.r,
+            k,
+            n: n.unwrap_or(s_def.default_grid.len() - 1),
+            r,
             ..SingleStep::default()
         };
         for (name, v) in pairs(prev)? {
             one.prev.insert(name.clone(), tensor_in(&format!("prev.{name}"), &v, Elem::Real)?);
         }
         call.batch = batch.unwrap_or(1);
-        let s = if args.finalize { args.t } else {
-            args.s.ok_or_else(|| value_error(format!(
-                "a step runs from `{}` to `s`: give both", p.time.name
-            )))?
+        sizes_from_masks(p, &call.masks, &mut call.sizes);
+        let s = match (finalize, s) {
+            (true, _) => t,
+            (false, Some(s)) => s,
+            (false, None) => {
+                return Err(value_error(format!(
+                    "a step runs from `{}` to `s`: give both",
+                    p.time.name
+                )))
+            }
         };
-        call.grid = Some(vec![args.t, s]);
+        call.grid = Some(vec![t, s]);
         let (lo, hi) = (p.time.lo.min(p.time.data_at), p.time.hi.max(p.time.data_at));
-        for (name, v) in [("t", args.t), ("s", s)] {
+        for (name, v) in [("t", t), ("s", s)] {
             if !(lo..=hi).contains(&v) {
                 return Err(value_error(format!(
                     "`{name}` = {v} is outside the process's time {}..{} (data at {})",
@@ -594,12 +592,12 @@ impl Process {
                 )));
             }
         }
-        if args.finalize {
+        if finalize {
             call.finalize_only = true;
         } else {
             call.single_step = Some(one);
         }
-        let mut den = denoise::Net::new(py, p, &args.sampler, net)?;
+        let mut den = denoise::Net::new(py, p, sampler, net)?;
         let result = py.detach(|| match backend {
             Backend::Cpu => diffc::cpu::sample(p, &sp, &call, &mut den),
             Backend::Gpu => diffc::gpu::sample(p, &sp, &call, &mut den),
@@ -646,6 +644,7 @@ impl Process {
             })?;
             call.state.insert(name.clone(), tensor_in(&name, &v, f.elem)?);
         }
+        sizes_from_masks(p, &call.masks, &mut call.sizes);
         let mut den = denoise::Net::new(py, p, sampler, denoiser)?;
         let result = py.detach(|| match backend {
             Backend::Cpu => diffc::cpu::sample(p, &sp, &call, &mut den),

@@ -1,0 +1,111 @@
+"""Arrays across the boundary: outputs own diffc's buffers (no copy), torch in gives torch out
+over the same memory, and dtypes follow the fields."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import torch
+
+from conftest import load
+
+DDPM = ("ddpm.diff", "ddpm_linear")
+
+
+class Recording:
+    """Wraps the extension's process to keep the numpy arrays it returned."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.returned = []
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if name not in ("run", "step", "sample"):
+            return attr
+
+        def call(*args, **kwargs):
+            out = attr(*args, **kwargs)
+            self.returned.append(out)
+            return out
+
+        return call
+
+
+def test_outputs_are_diffc_buffers_not_copies():
+    x0 = np.ones((4, 3), np.float32)
+    out = load(*DDPM).forward(x_0=x0, t=500, seed=1)
+    for name in ("x_t", "eps"):
+        a = out[name]
+        # numpy did not allocate the memory: it belongs to the Vec diffc filled, kept alive by
+        # the container numpy holds as the array's base.
+        assert not a.flags.owndata
+        assert type(a.base).__name__ == "PySliceContainer"
+        assert a.flags.c_contiguous and a.flags.writeable
+        assert a.dtype == np.float32 and a.shape == (4, 3)
+    assert not np.shares_memory(out["x_t"], x0)
+
+
+def test_torch_outputs_share_the_numpy_buffers():
+    proc = load(*DDPM)
+    recording = Recording(proc._p)
+    proc._p = recording
+    try:
+        x0 = torch.randn(4, 3)
+        out = proc.forward(x_0=x0, t=torch.tensor(500.0), seed=1)
+    finally:
+        proc._p = recording.inner
+    raw = recording.returned[-1]
+    for name in ("x_t", "eps"):
+        assert isinstance(out[name], torch.Tensor) and out[name].dtype == torch.float32
+        assert out[name].data_ptr() == raw[name].__array_interface__["data"][0]
+        assert type(raw[name].base).__name__ == "PySliceContainer"
+
+
+def test_torch_and_numpy_inputs_give_the_same_bits():
+    proc = load(*DDPM)
+    x0 = np.random.default_rng(1).standard_normal((5, 2)).astype(np.float32)
+    a = proc.forward(x_0=x0, t=17, seed=4)
+    b = proc.forward(x_0=torch.from_numpy(x0).requires_grad_(), t=17, seed=4)
+    assert isinstance(b["x_t"], torch.Tensor)
+    assert np.array_equal(a["x_t"], b["x_t"].numpy())
+    assert np.array_equal(a["eps"], b["eps"].numpy())
+
+
+def test_class_and_bool_dtypes():
+    digress = load("digress.diff", "digress")
+    X = torch.zeros(2, 4, dtype=torch.int64)
+    E = torch.zeros(2, 4, 4, dtype=torch.int64)
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    out = digress.forward(X_0=X, E_0=E, t=300, seed=3, node=mask)
+    assert out["X_t"].dtype == torch.int64 and out["E_t"].dtype == torch.int64
+    assert torch.equal(out["E_t"], out["E_t"].transpose(1, 2))
+    assert int(out["X_t"][1, 2:].abs().sum()) == 0  # padded nodes are empty
+    # Any integer dtype holds classes.
+    out8 = digress.forward(X_0=X.numpy().astype(np.uint8), E_0=E.numpy().astype(np.int32), t=300,
+                           seed=3, node=mask.numpy())
+    assert np.array_equal(out8["E_t"], out["E_t"].numpy())
+
+
+def test_the_gil_is_released_while_an_entry_runs():
+    proc = load(*DDPM)
+    x0 = np.ones((400_000, 4), np.float32)
+    done = {}
+
+    def work():
+        start = time.perf_counter()
+        proc.forward(x_0=x0, t=500, seed=1)
+        done["seconds"] = time.perf_counter() - start
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    ticks = 0
+    while worker.is_alive():
+        ticks += 1
+        time.sleep(0.001)
+    worker.join()
+    # With the GIL held for the whole call, this loop could not run while it lasts.
+    assert done["seconds"] > 0.05
+    assert ticks >= 0.3 * done["seconds"] / 0.002
