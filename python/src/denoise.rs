@@ -75,12 +75,7 @@ impl Net {
         result: Result<HashMap<String, Tensor>, String>,
     ) -> PyResult<Vec<(String, Tensor)>> {
         match (result, self) {
-            (
-                Err(_),
-                Net::Callable {
-                    error: Some(e), ..
-                },
-            ) => Err(e),
+            (Err(_), Net::Callable { error: Some(e), .. }) => Err(e),
             (Err(message), _) => Err(PyValueError::new_err(message)),
             (Ok(fields), _) => {
                 let mut v: Vec<(String, Tensor)> = fields.into_iter().collect();
@@ -147,7 +142,14 @@ fn call_python(
         // The interpreter keeps its inputs, so the denoiser gets a copy.
         arrays.append(tensor_out(py, t.clone())?)?;
     }
-    let args = PyTuple::new(py, [net.into_pyobject(py)?.into_any(), arrays.into_any(), PyList::new(py, names)?.into_any()])?;
+    let args = PyTuple::new(
+        py,
+        [
+            net.into_pyobject(py)?.into_any(),
+            arrays.into_any(),
+            PyList::new(py, names)?.into_any(),
+        ],
+    )?;
     let out = f.bind(py).call1(args)?;
     let out: Vec<Bound<'_, PyAny>> = out.extract().map_err(|_| {
         PyTypeError::new_err(format!(

@@ -63,10 +63,7 @@ fn check(
         let (line, column) = source.line_col(d.primary.span.start);
         let (end_line, end_column) = source.line_col(d.primary.span.end);
         let item = PyDict::new(py);
-        item.set_item(
-            "severity",
-            if d.is_error() { "error" } else { "warning" },
-        )?;
+        item.set_item("severity", if d.is_error() { "error" } else { "warning" })?;
         item.set_item("code", d.code.as_str())?;
         item.set_item("line", line)?;
         item.set_item("column", column)?;
@@ -170,6 +167,18 @@ fn port_dict<'py>(
     Ok(d)
 }
 
+/// `LogQ` → `log_q`: an entry kind as its entries are named.
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
 /// Read `dict[str, object]` as pairs (a `None` dict is empty).
 fn pairs<'py>(d: Option<&Bound<'py, PyDict>>) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
     let mut out = Vec::new();
@@ -210,9 +219,9 @@ fn check_sizes(p: &diffc::typed::Process, sizes: &HashMap<String, usize>) -> PyR
 fn params_of(params: Option<&Bound<'_, PyDict>>) -> PyResult<HashMap<String, f64>> {
     let mut out = HashMap::new();
     for (k, v) in pairs(params)? {
-        let x: f64 = v.extract().map_err(|_| {
-            PyTypeError::new_err(format!("the parameter `{k}` must be a number"))
-        })?;
+        let x: f64 = v
+            .extract()
+            .map_err(|_| PyTypeError::new_err(format!("the parameter `{k}` must be a number")))?;
         out.insert(k, x);
     }
     Ok(out)
@@ -250,7 +259,9 @@ fn sizes_from_masks(
 ) {
     for (name, t) in masks {
         if let (Some(m), [_, n]) = (p.masks.iter().find(|m| &m.name == name), t.shape.as_slice()) {
-            sizes.entry(p.dims[m.dim.index()].name.clone()).or_insert(*n);
+            sizes
+                .entry(p.dims[m.dim.index()].name.clone())
+                .or_insert(*n);
         }
     }
 }
@@ -346,7 +357,7 @@ impl Process {
         for e in diffc::entries::entries(p) {
             let d = PyDict::new(py);
             d.set_item("name", &e.name)?;
-            d.set_item("kind", format!("{:?}", e.kind).to_lowercase())?;
+            d.set_item("kind", snake_case(&format!("{:?}", e.kind)))?;
             let ports = |v: &[Port]| -> PyResult<Bound<'py, PyList>> {
                 let l = PyList::empty(py);
                 for x in v {
@@ -389,7 +400,11 @@ impl Process {
 
     /// The times a sampler walks with these parameters, from the noise end to the data end.
     #[pyo3(signature = (sampler, params=None))]
-    fn sampler_grid(&self, sampler: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<f64>> {
+    fn sampler_grid(
+        &self,
+        sampler: &str,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Vec<f64>> {
         diffc::interp::sampler_grid(self.p(), sampler, &params_of(params)?).map_err(value_error)
     }
 
@@ -417,7 +432,9 @@ impl Process {
                 "`{entry}` is a sampler's: run it with Process.sampler(…).step or .finalize"
             )));
         }
-        let prog = py.detach(|| diffc::ir::lower::lower(p, entry)).map_err(value_error)?;
+        let prog = py
+            .detach(|| diffc::ir::lower::lower(p, entry))
+            .map_err(value_error)?;
         let mut call = Call {
             seed,
             sizes: sizes_of(sizes)?,
@@ -429,7 +446,8 @@ impl Process {
         let mut time_batch = None;
         for (name, v) in pairs(inputs)? {
             if p.masks.iter().any(|m| m.name == name) {
-                call.masks.insert(name.clone(), tensor_in(&name, &v, Elem::Bool)?);
+                call.masks
+                    .insert(name.clone(), tensor_in(&name, &v, Elem::Bool)?);
             } else if let Some(port) = prog.inputs.iter().find(|x| x.name == name) {
                 if name == "seed" {
                     return Err(PyTypeError::new_err("give the seed as seed=…"));
@@ -448,7 +466,8 @@ impl Process {
                 }
                 call.inputs.insert(name, t);
             } else if prog.draws.iter().any(|d| d.name == name) {
-                call.draws.insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
+                call.draws
+                    .insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
             } else {
                 let known: Vec<&str> = prog
                     .inputs
@@ -474,7 +493,8 @@ impl Process {
                     }
                 )));
             }
-            call.draws.insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
+            call.draws
+                .insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
         }
         for port in &prog.inputs {
             if !call.inputs.contains_key(&port.name) && port.name != "seed" {
@@ -540,7 +560,8 @@ impl Process {
         let mut batch = None;
         for (name, v) in pairs(Some(state))? {
             if p.masks.iter().any(|m| m.name == name) {
-                call.masks.insert(name.clone(), tensor_in(&name, &v, Elem::Bool)?);
+                call.masks
+                    .insert(name.clone(), tensor_in(&name, &v, Elem::Bool)?);
             } else if let Some(f) = p.fields.iter().find(|f| f.name == name) {
                 let x = tensor_in(&name, &v, f.elem)?;
                 batch.get_or_insert(x.shape.first().copied().unwrap_or(0));
@@ -559,7 +580,8 @@ impl Process {
                     names.join(", ")
                 )));
             }
-            call.draws.insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
+            call.draws
+                .insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
         }
         let mut one = SingleStep {
             k,
@@ -568,7 +590,10 @@ impl Process {
             ..SingleStep::default()
         };
         for (name, v) in pairs(prev)? {
-            one.prev.insert(name.clone(), tensor_in(&format!("prev.{name}"), &v, Elem::Real)?);
+            one.prev.insert(
+                name.clone(),
+                tensor_in(&format!("prev.{name}"), &v, Elem::Real)?,
+            );
         }
         call.batch = batch.unwrap_or(1);
         sizes_from_masks(p, &call.masks, &mut call.sizes);
@@ -639,10 +664,13 @@ impl Process {
         };
         check_sizes(p, &call.sizes)?;
         for (name, v) in pairs(state)? {
-            let f = p.fields.iter().find(|f| f.name == name).ok_or_else(|| {
-                value_error(format!("`{}` has no field `{name}`", p.name))
-            })?;
-            call.state.insert(name.clone(), tensor_in(&name, &v, f.elem)?);
+            let f = p
+                .fields
+                .iter()
+                .find(|f| f.name == name)
+                .ok_or_else(|| value_error(format!("`{}` has no field `{name}`", p.name)))?;
+            call.state
+                .insert(name.clone(), tensor_in(&name, &v, f.elem)?);
         }
         sizes_from_masks(p, &call.masks, &mut call.sizes);
         let mut den = denoise::Net::new(py, p, sampler, denoiser)?;

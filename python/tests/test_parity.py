@@ -12,10 +12,14 @@ import pytest
 from conftest import assert_same, cli_eval, load, make_input
 
 CASES = [
-    # spec, process, sizes, batch, a time inside the domain
-    ("ddpm.diff", "ddpm_linear", {"d": 3}, 5, 500.0),
-    ("ddpm.diff", "ddpm_cosine", {"d": 2}, 3, 999.0),
-    ("digress.diff", "digress", {"n": 5}, 3, 250.0),
+    # spec, process, sizes, batch, (t, s) inside the domain with s nearer the data
+    ("ddpm.diff", "ddpm_linear", {"d": 3}, 5, (500.0, 499.0)),
+    ("ddpm.diff", "ddpm_cosine", {"d": 2}, 3, (999.0, 998.0)),
+    ("digress.diff", "digress", {"n": 5}, 3, (250.0, 249.0)),
+    # a sampler with a final map, continuous time with the data at t = 1
+    ("bfn_continuous.diff", "bfn_continuous", {"d": 3}, 2, (0.25, 0.5)),
+    # multistep samplers that read the previous step's values (`prev`)
+    ("dpm_solver.diff", "vp_linear", {"d": 2}, 2, (0.5, 0.25)),
 ]
 
 
@@ -36,7 +40,7 @@ def _inputs(proc, entry, sizes, batch, t, rng):
         if name == "seed":
             continue
         if name in (proc.time, "s"):
-            times[name] = t if name == proc.time else t - 1.0
+            times[name] = t[0] if name == proc.time else t[1]
             continue
         arrays[name] = make_input(proc, port, batch, sizes, rng)
     return arrays, times
@@ -52,13 +56,16 @@ def test_entry_equals_cli(cli, tmp_path, spec, process, sizes, batch, t, entry_n
     if entry["kind"] in ("step", "finalize"):
         sampler = proc.sampler(entry_name.split(".", 1)[1])
         k = min(3, len(sampler.timesteps) - 2)
-        state, nets = {}, {}
+        state, nets, prev = {}, {}, {}
         arrays, _ = _inputs(proc, entry, sizes, batch, t, rng)
         for name, a in arrays.items():
-            (nets if "." in name else state)[name] = a
+            if name.startswith("prev."):
+                prev[name[len("prev."):]] = a
+            else:
+                (nets if "." in name else state)[name] = a
         tk = float(sampler.timesteps[k])
         if entry["kind"] == "step":
-            ours = sampler.step(nets, tk, state, seed=seed, backend=backend)
+            ours = sampler.step(nets, tk, state, seed=seed, backend=backend, prev=prev)
             sets = {proc.time: tk, "s": float(sampler.grid[k + 1]), "k": k,
                     "n": len(sampler.timesteps), "r": float(sampler.grid[k - 1])}
         else:
@@ -86,7 +93,7 @@ def test_masked_digress_entries_equal_cli(cli, tmp_path):
     mask = np.array([[True] * 5, [True] * 3 + [False] * 2, [True] * 4 + [False]])
     for name in ("forward", "loss.ce", "log_q"):
         entry = next(e for e in proc.entries() if e["name"] == name)
-        arrays, times = _inputs(proc, entry, {"n": 5}, 3, 100.0, rng)
+        arrays, times = _inputs(proc, entry, {"n": 5}, 3, (100.0, 99.0), rng)
         ours = proc.call(name, {**arrays, **times, "node": mask}, seed=11)
         theirs = cli_eval(cli, tmp_path / name, "digress.diff", "digress",
                           ["--entry", name, "--seed", "11"], {**arrays, "node": mask}, times)
