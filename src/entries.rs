@@ -30,6 +30,11 @@ pub enum EntryKind {
     Prior,
     Step,
     Finalize,
+    /// What a network is called with: its declared input expressions of the fields and time it
+    /// is given (`net_inputs.NET`).
+    NetInputs,
+    /// The training time distribution of a loss: one time per sample (`sample_t`).
+    SampleT,
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +109,21 @@ fn dist_ports(p: &Process, k: &Kernel) -> Vec<Port> {
             }
         })
         .collect()
+}
+
+/// The port a network's field input is given as: the diffused field at time t (`x_t`), or a
+/// conditioning field by its bare name.
+pub fn net_field_port(p: &Process, field: FieldId) -> Port {
+    let version = if p.forwards.iter().any(|k| k.target.field == field) {
+        Version::T
+    } else {
+        Version::Data
+    };
+    field_port(
+        p,
+        FieldRef { field, version },
+        p.version_name(FieldRef { field, version }),
+    )
 }
 
 pub fn entries(p: &Process) -> Vec<Entry> {
@@ -268,6 +288,53 @@ pub fn entries(p: &Process) -> Vec<Entry> {
         out.push(Entry {
             kind: EntryKind::Loss,
             name: format!("loss.{}", l.name),
+            inputs,
+            outputs,
+        });
+    }
+    // sample_t: the time of each training sample, as the losses draw it.
+    out.push(Entry {
+        kind: EntryKind::SampleT,
+        name: "sample_t".into(),
+        inputs: vec![seed()],
+        outputs: vec![Port {
+            name: p.time.name.clone(),
+            elem: Elem::Real,
+            extent: Extent::Sample,
+        }],
+    });
+    // net_inputs.NET: the values a network is called with, given the fields it reads at time t.
+    for n in &p.networks {
+        let mut inputs = Vec::new();
+        let mut outputs = Vec::new();
+        for (i, inp) in n.inputs.iter().enumerate() {
+            let (elem, extent) = match inp {
+                NetInput::Field { field, expr } => {
+                    let port = net_field_port(p, *field);
+                    if !inputs.contains(&port) {
+                        inputs.push(port);
+                    }
+                    let f = p.field(*field);
+                    (
+                        p.expr(*expr).ty.elem().unwrap_or(f.elem),
+                        Extent::Field(f.shape.clone()),
+                    )
+                }
+                NetInput::Time { expr } => (
+                    p.expr(*expr).ty.elem().unwrap_or(Elem::Real),
+                    Extent::Scalar,
+                ),
+            };
+            outputs.push(Port {
+                name: format!("input{i}"),
+                elem,
+                extent,
+            });
+        }
+        inputs.push(t.clone());
+        out.push(Entry {
+            kind: EntryKind::NetInputs,
+            name: format!("net_inputs.{}", n.name),
             inputs,
             outputs,
         });

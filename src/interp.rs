@@ -235,7 +235,7 @@ fn run_per_sample(
 /// number of values per sample is split the same way).
 fn rows(x: &Tensor, batch: usize, a: usize, e: usize, name: &str) -> Result<Tensor, String> {
     let len = x.len();
-    if batch == 0 || len % batch != 0 {
+    if batch == 0 || !len.is_multiple_of(batch) {
         if len == 0 {
             return Ok(x.clone());
         }

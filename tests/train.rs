@@ -176,3 +176,145 @@ fn a_time_array_of_the_wrong_length_or_outside_the_time_is_an_error() {
     let e = interp::run(&p, &prog, &call).unwrap_err();
     assert!(e.contains("`t` = NaN"), "{e}");
 }
+
+/// Records every network call of a sampler run, answering with `Wobbly`.
+struct Recorder {
+    calls: Vec<(usize, Vec<Tensor>, Vec<(usize, Tensor)>, Option<f64>)>,
+    net: common::diff::Wobbly,
+}
+
+impl interp::Denoiser for Recorder {
+    fn denoise(&mut self, p: &Process, c: &interp::NetCall) -> Result<Vec<Tensor>, String> {
+        self.calls
+            .push((c.net, c.inputs.to_vec(), c.fields.to_vec(), c.time));
+        self.net.denoise(p, c)
+    }
+}
+
+/// `net_inputs.NET`, given the fields a sampler's call passed and the call's time, returns
+/// exactly what the sampler called the network with, on every shipped sampler's first steps.
+#[test]
+fn net_inputs_are_what_a_sampler_calls_the_network_with() {
+    use diffc::ir::lower::lower_sampler;
+    let mut checked = 0;
+    for p in shipped() {
+        for s in &p.samplers {
+            let sp = lower_sampler(&p, &s.name).unwrap();
+            // Times an f32 holds exactly, as an entry's time input is an f32.
+            let grid: Vec<f64> = s
+                .default_grid
+                .iter()
+                .take(4)
+                .map(|x| *x as f32 as f64)
+                .collect();
+            let call = common::diff::sampler_call(&p, &sp, grid, 2, 3, 5);
+            let mut rec = Recorder {
+                calls: Vec::new(),
+                net: common::diff::Wobbly(0),
+            };
+            let what = format!("{} {}", p.name, s.name);
+            interp::sample(&p, &sp, &call, &mut rec).unwrap_or_else(|e| panic!("{what}: {e}"));
+            for (net, inputs, fields, time) in rec.calls.into_iter().take(3) {
+                let name = &p.networks[net].name;
+                let prog = lower(&p, &format!("net_inputs.{name}")).unwrap();
+                let mut c = Call {
+                    batch: 2,
+                    sizes: call.sizes.clone(),
+                    masks: call.masks.clone(),
+                    ..Call::default()
+                };
+                for (f, v) in fields {
+                    let port = diffc::entries::net_field_port(&p, diffc::typed::FieldId(f as u32));
+                    c.inputs.insert(port.name, v);
+                }
+                let t = time.unwrap_or(p.time.lo);
+                c.inputs
+                    .insert(p.time.name.clone(), Tensor::scalar(t as f32));
+                for run in [interp::run, diffc::cpu::run] {
+                    let out = run(&p, &prog, &c).unwrap_or_else(|e| panic!("{what} {name}: {e}"));
+                    assert_eq!(out, inputs, "{what}: `{name}` at t = {t}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} network calls equal their net_inputs entry");
+    assert!(checked >= 30, "{checked}");
+}
+
+/// `sample_t` draws every time of a discrete process equally often, and a continuous time
+/// uniformly: 2·10⁵ draws each, bounds at about 5 standard errors.
+#[test]
+fn sample_t_follows_the_training_time_distribution() {
+    let n = 200_000usize;
+    for (file, process) in [("ddpm.diff", "ddpm_linear"), ("vp_sde.diff", "vp_sde")] {
+        let p = common::spec(file, process);
+        let prog = lower(&p, "sample_t").unwrap();
+        let call = Call {
+            seed: 11,
+            batch: n,
+            ..Call::default()
+        };
+        let out = interp::run(&p, &prog, &call).unwrap();
+        assert_eq!(out[0].shape, vec![n]);
+        let ts = out[0].f32s().unwrap();
+        assert_eq!(diffc::cpu::run(&p, &prog, &call).unwrap()[0], out[0]);
+        let (lo, hi) = (p.time.lo, p.time.hi);
+        assert!(ts.iter().all(|t| (lo..=hi).contains(&(*t as f64))));
+        match p.time.kind {
+            TimeKind::Discrete => {
+                assert!(ts.iter().all(|t| t.fract() == 0.0));
+                // Ten bins of 100 times: each holds n/10 draws, s.e. sqrt(n · 0.1 · 0.9).
+                let mut bins = [0usize; 10];
+                for t in ts {
+                    bins[((*t as f64 - lo) / 100.0) as usize] += 1;
+                }
+                let se = (n as f64 * 0.09).sqrt();
+                for (i, c) in bins.iter().enumerate() {
+                    let z = (*c as f64 - n as f64 / 10.0) / se;
+                    assert!(z.abs() < 5.0, "{process}: bin {i} holds {c} ({z:.1} s.e.)");
+                }
+                assert!(ts.contains(&(lo as f32)) && ts.contains(&(hi as f32)));
+            }
+            TimeKind::Continuous => {
+                // Kolmogorov–Smirnov: sqrt(n) · D < 1.95 at the 0.1% level.
+                let mut s: Vec<f64> = ts.iter().map(|t| (*t as f64 - lo) / (hi - lo)).collect();
+                s.sort_by(|a, b| a.total_cmp(b));
+                let d = s
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| {
+                        ((i + 1) as f64 / n as f64 - x)
+                            .abs()
+                            .max((x - i as f64 / n as f64).abs())
+                    })
+                    .fold(0.0, f64::max);
+                assert!((n as f64).sqrt() * d < 1.95, "{process}: KS D = {d}");
+            }
+        }
+        // The uniforms can be supplied, like every draw.
+        let mut given = Call {
+            batch: 3,
+            ..Call::default()
+        };
+        given.draws.insert(
+            format!("u_{}", p.time.name),
+            Tensor {
+                shape: vec![3],
+                data: Data::F32(vec![0.0, 0.5, 0.999_999_9]),
+            },
+        );
+        let t = interp::run(&p, &prog, &given).unwrap();
+        let t = t[0].f32s().unwrap();
+        assert_eq!(t[0], lo as f32, "{process}");
+        match p.time.kind {
+            TimeKind::Discrete => assert_eq!(t[2], hi as f32, "{process}"),
+            TimeKind::Continuous => assert!(hi - (t[2] as f64) < 1e-6, "{process}: {}", t[2]),
+        }
+        assert!(
+            (t[1] as f64 - (lo + hi) / 2.0).abs() < 1.0,
+            "{process}: {}",
+            t[1]
+        );
+    }
+}

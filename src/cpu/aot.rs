@@ -174,7 +174,11 @@ fn ident(s: &str) -> String {
 pub(crate) fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
     let mut out = Vec::new();
     for e in entries::entries(p) {
-        if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
+        // The library's entries are the kernels' (the C runtime has no training entries yet).
+        if matches!(
+            e.kind,
+            EntryKind::Step | EntryKind::Finalize | EntryKind::SampleT | EntryKind::NetInputs
+        ) {
             continue;
         }
         let prog = crate::ir::lower::lower(p, &e.name)?;

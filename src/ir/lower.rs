@@ -27,6 +27,8 @@ pub fn lower(p: &Process, name: &str) -> Result<Program, String> {
         EntryKind::Posterior => l.posterior(name)?,
         EntryKind::Prior => l.prior(name)?,
         EntryKind::Loss => l.loss(name)?,
+        EntryKind::NetInputs => l.net_inputs(name)?,
+        EntryKind::SampleT => l.sample_t(),
         _ => return Err(format!("the interpreter cannot run `{name}` yet: only forward, log_q, posterior, prior and losses are lowered as entries; steps run through `lower_sampler`")),
     }
     Ok(l.prog)
@@ -680,6 +682,100 @@ impl<'p> Lower<'p> {
         let grads = super::grad::gradient(&mut self.prog, value, &wrt)?;
         self.prog.results.push(value);
         self.prog.results.extend(grads);
+        Ok(())
+    }
+
+    /// The training time of each sample: uniform over the process's times (every integer
+    /// time equally likely in discrete time; uniform on `[lo, hi]` in continuous time), from
+    /// one uniform per sample (`u_t`, which a caller may supply).
+    fn sample_t(&mut self) {
+        let site = self.prog.draws.len() as u32;
+        self.prog.draws.push(DrawSite {
+            family: Family::Uniform,
+            name: format!("u_{}", self.p.time.name),
+        });
+        let c = |l: &mut Self, x: f64| l.push(Node::Const(x), Kind::Real, Extent::Uniform);
+        let (zero, one) = (c(self, 0.0), c(self, 1.0));
+        let u = self.push(
+            Node::Draw {
+                site,
+                family: Family::Uniform,
+                params: vec![zero, one],
+            },
+            Kind::Real,
+            Extent::Sample,
+        );
+        let (lo, hi) = (self.p.time.lo, self.p.time.hi);
+        let span = match self.p.time.kind {
+            typed::TimeKind::Discrete => hi - lo + 1.0,
+            typed::TimeKind::Continuous => hi - lo,
+        };
+        let span = c(self, span);
+        let mut x = self.push(
+            Node::Binary(BinOp::Mul, u, span),
+            Kind::Real,
+            Extent::Sample,
+        );
+        if self.p.time.kind == typed::TimeKind::Discrete {
+            x = self.push(
+                Node::Call(Builtin::Floor, vec![x]),
+                Kind::Real,
+                Extent::Sample,
+            );
+        }
+        let (lo, hi) = (c(self, lo), c(self, hi));
+        let t = self.push(Node::Binary(BinOp::Add, lo, x), Kind::Real, Extent::Sample);
+        // A uniform just below 1 must not round past the last time.
+        let t = self.push(
+            Node::Call(Builtin::Min, vec![t, hi]),
+            Kind::Real,
+            Extent::Sample,
+        );
+        self.prog.results.push(t);
+    }
+
+    /// A network's declared inputs, of the fields the entry is given, at the entry's time: what
+    /// a sampler's call of the network passes it (`issue_call` builds the same expressions).
+    fn net_inputs(&mut self, name: &str) -> Result<(), String> {
+        let nname = name.strip_prefix("net_inputs.").unwrap_or(name);
+        let n = self
+            .p
+            .networks
+            .iter()
+            .find(|n| n.name == nname)
+            .cloned()
+            .ok_or_else(|| format!("no network `{nname}`"))?;
+        for inp in &n.inputs {
+            let r = match inp {
+                typed::NetInput::Field { field, expr } => {
+                    let port = crate::entries::net_field_port(self.p, *field);
+                    let i = self.input_index(&port.name)?;
+                    let f = self.p.field(*field).clone();
+                    let held = self.input_node(i, kind_of(f.elem), Some(f.shape.clone()));
+                    let saved = (
+                        std::mem::take(&mut self.subst),
+                        std::mem::take(&mut self.memo),
+                    );
+                    for version in [typed::Version::T, typed::Version::Data] {
+                        self.subst.insert(
+                            FieldRef {
+                                field: *field,
+                                version,
+                            },
+                            held,
+                        );
+                    }
+                    let r = self.expr(*expr);
+                    (self.subst, self.memo) = saved;
+                    r?
+                }
+                typed::NetInput::Time { expr } => {
+                    let kind = kind_of(self.p.expr(*expr).ty.elem().unwrap_or(Elem::Real));
+                    self.coef(*expr, None, kind)
+                }
+            };
+            self.prog.results.push(r);
+        }
         Ok(())
     }
 
