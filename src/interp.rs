@@ -123,6 +123,10 @@ pub(crate) struct Ctx<'a> {
     accel: Option<&'a dyn Accel>,
 }
 
+/// The bit set in the RNG step word of `sample_t`'s draws (`Call::step` below it selects the
+/// batch): no forward entry or sampler step draws on such a step.
+pub const SAMPLE_T_STEP: u32 = 1 << 31;
+
 pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
     run_with(p, prog, call, None)
 }
@@ -339,6 +343,11 @@ fn run_one(
     env.t = time_input(p, call, &p.time.name)?.unwrap_or(f64::NAN);
     env.s = time_input(p, call, "s")?;
     let mut cx = Ctx::new(p, prog, call, sizes, env);
+    if prog.kind == crate::entries::EntryKind::SampleT {
+        // Training times draw on a step word of their own, so that `sample_t` and `forward`
+        // called with the same seed and step never share noise.
+        cx.step = call.step | SAMPLE_T_STEP;
+    }
     cx.accel = accel;
     let mut out = Vec::new();
     for (i, r) in prog.results.iter().enumerate() {

@@ -20,5 +20,6 @@ pub mod picture;
 pub mod rng;
 pub mod sample;
 pub mod syntax;
+pub mod train;
 pub mod typed;
 pub mod types;

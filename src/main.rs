@@ -367,7 +367,15 @@ fn eval(
             let ports = |v: &[diffc::entries::Port]| -> Vec<(String, String, String)> {
                 v.iter()
                     .map(|x| {
-                        let (d, s) = port_text(p, x);
+                        let (d, mut s) = port_text(p, x);
+                        // Entries other than sampler steps take one time or one per sample.
+                        let steps = matches!(
+                            e.kind,
+                            diffc::entries::EntryKind::Step | diffc::entries::EntryKind::Finalize
+                        );
+                        if x.name == p.time.name && !steps && s == "[]" {
+                            s = "[] or [batch]".into();
+                        }
                         (x.name.clone(), d, s)
                     })
                     .collect()
@@ -478,6 +486,9 @@ fn eval(
             let t = tensor_from_npy(&arr, port.elem, name)?;
             if matches!(port.extent, diffc::entries::Extent::Field(_)) {
                 batch.get_or_insert(t.shape.first().copied().unwrap_or(0));
+            } else if name == p.time.name && t.shape.len() == 1 {
+                // One time per sample also says how many samples there are.
+                batch.get_or_insert(t.shape[0]);
             }
             call.inputs.insert(name.to_string(), t);
         } else if prog.draws.iter().any(|d| d.name == name) {

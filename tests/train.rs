@@ -318,3 +318,92 @@ fn sample_t_follows_the_training_time_distribution() {
         );
     }
 }
+
+/// `diffc::train`: the batch's network inputs are its noised data at its times, and the loss of
+/// DDPM's `simple` is mean((ε̂ − ε)²) with gradient 2(ε̂ − ε)/d, on the interpreter and the CPU.
+#[test]
+fn a_training_step_in_rust() {
+    use diffc::train::{self, Backend, Options};
+    use std::collections::HashMap;
+    let p = common::spec("ddpm.diff", "ddpm_linear");
+    let (batch, d) = (64usize, 3usize);
+    let mut g = Gen(5);
+    let x0: Vec<f32> = (0..batch * d).map(|_| g.next() * 2.0 - 1.0).collect();
+    let data = HashMap::from([(
+        "x_0".to_string(),
+        Tensor {
+            shape: vec![batch, d],
+            data: Data::F32(x0),
+        },
+    )]);
+    let mut first = None;
+    for backend in [Backend::Interp, Backend::Cpu] {
+        let o = Options {
+            seed: 3,
+            step: 9,
+            backend,
+            ..Options::default()
+        };
+        let b = train::batch(&p, "simple", &data, &o).unwrap();
+        let ts = b.t.f32s().unwrap();
+        assert_eq!(b.t.shape, vec![batch]);
+        // Times differ from sample to sample.
+        assert!(ts.iter().any(|t| *t != ts[0]));
+        let (net, inputs) = &b.net_inputs[0];
+        assert_eq!(net, "eps_hat");
+        assert_eq!(inputs[0], b.targets["x_t"]);
+        assert_eq!(inputs[1].f32s().unwrap(), ts);
+        // A new training step draws new times; the same step the same.
+        let again = train::batch(&p, "simple", &data, &o).unwrap();
+        assert_eq!(again.t, b.t);
+        let next = train::batch(
+            &p,
+            "simple",
+            &data,
+            &Options {
+                step: 10,
+                ..o.clone()
+            },
+        )
+        .unwrap();
+        assert_ne!(next.t, b.t);
+        let out: Vec<f32> = (0..batch * d).map(|_| g.next() - 0.5).collect();
+        let outputs = HashMap::from([(
+            "eps_hat.x".to_string(),
+            Tensor {
+                shape: vec![batch, d],
+                data: Data::F32(out.clone()),
+            },
+        )]);
+        let (loss, grads) = train::loss(&p, &b, &outputs, &o).unwrap();
+        let eps = b.targets["eps"].f32s().unwrap();
+        let l = loss.f32s().unwrap();
+        let gr = grads["d_eps_hat.x"].f32s().unwrap();
+        for i in 0..batch {
+            let want: f64 = (0..d)
+                .map(|j| ((out[i * d + j] - eps[i * d + j]) as f64).powi(2))
+                .sum::<f64>()
+                / d as f64;
+            assert!(
+                (l[i] as f64 - want).abs() < 1e-5 * want.max(1.0),
+                "{backend:?} sample {i}"
+            );
+            for j in 0..d {
+                let want = 2.0 * (out[i * d + j] - eps[i * d + j]) / d as f32;
+                assert!((gr[i * d + j] - want).abs() < 1e-5, "{backend:?} gradient");
+            }
+        }
+        match &first {
+            None => first = Some((b.t.clone(), b.targets["x_t"].clone())),
+            Some((t, x)) => {
+                assert_eq!(t, &b.t, "the backends draw the same times");
+                compare("x_t", &b.targets["x_t"], x, 1e-5, &mut 0.0);
+            }
+        }
+    }
+    // Bad input is an error naming it.
+    let e = train::batch(&p, "nope", &data, &Options::default()).unwrap_err();
+    assert!(e.contains("no entry `loss.nope`"), "{e}");
+    let e = train::batch(&p, "simple", &HashMap::new(), &Options::default()).unwrap_err();
+    assert!(e.contains("x_0"), "{e}");
+}
