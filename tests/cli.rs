@@ -720,3 +720,50 @@ fn sweep_rejects_bad_requests_with_exit_2() {
         assert!(!err.contains("bug in diffc"), "{all:?}: {err}");
     }
 }
+
+/// `diffc data` writes a dataset as files that `diffc metrics` and numpy read back: the same
+/// graphs as `diffc::data` generates, and an unknown name exits 2.
+#[test]
+fn data_writes_a_dataset_to_files() {
+    let dir = std::env::temp_dir().join(format!("diffc-data-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let (code, _, err) = diffc(&["data", "community-small", "--count", "12", "--out", d]);
+    assert_eq!(code, Some(0), "{err}");
+    let want = match diffc::data::generate_with(
+        "community-small",
+        0,
+        &diffc::data::Options {
+            count: Some(12),
+            size: None,
+        },
+    )
+    .unwrap()
+    {
+        diffc::data::Dataset::Graphs(g) => g,
+        _ => unreachable!(),
+    };
+    let nodes = diffc::npy::read(&std::fs::read(dir.join("nodes.npy")).unwrap()).unwrap();
+    assert_eq!(nodes.shape, vec![12]);
+    let adj = diffc::npy::read(&std::fs::read(dir.join("adjacency.npy")).unwrap()).unwrap();
+    let n = adj.shape[1];
+    let diffc::npy::Data::F32(a) = &adj.data else {
+        panic!("adjacency.npy holds float32")
+    };
+    for (k, g) in want.iter().enumerate() {
+        let edges: usize = a[k * n * n..(k + 1) * n * n]
+            .iter()
+            .filter(|x| **x == 1.0)
+            .count();
+        assert_eq!(edges, 2 * g.edges().count(), "graph {k}");
+    }
+    // The edge lists score against themselves with no distance.
+    let graphs = dir.join("graphs");
+    let g = graphs.to_str().unwrap();
+    let (code, out, err) = diffc(&["metrics", g, g]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("degree"), "{out}");
+    let (code, _, err) = diffc(&["data", "nope", "--out", d]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("nope"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
