@@ -80,6 +80,9 @@ pub struct Call {
     /// This call's samples are samples `sample_base..sample_base + batch` of a larger batch:
     /// sample `b` draws its noise as sample `sample_base + b` does (0 for a whole batch).
     pub sample_base: usize,
+    /// Values of the process's `param`s by name (a number, or `[K]` for a `vec<K>`), in place
+    /// of their declared defaults.
+    pub params: HashMap<String, Tensor>,
 }
 
 /// A value inside the interpreter: one entry (or K) per element of its extent.
@@ -203,6 +206,7 @@ fn run_per_sample(
             draws: HashMap::new(),
             masks: HashMap::new(),
             sample_base: call.sample_base + a,
+            params: call.params.clone(),
         };
         for (k, x) in &call.inputs {
             let per_sample = prog.inputs.iter().any(|port| {
@@ -341,6 +345,7 @@ fn run_one(
         let _ = (name, slot);
     }
     env.t = time_input(p, call, &p.time.name)?.unwrap_or(f64::NAN);
+    env.params = process_param_values(p, &call.params)?;
     env.s = time_input(p, call, "s")?;
     let mut cx = Ctx::new(p, prog, call, sizes, env);
     if prog.kind == crate::entries::EntryKind::SampleT {
@@ -365,6 +370,105 @@ fn time_input(p: &Process, call: &Call, name: &str) -> Result<Option<f64>, Strin
         (Data::F32(v), 1) => check_time(p, name, v[0]).map(Some),
         _ => Err(format!("`{name}` must be one number")),
     }
+}
+
+/// The run-time values of a process's `param`s (by `ParamId`; `None` keeps the default),
+/// checked: a known name, the declared shape, finite values, and a probability vector where the
+/// default is one. A parameter that a schedule reads is tabulated when the spec is checked and
+/// cannot be given at run time.
+pub fn process_param_values(
+    p: &Process,
+    given: &HashMap<String, Tensor>,
+) -> Result<Vec<Option<Value>>, String> {
+    let mut out = vec![None; p.params.len()];
+    let mut names: Vec<&String> = given.keys().collect();
+    names.sort();
+    for name in names {
+        let t = &given[name];
+        let Some(id) = p.params.iter().position(|x| &x.name == name) else {
+            let known: Vec<&str> = p.params.iter().map(|x| x.name.as_str()).collect();
+            return Err(format!(
+                "`{}` has no param `{name}` (its params: {})",
+                p.name,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        };
+        if let Some(s) = p.schedules.iter().find(|s| reads_param(p, s.body, id)) {
+            return Err(format!(
+                "param `{name}` is read by schedule `{}`, which is tabulated when the spec is checked: it cannot be set at run time",
+                s.name
+            ));
+        }
+        let decl = &p.params[id];
+        let Data::F32(v) = &t.data else {
+            return Err(format!("param `{name}` must hold reals"));
+        };
+        let want = match decl.elem {
+            Elem::Real => 1,
+            Elem::Vec(k) => k as usize,
+            Elem::Mat(k) => (k * k) as usize,
+            _ => {
+                return Err(format!(
+                    "param `{name}` holds {}: only real, vec and mat params can be given",
+                    decl.elem.describe()
+                ))
+            }
+        };
+        if v.len() != want {
+            return Err(format!(
+                "param `{name}` is {}: give {want} value{}, not {}",
+                decl.elem.describe(),
+                if want == 1 { "" } else { "s" },
+                v.len()
+            ));
+        }
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(format!("param `{name}` holds {} at index {i}", v[i]));
+        }
+        let xs: Vec<f64> = v.iter().map(|x| *x as f64).collect();
+        if let Some(Value::Vec(d)) = &decl.default {
+            let simplex = |x: &[f64]| {
+                x.iter().all(|y| *y >= 0.0) && (x.iter().sum::<f64>() - 1.0).abs() < 1e-6
+            };
+            if simplex(d) && !simplex(&xs) {
+                return Err(format!(
+                    "param `{name}` is a probability vector (its default sums to 1): give values >= 0 that sum to 1 (these sum to {})",
+                    xs.iter().sum::<f64>()
+                ));
+            }
+        }
+        out[id] = Some(match decl.elem {
+            Elem::Real => Value::Real(xs[0]),
+            Elem::Vec(_) => Value::Vec(xs),
+            Elem::Mat(k) => Value::Mat(k as usize, xs),
+            _ => unreachable!("checked above"),
+        });
+    }
+    Ok(out)
+}
+
+/// Does expression `e` read param `id` (through schedules, functions' bodies and locals)?
+fn reads_param(p: &Process, e: crate::typed::ExprId, id: usize) -> bool {
+    let mut stack = vec![e];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(x) = stack.pop() {
+        if !seen.insert(x) {
+            continue;
+        }
+        let kind = &p.expr(x).kind;
+        match kind {
+            crate::typed::ExprKind::Param(q) if q.index() == id => return true,
+            crate::typed::ExprKind::Schedule { id: s, .. } => stack.push(p.schedule(*s).body),
+            crate::typed::ExprKind::Local(l) => stack.extend(p.locals[l.index()].value),
+            _ => {}
+        }
+        crate::check::children_of(kind, &mut stack);
+    }
+    false
 }
 
 /// A time as a call gives it (an f32), checked against the process's time. An end of a
@@ -1682,6 +1786,8 @@ pub struct SampleCall {
     pub state: HashMap<String, Tensor>,
     /// The sampler's parameters by name (the spec's defaults otherwise).
     pub params: HashMap<String, f64>,
+    /// Values of the process's `param`s by name, as `Call::params`.
+    pub process_params: HashMap<String, Tensor>,
     /// A time grid in place of the sampler's own (noise end first).
     pub grid: Option<Vec<f64>>,
     /// Supplied draws by the name of what they draw (`let z ~ …` is `z`; `x ~ …` is `x`), in
@@ -1776,6 +1882,7 @@ pub(crate) fn sample_with(
         batch: call.batch,
         draws: call.draws.clone(),
         masks: call.masks.clone(),
+        params: call.process_params.clone(),
         ..Call::default()
     };
     if let Some(name) = call
@@ -1793,6 +1900,7 @@ pub(crate) fn sample_with(
     let env = Env {
         t: grid[0],
         sampler_params: params.clone(),
+        params: process_param_values(p, &call.process_params)?,
         ..Env::default()
     };
     let mut cx = Ctx::new(p, &sp.prog, &base, sizes, env);
@@ -1889,6 +1997,7 @@ pub(crate) fn sample_with(
                     step: u32::MAX - 1 - i as u32,
                     batch: call.batch,
                     sizes: cx.sizes.clone(),
+                    params: call.process_params.clone(),
                     ..Call::default()
                 };
                 let mut out = match accel {

@@ -138,6 +138,10 @@ struct EvalArgs {
     /// A time (`t=500`, `s=499`), a dimension size (`d=64`) or the batch size (`batch=8`).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     sets: Vec<String>,
+    /// A parameter of the process (`param`) or of the sampler, in place of its default: a
+    /// number, or a `.npy` file for a `vec` or `mat` parameter (`--param mX=m.npy`).
+    #[arg(long = "param", value_name = "NAME=VALUE|FILE.npy")]
+    params: Vec<String>,
     /// The seed of every draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -547,6 +551,9 @@ fn eval(
             ));
         }
     }
+    for (name, value) in read_params(&args.params)? {
+        call.params.insert(name, value);
+    }
     call.batch = batch.unwrap_or(1);
     let outputs = match args.backend {
         Backend::Cpu => diffc::cpu::run(p, &prog, &call)?,
@@ -719,6 +726,22 @@ fn eval_step(
             return Err(format!("step `{sampler}` has no input `{name}`: give fields, NET.FIELD outputs, prev.NAME values or draws"));
         }
     }
+    for (name, value) in read_params(&args.params)? {
+        let sampler_param = s_def.params.iter().any(|x| x.name == name && x.overridable);
+        match (sampler_param, value.f32s()) {
+            (true, Some([v])) => {
+                call.params.insert(name, *v as f64);
+            }
+            (true, _) => {
+                return Err(format!(
+                    "`--param {name}`: a sampler parameter is one number"
+                ))
+            }
+            (false, _) => {
+                call.process_params.insert(name, value);
+            }
+        }
+    }
     call.batch = batch.unwrap_or(1);
     call.grid = Some(vec![t, s]);
     let (lo, hi) = (p.time.lo.min(p.time.data_at), p.time.hi.max(p.time.data_at));
@@ -848,6 +871,25 @@ fn build(
 }
 
 /// `--in NAME=FILE.npy`: the name and the array.
+/// `--param NAME=VALUE|FILE.npy` arguments: a number, or the reals of a `.npy` file.
+fn read_params(args: &[String]) -> Result<Vec<(String, diffc::interp::Tensor)>, String> {
+    args.iter()
+        .map(|a| {
+            let (name, value) = a
+                .split_once('=')
+                .ok_or_else(|| format!("`--param {a}`: expected NAME=VALUE or NAME=FILE.npy"))?;
+            let t = match value.parse::<f64>() {
+                Ok(x) => diffc::interp::Tensor::scalar(x as f32),
+                Err(_) => {
+                    let (_, arr) = read_in(a)?;
+                    diffc::interp::tensor_from_npy(&arr, diffc::typed::Elem::Real, name)?
+                }
+            };
+            Ok((name.to_string(), t))
+        })
+        .collect()
+}
+
 /// `diffc data`: graphs as edge lists (`graphs/NNNN.txt`) and as a padded adjacency stack
 /// (`adjacency.npy`, float32 `[count, n, n]`, with `nodes.npy`, int64 `[count]`); points as
 /// `points.npy` (float32 `[count, dim]`); sequences as `sequences.txt` and `sequences.npy`

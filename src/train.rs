@@ -49,6 +49,8 @@ pub struct Options {
     pub sizes: HashMap<String, usize>,
     /// Node masks by name (`bool[batch, n]`).
     pub masks: HashMap<String, Tensor>,
+    /// Values of the process's `param`s by name, in place of their defaults.
+    pub params: HashMap<String, Tensor>,
 }
 
 /// One training batch: everything the loss reads besides the network's outputs, and the
@@ -113,6 +115,7 @@ pub fn batch(
         draws: HashMap::new(),
         masks: o.masks.clone(),
         sample_base: 0,
+        params: o.params.clone(),
     };
     let tname = p.time.name.clone();
     let t = match data.get(&tname) {
@@ -214,6 +217,7 @@ pub fn loss(
         draws: HashMap::new(),
         masks: o.masks.clone(),
         sample_base: 0,
+        params: o.params.clone(),
     };
     let mut out = run(o.backend, p, &prog, &call)?;
     let value = out.remove(0);

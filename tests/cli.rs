@@ -767,3 +767,38 @@ fn data_writes_a_dataset_to_files() {
     assert!(err.contains("nope"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--param` gives a process's parameter per call; a wrong one exits 2 naming it.
+#[test]
+fn eval_takes_params() {
+    let dir = std::env::temp_dir().join(format!("diffc-param-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let m = dir.join("m.npy");
+    let a = diffc::npy::Array {
+        shape: vec![4],
+        data: diffc::npy::Data::F32(vec![0.0, 0.0, 0.0, 1.0]),
+    };
+    let mut bytes = Vec::new();
+    diffc::npy::write(&a, &mut bytes).unwrap();
+    std::fs::write(&m, bytes).unwrap();
+    let spec = format!("{}/specs/digress.diff", env!("CARGO_MANIFEST_DIR"));
+    let param = format!("mX={}", m.display());
+    let (code, out, err) = diffc(&[
+        "eval", &spec, "--entry", "prior.X", "--set", "batch=2", "--set", "n=3", "--param", &param,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("X_T: shape [2, 3] [3, 3, 3, 3, 3, 3]"),
+        "{out}"
+    );
+    let (code, _, err) = diffc(&[
+        "eval", &spec, "--entry", "prior.X", "--set", "batch=2", "--set", "n=3", "--param",
+        "mX=0.5",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("param `mX` is vec<4>: give 4 values, not 1"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

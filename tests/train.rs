@@ -407,3 +407,94 @@ fn a_training_step_in_rust() {
     let e = train::batch(&p, "simple", &HashMap::new(), &Options::default()).unwrap_err();
     assert!(e.contains("x_0"), "{e}");
 }
+
+/// A process's `param`s are given per call: DiGress's prior over node classes follows a
+/// marginal `mX` given at run time on every backend, and bad values are errors naming it.
+#[test]
+fn params_are_given_per_call() {
+    let p = common::spec("digress.diff", "digress");
+    let prog = lower(&p, "prior.X").unwrap();
+    let onehot = |c: usize| Tensor {
+        shape: vec![4],
+        data: Data::F32((0..4).map(|i| if i == c { 1.0 } else { 0.0 }).collect()),
+    };
+    let mut call = Call {
+        seed: 4,
+        batch: 3,
+        sizes: [("n".to_string(), 5)].into(),
+        ..Call::default()
+    };
+    let default = interp::run(&p, &prog, &call).unwrap();
+    call.params.insert("mX".into(), onehot(2));
+    let mut runs: Vec<(&str, RunFn)> = vec![
+        ("interp", &|p, prog, c| interp::run(p, prog, c)),
+        ("cpu", &|p, prog, c| diffc::cpu::run(p, prog, c)),
+    ];
+    let gpu = common::gpu::gpu();
+    let on_gpu =
+        |p: &Process, prog: &Program, c: &Call| diffc::gpu::run_on(gpu.unwrap(), p, prog, c);
+    if gpu.is_some() {
+        runs.push(("gpu", &on_gpu));
+    }
+    for (name, run) in &runs {
+        let out = run(&p, &prog, &call).unwrap();
+        assert_eq!(out[0].data, Data::Class(vec![2; 15]), "{name}");
+        assert_ne!(out[0], default[0]);
+    }
+    // The forward marginal reads it too: at the noise end every class is 2 or the data's.
+    let fwd = lower(&p, "forward").unwrap();
+    let mut f = entry_call(&p, &fwd, 3, 5, 2);
+    f.inputs
+        .insert("t".into(), Tensor::scalar(p.time.hi as f32));
+    f.params.insert("mX".into(), onehot(2));
+    for (name, run) in &runs {
+        let out = run(&p, &fwd, &f).unwrap();
+        let (Data::Class(x0), Data::Class(xt)) = (&f.inputs["X_0"].data, &out[0].data) else {
+            panic!("classes");
+        };
+        assert!(xt.iter().zip(x0).all(|(a, b)| *a == 2 || a == b), "{name}");
+    }
+    for (given, want) in [
+        (("mQ", onehot(0)), "has no param `mQ` (its params: mX, mE)"),
+        (
+            ("mX", Tensor::scalar(1.0)),
+            "param `mX` is vec<4>: give 4 values, not 1",
+        ),
+        (
+            (
+                "mX",
+                Tensor {
+                    shape: vec![4],
+                    data: Data::F32(vec![0.5, 0.5, 0.5, 0.0]),
+                },
+            ),
+            "is a probability vector",
+        ),
+        (
+            (
+                "mX",
+                Tensor {
+                    shape: vec![4],
+                    data: Data::F32(vec![f32::NAN, 0.5, 0.5, 0.0]),
+                },
+            ),
+            "param `mX` holds NaN at index 0",
+        ),
+    ] {
+        let mut c = call.clone();
+        c.params = [(given.0.to_string(), given.1)].into();
+        for (name, run) in &runs {
+            let e = run(&p, &prog, &c).unwrap_err();
+            assert!(e.contains(want), "{name}: {e}");
+        }
+    }
+    // A param a schedule reads is tabulated: refused, not silently ignored.
+    let text = "process q {\n  dim d\n  param b : real = 0.02\n  field x : real[d]\n  time t : 1..10\n  schedule beta(t) = b * t / 10\n  schedule alpha_bar(t) in (0, 1] decreasing = cumprod(1 - beta(t))\n  forward x_t | x_0 ~ Normal(sqrt(alpha_bar(t)) * x_0, 1 - alpha_bar(t))\n  prior x_T ~ Normal(0, 1)\n}\n";
+    let (m, diags) = diffc::check::check_source(text);
+    let q = &m.unwrap_or_else(|| panic!("{diags:?}")).processes[0];
+    let qf = lower(q, "forward").unwrap();
+    let mut c = entry_call(q, &qf, 2, 3, 1);
+    c.params.insert("b".into(), Tensor::scalar(0.01));
+    let e = interp::run(q, &qf, &c).unwrap_err();
+    assert!(e.contains("read by schedule `beta`"), "{e}");
+}

@@ -37,6 +37,9 @@ pub struct Env {
     pub sampler_params: Vec<Value>,
     /// Substitutions for field versions (class indices as reals, bools, reals).
     pub fields: Vec<(FieldRef, Value)>,
+    /// Values of the process's `param`s given at run time, by `ParamId` (the defaults
+    /// otherwise).
+    pub params: Vec<Option<Value>>,
 }
 
 pub struct Evaluator<'p> {
@@ -85,9 +88,11 @@ impl<'p> Evaluator<'p> {
             ExprKind::Number(x) => Value::Real(*x),
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Const(c) => Value::Real(p.consts[c.index()].value),
-            ExprKind::Param(id) => p.params[id.index()]
-                .default
-                .clone()
+            ExprKind::Param(id) => env
+                .params
+                .get(id.index())
+                .and_then(|v| v.clone())
+                .or_else(|| p.params[id.index()].default.clone())
                 .ok_or(EvalError::Runtime)?,
             ExprKind::SamplerParam { index, .. } => env
                 .sampler_params

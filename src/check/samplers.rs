@@ -787,6 +787,7 @@ impl<'a> Checker<'a> {
                 step: Some((k, n)),
                 sampler_params: self.sampler_values.clone(),
                 fields: Vec::new(),
+                params: Vec::new(),
             };
             if let Err((span, msg, code)) = self.dry_stmts(&ev, &s.step, &env) {
                 let d = Diagnostic::error(
