@@ -177,9 +177,13 @@ fn a_time_array_of_the_wrong_length_or_outside_the_time_is_an_error() {
     assert!(e.contains("`t` = NaN"), "{e}");
 }
 
+/// A network call as a sampler made it: the network, its inputs, the fields it was given and
+/// its time.
+type Seen = (usize, Vec<Tensor>, Vec<(usize, Tensor)>, Option<f64>);
+
 /// Records every network call of a sampler run, answering with `Wobbly`.
 struct Recorder {
-    calls: Vec<(usize, Vec<Tensor>, Vec<(usize, Tensor)>, Option<f64>)>,
+    calls: Vec<Seen>,
     net: common::diff::Wobbly,
 }
 

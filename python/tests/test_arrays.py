@@ -106,6 +106,7 @@ def test_the_gil_is_released_while_an_entry_runs():
         ticks += 1
         time.sleep(0.001)
     worker.join()
-    # With the GIL held for the whole call, this loop could not run while it lasts.
-    assert done["seconds"] > 0.05
-    assert ticks >= 0.3 * done["seconds"] / 0.002
+    # With the GIL held for the whole call, this loop could not run while it lasts; released,
+    # it ticks about once a millisecond (once per 20 ms is asked, for a loaded machine).
+    assert done["seconds"] > 0.1
+    assert ticks >= max(5, done["seconds"] / 0.02)
