@@ -107,22 +107,23 @@ def test_backward_reaches_the_network_parameters():
 
 
 def test_a_short_training_run_lowers_the_loss():
+    """The loop of docs/training.md: sample_t, forward, net_inputs, the network, the loss."""
     proc = load(*DDPM)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 64), torch.nn.SiLU(), torch.nn.Linear(64, 2))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     data = torch.tensor([[1.0, 1.0], [-1.0, -1.0]]).repeat(32, 1)
     losses = []
-    rng = np.random.default_rng(0)
     for step in range(150):
-        t = rng.integers(1, 1001, size=len(data)).astype(np.float32)
-        noised = proc.forward(x_0=data, t=torch.from_numpy(t), seed=step)
-        inp = torch.cat([noised["x_t"], torch.from_numpy(t)[:, None] / 1000.0], 1)
-        loss = dt.loss(proc, "simple", {"x_t": noised["x_t"], "t": torch.from_numpy(t), "eps": noised["eps"]}, model(inp)).mean()
+        t = proc.sample_t(batch=len(data), seed=step)["t"]
+        noised = proc.forward(x_0=data, t=t, seed=step)
+        x_in, t_in = proc.net_inputs("eps_hat", x_t=noised["x_t"], t=t).values()
+        eps_hat = model(torch.cat([x_in, t_in[:, None] / 1000.0], 1))
+        loss = dt.loss(proc, "simple", {"x_t": noised["x_t"], "t": t, "eps": noised["eps"]}, eps_hat)
         opt.zero_grad()
-        loss.backward()
+        loss.mean().backward()
         opt.step()
-        losses.append(loss.item())
+        losses.append(loss.mean().item())
     assert np.mean(losses[-20:]) < 0.6 * np.mean(losses[:20])
 
 
