@@ -162,6 +162,11 @@ class Process:
         return self._p.dims
 
     @property
+    def params(self) -> List[str]:
+        """The names of the process's ``param``s, which ``params=`` can set per call."""
+        return self._p.params
+
+    @property
     def masks(self) -> List[tuple]:
         """Node masks as ``(name, dim)`` pairs."""
         return self._p.masks
@@ -191,6 +196,7 @@ class Process:
         draws: Optional[Mapping[str, Any]] = None,
         masks: Optional[Mapping[str, Any]] = None,
         sizes: Optional[Mapping[str, int]] = None,
+        params: Optional[Mapping[str, Any]] = None,
     ) -> Dict[str, Any]:
         """Run the entry point ``entry`` and return its outputs by name.
 
@@ -198,7 +204,8 @@ class Process:
         name, a port of the entry (the time ``t`` as a number, a 0-d array, or one time per
         sample), or a supplied draw (``eps``, ``u_x``, …). ``batch`` defaults to the first axis
         of the field inputs (or of a per-sample time), else 1; ``sizes`` gives dimensions no
-        input shows.
+        input shows. ``params`` sets the process's ``param``s for this call (a number, or a list
+        or array for a ``vec`` param), in place of their declared defaults.
         """
         as_torch = _any_torch(inputs, draws, masks)
         out = self._p.run(
@@ -210,6 +217,7 @@ class Process:
             draws=_numpy_dict(draws),
             masks=_numpy_dict(masks),
             sizes=dict(sizes or {}),
+            params={k: _to_numpy(k, v) for k, v in (params or {}).items()},
         )
         return _wrap(out, as_torch)
 
@@ -220,33 +228,34 @@ class Process:
 
     def forward(self, inputs: Optional[Mapping[str, Any]] = None, *, seed: int = 0,
                 backend: str = "interp", batch: Optional[int] = None, draws=None, masks=None,
-                sizes=None, **named: Any) -> Dict[str, Any]:
+                sizes=None, params=None, **named: Any) -> Dict[str, Any]:
         """Noise data: ``forward(x_0=x0, t=t)`` → ``{"x_t": …, "eps": …}``."""
         return self._named("forward", inputs, named, dict(seed=seed, backend=backend,
-                           batch=batch, draws=draws, masks=masks, sizes=sizes))
+                           batch=batch, draws=draws, masks=masks, sizes=sizes, params=params))
 
     def log_q(self, inputs: Optional[Mapping[str, Any]] = None, *, backend: str = "interp",
-              batch: Optional[int] = None, masks=None, sizes=None, **named: Any) -> Dict[str, Any]:
+              batch: Optional[int] = None, masks=None, sizes=None, params=None,
+              **named: Any) -> Dict[str, Any]:
         """``log q(x_t | x_0)`` per sample."""
         return self._named("log_q", inputs, named, dict(backend=backend, batch=batch,
-                           masks=masks, sizes=sizes))
+                           masks=masks, sizes=sizes, params=params))
 
     def posterior(self, inputs: Optional[Mapping[str, Any]] = None, *, field: Optional[str] = None,
                   backend: str = "interp", batch: Optional[int] = None, masks=None, sizes=None,
-                  **named: Any) -> Dict[str, Any]:
+                  params=None, **named: Any) -> Dict[str, Any]:
         """The posterior's parameters; ``field`` picks one when the process has several."""
         entry = "posterior" if field is None else f"posterior.{field}"
         return self._named(entry, inputs, named, dict(backend=backend, batch=batch,
-                           masks=masks, sizes=sizes))
+                           masks=masks, sizes=sizes, params=params))
 
     def loss(self, name: str, inputs: Optional[Mapping[str, Any]] = None, *,
              backend: str = "interp", batch: Optional[int] = None, draws=None, masks=None,
-             sizes=None, **named: Any) -> Dict[str, Any]:
+             sizes=None, params=None, **named: Any) -> Dict[str, Any]:
         """The loss ``name`` per sample and its gradient with respect to each network output
         (``d_NET.FIELD``). Network outputs are inputs named ``NET.FIELD``: give them in
         ``inputs``. For autograd, see :func:`diffc.torch.loss`."""
         return self._named(f"loss.{name}", inputs, named, dict(backend=backend, batch=batch,
-                           draws=draws, masks=masks, sizes=sizes))
+                           draws=draws, masks=masks, sizes=sizes, params=params))
 
     def sample_t(self, inputs: Optional[Mapping[str, Any]] = None, *, seed: int = 0,
                  backend: str = "interp", batch: Optional[int] = None, **named: Any) -> Dict[str, Any]:
@@ -256,21 +265,22 @@ class Process:
 
     def net_inputs(self, net: str, inputs: Optional[Mapping[str, Any]] = None, *,
                    backend: str = "interp", batch: Optional[int] = None, masks=None, sizes=None,
-                   **named: Any) -> Dict[str, Any]:
+                   params=None, **named: Any) -> Dict[str, Any]:
         """What the network ``net`` is called with, preconditioning included."""
         return self._named(f"net_inputs.{net}", inputs, named, dict(backend=backend,
-                           batch=batch, masks=masks, sizes=sizes))
+                           batch=batch, masks=masks, sizes=sizes, params=params))
 
     def prior(self, *, field: Optional[str] = None, seed: int = 0, backend: str = "interp",
-              batch: Optional[int] = None, masks=None, sizes=None) -> Dict[str, Any]:
+              batch: Optional[int] = None, masks=None, sizes=None, params=None) -> Dict[str, Any]:
         """Draws from the prior (the noise end)."""
         entry = "prior" if field is None else f"prior.{field}"
         return self.call(entry, None, seed=seed, backend=backend, batch=batch, masks=masks,
-                         sizes=sizes)
+                         sizes=sizes, params=params)
 
-    def sampler(self, name: str, steps: Optional[int] = None, **params: float) -> "Sampler":
+    def sampler(self, name: str, steps: Optional[int] = None, **params: Any) -> "Sampler":
         """A sampler with its time grid, to step through in your own loop (diffusers-style)
-        or to hand to :meth:`sample`."""
+        or to hand to :meth:`sample`. ``params`` are the sampler's parameters (``eta=0.5``) and
+        the process's ``param``s, told apart by name."""
         return Sampler(self, name, steps, params)
 
     def sample(
@@ -286,7 +296,7 @@ class Process:
         backend: str = "cpu",
         steps: Optional[int] = None,
         tensors: Optional[str] = None,
-        **params: float,
+        **params: Any,
     ) -> Dict[str, Any]:
         """Run a sampler from its start to its final map for ``count`` samples, calling
         ``denoiser`` for every network evaluation, and return every field it set.
@@ -296,12 +306,13 @@ class Process:
         network's output order, or a dict by field name. A dict of callables gives one per
         network. It gets torch tensors (under ``torch.no_grad()``) when it is a
         ``torch.nn.Module``, when ``tensors="torch"``, or when any array given here is a
-        tensor; numpy arrays otherwise. ``state`` gives starting values (conditioning fields,
+        tensor; numpy arrays otherwise. ``params`` are the sampler's parameters and the
+        process's ``param``s, told apart by name. ``state`` gives starting values (conditioning fields,
         or state in place of the sampler's start); ``masks`` node masks; ``sizes`` dimensions
         that no mask or state shows.
         """
         if isinstance(sampler, Sampler):
-            name, all_params = sampler.name, dict(sampler.params)
+            name, all_params = sampler.name, {**sampler.params, **sampler.process_params}
             if steps is not None:
                 all_params["steps"] = steps
             all_params.update(params)
@@ -317,7 +328,7 @@ class Process:
             sizes=dict(sizes or {}),
             masks=_numpy_dict(masks),
             state=_numpy_dict(state),
-            params={k: float(v) for k, v in all_params.items()},
+            params={k: _to_numpy(k, v) for k, v in all_params.items()},
             seed=seed,
             backend=backend,
         )
@@ -403,17 +414,20 @@ class Sampler:
     step ``k`` of :meth:`Process.sample` does with the same seed.
     """
 
-    def __init__(self, process: Process, name: str, steps: Optional[int], params: Mapping[str, float]):
+    def __init__(self, process: Process, name: str, steps: Optional[int], params: Mapping[str, Any]):
         self.process = process
         self.name = name
-        self.params: Dict[str, float] = {k: float(v) for k, v in params.items()}
-        if steps is not None:
-            self.params["steps"] = float(steps)
         info = [s for s in process.samplers() if s["name"] == name]
         if not info:
             names = ", ".join(s["name"] for s in process.samplers())
             raise ValueError(f"no sampler `{name}` (the process has: {names})")
         self._info = info[0]
+        process._p.check_sampler_params(name, list(params))
+        #: The sampler's own parameters (``steps``, ``eta``, …) and the process's ``param``s.
+        self.params: Dict[str, float] = {k: float(v) for k, v in params.items() if k in self._info["params"]}
+        self.process_params: Dict[str, Any] = {k: v for k, v in params.items() if k not in self._info["params"]}
+        if steps is not None:
+            self.params["steps"] = float(steps)
         self.grid = np.asarray(process._p.sampler_grid(name, self.params), dtype=np.float64)
         self.timesteps = self.grid[:-1]
         self._prev: Dict[str, Any] = {}
@@ -517,7 +531,7 @@ class Sampler:
             r=float(grid[k - 1]) if (k > 0 and not finalize) else None,
             prev=_numpy_dict(prev),
             finalize=finalize,
-            params=self.params,
+            params={**self.params, **{k: _to_numpy(k, v) for k, v in self.process_params.items()}},
             seed=seed,
             backend=backend,
             draws=_numpy_dict(draws),

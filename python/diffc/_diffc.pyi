@@ -19,6 +19,9 @@ class Process:
     @property
     def time_domain(self) -> Tuple[float, float, float]: ...
     @property
+    def params(self) -> List[str]: ...
+    def check_sampler_params(self, sampler: str, names: List[str]) -> None: ...
+    @property
     def dims(self) -> List[str]: ...
     @property
     def masks(self) -> List[Tuple[str, str]]: ...
@@ -38,6 +41,7 @@ class Process:
         draws: Optional[Mapping[str, _Array]] = None,
         masks: Optional[Mapping[str, _Array]] = None,
         sizes: Optional[Mapping[str, int]] = None,
+        params: Optional[Mapping[str, Any]] = None,
     ) -> Dict[str, _Array]: ...
     def step(
         self,
@@ -52,7 +56,7 @@ class Process:
         r: Optional[float] = None,
         prev: Optional[Mapping[str, _Array]] = None,
         finalize: bool = False,
-        params: Optional[Mapping[str, float]] = None,
+        params: Optional[Mapping[str, Any]] = None,
         seed: int = 0,
         backend: str = "interp",
         draws: Optional[Mapping[str, _Array]] = None,
@@ -68,7 +72,7 @@ class Process:
         sizes: Optional[Mapping[str, int]] = None,
         masks: Optional[Mapping[str, _Array]] = None,
         state: Optional[Mapping[str, _Array]] = None,
-        params: Optional[Mapping[str, float]] = None,
+        params: Optional[Mapping[str, Any]] = None,
         seed: int = 0,
         backend: str = "cpu",
     ) -> Dict[str, _Array]: ...

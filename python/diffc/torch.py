@@ -61,6 +61,7 @@ def loss(
     batch: Optional[int] = None,
     masks: Optional[Mapping[str, Any]] = None,
     sizes: Optional[Mapping[str, int]] = None,
+    params: Optional[Mapping[str, Any]] = None,
 ) -> torch.Tensor:
     """The loss ``name`` of ``process`` per sample (shape ``[batch]``), differentiable with
     respect to the network's outputs.
@@ -109,5 +110,5 @@ def loss(
     given = dict(inputs)
     if masks:
         given.update(masks)
-    options = dict(backend=backend, batch=batch, sizes=sizes)
+    options = dict(backend=backend, batch=batch, sizes=sizes, params=params)
     return _Loss.apply(process, name, given, tuple(wanted), options, *outputs)

@@ -149,6 +149,42 @@ pub fn time_in(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     }
 }
 
+/// A process parameter (`param`): a number, a sequence of numbers, or an array of reals or
+/// integers, rounded to f32 as `diffc eval --param` rounds what it reads.
+pub fn param_in(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    if obj.cast::<PyUntypedArray>().is_ok() {
+        let (shape, v): (Vec<usize>, Vec<f32>) = if let Some((s, v)) = elements::<f32>(obj) {
+            (s, v)
+        } else if let Some((s, v)) = elements::<f64>(obj) {
+            (s, v.into_iter().map(|x| x as f32).collect())
+        } else if let Some((s, v)) = integers(obj) {
+            (s, v.into_iter().map(|x| x as f32).collect())
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "the param `{name}` must hold numbers, not {}",
+                type_name(obj)
+            )));
+        };
+        return Ok(Tensor {
+            shape,
+            data: Data::F32(v),
+        });
+    }
+    if let Ok(x) = obj.extract::<f64>() {
+        return Ok(Tensor::scalar(x as f32));
+    }
+    if let Ok(v) = obj.extract::<Vec<f64>>() {
+        return Ok(Tensor {
+            shape: vec![v.len()],
+            data: Data::F32(v.into_iter().map(|x| x as f32).collect()),
+        });
+    }
+    Err(PyTypeError::new_err(format!(
+        "the param `{name}` must be a number, a list of numbers or an array, not {}",
+        type_name(obj)
+    )))
+}
+
 /// A tensor as a numpy array, moving its buffer (reals and bools) rather than copying it.
 pub fn tensor_out<'py>(py: Python<'py>, t: Tensor) -> PyResult<Bound<'py, PyAny>> {
     let shape = IxDyn(&t.shape);

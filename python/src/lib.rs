@@ -10,7 +10,7 @@
 mod convert;
 mod denoise;
 
-use convert::{tensor_in, tensor_out, time_in};
+use convert::{param_in, tensor_in, tensor_out, time_in};
 use diffc::entries::{Extent, Port};
 use diffc::interp::{Call, SampleCall, SingleStep, Tensor};
 use diffc::typed::Elem;
@@ -227,6 +227,62 @@ fn params_of(params: Option<&Bound<'_, PyDict>>) -> PyResult<HashMap<String, f64
     Ok(out)
 }
 
+/// Process params (`Call::params`): numbers or arrays by the process's param names.
+fn process_params(params: Option<&Bound<'_, PyDict>>) -> PyResult<HashMap<String, Tensor>> {
+    let mut out = HashMap::new();
+    for (k, v) in pairs(params)? {
+        out.insert(k.clone(), param_in(&k, &v)?);
+    }
+    Ok(out)
+}
+
+/// A sampler's parameters (numbers, by the sampler's parameter names) and the process's
+/// params (everything else), as `diffc eval --sampler … --param` splits them.
+type SplitParams = (HashMap<String, f64>, HashMap<String, Tensor>);
+
+fn split_params(
+    p: &diffc::typed::Process,
+    s: &diffc::typed::Sampler,
+    params: Option<&Bound<'_, PyDict>>,
+) -> PyResult<SplitParams> {
+    let (mut ours, mut process) = (HashMap::new(), HashMap::new());
+    for (k, v) in pairs(params)? {
+        if s.params.iter().any(|x| x.name == k && x.overridable) {
+            let x: f64 = v.extract().map_err(|_| {
+                PyTypeError::new_err(format!("the parameter `{k}` of `{}` is one number", s.name))
+            })?;
+            ours.insert(k, x);
+        } else if s.params.iter().any(|x| x.name == k) {
+            return Err(value_error(format!(
+                "`{k}` is a `let` of the sampler, not a parameter"
+            )));
+        } else if p.params.iter().any(|x| x.name == k) {
+            process.insert(k.clone(), param_in(&k, &v)?);
+        } else {
+            return Err(value_error(unknown_param(p, s, &k)));
+        }
+    }
+    Ok((ours, process))
+}
+
+/// Neither a parameter of the sampler nor a param of the process.
+fn unknown_param(p: &diffc::typed::Process, s: &diffc::typed::Sampler, name: &str) -> String {
+    let list = |v: Vec<&str>| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    format!(
+        "sampler `{}` has no parameter `{name}` (its parameters: {}) and `{}` no param `{name}` (its params: {})",
+        s.name,
+        list(s.params.iter().filter(|x| x.overridable).map(|x| x.name.as_str()).collect()),
+        p.name,
+        list(p.params.iter().map(|x| x.name.as_str()).collect()),
+    )
+}
+
 /// Node masks, by the process's mask names.
 fn masks_of(
     p: &diffc::typed::Process,
@@ -295,6 +351,28 @@ impl Process {
     fn time_domain(&self) -> (f64, f64, f64) {
         let t = &self.p().time;
         (t.lo, t.hi, t.data_at)
+    }
+
+    /// The process's `param`s, by name.
+    #[getter]
+    fn params(&self) -> Vec<String> {
+        self.p().params.iter().map(|x| x.name.clone()).collect()
+    }
+
+    /// Check that every name is a parameter of the sampler or a param of the process.
+    fn check_sampler_params(&self, sampler: &str, names: Vec<String>) -> PyResult<()> {
+        let p = self.p();
+        let s = p
+            .samplers
+            .iter()
+            .find(|x| x.name == sampler)
+            .ok_or_else(|| value_error(format!("no sampler `{sampler}`")))?;
+        for k in names {
+            if !s.params.iter().any(|x| x.name == k) && !p.params.iter().any(|x| x.name == k) {
+                return Err(value_error(unknown_param(p, s, &k)));
+            }
+        }
+        Ok(())
     }
 
     #[getter]
@@ -411,7 +489,7 @@ impl Process {
     /// Run an entry point. `inputs` maps names to arrays exactly as `diffc eval --in/--set`
     /// does: a node mask by its name, then a port of the entry (times as numbers or arrays),
     /// then a supplied draw. `draws` and `masks` name those explicitly.
-    #[pyo3(signature = (entry, inputs=None, *, seed=0, backend="interp", batch=None, draws=None, masks=None, sizes=None))]
+    #[pyo3(signature = (entry, inputs=None, *, seed=0, backend="interp", batch=None, draws=None, masks=None, sizes=None, params=None))]
     #[allow(clippy::too_many_arguments)]
     fn run<'py>(
         &self,
@@ -424,6 +502,7 @@ impl Process {
         draws: Option<&Bound<'py, PyDict>>,
         masks: Option<&Bound<'py, PyDict>>,
         sizes: Option<&Bound<'py, PyDict>>,
+        params: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let p = self.p();
         let backend = Backend::parse(backend)?;
@@ -439,6 +518,7 @@ impl Process {
             seed,
             sizes: sizes_of(sizes)?,
             masks: masks_of(p, masks)?,
+            params: process_params(params)?,
             ..Call::default()
         };
         check_sizes(p, &call.sizes)?;
@@ -549,10 +629,12 @@ impl Process {
             .iter()
             .find(|x| x.name == sampler)
             .ok_or_else(|| value_error(format!("no sampler `{sampler}`")))?;
+        let (params, process_params) = split_params(p, s_def, params)?;
         let mut call = SampleCall {
             seed,
             sizes: sizes_of(sizes)?,
-            params: params_of(params)?,
+            params,
+            process_params,
             masks: masks_of(p, masks)?,
             ..SampleCall::default()
         };
@@ -654,11 +736,18 @@ impl Process {
         let sp = py
             .detach(|| diffc::ir::lower::lower_sampler(p, sampler))
             .map_err(value_error)?;
+        let s_def = p
+            .samplers
+            .iter()
+            .find(|x| x.name == sampler)
+            .ok_or_else(|| value_error(format!("no sampler `{sampler}`")))?;
+        let (params, process_params) = split_params(p, s_def, params)?;
         let mut call = SampleCall {
             seed,
             batch: count,
             sizes: sizes_of(sizes)?,
-            params: params_of(params)?,
+            params,
+            process_params,
             masks: masks_of(p, masks)?,
             ..SampleCall::default()
         };

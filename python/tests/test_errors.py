@@ -140,8 +140,12 @@ def test_option_errors():
         s.step(_x(2, 2), 950, _x(2, 2))
     with pytest.raises(ValueError, match="no sampler `heun`"):
         proc.sampler("heun")
-    with pytest.raises(ValueError, match="sampler `ddim` has no parameter `gamma`"):
+    message = ("sampler `ddim` has no parameter `gamma` \\(its parameters: steps, eta\\) "
+               "and `ddpm_linear` no param `gamma` \\(its params: none\\)")
+    with pytest.raises(ValueError, match=message):
         proc.sampler("ddim", gamma=1.0)
+    with pytest.raises(ValueError, match=message):
+        proc.sample("ddim", lambda x, t: x, count=2, sizes={"d": 2}, gamma=1.0)
 
 
 def test_non_contiguous_float32_is_copied_in_order():

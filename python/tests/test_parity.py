@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
-from conftest import assert_same, cli_eval, load, make_input
+from conftest import assert_same, cli_error, cli_eval, load, make_input
 
 CASES = [
     # spec, process, sizes, batch, (t, s) inside the domain with s nearer the data
@@ -110,3 +110,55 @@ def test_per_sample_times_equal_cli(cli, tmp_path):
     theirs = cli_eval(cli, tmp_path, "ddpm.diff", "ddpm_linear", ["--entry", "forward", "--seed", "2"],
                       {"x_0": x0, "t": t}, {})
     assert_same(ours, theirs)
+
+
+def test_process_params_equal_cli(cli, tmp_path):
+    """`params=` is the CLI's `--param NAME=FILE.npy`, for entries and sampler steps."""
+    proc = load("digress.diff", "digress")
+    rng = np.random.default_rng(8)
+    mX = np.array([0.4, 0.3, 0.2, 0.1], np.float32)
+    mE = [0.5, 0.25, 0.125, 0.125]
+    np.save(tmp_path / "mX.npy", mX)
+    np.save(tmp_path / "mE.npy", np.array(mE, np.float32))
+    param_args = ["--param", f"mX={tmp_path / 'mX.npy'}", "--param", f"mE={tmp_path / 'mE.npy'}"]
+    X = rng.integers(0, 4, (3, 5))
+    E = np.triu(rng.integers(0, 4, (3, 5, 5)), 1)
+    E = E + E.transpose(0, 2, 1)
+    ours = proc.forward(X_0=X, E_0=E, t=300, seed=2, params={"mX": mX, "mE": mE})
+    default = proc.forward(X_0=X, E_0=E, t=300, seed=2)
+    assert not np.array_equal(ours["X_t"], default["X_t"])
+    theirs = cli_eval(cli, tmp_path / "forward", "digress.diff", "digress",
+                      ["--entry", "forward", "--seed", "2", *param_args], {"X_0": X, "E_0": E}, {"t": 300})
+    assert_same(ours, theirs)
+
+    sampler = proc.sampler("ancestral", mX=mX, mE=mE)
+    assert sampler.process_params.keys() == {"mX", "mE"} and sampler.params == {}
+    pX = np.full((3, 5, 4), 0.25, np.float32)
+    pE = np.full((3, 5, 5, 4), 0.25, np.float32)
+    k = 20
+    t = float(sampler.timesteps[k])
+    ours = sampler.step({"phi.X": pX, "phi.E": pE}, t, {"X": X, "E": E}, seed=3)
+    theirs = cli_eval(cli, tmp_path / "step", "digress.diff", "digress",
+                      ["--sampler", "ancestral", "--entry", "step", "--seed", "3", *param_args],
+                      {"X": X, "E": E, "phi.X": pX, "phi.E": pE},
+                      {"t": t, "s": float(sampler.grid[k + 1]), "k": k, "n": len(sampler.timesteps),
+                       "r": float(sampler.grid[k - 1])})
+    assert_same(ours, theirs)
+
+
+def test_bad_params_are_the_cli_messages(cli, tmp_path):
+    proc = load("digress.diff", "digress")
+    X = np.zeros((1, 3), np.int64)
+    E = np.zeros((1, 3, 3), np.int64)
+    for bad in ([0.5, 0.5, 0.5, 0.5], [0.5, 0.5], [np.nan, 0, 0, 1]):
+        with pytest.raises(ValueError) as err:
+            proc.forward(X_0=X, E_0=E, t=3, params={"mX": bad})
+        np.save(tmp_path / "m.npy", np.array(bad, np.float32))
+        theirs = cli_error(cli, tmp_path, "digress.diff", "digress",
+                           ["--entry", "forward", "--param", f"mX={tmp_path / 'm.npy'}"],
+                           {"X_0": X, "E_0": E}, {"t": 3})
+        assert str(err.value) == theirs
+    with pytest.raises(ValueError, match="`digress` has no param `mZ` \\(its params: mX, mE\\)"):
+        proc.forward(X_0=X, E_0=E, t=3, params={"mZ": 1.0})
+    with pytest.raises(TypeError, match="the param `mX` must be a number, a list of numbers or an array, not str"):
+        proc.forward(X_0=X, E_0=E, t=3, params={"mX": "uniform"})
