@@ -1381,7 +1381,7 @@ impl<'a> Ctx<'a> {
     ) -> Result<Val, String> {
         let info = self.prog.node(id).clone();
         let site_info = &self.prog.draws[site as usize];
-        let supplied = self.call.draws.get(&site_info.name);
+        let supplied = self.call.draws.get(site_info.input());
         if let Some(t) = supplied {
             let want = len * kwidth(info.kind).max(1);
             if t.len() != want
@@ -1404,6 +1404,9 @@ impl<'a> Ctx<'a> {
         let seed = self.call.seed;
         let step = self.step;
         let offset = self.draw_offset;
+        // RNG indices count from the first sample of the whole batch; supplied draws from
+        // this call's.
+        let base = (self.call.sample_base * per) as u64;
         let uniform = |idx: u64, j: usize| -> f32 {
             match supplied.and_then(|t| t.f32s()) {
                 Some(u) => u[j],
@@ -1416,12 +1419,15 @@ impl<'a> Ctx<'a> {
                 let mut out = Vec::with_capacity(len * k);
                 for i in 0..len {
                     let (idx, diag) = self.rng_index(&info.shape, i, per);
+                    // A supplied draw is read where the generator's would be: a symmetric
+                    // field's at the pair's upper entry, so that the result stays symmetric.
+                    let src = idx.wrapping_sub(base) as usize;
                     for q in 0..k {
                         let z = if diag {
                             0.0
                         } else {
                             match supplied.and_then(|t| t.f32s()) {
-                                Some(z) => z[i * k + q],
+                                Some(z) => z[src * k + q],
                                 None => rng::normal(
                                     seed,
                                     site,
@@ -1450,7 +1456,7 @@ impl<'a> Ctx<'a> {
                         if diag {
                             0.0
                         } else {
-                            uniform(idx, i)
+                            uniform(idx, idx.wrapping_sub(base) as usize)
                         }
                     })
                     .collect();
@@ -1888,9 +1894,10 @@ pub(crate) fn sample_with(
     if let Some(name) = call
         .draws
         .keys()
-        .find(|k| !sp.prog.draws.iter().any(|d| &&d.name == k))
+        .find(|k| !sp.prog.draws.iter().any(|d| d.input() == k.as_str()))
     {
-        let names: Vec<&str> = sp.prog.draws.iter().map(|d| d.name.as_str()).collect();
+        let mut names: Vec<&str> = sp.prog.draws.iter().map(|d| d.input()).collect();
+        names.dedup();
         return Err(format!(
             "sampler `{}` draws no `{name}` (its draws: {})",
             sp.name,

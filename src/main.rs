@@ -424,6 +424,26 @@ fn eval(
                         .collect()
                 })
                 .unwrap_or_default();
+            // The draws a caller may supply in place of the generator (`--in NAME=FILE.npy`).
+            let draws: Vec<(String, String)> = {
+                let sites = match e.name.split_once('.') {
+                    Some(("step" | "finalize", s)) => {
+                        diffc::ir::lower::lower_sampler(p, s).map(|sp| sp.prog.draws)
+                    }
+                    _ => diffc::ir::lower::lower(p, &e.name).map(|prog| prog.draws),
+                };
+                let mut seen = Vec::new();
+                for d in sites.unwrap_or_default() {
+                    let item = (
+                        d.input().to_string(),
+                        format!("{:?}", d.family).to_lowercase(),
+                    );
+                    if !seen.contains(&item) {
+                        seen.push(item);
+                    }
+                }
+                seen
+            };
             if cli.message_format == MessageFormat::Json {
                 let js = |v: &[(String, String, String)]| -> Vec<serde_json::Value> {
                     v.iter()
@@ -434,7 +454,11 @@ fn eval(
                     .iter()
                     .map(|(n, d)| serde_json::json!({"name": n, "default": d}))
                     .collect();
-                let obj = serde_json::json!({"process": p.name, "entry": e.name, "inputs": js(&ins), "outputs": js(&outs), "params": ps});
+                let ds: Vec<serde_json::Value> = draws
+                    .iter()
+                    .map(|(n, f)| serde_json::json!({"name": n, "family": f}))
+                    .collect();
+                let obj = serde_json::json!({"process": p.name, "entry": e.name, "inputs": js(&ins), "outputs": js(&outs), "params": ps, "draws": ds});
                 let _ = writeln!(out, "{obj}");
             } else {
                 let show = |v: &[(String, String, String)]| {
@@ -454,6 +478,11 @@ fn eval(
                     let text: Vec<String> =
                         params.iter().map(|(n, d)| format!("{n} = {d}")).collect();
                     let _ = writeln!(out, "  params: {}", text.join(", "));
+                }
+                if !draws.is_empty() {
+                    let text: Vec<String> =
+                        draws.iter().map(|(n, f)| format!("{n} ({f})")).collect();
+                    let _ = writeln!(out, "  draws: {}", text.join(", "));
                 }
             }
         }
@@ -520,7 +549,7 @@ fn eval(
                 batch.get_or_insert(t.shape[0]);
             }
             call.inputs.insert(name.to_string(), t);
-        } else if prog.draws.iter().any(|d| d.name == name) {
+        } else if prog.draws.iter().any(|d| d.input() == name) {
             call.draws.insert(
                 name.to_string(),
                 tensor_from_npy(&arr, diffc::typed::Elem::Real, name)?,
@@ -712,7 +741,7 @@ fn eval_step(
                 local.to_string(),
                 tensor_from_npy(&arr, diffc::typed::Elem::Real, name)?,
             );
-        } else if sp.prog.draws.iter().any(|d| d.name == name) {
+        } else if sp.prog.draws.iter().any(|d| d.input() == name) {
             call.draws.insert(
                 name.to_string(),
                 tensor_from_npy(&arr, diffc::typed::Elem::Real, name)?,

@@ -913,7 +913,9 @@ fn every_gaussian_step_draws_standard_normal_noise() {
                     .iter()
                     .map(|s| &sp.prog.draws[*s as usize])
                     .filter(|d| d.family == diffc::typed::Family::Normal)
-                    .map(|d| d.name.clone())
+                    .map(|d| d.input().to_string())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
                     .collect();
                 let has_loop = format!("{:?}", sp.step).contains("Repeat");
                 let discrete = step_sites

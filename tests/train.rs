@@ -502,3 +502,111 @@ fn params_are_given_per_call() {
     let e = interp::run(q, &qf, &c).unwrap_err();
     assert!(e.contains("read by schedule `beta`"), "{e}");
 }
+
+/// A supplied draw of a symmetric field is read at each pair's upper entry, as the generator's
+/// would be, so the result is symmetric whatever is supplied; a step's draw of a field is
+/// supplied as its noise (`eps_x`, `u_X`), and `--list`'s names of draws in two branches read
+/// one supplied input.
+#[test]
+fn supplied_draws_keep_symmetry_and_have_names_of_their_own() {
+    let p = common::spec("digress.diff", "digress");
+    let prog = lower(&p, "forward").unwrap();
+    let (b, n) = (2usize, 4usize);
+    let mut call = entry_call(&p, &prog, b, n, 3);
+    call.inputs.insert("t".into(), Tensor::scalar(300.0));
+    // A symmetric E_0 with an empty diagonal.
+    if let Data::Class(v) = &mut call.inputs.get_mut("E_0").unwrap().data {
+        for s in 0..b {
+            for i in 0..n {
+                for j in 0..=i {
+                    v[s * n * n + i * n + j] = if i == j { 0 } else { v[s * n * n + j * n + i] };
+                }
+            }
+        }
+    }
+    let mut g = Gen(8);
+    // Different uniforms above and below the diagonal.
+    call.draws.insert(
+        "u_E".into(),
+        Tensor {
+            shape: vec![b, n, n],
+            data: Data::F32((0..b * n * n).map(|_| g.next()).collect()),
+        },
+    );
+    let runs: [RunFn; 2] = [&|p, prog, c| interp::run(p, prog, c), &|p, prog, c| {
+        diffc::cpu::run(p, prog, c)
+    }];
+    let mut outs = Vec::new();
+    for run in runs {
+        let out = run(&p, &prog, &call).unwrap();
+        let e = prog.outputs.iter().position(|x| x.name == "E_t").unwrap();
+        let Data::Class(v) = &out[e].data else {
+            panic!("classes")
+        };
+        for s in 0..b {
+            for i in 0..n {
+                for j in 0..n {
+                    assert_eq!(
+                        v[s * n * n + i * n + j],
+                        v[s * n * n + j * n + i],
+                        "E_t[{s}, {i}, {j}]"
+                    );
+                }
+            }
+        }
+        outs.push(out);
+    }
+    assert_eq!(outs[0], outs[1]);
+    // DDPM's ancestral step draws `x`; its noise is the input `eps_x`, not the state `x`.
+    let ddpm = common::spec("ddpm.diff", "ddpm_linear");
+    let sp = diffc::ir::lower::lower_sampler(&ddpm, "ancestral").unwrap();
+    let names: Vec<&str> = sp.prog.draws.iter().map(|d| d.input()).collect();
+    assert_eq!(names, ["eps_x"]);
+    // BFN's multistep SDE solver draws `w` in two branches: one input feeds both.
+    let bfn = common::spec("bfn_discrete.diff", "bfn_discrete");
+    let sp = diffc::ir::lower::lower_sampler(&bfn, "sde_bfn_solver2").unwrap();
+    let ws = sp.prog.draws.iter().filter(|d| d.input() == "w").count();
+    assert!(ws >= 2, "{:?}", sp.prog.draws);
+    let d = 3usize;
+    let k = 27usize;
+    let z = Tensor {
+        shape: vec![1, d, k],
+        data: Data::F32(vec![0.1; d * k]),
+    };
+    let w = |v: f32| Tensor {
+        shape: vec![1, d, k],
+        data: Data::F32(vec![v; d * k]),
+    };
+    let g = &bfn
+        .samplers
+        .iter()
+        .find(|s| s.name == "sde_bfn_solver2")
+        .unwrap()
+        .default_grid;
+    for kstep in [0usize, 1] {
+        let run = |seed: u64| {
+            let call = diffc::interp::SampleCall {
+                seed,
+                batch: 1,
+                sizes: [("d".to_string(), d)].into(),
+                state: [("z".to_string(), z.clone())].into(),
+                grid: Some(vec![g[kstep + 1], g[kstep + 2]]),
+                draws: [("w".to_string(), w(0.5))].into(),
+                single_step: Some(diffc::interp::SingleStep {
+                    k: kstep + 1,
+                    n: g.len() - 1,
+                    r: Some(g[kstep]),
+                    prev: sp
+                        .history_names
+                        .iter()
+                        .map(|h| (h.clone(), z.clone()))
+                        .collect(),
+                }),
+                ..Default::default()
+            };
+            interp::sample(&bfn, &sp, &call, &mut common::diff::Wobbly(0)).unwrap()["z"].clone()
+        };
+        // With its draw supplied, the step no longer depends on the seed.
+        assert_eq!(run(1), run(2), "step {kstep}");
+    }
+}

@@ -23,7 +23,7 @@ SPECS = REPO / "specs"
 def cli_path() -> Path:
     env = os.environ.get("DIFFC_CLI")
     if env:
-        return Path(env)
+        return Path(env).resolve()
     for profile in ("release", "debug"):
         p = REPO / "target" / profile / "diffc"
         if p.exists():

@@ -228,7 +228,7 @@ pub fn variant(
             .draws
             .iter()
             .enumerate()
-            .filter(|(_, d)| draws.contains_key(&d.name))
+            .filter(|(_, d)| draws.contains_key(d.input()))
             .map(|(i, _)| i as u32)
             .collect(),
         masks: p

@@ -1016,6 +1016,18 @@ impl Lower<'_> {
             _ => return Err("a draw from something that is not a distribution".into()),
         };
         let site = self.prog.draws.len() as u32;
+        // A draw of a field is supplied as its noise, named as the entries name theirs (`eps_x`
+        // for a Gaussian, `u_X` for the uniforms of a discrete draw), so that it is never taken
+        // for the field itself.
+        let name = if self.p.fields.iter().any(|f| f.name == name) {
+            match family {
+                Family::Normal => format!("eps_{name}"),
+                _ => format!("u_{name}"),
+            }
+        } else {
+            name.to_string()
+        };
+        let name = name.as_str();
         // Several draws of one name (in different branches) are told apart by their site.
         let name = if self.prog.draws.iter().any(|d| d.name == name) {
             format!("{name}#{site}")

@@ -222,8 +222,17 @@ pub struct NodeInfo {
 #[derive(Clone, Debug)]
 pub struct DrawSite {
     pub family: Family,
-    /// The name of the input that replaces this draw (`eps`, `u_x`, …).
+    /// The name of this draw site: the name of the input that replaces it (`eps`, `u_x`, …),
+    /// with `#SITE` after it when another site of the same program has that name (one draw in
+    /// two branches); all sites of one name read the same supplied input.
     pub name: String,
+}
+
+impl DrawSite {
+    /// The name of the input that replaces this draw.
+    pub fn input(&self) -> &str {
+        self.name.split('#').next().unwrap_or(&self.name)
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -199,7 +199,7 @@ pub(crate) fn launch(
                 arg
             }
             BufSrc::Draw(site) => {
-                let name = &cx.prog.draws[*site as usize].name;
+                let name = cx.prog.draws[*site as usize].input();
                 let t = cx
                     .call
                     .draws

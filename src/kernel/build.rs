@@ -1451,9 +1451,9 @@ impl<'a> KB<'a> {
     /// The uniform of a draw at the current element (0 where empty), generated or supplied.
     fn uniform(&mut self, site: u32, idx: V, empty: V) -> V {
         let u = if self.variant.supplied.contains(&site) {
+            // Read where the generator would draw: a symmetric field's pair at its upper entry.
             let b = self.buf(BufSrc::Draw(site), Store::F32, 1, false);
-            let i = self.flat();
-            self.load(b, i, 0)
+            self.load(b, idx, 0)
         } else {
             self.sites.insert(site);
             self.emit(Ty::F32, Inst::Uniform { site, index: idx })
@@ -1490,8 +1490,7 @@ impl<'a> KB<'a> {
                 for q in 0..k {
                     let z = if self.variant.supplied.contains(&site) {
                         let b = self.buf(BufSrc::Draw(site), Store::F32, k as u32, false);
-                        let i = self.flat();
-                        self.load(b, i, q as u32)
+                        self.load(b, idx, q as u32)
                     } else {
                         self.sites.insert(site);
                         let at = if k == 1 {
