@@ -610,3 +610,35 @@ fn supplied_draws_keep_symmetry_and_have_names_of_their_own() {
         assert_eq!(run(1), run(2), "step {kstep}");
     }
 }
+
+/// A continuous time whose ends are not f32s (`[0.7, 0.999]`) is callable at its ends, given as
+/// the nearest f32s, with one time or one per sample; just past an end is still an error.
+#[test]
+fn time_ends_that_are_not_f32s_are_callable() {
+    let path = format!("{}/specs/vp_sde.diff", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap().replacen(
+        "time t : [t_eps, 1]",
+        "time t : [0.7, 0.999]",
+        1,
+    );
+    let (m, diags) = diffc::check::check_source(&text);
+    let m = m.unwrap_or_else(|| panic!("{diags:?}"));
+    let p = m.processes.iter().find(|p| p.name == "vp_sde").unwrap();
+    let prog = lower(p, "forward").unwrap();
+    let mut call = entry_call(p, &prog, 2, 3, 1);
+    for t in [0.999f32, 0.7] {
+        call.inputs.insert("t".into(), Tensor::scalar(t));
+        interp::run(p, &prog, &call).unwrap_or_else(|e| panic!("t = {t}: {e}"));
+    }
+    call.inputs.insert(
+        "t".into(),
+        Tensor {
+            shape: vec![2],
+            data: Data::F32(vec![0.999, 0.7]),
+        },
+    );
+    diffc::cpu::run(p, &prog, &call).unwrap();
+    call.inputs.insert("t".into(), Tensor::scalar(0.9991));
+    let e = interp::run(p, &prog, &call).unwrap_err();
+    assert!(e.contains("outside the process's time"), "{e}");
+}
