@@ -1852,6 +1852,14 @@ pub(crate) fn sample_with(
     if grid.len() < 2 {
         return Err("a grid needs at least two times".into());
     }
+    if let Some(n) = sampler.unit_step {
+        if let Some(w) = grid.windows(2).find(|w| (w[0] - w[1]).abs() != n as f64) {
+            return Err(format!(
+                "sampler `{}` steps with a posterior of `{}-{n}`, so each step goes {n} in time, but this one goes from {} to {}",
+                sampler.name, p.time.name, w[0], w[1]
+            ));
+        }
+    }
     // Sizes: given, or read off the starting state.
     let mut sizes = call.sizes.clone();
     for (name, t) in &call.state {

@@ -605,6 +605,9 @@ pub struct Sampler {
     pub calls_per_step: usize,
     /// Step-locals read through `prev`: the history the host must keep.
     pub history: Vec<LocalId>,
+    /// The step uses a posterior of `x_{t-n}`: every step of any grid it runs on must go
+    /// `n` times (the checker holds the default grid to this; a run holds any other).
+    pub unit_step: Option<u32>,
     pub span: Span,
 }
 

@@ -642,3 +642,32 @@ fn time_ends_that_are_not_f32s_are_callable() {
     let e = interp::run(p, &prog, &call).unwrap_err();
     assert!(e.contains("outside the process's time"), "{e}");
 }
+
+/// A step whose posterior goes one time at a time refuses a grid that jumps, instead of
+/// silently stepping by one.
+#[test]
+fn a_one_step_posterior_refuses_a_coarse_grid() {
+    let p = common::spec("ddpm.diff", "ddpm_linear");
+    let sp = diffc::ir::lower::lower_sampler(&p, "ancestral").unwrap();
+    let x = Tensor {
+        shape: vec![1, 2],
+        data: Data::F32(vec![0.5, -0.5]),
+    };
+    let run = |s: f64| {
+        let call = diffc::interp::SampleCall {
+            batch: 1,
+            state: [("x".to_string(), x.clone())].into(),
+            grid: Some(vec![981.0, s]),
+            single_step: Some(diffc::interp::SingleStep {
+                k: 19,
+                n: 1000,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        interp::sample(&p, &sp, &call, &mut common::diff::Wobbly(0))
+    };
+    run(980.0).unwrap();
+    let e = run(961.0).unwrap_err();
+    assert!(e.contains("goes from 981 to 961"), "{e}");
+}

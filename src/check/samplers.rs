@@ -171,9 +171,11 @@ impl<'a> Checker<'a> {
         // One-step posteriors need unit steps.
         let mut uses = Vec::new();
         posterior_uses(&self.p, &step_stmts, &mut uses);
+        let mut unit_step = None;
         for (index, pspan) in uses {
             let k = &self.p.posteriors[index as usize];
             if let Version::Back(n) = k.target.version {
+                unit_step = Some(n);
                 if let Some(w) = default_grid
                     .windows(2)
                     .find(|w| (w[0] - w[1]).abs() != n as f64)
@@ -204,6 +206,7 @@ impl<'a> Checker<'a> {
             finalize: fin_stmts,
             calls_per_step: calls.len(),
             history,
+            unit_step,
             span,
         };
         if !self.schedules_ok {
