@@ -128,18 +128,7 @@ pub fn batch(
     // Noise the data at those times.
     let mut known: HashMap<String, Tensor> = data.clone();
     known.insert(tname.clone(), t.clone());
-    let inputs = fwd
-        .inputs
-        .iter()
-        .filter(|x| x.name != "seed")
-        .map(|x| {
-            known
-                .get(&x.name)
-                .cloned()
-                .map(|v| (x.name.clone(), v))
-                .ok_or_else(|| format!("`forward` needs `{}`", x.name))
-        })
-        .collect::<Result<HashMap<_, _>, _>>()?;
+    let inputs = inputs_of(&fwd, &known, "`forward`")?;
     let noised = run(o.backend, p, &fwd, &call(inputs))?;
     for (port, v) in fwd.outputs.iter().zip(noised) {
         known.insert(port.name.clone(), v);
@@ -167,17 +156,7 @@ pub fn batch(
     let mut net_inputs = Vec::new();
     for net in nets {
         let prog = lower(p, &format!("net_inputs.{net}"))?;
-        let inputs = prog
-            .inputs
-            .iter()
-            .map(|x| {
-                known
-                    .get(&x.name)
-                    .cloned()
-                    .map(|v| (x.name.clone(), v))
-                    .ok_or_else(|| format!("network `{net}` reads `{}`, which neither the data nor `forward` gives", x.name))
-            })
-            .collect::<Result<HashMap<_, _>, _>>()?;
+        let inputs = inputs_of(&prog, &known, &format!("network `{net}`"))?;
         net_inputs.push((net, run(o.backend, p, &prog, &call(inputs))?));
     }
     Ok(Batch {
@@ -186,6 +165,29 @@ pub fn batch(
         targets,
         net_inputs,
     })
+}
+
+/// The inputs of `prog` (but its seed) from the values known so far; `who` names it in errors.
+fn inputs_of(
+    prog: &Program,
+    known: &HashMap<String, Tensor>,
+    who: &str,
+) -> Result<HashMap<String, Tensor>, String> {
+    prog.inputs
+        .iter()
+        .filter(|x| x.name != "seed")
+        .map(|x| {
+            known
+                .get(&x.name)
+                .map(|v| (x.name.clone(), v.clone()))
+                .ok_or_else(|| {
+                    format!(
+                        "{who} reads `{}`, which neither the data nor `forward` gives",
+                        x.name
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The loss per sample of a batch given the network's outputs (`NET.FIELD`, shaped like the
