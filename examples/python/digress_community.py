@@ -198,6 +198,8 @@ def main() -> None:
     ap.add_argument("--sample-seed", type=int, default=0)
     ap.add_argument("--split-seed", type=int, default=42)
     ap.add_argument("--backend", default="interp", choices=["interp", "cpu"])
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: on a shared machine, two threads wait on each other)")
     args = ap.parse_args()
 
     # Under torchrun (WORLD_SIZE > 1): DistributedDataParallel over gloo, each rank drawing its
@@ -212,7 +214,7 @@ def main() -> None:
         if args.batch % world or args.count % world:
             raise SystemExit(f"--batch and --count must be multiples of the {world} processes")
     clock = Clock()
-    seed_everything(args.seed)
+    seed_everything(args.seed, args.threads)
     out = out_dir(args.out, "digress_community")
 
     # ------------------------------------------------------------------- data and split

@@ -139,10 +139,12 @@ def main() -> None:
     ap.add_argument("--sample-seed", type=int, default=0, help="diffc seed of every sampler run (and of diffc sample)")
     ap.add_argument("--backend", default="interp", choices=["interp", "cpu"],
                     help="backend of the training entries (interp is faster at this batch size)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: on a shared machine, two threads wait on each other)")
     args = ap.parse_args()
 
     clock = Clock()
-    seed_everything(args.seed)
+    seed_everything(args.seed, args.threads)
     out = out_dir(args.out, "gaussian_toy")
     proc = diffc.load(str(SPECS / "dpm_solver.diff"), process="vp_linear")
 

@@ -139,10 +139,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="the seed of everything in training: torch, numpy, and diffc (step k draws with seed 10^6 (1 + SEED) + k)")
     ap.add_argument("--sample-seed", type=int, default=0)
     ap.add_argument("--backend", default="interp", choices=["interp", "cpu"])
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: on a shared machine, two threads wait on each other)")
     args = ap.parse_args()
 
     clock = Clock()
-    seed_everything(args.seed)
+    seed_everything(args.seed, args.threads)
     cfg = PROCESSES[args.process]
     sampler = args.sampler or cfg["sampler"]
     steps = args.steps if args.steps is not None else cfg["steps"]
