@@ -20,7 +20,7 @@ graphs as the test split holds (20) and scores them against it; the first row do
 next gives mean +- s.d. over five disjoint groups of 20 from the same run, then all 100
 samples at once. Anchors: GDSS paper (Jo et al. 2022) Table 1.
 
-Run: python examples/python/digress_community.py [--out DIR]     (about 8 minutes on 2 cores)
+Run: python examples/python/digress_community.py [--out DIR]     (about 8-9 minutes on 2 cores)
 Under torchrun (DistributedDataParallel, gloo), each of the W processes draws batch / W items
 with its own times and noise (diffc seed 10^6 (1 + seed) + W * step + rank) and samples count / W graphs
 with sampler seed sample_seed + rank; rank 0 gathers the graphs and scores them:

@@ -17,7 +17,7 @@ docs/datasets.md, computed here in numpy; `diffc sample` gives the exact-denoise
 the same sampler, step count, sample count and seed, and its metrics.json is checked against
 this file's numpy measures on its own samples.
 
-Run: python examples/python/gaussian_toy.py [--out DIR]      (about 4 minutes on 2 cores)
+Run: python examples/python/gaussian_toy.py [--out DIR]      (about 3 minutes on 2 cores)
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ adjacent-symbol-pair distributions of the samples and of the training sentences.
 (distinct samples / samples) and novel-and-spelled (novel samples all of whose words are in
 the vocabulary).
 
-Run: python examples/python/words.py [--out DIR]                               (about 10 minutes)
+Run: python examples/python/words.py [--out DIR]                               (about 8 minutes)
      python examples/python/words.py --process bfn_discrete [--out DIR]        (about 4 minutes)
 """
 
