@@ -19,14 +19,14 @@ from common import table  # noqa: E402
 
 
 def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        raise SystemExit(__doc__)
     runs = []
     for arg in sys.argv[1:]:
         label, _, path = arg.rpartition("=")
         res = json.loads(Path(path).read_text())
         key = "loss" if "loss" in res["loss_curve"][0] else "loss_bits"
         runs.append((label or path, {c["step"]: c[key] for c in res["loss_curve"]}, res))
-    if not runs:
-        raise SystemExit(__doc__)
     steps = sorted(set.intersection(*(set(c) for _, c, _ in runs)))
     rows = [[s] + [c[s] for _, c, _ in runs] for s in steps]
     first = runs[0][1]
