@@ -78,7 +78,8 @@ struct DataArgs {
     /// The folder to write.
     #[arg(long)]
     out: String,
-    /// The dataset's seed (the default is the seed `diffc sample` uses).
+    /// The dataset's seed (`diffc sample` draws its training data with `--data-seed`, 1 by
+    /// default).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// The number of graphs, points or sequences (the dataset's default otherwise).
