@@ -452,7 +452,7 @@ pub fn process_param_values(
 }
 
 /// Does expression `e` read param `id` (through schedules, functions' bodies and locals)?
-fn reads_param(p: &Process, e: crate::typed::ExprId, id: usize) -> bool {
+pub(crate) fn reads_param(p: &Process, e: crate::typed::ExprId, id: usize) -> bool {
     let mut stack = vec![e];
     let mut seen = std::collections::HashSet::new();
     while let Some(x) = stack.pop() {

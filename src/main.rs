@@ -864,7 +864,15 @@ fn build(
     let so = dir.join(lib.library_name());
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let result = std::process::Command::new(&cc)
-        .args(["-shared", "-fPIC", "-O2", "-std=c99", "-o"])
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-std=c99",
+            "-fno-builtin",
+            "-ffp-contract=off",
+            "-o",
+        ])
         .arg(&so)
         .arg(&object)
         .arg(&source)

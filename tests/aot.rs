@@ -6,6 +6,9 @@
 //! - Every sampler of every shipped spec, run from its start to its final map through the
 //!   library's runtime with a deterministic denoiser written in C, gives what `diffc::cpu::sample`
 //!   gives with the same denoiser in Rust, bit for bit; so does every discrete-time entry.
+//! - Every entry that takes a time, called through its `_at` variant with one time per sample
+//!   (and with run-time params where the process has them), gives what the CPU backend gives
+//!   for the same per-sample call, bit for bit; `vp_sde`'s equals `diffc eval` bit for bit.
 //! - Bad invocations exit with code 2 and say why.
 
 mod common;
@@ -486,7 +489,11 @@ fn sizes(p: &Process) -> HashMap<String, usize> {
 /// Random values for an entry's input port (reals in [-1, 1], classes in range, probabilities
 /// on the simplex).
 fn random_input(p: &Process, port: &Port, rng: &mut StdRng) -> Tensor {
-    let mut shape = vec![BATCH];
+    random_batch(p, port, rng, BATCH)
+}
+
+fn random_batch(p: &Process, port: &Port, rng: &mut StdRng, batch: usize) -> Tensor {
+    let mut shape = vec![batch];
     if let PortExtent::Field(s) = &port.extent {
         shape.extend(s.dims.iter().map(|_| DIM));
     }
@@ -787,5 +794,252 @@ fn every_sampler_and_tabulated_entry_runs_in_c_as_on_the_cpu_backend() {
          for bit; {skipped} not compared"
     );
     assert!(compared > 100, "{compared}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// One time per sample and run-time params through the `_at` entry points.
+
+/// Samples in a per-sample-time call: a run of two equal times, then other times.
+const NB: usize = 5;
+
+/// Per-sample times: [a, a, lo, hi, a] with a inside the process's time (whole numbers in
+/// discrete time).
+fn sample_times(p: &Process) -> Vec<f32> {
+    let (lo, hi) = (p.time.lo, p.time.hi);
+    let a = lo + 0.7 * (hi - lo);
+    let a = if p.time.kind == TimeKind::Discrete {
+        a.round()
+    } else {
+        a
+    };
+    vec![a as f32, a as f32, lo as f32, hi as f32, a as f32]
+}
+
+/// A param's value other than its default: a probability vector reversed, a number halved.
+fn other_param(v: &diffc::typed::Value) -> Vec<f32> {
+    match v {
+        diffc::typed::Value::Vec(xs) => xs.iter().rev().map(|x| *x as f32).collect(),
+        diffc::typed::Value::Real(x) => vec![(*x * 0.5) as f32],
+        other => panic!("no test value for a param {other:?}"),
+    }
+}
+
+fn c_floats(xs: &[f32]) -> String {
+    let v: Vec<String> = xs.iter().map(|x| format!("{x:?}f")).collect();
+    v.join(", ")
+}
+
+/// A C program calling every `_at` entry point of a spec's processes, and what the CPU backend
+/// gives for the same calls.
+fn at_harness(procs: &[Process], dir: &Path) -> (String, Vec<Expect>, usize) {
+    let mut main = String::new();
+    let mut expect = Vec::new();
+    let mut skipped = 0;
+    let mut rng = StdRng::seed_from_u64(11);
+    for p in procs {
+        let nd = p.dims.len().max(1);
+        let dims = vec![DIM.to_string(); nd].join(", ");
+        let times = sample_times(p);
+        for e in entries(p) {
+            if matches!(
+                e.kind,
+                EntryKind::Step | EntryKind::Finalize | EntryKind::SampleT | EntryKind::NetInputs
+            ) || !e.inputs.iter().any(|x| x.name == p.time.name)
+            {
+                continue;
+            }
+            let variants: Vec<bool> = if p.params.is_empty() {
+                vec![false]
+            } else {
+                vec![false, true]
+            };
+            for with_params in variants {
+                let tag = format!(
+                    "{}.{}{}",
+                    p.name,
+                    e.name,
+                    if with_params { "+params" } else { "" }
+                );
+                let prog = diffc::ir::lower::lower(p, &e.name).unwrap();
+                let mut call = Call {
+                    seed: SEED,
+                    batch: NB,
+                    sizes: sizes(p),
+                    ..Call::default()
+                };
+                call.inputs.insert(
+                    p.time.name.clone(),
+                    Tensor {
+                        shape: vec![NB],
+                        data: Data::F32(times.clone()),
+                    },
+                );
+                let mut setup = String::new();
+                let mut args = Vec::new();
+                for (i, port) in e.inputs.iter().enumerate() {
+                    if port.extent == PortExtent::Scalar {
+                        continue;
+                    }
+                    let x = random_batch(p, port, &mut rng, NB);
+                    let file = dir.join(format!("{tag}.in{i}.bin"));
+                    std::fs::write(&file, bytes_of(&x.data)).unwrap();
+                    let n = x.len();
+                    let _ = writeln!(
+                        setup,
+                        "    {ty} *in{i} = malloc({n} * sizeof({ty}));\n    if (!load(\"{}\", in{i}, {n} * sizeof({ty}))) return 1;",
+                        file.display(),
+                        ty = c_type(port.elem)
+                    );
+                    args.push(format!("in{i}"));
+                    call.inputs.insert(port.name.clone(), x);
+                }
+                if with_params {
+                    let _ = writeln!(
+                        setup,
+                        "    diffc_{}_params pp;\n    memset(&pp, 0, sizeof pp);",
+                        p.name
+                    );
+                    for (j, x) in p.params.iter().enumerate() {
+                        let v = other_param(x.default.as_ref().unwrap());
+                        let _ = writeln!(
+                            setup,
+                            "    static const float pm{j}[] = {{{}}};\n    pp.{} = pm{j};",
+                            c_floats(&v),
+                            x.name
+                        );
+                        call.params.insert(
+                            x.name.clone(),
+                            Tensor {
+                                shape: vec![v.len()],
+                                data: Data::F32(v),
+                            },
+                        );
+                    }
+                }
+                let outputs = match diffc::cpu::run(p, &prog, &call) {
+                    Ok(o) => o,
+                    Err(err) => {
+                        println!("{tag}: not compared ({err})");
+                        skipped += 1;
+                        continue;
+                    }
+                };
+                for (o, (port, t)) in e.outputs.iter().zip(&outputs).enumerate() {
+                    let ty = if port.extent == PortExtent::Scalar {
+                        "float"
+                    } else {
+                        c_type(port.elem)
+                    };
+                    let _ = writeln!(
+                        setup,
+                        "    {ty} *out{o} = calloc({}, sizeof({ty}));",
+                        t.len().max(1)
+                    );
+                    args.push(format!("out{o}"));
+                    expect.push(Expect {
+                        file: format!("{tag}.out{o}.bin"),
+                        what: format!("entry {tag} with per-sample times: output {}", port.name),
+                        data: t.data.clone(),
+                    });
+                }
+                args.push(NB.to_string());
+                if !p.dims.is_empty() {
+                    args.push("dims".into());
+                }
+                args.push("times".into());
+                if !p.params.is_empty() {
+                    args.push(if with_params {
+                        "&pp".into()
+                    } else {
+                        "NULL".into()
+                    });
+                }
+                args.push(format!("{SEED}u"));
+                let name: String = e
+                    .name
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                let _ = writeln!(
+                    main,
+                    "  {{\n    uint64_t dims[{nd}] = {{{dims}}};\n    (void)dims;\n    static const float times[{NB}] = {{{}}};\n{setup}    int rc = diffc_{}_{name}_at({});\n    if (rc) {{ fprintf(stderr, \"{tag}: status %#x\\n\", rc); return 1; }}",
+                    c_floats(&times),
+                    p.name,
+                    args.join(", "),
+                );
+                for (o, t) in outputs.iter().enumerate() {
+                    let _ = writeln!(
+                        main,
+                        "    if (!save(\"{}\", out{o}, {} * sizeof(*out{o}))) return 1;\n    free(out{o});",
+                        dir.join(format!("{tag}.out{o}.bin")).display(),
+                        t.len()
+                    );
+                }
+                for a in args.iter().filter(|a| a.starts_with("in")) {
+                    let _ = writeln!(main, "    free({a});");
+                }
+                let _ = writeln!(main, "  }}");
+            }
+        }
+    }
+    let source = format!(
+        "#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n\
+         static int save(const char *path, const void *data, size_t bytes) {{\n  FILE *f = fopen(path, \"wb\");\n  if (!f) return 0;\n  int ok = fwrite(data, 1, bytes, f) == bytes;\n  return fclose(f) == 0 && ok;\n}}\n\
+         static int load(const char *path, void *data, size_t bytes) {{\n  FILE *f = fopen(path, \"rb\");\n  if (!f) return 0;\n  int ok = fread(data, 1, bytes, f) == bytes;\n  fclose(f);\n  return ok;\n}}\n\n\
+         int main(void) {{\n{main}  return 0;\n}}\n"
+    );
+    (source, expect, skipped)
+}
+
+#[test]
+fn every_entry_with_a_time_takes_one_time_per_sample_and_run_time_params_in_c() {
+    let dir = scratch("at");
+    let mut files: Vec<String> = std::fs::read_dir(spec(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".diff"))
+        .collect();
+    files.sort();
+    let (mut compared, mut skipped, mut with_params) = (0, 0, 0);
+    for file in &files {
+        let stem = file.trim_end_matches(".diff");
+        let text = std::fs::read_to_string(spec(file)).unwrap();
+        let procs = diffc::check::check_source(&text).0.unwrap().processes;
+        let lib = dir.join(stem);
+        build(file, &lib);
+        let out = dir.join(format!("{stem}-out"));
+        std::fs::create_dir_all(&out).unwrap();
+        let (body, expect, skip) = at_harness(&procs, &out);
+        let source = dir.join(format!("{stem}_at.c"));
+        std::fs::write(&source, format!("#include \"{stem}.h\"\n{body}")).unwrap();
+        let exe = dir.join(format!("{stem}_at"));
+        compile_against(&lib, stem, &source, &exe);
+        run(&exe, &[]);
+        for e in &expect {
+            let got = std::fs::read(out.join(&e.file)).unwrap();
+            let want = bytes_of(&e.data);
+            assert_eq!(got.len(), want.len(), "{}: length", e.what);
+            assert!(
+                got == want,
+                "{}: the library's result differs from the CPU backend's",
+                e.what
+            );
+            with_params += e.what.contains("+params") as usize;
+        }
+        compared += expect.len();
+        skipped += skip;
+    }
+    println!(
+        "{compared} results of per-sample-time entries ({with_params} with run-time params) equal \
+         the CPU backend's bit for bit; {skipped} calls not compared"
+    );
+    assert!(
+        compared > 60 && with_params >= 5,
+        "{compared}, {with_params}"
+    );
+    assert!(
+        skipped * 10 <= compared,
+        "{skipped} of {compared} not compared"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

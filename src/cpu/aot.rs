@@ -2046,6 +2046,7 @@ fn process_header(h: &mut String, p: &Process, units: &[Unit], traces: &[Trace])
         pn.to_uppercase(),
         time.hi
     );
+    params_header(h, p);
     for (u, tr) in units.iter().zip(traces) {
         unit_header(h, p, units, u, tr);
     }
@@ -2548,6 +2549,7 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
                 u.name
             );
             let _ = writeln!(h, "int {pre}({});", params.join(", "));
+            at_header(h, p, u, tr);
         }
         UnitKind::Sampler(_) => {
             let n = tr.step_shape.len();
@@ -2879,6 +2881,7 @@ fn check_unique_names(built: &[Built]) -> Result<(), String> {
 // The C runtime
 
 const RUNTIME: &str = r#"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -2926,7 +2929,18 @@ typedef struct {
   diffc_denoise_fn denoise;
   void *user;
   uint64_t offset; /* added to every launch's index offset (the run of an inner loop) */
+  /* A call with one time per sample runs samples b0 … b1−1 (a run of equal times) at a time:
+     launches cover their elements only, and results land in their part of the caller's arrays
+     (a value that is one per call is written once per sample). */
+  int runs;
+  uint64_t b0, b1;
 } rt_ctx;
+/* Values per sample of a buffer. */
+static uint64_t rt_per(const rt_ctx *c, const rt_buf *b) {
+  uint64_t n = 1;
+  for (uint32_t i = 0; i < b->ndim; i++) n *= c->dims[b->dim[i]];
+  return n * b->width;
+}
 
 static uint64_t rt_count(const rt_ctx *c, const rt_buf *b) {
   uint64_t n = b->batch ? c->batch : 1;
@@ -2969,7 +2983,12 @@ static int rt_store(rt_ctx *c, const rt_buf *b, void *fresh) {
     free(fresh);
     return DIFFC_ERR_ARG;
   }
-  memcpy(dst, fresh, rt_count(c, b) * b->bytes);
+  if (c->runs && b->batch) {
+    uint64_t per = rt_per(c, b) * b->bytes;
+    memcpy((char *)dst + c->b0 * per, (char *)fresh + c->b0 * per, (c->b1 - c->b0) * per);
+  } else {
+    memcpy(dst, fresh, rt_count(c, b) * b->bytes);
+  }
   free(fresh);
   return 0;
 }
@@ -2993,10 +3012,11 @@ static int rt_launch(rt_ctx *c, const rt_event *e) {
   }
   for (uint32_t i = 0; i < e->nslots; i++) coefs[i] = c->row[e->slots[i]];
   for (uint32_t i = 0; i < e->nkdims; i++) sizes[i] = c->dims[e->kdims[i]];
-  uint64_t total = c->batch;
-  for (uint32_t i = 0; i < e->ndomain; i++) total *= c->dims[e->domain[i]];
+  uint64_t per = 1;
+  for (uint32_t i = 0; i < e->ndomain; i++) per *= c->dims[e->domain[i]];
+  uint64_t start = c->runs ? c->b0 * per : 0, end = c->runs ? c->b1 * per : c->batch * per;
   uint32_t status = 0;
-  e->fn(ptrs, coefs, sizes, 0, total, c->seed, e->step_is_k ? c->k : e->step, e->offset + c->offset, &status);
+  e->fn(ptrs, coefs, sizes, start, end, c->seed, e->step_is_k ? c->k : e->step, e->offset + c->offset, &status);
   rc = (int)status;
   for (uint32_t j = 0; j < e->nbufs; j++) {
     if (e->bufs[j].out != 1) continue;
@@ -3048,6 +3068,18 @@ static int rt_copy(rt_ctx *c, const rt_event *e) {
   const rt_buf *to = &e->bufs[0], *from = &e->bufs[1];
   const void *src = rt_ptr(c, from);
   if (!src) return from->kind == RT_FIELD || from->kind == RT_INPUT ? DIFFC_ERR_ARG : DIFFC_ERR_STATE;
+  if (c->runs && !rt_scratch(c, to)) {
+    /* Samples b0 … b1−1 of the caller's array, from the same samples or from a host value. */
+    char *dst = rt_ptr(c, to);
+    if (!dst) return DIFFC_ERR_ARG;
+    uint64_t per = rt_per(c, to), m = from->batch ? rt_per(c, from) : rt_count(c, from);
+    for (uint64_t b = c->b0; b < c->b1; b++) {
+      const char *s = (const char *)src + (from->batch ? b * m * from->bytes : 0);
+      for (uint64_t i = 0; i < per; i += m)
+        memcpy(dst + (b * per + i) * to->bytes, s, (per - i < m ? per - i : m) * to->bytes);
+    }
+    return 0;
+  }
   uint64_t n = rt_count(c, to);
   void *fresh = rt_alloc(n, to->bytes);
   if (!fresh) return DIFFC_ERR_NOMEM;
@@ -3068,6 +3100,29 @@ static int rt_repeat(rt_ctx *c, const rt_event *e) {
   }
   c->offset = saved;
   return rc;
+}
+
+/* A time given as f32, checked as `diffc eval` checks it: within lo … hi (an f32 that rounds
+   to an end is that end), and a whole number in discrete time. */
+static int rt_time(float x, double lo, double hi, int discrete, double *out) {
+  double v = (double)x;
+  if (v > hi && x == (float)hi) v = hi;
+  if (v < lo && x == (float)lo) v = lo;
+  if (!isfinite(v) || v < lo || v > hi) return 1;
+  if (discrete && v - trunc(v) != 0.0) return 1;
+  *out = v;
+  return 0;
+}
+
+/* Process params given as f32 arrays: finite, and on the simplex where `simplex`. */
+static int rt_param(const float *x, uint32_t n, int simplex) {
+  double sum = -0.0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (!isfinite(x[i])) return 1;
+    if (simplex && x[i] < 0.0f) return 1;
+    sum += (double)x[i];
+  }
+  return simplex && fabs(sum - 1.0) >= 1e-6;
 }
 
 static int rt_run(rt_ctx *c, const rt_event *ev, uint32_t n) {
@@ -3279,6 +3334,7 @@ fn runtime_text(stem: &str, built: &[Built]) -> String {
             .max()
             .unwrap_or(1)
             .max(1) as u32;
+        params_runtime(&mut c, p);
         for (u, tr) in units.iter().zip(traces) {
             unit_runtime(&mut c, p, units, u, tr, maxout);
         }
@@ -3360,6 +3416,7 @@ fn unit_runtime(c: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trac
                 if in_init.is_empty() { "NULL".into() } else { in_init.join(", ") },
                 if out_init.is_empty() { "NULL".into() } else { out_init.join(", ") },
             );
+            at_runtime(c, p, u, tr, ev, *n);
         }
         UnitKind::Sampler(sp) => {
             let n = tr.step_shape.len();
@@ -3498,5 +3555,308 @@ fn one_call_c(c: &mut String, p: &Process, u: &Unit, tr: &Trace, s0: usize, dims
         } else {
             "NULL".to_string()
         },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-sample times and run-time params (`diffc_<process>_<entry>_at`)
+
+/// The process's params that can be given at run time (a param a schedule reads is tabulated
+/// when the spec is checked), by `ParamId`.
+fn settable_params(p: &Process) -> Vec<usize> {
+    (0..p.params.len())
+        .filter(|id| {
+            !p.schedules
+                .iter()
+                .any(|s| interp::reads_param(p, s.body, *id))
+        })
+        .collect()
+}
+
+/// Values of a param (its default's length).
+fn param_len(p: &Process, id: usize) -> usize {
+    match &p.params[id].default {
+        Some(crate::typed::Value::Vec(v)) | Some(crate::typed::Value::Mat(_, v)) => v.len(),
+        _ => 1,
+    }
+}
+
+fn param_simplex(p: &Process, id: usize) -> bool {
+    matches!(&p.params[id].default, Some(crate::typed::Value::Vec(d))
+        if d.iter().all(|y| *y >= 0.0) && (d.iter().sum::<f64>() - 1.0).abs() < 1e-6)
+}
+
+/// How an entry's per-sample-time variant gets the row at each time.
+pub(crate) enum AtRows {
+    /// From the build-time table (discrete time, the time its only scalar, no run-time params).
+    Tables,
+    /// From C code that computes the coefficients at run time (the text of a static function).
+    Computed(String),
+}
+
+/// The time ports of an entry (scalar inputs other than the seed).
+fn time_ports(e: &entries::Entry) -> Vec<&Port> {
+    e.inputs
+        .iter()
+        .filter(|x| x.extent == PortExtent::Scalar && x.name != "seed")
+        .collect()
+}
+
+/// Whether entry unit `u` has a `_at` variant and how it gets its rows; `Err` says why it has
+/// none although it takes a time.
+pub(crate) fn at_rows(p: &Process, u: &Unit, tr: &Trace) -> Result<Option<AtRows>, String> {
+    let Some(e) = u.entry() else { return Ok(None) };
+    let times = time_ports(e);
+    if !times.iter().any(|x| x.name == p.time.name) {
+        return Ok(None);
+    }
+    let settable = settable_params(p);
+    let reads_params = u.prog.coefs.iter().any(|(c, at)| {
+        settable.iter().any(|id| {
+            interp::reads_param(p, *c, *id) || at.is_some_and(|a| interp::reads_param(p, a, *id))
+        })
+    });
+    if p.time.kind == TimeKind::Discrete && times.len() == 1 && !reads_params && tr.rows.is_some() {
+        return Ok(Some(AtRows::Tables));
+    }
+    if tr.width > tr.coef_width {
+        return Err("its row holds host values that are not coefficients".into());
+    }
+    super::coefc::row_function(p, &u.prog, &format!("{}_row_at", u.prefix(p)), &tr.coef_off)
+        .map(|f| Some(AtRows::Computed(f)))
+}
+
+/// The parameter list of an entry's `_at` variant.
+fn at_params(p: &Process, e: &entries::Entry) -> Vec<String> {
+    let (ins, outs) = array_ports(e);
+    let mut params: Vec<String> = ins
+        .iter()
+        .map(|(_, x)| format!("const {} *{}", port_c_type(x), ident(&x.name)))
+        .chain(
+            outs.iter()
+                .map(|(_, x)| format!("{} *{}", port_c_type(x), ident(&x.name))),
+        )
+        .collect();
+    params.push("uint64_t batch".into());
+    if !p.dims.is_empty() {
+        params.push("const uint64_t *dims".into());
+    }
+    for x in time_ports(e) {
+        if x.name == p.time.name {
+            params.push(format!("const float *{}", ident(&x.name)));
+        } else {
+            params.push(format!("float {}", ident(&x.name)));
+        }
+    }
+    if !settable_params(p).is_empty() {
+        params.push(format!("const diffc_{}_params *params", p.name));
+    }
+    params.push("uint64_t seed".into());
+    params
+}
+
+/// The header's params struct of a process (nothing when it has no run-time params).
+fn params_header(h: &mut String, p: &Process) {
+    let ids = settable_params(p);
+    if ids.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "/* Run-time values of the params of `{}`, for the `_at` entry points: each points at the\n \
+         * param's values as floats, or is NULL for the spec's default. A probability vector must\n \
+         * hold values >= 0 that sum to 1 (within 1e-6); a non-finite value is DIFFC_ERR_ARG. */",
+        p.name
+    );
+    let _ = writeln!(h, "typedef struct diffc_{}_params {{", p.name);
+    for id in ids {
+        let x = &p.params[id];
+        let default = match &x.default {
+            Some(crate::typed::Value::Real(v)) => format!("{v}"),
+            Some(crate::typed::Value::Vec(v)) | Some(crate::typed::Value::Mat(_, v)) => {
+                let xs: Vec<String> = v.iter().map(|y| format!("{y}")).collect();
+                format!("{{{}}}", xs.join(", "))
+            }
+            _ => "none".into(),
+        };
+        let _ = writeln!(
+            h,
+            "  const float *{}; /* {}: {} value{}{}, default {default} */",
+            ident(&x.name),
+            x.elem.describe(),
+            param_len(p, id),
+            if param_len(p, id) == 1 { "" } else { "s" },
+            if param_simplex(p, id) {
+                " (a probability vector)"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(h, "}} diffc_{}_params;\n", p.name);
+}
+
+/// The runtime's reader of a process's params struct.
+fn params_runtime(c: &mut String, p: &Process) {
+    let ids = settable_params(p);
+    if ids.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        c,
+        "\n/* The given params of `{0}` by param index (NULL: the default); 1 if one is invalid. */\nstatic int diffc_{0}_params_get(const diffc_{0}_params *pp, const float **pv) {{\n  if (!pp) return 0;",
+        p.name
+    );
+    for id in ids {
+        let f = ident(&p.params[id].name);
+        let _ = writeln!(
+            c,
+            "  if (pp->{f}) {{\n    if (rt_param(pp->{f}, {}u, {})) return 1;\n    pv[{id}] = pp->{f};\n  }}",
+            param_len(p, id),
+            param_simplex(p, id) as u8
+        );
+    }
+    let _ = writeln!(c, "  return 0;\n}}");
+}
+
+/// The header's declaration and documentation of an entry's `_at` variant.
+fn at_header(h: &mut String, p: &Process, u: &Unit, tr: &Trace) {
+    let Some(e) = u.entry() else { return };
+    let pre = u.prefix(p);
+    match at_rows(p, u, tr) {
+        Ok(None) => {}
+        Err(why) => {
+            let _ = writeln!(
+                h,
+                "/* `{}` has no per-sample-time variant: {why}. */",
+                u.name
+            );
+        }
+        Ok(Some(how)) => {
+            let time = &p.time;
+            let t = ident(&time.name);
+            let mut doc = format!(
+                "Run `{}` with one time per sample: `{t}[b]` is sample b's time (batch floats{}), and\n\
+                 sample b's results equal those of `{pre}` called at `{t}[b]` for the whole batch (its draws\n\
+                 included), as `diffc eval --entry {} --in {t}=T.npy` gives them. A result that is one value\n\
+                 per call there is one per sample here (batch floats). ",
+                u.name,
+                if time.kind == TimeKind::Discrete {
+                    format!(", whole numbers {} … {}", time.lo, time.hi)
+                } else {
+                    format!(", {} … {}", time.lo, time.hi)
+                },
+                u.name
+            );
+            doc.push_str(match how {
+                AtRows::Tables => "The rows come from the table above.",
+                AtRows::Computed(_) => {
+                    "The coefficients above are computed at each sample's time in f64, as diffc's own \
+                     host code computes them (compile the runtime with -fno-builtin -ffp-contract=off \
+                     for bit-equal results), and rounded to f32."
+                }
+            });
+            if !settable_params(p).is_empty() {
+                doc.push_str(" `params` (NULL for the defaults) sets the process's params.");
+            }
+            doc.push_str(
+                " Returns DIFFC_ERR_ARG for a time outside the process's time (or NaN), a param that \
+                 is not finite or not a probability vector where one is needed, or a coefficient the \
+                 interpreter cannot compute at that time.",
+            );
+            let _ = writeln!(h, "/*");
+            comment(h, "", &doc);
+            let _ = writeln!(h, " */");
+            let _ = writeln!(h, "int {pre}_at({});", at_params(p, e).join(", "));
+        }
+    }
+}
+
+/// The runtime's `_at` variant of an entry (nothing when it has none).
+fn at_runtime(c: &mut String, p: &Process, u: &Unit, tr: &Trace, ev: &str, n: usize) {
+    let Some(e) = u.entry() else { return };
+    let Ok(Some(how)) = at_rows(p, u, tr) else {
+        return;
+    };
+    let pre = u.prefix(p);
+    let time = &p.time;
+    let t = ident(&time.name);
+    let discrete = (time.kind == TimeKind::Discrete) as u8;
+    let lit = |x: f64| format!("{x:?}");
+    let mut body = String::new();
+    if !p.dims.is_empty() {
+        body.push_str("  if (!dims) return DIFFC_ERR_ARG;\n");
+    } else {
+        body.push_str("  const uint64_t dims[1] = {0};\n");
+    }
+    let _ = writeln!(body, "  if (!{t} && batch) return DIFFC_ERR_ARG;");
+    let np = p.params.len().max(1);
+    let _ = writeln!(body, "  const float *pv[{np}] = {{0}};\n  (void)pv;");
+    if !settable_params(p).is_empty() {
+        let _ = writeln!(
+            body,
+            "  if (diffc_{}_params_get(params, pv)) return DIFFC_ERR_ARG;",
+            p.name
+        );
+    }
+    let mut sv = "0.0".to_string();
+    for x in time_ports(e) {
+        if x.name == time.name {
+            continue;
+        }
+        let (lo, hi) = (time.lo.min(time.data_at), time.hi.max(time.data_at));
+        let name = ident(&x.name);
+        let _ = writeln!(
+            body,
+            "  double {name}_v;\n  if (rt_time({name}, {}, {}, {discrete}, &{name}_v)) return DIFFC_ERR_ARG;",
+            lit(lo),
+            lit(hi)
+        );
+        sv = format!("{name}_v");
+    }
+    let check = format!(
+        "rt_time({t}[b], {}, {}, {discrete}, &tv)",
+        lit(time.lo),
+        lit(time.hi)
+    );
+    let _ = writeln!(
+        body,
+        "  for (uint64_t b = 0; b < batch; b++) {{\n    double tv;\n    if ({check}) return DIFFC_ERR_ARG;\n  }}"
+    );
+    let nin = e.inputs.len().max(1);
+    let nout = e.outputs.len().max(1);
+    let in_init: Vec<String> = e
+        .inputs
+        .iter()
+        .map(|x| {
+            if x.extent == PortExtent::Scalar {
+                "NULL".into()
+            } else {
+                ident(&x.name)
+            }
+        })
+        .collect();
+    let out_init: Vec<String> = e.outputs.iter().map(|x| ident(&x.name)).collect();
+    let nodes = tr.scratch.max(1);
+    let width = tr.width.max(1);
+    let row = match &how {
+        AtRows::Tables if tr.width == 0 => String::new(),
+        AtRows::Tables => format!(
+            "    c.row = {pre}_rows[(uint32_t)tv - {}u];\n",
+            time.lo as u64
+        ),
+        AtRows::Computed(_) => format!(
+            "    if ({pre}_row_at(tv, {sv}, pv, row)) {{\n      rc = DIFFC_ERR_ARG;\n      break;\n    }}\n    c.row = row;\n"
+        ),
+    };
+    if let AtRows::Computed(f) = &how {
+        c.push_str(f);
+    }
+    let _ = writeln!(
+        c,
+        "int {pre}_at({}) {{\n{body}  const void *inputs[{nin}] = {{{}}};\n  void *outputs[{nout}] = {{{}}};\n  void *nodes[{nodes}] = {{0}};\n  float row[{width}];\n  (void)row;\n  rt_ctx c;\n  memset(&c, 0, sizeof c);\n  c.batch = batch;\n  c.seed = seed;\n  c.dims = dims;\n  c.inputs = inputs;\n  c.outputs = outputs;\n  c.nodes = nodes;\n  c.runs = 1;\n  int rc = 0;\n  for (uint64_t b0 = 0, b1; b0 < batch && !rc; b0 = b1) {{\n    uint32_t w0, w;\n    memcpy(&w0, &{t}[b0], 4);\n    for (b1 = b0 + 1; b1 < batch; b1++) {{\n      memcpy(&w, &{t}[b1], 4);\n      if (w != w0) break;\n    }}\n    uint64_t b = b0;\n    double tv = 0.0;\n    if ({check}) {{\n      rc = DIFFC_ERR_ARG;\n      break;\n    }}\n{row}    c.b0 = b0;\n    c.b1 = b1;\n    rc = rt_run(&c, {ev}, {n});\n  }}\n  for (int i = 0; i < {nodes}; i++) free(nodes[i]);\n  return rc;\n}}",
+        at_params(p, e).join(", "),
+        if in_init.is_empty() { "NULL".into() } else { in_init.join(", ") },
+        if out_init.is_empty() { "NULL".into() } else { out_init.join(", ") },
     );
 }
