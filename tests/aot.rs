@@ -1043,3 +1043,358 @@ fn every_entry_with_a_time_takes_one_time_per_sample_and_run_time_params_in_c() 
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A C program: entry `fn_name` of a built library called with per-sample times read from a
+/// file, inputs read from files and outputs written to files (sizes in elements; `extra` is
+/// spliced into the argument list before the seed, e.g. a params struct).
+fn at_program(
+    header: &str,
+    call: &str,
+    inputs: &[(&str, usize)],
+    outputs: &[(&str, usize)],
+    setup: &str,
+) -> String {
+    let mut s = format!(
+        "#include \"{header}\"\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\
+         static void *load(const char *path, size_t bytes) {{\n  void *p = malloc(bytes);\n  FILE *f = fopen(path, \"rb\");\n  if (!p || !f || fread(p, 1, bytes, f) != bytes) exit(3);\n  fclose(f);\n  return p;\n}}\n\
+         static void save(const char *path, const void *p, size_t bytes) {{\n  FILE *f = fopen(path, \"wb\");\n  if (!f || fwrite(p, 1, bytes, f) != bytes) exit(4);\n  fclose(f);\n}}\n\
+         int main(int argc, char **argv) {{\n  (void)argc;\n"
+    );
+    for (i, (ty, n)) in inputs.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  {ty} *in{i} = load(argv[{}], {n} * sizeof({ty}));",
+            i + 1
+        );
+    }
+    for (o, (ty, n)) in outputs.iter().enumerate() {
+        let _ = writeln!(s, "  {ty} *out{o} = calloc({n}, sizeof({ty}));");
+    }
+    s.push_str(setup);
+    let _ = writeln!(
+        s,
+        "  int rc = {call};\n  if (rc) {{ fprintf(stderr, \"status %#x\\n\", rc); return 1; }}"
+    );
+    for (o, (ty, n)) in outputs.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  save(argv[{}], out{o}, {n} * sizeof({ty}));",
+            inputs.len() + 1 + o
+        );
+    }
+    s.push_str("  return 0;\n}\n");
+    s
+}
+
+fn npy_f32(path: &Path, shape: Vec<usize>, v: Vec<f32>) {
+    diffc::npy::write_file(
+        &diffc::npy::Array {
+            shape,
+            data: diffc::npy::Data::F32(v),
+        },
+        path,
+    )
+    .unwrap();
+}
+
+fn raw_bytes(path: &Path) -> Vec<u8> {
+    let a = diffc::npy::read_file(path).unwrap();
+    match a.data {
+        diffc::npy::Data::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        diffc::npy::Data::I64(v) => v.iter().flat_map(|x| (*x as u32).to_le_bytes()).collect(),
+        diffc::npy::Data::I32(v) => v.iter().flat_map(|x| (*x as u32).to_le_bytes()).collect(),
+        other => panic!("unexpected dtype {other:?}"),
+    }
+}
+
+#[test]
+fn vp_sde_with_a_time_per_sample_and_digress_with_run_time_params_equal_diffc_eval() {
+    let dir = scratch("at-eval");
+    let (batch, d) = (6usize, 37usize);
+    let mut rng = StdRng::seed_from_u64(99);
+    // Continuous time: vp_sde's forward and loss with six times (two equal, both ends).
+    let lib = dir.join("vp");
+    build("vp_sde.diff", &lib);
+    let times: Vec<f32> = vec![0.5, 0.5, 0.001, 1.0, 0.123_456_7, 0.77];
+    let x: Vec<f32> = (0..batch * d)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
+    let e_hat: Vec<f32> = (0..batch * d)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
+    let (xf, tf, ef) = (dir.join("x.npy"), dir.join("t.npy"), dir.join("e.npy"));
+    npy_f32(&xf, vec![batch, d], x.clone());
+    npy_f32(&tf, vec![batch], times.clone());
+    npy_f32(&ef, vec![batch, d], e_hat.clone());
+    let bin = |name: &str, v: &[f32]| {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+        )
+        .unwrap();
+        p
+    };
+    let (xb, tb, eb) = (bin("x.bin", &x), bin("t.bin", &times), bin("e.bin", &e_hat));
+    let n = batch * d;
+    let src = dir.join("vp_at.c");
+    std::fs::write(
+        &src,
+        at_program(
+            "vp_sde.h",
+            &format!("diffc_vp_sde_forward_at(in0, out0, out1, {batch}, dims, in1, 5)"),
+            &[("float", n), ("float", batch)],
+            &[("float", n), ("float", n)],
+            &format!("  const uint64_t dims[1] = {{{d}}};\n"),
+        ),
+    )
+    .unwrap();
+    let exe = dir.join("vp_at");
+    compile_against(&lib, "vp_sde", &src, &exe);
+    let (xt, eps) = (dir.join("xt.bin"), dir.join("eps.bin"));
+    run(
+        &exe,
+        &[
+            xb.as_os_str(),
+            tb.as_os_str(),
+            xt.as_os_str(),
+            eps.as_os_str(),
+        ],
+    );
+    let eval = dir.join("eval-forward");
+    let (code, _, err) = diffc(&[
+        "eval".as_ref(),
+        spec("vp_sde.diff").as_ref(),
+        "--process=vp_sde".as_ref(),
+        "--entry".as_ref(),
+        "forward".as_ref(),
+        format!("--in=x_0={}", xf.display()).as_ref(),
+        format!("--in=t={}", tf.display()).as_ref(),
+        "--seed=5".as_ref(),
+        "--backend=cpu".as_ref(),
+        "--out".as_ref(),
+        eval.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        std::fs::read(&xt).unwrap(),
+        raw_bytes(&eval.join("x_t.npy")),
+        "x_t"
+    );
+    assert_eq!(
+        std::fs::read(&eps).unwrap(),
+        raw_bytes(&eval.join("eps.npy")),
+        "eps"
+    );
+    // The loss at those times, from the forward's x_t and eps.
+    let src = dir.join("vp_loss.c");
+    std::fs::write(
+        &src,
+        at_program(
+            "vp_sde.h",
+            &format!("diffc_vp_sde_loss_dsm_at(in0, in1, in2, out0, out1, {batch}, dims, in3, 5)"),
+            &[("float", n), ("float", n), ("float", n), ("float", batch)],
+            &[("float", batch), ("float", n)],
+            &format!("  const uint64_t dims[1] = {{{d}}};\n"),
+        ),
+    )
+    .unwrap();
+    let exe = dir.join("vp_loss");
+    compile_against(&lib, "vp_sde", &src, &exe);
+    let (lf, gf) = (dir.join("loss.bin"), dir.join("grad.bin"));
+    run(
+        &exe,
+        &[
+            xt.as_os_str(),
+            eb.as_os_str(),
+            eps.as_os_str(),
+            tb.as_os_str(),
+            lf.as_os_str(),
+            gf.as_os_str(),
+        ],
+    );
+    let eval = dir.join("eval-loss");
+    let (code, _, err) = diffc(&[
+        "eval".as_ref(),
+        spec("vp_sde.diff").as_ref(),
+        "--process=vp_sde".as_ref(),
+        "--entry".as_ref(),
+        "loss.dsm".as_ref(),
+        format!("--in=x_t={}", dir.join("eval-forward/x_t.npy").display()).as_ref(),
+        format!("--in=eps_hat.x={}", ef.display()).as_ref(),
+        format!("--in=eps={}", dir.join("eval-forward/eps.npy").display()).as_ref(),
+        format!("--in=t={}", tf.display()).as_ref(),
+        "--seed=5".as_ref(),
+        "--backend=cpu".as_ref(),
+        "--out".as_ref(),
+        eval.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let outs: Vec<String> = std::fs::read_dir(&eval)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let loss = outs
+        .iter()
+        .find(|f| f.starts_with("loss"))
+        .expect("a loss output");
+    let grad = outs
+        .iter()
+        .find(|f| f.starts_with("d_"))
+        .expect("a gradient output");
+    assert_eq!(
+        std::fs::read(&lf).unwrap(),
+        raw_bytes(&eval.join(loss)),
+        "loss"
+    );
+    assert_eq!(
+        std::fs::read(&gf).unwrap(),
+        raw_bytes(&eval.join(grad)),
+        "gradient"
+    );
+
+    // A run-time param: DiGress's forward with other node and edge marginals and a time per
+    // graph, against `diffc eval --param`.
+    let lib = dir.join("dg");
+    build("digress.diff", &lib);
+    let (graphs, nodes) = (4usize, 6usize);
+    let times: Vec<f32> = vec![250.0, 250.0, 1.0, 501.0];
+    let xs: Vec<i64> = (0..graphs * nodes)
+        .map(|_| rng.random_range(0..4))
+        .collect();
+    let es: Vec<i64> = (0..graphs * nodes * nodes)
+        .map(|_| rng.random_range(0..4))
+        .collect();
+    let (x0, e0, tg) = (dir.join("X0.npy"), dir.join("E0.npy"), dir.join("tg.npy"));
+    let i64s = |p: &Path, shape: Vec<usize>, v: &[i64]| {
+        diffc::npy::write_file(
+            &diffc::npy::Array {
+                shape,
+                data: diffc::npy::Data::I64(v.to_vec()),
+            },
+            p,
+        )
+        .unwrap()
+    };
+    i64s(&x0, vec![graphs, nodes], &xs);
+    i64s(&e0, vec![graphs, nodes, nodes], &es);
+    npy_f32(&tg, vec![graphs], times.clone());
+    let u32bin = |name: &str, v: &[i64]| {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            v.iter()
+                .flat_map(|x| (*x as u32).to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )
+        .unwrap();
+        p
+    };
+    let (xb, ebn, tb) = (
+        u32bin("X0.bin", &xs),
+        u32bin("E0.bin", &es),
+        bin("tg.bin", &times),
+    );
+    let (mx, me) = ([0.1f32, 0.2, 0.3, 0.4], [0.25f32, 0.25, 0.25, 0.25]);
+    let src = dir.join("dg_at.c");
+    let (nx, ne) = (graphs * nodes, graphs * nodes * nodes);
+    std::fs::write(
+        &src,
+        at_program(
+            "digress.h",
+            &format!(
+                "diffc_digress_forward_at(in0, in1, out0, out1, out2, out3, {graphs}, dims, in2, &pp, 8)"
+            ),
+            &[("uint32_t", nx), ("uint32_t", ne), ("float", graphs)],
+            &[("uint32_t", nx), ("float", nx), ("uint32_t", ne), ("float", ne)],
+            &format!(
+                "  const uint64_t dims[1] = {{{nodes}}};\n  static const float mX[4] = {{{}}}, mE[4] = {{{}}};\n  diffc_digress_params pp = {{mX, mE}};\n",
+                c_floats(&mx),
+                c_floats(&me)
+            ),
+        ),
+    )
+    .unwrap();
+    let exe = dir.join("dg_at");
+    compile_against(&lib, "digress", &src, &exe);
+    let outs: Vec<PathBuf> = ["Xt", "uX", "Et", "uE"]
+        .iter()
+        .map(|n| dir.join(format!("{n}.bin")))
+        .collect();
+    let mut args: Vec<&OsStr> = vec![xb.as_os_str(), ebn.as_os_str(), tb.as_os_str()];
+    args.extend(outs.iter().map(|p| p.as_os_str()));
+    run(&exe, &args);
+    let eval = dir.join("eval-digress");
+    let (mxf, mef) = (dir.join("mX.npy"), dir.join("mE.npy"));
+    npy_f32(&mxf, vec![4], mx.to_vec());
+    npy_f32(&mef, vec![4], me.to_vec());
+    let (code, _, err) = diffc(&[
+        "eval".as_ref(),
+        spec("digress.diff").as_ref(),
+        "--entry".as_ref(),
+        "forward".as_ref(),
+        format!("--in=X_0={}", x0.display()).as_ref(),
+        format!("--in=E_0={}", e0.display()).as_ref(),
+        format!("--in=t={}", tg.display()).as_ref(),
+        format!("--param=mX={}", mxf.display()).as_ref(),
+        format!("--param=mE={}", mef.display()).as_ref(),
+        "--seed=8".as_ref(),
+        "--backend=cpu".as_ref(),
+        "--out".as_ref(),
+        eval.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    for (bin, npy) in outs.iter().zip(["X_t", "u_X", "E_t", "u_E"]) {
+        assert_eq!(
+            std::fs::read(bin).unwrap(),
+            raw_bytes(&eval.join(format!("{npy}.npy"))),
+            "digress forward with params: {npy}"
+        );
+    }
+    // Bad input: a time outside the process's time, a NaN time, marginals that are not a
+    // probability vector, a non-finite marginal: DIFFC_ERR_ARG, and nothing written.
+    let src = dir.join("dg_bad.c");
+    std::fs::write(
+        &src,
+        format!(
+            "#include \"digress.h\"\n#include <math.h>\n#include <stdio.h>\n\
+             int main(void) {{\n  uint32_t X0[{nx}] = {{0}}, E0[{ne}] = {{0}}, Xt[{nx}], Et[{ne}];\n  float uX[{nx}], uE[{ne}];\n  const uint64_t dims[1] = {{{nodes}}};\n\
+               float good[{graphs}] = {{1, 2, 3, 4}}, late[{graphs}] = {{1, 2, 3, 502}}, nan[{graphs}] = {{1, NAN, 3, 4}};\n\
+               static const float half[4] = {{0.5f, 0.5f, 0.5f, 0.5f}}, inf[4] = {{INFINITY, 0, 0, 0}};\n\
+               diffc_digress_params bad = {{half, NULL}}, nonfinite = {{NULL, inf}};\n\
+               printf(\"%#x %#x %#x %#x %#x\\n\",\n\
+                 diffc_digress_forward_at(X0, E0, Xt, uX, Et, uE, {graphs}, dims, late, NULL, 1),\n\
+                 diffc_digress_forward_at(X0, E0, Xt, uX, Et, uE, {graphs}, dims, nan, NULL, 1),\n\
+                 diffc_digress_forward_at(X0, E0, Xt, uX, Et, uE, {graphs}, dims, good, &bad, 1),\n\
+                 diffc_digress_forward_at(X0, E0, Xt, uX, Et, uE, {graphs}, dims, good, &nonfinite, 1),\n\
+                 diffc_digress_forward_at(X0, E0, Xt, uX, Et, uE, {graphs}, dims, good, NULL, 1));\n\
+               return 0;\n}}\n"
+        ),
+    )
+    .unwrap();
+    let exe = dir.join("dg_bad");
+    compile_against(&lib, "digress", &src, &exe);
+    let printed = run(&exe, &[]);
+    assert_eq!(printed.trim(), "0x100 0x100 0x100 0x100 0", "{printed}");
+    // The same call with the default marginals differs: the params reach the kernels.
+    let (code, _, err) = diffc(&[
+        "eval".as_ref(),
+        spec("digress.diff").as_ref(),
+        "--entry".as_ref(),
+        "forward".as_ref(),
+        format!("--in=X_0={}", x0.display()).as_ref(),
+        format!("--in=E_0={}", e0.display()).as_ref(),
+        format!("--in=t={}", tg.display()).as_ref(),
+        "--seed=8".as_ref(),
+        "--backend=cpu".as_ref(),
+        "--out".as_ref(),
+        dir.join("eval-default").as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_ne!(
+        std::fs::read(&outs[0]).unwrap(),
+        raw_bytes(&dir.join("eval-default/X_t.npy")),
+        "the marginals changed nothing"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
