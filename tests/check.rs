@@ -205,3 +205,120 @@ fn one_sided_intervals() {
         d[0].message
     );
 }
+
+/// The first error's code and message, or `None` when the source checks.
+fn first_error(src: &str) -> Option<(String, String)> {
+    let (_, diags) = diffc::check::check_source(src);
+    diags
+        .into_iter()
+        .find(|d| d.is_error())
+        .map(|d| (d.code.as_str().to_string(), d.message))
+}
+
+/// A shipped spec with one `const` line's value replaced.
+fn shipped_with(file: &str, from: &str, to: &str) -> String {
+    let path = format!("{}/specs/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.matches(from).count(), 1, "`{from}` in {file}");
+    text.replace(from, to)
+}
+
+#[test]
+fn shipped_edge_checks_at_the_papers_step_counts() {
+    // EDGE's settings: T = 64 small graphs, 128 Ego, 512 large networks; 32 and 256 around
+    // them, and 1000. p_re(1) = β_1 ᾱ_0 / (1 - ᾱ_1) = 1 exactly, and must be exactly 1 here.
+    for t_max in [21, 32, 64, 128, 256, 512, 1000] {
+        let src = shipped_with("edge.diff", "const T = 64 ", &format!("const T = {t_max} "));
+        let p = process(&src);
+        assert_eq!(table(&p, "p_re", 1), 1.0, "T = {t_max}");
+        for t in 2..=t_max {
+            let v = table(&p, "p_re", t);
+            assert!(v > 0.0 && v < 1.0, "T = {t_max}, t = {t}: p_re = {v}");
+        }
+    }
+    // T = 16 is refused, rightly: the linear β reaches 0.02·1000/16 = 1.25, so α = 1 - β < 0
+    // from t = 13 on (the authors' code takes log α there and cannot run it either).
+    let src = shipped_with("edge.diff", "const T = 64 ", "const T = 16 ");
+    let (code, message) = first_error(&src).expect("T = 16 must be refused");
+    assert_eq!(code, "E0402");
+    assert!(
+        message.contains("`beta` leaves (0, 1) at t = 13"),
+        "{message}"
+    );
+}
+
+#[test]
+fn shipped_bfn_discrete_checks_at_the_papers_accuracies() {
+    // max √β = 0.75 (text8, β₁ = 0.5625), 1, and 3 (binarised MNIST, β₁ = 9).
+    for sqrt_beta1 in ["0.75", "1", "3"] {
+        let src = shipped_with(
+            "bfn_discrete.diff",
+            "const SQRT_BETA1 = 0.75 ",
+            &format!("const SQRT_BETA1 = {sqrt_beta1} "),
+        );
+        let p = process(&src);
+        let b1: f64 = sqrt_beta1.parse().unwrap();
+        let top = at(&p, "sqrt_beta", 1.0);
+        assert!((top - b1 * (1.0 - 1e-6)).abs() < 1e-12, "√β(1) = {top}");
+    }
+}
+
+#[test]
+fn a_closed_end_admits_rounding_and_the_end_is_what_is_used() {
+    // One ulp above 1 (ε = 2⁻⁵²): taken as 1, and a schedule reading it sees exactly 1
+    // (unsnapped, `q` would be 2.2e-10 and leave [0, 0]).
+    let p = process(
+        "process p { time t : 1..3
+           schedule p(t) in (0, 1] = 1 + 2.220446049250313e-16
+           schedule q(t) in [0, 0] = (p(t) - 1) * 1e6
+           schedule r(t) in [0, 1] = -1e-16 * t }",
+    );
+    for t in 1..=3 {
+        assert_eq!(table(&p, "p", t), 1.0);
+        assert_eq!(table(&p, "q", t), 0.0);
+        assert_eq!(table(&p, "r", t), 0.0);
+    }
+    // Continuous time: the same rule wherever the schedule is read.
+    let p = process(
+        "process p { time t : [0, 1]
+           schedule p(t) in [0, 1] = 1 + 2.220446049250313e-16 * t
+           schedule q(t) = p(t) }",
+    );
+    assert_eq!(at(&p, "q", 1.0), 1.0);
+    assert_eq!(at(&p, "q", 0.5), 1.0);
+}
+
+#[test]
+fn a_schedule_past_its_closed_end_by_more_than_rounding_is_refused() {
+    for (body, shown) in [
+        ("1.001", "p = 1.001"),
+        ("1 + 1e-12", "p = 1.000000000001"),
+        // 5 ulps, one past the slack.
+        ("1 + 5 * 2.220446049250313e-16", "p = 1.000000000000001"),
+    ] {
+        let src = format!("process p {{ time t : 1..3  schedule p(t) in (0, 1] = {body} }}");
+        let (code, message) = first_error(&src).unwrap_or_else(|| panic!("{body} checks"));
+        assert_eq!(code, "E0402", "{body}");
+        assert!(message.contains("leaves (0, 1] at t = 1"), "{message}");
+        let (_, diags) = diffc::check::check_source(&src);
+        assert_eq!(diags[0].primary.message, shown, "{body}");
+    }
+    // The paper's form of EDGE's p_re cancels in 1 - ᾱ_1 and lands 5.7e-14 above 1 at T = 128:
+    // far beyond rounding, so it is refused (the shipped spec avoids the cancellation).
+    let (code, message) = first_error(
+        "process p { const T = 128  time t : 1..T
+           schedule beta(t) = linspace(1e-4 * 1000 / T, 0.02 * 1000 / T)
+           schedule alpha_bar(t) = cumprod(1 - beta(t))
+           schedule p_re(t) in (0, 1] = beta(t) * alpha_bar(t-1) / (1 - alpha_bar(t)) }",
+    )
+    .expect("the cancelling form must be refused");
+    assert_eq!(code, "E0402");
+    assert!(
+        message.contains("`p_re` leaves (0, 1] at t = 1"),
+        "{message}"
+    );
+    // An open end stays strict: a value equal to it is refused.
+    let (code, _) = first_error("process p { time t : 1..3  schedule p(t) in (0, 1) = 1 }")
+        .expect("1 is not in (0, 1)");
+    assert_eq!(code, "E0402");
+}

@@ -251,7 +251,14 @@ impl<'p> Evaluator<'p> {
                     t: at,
                     ..Env::default()
                 };
-                self.eval(s.body, &env)
+                // As in the discrete table: rounding past a closed end of the declared
+                // interval gives the end itself.
+                Ok(match self.eval(s.body, &env)? {
+                    Value::Real(x) => {
+                        Value::Real(super::schedules::snap_to_closed_end(s.interval, x))
+                    }
+                    v => v,
+                })
             }
         }
     }

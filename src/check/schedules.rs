@@ -240,6 +240,15 @@ impl<'a> Checker<'a> {
             self.error(d);
             return false;
         }
+        // A value past a closed end by no more than f64 rounding is that end (`closed_end_slack`),
+        // in the table and in every check below; anything further out is an error.
+        let snap = |v: &mut Value| {
+            if let Value::Real(x) = v {
+                *x = snap_to_closed_end(s.interval, *x);
+            }
+        };
+        table.iter_mut().flatten().for_each(snap);
+        values.iter_mut().for_each(|(_, v)| snap(v));
         self.p.schedules[i].table = table;
         // Declared constraints.
         if let Some((lo, lo_closed, hi, hi_closed)) = s.interval {
@@ -255,7 +264,15 @@ impl<'a> Checker<'a> {
                         fmt(hi),
                         if hi_closed { ']' } else { ')' }
                     );
-                    let d = Diagnostic::error(
+                    // A value that prints as the end it crossed is shown in full.
+                    let (end, closed) = if x <= lo {
+                        (lo, lo_closed)
+                    } else {
+                        (hi, hi_closed)
+                    };
+                    let near = x != end && fmt(x) == fmt(end);
+                    let shown = if near { format!("{x:?}") } else { fmt(x) };
+                    let mut d = Diagnostic::error(
                         Code::ScheduleHazard,
                         s.span,
                         format!(
@@ -265,8 +282,20 @@ impl<'a> Checker<'a> {
                             fmt(*t)
                         ),
                     )
-                    .with_label(format!("{} = {}", s.name, fmt(x)))
+                    .with_label(format!("{} = {shown}", s.name))
                     .with_note(format!("the schedule is declared `in {interval}`"));
+                    if near && closed {
+                        d = d.with_note(format!(
+                            "a closed end admits f64 rounding only: a value at most \
+                             4·ε·max(|end|, 1) = {} past {} counts as {}; this one is {} \
+                             past it (if it equals the end mathematically, write it without \
+                             a cancellation such as 1 - x for x near 1)",
+                            fmt_e(closed_end_slack(end)),
+                            fmt(end),
+                            fmt(end),
+                            fmt_e((x - end).abs())
+                        ));
+                    }
                     self.error(d);
                     return false;
                 }
@@ -314,6 +343,34 @@ impl<'a> Checker<'a> {
         }
         true
     }
+}
+
+/// How far past a closed end of a declared interval a schedule's value may lie and still be
+/// taken as that end: 4 ulps of the end's magnitude (at least 1), i.e. 4·ε·max(|end|, 1) with
+/// ε = 2⁻⁵² — room for f64 rounding of a value that equals the end, not for a value that
+/// differs from it.
+pub(crate) fn closed_end_slack(end: f64) -> f64 {
+    4.0 * f64::EPSILON * end.abs().max(1.0)
+}
+
+/// A schedule value past a finite closed end of `interval` by at most `closed_end_slack` is
+/// replaced by that end, so that downstream code sees a value inside the interval (a
+/// probability declared in `(0, 1]` never exceeds 1). Every other value is returned unchanged.
+pub(crate) fn snap_to_closed_end(interval: Option<(f64, bool, f64, bool)>, x: f64) -> f64 {
+    let Some((lo, lo_closed, hi, hi_closed)) = interval else {
+        return x;
+    };
+    if hi_closed && hi.is_finite() && x > hi && x - hi <= closed_end_slack(hi) {
+        hi
+    } else if lo_closed && lo.is_finite() && x < lo && lo - x <= closed_end_slack(lo) {
+        lo
+    } else {
+        x
+    }
+}
+
+fn fmt_e(x: f64) -> String {
+    format!("{x:.1e}")
 }
 
 pub(crate) fn fmt(x: f64) -> String {
