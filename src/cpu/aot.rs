@@ -15,7 +15,9 @@
 //!   to f32 as the JIT runtime rounds them: one row per time of a discrete-time entry and one row
 //!   per step of a sampler's default grid (plus its final map and its start), stored as
 //!   read-only data in the object (`diffc_<process>_<unit>_rows`). Continuous-time entries have
-//!   no table: the caller passes the row, whose formulas the header lists;
+//!   no table: the caller passes the row, whose formulas the header lists, or calls the entry's
+//!   `_at` form, which takes one time per sample (and the process's run-time params) and
+//!   computes rows with C code generated from the coefficients (`coefc`);
 //! - C text: the header (`Library::header`) documents every kernel and every call sequence, and
 //!   declares one function per entry, a stateful runner per sampler and a one-call step for
 //!   samplers whose step is a single kernel; the runtime (`Library::source`) binds buffers and
