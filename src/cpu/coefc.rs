@@ -597,7 +597,36 @@ impl Pr<'_> {
                     s: None,
                     params: false,
                 };
-                self.ex(sched.body, &sc)
+                let v = self.ex(sched.body, &sc)?;
+                // As the interpreter: a value past a closed end by rounding is the end.
+                let (CV::S(x), Some((lo, lo_closed, hi, hi_closed))) = (&v, sched.interval) else {
+                    return Ok(v);
+                };
+                let slack = crate::check::schedules::closed_end_slack;
+                let mut cases = Vec::new();
+                if hi_closed && hi.is_finite() {
+                    cases.push(format!(
+                        "{x} > {} && {x} - {} <= {} ? {}",
+                        lit(hi),
+                        lit(hi),
+                        lit(slack(hi)),
+                        lit(hi)
+                    ));
+                }
+                if lo_closed && lo.is_finite() {
+                    cases.push(format!(
+                        "{x} < {} && {} - {x} <= {} ? {}",
+                        lit(lo),
+                        lit(lo),
+                        lit(slack(lo)),
+                        lit(lo)
+                    ));
+                }
+                if cases.is_empty() {
+                    return Ok(v);
+                }
+                let x = x.clone();
+                Ok(CV::S(self.scalar(format!("{} : {x}", cases.join(" : ")))))
             }
             TimeKind::Discrete => {
                 let width = match sched.elem {
