@@ -1,7 +1,10 @@
 //! `diffc sample`: generate with the exact empirical denoiser of a dataset and score the samples.
 
 use diffc::data::{self, Dataset};
+use diffc::interp::Tensor;
 use diffc::sample::{self, empirical::Backend, Samples};
+use diffc::typed::Process;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
@@ -17,8 +20,10 @@ pub struct SampleArgs {
     /// The sampler's number of steps (for samplers with a `steps` parameter).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// A sampler parameter: NAME=VALUE.
-    #[arg(long = "param", value_name = "NAME=VALUE")]
+    /// A parameter in place of its default: a sampler parameter (a number: `--param eta=0.5`)
+    /// or a process `param` (a number, comma-separated values or a `.npy` file:
+    /// `--param mX=1,0,0,0`, `--param mE=m.npy`), as `diffc eval --param` takes them.
+    #[arg(long = "param", value_name = "NAME=VALUE|V1,V2,…|FILE.npy")]
     pub params: Vec<String>,
     /// Write the samples, the metrics and a picture into this folder.
     #[arg(long)]
@@ -155,16 +160,10 @@ pub fn sample(
     if args.run.count == 0 {
         return Err("--count must be at least 1".into());
     }
-    let mut params = std::collections::HashMap::new();
-    for kv in &args.params {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| format!("`--param {kv}`: expected NAME=VALUE"))?;
-        let v: f64 = v
-            .parse()
-            .map_err(|_| format!("`--param {kv}`: `{v}` is not a number"))?;
-        params.insert(k.to_string(), v);
-    }
+    let given = Given::read(p, &sampler, &args.params)?;
+    let with_params = given.process(p)?;
+    let p = &with_params;
+    let params = given.sampler.clone();
     let start = std::time::Instant::now();
     let data = args.run.load_data()?;
     let opts = sample::Options {
@@ -237,10 +236,120 @@ pub fn sample(
     out.write_all(text.as_bytes())
         .map_err(|e| format!("cannot write: {e}"))?;
     if let Some(dir) = &args.out {
-        write_out(dir, p, &sampler, args, &data, &run, &scores, sampled)?;
+        write_out(
+            dir, p, &sampler, args, &given, &data, &run, &scores, sampled,
+        )?;
         let _ = writeln!(out, "wrote {dir}/");
     }
     Ok(())
+}
+
+/// The `--param` values of a run: the sampler's (numbers) and the process's (`param`s,
+/// checked as `diffc eval` checks them).
+struct Given {
+    sampler: HashMap<String, f64>,
+    process: HashMap<String, Tensor>,
+    /// Every name with its value for `metrics.json`, in the order given (a name given twice
+    /// keeps its last value).
+    order: Vec<(String, serde_json::Value)>,
+}
+
+impl Given {
+    /// Sorts `--param` arguments (read by `diffc eval`'s parser) into sampler parameters and
+    /// process params. A sampler parameter is one number (kept in f64, as the sampler takes
+    /// it); a name that is neither is an error listing both kinds.
+    fn read(p: &Process, sampler: &str, args: &[String]) -> Result<Given, String> {
+        let mut given = Given {
+            sampler: HashMap::new(),
+            process: HashMap::new(),
+            order: Vec::new(),
+        };
+        if args.is_empty() {
+            return Ok(given);
+        }
+        let Some(s) = p.samplers.iter().find(|s| s.name == sampler) else {
+            let known: Vec<&str> = p.samplers.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!(
+                "no sampler `{sampler}` (samplers of `{}`: {})",
+                p.name,
+                known.join(", ")
+            ));
+        };
+        let sampler_params: Vec<&str> = s
+            .params
+            .iter()
+            .filter(|x| x.overridable)
+            .map(|x| x.name.as_str())
+            .collect();
+        for (arg, (name, value)) in args.iter().zip(crate::read_params(args)?) {
+            let json = if sampler_params.contains(&name.as_str()) {
+                // The text itself where it is a number, so that it stays exact in f64.
+                let text = arg.split_once('=').map_or("", |(_, v)| v);
+                let v: f64 = match (text.parse::<f64>(), value.f32s()) {
+                    (Ok(v), _) => v,
+                    (Err(_), Some([v])) => *v as f64,
+                    _ => {
+                        return Err(format!(
+                            "`--param {arg}`: a sampler parameter is one number"
+                        ))
+                    }
+                };
+                given.sampler.insert(name.clone(), v);
+                serde_json::json!(v)
+            } else if p.params.iter().any(|x| x.name == name) {
+                // Each f32 the process takes, as its shortest decimal (0.7261, not
+                // 0.7261000275611877).
+                let short = |x: &f32| x.to_string().parse::<f64>().unwrap_or(*x as f64);
+                let json = match (&value.data, value.shape.is_empty()) {
+                    (diffc::interp::Data::F32(v), true) => serde_json::json!(short(&v[0])),
+                    (diffc::interp::Data::F32(v), false) => {
+                        serde_json::json!(v.iter().map(short).collect::<Vec<f64>>())
+                    }
+                    _ => serde_json::Value::Null,
+                };
+                given.process.insert(name.clone(), value);
+                json
+            } else {
+                let list = |names: Vec<&str>| {
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                };
+                return Err(format!(
+                    "`--param {name}`: neither a parameter of sampler `{sampler}` ({}) nor a param of process `{}` ({})",
+                    list(sampler_params),
+                    p.name,
+                    list(p.params.iter().map(|x| x.name.as_str()).collect())
+                ));
+            };
+            given.order.retain(|(n, _)| *n != name);
+            given.order.push((name, json));
+        }
+        Ok(given)
+    }
+
+    /// `p` with the given process params in place of their defaults (each checked as `diffc
+    /// eval --param` checks it: a param no schedule reads, its shape, finite values, a
+    /// probability vector where the default is one), so that the sampler, its prior and the
+    /// empirical denoiser's `log_q` all run with them.
+    fn process(&self, p: &Process) -> Result<Process, String> {
+        let values = diffc::interp::process_param_values(p, &self.process)?;
+        let mut out = p.clone();
+        for (param, v) in out.params.iter_mut().zip(values) {
+            if let Some(v) = v {
+                param.default = Some(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `{"NAME": value or [values], …}`: sampler parameters as given, process params as the
+    /// f32 values used.
+    fn json(&self) -> serde_json::Value {
+        serde_json::Value::Object(self.order.iter().cloned().collect())
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -249,6 +358,7 @@ fn write_out(
     p: &diffc::typed::Process,
     sampler: &str,
     args: &SampleArgs,
+    given: &Given,
     data: &Dataset,
     run: &sample::Run,
     scores: &sample::score::Scores,
@@ -324,6 +434,7 @@ fn write_out(
         "count": args.run.count,
         "steps": args.steps,
         "seed": args.run.seed,
+        "params": given.json(),
         "network_calls": run.calls,
         "seconds": seconds,
         "metrics": scores.values.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),

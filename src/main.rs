@@ -909,17 +909,34 @@ fn build(
 }
 
 /// `--in NAME=FILE.npy`: the name and the array.
-/// `--param NAME=VALUE|FILE.npy` arguments: a number, or the reals of a `.npy` file.
+/// `--param NAME=VALUE|V1,V2,…|FILE.npy` arguments (`diffc eval` and `diffc sample`): a
+/// number, comma-separated numbers (a `[K]` array), or the reals of a `.npy` file.
 fn read_params(args: &[String]) -> Result<Vec<(String, diffc::interp::Tensor)>, String> {
     args.iter()
         .map(|a| {
-            let (name, value) = a
-                .split_once('=')
-                .ok_or_else(|| format!("`--param {a}`: expected NAME=VALUE or NAME=FILE.npy"))?;
+            let (name, value) = a.split_once('=').ok_or_else(|| {
+                format!("`--param {a}`: expected NAME=VALUE, NAME=V1,V2,… or NAME=FILE.npy")
+            })?;
             let t = match value.parse::<f64>() {
                 Ok(x) => diffc::interp::Tensor::scalar(x as f32),
+                Err(_) if value.contains(',') => {
+                    let xs = value
+                        .split(',')
+                        .map(|v| {
+                            v.trim().parse::<f64>().map(|x| x as f32).map_err(|_| {
+                                format!("`--param {a}`: `{}` is not a number", v.trim())
+                            })
+                        })
+                        .collect::<Result<Vec<f32>, String>>()?;
+                    diffc::interp::Tensor {
+                        shape: vec![xs.len()],
+                        data: diffc::interp::Data::F32(xs),
+                    }
+                }
                 Err(_) => {
-                    let (_, arr) = read_in(a)?;
+                    let (_, arr) = read_in(a).map_err(|e| {
+                        format!("`--param {a}`: not a number, comma-separated numbers or a readable .npy file ({e})")
+                    })?;
                     diffc::interp::tensor_from_npy(&arr, diffc::typed::Elem::Real, name)?
                 }
             };

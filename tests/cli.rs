@@ -802,3 +802,189 @@ fn eval_takes_params() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `diffc sample --param` takes a process's `param`s as `diffc eval` does (comma-separated
+/// values or a `.npy` file), runs the sampler, its prior and the exact denoiser with them, and
+/// records every given value in `metrics.json`; sampler parameters stay numbers.
+#[test]
+fn sample_takes_process_and_sampler_params() {
+    let dir = std::env::temp_dir().join(format!("diffc-sample-param-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = spec_path("digress.diff");
+    // DiGress on 8 community-small graphs; the samples and metrics.json of the run.
+    let run = |params: &[&str]| {
+        let out = dir.join("run");
+        let _ = std::fs::remove_dir_all(&out);
+        let out = out.to_string_lossy().into_owned();
+        let mut args = vec![
+            "sample",
+            spec.as_str(),
+            "--data",
+            "community-small",
+            "--count",
+            "8",
+        ];
+        args.extend(params);
+        args.extend(["--out", out.as_str()]);
+        let (code, _, err) = diffc(&args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("run/metrics.json")).unwrap()).unwrap();
+        (std::fs::read(dir.join("run/samples.npy")).unwrap(), json)
+    };
+    let (default, json) = run(&[]);
+    assert_eq!(json["params"], serde_json::json!({}));
+    // The declared default given as values reproduces the default run bit for bit.
+    let (same, json) = run(&["--param", "mE=0.7261,0.2384,0.0274,0.0081"]);
+    assert!(same == default, "mE at its default changed the samples");
+    assert_eq!(
+        json["params"]["mE"],
+        serde_json::json!([0.7261, 0.2384, 0.0274, 0.0081])
+    );
+    // All of the edge marginal on "no edge", from a .npy file: other samples.
+    let m = dir.join("mE.npy");
+    let a = diffc::npy::Array {
+        shape: vec![4],
+        data: diffc::npy::Data::F32(vec![1.0, 0.0, 0.0, 0.0]),
+    };
+    let mut bytes = Vec::new();
+    diffc::npy::write(&a, &mut bytes).unwrap();
+    std::fs::write(&m, bytes).unwrap();
+    let me = format!("mE={}", m.display());
+    let (other, json) = run(&["--param", &me, "--param", "mX=1,0,0,0"]);
+    assert!(
+        other != default,
+        "mE = [1, 0, 0, 0] left the samples as they were"
+    );
+    assert_eq!(
+        json["params"]["mE"],
+        serde_json::json!([1.0, 0.0, 0.0, 0.0])
+    );
+    assert_eq!(
+        json["params"]["mX"],
+        serde_json::json!([1.0, 0.0, 0.0, 0.0])
+    );
+    // A sampler parameter is still a number, and recorded as given.
+    let out = dir.join("ddim").to_string_lossy().into_owned();
+    let (code, _, err) = diffc(&[
+        "sample",
+        &spec_path("ddpm.diff"),
+        "--process",
+        "ddpm_cosine",
+        "--sampler",
+        "ddim",
+        "--data",
+        "moons",
+        "--count",
+        "8",
+        "--param",
+        "eta=0.5",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("ddim/metrics.json")).unwrap()).unwrap();
+    assert_eq!(json["params"], serde_json::json!({"eta": 0.5}));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A bad `diffc sample --param` exits 2 with a message naming it, before any sampling.
+#[test]
+fn sample_rejects_bad_params_with_exit_2() {
+    let digress = spec_path("digress.diff");
+    let ddpm = spec_path("ddpm.diff");
+    let missing = std::env::temp_dir().join("diffc-no-such-param-file.npy");
+    let missing = format!("mX={}", missing.display());
+    for (spec, args, wants) in [
+        (
+            &digress,
+            vec!["--param", "nope=1"],
+            "`--param nope`: neither a parameter of sampler `ancestral` (none) nor a param of process `digress` (mX, mE)",
+        ),
+        (
+            &digress,
+            vec!["--param", "mX=0.5,0.5"],
+            "param `mX` is vec<4>: give 4 values, not 2",
+        ),
+        (
+            &digress,
+            vec!["--param", "mE=0.5,0.5,0.5,0.5"],
+            "param `mE` is a probability vector (its default sums to 1): give values >= 0 that sum to 1",
+        ),
+        (
+            &digress,
+            vec!["--param", "mX=1.5,-0.5,0,0"],
+            "param `mX` is a probability vector",
+        ),
+        (
+            &digress,
+            vec!["--param", "mX=1,x,0,0"],
+            "`--param mX=1,x,0,0`: `x` is not a number",
+        ),
+        (
+            &digress,
+            vec!["--param", &missing],
+            "not a number, comma-separated numbers or a readable .npy file",
+        ),
+        (
+            &digress,
+            vec!["--param", "mX"],
+            "`--param mX`: expected NAME=VALUE",
+        ),
+        (
+            &digress,
+            vec!["--sampler", "nope", "--param", "mX=1,0,0,0"],
+            "no sampler `nope` (samplers of `digress`: ancestral)",
+        ),
+        (
+            &ddpm,
+            vec!["--process", "ddpm_cosine", "--sampler", "ddim", "--param", "eta=1,2"],
+            "`--param eta=1,2`: a sampler parameter is one number",
+        ),
+        (
+            &ddpm,
+            vec!["--process", "ddpm_cosine", "--sampler", "ddim", "--param", "mX=1"],
+            "neither a parameter of sampler `ddim` (steps, eta) nor a param of process `ddpm_cosine` (none)",
+        ),
+    ] {
+        let mut all = vec!["sample", spec.as_str(), "--data", "community-small"];
+        all.extend(args);
+        let (code, _, err) = diffc(&all);
+        assert_eq!(code, Some(2), "{all:?}: {err}");
+        assert!(err.contains(wants), "{all:?}: {err}");
+    }
+}
+
+/// `diffc eval --param` also takes a `vec` param as comma-separated values, equal to the same
+/// values from a `.npy` file.
+#[test]
+fn eval_takes_comma_separated_params() {
+    let spec = spec_path("digress.diff");
+    let (code, out, err) = diffc(&[
+        "eval",
+        &spec,
+        "--entry",
+        "prior.X",
+        "--set",
+        "batch=2",
+        "--set",
+        "n=3",
+        "--param",
+        "mX=0,0,0,1",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("X_T: shape [2, 3] [3, 3, 3, 3, 3, 3]"),
+        "{out}"
+    );
+    let (code, _, err) = diffc(&[
+        "eval", &spec, "--entry", "prior.X", "--set", "batch=2", "--set", "n=3", "--param",
+        "mX=0,0,1",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("param `mX` is vec<4>: give 4 values, not 3"),
+        "{err}"
+    );
+}
