@@ -844,12 +844,14 @@ fn build(
             write(name.clone(), wgsl.as_bytes())?;
         }
         write(built.rows_name(), &built.rows_bytes())?;
+        write(built.host_name(), built.host_js.as_bytes())?;
         let manifest = write(built.manifest_name(), built.manifest_json().as_bytes())?;
         let _ = writeln!(
             out,
-            "wrote {}, its rows ({}) and {} WGSL kernels of {} entry points and samplers to {}",
+            "wrote {}, its rows ({}), its host module ({}) and {} WGSL kernels of {} entry points and samplers to {}",
             manifest.display(),
             built.rows_name(),
+            built.host_name(),
             built.shaders.len(),
             built.units.len(),
             dir.display()

@@ -9,6 +9,10 @@
 //!   call sequence and rows, and gets what `diffc::cpu` gets: noise bit for bit, floats within
 //!   1e-5 relative.
 //! - The manifest of `ddpm.diff` is snapshotted.
+//! - Every entry that takes a time says how it runs with one time per sample; the host module's
+//!   row functions, run with Node.js, give the rows diffc's host code computes (within 1e-6
+//!   relative: JavaScript's `Math` is not glibc's, and a difference of 1 − e^(−x) at small x
+//!   magnifies an ulp), with run-time params too, and refuse bad times and params.
 
 mod common;
 
@@ -50,6 +54,7 @@ fn build_into(spec: &str, dir: &Path) -> diffc::gpu::manifest::WgslBuild {
     }
     std::fs::write(dir.join(built.manifest_name()), built.manifest_json()).unwrap();
     std::fs::write(dir.join(built.rows_name()), built.rows_bytes()).unwrap();
+    std::fs::write(dir.join(built.host_name()), &built.host_js).unwrap();
     built
 }
 
@@ -320,6 +325,7 @@ fn the_cli_writes_what_the_library_builds() {
     let mut want: Vec<String> = built.shaders.iter().map(|(n, _)| n.clone()).collect();
     want.push("ddpm.json".into());
     want.push("ddpm.rows.f32".into());
+    want.push("ddpm.host.mjs".into());
     want.sort();
     assert_eq!(names, want);
     for n in &names {
@@ -1038,4 +1044,182 @@ fn a_host_runs_a_ddpm_step_from_the_manifest_as_the_cpu_does() {
             );
         }
     }
+}
+
+/// The coefficients of entry `unit` at time `t` (and params), as diffc's host code computes them
+/// and rounds them to f32.
+fn host_row(p: &Process, unit: &str, t: f64, params: &[Option<diffc::typed::Value>]) -> Vec<f32> {
+    use diffc::check::eval::{Env, Evaluator};
+    let prog = diffc::ir::lower::lower(p, unit).unwrap();
+    let ev = Evaluator::new(p);
+    let env = Env {
+        t,
+        s: Some(p.time.data_at.min(p.time.lo)),
+        params: params.to_vec(),
+        ..Env::default()
+    };
+    let mut row = Vec::new();
+    for (e, at) in &prog.coefs {
+        let env = match at {
+            Some(a) => Env {
+                t: ev.real(*a, &env).unwrap(),
+                ..env.clone()
+            },
+            None => env.clone(),
+        };
+        match ev
+            .eval(*e, &env)
+            .unwrap_or_else(|_| panic!("{unit} at {t}"))
+        {
+            diffc::typed::Value::Real(x) => row.push(x as f32),
+            diffc::typed::Value::Bool(b) => row.push(b as u8 as f32),
+            diffc::typed::Value::Vec(v) | diffc::typed::Value::Mat(_, v) => {
+                row.extend(v.iter().map(|x| *x as f32))
+            }
+            other => panic!("{unit}: coefficient {other:?}"),
+        }
+    }
+    row
+}
+
+fn node(script: &str, dir: &Path) -> String {
+    let out = Command::new("node")
+        .args(["--input-type=module", "-e", script])
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("this test needs Node.js (`node`): {e}"));
+    assert!(
+        out.status.success(),
+        "node failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_host_module_computes_per_sample_rows_as_diffc_does() {
+    let (mut computed, mut tables, mut with_params) = (0, 0, 0);
+    let (mut worst, mut bitwise, mut total) = (0.0f64, 0, 0);
+    for spec in shipped_specs() {
+        let dir = scratch(&format!("host-{spec}"));
+        let built = build_into(&spec, &dir);
+        let json: Value = serde_json::from_str(&built.manifest_json()).unwrap();
+        assert_eq!(s(&json["host_module"]), built.host_name());
+        let module = module(&spec);
+        let mut script = format!(
+            "import * as m from './{}';\nconst out = {{}};\n",
+            built.host_name()
+        );
+        let mut expect: Vec<(String, Vec<f32>)> = Vec::new();
+        for pj in arr(&json["processes"]) {
+            let p = module
+                .processes
+                .iter()
+                .find(|p| p.name == s(&pj["name"]))
+                .unwrap();
+            let (lo, hi) = (p.time.lo, p.time.hi);
+            let times: Vec<f64> = if p.time.kind == diffc::typed::TimeKind::Discrete {
+                vec![lo, (0.3 * lo + 0.7 * hi).round(), hi]
+            } else {
+                vec![lo, lo + 0.37 * (hi - lo), hi]
+            };
+            for uj in arr(&pj["units"]) {
+                let takes_t = s(&uj["kind"]) == "entry"
+                    && arr(&uj["inputs"])
+                        .iter()
+                        .any(|x| s(&x["name"]) == p.time.name);
+                let per = &uj["per_sample_time"];
+                assert_eq!(
+                    takes_t,
+                    !per.is_null(),
+                    "{spec}: {}.{}: per_sample_time",
+                    p.name,
+                    s(&uj["name"])
+                );
+                if per.is_null() {
+                    continue;
+                }
+                let unit = s(&uj["name"]);
+                if s(&per["rows"]) == "table" {
+                    assert_eq!(s(&uj["row"]["tabulated"]), "per_time");
+                    tables += 1;
+                    continue;
+                }
+                let f = s(&per["function"]);
+                computed += 1;
+                for (i, t) in times.iter().enumerate() {
+                    let t32 = *t as f32;
+                    script.push_str(&format!("out['{f}/{i}'] = Array.from(m.{f}({t32:?}));\n"));
+                    // The host code reads the time as its f32, snapped to an end it rounds to.
+                    let tv = if t32 as f64 == *t || t == &hi || t == &lo {
+                        *t
+                    } else {
+                        t32 as f64
+                    };
+                    expect.push((format!("{f}/{i}"), host_row(p, unit, tv, &[])));
+                }
+                // Run-time params: each settable one reversed (a probability vector stays one).
+                let params = arr(&pj["params"]);
+                if !params.is_empty() {
+                    let mut given = vec![None; p.params.len()];
+                    let mut obj = Vec::new();
+                    for q in params {
+                        let d: Vec<f64> = arr(&q["default"])
+                            .iter()
+                            .map(|x| x.as_f64().unwrap())
+                            .rev()
+                            .collect();
+                        let v32: Vec<f32> = d.iter().map(|x| *x as f32).collect();
+                        obj.push(format!("{}: {:?}", s(&q["name"]), v32));
+                        given[u(&q["index"]) as usize] = Some(diffc::typed::Value::Vec(
+                            v32.iter().map(|x| *x as f64).collect(),
+                        ));
+                    }
+                    let t = times[1];
+                    script.push_str(&format!(
+                        "out['{f}/p'] = Array.from(m.{f}({t:?}, {{{}}}));\n",
+                        obj.join(", ")
+                    ));
+                    expect.push((format!("{f}/p"), host_row(p, unit, t, &given)));
+                    with_params += 1;
+                }
+                // Bad times and params are refused.
+                script.push_str(&format!(
+                    "for (const bad of [() => m.{f}(NaN), () => m.{f}({}), () => m.{f}({:?}, {{nope: [1]}})]) {{ try {{ bad(); throw new Error('accepted'); }} catch (e) {{ if (!(e instanceof RangeError)) throw e; }} }}\n",
+                    hi + 1.0,
+                    times[1]
+                ));
+            }
+        }
+        script.push_str("console.log(JSON.stringify(out));\n");
+        let printed = node(&script, &dir);
+        let got: Value = serde_json::from_str(printed.trim()).unwrap();
+        for (key, want) in &expect {
+            let row: Vec<f32> = arr(&got[key.as_str()])
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            assert_eq!(row.len(), want.len(), "{spec}: {key}: width");
+            for (j, (a, b)) in row.iter().zip(want).enumerate() {
+                let rel = ((a - b).abs() / b.abs().max(f32::MIN_POSITIVE)) as f64;
+                worst = worst.max(rel);
+                bitwise += (a.to_bits() == b.to_bits()) as usize;
+                total += 1;
+                assert!(
+                    rel <= 1e-6,
+                    "{spec}: {key}: row[{j}] = {a} from the host module, {b} from diffc"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    println!(
+        "{computed} entries' computed rows ({with_params} with run-time params) and {tables} \
+         tabulated ones; {bitwise} of {total} values equal diffc's bit for bit, the largest \
+         relative difference {worst:e}"
+    );
+    assert!(
+        computed >= 10 && tables >= 10 && with_params >= 3,
+        "{computed} {tables} {with_params}"
+    );
 }

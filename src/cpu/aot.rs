@@ -162,7 +162,7 @@ impl Unit {
             p.name, self.ident, self.plan.kernels[i].name
         )
     }
-    fn prefix(&self, p: &Process) -> String {
+    pub(crate) fn prefix(&self, p: &Process) -> String {
         format!("diffc_{}_{}", p.name, self.ident)
     }
 }
@@ -3565,7 +3565,7 @@ fn one_call_c(c: &mut String, p: &Process, u: &Unit, tr: &Trace, s0: usize, dims
 
 /// The process's params that can be given at run time (a param a schedule reads is tabulated
 /// when the spec is checked), by `ParamId`.
-fn settable_params(p: &Process) -> Vec<usize> {
+pub(crate) fn settable_params(p: &Process) -> Vec<usize> {
     (0..p.params.len())
         .filter(|id| {
             !p.schedules
@@ -3576,14 +3576,14 @@ fn settable_params(p: &Process) -> Vec<usize> {
 }
 
 /// Values of a param (its default's length).
-fn param_len(p: &Process, id: usize) -> usize {
+pub(crate) fn param_len(p: &Process, id: usize) -> usize {
     match &p.params[id].default {
         Some(crate::typed::Value::Vec(v)) | Some(crate::typed::Value::Mat(_, v)) => v.len(),
         _ => 1,
     }
 }
 
-fn param_simplex(p: &Process, id: usize) -> bool {
+pub(crate) fn param_simplex(p: &Process, id: usize) -> bool {
     matches!(&p.params[id].default, Some(crate::typed::Value::Vec(d))
         if d.iter().all(|y| *y >= 0.0) && (d.iter().sum::<f64>() - 1.0).abs() < 1e-6)
 }

@@ -51,7 +51,8 @@ struct Pr<'a> {
     prefix: &'a str,
     n: usize,
     out: String,
-    tables: String,
+    /// Tables read so far: name, what, values (f64), defined flags.
+    tables: Vec<(String, String, Vec<String>, Vec<&'static str>)>,
     emitted: BTreeSet<usize>,
     /// Scalars already checked for finiteness.
     checked: BTreeSet<String>,
@@ -73,18 +74,18 @@ fn lit(x: f64) -> String {
 /// writes program `prog`'s coefficients at time `t` (and `s`, a posterior's target time) into
 /// `row` at offsets `offs`, each rounded to f32, and returns 0 (1 where the interpreter would
 /// report an error). Static tables it reads come first in the text.
-pub(crate) fn row_function(
-    p: &Process,
+fn print<'a>(
+    p: &'a Process,
     prog: &Program,
-    name: &str,
+    name: &'a str,
     offs: &[u32],
-) -> Result<String, String> {
+) -> Result<Pr<'a>, String> {
     let mut pr = Pr {
         p,
         prefix: name,
         n: 0,
         out: String::new(),
-        tables: String::new(),
+        tables: Vec::new(),
         emitted: BTreeSet::new(),
         checked: BTreeSet::new(),
     };
@@ -109,18 +110,18 @@ pub(crate) fn row_function(
         let off = offs[c];
         match v {
             CV::S(x) | CV::B(x) => {
-                let _ = writeln!(pr.out, "  row[{off}] = (float){x};");
+                let _ = writeln!(pr.out, "  row[{off}] = (float)({x});");
             }
             CV::V(x, k) => {
                 let _ = writeln!(
                     pr.out,
-                    "  for (int j = 0; j < {k}; j++) row[{off} + j] = (float){x}[j];"
+                    "  for (int j = 0; j < {k}; j++) row[{off} + j] = (float)({x}[j]);"
                 );
             }
             CV::M(x, k) => {
                 let _ = writeln!(
                     pr.out,
-                    "  for (int j = 0; j < {}; j++) row[{off} + j] = (float){x}[j];",
+                    "  for (int j = 0; j < {}; j++) row[{off} + j] = (float)({x}[j]);",
                     k * k
                 );
             }
@@ -128,10 +129,151 @@ pub(crate) fn row_function(
         }
         let _ = writeln!(pr.out, "  }}");
     }
-    Ok(format!(
-        "{}static int {name}(double t, double s, const float *const *pv, float *row) {{\n  (void)t;\n  (void)s;\n  (void)pv;\n{}  return 0;\n}}\n",
-        pr.tables, pr.out
-    ))
+    Ok(pr)
+}
+
+/// Program `prog`'s coefficients as a C function
+/// `static int NAME(double t, double s, const float *const *pv, float *row)` that writes them at
+/// time `t` (and `s`, a posterior's target time) into `row` at offsets `offs`, each rounded to
+/// f32, and returns 0 (1 where the interpreter would report an error). Static tables it reads
+/// come first in the text.
+pub(crate) fn row_function(
+    p: &Process,
+    prog: &Program,
+    name: &str,
+    offs: &[u32],
+) -> Result<String, String> {
+    let pr = print(p, prog, name, offs)?;
+    let mut text = String::new();
+    for (table, what, vals, def) in &pr.tables {
+        let _ = writeln!(
+            text,
+            "/* {what} */\nstatic const double {table}[{}] = {{{}}};\nstatic const unsigned char {table}_def[{}] = {{{}}};",
+            vals.len().max(1),
+            vals.join(", "),
+            def.len().max(1),
+            def.join(", ")
+        );
+    }
+    let _ = write!(
+        text,
+        "static int {name}(double t, double s, const float *const *pv, float *row) {{\n  (void)t;\n  (void)s;\n  (void)pv;\n{}  return 0;\n}}\n",
+        pr.out
+    );
+    Ok(text)
+}
+
+/// The same function in JavaScript, for WebGPU hosts: `function NAME(t, s, pv, row)` with `pv[i]`
+/// a param's values (an array, or null for the default) and `row` a `Float32Array`. The text is
+/// the C function's statements with declarations as `let`, arrays as `Float64Array`s and the C
+/// math library's functions as `Math`'s (`rt_round` and `rt_signbit`, which `JS_PRELUDE`
+/// defines, stand for C's `round` and `signbit`). JavaScript's `Math` functions are not required
+/// to round as glibc's do, so a row may differ from diffc's in the last f32 bit.
+pub(crate) fn row_function_js(
+    p: &Process,
+    prog: &Program,
+    name: &str,
+    offs: &[u32],
+) -> Result<String, String> {
+    let pr = print(p, prog, name, offs)?;
+    let mut text = String::new();
+    for (table, what, vals, def) in &pr.tables {
+        let _ = writeln!(
+            text,
+            "// {what}\nconst {table} = new Float64Array([{}]);\nconst {table}_def = new Uint8Array([{}]);",
+            vals.join(", "),
+            def.join(", ")
+        );
+    }
+    let _ = write!(
+        text,
+        "function {name}(t, s, pv, row) {{\n{}  return 0;\n}}\n",
+        to_js(&pr.out)
+    );
+    Ok(text)
+}
+
+/// Helpers the JavaScript row functions call.
+pub(crate) const JS_PRELUDE: &str = "function rt_round(x) { return x < 0 ? -Math.round(-x) : Math.round(x); }\nfunction rt_signbit(x) { return x < 0 || Object.is(x, -0); }\n";
+
+/// C statements of the printer as JavaScript (see `row_function_js`).
+fn to_js(c: &str) -> String {
+    let mut out = String::new();
+    for line in c.lines() {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        // `double vN[K];` declares an array.
+        if let Some(rest) = body.strip_prefix("double ") {
+            if let Some((name, k)) = rest.strip_suffix("];").and_then(|r| r.split_once('[')) {
+                if !name.contains(' ') && !name.contains(',') {
+                    let _ = writeln!(out, "{indent}let {name} = new Float64Array({k});");
+                    continue;
+                }
+            }
+        }
+        let body = body
+            .replace("(double)", "")
+            .replace("(int)", "")
+            .replace("(float)", "Math.fround");
+        let _ = writeln!(out, "{indent}{}", js_tokens(&body));
+    }
+    out
+}
+
+/// Rename C identifiers to JavaScript's: declarations and math functions.
+fn js_tokens(s: &str) -> String {
+    let map = |w: &str| -> Option<&'static str> {
+        Some(match w {
+            "double" | "int" => "let",
+            "exp" => "Math.exp",
+            "log" => "Math.log",
+            "log1p" => "Math.log1p",
+            "expm1" => "Math.expm1",
+            "pow" => "Math.pow",
+            "sqrt" => "Math.sqrt",
+            "fmax" => "Math.max",
+            "fmin" => "Math.min",
+            "fabs" => "Math.abs",
+            "floor" => "Math.floor",
+            "trunc" => "Math.trunc",
+            "sin" => "Math.sin",
+            "cos" => "Math.cos",
+            "tanh" => "Math.tanh",
+            "isfinite" => "Number.isFinite",
+            "isnan" => "Number.isNaN",
+            "round" => "rt_round",
+            "signbit" => "rt_signbit",
+            "INFINITY" => "Infinity",
+            _ => return None,
+        })
+    };
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_alphabetic() || c == '_' || c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric()
+                    || chars[i] == '_'
+                    || (c.is_ascii_digit() && chars[i] == '.'))
+            {
+                i += 1;
+            }
+            let w: String = chars[start..i].iter().collect();
+            // A member (`Math.exp`) or a number is left alone.
+            let after_dot = start > 0 && chars[start - 1] == '.';
+            match map(&w) {
+                Some(js) if !c.is_ascii_digit() && !after_dot => out.push_str(js),
+                _ => out.push_str(&w),
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
 }
 
 impl Pr<'_> {
@@ -655,17 +797,13 @@ impl Pr<'_> {
                         }
                         def.push(if v.is_some() { "1" } else { "0" });
                     }
-                    let _ = writeln!(
-                        self.tables,
-                        "/* `{}` at t = {} … {} */\nstatic const double {table}[{}] = {{{}}};\nstatic const unsigned char {table}_def[{}] = {{{}}};",
+                    let what = format!(
+                        "`{}` at t = {} … {}",
                         sched.name,
                         p.time.lo - 1.0,
-                        p.time.hi,
-                        vals.len().max(1),
-                        vals.join(", "),
-                        def.len().max(1),
-                        def.join(", ")
+                        p.time.hi
                     );
+                    self.tables.push((table.clone(), what, vals, def));
                 }
                 let len = sched.table.len();
                 let ti = self.scalar(format!("round({at})"));

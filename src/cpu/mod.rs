@@ -12,7 +12,7 @@
 
 pub mod aot;
 pub mod codegen;
-mod coefc;
+pub(crate) mod coefc;
 pub mod native;
 
 use crate::interp::{self, Call, Ctx, Denoiser, SampleCall, Shared, Tensor, Val};
