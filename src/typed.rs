@@ -6,6 +6,8 @@
 //! - Names are resolved: an expression refers to a constant, a field version, a schedule, a
 //!   local or a network call by id, never by string. User `fn`s are inlined.
 //! - Schedules are tabulated in f64 for discrete time (`Schedule::table`).
+//! - A loss's declared time distribution is evaluated too: `Weighted` probabilities in f64 at
+//!   every time (`TimeDistKind::Weighted::probs`), `LogNormal` parameters as numbers.
 //! - Statements (sampler bodies) are a tree of `Stmt`s; expressions inside them are pure.
 //! - Nothing here refers to the AST or to pest.
 
@@ -563,7 +565,53 @@ pub struct Loss {
     pub bindings: Vec<LocalId>,
     /// The field versions the loss reads: its inputs.
     pub reads: Vec<FieldRef>,
+    /// The declared training time distribution (`with t ~ …`); `None` is the uniform default
+    /// of `sample_t`.
+    pub time_dist: Option<TimeDist>,
     pub span: Span,
+}
+
+/// How a loss's training time is drawn (`loss … with t ~ DIST`), by the entry
+/// `sample_t.LOSS`.
+#[derive(Clone, Debug)]
+pub struct TimeDist {
+    pub kind: TimeDistKind,
+    /// The `with …` clause.
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum TimeDistKind {
+    /// Every time equally likely (discrete), or uniform on `[lo, hi]` (continuous): `sample_t`.
+    Uniform,
+    /// Continuous time: `log t ~ Normal(mean, std²)`, clamped to `[lo, hi]`.
+    LogNormal { mean: f64, std: f64 },
+    /// Discrete time: `P(t) ∝ w(t)` over `lo..hi`.
+    Weighted {
+        /// `w`, an expression of the time.
+        weight: ExprId,
+        /// `P(t)` for `t = lo, lo + 1, …, hi`, normalised in f64 (entries ≥ 0, sum 1).
+        probs: Vec<f64>,
+    },
+}
+
+impl TimeDist {
+    /// The CDF table of a `Weighted` distribution: `C_k = P(lo) + … + P(lo + k)` in f64, the
+    /// last entry exactly 1.
+    pub fn cdf(probs: &[f64]) -> Vec<f64> {
+        let mut acc = 0.0;
+        let mut out: Vec<f64> = probs
+            .iter()
+            .map(|p| {
+                acc += p;
+                acc
+            })
+            .collect();
+        if let Some(last) = out.last_mut() {
+            *last = 1.0;
+        }
+        out
+    }
 }
 
 #[derive(Clone, Debug)]

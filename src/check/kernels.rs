@@ -646,11 +646,19 @@ impl<'a> Checker<'a> {
         let mut reads: Vec<FieldRef> = cx.reads.iter().map(|r| r.0).collect();
         reads.sort_by_key(|r| (r.field, format!("{:?}", r.version)));
         reads.dedup();
+        let time_dist = match &l.time_dist {
+            Some(d) => match self.check_time_dist(&l.name.name, d) {
+                Some(td) => Some(td),
+                None => return,
+            },
+            None => None,
+        };
         self.p.losses.push(Loss {
             name: l.name.name.clone(),
             value: v,
             bindings,
             reads,
+            time_dist,
             span,
         });
     }

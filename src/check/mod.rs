@@ -6,6 +6,7 @@ mod expr;
 mod kernels;
 mod samplers;
 pub(crate) mod schedules;
+mod time_dist;
 
 use crate::diag::{Code, Diagnostic, Span};
 use crate::syntax::{self, ast};

@@ -179,6 +179,18 @@ pub struct LossDecl {
     pub name: Ident,
     pub value: Expr,
     pub bindings: Vec<Binding>,
+    /// `with t ~ LogNormal(-1.2, 1.2)`: how the loss's training time is drawn.
+    pub time_dist: Option<TimeDistDecl>,
+}
+
+/// `with VAR ~ DIST`: a loss's training time distribution (`VAR` must be the time).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimeDistDecl {
+    pub var: Ident,
+    /// `Uniform`, `Uniform()`, `LogNormal(mean, std)` or `Weighted(w)`, checked by the checker.
+    pub dist: Expr,
+    /// The whole clause.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]

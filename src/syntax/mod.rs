@@ -51,6 +51,7 @@ const KEYWORDS: &[&str] = &[
     "process", "fn", "const", "dim", "param", "mask", "field", "time", "schedule", "forward",
     "network", "loss", "sampler", "grid", "init", "step", "finalize", "let", "if", "then", "else",
     "repeat", "where", "for", "in", "and", "or", "not", "true", "false", "like", "data", "at",
+    "with",
 ];
 
 /// An unterminated block comment swallows the rest of the file; say so where it starts.
@@ -315,6 +316,7 @@ fn describe(rule: Rule) -> Option<String> {
         Rule::monotone => "`increasing` or `decreasing`",
         Rule::rv | Rule::rv_list => "a random variable",
         Rule::where_block => "`where`",
+        Rule::time_dist => "`with`",
         Rule::binding => "a binding `name = value`",
         Rule::net_inputs => "network inputs",
         Rule::net_output => "a network output `kind(field)`",
@@ -562,15 +564,26 @@ fn decl(pair: Pair<Rule>) -> PResult<Decl> {
         Rule::loss_decl => {
             let name = ident(inner.next().unwrap());
             let value = expr(inner.next().unwrap())?;
-            let bindings = match inner.next() {
-                Some(w) => bindings(w)?,
-                None => Vec::new(),
-            };
-            DeclKind::Loss(LossDecl {
+            let mut l = LossDecl {
                 name,
                 value,
-                bindings,
-            })
+                bindings: Vec::new(),
+                time_dist: None,
+            };
+            for p in inner {
+                match p.as_rule() {
+                    Rule::where_block => l.bindings = bindings(p)?,
+                    Rule::time_dist => {
+                        let span = span_of(&p);
+                        let mut it = p.into_inner();
+                        let var = ident(it.next().unwrap());
+                        let dist = expr(it.next().unwrap())?;
+                        l.time_dist = Some(TimeDistDecl { var, dist, span });
+                    }
+                    r => unreachable!("{r:?} in loss"),
+                }
+            }
+            DeclKind::Loss(l)
         }
         Rule::sampler_decl => DeclKind::Sampler(sampler(inner)?),
         Rule::fn_def => {
