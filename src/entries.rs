@@ -33,7 +33,8 @@ pub enum EntryKind {
     /// What a network is called with: its declared input expressions of the fields and time it
     /// is given (`net_inputs.NET`).
     NetInputs,
-    /// The training time distribution of a loss: one time per sample (`sample_t`).
+    /// A training time distribution: one time per sample, uniform (`sample_t`) or a loss's
+    /// declared one (`sample_t.LOSS`, with an importance weight per sample for `Weighted`).
     SampleT,
 }
 
@@ -292,17 +293,37 @@ pub fn entries(p: &Process) -> Vec<Entry> {
             outputs,
         });
     }
-    // sample_t: the time of each training sample, as the losses draw it.
+    // sample_t: the time of each training sample, uniform over the process's times; and
+    // sample_t.LOSS for each loss that declares its own time distribution (`with t ~ …`), with
+    // the importance weight of each sample when the distribution is `Weighted`.
+    let time_port = Port {
+        name: p.time.name.clone(),
+        elem: Elem::Real,
+        extent: Extent::Sample,
+    };
     out.push(Entry {
         kind: EntryKind::SampleT,
         name: "sample_t".into(),
         inputs: vec![seed()],
-        outputs: vec![Port {
-            name: p.time.name.clone(),
-            elem: Elem::Real,
-            extent: Extent::Sample,
-        }],
+        outputs: vec![time_port.clone()],
     });
+    for l in &p.losses {
+        let Some(d) = &l.time_dist else { continue };
+        let mut outputs = vec![time_port.clone()];
+        if matches!(d.kind, TimeDistKind::Weighted { .. }) {
+            outputs.push(Port {
+                name: "weight".into(),
+                elem: Elem::Real,
+                extent: Extent::Sample,
+            });
+        }
+        out.push(Entry {
+            kind: EntryKind::SampleT,
+            name: format!("sample_t.{}", l.name),
+            inputs: vec![seed()],
+            outputs,
+        });
+    }
     // net_inputs.NET: the values a network is called with, given the fields it reads at time t.
     for n in &p.networks {
         let mut inputs = Vec::new();

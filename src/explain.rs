@@ -295,6 +295,9 @@ fn process(out: &mut String, p: &Process) {
             )
             .unwrap();
         }
+        if let Some(d) = &l.time_dist {
+            time_dist(out, p, &l.name, d);
+        }
     }
     for s in &p.samplers {
         let params: Vec<String> = s
@@ -422,6 +425,114 @@ fn grid_name(p: &Process, g: &Grid) -> String {
         Grid::Karras { steps, rho } => format!("karras({}, {})", show(p, *steps), show(p, *rho)),
         Grid::List(_) => "list".into(),
     }
+}
+
+/// A loss's declared training time distribution: what `sample_t.LOSS` draws.
+fn time_dist(out: &mut String, p: &Process, loss: &str, d: &TimeDist) {
+    let t = &p.time;
+    let domain = match t.kind {
+        TimeKind::Discrete => format!("{}..{}", fmt_num(t.lo), fmt_num(t.hi)),
+        TimeKind::Continuous => format!("[{}, {}]", fmt_num(t.lo), fmt_num(t.hi)),
+    };
+    match &d.kind {
+        TimeDistKind::Uniform => {
+            writeln!(
+                out,
+                "    time {} ~ Uniform over {domain} (sample_t.{loss}, as sample_t)",
+                t.name
+            )
+            .unwrap();
+        }
+        TimeDistKind::LogNormal { mean, std } => {
+            writeln!(
+                out,
+                "    time {} ~ LogNormal({}, {}): log {} ~ Normal({}, {}^2), clamped to {domain} (sample_t.{loss})",
+                t.name,
+                fmt_num(*mean),
+                fmt_num(*std),
+                t.name,
+                fmt_num(*mean),
+                fmt_num(*std)
+            )
+            .unwrap();
+            // The probability of each end: Φ((log lo − mean)/std) and 1 − Φ((log hi − mean)/std).
+            let below = if t.lo > 0.0 {
+                normal_cdf((t.lo.ln() - mean) / std)
+            } else {
+                0.0
+            };
+            let above = if t.hi > 0.0 {
+                normal_cdf(-(t.hi.ln() - mean) / std)
+            } else {
+                1.0
+            };
+            writeln!(
+                out,
+                "      clamped: P({} < {}) = {}, P({} > {}) = {}",
+                t.name,
+                fmt_num(t.lo),
+                fmt_prob(below),
+                t.name,
+                fmt_num(t.hi),
+                fmt_prob(above)
+            )
+            .unwrap();
+        }
+        TimeDistKind::Weighted { weight, probs } => {
+            writeln!(
+                out,
+                "    time {} ~ Weighted: P({}) ∝ {} over {domain} (sample_t.{loss}, with weight = 1/(N·P({})), N = {})",
+                t.name,
+                t.name,
+                show(p, *weight),
+                t.name,
+                probs.len()
+            )
+            .unwrap();
+            let n = probs.len();
+            let mut idx = vec![0, 1, n / 2, n - 1];
+            idx.dedup();
+            idx.retain(|i| *i < n);
+            let parts: Vec<String> = idx
+                .iter()
+                .map(|i| {
+                    format!(
+                        "P({}={}) = {}",
+                        t.name,
+                        fmt_num(t.lo + *i as f64),
+                        fmt_prob(probs[*i])
+                    )
+                })
+                .collect();
+            writeln!(out, "      {}", parts.join("  ")).unwrap();
+        }
+    }
+}
+
+fn fmt_prob(x: f64) -> String {
+    if x == 0.0 || x >= 1e-4 {
+        fmt_num(x)
+    } else {
+        format!("{x:.2e}")
+    }
+}
+
+/// The standard normal CDF, from the complementary error function of Numerical Recipes
+/// (`erfcc`, fractional error below 1.2e-7): enough for a printout.
+fn normal_cdf(x: f64) -> f64 {
+    let z = -x / std::f64::consts::SQRT_2;
+    let a = z.abs();
+    let k = 1.0 / (1.0 + 0.5 * a);
+    let poly = -a * a - 1.26551223
+        + k * (1.00002368
+            + k * (0.37409196
+                + k * (0.09678418
+                    + k * (-0.18628806
+                        + k * (0.27886807
+                            + k * (-1.13520398
+                                + k * (1.48851587 + k * (-0.82215223 + k * 0.17087277))))))));
+    let erfc = k * poly.exp();
+    0.5 * if z >= 0.0 { erfc } else { 2.0 - erfc }
 }
 
 fn sample_schedule(p: &Process, s: &Schedule) -> String {

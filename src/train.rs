@@ -1,5 +1,5 @@
 //! What a training loop calls once per step, on any backend: `batch` draws each sample's time
-//! (`sample_t`) and noise (`forward`) and computes what the network is called with
+//! (`sample_t`, or the loss's own distribution `sample_t.LOSS`) and noise (`forward`) and computes what the network is called with
 //! (`net_inputs.NET`); the caller runs its own network on those inputs; `loss` then returns the
 //! loss per sample and its gradient with respect to every network output (`loss.NAME`).
 //! The network itself is never diffc's.
@@ -61,6 +61,10 @@ pub struct Batch {
     pub loss: String,
     /// One time per sample.
     pub t: Tensor,
+    /// The importance weight of each sample, `1 / (N · P(t))`, when the loss draws its times
+    /// from a `Weighted` distribution (`sample_t.LOSS`): a mean of `weight · loss` estimates the
+    /// loss averaged over uniform times. `None` for other distributions and for supplied times.
+    pub weight: Option<Tensor>,
     /// The loss entry's inputs other than network outputs, by port name (`x_0`, `x_t`, `eps`,
     /// `t`, conditioning fields): the targets the loss compares the network with.
     pub targets: HashMap<String, Tensor>,
@@ -118,11 +122,24 @@ pub fn batch(
         params: o.params.clone(),
     };
     let tname = p.time.name.clone();
-    let t = match data.get(&tname) {
-        Some(t) => t.clone(),
+    let (t, weight) = match data.get(&tname) {
+        Some(t) => (t.clone(), None),
         None => {
-            let prog = lower(p, "sample_t")?;
-            run(o.backend, p, &prog, &call(HashMap::new()))?.remove(0)
+            // The loss's own time distribution when it declares one (`with t ~ …`).
+            let lname = lprog.name.strip_prefix("loss.").unwrap_or(&lprog.name);
+            let declared = p
+                .losses
+                .iter()
+                .any(|l| l.name == lname && l.time_dist.is_some());
+            let entry = if declared {
+                format!("sample_t.{lname}")
+            } else {
+                "sample_t".to_string()
+            };
+            let prog = lower(p, &entry)?;
+            let mut out = run(o.backend, p, &prog, &call(HashMap::new()))?.into_iter();
+            let t = out.next().ok_or("`sample_t` returned no time")?;
+            (t, out.next())
         }
     };
     // Noise the data at those times.
@@ -162,6 +179,7 @@ pub fn batch(
     Ok(Batch {
         loss: lprog.name.clone(),
         t,
+        weight,
         targets,
         net_inputs,
     })

@@ -28,7 +28,7 @@ pub fn lower(p: &Process, name: &str) -> Result<Program, String> {
         EntryKind::Prior => l.prior(name)?,
         EntryKind::Loss => l.loss(name)?,
         EntryKind::NetInputs => l.net_inputs(name)?,
-        EntryKind::SampleT => l.sample_t(),
+        EntryKind::SampleT => l.sample_t(name)?,
         _ => return Err(format!("the interpreter cannot run `{name}` yet: only forward, log_q, posterior, prior and losses are lowered as entries; steps run through `lower_sampler`")),
     }
     Ok(l.prog)
@@ -685,32 +685,64 @@ impl<'p> Lower<'p> {
         Ok(())
     }
 
-    /// The training time of each sample: uniform over the process's times (every integer
-    /// time equally likely in discrete time; uniform on `[lo, hi]` in continuous time), from
-    /// one uniform per sample (`u_t`, which a caller may supply).
-    fn sample_t(&mut self) {
+    /// The training time of each sample (`sample_t`, or `sample_t.LOSS` for a loss that
+    /// declares its own distribution), from one draw per sample on draw site 0, which a caller
+    /// may supply: a uniform `u_t` (uniform and weighted times) or a standard normal `z_t`
+    /// (log-normal times). `docs/training.md` states each transform.
+    fn sample_t(&mut self, name: &str) -> Result<(), String> {
+        let dist = match name.strip_prefix("sample_t.") {
+            None => None,
+            Some(loss) => Some(
+                self.p
+                    .losses
+                    .iter()
+                    .find(|l| l.name == loss)
+                    .and_then(|l| l.time_dist.clone())
+                    .ok_or_else(|| format!("loss `{loss}` declares no time distribution"))?,
+            ),
+        };
+        match dist.map(|d| d.kind) {
+            None | Some(typed::TimeDistKind::Uniform) => self.uniform_t(),
+            Some(typed::TimeDistKind::LogNormal { mean, std }) => self.log_normal_t(mean, std),
+            Some(typed::TimeDistKind::Weighted { probs, .. }) => self.weighted_t(&probs),
+        }
+        Ok(())
+    }
+
+    fn real_const(&mut self, x: f64) -> NodeId {
+        self.push(Node::Const(x), Kind::Real, Extent::Uniform)
+    }
+
+    /// One draw per sample on site 0, named after the time (`u_t`, `z_t`).
+    fn time_draw(&mut self, family: Family, prefix: &str) -> NodeId {
         let site = self.prog.draws.len() as u32;
         self.prog.draws.push(DrawSite {
-            family: Family::Uniform,
-            name: format!("u_{}", self.p.time.name),
+            family,
+            name: format!("{prefix}_{}", self.p.time.name),
         });
-        let c = |l: &mut Self, x: f64| l.push(Node::Const(x), Kind::Real, Extent::Uniform);
-        let (zero, one) = (c(self, 0.0), c(self, 1.0));
-        let u = self.push(
+        // Uniform on [0, 1), or Normal with mean 0 and variance 1.
+        let (a, b) = (self.real_const(0.0), self.real_const(1.0));
+        self.push(
             Node::Draw {
                 site,
-                family: Family::Uniform,
-                params: vec![zero, one],
+                family,
+                params: vec![a, b],
             },
             Kind::Real,
             Extent::Sample,
-        );
+        )
+    }
+
+    /// Uniform over the process's times (every integer time equally likely in discrete time;
+    /// uniform on `[lo, hi]` in continuous time).
+    fn uniform_t(&mut self) {
+        let u = self.time_draw(Family::Uniform, "u");
         let (lo, hi) = (self.p.time.lo, self.p.time.hi);
         let span = match self.p.time.kind {
             typed::TimeKind::Discrete => hi - lo + 1.0,
             typed::TimeKind::Continuous => hi - lo,
         };
-        let span = c(self, span);
+        let span = self.real_const(span);
         let mut x = self.push(
             Node::Binary(BinOp::Mul, u, span),
             Kind::Real,
@@ -723,7 +755,7 @@ impl<'p> Lower<'p> {
                 Extent::Sample,
             );
         }
-        let (lo, hi) = (c(self, lo), c(self, hi));
+        let (lo, hi) = (self.real_const(lo), self.real_const(hi));
         let t = self.push(Node::Binary(BinOp::Add, lo, x), Kind::Real, Extent::Sample);
         // A uniform just below 1 must not round past the last time.
         let t = self.push(
@@ -732,6 +764,80 @@ impl<'p> Lower<'p> {
             Extent::Sample,
         );
         self.prog.results.push(t);
+    }
+
+    /// `log t ~ Normal(mean, std²)`: `t = min(max(exp(mean + std · z), lo), hi)` in f32 from a
+    /// standard normal `z` per sample; times outside the domain are clamped to its ends.
+    fn log_normal_t(&mut self, mean: f64, std: f64) {
+        let z = self.time_draw(Family::Normal, "z");
+        let (m, s) = (self.real_const(mean), self.real_const(std));
+        let sz = self.push(Node::Binary(BinOp::Mul, s, z), Kind::Real, Extent::Sample);
+        let x = self.push(Node::Binary(BinOp::Add, m, sz), Kind::Real, Extent::Sample);
+        let t = self.push(
+            Node::Call(Builtin::Exp, vec![x]),
+            Kind::Real,
+            Extent::Sample,
+        );
+        let (lo, hi) = (
+            self.real_const(self.p.time.lo),
+            self.real_const(self.p.time.hi),
+        );
+        let t = self.push(
+            Node::Call(Builtin::Max, vec![t, lo]),
+            Kind::Real,
+            Extent::Sample,
+        );
+        let t = self.push(
+            Node::Call(Builtin::Min, vec![t, hi]),
+            Kind::Real,
+            Extent::Sample,
+        );
+        self.prog.results.push(t);
+    }
+
+    /// `P(t) = probs[t - lo]` by inverse CDF: `t = lo + k` for the smallest `k` with `u < C_k`,
+    /// `C_k` the f64 CDF rounded to f32, as a chain of selects over the times that can be
+    /// drawn (those whose f32 interval `[C_{k-1}, C_k)` is not empty); a uniform past the last
+    /// such interval gives the last such time. The second result is each sample's importance
+    /// weight `1 / (N · P(t))`, N the number of times.
+    fn weighted_t(&mut self, probs: &[f64]) {
+        let u = self.time_draw(Family::Uniform, "u");
+        let cdf = typed::TimeDist::cdf(probs);
+        let n = probs.len() as f64;
+        let mut bins: Vec<(usize, f32)> = Vec::new();
+        let mut below = 0.0f32;
+        for (k, (p, c)) in probs.iter().zip(&cdf).enumerate() {
+            let c = *c as f32;
+            if *p > 0.0 && c > below {
+                bins.push((k, c));
+                below = c;
+            }
+        }
+        let lo = self.p.time.lo;
+        let (last, _) = *bins.last().expect("a checked weight is positive somewhere");
+        let mut t = self.real_const(lo + last as f64);
+        let mut w = self.real_const(1.0 / (n * probs[last]));
+        let cond = |l: &mut Self, c: f32| {
+            let c = l.real_const(c as f64);
+            l.push(Node::Binary(BinOp::Lt, u, c), Kind::Bool, Extent::Sample)
+        };
+        if bins.len() == 1 {
+            // One time can be drawn: it is still one value per sample.
+            let c = cond(self, 1.0);
+            t = self.push(Node::Select(c, t, t), Kind::Real, Extent::Sample);
+            w = self.push(Node::Select(c, w, w), Kind::Real, Extent::Sample);
+        }
+        for &(k, c) in bins[..bins.len() - 1].iter().rev() {
+            let c = cond(self, c);
+            let (tk, wk) = (
+                self.real_const(lo + k as f64),
+                self.real_const(1.0 / (n * probs[k])),
+            );
+            t = self.push(Node::Select(c, tk, t), Kind::Real, Extent::Sample);
+            w = self.push(Node::Select(c, wk, w), Kind::Real, Extent::Sample);
+        }
+        self.prog.results.push(t);
+        self.prog.results.push(w);
     }
 
     /// A network's declared inputs, of the fields the entry is given, at the entry's time: what
