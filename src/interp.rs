@@ -1990,6 +1990,15 @@ pub(crate) fn sample_with(
                 out.insert(f.name.clone(), cx.field_tensor(v, f)?);
             }
         }
+        // What the next step reads with `prev`: `prev.NAME`, to be passed back as its `prev`.
+        for (slot, name) in sp.history.iter().zip(&sp.history_names) {
+            let (Some(v), Some(node)) =
+                (cx.slots[*slot as usize].clone(), slot_node(&sp.step, *slot))
+            else {
+                continue;
+            };
+            out.insert(format!("prev.{name}"), cx.tensor(node, v, name)?);
+        }
         return Ok(out);
     }
     // Start: the init block, or each prior.
@@ -2062,6 +2071,19 @@ pub(crate) fn sample_with(
         }
     }
     Ok(out)
+}
+
+/// The node whose value a step stores in `slot`.
+fn slot_node(ops: &[crate::ir::Op], slot: u32) -> Option<NodeId> {
+    use crate::ir::Op;
+    ops.iter().find_map(|op| match op {
+        Op::Slot { slot: s, node } if *s == slot => Some(*node),
+        Op::If {
+            then, otherwise, ..
+        } => slot_node(then, slot).or_else(|| slot_node(otherwise, slot)),
+        Op::Repeat { body, .. } => slot_node(body, slot),
+        _ => None,
+    })
 }
 
 /// A sampler's parameter values: the spec's defaults, then `overrides` (a later parameter may

@@ -431,6 +431,7 @@ class Sampler:
         self.grid = np.asarray(process._p.sampler_grid(name, self.params), dtype=np.float64)
         self.timesteps = self.grid[:-1]
         self._prev: Dict[str, Any] = {}
+        self._last_k: Optional[int] = None
 
     def __repr__(self) -> str:
         return f"<diffc.Sampler {self.process.name}.{self.name}, {len(self.timesteps)} steps>"
@@ -471,8 +472,13 @@ class Sampler:
         (``NET.FIELD#i`` for the i-th call of a step), or a denoiser callable as
         :meth:`Process.sample` takes, which the step calls itself. ``sample`` is the state: an
         array when the sampler's state is one field, else a dict by field name; the result
-        has the same form. ``prev`` gives a multistep sampler the previous step's kept values
-        by name (see ``history``).
+        has the same form.
+
+        A multistep sampler (DPM-Solver++(2M), …) reads values kept from the previous step
+        (``history``): the sampler keeps them itself when its steps are called in order, as a
+        diffusers scheduler keeps its model outputs, so a loop over ``timesteps`` needs nothing
+        more. ``prev`` gives them explicitly instead (by name), and ``last_history`` holds what
+        the last step kept.
         """
         k = self.index(t)
         return self._run(model_output, sample, k, seed=seed, backend=backend, prev=prev,
@@ -498,7 +504,14 @@ class Sampler:
             )
         return state[0]
 
+    @property
+    def last_history(self) -> Dict[str, Any]:
+        """The values the last step kept for the next one (``prev`` by name)."""
+        return dict(self._prev)
+
     def _run(self, model_output, sample, k, *, seed, backend, prev, masks, draws, sizes, finalize):
+        if prev is None and not finalize and k > 0 and self._last_k == k - 1:
+            prev = self._prev
         single = not isinstance(sample, Mapping)
         field = self._state_field() if single else None
         state = {field: sample} if single else dict(sample)
@@ -539,6 +552,10 @@ class Sampler:
             sizes=dict(sizes or {}),
         )
         out = _wrap(out, as_torch)
+        kept = {name[len("prev."):]: v for name, v in out.items() if name.startswith("prev.")}
+        out = {name: v for name, v in out.items() if not name.startswith("prev.")}
+        if not finalize:
+            self._prev, self._last_k = kept, k
         if single:
             return out[field]
         return out

@@ -18,7 +18,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Which implementation runs an entry or a sampler.
 #[derive(Clone, Copy)]
@@ -85,6 +85,7 @@ fn check(
         Some(Process {
             module: Arc::new(module),
             index,
+            compiled: Mutex::default(),
         }),
         list.unbind(),
         rendered,
@@ -120,11 +121,78 @@ fn pick_process(module: &diffc::check::Module, name: Option<&str>) -> Result<usi
 struct Process {
     module: Arc<diffc::check::Module>,
     index: usize,
+    /// CPU programs compiled so far, by entry or sampler name and variant: a training loop
+    /// and a sampler's steps call the same program again and again, and each JIT compile
+    /// costs 1–40 ms.
+    compiled: Mutex<HashMap<(String, diffc::kernel::build::Variant), Arc<Program>>>,
 }
+
+/// A compiled CPU program, shared between calls.
+struct Program(diffc::cpu::Compiled);
+
+// SAFETY: a `Compiled` is its plan, its kernels' entry points and the JIT module that owns their
+// executable memory; none of them changes after compilation (the module is only touched again to
+// free the memory when the program is dropped), and the kernels are pure functions of the
+// buffers a call passes them, so the program may be used from any thread, by several at once.
+unsafe impl Send for Program {}
+unsafe impl Sync for Program {}
 
 impl Process {
     fn p(&self) -> &diffc::typed::Process {
         &self.module.processes[self.index]
+    }
+
+    /// The CPU program of `name` for `variant`, compiled on first use.
+    fn program(
+        &self,
+        name: &str,
+        variant: diffc::kernel::build::Variant,
+        compile: impl FnOnce() -> Result<diffc::cpu::Compiled, String>,
+    ) -> Result<Arc<Program>, String> {
+        let key = (name.to_string(), variant);
+        if let Some(c) = self
+            .compiled
+            .lock()
+            .map_err(|_| "a poisoned lock")?
+            .get(&key)
+        {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(Program(compile()?));
+        self.compiled
+            .lock()
+            .map_err(|_| "a poisoned lock")?
+            .insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// Run an entry on the CPU backend with its cached program.
+    fn run_cpu(
+        &self,
+        entry: &str,
+        prog: &diffc::ir::Program,
+        call: &Call,
+    ) -> Result<Vec<Tensor>, String> {
+        let p = self.p();
+        let v = diffc::cpu::variant(p, prog, &call.draws, &call.masks);
+        let c = self.program(entry, v.clone(), || diffc::cpu::compile_entry(p, prog, &v))?;
+        diffc::cpu::run_compiled(p, prog, call, &c.0, Default::default())
+    }
+
+    /// Run a sampler (a whole run or one step) on the CPU backend with its cached program.
+    fn sample_cpu(
+        &self,
+        sampler: &str,
+        sp: &diffc::ir::SamplerProgram,
+        call: &SampleCall,
+        den: &mut dyn diffc::interp::Denoiser,
+    ) -> Result<HashMap<String, Tensor>, String> {
+        let p = self.p();
+        let v = diffc::cpu::variant(p, &sp.prog, &call.draws, &call.masks);
+        let c = self.program(&format!("sampler {sampler}"), v.clone(), || {
+            diffc::cpu::compile_sampler(p, sp, &v)
+        })?;
+        diffc::cpu::sample_recorded(p, sp, call, den, &c.0, Default::default()).map(|(o, _)| o)
     }
 }
 
@@ -584,7 +652,7 @@ impl Process {
         call.batch = batch.or(field_batch).or(time_batch).unwrap_or(1);
         let outputs = py
             .detach(|| match backend {
-                Backend::Cpu => diffc::cpu::run(p, &prog, &call),
+                Backend::Cpu => self.run_cpu(entry, &prog, &call),
                 Backend::Gpu => diffc::gpu::run(p, &prog, &call),
                 Backend::Interp => diffc::interp::run(p, &prog, &call),
             })
@@ -706,7 +774,7 @@ impl Process {
         }
         let mut den = denoise::Net::new(py, p, sampler, net)?;
         let result = py.detach(|| match backend {
-            Backend::Cpu => diffc::cpu::sample(p, &sp, &call, &mut den),
+            Backend::Cpu => self.sample_cpu(sampler, &sp, &call, &mut den),
             Backend::Gpu => diffc::gpu::sample(p, &sp, &call, &mut den),
             Backend::Interp => diffc::interp::sample(p, &sp, &call, &mut den),
         });
@@ -764,7 +832,7 @@ impl Process {
         sizes_from_masks(p, &call.masks, &mut call.sizes);
         let mut den = denoise::Net::new(py, p, sampler, denoiser)?;
         let result = py.detach(|| match backend {
-            Backend::Cpu => diffc::cpu::sample(p, &sp, &call, &mut den),
+            Backend::Cpu => self.sample_cpu(sampler, &sp, &call, &mut den),
             Backend::Gpu => diffc::gpu::sample(p, &sp, &call, &mut den),
             Backend::Interp => diffc::interp::sample(p, &sp, &call, &mut den),
         });

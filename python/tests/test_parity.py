@@ -66,6 +66,9 @@ def test_entry_equals_cli(cli, tmp_path, spec, process, sizes, batch, t, entry_n
         tk = float(sampler.timesteps[k])
         if entry["kind"] == "step":
             ours = sampler.step(nets, tk, state, seed=seed, backend=backend, prev=prev)
+            # What the step keeps for the next one is the CLI's `prev.NAME` outputs.
+            ours = {**ours, **{f"prev.{n}": v for n, v in sampler.last_history.items()}}
+            assert sorted(sampler.last_history) == sorted(sampler.history)
             sets = {proc.time: tk, "s": float(sampler.grid[k + 1]), "k": k,
                     "n": len(sampler.timesteps), "r": float(sampler.grid[k - 1])}
         else:

@@ -53,6 +53,35 @@ def test_step_loop_equals_sample(backend):
     assert np.array_equal(y, z)
 
 
+@pytest.mark.parametrize("backend", ["interp", "cpu"])
+def test_multistep_loop_keeps_its_history(backend):
+    """DPM-Solver++(2M) reads the previous step's x̂₀: stepping in order, the sampler keeps it
+    itself and the loop equals the sampler's own run bit for bit."""
+    proc = load("dpm_solver.diff", "vp_linear")
+    sampler = proc.sampler("dpmpp_2m", steps=6)
+    assert sampler.history
+    x_T = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+
+    def eps(x, t):
+        return (np.float32(0.3) * x + np.float32(np.sin(np.float32(t) * np.float32(3.0)))).astype(np.float32)
+
+    x = x_T
+    for t in sampler.timesteps:
+        x = sampler.step(eps(x, t), t, x, seed=3, backend=backend)
+        assert sorted(sampler.last_history) == sorted(sampler.history)
+    out = proc.sample(sampler, eps, count=4, state={"x": x_T}, seed=3, backend=backend)
+    assert np.array_equal(out["x"], x)
+    # The history given explicitly is the same; none at all is refused at the second step.
+    y = sampler.step(eps(x_T, sampler.timesteps[0]), sampler.timesteps[0], x_T, seed=3, backend=backend)
+    kept = sampler.last_history
+    t1 = sampler.timesteps[1]
+    a = sampler.step(eps(y, t1), t1, y, seed=3, backend=backend)
+    b = sampler.step(eps(y, t1), t1, y, seed=3, backend=backend, prev=kept)
+    assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="prev"):
+        sampler.step(eps(y, t1), t1, y, seed=3, backend=backend, prev={})
+
+
 def test_module_denoiser_drives_sample():
     proc = load(*DDPM)
 
