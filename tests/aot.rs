@@ -611,11 +611,8 @@ fn harness(procs: &[Process], dir: &Path) -> (String, Vec<Expect>, usize) {
         }
         // Entries whose host values are tabulated (discrete time, or no time).
         for e in entries(p) {
-            // The library holds no training entries (`sample_t`, `net_inputs.NET`) yet.
-            if matches!(
-                e.kind,
-                EntryKind::Step | EntryKind::Finalize | EntryKind::SampleT | EntryKind::NetInputs
-            ) {
+            // Sampler steps run through the samplers' runners.
+            if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
                 continue;
             }
             let scalars: Vec<&Port> = e
@@ -841,10 +838,8 @@ fn at_harness(procs: &[Process], dir: &Path) -> (String, Vec<Expect>, usize) {
         let dims = vec![DIM.to_string(); nd].join(", ");
         let times = sample_times(p);
         for e in entries(p) {
-            if matches!(
-                e.kind,
-                EntryKind::Step | EntryKind::Finalize | EntryKind::SampleT | EntryKind::NetInputs
-            ) || !e.inputs.iter().any(|x| x.name == p.time.name)
+            if matches!(e.kind, EntryKind::Step | EntryKind::Finalize)
+                || !e.inputs.iter().any(|x| x.name == p.time.name)
             {
                 continue;
             }

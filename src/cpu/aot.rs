@@ -176,11 +176,8 @@ fn ident(s: &str) -> String {
 pub(crate) fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
     let mut out = Vec::new();
     for e in entries::entries(p) {
-        // The library's entries are the kernels' (the C runtime has no training entries yet).
-        if matches!(
-            e.kind,
-            EntryKind::Step | EntryKind::Finalize | EntryKind::SampleT | EntryKind::NetInputs
-        ) {
+        // Sampler steps are the samplers' runners.
+        if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
             continue;
         }
         let prog = crate::ir::lower::lower(p, &e.name)?;
@@ -1313,12 +1310,26 @@ pub(crate) fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace
                 }
                 let mut tb = tb.into_inner();
                 scratch = tb.scratch.len();
-                let ph = tb.phases.remove(&0).unwrap_or_default();
-                if tb.phases.keys().any(|k| *k != 0) {
-                    return Err(format!(
-                        "internal error: `{}.{}` launched with a step word",
-                        p.name, u.name
-                    ));
+                let mut ph = tb.phases.remove(&0).unwrap_or_default();
+                // An entry with a fixed step word of its own (`sample_t` draws on 2^31, apart from
+                // `forward`'s noise): its launches come before the result copies.
+                match std::mem::take(&mut tb.phases)
+                    .into_iter()
+                    .collect::<Vec<_>>()[..]
+                {
+                    [] => {}
+                    [(k, ref other)] if k >= interp::SAMPLE_T_STEP => {
+                        let mut events = other.events.clone();
+                        events.append(&mut ph.events);
+                        ph.events = events;
+                        ph.docs.extend(other.docs.clone());
+                    }
+                    _ => {
+                        return Err(format!(
+                            "internal error: `{}.{}` launched with a step word",
+                            p.name, u.name
+                        ))
+                    }
                 }
                 match &shape {
                     None => {
