@@ -36,6 +36,9 @@ pub enum EntryKind {
     /// A training time distribution: one time per sample, uniform (`sample_t`) or a loss's
     /// declared one (`sample_t.LOSS`, with an importance weight per sample for `Weighted`).
     SampleT,
+    /// A loss's per-element terms before reduction (`terms.NAME`): the argument of each of its
+    /// outermost `sum`, `mean` and `norm`, 0 where a node mask leaves the element out.
+    LossTerms,
 }
 
 #[derive(Clone, Debug)]
@@ -286,12 +289,34 @@ pub fn entries(p: &Process) -> Vec<Entry> {
             extent: Extent::Sample,
         }];
         outputs.extend(grads);
+        // terms.NAME: the same inputs; one output per outermost reduction, shaped like its
+        // argument.
+        let terms: Vec<Port> = loss_reductions(p, l.value)
+            .iter()
+            .enumerate()
+            .map(|(i, (_, arg))| Port {
+                name: format!("term{i}"),
+                elem: Elem::Real,
+                extent: match p.expr(*arg).ty.stage() {
+                    Some(crate::types::Stage::Field(s)) => Extent::Field(s.clone()),
+                    _ => Extent::Sample,
+                },
+            })
+            .collect();
         out.push(Entry {
             kind: EntryKind::Loss,
             name: format!("loss.{}", l.name),
-            inputs,
+            inputs: inputs.clone(),
             outputs,
         });
+        if !terms.is_empty() {
+            out.push(Entry {
+                kind: EntryKind::LossTerms,
+                name: format!("terms.{}", l.name),
+                inputs,
+                outputs: terms,
+            });
+        }
     }
     // sample_t: the time of each training sample, uniform over the process's times; and
     // sample_t.LOSS for each loss that declares its own time distribution (`with t ~ …`), with
@@ -488,4 +513,45 @@ fn collect_assigned(stmts: &[Stmt], out: &mut Vec<FieldId>) {
         }
     }
     out.sort();
+}
+
+/// The outermost reductions (`sum`, `mean`, `norm`) of a loss's value, in the order a reader
+/// meets them (through `where` bindings): each reduction's expression and its argument. The
+/// `terms.NAME` entry outputs the arguments, `term0`, `term1`, … in this order.
+pub fn loss_reductions(p: &Process, value: ExprId) -> Vec<(ExprId, ExprId)> {
+    fn walk(p: &Process, e: ExprId, seen: &mut Vec<ExprId>, out: &mut Vec<(ExprId, ExprId)>) {
+        if seen.contains(&e) {
+            return;
+        }
+        seen.push(e);
+        let x = p.expr(e);
+        match &x.kind {
+            ExprKind::Call {
+                func:
+                    crate::typed::Builtin::Sum
+                    | crate::typed::Builtin::Mean
+                    | crate::typed::Builtin::Norm,
+                args,
+            } => {
+                if let Some(a) = args.first() {
+                    out.push((e, *a));
+                }
+            }
+            ExprKind::Local(id) => {
+                if let Some(v) = p.locals[id.index()].value {
+                    walk(p, v, seen, out);
+                }
+            }
+            kind => {
+                let mut kids = Vec::new();
+                crate::check::children_of(kind, &mut kids);
+                for k in kids {
+                    walk(p, k, seen, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(p, value, &mut Vec::new(), &mut out);
+    out
 }

@@ -671,3 +671,111 @@ fn a_one_step_posterior_refuses_a_coarse_grid() {
     let e = run(961.0).unwrap_err();
     assert!(e.contains("goes from 981 to 961"), "{e}");
 }
+
+/// `terms.NAME`: each outermost reduction's argument per element. Where the loss is one
+/// reduction, reducing the terms (mean or sum over the real elements, or the norm) gives the
+/// loss; every term is 0 where a node mask leaves its element out, and finite elsewhere.
+#[test]
+fn loss_terms_reduce_to_the_loss() {
+    use diffc::typed::{Builtin, ExprKind};
+    let (mut single, mut masked, mut total) = (0, 0, 0);
+    for p in shipped() {
+        for l in &p.losses {
+            let reds = diffc::entries::loss_reductions(&p, l.value);
+            let tname = format!("terms.{}", l.name);
+            let tprog = lower(&p, &tname).unwrap_or_else(|e| panic!("{} {tname}: {e}", p.name));
+            let lprog = lower(&p, &format!("loss.{}", l.name)).unwrap();
+            assert_eq!(tprog.outputs.len(), reds.len());
+            total += 1;
+            let (batch, size) = (3usize, 4usize);
+            let mut call = entry_call(&p, &lprog, batch, size, 11);
+            // A node mask with padding in the last sample, where the process has one.
+            let mask_dim = p.masks.first().map(|m| m.name.clone());
+            let mask_of = p.masks.first().map(|m| m.dim);
+            if let Some(m) = &mask_dim {
+                let mut v = vec![true; batch * size];
+                v[(batch - 1) * size + size - 1] = false;
+                v[(batch - 1) * size + size - 2] = false;
+                call.masks.insert(
+                    m.clone(),
+                    Tensor {
+                        shape: vec![batch, size],
+                        data: Data::Bool(v),
+                    },
+                );
+            }
+            let what = format!("{} {tname}", p.name);
+            let terms = interp::run(&p, &tprog, &call).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let loss =
+                interp::run(&p, &lprog, &call).unwrap_or_else(|e| panic!("{what}: {e}"))[0].clone();
+            let Data::F32(lv) = &loss.data else { panic!() };
+            for (i, (t, port)) in terms.iter().zip(&tprog.outputs).enumerate() {
+                let Data::F32(tv) = &t.data else {
+                    panic!("{what}: term{i} is not real")
+                };
+                let per = tv.len() / batch;
+                // Which elements are real: the mask applies to every axis over its dimension.
+                let real: Vec<bool> = match (&mask_dim, &port.extent) {
+                    (Some(_), Extent::Field(s)) if !s.dims.is_empty() => {
+                        let n = size;
+                        (0..tv.len())
+                            .map(|k| {
+                                let b = k / per;
+                                let mut rest = k % per;
+                                let mut ok = true;
+                                // Row-major: the last axis varies fastest.
+                                for d in s.dims.iter().rev() {
+                                    let idx = rest % n;
+                                    rest /= n;
+                                    let padded = b == batch - 1 && idx >= n - 2;
+                                    ok &= !(padded && Some(*d) == mask_of);
+                                }
+                                ok
+                            })
+                            .collect()
+                    }
+                    _ => vec![true; tv.len()],
+                };
+                for (k, x) in tv.iter().enumerate() {
+                    if real[k] {
+                        assert!(x.is_finite(), "{what}: term{i}[{k}] = {x}");
+                    } else {
+                        assert_eq!(*x, 0.0, "{what}: term{i}[{k}] is masked out");
+                        masked += 1;
+                    }
+                }
+                // A loss that is this one reduction is the reduced terms.
+                if reds.len() == 1 && reds[0].0 == l.value {
+                    let ExprKind::Call { func, .. } = &p.expr(l.value).kind else {
+                        panic!()
+                    };
+                    for b in 0..batch {
+                        let xs: Vec<f64> = (0..per)
+                            .filter(|j| real[b * per + j])
+                            .map(|j| tv[b * per + j] as f64)
+                            .collect();
+                        let s: f64 = xs.iter().sum();
+                        let want = match func {
+                            Builtin::Mean => s / xs.len().max(1) as f64,
+                            Builtin::Sum => s,
+                            _ => xs.iter().map(|x| x * x).sum::<f64>().sqrt(),
+                        };
+                        let got = lv[b] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                            "{what}: sample {b}: the loss is {got}, its reduced terms {want}"
+                        );
+                    }
+                    single += 1;
+                }
+            }
+        }
+    }
+    println!(
+        "{total} losses' terms checked: {single} reduce to their loss, {masked} masked elements are 0"
+    );
+    assert!(
+        total >= 15 && single >= 6 && masked > 0,
+        "{total} {single} {masked}"
+    );
+}

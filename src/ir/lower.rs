@@ -29,6 +29,7 @@ pub fn lower(p: &Process, name: &str) -> Result<Program, String> {
         EntryKind::Loss => l.loss(name)?,
         EntryKind::NetInputs => l.net_inputs(name)?,
         EntryKind::SampleT => l.sample_t(name)?,
+        EntryKind::LossTerms => l.loss_terms(name)?,
         _ => return Err(format!("the interpreter cannot run `{name}` yet: only forward, log_q, posterior, prior and losses are lowered as entries; steps run through `lower_sampler`")),
     }
     Ok(l.prog)
@@ -688,6 +689,43 @@ impl<'p> Lower<'p> {
     /// The training time of each sample (`sample_t`, or `sample_t.LOSS` for a loss that
     /// declares its own distribution), from one draw per sample on draw site 0, which a caller
     /// may supply: a uniform `u_t` (uniform and weighted times) or a standard normal `z_t`
+
+    /// A loss's per-element terms: the argument of each outermost reduction, 0 where a node mask
+    /// leaves the element out (as the reduction does).
+    fn loss_terms(&mut self, name: &str) -> Result<(), String> {
+        let lname = name.strip_prefix("terms.").unwrap_or(name);
+        let l = self
+            .p
+            .losses
+            .iter()
+            .find(|l| l.name == lname)
+            .cloned()
+            .ok_or_else(|| format!("no loss `{lname}`"))?;
+        self.loss_mode = true;
+        for (_, arg) in crate::entries::loss_reductions(self.p, l.value) {
+            let a = self.expr(arg)?;
+            let info = self.prog.node(a).clone();
+            let term = if info.extent == Extent::Element {
+                let real = self.push_shaped(
+                    Node::IsReal(a),
+                    Kind::Bool,
+                    Extent::Element,
+                    info.shape.clone(),
+                );
+                let zero = self.push(Node::Const(0.0), Kind::Real, Extent::Uniform);
+                self.push_shaped(
+                    Node::Select(real, a, zero),
+                    Kind::Real,
+                    Extent::Element,
+                    info.shape.clone(),
+                )
+            } else {
+                a
+            };
+            self.prog.results.push(term);
+        }
+        Ok(())
+    }
     /// (log-normal times). `docs/training.md` states each transform.
     fn sample_t(&mut self, name: &str) -> Result<(), String> {
         let dist = match name.strip_prefix("sample_t.") {
