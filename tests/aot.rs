@@ -1438,3 +1438,149 @@ fn per_sample_rows_snap_a_closed_schedule_end_as_the_interpreter_does() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A continuous-time process with a run-time param (EDM's σ_data in the loss weight and the
+/// network's input scaling, `tests/data/edm_like.diff`): its loss and network inputs through the
+/// C library, with a time per sample and σ_data = 0.3, equal `diffc eval --in t=… --param
+/// sigma_data=0.3 --backend cpu` bit for bit, and differ from the default σ_data's.
+#[test]
+fn a_continuous_process_with_a_time_per_sample_and_a_run_time_param_equals_diffc_eval() {
+    let dir = scratch("edm");
+    let spec_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/edm_like.diff");
+    let lib = dir.join("lib");
+    let (code, _, err) = diffc(&[
+        "build".as_ref(),
+        spec_file.as_os_str(),
+        "--target".as_ref(),
+        "cpu".as_ref(),
+        "-o".as_ref(),
+        lib.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (batch, d) = (5usize, 6usize);
+    let n = batch * d;
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut vals =
+        |lo: f32, hi: f32| -> Vec<f32> { (0..n).map(|_| rng.random_range(lo..hi)).collect() };
+    let (x0, xt, dx) = (vals(-1.0, 1.0), vals(-20.0, 20.0), vals(-1.0, 1.0));
+    let times: Vec<f32> = vec![80.0, 0.002, 3.5, 3.5, 0.7];
+    let bin = |name: &str, v: &[f32]| {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+        )
+        .unwrap();
+        p
+    };
+    let files: Vec<PathBuf> = vec![
+        bin("x0.bin", &x0),
+        bin("xt.bin", &xt),
+        bin("dx.bin", &dx),
+        bin("t.bin", &times),
+    ];
+    let npy = |name: &str, shape: Vec<usize>, v: &[f32]| {
+        let p = dir.join(name);
+        npy_f32(&p, shape, v.to_vec());
+        p
+    };
+    let (x0n, xtn, dxn, tn) = (
+        npy("x0.npy", vec![batch, d], &x0),
+        npy("xt.npy", vec![batch, d], &xt),
+        npy("dx.npy", vec![batch, d], &dx),
+        npy("t.npy", vec![batch], &times),
+    );
+    let sd = dir.join("sd.npy");
+    npy_f32(&sd, vec![1], vec![0.3]);
+    let setup = format!(
+        "  const uint64_t dims[1] = {{{d}}};\n  static const float sd[1] = {{0.3f}};\n  diffc_edm_like_params pp = {{sd}};\n"
+    );
+    let src = dir.join("edm_at.c");
+    let mut prog = at_program(
+        "edm_like.h",
+        &format!(
+            "diffc_edm_like_loss_edm_at(in0, in1, in2, out0, out1, {batch}, dims, in3, &pp, 1)"
+        ),
+        &[("float", n), ("float", n), ("float", n), ("float", batch)],
+        &[
+            ("float", batch),
+            ("float", n),
+            ("float", n),
+            ("float", batch),
+        ],
+        &setup,
+    );
+    // The network's inputs too, in the same program (outputs 2 and 3).
+    prog = prog.replace(
+        "  if (rc) {",
+        &format!("  if (!rc) rc = diffc_edm_like_net_inputs_D_at(in1, out2, out3, {batch}, dims, in3, &pp, 1);\n  if (rc) {{"),
+    );
+    std::fs::write(&src, prog).unwrap();
+    let exe = dir.join("edm_at");
+    compile_against(&lib, "edm_like", &src, &exe);
+    let outs: Vec<PathBuf> = ["loss", "grad", "in0", "in1"]
+        .iter()
+        .map(|n| dir.join(format!("{n}.bin")))
+        .collect();
+    let mut args: Vec<&OsStr> = files.iter().map(|p| p.as_os_str()).collect();
+    args.extend(outs.iter().map(|p| p.as_os_str()));
+    run(&exe, &args);
+    let eval = |entry: &str, ins: &[String], param: bool, out: &Path| {
+        let mut a: Vec<String> = vec![
+            "eval".into(),
+            spec_file.display().to_string(),
+            "--entry".into(),
+            entry.into(),
+            "--seed=1".into(),
+            "--backend=cpu".into(),
+            format!("--in=t={}", tn.display()),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        a.extend(ins.iter().cloned());
+        if param {
+            a.push(format!("--param=sigma_data={}", sd.display()));
+        }
+        let (code, _, err) = diffc(&a);
+        assert_eq!(code, Some(0), "{err}");
+    };
+    let loss_ins = vec![
+        format!("--in=x_0={}", x0n.display()),
+        format!("--in=x_t={}", xtn.display()),
+        format!("--in=D.x={}", dxn.display()),
+    ];
+    eval("loss.edm", &loss_ins, true, &dir.join("e-loss"));
+    eval(
+        "net_inputs.D",
+        &[format!("--in=x_t={}", xtn.display())],
+        true,
+        &dir.join("e-in"),
+    );
+    eval("loss.edm", &loss_ins, false, &dir.join("e-default"));
+    assert_eq!(
+        std::fs::read(&outs[0]).unwrap(),
+        raw_bytes(&dir.join("e-loss/loss.npy")),
+        "loss"
+    );
+    assert_eq!(
+        std::fs::read(&outs[1]).unwrap(),
+        raw_bytes(&dir.join("e-loss/d_D.x.npy")),
+        "gradient"
+    );
+    assert_eq!(
+        std::fs::read(&outs[2]).unwrap(),
+        raw_bytes(&dir.join("e-in/input0.npy")),
+        "input0"
+    );
+    assert_eq!(
+        std::fs::read(&outs[3]).unwrap(),
+        raw_bytes(&dir.join("e-in/input1.npy")),
+        "input1"
+    );
+    assert_ne!(
+        std::fs::read(&outs[0]).unwrap(),
+        raw_bytes(&dir.join("e-default/loss.npy")),
+        "σ_data changed nothing"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
