@@ -223,13 +223,58 @@ fn shipped_with(file: &str, from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
+/// A shipped spec with one `const` line's value replaced inside one of its processes (from
+/// `process NAME {` to the next process or the end of the file).
+fn shipped_process_with(file: &str, process: &str, from: &str, to: &str) -> String {
+    let path = format!("{}/specs/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let head = format!("\nprocess {process} {{");
+    let start = text
+        .find(&head)
+        .unwrap_or_else(|| panic!("no {head} in {file}"))
+        + 1;
+    let end = text[start..]
+        .find("\nprocess ")
+        .map_or(text.len(), |i| start + i);
+    let body = &text[start..end];
+    assert_eq!(
+        body.matches(from).count(),
+        1,
+        "`{from}` in {file}'s {process}"
+    );
+    format!(
+        "{}{}{}",
+        &text[..start],
+        body.replace(from, to),
+        &text[end..]
+    )
+}
+
+/// The process `name` of a source that checks.
+fn process_named(src: &str, name: &str) -> Process {
+    let (module, diags) = diffc::check::check_source(src);
+    let errors: Vec<_> = diags.into_iter().filter(|d| d.is_error()).collect();
+    assert!(errors.is_empty(), "{}", errors[0].message);
+    module
+        .unwrap()
+        .processes
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no process {name}"))
+}
+
 #[test]
 fn shipped_edge_checks_at_the_papers_step_counts() {
     // EDGE's settings: T = 64 small graphs, 128 Ego, 512 large networks; 32 and 256 around
     // them, and 1000. p_re(1) = β_1 ᾱ_0 / (1 - ᾱ_1) = 1 exactly, and must be exactly 1 here.
     for t_max in [21, 32, 64, 128, 256, 512, 1000] {
-        let src = shipped_with("edge.diff", "const T = 64 ", &format!("const T = {t_max} "));
-        let p = process(&src);
+        let src = shipped_process_with(
+            "edge.diff",
+            "edge",
+            "const T = 64 ",
+            &format!("const T = {t_max} "),
+        );
+        let p = process_named(&src, "edge");
         assert_eq!(table(&p, "p_re", 1), 1.0, "T = {t_max}");
         for t in 2..=t_max {
             let v = table(&p, "p_re", t);
@@ -238,13 +283,49 @@ fn shipped_edge_checks_at_the_papers_step_counts() {
     }
     // T = 16 is refused, rightly: the linear β reaches 0.02·1000/16 = 1.25, so α = 1 - β < 0
     // from t = 13 on (the authors' code takes log α there and cannot run it either).
-    let src = shipped_with("edge.diff", "const T = 64 ", "const T = 16 ");
+    let src = shipped_process_with("edge.diff", "edge", "const T = 64 ", "const T = 16 ");
     let (code, message) = first_error(&src).expect("T = 16 must be refused");
     assert_eq!(code, "E0402");
     assert!(
         message.contains("`beta` leaves (0, 1) at t = 13"),
         "{message}"
     );
+}
+
+#[test]
+fn shipped_edge_cosine_checks_at_every_step_count_the_paper_uses() {
+    // The authors' cosine keep-probabilities run where the linear β cannot: 8–64 steps for
+    // small graphs (the paper's recommendation), 128 Ego, 256, 1000. p_re(1) = 1 exactly, and
+    // every schedule stays inside its declared interval at every t.
+    for t_max in [8, 16, 32, 64, 128, 256, 1000] {
+        let src = shipped_process_with(
+            "edge.diff",
+            "edge_cosine",
+            "const T = 64 ",
+            &format!("const T = {t_max} "),
+        );
+        let p = process_named(&src, "edge_cosine");
+        assert_eq!(p.time.hi, t_max as f64, "T = {t_max}");
+        assert_eq!(table(&p, "p_re", 1), 1.0, "T = {t_max}");
+        // The clip at 0.001 acts at t = T only: α_T = sqrt(0.001).
+        assert!(
+            (table(&p, "alpha", t_max) - 0.001f64.sqrt()).abs() < 1e-15,
+            "T = {t_max}"
+        );
+        for t in 1..=t_max {
+            let a = table(&p, "alpha", t);
+            let ab = table(&p, "alpha_bar", t);
+            assert!(a > 0.0 && a < 1.0, "T = {t_max}, t = {t}: alpha = {a}");
+            assert!(
+                ab > 0.0 && ab < 1.0,
+                "T = {t_max}, t = {t}: alpha_bar = {ab}"
+            );
+            if t > 1 {
+                let v = table(&p, "p_re", t);
+                assert!(v > 0.0 && v < 1.0, "T = {t_max}, t = {t}: p_re = {v}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -261,7 +261,15 @@ fn eval_rejects_bad_inputs_with_exit_2() {
 #[test]
 fn eval_lists_entries_as_json() {
     let spec = spec_path("edge.diff");
-    let (code, out, err) = diffc(&["eval", &spec, "--list", "--message-format", "json"]);
+    let (code, out, err) = diffc(&[
+        "eval",
+        &spec,
+        "--process",
+        "edge",
+        "--list",
+        "--message-format",
+        "json",
+    ]);
     assert_eq!(code, Some(0), "{err}");
     let entries: Vec<serde_json::Value> = out
         .lines()
@@ -515,6 +523,8 @@ fn sample_writes_graphs_metrics_and_a_picture() {
         let mut args = vec![
             "sample",
             spec.as_str(),
+            "--process",
+            "edge",
             "--data",
             "community-small",
             "--count",
@@ -590,7 +600,7 @@ fn sample_rejects_bad_requests_with_exit_2() {
         (vec!["--data", "moons"], "no real [d] data field for points"),
         (vec!["--data", "community-small", "--count", "0"], "--count"),
     ] {
-        let mut all = vec!["sample", spec.as_str()];
+        let mut all = vec!["sample", spec.as_str(), "--process", "edge"];
         all.extend(args);
         let (code, _, err) = diffc(&all);
         assert_eq!(code, Some(2), "{all:?}: {err}");
@@ -598,7 +608,7 @@ fn sample_rejects_bad_requests_with_exit_2() {
     }
     // A file of graphs with a bad line names the file and line.
     let bad = temp_spec("bad-graphs.g6", "not graph6 \u{1}\n");
-    let (code, _, err) = diffc(&["sample", &spec, "--data", &bad]);
+    let (code, _, err) = diffc(&["sample", &spec, "--process", "edge", "--data", &bad]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("bad-graphs.g6"), "{err}");
 }

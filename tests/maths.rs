@@ -153,6 +153,7 @@ fn discrete_marginals_compose_from_one_step_kernels() {
     check_discrete_composition("d3pm.diff", "d3pm_uniform", "x", &[1, 2, 10, 200]);
     check_discrete_composition("d3pm.diff", "d3pm_absorbing", "x", &[1, 2, 10, 200, 1000]);
     check_discrete_composition("edge.diff", "edge", "A", &[1, 2, 32, 64]);
+    check_discrete_composition("edge.diff", "edge_cosine", "A", &[1, 2, 32, 64]);
     check_discrete_composition("digress.diff", "digress", "X", &[1, 2, 250, 500]);
     check_discrete_composition("digress.diff", "digress", "E", &[1, 2, 250]);
 }
@@ -220,6 +221,101 @@ fn edge_reappearance_probability_matches_the_reference() {
         let want = beta(tf) * ab_prev / (1.0 - ab);
         assert!((schedule(&p, "p_re", tf) - want).abs() < 1e-12, "t = {t}");
         ab_prev = ab;
+    }
+}
+
+/// The authors' `cosine_beta_schedule(timesteps, s=0.008)` (tufts-ml/graph-generation-EDGE,
+/// `diffusion/diffusion_base.py`), step by step as numpy computes it in f64: the
+/// keep-probabilities α_k, k = 0..T-1, and ᾱ_k = exp(cumsum(log α))_k as the diffusion takes them.
+fn edge_cosine_reference(timesteps: usize) -> (Vec<f64>, Vec<f64>) {
+    let s = 0.008f64;
+    let steps = timesteps + 1;
+    // np.linspace(0, steps, steps): k · (steps / (steps - 1)), the last point exactly `steps`.
+    let step = steps as f64 / (steps - 1) as f64;
+    let x: Vec<f64> = (0..steps)
+        .map(|k| {
+            if k == steps - 1 {
+                steps as f64
+            } else {
+                k as f64 * step
+            }
+        })
+        .collect();
+    let f: Vec<f64> = x
+        .iter()
+        .map(|&x| {
+            ((((x / steps as f64) + s) / (1.0 + s) * std::f64::consts::PI * 0.5).cos()).powi(2)
+        })
+        .collect();
+    let ab_tilde: Vec<f64> = f.iter().map(|v| v / f[0]).collect();
+    let alphas: Vec<f64> = (0..timesteps)
+        .map(|k| (ab_tilde[k + 1] / ab_tilde[k]).clamp(0.001, 1.0).sqrt())
+        .collect();
+    let mut log_sum = 0.0;
+    let cum: Vec<f64> = alphas
+        .iter()
+        .map(|a| {
+            log_sum += a.ln();
+            log_sum.exp()
+        })
+        .collect();
+    (alphas, cum)
+}
+
+#[test]
+fn edge_cosine_schedule_matches_the_reference() {
+    // MATH.md §6 and §10: our alpha(t) is the authors' α_{t-1}, our alpha_bar(t) their ᾱ_{t-1};
+    // at the shipped T = 64 and at 8 and 1000 steps (the `const T` line edited).
+    let path = format!("{}/specs/edge.diff", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("\nprocess edge_cosine {").unwrap();
+    for t_max in [64usize, 8, 1000] {
+        let p = if t_max == 64 {
+            spec("edge.diff", "edge_cosine")
+        } else {
+            let (head, body) = text.split_at(start);
+            let src = format!(
+                "{head}{}",
+                body.replacen("const T = 64 ", &format!("const T = {t_max} "), 1)
+            );
+            let (module, diags) = diffc::check::check_source(&src);
+            assert!(diags.iter().all(|d| !d.is_error()), "T = {t_max}");
+            module
+                .unwrap()
+                .processes
+                .into_iter()
+                .find(|p| p.name == "edge_cosine")
+                .unwrap()
+        };
+        assert_eq!(p.time.hi, t_max as f64);
+        let (alphas, cum) = edge_cosine_reference(t_max);
+        for k in 0..t_max {
+            let t = k as f64 + 1.0;
+            let (a, ab) = (schedule(&p, "alpha", t), schedule(&p, "alpha_bar", t));
+            assert!(
+                (a - alphas[k]).abs() < 1e-12,
+                "T = {t_max}, authors' k = {k}: α {a} vs {}",
+                alphas[k]
+            );
+            assert!(
+                (ab - cum[k]).abs() < 1e-12,
+                "T = {t_max}, authors' k = {k}: ᾱ {ab} vs {}",
+                cum[k]
+            );
+            // The reappearance probability from the same numbers (MATH.md §6).
+            let prev = if k == 0 { 1.0 } else { cum[k - 1] };
+            let want = (1.0 - alphas[k]) * prev / (1.0 - cum[k]);
+            assert!(
+                (schedule(&p, "p_re", t) - want).abs() < 1e-9,
+                "T = {t_max}, t = {t}: p_re"
+            );
+        }
+        assert_eq!(schedule(&p, "alpha_bar", 0.0), 1.0);
+        assert_eq!(
+            alphas[t_max - 1],
+            0.001f64.sqrt(),
+            "the clip acts at the last step"
+        );
     }
 }
 
