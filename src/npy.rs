@@ -8,8 +8,10 @@
 //!
 //! [`read`] accepts versions 1.0, 2.0 and 3.0 and the dtypes `'<f4'`, `'<f8'`, `'<i4'`,
 //! `'<i8'`, `'|u1'` and `'|b1'` (single-byte dtypes with any byte-order character, so `'<u1'`
-//! too), and `'|i1'`, which is widened to [`Data::I32`]. Fortran order and big-endian dtypes
-//! are errors. Malformed input is an [`NpyError`], never a panic.
+//! too); `'|i1'`, `'<i2'` and `'<u2'`, which are widened to [`Data::I32`]; and `'<u4'` (the
+//! C library's class type), which is widened to [`Data::I64`]. Widened arrays are written back
+//! as their wider dtype. Fortran order and big-endian dtypes are errors. Malformed input is an
+//! [`NpyError`], never a panic.
 //!
 //! [`write`] writes version 1.0 headers byte for byte as `np.save` does (version 2.0 when the
 //! header would not fit, as numpy does), so numpy reads the files back.
@@ -46,9 +48,9 @@ pub enum Data {
     F32(Vec<f32>),
     /// `'<f8'`
     F64(Vec<f64>),
-    /// `'<i8'`
+    /// `'<i8'` (and `'<u4'`, widened, when read)
     I64(Vec<i64>),
-    /// `'<i4'` (and `'|i1'`, widened, when read)
+    /// `'<i4'` (and `'|i1'`, `'<i2'` and `'<u2'`, widened, when read)
     I32(Vec<i32>),
     /// `'|u1'`
     U8(Vec<u8>),
@@ -131,8 +133,8 @@ impl Data {
         }
     }
 
-    /// The elements as class indices: integer dtypes (`int64`, `int32`, `uint8`) and `bool`
-    /// (as 0 and 1). Floating-point arrays are an error, whatever their values. The range of
+    /// The elements as class indices: integer dtypes (`int64`, `int32`, `uint8`, and those
+    /// widened to them when read: `int16`, `int8`, `uint32`, `uint16`) and `bool` (as 0 and 1). Floating-point arrays are an error, whatever their values. The range of
     /// the indices is not checked: that is the caller's business, who knows the class count.
     pub fn to_class_indices(&self) -> Result<Vec<i64>, NpyError> {
         match self {
@@ -399,7 +401,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BadHeader { message } => write!(f, "malformed npy header: {message}"),
             ErrorKind::UnsupportedDtype { descr } => write!(
                 f,
-                "unsupported dtype {descr} (supported: '<f4', '<f8', '<i4', '<i8', '|u1', '|b1', '|i1')"
+                "unsupported dtype {descr} (supported: '<f4', '<f8', '<i8', '<i4', '<i2', '|i1', '<u4', '<u2', '|u1', '|b1')"
             ),
             ErrorKind::BigEndian { descr } => write!(
                 f,
@@ -458,7 +460,7 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::NotClassIndices { dtype } => write!(
                 f,
-                "class indices must be integers (int64, int32, uint8 or bool), but the array holds {dtype}"
+                "class indices must be integers (int64, int32, int16, int8, uint32, uint16, uint8) or bool, but the array holds {dtype}"
             ),
             ErrorKind::NotBools { dtype } => write!(
                 f,
@@ -511,7 +513,10 @@ enum Dtype {
     F64,
     I64,
     I32,
+    I16,
     I8,
+    U32,
+    U16,
     U8,
     Bool,
 }
@@ -519,8 +524,9 @@ enum Dtype {
 impl Dtype {
     fn item_size(self) -> usize {
         match self {
-            Dtype::F32 | Dtype::I32 => 4,
+            Dtype::F32 | Dtype::I32 | Dtype::U32 => 4,
             Dtype::F64 | Dtype::I64 => 8,
+            Dtype::I16 | Dtype::U16 => 2,
             Dtype::I8 | Dtype::U8 | Dtype::Bool => 1,
         }
     }
@@ -637,7 +643,22 @@ fn decode(dtype: Dtype, data: &[u8]) -> Result<Data, NpyError> {
         Dtype::F64 => Data::F64(chunks::<8>(data).map(f64::from_le_bytes).collect()),
         Dtype::I32 => Data::I32(chunks::<4>(data).map(i32::from_le_bytes).collect()),
         Dtype::I64 => Data::I64(chunks::<8>(data).map(i64::from_le_bytes).collect()),
+        Dtype::I16 => Data::I32(
+            chunks::<2>(data)
+                .map(|b| i32::from(i16::from_le_bytes(b)))
+                .collect(),
+        ),
         Dtype::I8 => Data::I32(data.iter().map(|&b| i32::from(b as i8)).collect()),
+        Dtype::U32 => Data::I64(
+            chunks::<4>(data)
+                .map(|b| i64::from(u32::from_le_bytes(b)))
+                .collect(),
+        ),
+        Dtype::U16 => Data::I32(
+            chunks::<2>(data)
+                .map(|b| i32::from(u16::from_le_bytes(b)))
+                .collect(),
+        ),
         Dtype::U8 => Data::U8(data.to_vec()),
         Dtype::Bool => Data::Bool(
             data.iter()
@@ -682,6 +703,9 @@ fn parse_descr(descr: &Value) -> Result<Dtype, NpyError> {
         "f8" => Some(Dtype::F64),
         "i4" => Some(Dtype::I32),
         "i8" => Some(Dtype::I64),
+        "i2" => Some(Dtype::I16),
+        "u4" => Some(Dtype::U32),
+        "u2" => Some(Dtype::U16),
         _ => None,
     };
     match (order, multi) {

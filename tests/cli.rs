@@ -998,3 +998,72 @@ fn eval_takes_comma_separated_params() {
         "{err}"
     );
 }
+
+/// A `.npy` file of `uint32` (`'<u4'`, the C library's class type), as numpy writes it.
+fn save_u4(name: &str, shape: &str, values: &[u32]) -> String {
+    let header = format!("{{'descr': '<u4', 'fortran_order': False, 'shape': {shape}, }}");
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let dir = std::env::temp_dir().join(format!("diffc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Class inputs as `uint32` are read as classes, their range checked as any integer input's;
+/// the same classes as `int64` give the same result.
+#[test]
+fn eval_reads_uint32_classes() {
+    use diffc::npy::{Array, Data};
+    let spec = spec_path("d3pm.diff");
+    let run = |x0: &str| {
+        diffc(&[
+            "eval",
+            &spec,
+            "--process",
+            "d3pm_uniform",
+            "--entry",
+            "forward",
+            "--in",
+            &format!("x_0={x0}"),
+            "--set",
+            "t=3",
+            "--seed",
+            "5",
+        ])
+    };
+    let u4 = save_u4("classes_u4.npy", "(2, 3)", &[0, 1, 26, 5, 4, 3]);
+    let (code, out_u4, err) = run(&u4);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out_u4.contains("x_t: shape [2, 3]"), "{out_u4}");
+    let i8 = save(
+        "classes_i8.npy",
+        &Array {
+            shape: vec![2, 3],
+            data: Data::I64(vec![0, 1, 26, 5, 4, 3]),
+        },
+    );
+    let (code, out_i8, err) = run(&i8);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out_u4, out_i8);
+    // Out of range: 27 classes, so 27 is refused, and so is a uint32 beyond any int32.
+    for (name, bad, shown) in [
+        ("classes_27.npy", 27u32, "27"),
+        ("classes_max.npy", u32::MAX, "4294967295"),
+    ] {
+        let path = save_u4(name, "(1, 2)", &[0, bad]);
+        let (code, _, err) = run(&path);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains(&format!(
+                "holds class {shown} at flat index 1, outside 0..26"
+            )),
+            "{err}"
+        );
+    }
+}

@@ -307,6 +307,57 @@ fn reads_headers_other_writers_produce() {
 }
 
 #[test]
+fn reads_wider_unsigned_and_short_integers_widened() {
+    // uint32 is the C library's class type; uint16 and int16 are other integer dtypes numpy
+    // writes. Each is widened (uint32 to int64, the 16-bit ones to int32) with its values
+    // kept, extremes included; a big-endian one is refused as every big-endian dtype is.
+    let v1 = |descr: &str, shape: &str, data: &[u8]| {
+        npy_v1(
+            &format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"),
+            data,
+        )
+    };
+    let u4: Vec<u8> = [0u32, 1, 7, u32::MAX]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let a = npy::read(&v1("<u4", "(2, 2)", &u4)).unwrap();
+    assert_eq!(a.shape, [2, 2]);
+    assert_eq!(a.data, Data::I64(vec![0, 1, 7, u32::MAX as i64]));
+    assert_eq!(a.to_class_indices().unwrap(), [0, 1, 7, u32::MAX as i64]);
+    let u2: Vec<u8> = [0u16, 3, u16::MAX]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let a = npy::read(&v1("<u2", "(3,)", &u2)).unwrap();
+    assert_eq!(a.data, Data::I32(vec![0, 3, 65535]));
+    let i2: Vec<u8> = [i16::MIN, -1, 0, i16::MAX]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let a = npy::read(&v1("<i2", "(4,)", &i2)).unwrap();
+    assert_eq!(a.data, Data::I32(vec![-32768, -1, 0, 32767]));
+    // Bools from 0/1 unsigned integers.
+    let bits: Vec<u8> = [1u32, 0].iter().flat_map(|x| x.to_le_bytes()).collect();
+    let a = npy::read(&v1("<u4", "(2,)", &bits)).unwrap();
+    assert_eq!(a.to_bools().unwrap(), [true, false]);
+    // Sizes are checked against the element size of the file's dtype.
+    assert_eq!(
+        read_error(&v1("<u4", "(3,)", &[0; 8])),
+        "shape (3,) needs 3 values but the file holds 2"
+    );
+    assert_eq!(
+        read_error(&v1(">u4", "(1,)", &[0; 4])),
+        "big-endian dtype '>u4' is not supported; save a little-endian copy, e.g. np.save(path, a.astype(a.dtype.newbyteorder('<')))"
+    );
+    // uint64 is still refused (its values need not fit an int64).
+    assert_contains(
+        &read_error(&v1("<u8", "(1,)", &[0; 8])),
+        "unsupported dtype '<u8'",
+    );
+}
+
+#[test]
 fn conversions() {
     let f = Array::new(vec![3], Data::F32(vec![0.5, -1.0, 2.0])).unwrap();
     assert_eq!(f.to_f64_vec(), [0.5, -1.0, 2.0]);
@@ -329,7 +380,7 @@ fn conversions() {
 
     assert_eq!(
         f.to_class_indices().unwrap_err().to_string(),
-        "class indices must be integers (int64, int32, uint8 or bool), but the array holds float32"
+        "class indices must be integers (int64, int32, int16, int8, uint32, uint16, uint8) or bool, but the array holds float32"
     );
     assert_eq!(
         d.to_bools().unwrap_err().to_string(),
@@ -510,7 +561,7 @@ fn error_messages() {
     // Dtypes and layout.
     assert_eq!(
         read_error(&reference("complex.npy")),
-        "unsupported dtype '<c16' (supported: '<f4', '<f8', '<i4', '<i8', '|u1', '|b1', '|i1')"
+        "unsupported dtype '<c16' (supported: '<f4', '<f8', '<i8', '<i4', '<i2', '|i1', '<u4', '<u2', '|u1', '|b1')"
     );
     assert_contains(
         &read_error(&npy_v1(&header("(1,)", "<U5"), &[0; 20])),
