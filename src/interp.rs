@@ -2157,16 +2157,44 @@ fn grid_with(p: &Process, s: &crate::typed::Sampler, params: &[Value]) -> Result
         sampler_params: params.to_vec(),
         ..Env::default()
     };
+    // The grid as written and the parameters it was evaluated with, for messages.
+    let grid_text = || {
+        let show = |e| crate::explain::show(p, e);
+        let grid = match &s.grid {
+            Grid::Uniform(n) => format!("uniform({})", show(*n)),
+            Grid::Quadratic(n) => format!("quadratic({})", show(*n)),
+            Grid::LogSnr(n) => format!("logsnr({})", show(*n)),
+            Grid::Karras { steps, rho } => format!("karras({}, {})", show(*steps), show(*rho)),
+            Grid::All | Grid::List(_) => "list".into(),
+        };
+        let at: Vec<String> = s
+            .params
+            .iter()
+            .zip(params)
+            .filter_map(|(prm, v)| match v {
+                Value::Real(x) => Some(format!("{} = {x}", prm.name)),
+                _ => None,
+            })
+            .collect();
+        let at = if at.is_empty() {
+            String::new()
+        } else {
+            format!(" at {}", at.join(", "))
+        };
+        (grid, at)
+    };
     let steps = |n: crate::typed::ExprId| -> Result<usize, String> {
         let v = ev.real(n, &env).map_err(|_| {
+            let (grid, at) = grid_text();
             format!(
-                "cannot evaluate the number of steps of sampler `{}`",
+                "sampler `{}`: cannot evaluate the number of steps of its grid `{grid}`{at}",
                 s.name
             )
         })?;
         if v.fract() != 0.0 || !(1.0..=1e6).contains(&v) {
+            let (grid, at) = grid_text();
             return Err(format!(
-                "sampler `{}`: the number of steps must be a whole number from 1 to 10^6, not {v}",
+                "sampler `{}`: the grid `{grid}` has {v} steps{at}, but the number of steps must be a whole number from 1 to 10^6",
                 s.name
             ));
         }

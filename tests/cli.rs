@@ -1067,3 +1067,35 @@ fn eval_reads_uint32_classes() {
         );
     }
 }
+
+/// A grid whose step count evaluates outside 1..=10^6 is named in the error, with the
+/// parameters it was evaluated at.
+#[test]
+fn a_grid_without_steps_is_named_in_the_error() {
+    let path = temp_spec(
+        "karras_minus_one.diff",
+        "process vp { const b0 = 0.1  const b1 = 20  dim d  field x : real[d]  time t : [1e-3, 1]
+  schedule alpha(t) = exp(-0.25 * t^2 * (b1 - b0) - 0.5 * t * b0)
+  forward x_t | x_0 ~ Normal(alpha(t) * x_0, 1 - alpha(t)^2)
+  prior x_T ~ Normal(0, 1)
+  network eps_hat(x_t, t) -> eps(x)
+  sampler heun(steps = 10) { grid = karras(steps - 1, 7)  step { x = x - 0 * eps_hat(x, t).x0 } } }
+",
+    );
+    let (code, _, err) = diffc(&["check", &path]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = diffc(&[
+        "sample", &path, "--data", "moons", "--steps", "1", "--count", "4",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "sampler `heun`: the grid `karras(steps - 1, 7)` has 0 steps at steps = 1, but the number of steps must be a whole number from 1 to 10^6"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = diffc(&[
+        "sample", &path, "--data", "moons", "--steps", "2", "--count", "4",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+}
