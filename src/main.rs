@@ -211,7 +211,13 @@ fn run(cli: &Cli) -> u8 {
         Command::Check { files } => {
             let mut worst = 0;
             for path in files {
-                let code = with_source(cli, path, |_, _| 0);
+                let code = with_source(cli, path, |module, out| {
+                    // One line per file that checks (JSON output stays diagnostics only).
+                    if matches!(cli.message_format, MessageFormat::Human) {
+                        let _ = writeln!(out, "{path}: {}", check_summary(module));
+                    }
+                    0
+                });
                 worst = worst.max(code);
             }
             worst
@@ -283,6 +289,36 @@ fn run(cli: &Cli) -> u8 {
             }
         }),
     }
+}
+
+/// What `diffc check` checked in a file: its processes with their entry points and samplers.
+fn check_summary(module: &diffc::check::Module) -> String {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let procs: Vec<String> = module
+        .processes
+        .iter()
+        .map(|p| {
+            format!(
+                "{} ({}, {})",
+                p.name,
+                plural(
+                    diffc::entries::entries(p).len(),
+                    "entry point",
+                    "entry points"
+                ),
+                plural(p.samplers.len(), "sampler", "samplers")
+            )
+        })
+        .collect();
+    if procs.is_empty() {
+        return "ok, no processes".into();
+    }
+    format!(
+        "ok, {}: {}",
+        plural(procs.len(), "process", "processes"),
+        procs.join(", ")
+    )
 }
 
 /// Read and check one file, print its diagnostics, and run `then` on the checked module.

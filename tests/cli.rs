@@ -1099,3 +1099,39 @@ fn a_grid_without_steps_is_named_in_the_error() {
     ]);
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// `diffc check` says what it checked, one line per file; JSON output stays diagnostics only,
+/// and a file with errors gets no such line.
+#[test]
+fn check_prints_what_it_checked() {
+    let edge = spec_path("edge.diff");
+    let ddpm = spec_path("ddpm.diff");
+    let (code, out, err) = diffc(&["check", &edge, &ddpm]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    // Entry points as `eval --list` lists them.
+    let n = |file: &str, process: &str| diffc::entries::entries(&common::spec(file, process)).len();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{edge}: ok, 2 processes: edge ({} entry points, 1 sampler), edge_cosine ({} entry points, 1 sampler)",
+                n("edge.diff", "edge"),
+                n("edge.diff", "edge_cosine")
+            ),
+            format!(
+                "{ddpm}: ok, 2 processes: ddpm_linear ({} entry points, 2 samplers), ddpm_cosine ({} entry points, 2 samplers)",
+                n("ddpm.diff", "ddpm_linear"),
+                n("ddpm.diff", "ddpm_cosine")
+            ),
+        ]
+    );
+    let (code, out, _) = diffc(&["check", "--message-format", "json", &edge]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out, "");
+    let bad = temp_spec("bad_summary.diff", BAD);
+    let (code, out, _) = diffc(&["check", "--color", "never", &edge, &bad]);
+    assert_eq!(code, Some(1));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with(&format!("{edge}: ok")), "{out}");
+}
