@@ -1135,3 +1135,49 @@ fn check_prints_what_it_checked() {
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.starts_with(&format!("{edge}: ok")), "{out}");
 }
+
+/// `diffc sweep` on points: `radius`, a property of the training set, is printed once under
+/// the table, neither a column nor a plot (it was a flat line in every sweep).
+#[test]
+fn sweep_leaves_the_constant_radius_out_of_columns_and_plots() {
+    let dir = std::env::temp_dir().join(format!("diffc-cli-sweep-r-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    let spec = spec_path("dpm_solver.diff");
+    let (code, stdout, stderr) = diffc(&[
+        "sweep",
+        &spec,
+        "--data",
+        "moons",
+        "--samplers",
+        "dpmpp_2m",
+        "--steps",
+        "2,3",
+        "--count",
+        "8",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[1].contains("energy"), "{stdout}");
+    assert!(!lines[1].contains("radius"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("sweep.json")).unwrap()).unwrap();
+    let points = json["points"].as_array().unwrap();
+    let radius: Vec<f64> = points
+        .iter()
+        .map(|p| p["scores"]["radius"].as_f64().unwrap())
+        .collect();
+    assert_eq!(radius.len(), 2);
+    assert_eq!(radius[0], radius[1], "the radius depends on the data only");
+    let note = format!(
+        "radius = {:.6}: a property of the training set, the same in every run",
+        radius[0]
+    );
+    assert!(lines.contains(&note.as_str()), "{stdout}");
+    assert!(!dir.join("sweep_radius.png").exists());
+    for score in ["inside", "mean_nearest", "energy"] {
+        assert!(dir.join(format!("sweep_{score}.png")).exists(), "{score}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,6 +11,10 @@ use super::Samples;
 use crate::data::{measures, words, Dataset};
 use crate::graph::metrics::{self, Metric, Validity};
 
+/// Values among the scores that describe the training set, not the samples: the same in every
+/// run on one dataset (`radius`, the support radius that `inside` counts within).
+pub const DATA_PROPERTIES: &[&str] = &["radius"];
+
 /// Named values, in a stable order.
 #[derive(Clone, Debug, Default)]
 pub struct Scores {

@@ -145,10 +145,32 @@ fn describe_steps(steps: Option<usize>) -> String {
 }
 
 impl Sweep {
-    /// The score names, in the order of the first point's scores.
+    /// The names of the scores of the samples, in the order of the first point's scores: the
+    /// table's columns and the plots. Properties of the training set
+    /// ([`score::DATA_PROPERTIES`], the same at every point) are left out; see
+    /// [`Sweep::data_properties`].
     pub fn score_names(&self) -> Vec<String> {
         self.points.first().map_or(Vec::new(), |p| {
-            p.scores.values.iter().map(|(n, _)| n.clone()).collect()
+            p.scores
+                .values
+                .iter()
+                .map(|(n, _)| n.clone())
+                .filter(|n| !score::DATA_PROPERTIES.contains(&n.as_str()))
+                .collect()
+        })
+    }
+
+    /// The training set's properties among the scores (`radius` for points), from the first
+    /// point: one value for the whole sweep, printed under the table rather than plotted as
+    /// a flat line.
+    pub fn data_properties(&self) -> Vec<(String, f64)> {
+        self.points.first().map_or(Vec::new(), |p| {
+            p.scores
+                .values
+                .iter()
+                .filter(|(n, _)| score::DATA_PROPERTIES.contains(&n.as_str()))
+                .cloned()
+                .collect()
         })
     }
 
@@ -188,6 +210,12 @@ impl Sweep {
         if self.points.iter().any(|p| p.fixed) {
             t.push_str("* a fixed grid: the sampler ran once, at its own steps\n");
         }
+        for (n, v) in self.data_properties() {
+            let _ = writeln!(
+                t,
+                "{n} = {v:.6}: a property of the training set, the same in every run"
+            );
+        }
         t
     }
 
@@ -212,8 +240,9 @@ impl Sweep {
         serde_json::json!({ "points": points })
     }
 
-    /// One PNG per score, `sweep_<score>.png`: the score against the network calls (log
-    /// axis), one line per sampler. `title` heads every plot.
+    /// One PNG per score of the samples ([`Sweep::score_names`]), `sweep_<score>.png`: the
+    /// score against the network calls (log axis), one line per sampler. `title` heads every
+    /// plot.
     pub fn plots(&self, title: &str) -> Vec<(String, Vec<u8>)> {
         let mut samplers: Vec<&str> = Vec::new();
         for p in &self.points {
