@@ -127,6 +127,8 @@ pub enum Code {
     ScheduleHazard,
     /// A distribution parameter leaves its domain (a variance ≤ 0, probabilities off the simplex).
     Domain,
+    /// A written posterior disagrees with Bayes' rule on the forward kernels.
+    Bayes,
     /// A network is declared or called wrongly.
     Network,
     /// A network output is used under a parameterisation it cannot be converted to.
@@ -161,6 +163,7 @@ impl Code {
             Code::TimeKind => "E0400",
             Code::Direction => "E0401",
             Code::ScheduleHazard => "E0402",
+            Code::Bayes => "E0403",
             Code::Network => "E0500",
             Code::Parameterisation => "E0501",
             Code::Loss => "E0600",

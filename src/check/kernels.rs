@@ -680,7 +680,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn time_pairs(&self, k: &Kernel, limit: Option<usize>) -> Vec<(f64, Option<f64>)> {
+    pub(super) fn time_pairs(&self, k: &Kernel, limit: Option<usize>) -> Vec<(f64, Option<f64>)> {
         if k.kind == KernelKind::Prior {
             return vec![(f64::NAN, None)];
         }

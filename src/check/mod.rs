@@ -1,6 +1,7 @@
 //! Checking: resolve names, infer types and shapes, evaluate schedules, and turn every
 //! mistake into a diagnostic. Produces the typed process of `crate::typed`.
 
+mod bayes;
 pub mod eval;
 mod expr;
 mod kernels;
@@ -257,6 +258,9 @@ impl<'a> Checker<'a> {
         let kernels_ok = self.errors() == start;
         if kernels_ok {
             self.check_kernel_domains();
+            if self.errors() == start {
+                self.check_bayes();
+            }
         }
         for d in &proc.decls {
             match &d.kind {
