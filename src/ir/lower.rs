@@ -686,10 +686,6 @@ impl<'p> Lower<'p> {
         Ok(())
     }
 
-    /// The training time of each sample (`sample_t`, or `sample_t.LOSS` for a loss that
-    /// declares its own distribution), from one draw per sample on draw site 0, which a caller
-    /// may supply: a uniform `u_t` (uniform and weighted times) or a standard normal `z_t`
-
     /// A loss's per-element terms: the argument of each outermost reduction, 0 where a node mask
     /// leaves the element out (as the reduction does).
     fn loss_terms(&mut self, name: &str) -> Result<(), String> {
@@ -726,6 +722,10 @@ impl<'p> Lower<'p> {
         }
         Ok(())
     }
+
+    /// The training time of each sample (`sample_t`, or `sample_t.LOSS` for a loss that
+    /// declares its own distribution), from one draw per sample on draw site 0, which a caller
+    /// may supply: a uniform `u_t` (uniform and weighted times) or a standard normal `z_t`
     /// (log-normal times). `docs/training.md` states each transform.
     fn sample_t(&mut self, name: &str) -> Result<(), String> {
         let dist = match name.strip_prefix("sample_t.") {
