@@ -154,35 +154,35 @@ impl Checker<'_> {
                     mean_span,
                 );
             }
-            if !close(got_0, want_0, scale) {
-                return bad(
-                    format!(
-                        "{when} the posterior mean's coefficient of x_0 is {}, Bayes' rule gives {}",
-                        pair(got_0, want_0).0,
-                        pair(got_0, want_0).1
-                    ),
+            // Each written value against Bayes' rule's, in this order.
+            let var_span = self.p.expr(var).span;
+            for (what, got, want, scale, span) in [
+                (
+                    "the posterior mean's coefficient of x_0",
+                    got_0,
+                    want_0,
+                    scale,
                     mean_span,
-                );
-            }
-            if !close(got_t, want_t, scale) {
-                return bad(
-                    format!(
-                        "{when} the posterior mean's coefficient of x_t is {}, Bayes' rule gives {}",
-                        pair(got_t, want_t).0,
-                        pair(got_t, want_t).1
-                    ),
+                ),
+                (
+                    "the posterior mean's coefficient of x_t",
+                    got_t,
+                    want_t,
+                    scale,
                     mean_span,
-                );
-            }
-            if !close(w, want_var, want_var.abs()) {
-                return bad(
-                    format!(
-                        "{when} the posterior variance is {}, Bayes' rule gives {}",
-                        pair(w, want_var).0,
-                        pair(w, want_var).1
-                    ),
-                    self.p.expr(var).span,
-                );
+                ),
+                (
+                    "the posterior variance",
+                    w,
+                    want_var,
+                    want_var.abs(),
+                    var_span,
+                ),
+            ] {
+                if !close(got, want, scale) {
+                    let (g, b) = pair(got, want);
+                    return bad(format!("{when} {what} is {g}, Bayes' rule gives {b}"), span);
+                }
             }
         }
         None

@@ -3406,20 +3406,7 @@ fn unit_runtime(c: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trac
                 }
             };
             params.push("uint64_t seed".into());
-            let nin = e.inputs.len().max(1);
-            let nout = e.outputs.len().max(1);
-            let in_init: Vec<String> = e
-                .inputs
-                .iter()
-                .map(|x| {
-                    if x.extent == PortExtent::Scalar {
-                        "NULL".into()
-                    } else {
-                        ident(&x.name)
-                    }
-                })
-                .collect();
-            let out_init: Vec<String> = e.outputs.iter().map(|x| ident(&x.name)).collect();
+            let (nin, nout, in_init, out_init) = port_arrays(e);
             let nodes = tr.scratch.max(1);
             let (ev, n) = &shapes[0];
             let _ = writeln!(
@@ -3639,6 +3626,24 @@ pub(crate) fn at_rows(p: &Process, u: &Unit, tr: &Trace) -> Result<Option<AtRows
         .map(|f| Some(AtRows::Computed(f)))
 }
 
+/// An entry function's `inputs` and `outputs` arrays: their lengths and initialisers (a scalar
+/// input, a time or the seed, is passed otherwise and holds NULL).
+fn port_arrays(e: &entries::Entry) -> (usize, usize, Vec<String>, Vec<String>) {
+    let ins = e
+        .inputs
+        .iter()
+        .map(|x| {
+            if x.extent == PortExtent::Scalar {
+                "NULL".into()
+            } else {
+                ident(&x.name)
+            }
+        })
+        .collect();
+    let outs = e.outputs.iter().map(|x| ident(&x.name)).collect();
+    (e.inputs.len().max(1), e.outputs.len().max(1), ins, outs)
+}
+
 /// The parameter list of an entry's `_at` variant.
 fn at_params(p: &Process, e: &entries::Entry) -> Vec<String> {
     let (ins, outs) = array_ports(e);
@@ -3836,20 +3841,7 @@ fn at_runtime(c: &mut String, p: &Process, u: &Unit, tr: &Trace, ev: &str, n: us
         body,
         "  for (uint64_t b = 0; b < batch; b++) {{\n    double tv;\n    if ({check}) return DIFFC_ERR_ARG;\n  }}"
     );
-    let nin = e.inputs.len().max(1);
-    let nout = e.outputs.len().max(1);
-    let in_init: Vec<String> = e
-        .inputs
-        .iter()
-        .map(|x| {
-            if x.extent == PortExtent::Scalar {
-                "NULL".into()
-            } else {
-                ident(&x.name)
-            }
-        })
-        .collect();
-    let out_init: Vec<String> = e.outputs.iter().map(|x| ident(&x.name)).collect();
+    let (nin, nout, in_init, out_init) = port_arrays(e);
     let nodes = tr.scratch.max(1);
     let width = tr.width.max(1);
     let row = match &how {

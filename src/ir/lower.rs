@@ -655,14 +655,7 @@ impl<'p> Lower<'p> {
 
     /// A loss: its value per sample, then its gradient with respect to each network output.
     fn loss(&mut self, name: &str) -> Result<(), String> {
-        let lname = name.strip_prefix("loss.").unwrap_or(name);
-        let l = self
-            .p
-            .losses
-            .iter()
-            .find(|l| l.name == lname)
-            .cloned()
-            .ok_or_else(|| format!("no loss `{lname}`"))?;
+        let l = self.loss_named(name, "loss.")?;
         self.loss_mode = true;
         let value = self.expr(l.value)?;
         let outputs = self.prog.outputs.clone();
@@ -686,17 +679,21 @@ impl<'p> Lower<'p> {
         Ok(())
     }
 
-    /// A loss's per-element terms: the argument of each outermost reduction, 0 where a node mask
-    /// leaves the element out (as the reduction does).
-    fn loss_terms(&mut self, name: &str) -> Result<(), String> {
-        let lname = name.strip_prefix("terms.").unwrap_or(name);
-        let l = self
-            .p
+    /// The loss an entry named `PREFIX.NAME` belongs to.
+    fn loss_named(&self, entry: &str, prefix: &str) -> Result<typed::Loss, String> {
+        let lname = entry.strip_prefix(prefix).unwrap_or(entry);
+        self.p
             .losses
             .iter()
             .find(|l| l.name == lname)
             .cloned()
-            .ok_or_else(|| format!("no loss `{lname}`"))?;
+            .ok_or_else(|| format!("no loss `{lname}`"))
+    }
+
+    /// A loss's per-element terms: the argument of each outermost reduction, 0 where a node mask
+    /// leaves the element out (as the reduction does).
+    fn loss_terms(&mut self, name: &str) -> Result<(), String> {
+        let l = self.loss_named(name, "terms.")?;
         self.loss_mode = true;
         for (_, arg) in crate::entries::loss_reductions(self.p, l.value) {
             let a = self.expr(arg)?;
