@@ -78,7 +78,20 @@ impl RunArgs {
     }
 
     /// The training data `--data` names.
+    /// Refuses `--count` and `--train-count` past [`diffc::limits::MAX_COUNT`] before anything
+    /// is generated or allocated.
     pub(crate) fn load_data(&self) -> Result<Dataset, String> {
+        let max = diffc::limits::MAX_COUNT;
+        for (flag, n) in [
+            ("--count", Some(self.count)),
+            ("--train-count", self.train_count),
+        ] {
+            if let Some(n) = n.filter(|&n| n > max) {
+                return Err(format!(
+                    "{flag} {n} is more than the {max} samples one run may use (docs/sampling.md, \"Limits\")"
+                ));
+            }
+        }
         load_data(&self.data, self.train_count, self.data_seed)
     }
 }
@@ -160,6 +173,7 @@ pub fn sample(
     if args.run.count == 0 {
         return Err("--count must be at least 1".into());
     }
+
     let given = Given::read(p, &sampler, &args.params)?;
     let with_params = given.process(p)?;
     let p = &with_params;

@@ -339,6 +339,7 @@ fn run_one(
         }
     }
     let sizes = bind_sizes(p, prog, call)?;
+    check_call_size(p, prog, call.batch, &sizes)?;
     check_masks(p, &call.masks, call.batch, &sizes)?;
     let mut env = Env::default();
     for (name, slot) in [(p.time.name.as_str(), &mut env.t), ("s", &mut 0.0)] {
@@ -641,6 +642,75 @@ fn check_values(t: &Tensor, elem: Elem, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Elements per sample of a shape under the call's dimension sizes, in checked arithmetic.
+fn per_sample(p: &Process, sizes: &HashMap<String, usize>, s: &Shape) -> Result<usize, String> {
+    let mut factors = Vec::with_capacity(s.dims.len());
+    for d in &s.dims {
+        let name = p.dims[d.index()].name.as_str();
+        let n = *sizes.get(name).ok_or_else(|| {
+            format!("the size of `{name}` is not known: give it with --set {name}=N")
+        })?;
+        factors.push((name, n));
+    }
+    crate::limits::product(&factors)
+}
+
+/// Refuses a call whose values would not fit: every node's element count (batch × dims ×
+/// width) in checked arithmetic, and their bytes together against the memory limit
+/// ([`crate::limits::memory_limit`]), before anything is allocated.
+pub(crate) fn check_call_size(
+    p: &Process,
+    prog: &Program,
+    batch: usize,
+    sizes: &HashMap<String, usize>,
+) -> Result<(), String> {
+    let mut total: u128 = 0;
+    for n in &prog.nodes {
+        let (width, bytes) = match n.kind {
+            Kind::Bool => (1usize, 1u128),
+            Kind::Vec(k) => (k as usize, 4),
+            Kind::Mat(k) => ((k as usize).saturating_mul(k as usize), 4),
+            _ => (1, 4),
+        };
+        let mut factors: Vec<(&str, usize)> = Vec::new();
+        if !matches!(n.extent, Extent::Uniform) {
+            factors.push(("batch", batch));
+        }
+        if matches!(n.extent, Extent::Element) {
+            if let Some(s) = &n.shape {
+                for d in &s.dims {
+                    let name = p.dims[d.index()].name.as_str();
+                    match sizes.get(name) {
+                        Some(&m) => factors.push((name, m)),
+                        // Unknown sizes are reported when the node is evaluated.
+                        None => return Ok(()),
+                    }
+                }
+            }
+        }
+        if width != 1 {
+            factors.push(("classes", width));
+        }
+        let elems = crate::limits::product(&factors)
+            .map_err(|e| format!("this call's sizes are too large: {e}"))?;
+        total = total.saturating_add(elems as u128 * bytes);
+    }
+    let mut named: Vec<(&str, usize)> = vec![("batch", batch)];
+    let mut dims: Vec<(&str, usize)> = sizes.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    dims.sort();
+    named.extend(dims);
+    let what = format!(
+        "`{}` with {}",
+        prog.name,
+        named
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    crate::limits::check_bytes(&what, total)
+}
+
 impl<'a> Ctx<'a> {
     fn new(
         p: &'a Process,
@@ -702,14 +772,7 @@ impl<'a> Ctx<'a> {
     /// Elements per sample of a node's shape.
     pub(crate) fn per_sample(&self, shape: &Option<Shape>) -> Result<usize, String> {
         let Some(s) = shape else { return Ok(1) };
-        let mut n = 1usize;
-        for d in &s.dims {
-            let name = &self.p.dims[d.index()].name;
-            n *= *self.sizes.get(name).ok_or_else(|| {
-                format!("the size of `{name}` is not known: give it with --set {name}=N")
-            })?;
-        }
-        Ok(n)
+        per_sample(self.p, &self.sizes, s)
     }
 
     fn len(&self, id: NodeId) -> Result<usize, String> {
@@ -717,7 +780,11 @@ impl<'a> Ctx<'a> {
         Ok(match n.extent {
             Extent::Uniform => 1,
             Extent::Sample => self.call.batch,
-            Extent::Element => self.call.batch * self.per_sample(&n.shape)?,
+            Extent::Element => self
+                .call
+                .batch
+                .checked_mul(self.per_sample(&n.shape)?)
+                .ok_or_else(|| self.bug("a node's size overflows after the call was sized"))?,
         })
     }
 
@@ -1890,6 +1957,7 @@ pub(crate) fn sample_with(
         }
         check_values(t, f.elem, name)?;
     }
+    check_call_size(p, &sp.prog, call.batch, &sizes)?;
     check_masks(p, &call.masks, call.batch, &sizes)?;
     let base = Call {
         seed: call.seed,

@@ -15,6 +15,7 @@ pub mod graph;
 pub mod interp;
 pub mod ir;
 pub mod kernel;
+pub mod limits;
 pub mod npy;
 pub mod picture;
 pub mod rng;

@@ -558,13 +558,11 @@ fn eval(
             call.inputs
                 .insert(name.to_string(), Tensor::scalar(number as f32));
         } else if name == "batch" || p.dims.iter().any(|d| d.name == name) {
-            if number.fract() != 0.0 || number < 0.0 {
-                return Err(format!("`--set {s}`: a size is a whole number"));
-            }
+            let n = parse_size(s, value)?;
             if name == "batch" {
-                batch = Some(number as usize);
+                batch = Some(n);
             } else {
-                call.sizes.insert(name.to_string(), number as usize);
+                call.sizes.insert(name.to_string(), n);
             }
         } else {
             return Err(format!(
@@ -721,13 +719,7 @@ fn eval_step(
         let v: f64 = value
             .parse()
             .map_err(|_| format!("`--set {s}`: `{value}` is not a number"))?;
-        let whole = || -> Result<usize, String> {
-            if v >= 0.0 && v.fract() == 0.0 {
-                Ok(v as usize)
-            } else {
-                Err(format!("`--set {s}`: expected a whole number"))
-            }
-        };
+        let whole = || parse_size(s, value);
         match name {
             n if n == p.time.name => {
                 times.insert("t", v);
@@ -1268,4 +1260,27 @@ fn read_graphs(path: &str) -> Result<Vec<diffc::graph::Graph>, String> {
             io::parse_graph6(path, &bytes).map_err(|e| e.to_string())
         }
     }
+}
+
+/// A size given with `--set NAME=VALUE` (`batch`, a dimension, a step index): a whole number,
+/// written as an integer or exactly as a float (`1e6`), and exact (at most 2^53 when written
+/// as a float, at most 2^64 - 1 as an integer). The call's memory is checked when it is sized.
+fn parse_size(s: &str, value: &str) -> Result<usize, String> {
+    if let Ok(n) = value.trim().parse::<u64>() {
+        return usize::try_from(n)
+            .map_err(|_| format!("`--set {s}`: {n} is too large for a size on this machine"));
+    }
+    let v: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`--set {s}`: `{value}` is not a number"))?;
+    if !(v >= 0.0 && v.fract() == 0.0) {
+        return Err(format!("`--set {s}`: a size is a whole number, at least 0"));
+    }
+    if v > 9_007_199_254_740_992.0 {
+        return Err(format!(
+            "`--set {s}`: {value} is too large for a size (at most 2^64 - 1 written as an integer, 2^53 as a float)"
+        ));
+    }
+    Ok(v as usize)
 }

@@ -9,9 +9,13 @@
 //! - `.npy`: an `(N, N)` adjacency matrix or a `(B, N, N)` stack; nonzero entries are edges.
 //!   Trailing nodes without edges are padding and are dropped.
 //!
+//! A graph may have at most [`MAX_GRAPH_NODES`] nodes (a larger index, `nodes N` or graph6
+//! header is refused before anything is allocated for it).
+//!
 //! Every error names the file and, for text, the line.
 
 use super::Graph;
+use crate::limits::MAX_GRAPH_NODES;
 use std::fmt;
 
 /// A malformed graph file.
@@ -45,13 +49,26 @@ fn error(file: &str, line: Option<usize>, message: impl Into<String>) -> GraphEr
 }
 
 fn parse_index(file: &str, line: usize, token: &str) -> Result<usize, GraphError> {
-    token.parse::<usize>().map_err(|_| {
+    let i = token.parse::<u64>().map_err(|_| {
         error(
             file,
             Some(line),
             format!("`{token}` is not a node index (a non-negative integer)"),
         )
-    })
+    })?;
+    match usize::try_from(i) {
+        Ok(i) if i < MAX_GRAPH_NODES => Ok(i),
+        _ => Err(too_many(file, Some(line), format!("node index {i}"))),
+    }
+}
+
+/// A graph past [`MAX_GRAPH_NODES`], refused before anything is allocated for it.
+fn too_many(file: &str, line: Option<usize>, what: String) -> GraphError {
+    error(
+        file,
+        line,
+        format!("{what} is past the limit of {MAX_GRAPH_NODES} nodes a graph may have"),
+    )
 }
 
 /// One graph from an edge-list file.
@@ -78,13 +95,17 @@ pub fn parse_edge_list(file: &str, text: &str) -> Result<Graph, GraphError> {
             if tokens.len() != 2 {
                 return Err(error(file, Some(line), "expected `nodes N`"));
             }
-            let n = tokens[1].parse::<usize>().map_err(|_| {
+            let n = tokens[1].parse::<u64>().map_err(|_| {
                 error(
                     file,
                     Some(line),
                     format!("`{}` is not a node count", tokens[1]),
                 )
             })?;
+            if n > MAX_GRAPH_NODES as u64 {
+                return Err(too_many(file, Some(line), format!("a count of {n} nodes")));
+            }
+            let n = n as usize;
             declared = Some(n);
             any_data = true;
             continue;
@@ -181,6 +202,13 @@ fn graph6_line(file: &str, line: usize, bytes: &[u8]) -> Result<Graph, GraphErro
     } else {
         return Err(error(file, Some(line), "the node count is cut short"));
     };
+    if n > MAX_GRAPH_NODES {
+        return Err(too_many(
+            file,
+            Some(line),
+            format!("a graph6 graph on {n} nodes"),
+        ));
+    }
     let pairs = n * n.saturating_sub(1) / 2;
     let need = pairs.div_ceil(6);
     if rest.len() != need {
@@ -224,6 +252,13 @@ pub fn from_npy(file: &str, array: &crate::npy::Array) -> Result<Vec<Graph>, Gra
     };
     if count == 0 {
         return Err(error(file, None, "the stack holds no graphs"));
+    }
+    if n > MAX_GRAPH_NODES {
+        return Err(too_many(
+            file,
+            None,
+            format!("an adjacency matrix of {n} nodes"),
+        ));
     }
     let values = array.data.to_f64_vec();
     let mut graphs = Vec::with_capacity(count);

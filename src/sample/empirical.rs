@@ -208,6 +208,17 @@ impl<'p> Empirical<'p> {
             .filter(|(f, _)| !targets.contains(f))
             .filter_map(|(f, v)| self.train.fields.get(&p.fields[*f].name).map(|t| (v, t)))
             .collect();
+        // At most one (sample, training point) pair per sample and training point, each kept
+        // as an index pair and as a weight: refuse a batch whose pairs would not fit.
+        let most =
+            crate::limits::product(&[("batch", batch), ("training items", self.train.count)])?;
+        crate::limits::check_bytes(
+            &format!(
+                "the empirical denoiser over batch = {batch} × training items = {}",
+                self.train.count
+            ),
+            most as u128 * 32,
+        )?;
         let mut pairs: Vec<(usize, usize)> = Vec::new();
         for b in 0..batch {
             let fits: Vec<usize> = (0..self.train.count)

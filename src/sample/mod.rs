@@ -424,6 +424,9 @@ pub fn run_with(
         }
         params.insert("steps".into(), n as f64);
     }
+    // Every sample is one call's worth of values: refuse a count that would not fit before
+    // allocating its masks and conditioning.
+    crate::interp::check_call_size(p, &sp.prog, opts.count, &prep.sizes)?;
     let b = opts.count;
     let mut call = SampleCall {
         seed: opts.seed,

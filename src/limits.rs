@@ -1,0 +1,101 @@
+//! Size limits on requests: how much memory one call may allocate, and how large a graph a
+//! file may declare. Every size a request implies (batch × dims × width, graph node counts) is
+//! computed in checked arithmetic and compared with these limits *before* anything is
+//! allocated, so that a hostile or mistaken request is refused with an error naming the sizes
+//! and the bytes it needed, never a panic, an abort or a wrapped size (docs/backends.md,
+//! "Limits").
+
+/// The environment variable that sets the memory limit, in bytes (a plain integer, or with a
+/// `K`, `M`, `G` or `T` suffix for powers of 1024).
+pub const MEMORY_LIMIT_VAR: &str = "DIFFC_MEMORY_LIMIT";
+
+/// The memory limit when the machine's memory cannot be read: 8 GiB.
+pub const FALLBACK_MEMORY_LIMIT: u64 = 8 << 30;
+
+/// The most nodes a graph read from a file (edge list, graph6, `.npy`) may have: 2^16.
+pub const MAX_GRAPH_NODES: usize = 1 << 16;
+
+/// The most samples one `diffc sample --count` may ask for: 2^24.
+pub const MAX_COUNT: usize = 1 << 24;
+
+/// The memory one call may allocate, in bytes: `DIFFC_MEMORY_LIMIT` if set, else half of the
+/// machine's physical memory (`MemTotal` in `/proc/meminfo`), else [`FALLBACK_MEMORY_LIMIT`].
+pub fn memory_limit() -> Result<u64, String> {
+    if let Ok(s) = std::env::var(MEMORY_LIMIT_VAR) {
+        return parse_bytes(&s)
+            .ok_or_else(|| format!("{MEMORY_LIMIT_VAR}=`{s}` is not a byte count (e.g. 4G)"));
+    }
+    Ok(machine_memory().map_or(FALLBACK_MEMORY_LIMIT, |m| m / 2))
+}
+
+fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (digits, shift) = match s.char_indices().last()? {
+        (i, 'K' | 'k') => (&s[..i], 10),
+        (i, 'M' | 'm') => (&s[..i], 20),
+        (i, 'G' | 'g') => (&s[..i], 30),
+        (i, 'T' | 't') => (&s[..i], 40),
+        _ => (s, 0),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(1u64 << shift)
+}
+
+fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// The product of `factors` (each named, for the message), or an error naming them.
+pub fn product(factors: &[(&str, usize)]) -> Result<usize, String> {
+    factors
+        .iter()
+        .try_fold(1usize, |n, &(_, f)| n.checked_mul(f))
+        .ok_or_else(|| format!("{} overflows the size of an array", describe(factors)))
+}
+
+/// `batch = 4 × d = 3`, for messages.
+pub fn describe(factors: &[(&str, usize)]) -> String {
+    factors
+        .iter()
+        .map(|(n, f)| format!("{n} = {f}"))
+        .collect::<Vec<_>>()
+        .join(" × ")
+}
+
+/// Refuses `bytes` (needed by `what`) over the memory limit.
+pub fn check_bytes(what: &str, bytes: u128) -> Result<(), String> {
+    let limit = memory_limit()?;
+    if bytes > u128::from(limit) {
+        return Err(format!(
+            "{what} needs {bytes} bytes, which exceeds the memory limit of {limit} bytes ({MEMORY_LIMIT_VAR}, or half the machine's memory when it is unset)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_byte_counts() {
+        assert_eq!(parse_bytes("123"), Some(123));
+        assert_eq!(parse_bytes("4G"), Some(4 << 30));
+        assert_eq!(parse_bytes("2 k"), Some(2048));
+        assert_eq!(parse_bytes("x"), None);
+        assert_eq!(parse_bytes("99999999999T"), None);
+    }
+
+    #[test]
+    fn products_overflow_cleanly() {
+        assert_eq!(product(&[("batch", 3), ("d", 4)]), Ok(12));
+        let e = product(&[("batch", 1 << 32), ("d", 1 << 32)]).unwrap_err();
+        assert!(e.contains("batch = 4294967296 × d = 4294967296"), "{e}");
+    }
+}

@@ -1,0 +1,287 @@
+//! Hostile requests (issue 22, classes 2–4): sizes that overflow, wrap or would allocate
+//! without bound are refused with exit 2 and a one-line error before anything is allocated.
+//! Every run is under a 4 GB address-space cap (`ulimit -v`), so a regression aborts or fails
+//! here instead of exhausting the machine.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Runs the CLI under `ulimit -v 4000000` with `DIFFC_MEMORY_LIMIT` set to `limit` (unset
+/// for `None`): (exit code, stderr).
+fn run(limit: Option<&str>, args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -v 4000000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_diffc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    match limit {
+        Some(l) => cmd.env("DIFFC_MEMORY_LIMIT", l),
+        None => cmd.env_remove("DIFFC_MEMORY_LIMIT"),
+    };
+    let out = cmd.output().expect("run diffc");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts exit 2 with one error line holding each of `wants`.
+fn refused(limit: Option<&str>, args: &[&str], wants: &[&str]) {
+    let (code, err) = run(limit, args);
+    assert_eq!(code, Some(2), "{args:?}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line expected: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for w in wants {
+        assert!(err.contains(w), "{args:?}: `{w}` not in: {err}");
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("diffc-hostile-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const PRIOR: [&str; 6] = [
+    "eval",
+    "specs/ddpm.diff",
+    "--process",
+    "ddpm_linear",
+    "--entry",
+    "prior",
+];
+
+fn prior(sets: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = PRIOR.iter().map(|s| s.to_string()).collect();
+    for s in sets {
+        a.push("--set".into());
+        a.push(s.to_string());
+    }
+    a
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn a_batch_of_usize_max_is_refused_not_a_panic() {
+    let a = prior(&["batch=18446744073709551615", "d=3"]);
+    refused(
+        Some("1G"),
+        &strs(&a),
+        &["batch = 18446744073709551615 × d = 3", "overflows"],
+    );
+}
+
+#[test]
+fn sizes_whose_product_wraps_to_zero_are_refused_not_a_wrong_shape() {
+    for backend in ["interp", "cpu"] {
+        let mut a = prior(&["batch=4294967296", "d=4294967296"]);
+        a.extend(["--backend".to_string(), backend.to_string()]);
+        refused(
+            Some("1G"),
+            &strs(&a),
+            &["batch = 4294967296 × d = 4294967296", "overflows"],
+        );
+    }
+}
+
+#[test]
+fn a_batch_past_the_memory_limit_is_refused_before_allocating() {
+    for backend in ["interp", "cpu"] {
+        let mut a = prior(&["batch=1e12", "d=3"]);
+        a.extend(["--backend".to_string(), backend.to_string()]);
+        // Under the default limit (half the machine's memory) too.
+        for limit in [Some("1G"), None] {
+            refused(
+                limit,
+                &strs(&a),
+                &[
+                    "batch = 1000000000000, d = 3",
+                    "needs 36000000000020 bytes",
+                    "exceeds the memory limit",
+                ],
+            );
+        }
+    }
+}
+
+#[test]
+fn the_memory_limit_is_the_environment_s_and_calls_under_it_run() {
+    let dir = temp_dir("under");
+    let out = dir.to_str().unwrap();
+    let mut a = prior(&["batch=1000", "d=1000"]);
+    a.extend(["--out".to_string(), out.to_string()]);
+    refused(
+        Some("1M"),
+        &strs(&a),
+        &["exceeds the memory limit of 1048576 bytes"],
+    );
+    let (code, err) = run(Some("1G"), &strs(&a));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(Some("lots"), &strs(&a));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("DIFFC_MEMORY_LIMIT=`lots`"), "{err}");
+}
+
+#[test]
+fn sizes_that_are_not_exact_whole_numbers_are_refused() {
+    for (set, want) in [
+        ("batch=18446744073709551616", "too large for a size"),
+        ("batch=1e30", "too large for a size"),
+        ("batch=-1", "a size is a whole number"),
+        ("batch=1.5", "a size is a whole number"),
+        ("batch=inf", "a size is a whole number"),
+        ("d=nan", "a size is a whole number"),
+    ] {
+        let a = prior(&[set, "d=3"]);
+        refused(Some("1G"), &strs(&a), &[want]);
+    }
+}
+
+#[test]
+fn sample_counts_past_the_limit_are_refused() {
+    let dir = temp_dir("count");
+    let out = dir.to_str().unwrap();
+    for count in ["18446744073709551615", "1000000000"] {
+        refused(
+            Some("1G"),
+            &[
+                "sample",
+                "specs/ddpm.diff",
+                "--process",
+                "ddpm_linear",
+                "--data",
+                "moons",
+                "--count",
+                count,
+                "--out",
+                out,
+            ],
+            &["--count", "16777216"],
+        );
+    }
+    refused(
+        Some("1G"),
+        &[
+            "sample",
+            "specs/ddpm.diff",
+            "--process",
+            "ddpm_linear",
+            "--data",
+            "moons",
+            "--train-count",
+            "18446744073709551615",
+            "--out",
+            out,
+        ],
+        &["--train-count", "16777216"],
+    );
+}
+
+#[test]
+fn sample_counts_under_the_count_limit_meet_the_memory_limit() {
+    let dir = temp_dir("count-memory");
+    let out = dir.to_str().unwrap();
+    // The exact denoiser weighs every (sample, training point) pair.
+    refused(
+        Some("1G"),
+        &[
+            "sample",
+            "specs/ddpm.diff",
+            "--process",
+            "ddpm_linear",
+            "--data",
+            "moons",
+            "--count",
+            "10000000",
+            "--out",
+            out,
+        ],
+        &["batch = 10000000", "exceeds the memory limit"],
+    );
+    // The sampler's own values, for graphs.
+    refused(
+        Some("1G"),
+        &[
+            "sample",
+            "specs/digress.diff",
+            "--data",
+            "community-small",
+            "--count",
+            "10000000",
+            "--out",
+            out,
+        ],
+        &["batch = 10000000, n = 20", "exceeds the memory limit"],
+    );
+}
+
+#[test]
+fn graph_files_with_huge_node_counts_are_refused_with_file_and_line() {
+    let dir = temp_dir("graphs");
+    let reference = dir.join("ref");
+    std::fs::create_dir_all(&reference).unwrap();
+    std::fs::write(reference.join("a.txt"), "0 1\n1 2\n").unwrap();
+    let r = reference.to_str().unwrap();
+    for (name, text, want) in [
+        (
+            "max",
+            "0 1\n0 18446744073709551615\n",
+            "a.txt:2: node index 18446744073709551615 is past the limit of 65536 nodes",
+        ),
+        (
+            "u32",
+            "0 4294967295\n",
+            "a.txt:1: node index 4294967295 is past the limit of 65536 nodes",
+        ),
+        (
+            "declared",
+            "# a comment\nnodes 100000000000\n",
+            "a.txt:2: a count of 100000000000 nodes is past the limit of 65536 nodes",
+        ),
+        (
+            "past-u64",
+            "0 18446744073709551616\n",
+            "a.txt:1: `18446744073709551616` is not a node index",
+        ),
+    ] {
+        let g = dir.join(name);
+        std::fs::create_dir_all(&g).unwrap();
+        std::fs::write(g.join("a.txt"), text).unwrap();
+        refused(Some("1G"), &["metrics", g.to_str().unwrap(), r], &[want]);
+    }
+    // A graph6 header with n = 2^32 + 1 (n(n-1)/2 would wrap).
+    let n: u64 = (1 << 32) + 1;
+    let mut line = vec![126u8, 126];
+    line.extend((0..6).map(|i| 63 + ((n >> (6 * (5 - i))) & 63) as u8));
+    line.push(b'\n');
+    let g6 = dir.join("big.g6");
+    std::fs::write(&g6, line).unwrap();
+    refused(
+        Some("1G"),
+        &["metrics", g6.to_str().unwrap(), r],
+        &["big.g6:1: a graph6 graph on 4294967297 nodes is past the limit of 65536 nodes"],
+    );
+    // `sample --data FOLDER` reads graphs the same way.
+    let folder = dir.join("u32");
+    let out = dir.join("out");
+    refused(
+        Some("1G"),
+        &[
+            "sample",
+            "specs/digress.diff",
+            "--data",
+            folder.to_str().unwrap(),
+            "--count",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["a.txt:1: node index 4294967295 is past the limit of 65536 nodes"],
+    );
+}
