@@ -1181,3 +1181,29 @@ fn sweep_leaves_the_constant_radius_out_of_columns_and_plots() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Continuous BFN's flow is the authors' at t = 0 (γ = 0, so μ = 0 whatever the data): the
+/// exact denoiser's first call, at t = 0, weighs every training point the same, and the
+/// original sampler runs from there on both backends.
+#[test]
+fn sample_runs_continuous_bfn_from_its_degenerate_start() {
+    let spec = spec_path("bfn_continuous.diff");
+    for backend in ["interp", "cpu"] {
+        let (code, stdout, stderr) = diffc(&[
+            "sample",
+            &spec,
+            "--data",
+            "moons",
+            "--sampler",
+            "bfn",
+            "--steps",
+            "5",
+            "--count",
+            "8",
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(code, Some(0), "{backend}: {stderr}");
+        assert!(stdout.contains("energy"), "{backend}: {stdout}");
+    }
+}

@@ -329,3 +329,91 @@ fn bfn_accuracy_schedule_matches_the_reference() {
         assert!((schedule(&p, "beta", t) - sb * sb).abs() < 1e-15, "t = {t}");
     }
 }
+
+/// `bfn_continuous`'s `forward` and `loss.continuous` entries on the interpreter and the CPU
+/// backend, for x = (0, 0.5, -1), ε = (1, -2, 0.25) (forward) and ε̂ = (0.3, -0.7, 1.5) (loss),
+/// at `t` (one time for the batch of 1).
+fn bfn_continuous_entries(t: f32) -> Vec<(&'static str, Vec<f32>, Vec<f32>, f32)> {
+    use diffc::interp::{Call, Data, Tensor};
+    let p = spec("bfn_continuous.diff", "bfn_continuous");
+    let real = |v: &[f32]| Tensor {
+        shape: vec![1, v.len()],
+        data: Data::F32(v.to_vec()),
+    };
+    let x = [0.0f32, 0.5, -1.0];
+    let forward = diffc::ir::lower::lower(&p, "forward").unwrap();
+    let loss = diffc::ir::lower::lower(&p, "loss.continuous").unwrap();
+    let mut out = Vec::new();
+    type Runner = fn(&Process, &diffc::ir::Program, &Call) -> Result<Vec<Tensor>, String>;
+    for (backend, run) in [
+        ("interp", diffc::interp::run as Runner),
+        ("cpu", diffc::cpu::run as Runner),
+    ] {
+        let mut call = Call {
+            batch: 1,
+            ..Call::default()
+        };
+        call.inputs.insert("x".into(), real(&x));
+        call.inputs.insert("t".into(), Tensor::scalar(t));
+        call.draws.insert("eps".into(), real(&[1.0, -2.0, 0.25]));
+        let f = run(&p, &forward, &call).unwrap();
+        let mu = f[0].f32s().unwrap().to_vec();
+        call.draws.clear();
+        call.inputs.insert("mu_t".into(), real(&mu));
+        call.inputs
+            .insert("eps_net.x".into(), real(&[0.3, -0.7, 1.5]));
+        let l = run(&p, &loss, &call).unwrap();
+        out.push((backend, x.to_vec(), mu, l[0].f32s().unwrap()[0]));
+    }
+    out
+}
+
+#[test]
+fn bfn_continuous_flow_uses_the_unclamped_time() {
+    // MATH.md §7.2 and §10, as the authors' `CtsBayesianFlow.forward`: γ(t) = 1 − σ₁^{2t} at
+    // the unclamped t, so at t = 0 γ = 0 and μ = 0 exactly, whatever x and ε; the loss's x̂
+    // (their `noise_pred_params_to_data_pred_params`) takes γ at max(t, 1e-6), is 0 below
+    // 1e-6 and is clipped to [−1, 1]; the loss is −ln σ₁ σ₁^{−2t} ‖x − x̂‖² at the unclamped t.
+    let sigma1 = 1e-3f64.sqrt();
+    let gamma = |t: f64| 1.0 - sigma1.powf(2.0 * t);
+    let eps = [1.0f64, -2.0, 0.25];
+    let eps_hat = [0.3f64, -0.7, 1.5];
+    for t in [0.0f32, 1e-7, 1e-6, 0.5, 1.0] {
+        let tt = t as f64;
+        for (backend, x, mu, loss) in bfn_continuous_entries(t) {
+            let g = gamma(tt);
+            for i in 0..3 {
+                let want = g * x[i] as f64 + (g * (1.0 - g)).sqrt() * eps[i];
+                assert!(
+                    (mu[i] as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{backend}, t = {t}: μ[{i}] = {} vs {want}",
+                    mu[i]
+                );
+            }
+            if t == 0.0 {
+                assert!(
+                    mu.iter().all(|m| *m == 0.0),
+                    "{backend}: μ at t = 0 is {mu:?}"
+                );
+            }
+            let gx = gamma(tt.max(1e-6));
+            let mut sq = 0.0;
+            for i in 0..3 {
+                let x_hat = if tt < 1e-6 {
+                    0.0
+                } else {
+                    (mu[i] as f64 / gx - ((1.0 - gx) / gx).sqrt() * eps_hat[i]).clamp(-1.0, 1.0)
+                };
+                sq += (x[i] as f64 - x_hat).powi(2);
+            }
+            let want = -sigma1.ln() * sigma1.powf(-2.0 * tt) * sq;
+            assert!(
+                (loss as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "{backend}, t = {t}: loss {loss} vs {want}"
+            );
+        }
+    }
+    // The former clamp of the flow at 1e-6 gave μ = sqrt(γ(1e-6)) = 0.00263 for x = 0, ε = 1.
+    let at0 = &bfn_continuous_entries(0.0)[0];
+    assert_eq!(at0.2[0], 0.0);
+}

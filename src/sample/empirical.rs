@@ -249,8 +249,13 @@ impl<'p> Empirical<'p> {
             .max(1);
         let chunk = (self.chunk_elements / per_pair).max(1);
         let mut logq = Vec::with_capacity(pairs.len());
-        for part in pairs.chunks(chunk) {
-            logq.extend(self.log_q(part, &state, call.masks, t)?);
+        if self.uninformative(t) {
+            // The state says nothing about the data: every training point weighs the same.
+            logq.resize(pairs.len(), 0.0);
+        } else {
+            for part in pairs.chunks(chunk) {
+                logq.extend(self.log_q(part, &state, call.masks, t)?);
+            }
         }
         // Softmax per sample, in f64.
         let mut out = vec![Vec::new(); batch];
@@ -324,6 +329,35 @@ impl<'p> Empirical<'p> {
             *total.get_or_insert(0) += d;
         }
         total
+    }
+
+    /// Whether no forward marginal depends on the data at `t` in the kernels' f32
+    /// arithmetic: every marginal the denoiser weighs by is an affine Gaussian whose signal
+    /// coefficient rounds to 0 in f32, as continuous BFN's flow at t = 0 (γ(0) = 0, μ = 0
+    /// whatever the data). Bayes' rule then leaves the training points' weights uniform, and
+    /// `log_q` is not run: with a variance that rounds to 0 too, it is 0 · ∞ there.
+    fn uninformative(&self, t: f64) -> bool {
+        let p = self.p;
+        let ev = crate::check::eval::Evaluator::new(p);
+        let env = crate::check::eval::Env {
+            t,
+            ..Default::default()
+        };
+        let mut targets = self
+            .roles
+            .iter()
+            .filter_map(|r| match r {
+                Role::Target(f) => Some(FieldId(*f as u32)),
+                _ => None,
+            })
+            .peekable();
+        targets.peek().is_some()
+            && targets.all(|f| {
+                p.marginal_of(f).and_then(|k| k.affine).is_some_and(|a| {
+                    ev.real(a.alpha, &env)
+                        .is_ok_and(|alpha| alpha as f32 == 0.0)
+                })
+            })
     }
 
     /// `log_q` of each (sample, training point) pair.
