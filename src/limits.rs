@@ -25,7 +25,10 @@ pub fn memory_limit() -> Result<u64, String> {
         return parse_bytes(&s)
             .ok_or_else(|| format!("{MEMORY_LIMIT_VAR}=`{s}` is not a byte count (e.g. 4G)"));
     }
-    Ok(machine_memory().map_or(FALLBACK_MEMORY_LIMIT, |m| m / 2))
+    static MACHINE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    Ok(MACHINE
+        .get_or_init(machine_memory)
+        .map_or(FALLBACK_MEMORY_LIMIT, |m| m / 2))
 }
 
 fn parse_bytes(s: &str) -> Option<u64> {
