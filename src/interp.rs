@@ -2472,10 +2472,18 @@ impl Ctx<'_> {
                     if !(n >= 0.0 && n.fract() == 0.0) {
                         return Err(format!("`repeat` count {n} is not a whole number"));
                     }
+                    let most = crate::limits::MAX_REPEAT;
+                    if n > most as f32 {
+                        return Err(format!(
+                            "`repeat` count {n} is over the limit of {most} iterations (each draws from its own 2^40 range of the element counter)"
+                        ));
+                    }
                     let saved = self.draw_offset;
                     for j in 0..n as u64 {
                         // Inner iterations draw from disjoint ranges of the element counter.
-                        self.draw_offset = saved + ((j + 1) << 40);
+                        self.draw_offset = saved
+                            .checked_add((j + 1) << 40)
+                            .ok_or("nested `repeat`s draw past the element counter")?;
                         self.exec(body, denoiser)?;
                     }
                     self.draw_offset = saved;

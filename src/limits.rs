@@ -18,6 +18,10 @@ pub const MAX_GRAPH_NODES: usize = 1 << 16;
 /// The most samples one `diffc sample --count` may ask for: 2^24.
 pub const MAX_COUNT: usize = 1 << 24;
 
+/// The most iterations one `repeat` may run: 2^23, so that every iteration's draws keep their
+/// own 2^40 range of the 64-bit element counter.
+pub const MAX_REPEAT: u64 = 1 << 23;
+
 /// The memory one call may allocate, in bytes: `DIFFC_MEMORY_LIMIT` if set, else half of the
 /// machine's physical memory (`MemTotal` in `/proc/meminfo`), else [`FALLBACK_MEMORY_LIMIT`].
 pub fn memory_limit() -> Result<u64, String> {

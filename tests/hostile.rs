@@ -285,3 +285,40 @@ fn graph_files_with_huge_node_counts_are_refused_with_file_and_line() {
         &["a.txt:1: node index 4294967295 is past the limit of 65536 nodes"],
     );
 }
+
+#[test]
+fn a_repeat_past_the_limit_is_refused_not_run_or_recorded_without_bound() {
+    let dir = temp_dir("repeat");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/ncsn.diff"))
+        .unwrap()
+        .replace("repeat steps_per_level {", "repeat 99999999999999999999 {");
+    let spec = dir.join("repeat.diff");
+    std::fs::write(&spec, text).unwrap();
+    let spec = spec.to_str().unwrap();
+    let want = "`repeat` count 100000000000000000000 is over the limit of 8388608 iterations";
+    for backend in ["interp", "cpu"] {
+        let out = dir.join(format!("out-{backend}"));
+        refused(
+            Some("1G"),
+            &[
+                "sample",
+                spec,
+                "--data",
+                "moons",
+                "--count",
+                "4",
+                "--backend",
+                backend,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[want],
+        );
+    }
+    let out = dir.join("build");
+    refused(
+        Some("1G"),
+        &["build", spec, "--out", out.to_str().unwrap()],
+        &[want],
+    );
+}
