@@ -634,29 +634,22 @@ fn eval(
         }
         None => {
             for (port, t) in prog.outputs.iter().zip(&outputs) {
-                let vals: Vec<String> = match &t.data {
-                    diffc::interp::Data::F32(v) => {
-                        v.iter().take(6).map(|x| format!("{x}")).collect()
-                    }
-                    diffc::interp::Data::Class(v) => {
-                        v.iter().take(6).map(|x| format!("{x}")).collect()
-                    }
-                    diffc::interp::Data::Bool(v) => {
-                        v.iter().take(6).map(|x| format!("{x}")).collect()
-                    }
-                };
-                let more = if t.len() > 6 { ", …" } else { "" };
-                let _ = writeln!(
-                    out,
-                    "{}: shape {:?} [{}{more}]",
-                    port.name,
-                    t.shape,
-                    vals.join(", ")
-                );
+                let _ = writeln!(out, "{}", output_summary(&port.name, t));
             }
         }
     }
     Ok(())
+}
+
+/// One output in a line: its shape and first values (`x_t: shape [2, 3] [0.1, …]`).
+fn output_summary(name: &str, t: &diffc::interp::Tensor) -> String {
+    let vals: Vec<String> = match &t.data {
+        diffc::interp::Data::F32(v) => v.iter().take(6).map(|x| format!("{x}")).collect(),
+        diffc::interp::Data::Class(v) => v.iter().take(6).map(|x| format!("{x}")).collect(),
+        diffc::interp::Data::Bool(v) => v.iter().take(6).map(|x| format!("{x}")).collect(),
+    };
+    let more = if t.len() > 6 { ", …" } else { "" };
+    format!("{name}: shape {:?} [{}{more}]", t.shape, vals.join(", "))
 }
 
 /// A denoiser that returns supplied outputs: `NET.FIELD#i` for the i-th call of a step, or
@@ -835,7 +828,7 @@ fn eval_step(
         }
         None => {
             for name in names {
-                let _ = writeln!(out, "{name}: shape {:?}", result[name].shape);
+                let _ = writeln!(out, "{}", output_summary(name, &result[name]));
             }
         }
     }

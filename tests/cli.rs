@@ -1207,3 +1207,82 @@ fn sample_runs_continuous_bfn_from_its_degenerate_start() {
         assert!(stdout.contains("energy"), "{backend}: {stdout}");
     }
 }
+
+/// Without `--out`, a sampler step prints each output's first values as an entry does (issue 19,
+/// item 10: it printed shapes only), and a multistep step its `prev.NAME` too.
+#[test]
+fn a_step_summary_prints_values() {
+    let x = save(
+        "summary_x.npy",
+        &diffc::npy::Array {
+            shape: vec![1, 2],
+            data: diffc::npy::Data::F32(vec![0.5, -0.25]),
+        },
+    );
+    let e = save(
+        "summary_e.npy",
+        &diffc::npy::Array {
+            shape: vec![1, 2],
+            data: diffc::npy::Data::F32(vec![0.0, 0.0]),
+        },
+    );
+    let ddpm = spec_path("ddpm.diff");
+    let (code, out, err) = diffc(&[
+        "eval",
+        &ddpm,
+        "--process",
+        "ddpm_linear",
+        "--sampler",
+        "ddim",
+        "--entry",
+        "step",
+        "--in",
+        &format!("x={x}"),
+        "--in",
+        &format!("eps_hat.x={e}"),
+        "--set",
+        "t=500",
+        "--set",
+        "s=480",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    // DDIM with ε̂ = 0 scales x by sqrt(ᾱ_480 / ᾱ_500) > 1.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("x: shape [1, 2] ["))
+        .unwrap_or_else(|| panic!("{out}"));
+    let first: f32 = line
+        .split('[')
+        .nth(2)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first > 0.5 && first < 0.6, "{line}");
+    let solver = spec_path("dpm_solver.diff");
+    let (code, out, err) = diffc(&[
+        "eval",
+        &solver,
+        "--sampler",
+        "dpmpp_2m",
+        "--entry",
+        "step",
+        "--in",
+        &format!("x={x}"),
+        "--in",
+        &format!("eps_hat.x={e}"),
+        "--set",
+        "t=0.5",
+        "--set",
+        "s=0.4",
+        "--set",
+        "k=0",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("prev.d: shape [1, 2] [")),
+        "{out}"
+    );
+}
