@@ -2521,19 +2521,7 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
     // Functions.
     match &u.kind {
         UnitKind::Entry(e) => {
-            let (ins, outs) = array_ports(e);
-            let mut params: Vec<String> = ins
-                .iter()
-                .map(|(_, x)| format!("const {} *{}", port_c_type(x), ident(&x.name)))
-                .chain(
-                    outs.iter()
-                        .map(|(_, x)| format!("{} *{}", port_c_type(x), ident(&x.name))),
-                )
-                .collect();
-            params.push("uint64_t batch".into());
-            if !p.dims.is_empty() {
-                params.push("const uint64_t *dims".into());
-            }
+            let mut params = array_params(p, e);
             let how = match (&tr.rows, &tr.times) {
                 (Some(_), Some(_)) => {
                     params.push(format!("uint32_t {}", ident(&p.time.name)));
@@ -3368,20 +3356,10 @@ fn unit_runtime(c: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trac
     let has_rows = tr.rows.is_some() && tr.width > 0;
     match &u.kind {
         UnitKind::Entry(e) => {
-            let (ins, outs) = array_ports(e);
-            let mut params: Vec<String> = ins
-                .iter()
-                .map(|(_, x)| format!("const {} *{}", port_c_type(x), ident(&x.name)))
-                .chain(
-                    outs.iter()
-                        .map(|(_, x)| format!("{} *{}", port_c_type(x), ident(&x.name))),
-                )
-                .collect();
-            params.push("uint64_t batch".into());
+            let mut params = array_params(p, e);
             let dims_decl = if p.dims.is_empty() {
                 "  const uint64_t dims[1] = {0};\n".to_string()
             } else {
-                params.push("const uint64_t *dims".into());
                 "  if (!dims) return DIFFC_ERR_ARG;\n".to_string()
             };
             let row_expr = match (&tr.rows, &tr.times) {
@@ -3644,8 +3622,9 @@ fn port_arrays(e: &entries::Entry) -> (usize, usize, Vec<String>, Vec<String>) {
     (e.inputs.len().max(1), e.outputs.len().max(1), ins, outs)
 }
 
-/// The parameter list of an entry's `_at` variant.
-fn at_params(p: &Process, e: &entries::Entry) -> Vec<String> {
+/// An entry function's leading parameters: its array inputs, then outputs, the batch size and
+/// (when the process has dimensions) their sizes.
+fn array_params(p: &Process, e: &entries::Entry) -> Vec<String> {
     let (ins, outs) = array_ports(e);
     let mut params: Vec<String> = ins
         .iter()
@@ -3659,6 +3638,12 @@ fn at_params(p: &Process, e: &entries::Entry) -> Vec<String> {
     if !p.dims.is_empty() {
         params.push("const uint64_t *dims".into());
     }
+    params
+}
+
+/// The parameter list of an entry's `_at` variant.
+fn at_params(p: &Process, e: &entries::Entry) -> Vec<String> {
+    let mut params = array_params(p, e);
     for x in time_ports(e) {
         if x.name == p.time.name {
             params.push(format!("const float *{}", ident(&x.name)));
