@@ -7,17 +7,22 @@
 //! a Python number or an array of any real or integer dtype, rounded to f32 as the CLI's
 //! `--set t=…` is.
 //!
+//! A lean sampler step (`Held`) reads C-contiguous float32 arrays where they lie instead; any
+//! other input is converted as above and the copy is what it reads.
+//!
 //! Out: a tensor's `Vec<f32>` (or `Vec<bool>`) becomes the buffer of a numpy array without a
 //! copy: numpy holds the `Vec` itself and frees it with the array. Classes are widened from
 //! u32 to int64 (one pass), the type PyTorch indexes and counts classes with.
 
+use diffc::cpu::lean::{Lent, LentData, StepRunner};
 use diffc::interp::{Data, Tensor};
 use diffc::typed::Elem;
-use numpy::ndarray::{ArrayD, IxDyn};
+use numpy::ndarray::{ArrayD, ArrayViewD, IxDyn};
 use numpy::prelude::*;
-use numpy::{Element, PyArrayDyn, PyUntypedArray};
+use numpy::{Element, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArray};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use std::sync::{Arc, Mutex};
 
 /// The numpy dtype name of an object, or its Python type name when it is no array.
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -213,4 +218,99 @@ pub fn tensor_out<'py>(py: Python<'py>, t: Tensor) -> PyResult<Bound<'py, PyAny>
 /// A float32 array (a network's output) as a tensor.
 pub fn reals_in(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     tensor_in(name, obj, Elem::Real)
+}
+
+/// An input held for a call that reads it in place: a C-contiguous float32 array is borrowed
+/// (no copy); anything else is converted as `tensor_in` converts it, and the copy is lent.
+pub enum Held<'py> {
+    Borrowed(PyReadonlyArrayDyn<'py, f32>),
+    Owned(Tensor, Option<Vec<u8>>),
+}
+
+impl Held<'_> {
+    /// The values as the lean runner reads them.
+    pub fn lent(&self) -> Lent<'_> {
+        match self {
+            Held::Borrowed(r) => Lent {
+                shape: r.shape(),
+                // A borrowed array is contiguous: `hold` checked it.
+                data: LentData::F32(r.as_slice().unwrap_or(&[])),
+            },
+            Held::Owned(t, b) => Lent {
+                shape: &t.shape,
+                data: match (&t.data, b) {
+                    (Data::F32(v), _) => LentData::F32(v),
+                    (Data::Class(v), _) => LentData::U32(v),
+                    (Data::Bool(_), Some(b)) => LentData::U8(b),
+                    (Data::Bool(_), None) => LentData::U8(&[]),
+                },
+            },
+        }
+    }
+}
+
+/// Hold an input of element type `elem` for a lean call.
+pub fn hold<'py>(name: &str, obj: &Bound<'py, PyAny>, elem: Elem) -> PyResult<Held<'py>> {
+    if matches!(elem, Elem::Real | Elem::Vec(_) | Elem::Mat(_)) {
+        if let Ok(a) = obj.cast::<PyArrayDyn<f32>>() {
+            if let Ok(r) = a.try_readonly() {
+                if r.as_slice().is_ok() {
+                    return Ok(Held::Borrowed(r));
+                }
+            }
+        }
+    }
+    let t = tensor_in(name, obj, elem)?;
+    let bytes = match &t.data {
+        Data::Bool(v) => Some(v.iter().map(|b| *b as u8).collect()),
+        _ => None,
+    };
+    Ok(Held::Owned(t, bytes))
+}
+
+/// The memory of a real array a lean step returned: when numpy frees the array, the memory
+/// goes back to the runner that wrote it, for its next step to write into (`StepRunner::recycle`).
+#[pyclass(module = "diffc._diffc", frozen)]
+pub struct Recycled {
+    v: Mutex<Vec<f32>>,
+    runner: Arc<StepRunner>,
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        if let Ok(v) = self.v.get_mut() {
+            self.runner.recycle(std::mem::take(v));
+        }
+    }
+}
+
+/// A lean step's output as a numpy array; reals go back to `runner` when the array dies.
+pub fn recycled_out<'py>(
+    py: Python<'py>,
+    t: Tensor,
+    runner: &Arc<StepRunner>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Data::F32(v) = t.data else {
+        return tensor_out(py, t);
+    };
+    let n: usize = t.shape.iter().product();
+    if n != v.len() {
+        return Err(PyValueError::new_err(format!(
+            "internal error: an output of shape {:?} holds {} values",
+            t.shape,
+            v.len()
+        )));
+    }
+    let ptr = v.as_ptr();
+    let owner = Bound::new(
+        py,
+        Recycled {
+            v: Mutex::new(v),
+            runner: runner.clone(),
+        },
+    )?;
+    // SAFETY: `ptr` is the buffer of the Vec inside `owner` (moving a Vec does not move its
+    // elements), which holds `n` floats in C order and lives as long as the array, its base.
+    let view = unsafe { ArrayViewD::from_shape_ptr(IxDyn(&t.shape), ptr) };
+    Ok(unsafe { PyArrayDyn::borrow_from_array(&view, owner.into_any()) }.into_any())
 }

@@ -42,17 +42,7 @@ impl Net {
                 let name: String = k
                     .extract()
                     .map_err(|_| PyTypeError::new_err("network output names must be strings"))?;
-                let base = name.split('#').next().unwrap_or("");
-                let known = p.networks.iter().any(|n| {
-                    n.outputs
-                        .iter()
-                        .any(|o| format!("{}.{}", n.name, p.field(o.field).name) == base)
-                });
-                if !known {
-                    return Err(PyValueError::new_err(format!(
-                        "step `{sampler}` has no input `{name}`: give fields, NET.FIELD outputs, prev.NAME values or draws"
-                    )));
-                }
+                check_output_name(p, sampler, &name)?;
                 outputs.insert(name.clone(), reals_in(&name, &v)?);
             }
             return Ok(Net::Supplied { outputs, calls: 0 });
@@ -84,6 +74,22 @@ impl Net {
             }
         }
     }
+}
+
+/// A supplied output's name must be `NET.FIELD` or `NET.FIELD#i` of one of the process's networks.
+pub fn check_output_name(p: &Process, sampler: &str, name: &str) -> PyResult<()> {
+    let base = name.split('#').next().unwrap_or("");
+    let known = p.networks.iter().any(|n| {
+        n.outputs
+            .iter()
+            .any(|o| format!("{}.{}", n.name, p.field(o.field).name) == base)
+    });
+    if !known {
+        return Err(PyValueError::new_err(format!(
+            "step `{sampler}` has no input `{name}`: give fields, NET.FIELD outputs, prev.NAME values or draws"
+        )));
+    }
+    Ok(())
 }
 
 impl Denoiser for Net {

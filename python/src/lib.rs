@@ -10,7 +10,8 @@
 mod convert;
 mod denoise;
 
-use convert::{param_in, tensor_in, tensor_out, time_in};
+use convert::{hold, param_in, tensor_in, tensor_out, time_in, Held};
+use diffc::cpu::lean::{StepInputs, StepRunner};
 use diffc::entries::{Extent, Port};
 use diffc::interp::{Call, SampleCall, SingleStep, Tensor};
 use diffc::typed::Elem;
@@ -86,6 +87,7 @@ fn check(
             module: Arc::new(module),
             index,
             compiled: Mutex::default(),
+            runners: Mutex::default(),
         }),
         list.unbind(),
         rendered,
@@ -125,17 +127,13 @@ struct Process {
     /// and a sampler's steps call the same program again and again, and each JIT compile
     /// costs 1–40 ms.
     compiled: Mutex<HashMap<(String, diffc::kernel::build::Variant), Arc<Program>>>,
+    /// Lean step runners by sampler (`diffc::cpu::lean`): a `Sampler.step` on the CPU with its
+    /// network's outputs given runs from its call sequence on the caller's arrays.
+    runners: Mutex<HashMap<String, Arc<StepRunner>>>,
 }
 
-/// A compiled CPU program, shared between calls.
+/// A compiled CPU program, shared between calls (a `Compiled` may be used from any thread).
 struct Program(diffc::cpu::Compiled);
-
-// SAFETY: a `Compiled` is its plan, its kernels' entry points and the JIT module that owns their
-// executable memory; none of them changes after compilation (the module is only touched again to
-// free the memory when the program is dropped), and the kernels are pure functions of the
-// buffers a call passes them, so the program may be used from any thread, by several at once.
-unsafe impl Send for Program {}
-unsafe impl Sync for Program {}
 
 impl Process {
     fn p(&self) -> &diffc::typed::Process {
@@ -164,6 +162,78 @@ impl Process {
             .map_err(|_| "a poisoned lock")?
             .insert(key, c.clone());
         Ok(c)
+    }
+
+    /// The lean runner of `sampler`, compiled on first use.
+    fn runner(&self, sampler: &str) -> Result<Arc<StepRunner>, String> {
+        if let Some(r) = self
+            .runners
+            .lock()
+            .map_err(|_| "a poisoned lock")?
+            .get(sampler)
+        {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(StepRunner::new(self.p(), sampler)?);
+        self.runners
+            .lock()
+            .map_err(|_| "a poisoned lock")?
+            .insert(sampler.to_string(), r.clone());
+        Ok(r)
+    }
+
+    /// A step on the CPU run lean: the state, the network's outputs and the history are read
+    /// where they lie; the new state and history are handed over as the kernels wrote them.
+    /// Fields the step leaves alone are returned as they were given.
+    fn step_lean<'py>(
+        &self,
+        py: Python<'py>,
+        sampler: &str,
+        call: &SampleCall,
+        net: &Bound<'py, PyAny>,
+        state: Vec<(String, Held<'py>)>,
+        prev: Vec<(String, Held<'py>)>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let p = self.p();
+        let mut outputs = Vec::new();
+        for (k, v) in net.cast::<PyDict>()?.iter() {
+            let name: String = k
+                .extract()
+                .map_err(|_| PyTypeError::new_err("network output names must be strings"))?;
+            denoise::check_output_name(p, sampler, &name)?;
+            outputs.push((name.clone(), hold(&name, &v, Elem::Real)?));
+        }
+        let mut inputs = StepInputs::default();
+        for (name, h) in &state {
+            inputs.state.insert(name.clone(), h.lent());
+        }
+        for (name, h) in &prev {
+            inputs.prev.insert(name.clone(), h.lent());
+        }
+        for (name, h) in &outputs {
+            inputs.net.insert(name.clone(), h.lent());
+        }
+        let runner = self.runner(sampler).map_err(value_error)?;
+        let result = py
+            .detach(|| runner.step(p, call, &inputs))
+            .map_err(value_error)?;
+        drop(inputs);
+        let mut fields: Vec<(String, Tensor)> = result.into_iter().collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        let d = PyDict::new(py);
+        for (name, t) in fields {
+            d.set_item(name, convert::recycled_out(py, t, &runner)?)?;
+        }
+        for (name, h) in state {
+            if !d.contains(&name)? {
+                let obj = match h {
+                    Held::Borrowed(r) => (*r).clone().into_any(),
+                    Held::Owned(t, _) => tensor_out(py, t)?,
+                };
+                d.set_item(name, obj)?;
+            }
+        }
+        Ok(d)
     }
 
     /// Run an entry on the CPU backend with its cached program.
@@ -707,12 +777,29 @@ impl Process {
             ..SampleCall::default()
         };
         check_sizes(p, &call.sizes)?;
+        let state_pairs = pairs(Some(state))?;
+        // With the network's outputs given, no draws and no masks, a CPU step runs lean: from its
+        // call sequence, on the caller's arrays (`diffc::cpu::lean`).
+        let lean = matches!(backend, Backend::Cpu)
+            && net.cast::<PyDict>().is_ok()
+            && call.masks.is_empty()
+            && pairs(draws)?.is_empty()
+            && !state_pairs
+                .iter()
+                .any(|(name, _)| p.masks.iter().any(|m| &m.name == name));
+        let mut held: Vec<(String, Held)> = Vec::new();
         let mut batch = None;
-        for (name, v) in pairs(Some(state))? {
+        for (name, v) in state_pairs {
             if p.masks.iter().any(|m| m.name == name) {
                 call.masks
                     .insert(name.clone(), tensor_in(&name, &v, Elem::Bool)?);
             } else if let Some(f) = p.fields.iter().find(|f| f.name == name) {
+                if lean {
+                    let h = hold(&name, &v, f.elem)?;
+                    batch.get_or_insert(h.lent().shape.first().copied().unwrap_or(0));
+                    held.push((name, h));
+                    continue;
+                }
                 let x = tensor_in(&name, &v, f.elem)?;
                 batch.get_or_insert(x.shape.first().copied().unwrap_or(0));
                 call.state.insert(name, x);
@@ -739,7 +826,12 @@ impl Process {
             r,
             ..SingleStep::default()
         };
+        let mut held_prev: Vec<(String, Held)> = Vec::new();
         for (name, v) in pairs(prev)? {
+            if lean {
+                held_prev.push((name.clone(), hold(&format!("prev.{name}"), &v, Elem::Real)?));
+                continue;
+            }
             one.prev.insert(
                 name.clone(),
                 tensor_in(&format!("prev.{name}"), &v, Elem::Real)?,
@@ -771,6 +863,9 @@ impl Process {
             call.finalize_only = true;
         } else {
             call.single_step = Some(one);
+        }
+        if lean {
+            return self.step_lean(py, sampler, &call, net, held, held_prev);
         }
         let mut den = denoise::Net::new(py, p, sampler, net)?;
         let result = py.detach(|| match backend {

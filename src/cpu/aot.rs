@@ -191,23 +191,28 @@ pub(crate) fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
         });
     }
     for s in &p.samplers {
-        let sp = crate::ir::lower::lower_sampler(p, &s.name)?;
-        let plan = build::plan_sampler(p, &sp, &Default::default())?;
         if out.iter().any(|u: &Unit| u.ident == ident(&s.name)) {
             return Err(format!(
                 "`{}`: sampler `{}` has the name of an entry point; rename it to build a library",
                 p.name, s.name
             ));
         }
-        out.push(Unit {
-            ident: ident(&s.name),
-            name: s.name.clone(),
-            prog: sp.prog.clone(),
-            kind: UnitKind::Sampler(Box::new(sp)),
-            plan,
-        });
+        out.push(sampler_unit(p, &s.name)?);
     }
     Ok(out)
+}
+
+/// A sampler's unit, planned as the JIT plans it (no supplied draws, no node masks).
+pub(crate) fn sampler_unit(p: &Process, name: &str) -> Result<Unit, String> {
+    let sp = crate::ir::lower::lower_sampler(p, name)?;
+    let plan = build::plan_sampler(p, &sp, &Default::default())?;
+    Ok(Unit {
+        ident: ident(name),
+        name: name.to_string(),
+        prog: sp.prog.clone(),
+        kind: UnitKind::Sampler(Box::new(sp)),
+        plan,
+    })
 }
 
 /// Values per element of a program coefficient (a K-vector is K, a K×K matrix K²).
@@ -251,7 +256,7 @@ pub(crate) fn coef_text(p: &Process, prog: &Program, c: usize) -> String {
 // Traces
 
 /// Where a buffer of a call lives.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Src {
     /// A field of the sampler's state (the caller's array).
     Field(u32),
@@ -1398,37 +1403,13 @@ pub(crate) fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace
             let scratch = tb.scratch.len();
             let mut phases = tb.phases;
             // The history: each step ends by keeping the slots the next one reads with `prev`.
-            let keep: Vec<Event> = sp
-                .history
-                .iter()
-                .map(|h| {
-                    let like = phases
-                        .values()
-                        .flat_map(|ph| ph.events.iter())
-                        .flat_map(writes)
-                        .find(|b| b.src == Src::Slot(*h))
-                        .cloned()
-                        .ok_or_else(|| {
-                            format!(
-                                "`{}.{}`: a history value is never written by a kernel",
-                                p.name, u.name
-                            )
-                        })?;
-                    Ok(Event::Copy {
-                        to: Buf {
-                            src: Src::Prev(*h),
-                            ..like.clone()
-                        },
-                        from: Buf {
-                            src: Src::Slot(*h),
-                            out: false,
-                            ..like
-                        },
-                        why: CopyWhy::Keep,
-                        tag: 0,
-                    })
-                })
-                .collect::<Result<_, String>>()?;
+            let keep = keep_copies(
+                p,
+                u,
+                sp,
+                phases.values().flat_map(|ph| ph.events.iter()),
+                true,
+            )?;
             let mut shapes: Vec<Vec<Event>> = Vec::new();
             let mut docs: Vec<BTreeMap<u32, String>> = Vec::new();
             let mut intern = |events: Vec<Event>, d: BTreeMap<u32, String>| -> usize {
@@ -1513,6 +1494,153 @@ pub(crate) fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace
             })
         }
     }
+}
+
+/// The copies that end a step: each history slot the next step reads with `prev`, shaped like
+/// the buffer that writes it in `events`. Every slot must be written there when `strict` (a
+/// whole run); otherwise a slot no event writes is left out (one step that keeps nothing new).
+fn keep_copies<'e>(
+    p: &Process,
+    u: &Unit,
+    sp: &SamplerProgram,
+    events: impl Iterator<Item = &'e Event> + Clone,
+    strict: bool,
+) -> Result<Vec<Event>, String> {
+    sp.history
+        .iter()
+        .filter(|h| {
+            strict
+                || events
+                    .clone()
+                    .flat_map(writes)
+                    .any(|b| b.src == Src::Slot(**h))
+        })
+        .map(|h| {
+            let like = events
+                .clone()
+                .flat_map(writes)
+                .find(|b| b.src == Src::Slot(*h))
+                .cloned()
+                .ok_or_else(|| {
+                    format!(
+                        "`{}.{}`: a history value is never written by a kernel",
+                        p.name, u.name
+                    )
+                })?;
+            Ok(Event::Copy {
+                to: Buf {
+                    src: Src::Prev(*h),
+                    ..like.clone()
+                },
+                from: Buf {
+                    src: Src::Slot(*h),
+                    out: false,
+                    ..like
+                },
+                why: CopyWhy::Keep,
+                tag: 0,
+            })
+        })
+        .collect()
+}
+
+/// One step of a sampler (or its final map) as `call` asks for it (`single_step` or
+/// `finalize_only`, with its grid, params and seed): the call sequence, ending with the copies
+/// that keep its history, and the row of host values it reads. Found as `trace_unit` finds a
+/// whole run's, on zero samples.
+pub(crate) fn trace_single(
+    p: &Process,
+    units: &[Unit],
+    ui: usize,
+    call: &SampleCall,
+) -> Result<(Vec<Event>, Vec<f32>), String> {
+    let u = &units[ui];
+    let UnitKind::Sampler(sp) = &u.kind else {
+        return Err(format!("`{}` is not a sampler", u.name));
+    };
+    let (coef_off, coef_width) = coef_layout(p, &u.prog);
+    let tb = RefCell::new(TraceBuf {
+        coef_off,
+        coef_width,
+        values: true,
+        phases: BTreeMap::new(),
+        scratch: BTreeMap::new(),
+        pending: None,
+        filled: BTreeSet::new(),
+        extra_at: BTreeMap::new(),
+    });
+    let r = Rec {
+        p,
+        units,
+        unit: ui,
+        own: true,
+        phase: None,
+        tb: &tb,
+    };
+    let mut c = SampleCall {
+        seed: call.seed,
+        batch: 0,
+        sizes: unit_sizes(p),
+        params: call.params.clone(),
+        process_params: call.process_params.clone(),
+        grid: call.grid.clone(),
+        finalize_only: call.finalize_only,
+        ..SampleCall::default()
+    };
+    for f in &p.fields {
+        c.state
+            .insert(f.name.clone(), zero_tensor(p, f.elem, &f.shape));
+    }
+    let key = match &call.single_step {
+        Some(one) if !call.finalize_only => {
+            let mut one = one.clone();
+            one.prev.clear();
+            for (slot, name) in sp.history.iter().zip(&sp.history_names) {
+                let Some(info) = sp
+                    .prog
+                    .nodes
+                    .iter()
+                    .find(|n| matches!(n.node, Node::Prev(x) if x == *slot))
+                else {
+                    continue;
+                };
+                let elem = match info.kind {
+                    crate::ir::Kind::Vec(k) => Elem::Vec(k),
+                    crate::ir::Kind::Bool => Elem::Bool,
+                    crate::ir::Kind::Class(k) => Elem::Cat(k),
+                    _ => Elem::Real,
+                };
+                let shape = info.shape.clone().unwrap_or_else(Shape::scalar);
+                one.prev.insert(name.clone(), zero_tensor(p, elem, &shape));
+            }
+            let k = one.k as u32;
+            c.single_step = Some(one);
+            k
+        }
+        _ if call.finalize_only => 0,
+        _ => return Err("a single step needs its index, or the final map alone".into()),
+    };
+    interp::sample_with(p, sp, &c, &mut RecNet { rec: &r }, Some(&r))?;
+    let mut tb = tb.into_inner();
+    let ph = tb.phases.remove(&key).unwrap_or_else(|| Phase {
+        row: vec![0.0; coef_width as usize],
+        ..Phase::default()
+    });
+    if let Some(k) = tb.phases.keys().next() {
+        return Err(format!(
+            "internal error: `{}.{}` launched with step word {k}",
+            p.name, u.name
+        ));
+    }
+    let mut events = ph.events;
+    if !call.finalize_only {
+        let keep = keep_copies(p, u, sp, events.iter(), false)?;
+        events.extend(keep);
+    }
+    let mut shapes = [events];
+    simplify(&mut shapes);
+    let [events] = shapes;
+    Ok((fold_repeats(events), ph.row))
 }
 
 fn port_buf(port: &Port, src: Src, out: bool) -> Buf {

@@ -13,6 +13,7 @@
 pub mod aot;
 pub mod codegen;
 pub(crate) mod coefc;
+pub mod lean;
 pub mod native;
 
 use crate::interp::{self, Call, Ctx, Denoiser, SampleCall, Shared, Tensor, Val};
@@ -144,6 +145,13 @@ impl Drop for Compiled {
         }
     }
 }
+
+// SAFETY: a `Compiled` is its plan, its kernels' entry points and the JIT module that owns their
+// executable memory; none of them changes after compilation (the module is touched again only
+// to free the memory when the program is dropped), and the kernels are pure functions of the
+// buffers a call passes them, so a program may be used from any thread, by several at once.
+unsafe impl Send for Compiled {}
+unsafe impl Sync for Compiled {}
 
 /// The symbol of kernel `i` of a plan.
 pub fn symbol(i: usize, k: &Kernel) -> String {

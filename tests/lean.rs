@@ -1,0 +1,326 @@
+//! Steps run from their call sequence on lent arrays (`cpu::lean`) against the same steps
+//! through `cpu::sample`: every sampler of every shipped spec, a first step, a later step fed
+//! the first one's history, and the final map, bit for bit; and the same errors for bad input.
+
+mod common;
+
+use common::diff::{sampler_call, tensor_for, Gen, Wobbly};
+use common::shipped;
+use diffc::cpu::lean::{Lent, LentData, StepInputs, StepRunner};
+use diffc::interp::{Data, Denoiser, NetCall, SampleCall, SingleStep, Tensor};
+use diffc::ir::lower::lower_sampler;
+use diffc::ir::SamplerProgram;
+use diffc::typed::{Elem, Process};
+use std::collections::HashMap;
+
+/// `Wobbly`, keeping every output it returned by `NET.FIELD#i`.
+struct Recording {
+    net: Wobbly,
+    calls: usize,
+    outputs: HashMap<String, Tensor>,
+}
+
+impl Denoiser for Recording {
+    fn denoise(&mut self, p: &Process, call: &NetCall) -> Result<Vec<Tensor>, String> {
+        let out = self.net.denoise(p, call)?;
+        let n = &p.networks[call.net];
+        for (o, t) in n.outputs.iter().zip(&out) {
+            let name = format!("{}.{}#{}", n.name, p.field(o.field).name, self.calls);
+            self.outputs.insert(name, t.clone());
+        }
+        self.calls += 1;
+        Ok(out)
+    }
+}
+
+/// Bools as bytes, kept alive while lent.
+fn bytes(t: &Tensor) -> Option<Vec<u8>> {
+    match &t.data {
+        Data::Bool(v) => Some(v.iter().map(|b| *b as u8).collect()),
+        _ => None,
+    }
+}
+
+fn lend<'a>(t: &'a Tensor, b: &'a Option<Vec<u8>>) -> Lent<'a> {
+    Lent {
+        shape: &t.shape,
+        data: match (&t.data, b) {
+            (Data::F32(v), _) => LentData::F32(v),
+            (Data::Class(v), _) => LentData::U32(v),
+            (Data::Bool(_), Some(b)) => LentData::U8(b),
+            (Data::Bool(_), None) => unreachable!(),
+        },
+    }
+}
+
+/// Run `call` both ways; compare. Returns the step's outputs (by `cpu::sample`) when it ran.
+fn both(
+    p: &Process,
+    sp: &SamplerProgram,
+    runner: &StepRunner,
+    call: &SampleCall,
+    prev: &HashMap<String, Tensor>,
+    what: &str,
+) -> Option<HashMap<String, Tensor>> {
+    let mut rec = Recording {
+        net: Wobbly(0),
+        calls: 0,
+        outputs: HashMap::new(),
+    };
+    let mut c = call.clone();
+    if let Some(one) = &mut c.single_step {
+        one.prev = prev.clone();
+    }
+    let want = diffc::cpu::sample(p, sp, &c, &mut rec);
+    let state_b: Vec<_> = call.state.iter().map(|(n, t)| (n, t, bytes(t))).collect();
+    let prev_b: Vec<_> = prev.iter().map(|(n, t)| (n, t, bytes(t))).collect();
+    let mut inputs = StepInputs::default();
+    for (n, t, b) in &state_b {
+        inputs.state.insert((*n).clone(), lend(t, b));
+    }
+    for (n, t, b) in &prev_b {
+        inputs.prev.insert((*n).clone(), lend(t, b));
+    }
+    let none = None;
+    for (n, t) in &rec.outputs {
+        inputs.net.insert(n.clone(), lend(t, &none));
+    }
+    let got = runner.step(p, call, &inputs);
+    match (want, got) {
+        (Ok(w), Ok(g)) => {
+            for (name, t) in &g {
+                assert_eq!(Some(t), w.get(name), "{what}: `{name}`");
+            }
+            // What the lean step does not return, it left as it was given.
+            for (name, t) in &w {
+                if !g.contains_key(name) {
+                    assert_eq!(Some(t), call.state.get(name), "{what}: `{name}` is missing");
+                }
+            }
+            Some(w)
+        }
+        (Err(w), Err(g)) => {
+            assert_eq!(g, w, "{what}: errors differ");
+            None
+        }
+        (w, g) => panic!(
+            "{what}: cpu::sample {}, lean {}",
+            common::diff::outcome(&w),
+            common::diff::outcome(&g)
+        ),
+    }
+}
+
+fn full_state(p: &Process, call: &mut SampleCall, batch: usize, size: usize, g: &mut Gen) {
+    for f in &p.fields {
+        if !call.state.contains_key(&f.name) {
+            let mut dims = vec![batch];
+            dims.extend(f.shape.dims.iter().map(|_| size));
+            if let Elem::Vec(k) = f.elem {
+                dims.push(k as usize);
+            }
+            call.state
+                .insert(f.name.clone(), tensor_for(p, f.elem, dims, g));
+        }
+    }
+}
+
+#[test]
+fn every_step_matches_the_cpu_backend() {
+    let mut ran = 0;
+    for p in shipped() {
+        for s in &p.samplers {
+            let sp = lower_sampler(&p, &s.name).unwrap();
+            let runner = StepRunner::new(&p, &s.name)
+                .unwrap_or_else(|e| panic!("{} {}: {e}", p.name, s.name));
+            let g = &s.default_grid;
+            let n = g.len() - 1;
+            for (batch, size, seed) in [(2, 5, 3), (1, 3, 8)] {
+                let what = format!("{} {} (batch {batch}, size {size})", p.name, s.name);
+                let mut call = sampler_call(&p, &sp, vec![g[0], g[1]], batch, size, seed);
+                full_state(&p, &mut call, batch, size, &mut Gen(seed + 1));
+                call.single_step = Some(SingleStep {
+                    k: 0,
+                    n,
+                    ..SingleStep::default()
+                });
+                let first = both(&p, &sp, &runner, &call, &HashMap::new(), &what);
+                // A later step, from the first one's state and history.
+                if let (Some(out), true) = (first, n > 1) {
+                    let mut prev = HashMap::new();
+                    for (name, t) in out {
+                        match name.strip_prefix("prev.") {
+                            Some(h) => {
+                                prev.insert(h.to_string(), t);
+                            }
+                            None => {
+                                call.state.insert(name, t);
+                            }
+                        }
+                    }
+                    call.grid = Some(vec![g[1], g[2]]);
+                    call.single_step = Some(SingleStep {
+                        k: 1,
+                        n,
+                        r: Some(g[0]),
+                        ..SingleStep::default()
+                    });
+                    both(&p, &sp, &runner, &call, &prev, &format!("{what} step 1"));
+                }
+                let mut fin = call.clone();
+                fin.single_step = None;
+                fin.finalize_only = true;
+                // The final map reads the grid's first time only; the second keeps a one-step sampler's
+                // check of its step.
+                fin.grid = Some(vec![g[n], g[n - 1]]);
+                both(
+                    &p,
+                    &sp,
+                    &runner,
+                    &fin,
+                    &HashMap::new(),
+                    &format!("{what} final"),
+                );
+                ran += 1;
+            }
+        }
+    }
+    println!("{ran} samplers' steps agree");
+    assert!(ran >= 60, "{ran}");
+}
+
+/// Bad state: a NaN, a wrong shape, a missing field, a class out of range give the
+/// interpreter's messages.
+#[test]
+fn bad_input_gives_the_interpreters_errors() {
+    let p = common::spec("ddpm.diff", "ddpm_linear");
+    let runner = StepRunner::new(&p, "ancestral").unwrap();
+    let sp = lower_sampler(&p, "ancestral").unwrap();
+    let g = p
+        .samplers
+        .iter()
+        .find(|s| s.name == "ancestral")
+        .unwrap()
+        .default_grid
+        .clone();
+    let mut call = sampler_call(&p, &sp, vec![g[0], g[1]], 2, 4, 1);
+    full_state(&p, &mut call, 2, 4, &mut Gen(2));
+    call.single_step = Some(SingleStep {
+        k: 0,
+        n: g.len() - 1,
+        ..SingleStep::default()
+    });
+    let mut x = call.state["x"].clone();
+    if let Data::F32(v) = &mut x.data {
+        v[5] = f32::NAN;
+    }
+    let mut bad = call.clone();
+    bad.state.insert("x".into(), x);
+    let what = format!("{} ancestral NaN", p.name);
+    assert!(both(&p, &sp, &runner, &bad, &HashMap::new(), &what).is_none());
+    // A NaN in the network's output: the new state becomes NaN.
+    let eps = Tensor {
+        shape: vec![2, 4],
+        data: Data::F32(vec![f32::NAN; 8]),
+    };
+    let mut inputs = StepInputs::default();
+    inputs
+        .state
+        .insert("x".into(), lend(&call.state["x"], &None));
+    inputs.net.insert("eps_hat.x".into(), lend(&eps, &None));
+    let e = runner.step(&p, &call, &inputs).unwrap_err();
+    assert!(e.starts_with("`x` became NaN at flat index 0"), "{e}");
+    // A network output of the wrong shape, a missing one, a missing field.
+    let short = Tensor {
+        shape: vec![2, 3],
+        data: Data::F32(vec![0.0; 6]),
+    };
+    inputs.net.insert("eps_hat.x".into(), lend(&short, &None));
+    let e = runner.step(&p, &call, &inputs).unwrap_err();
+    assert_eq!(e, "`eps_hat.x` has shape [2, 3], expected [2, 4]");
+    inputs.net.clear();
+    let e = runner.step(&p, &call, &inputs).unwrap_err();
+    assert!(e.contains("give its output `eps_hat.x`"), "{e}");
+    inputs.state.clear();
+    inputs.net.insert("eps_hat.x".into(), lend(&eps, &None));
+    let e = runner.step(&p, &call, &inputs).unwrap_err();
+    assert_eq!(e, "the step reads `x`: give its value");
+    // A time outside the process's: the interpreter's own check.
+    let mut late = call.clone();
+    late.grid = Some(vec![g[0] + 5.0, g[1]]);
+    inputs
+        .state
+        .insert("x".into(), lend(&call.state["x"], &None));
+    assert!(runner.step(&p, &late, &inputs).is_err());
+}
+
+/// Arrays handed back to the runner are written over in full: a loop whose results are
+/// recycled (after being filled with NaN) gives what fresh arrays give.
+#[test]
+fn recycled_arrays_are_written_in_full() {
+    for (file, process, sampler) in [
+        ("ddpm.diff", "ddpm_linear", "ancestral"),
+        ("dpm_solver.diff", "vp_linear", "dpmpp_2m"),
+    ] {
+        let p = common::spec(file, process);
+        let sp = lower_sampler(&p, sampler).unwrap();
+        let g = p
+            .samplers
+            .iter()
+            .find(|s| s.name == sampler)
+            .unwrap()
+            .default_grid
+            .clone();
+        let (fresh, pooled) = (
+            StepRunner::new(&p, sampler).unwrap(),
+            StepRunner::new(&p, sampler).unwrap(),
+        );
+        let d = 70_001;
+        let mut gen = Gen(4);
+        let x0 = tensor_for(&p, Elem::Real, vec![1, d], &mut gen);
+        let eps = tensor_for(&p, Elem::Real, vec![1, d], &mut gen);
+        let (mut xa, mut xb) = (x0.clone(), x0);
+        let (mut pa, mut pb): (HashMap<String, Tensor>, HashMap<String, Tensor>) =
+            (HashMap::new(), HashMap::new());
+        for k in 0..3 {
+            let mut call = sampler_call(&p, &sp, vec![g[k], g[k + 1]], 1, d, 7);
+            call.single_step = Some(SingleStep {
+                k,
+                n: g.len() - 1,
+                r: (k > 0).then(|| g[k - 1]),
+                ..SingleStep::default()
+            });
+            let run = |r: &StepRunner, x: &Tensor, prev: &HashMap<String, Tensor>| {
+                let mut inputs = StepInputs::default();
+                inputs.state.insert("x".into(), lend(x, &None));
+                for (n, t) in prev {
+                    inputs.prev.insert(n.clone(), lend(t, &None));
+                }
+                for o in ["eps_hat.x", "x0_hat.x", "eps_net.x"] {
+                    inputs.net.insert(o.into(), lend(&eps, &None));
+                }
+                r.step(&p, &call, &inputs)
+                    .unwrap_or_else(|e| panic!("{process} {sampler} step {k}: {e}"))
+            };
+            let mut a = run(&fresh, &xa, &pa);
+            let mut b = run(&pooled, &xb, &pb);
+            assert_eq!(a, b, "{process} {sampler} step {k}");
+            // The pooled loop hands its old arrays back, poisoned.
+            for old in std::iter::once(xb).chain(pb.into_values()) {
+                if let Data::F32(mut v) = old.data {
+                    v.fill(f32::NAN);
+                    pooled.recycle(v);
+                }
+            }
+            xa = a.remove("x").unwrap();
+            xb = b.remove("x").unwrap();
+            let strip = |m: HashMap<String, Tensor>| -> HashMap<String, Tensor> {
+                m.into_iter()
+                    .filter_map(|(n, t)| Some((n.strip_prefix("prev.")?.to_string(), t)))
+                    .collect()
+            };
+            pa = strip(a);
+            pb = strip(b);
+        }
+    }
+}
