@@ -322,3 +322,70 @@ fn a_repeat_past_the_limit_is_refused_not_run_or_recorded_without_bound() {
         &[want],
     );
 }
+
+/// `specs/ddpm.diff` with `const deep = EXPR` at the top of its first process, and that line's
+/// number.
+fn deep_spec(name: &str, expr: &str) -> (PathBuf, usize) {
+    let base =
+        std::fs::read_to_string(format!("{}/specs/ddpm.diff", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let at = base.find("process ddpm_linear {").unwrap() + "process ddpm_linear {".len();
+    let text = format!("{}\n  const deep = {expr}\n{}", &base[..at], &base[at..]);
+    let path = temp_dir(name).join(format!("{name}.diff"));
+    std::fs::write(&path, text).unwrap();
+    (path, base[..at].lines().count() + 1)
+}
+
+/// Class 1: specs nested thousands of levels deep (sums, unary minuses, parentheses, calls,
+/// if-chains, index chains) are refused where they nest too deeply, by `check` and `build`
+/// alike, never overflowing the stack; nesting a few hundred levels deep checks and builds.
+#[test]
+fn deeply_nested_specs_are_refused_not_a_stack_overflow() {
+    let many = |s: &str, n: usize| s.repeat(n);
+    let cases = [
+        ("sum", vec!["1"; 4200].join(" + ")),
+        ("neg", format!("{}1", many("-", 4200))),
+        ("parens", format!("{}1{}", many("(", 2600), many(")", 2600))),
+        (
+            "calls",
+            format!("{}1{}", many("exp(", 2200), many(")", 2200)),
+        ),
+        ("ifs", format!("{}1", many("if true then 1 else ", 5000))),
+        ("index", format!("[1]{}", many("[0]", 5000))),
+    ];
+    for (name, expr) in &cases {
+        let (path, line) = deep_spec(name, expr);
+        let p = path.to_str().unwrap();
+        for args in [
+            vec!["check", p],
+            vec!["build", p, "--target", "cpu", "-o", "/dev/null/x"],
+        ] {
+            let (code, err) = run(None, &args);
+            assert_eq!(code, Some(1), "{name} {args:?}: {err}");
+            assert!(
+                err.contains("error[E0001]: this nests too deeply"),
+                "{name}: {err}"
+            );
+            assert!(
+                err.contains(&format!("{p}:{line}:")),
+                "{name}: the error's location: {err}"
+            );
+        }
+    }
+    for (name, expr) in [
+        ("sum250", vec!["1"; 250].join(" + ")),
+        ("neg250", format!("{}1", many("-", 250))),
+        (
+            "parens160",
+            format!("{}1{}", many("(", 160), many(")", 160)),
+        ),
+        ("ifs160", format!("{}1", many("if true then 1 else ", 160))),
+    ] {
+        let (path, _) = deep_spec(name, &expr);
+        let out = temp_dir(&format!("{name}-out"));
+        let (p, o) = (path.to_str().unwrap(), out.to_str().unwrap());
+        let (code, err) = run(None, &["check", p]);
+        assert_eq!(code, Some(0), "{name}: {err}");
+        let (code, err) = run(None, &["build", p, "--target", "wgsl", "-o", o]);
+        assert_eq!(code, Some(0), "{name}: {err}");
+    }
+}

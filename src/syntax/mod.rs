@@ -19,6 +19,7 @@ pub fn parse(text: &str) -> Result<File, Diagnostic> {
     pest::set_error_detail(true);
     let mut pairs = DiffParser::parse(Rule::file, text).map_err(|e| syntax_error(e, text))?;
     let file = pairs.next().expect("file rule");
+    check_depth(file.clone())?;
     let mut items = Vec::new();
     for pair in file.into_inner() {
         match pair.as_rule() {
@@ -35,6 +36,7 @@ pub fn parse(text: &str) -> Result<File, Diagnostic> {
 pub fn parse_expr(text: &str) -> Result<Expr, Diagnostic> {
     let mut pairs = DiffParser::parse(Rule::expr, text).map_err(|e| syntax_error(e, text))?;
     let pair = pairs.next().expect("expr rule");
+    check_depth(pair.clone())?;
     if pair.as_span().end() != text.trim_end().len() {
         let at = pair.as_span().end();
         return Err(Diagnostic::error(
@@ -44,6 +46,38 @@ pub fn parse_expr(text: &str) -> Result<Expr, Diagnostic> {
         ));
     }
     expr(pair)
+}
+
+/// How deeply a spec may nest: parse-tree levels, where each operator of an expression counts
+/// as a level (`1 + 1 + … + 1` nests as deeply as its terms). Every pass after parsing recurses
+/// over the tree, so this bound keeps them all within a thread's stack.
+pub const MAX_DEPTH: usize = 512;
+
+/// Refuse a parse tree deeper than `MAX_DEPTH`, at the first place it gets there. The walk keeps
+/// its own stack, so it never overflows the thread's.
+fn check_depth(root: Pair<Rule>) -> Result<(), Diagnostic> {
+    let mut stack = vec![(root, 0usize)];
+    while let Some((pair, d)) = stack.pop() {
+        let children: Vec<Pair<Rule>> = pair.clone().into_inner().collect();
+        let step = match pair.as_rule() {
+            // An expression's operators, and a postfix chain's calls and indices, each nest
+            // the rest one level deeper.
+            Rule::expr | Rule::postfix_expr => children.len().max(1),
+            _ => 1,
+        };
+        let d = d + step;
+        if d > MAX_DEPTH {
+            return Err(Diagnostic::error(
+                Code::Syntax,
+                span_of(&pair),
+                format!(
+                    "this nests too deeply: more than {MAX_DEPTH} levels of expressions, operators and blocks; split it with `let`s or functions"
+                ),
+            ));
+        }
+        stack.extend(children.into_iter().map(|c| (c, d)));
+    }
+    Ok(())
 }
 
 /// The reserved words of the grammar (`keyword` in `grammar/diff.pest`).
