@@ -619,27 +619,93 @@ fn check_values(t: &Tensor, elem: Elem, name: &str) -> Result<(), String> {
     match (&t.data, elem) {
         (Data::F32(v), Elem::Real | Elem::Vec(_)) => {
             if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                return Err(format!("input `{name}` holds {} at flat index {i}", v[i]));
+                return Err(nonfinite_input(name, v, i));
             }
         }
-        (Data::Class(v), Elem::Cat(k)) => {
-            if let Some(i) = v.iter().position(|c| *c >= k) {
-                return Err(format!(
-                    "input `{name}` holds class {} at flat index {i}, outside 0..{}",
-                    v[i],
-                    k - 1
-                ));
-            }
-        }
+        (Data::Class(v), Elem::Cat(k)) => check_classes(v, k, name)?,
         (Data::Bool(_), Elem::Bool) => {}
-        _ => {
-            return Err(format!(
-                "input `{name}` has the wrong element type: expected {}",
-                elem.describe()
-            ))
-        }
+        _ => return Err(wrong_elem(name, elem)),
     }
     Ok(())
+}
+
+/// The error for input `name`'s first non-finite value, `v[i]`.
+pub(crate) fn nonfinite_input(name: &str, v: &[f32], i: usize) -> String {
+    format!("input `{name}` holds {} at flat index {i}", v[i])
+}
+
+/// Every class of input `name` must lie in `0..k`.
+pub(crate) fn check_classes(v: &[u32], k: u32, name: &str) -> Result<(), String> {
+    match v.iter().position(|c| *c >= k) {
+        Some(i) => Err(format!(
+            "input `{name}` holds class {} at flat index {i}, outside 0..{}",
+            v[i],
+            k - 1
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn wrong_elem(name: &str, elem: Elem) -> String {
+    format!(
+        "input `{name}` has the wrong element type: expected {}",
+        elem.describe()
+    )
+}
+
+/// Read the sizes of a state field's dimensions off its `shape` (batch first) into `sizes`,
+/// which must agree with what earlier values set; returns the field.
+pub(crate) fn state_sizes<'p>(
+    p: &'p Process,
+    name: &str,
+    shape: &[usize],
+    batch: usize,
+    sizes: &mut HashMap<String, usize>,
+) -> Result<&'p crate::typed::Field, String> {
+    let f = p
+        .fields
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| format!("no field `{name}`"))?;
+    if shape.first() != Some(&batch) {
+        return Err(format!(
+            "`{name}` holds {:?} samples, expected {batch}",
+            shape.first(),
+        ));
+    }
+    for (axis, d) in f.shape.dims.iter().enumerate() {
+        let dn = &p.dims[d.index()].name;
+        let n = *shape
+            .get(axis + 1)
+            .ok_or_else(|| format!("`{name}` lacks its `{dn}` axis"))?;
+        if sizes.insert(dn.clone(), n).is_some_and(|m| m != n) {
+            return Err(format!(
+                "`{name}` has {dn} = {n}, but another value has {dn} = {}",
+                sizes[dn]
+            ));
+        }
+    }
+    Ok(f)
+}
+
+/// The element type of the value a sampler keeps in `slot` for its next step, and the node
+/// that reads it there (`prev.NAME`).
+pub(crate) fn kept_value(
+    sp: &crate::ir::SamplerProgram,
+    slot: u32,
+) -> Option<(Elem, &crate::ir::NodeInfo)> {
+    let info = sp
+        .prog
+        .nodes
+        .iter()
+        .find(|n| matches!(n.node, crate::ir::Node::Prev(x) if x == slot))?;
+    let elem = match info.kind {
+        crate::ir::Kind::Vec(k) => Elem::Vec(k),
+        crate::ir::Kind::Bool => Elem::Bool,
+        crate::ir::Kind::Class(k) => Elem::Cat(k),
+        _ => Elem::Real,
+    };
+    Some((elem, info))
 }
 
 /// Elements per sample of a shape under the call's dimension sizes, in checked arithmetic.
@@ -1930,31 +1996,7 @@ pub(crate) fn sample_with(
     // Sizes: given, or read off the starting state.
     let mut sizes = call.sizes.clone();
     for (name, t) in &call.state {
-        let f = p
-            .fields
-            .iter()
-            .find(|f| &f.name == name)
-            .ok_or_else(|| format!("no field `{name}`"))?;
-        if t.shape.first() != Some(&call.batch) {
-            return Err(format!(
-                "`{name}` holds {:?} samples, expected {}",
-                t.shape.first(),
-                call.batch
-            ));
-        }
-        for (axis, d) in f.shape.dims.iter().enumerate() {
-            let dn = &p.dims[d.index()].name;
-            let n = *t
-                .shape
-                .get(axis + 1)
-                .ok_or_else(|| format!("`{name}` lacks its `{dn}` axis"))?;
-            if sizes.insert(dn.clone(), n).is_some_and(|m| m != n) {
-                return Err(format!(
-                    "`{name}` has {dn} = {n}, but another value has {dn} = {}",
-                    sizes[dn]
-                ));
-            }
-        }
+        let f = state_sizes(p, name, &t.shape, call.batch, &mut sizes)?;
         check_values(t, f.elem, name)?;
     }
     check_call_size(p, &sp.prog, call.batch, &sizes)?;
@@ -2023,18 +2065,7 @@ pub(crate) fn sample_with(
         for (slot, name) in sp.history.iter().zip(&sp.history_names) {
             if let Some(t) = one.prev.get(name) {
                 // The element type of the stored value, from the node that reads it.
-                let kind = sp
-                    .prog
-                    .nodes
-                    .iter()
-                    .find(|n| matches!(n.node, crate::ir::Node::Prev(x) if x == *slot))
-                    .map(|n| n.kind);
-                let elem = match kind {
-                    Some(crate::ir::Kind::Vec(k)) => Elem::Vec(k),
-                    Some(crate::ir::Kind::Bool) => Elem::Bool,
-                    Some(crate::ir::Kind::Class(k)) => Elem::Cat(k),
-                    _ => Elem::Real,
-                };
+                let elem = kept_value(sp, *slot).map_or(Elem::Real, |(e, _)| e);
                 cx.prev[*slot as usize] = Some(val_from_tensor(t.clone(), elem));
             }
         }

@@ -446,6 +446,18 @@ enum ExtraKey {
 }
 
 impl TraceBuf {
+    fn new(coef_off: Vec<u32>, coef_width: u32, values: bool) -> TraceBuf {
+        TraceBuf {
+            coef_off,
+            coef_width,
+            values,
+            phases: BTreeMap::new(),
+            scratch: BTreeMap::new(),
+            pending: None,
+            filled: BTreeSet::new(),
+            extra_at: BTreeMap::new(),
+        }
+    }
     fn phase(&mut self, ph: u32) -> &mut Phase {
         let w = self.coef_width as usize;
         self.phases.entry(ph).or_insert_with(|| Phase {
@@ -1166,18 +1178,7 @@ fn unit_sizes(p: &Process) -> HashMap<String, usize> {
 pub(crate) fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {
     let u = &units[ui];
     let (coef_off, coef_width) = coef_layout(p, &u.prog);
-    let new_tb = |values: bool| {
-        RefCell::new(TraceBuf {
-            coef_off: coef_off.clone(),
-            coef_width,
-            values,
-            phases: BTreeMap::new(),
-            scratch: BTreeMap::new(),
-            pending: None,
-            filled: BTreeSet::new(),
-            extra_at: BTreeMap::new(),
-        })
-    };
+    let new_tb = |values: bool| RefCell::new(TraceBuf::new(coef_off.clone(), coef_width, values));
     fn rec<'a>(p: &'a Process, units: &'a [Unit], ui: usize, tb: &'a RefCell<TraceBuf>) -> Rec<'a> {
         Rec {
             p,
@@ -1559,16 +1560,7 @@ pub(crate) fn trace_single(
         return Err(format!("`{}` is not a sampler", u.name));
     };
     let (coef_off, coef_width) = coef_layout(p, &u.prog);
-    let tb = RefCell::new(TraceBuf {
-        coef_off,
-        coef_width,
-        values: true,
-        phases: BTreeMap::new(),
-        scratch: BTreeMap::new(),
-        pending: None,
-        filled: BTreeSet::new(),
-        extra_at: BTreeMap::new(),
-    });
+    let tb = RefCell::new(TraceBuf::new(coef_off, coef_width, true));
     let r = Rec {
         p,
         units,
@@ -1596,19 +1588,8 @@ pub(crate) fn trace_single(
             let mut one = one.clone();
             one.prev.clear();
             for (slot, name) in sp.history.iter().zip(&sp.history_names) {
-                let Some(info) = sp
-                    .prog
-                    .nodes
-                    .iter()
-                    .find(|n| matches!(n.node, Node::Prev(x) if x == *slot))
-                else {
+                let Some((elem, info)) = interp::kept_value(sp, *slot) else {
                     continue;
-                };
-                let elem = match info.kind {
-                    crate::ir::Kind::Vec(k) => Elem::Vec(k),
-                    crate::ir::Kind::Bool => Elem::Bool,
-                    crate::ir::Kind::Class(k) => Elem::Cat(k),
-                    _ => Elem::Real,
                 };
                 let shape = info.shape.clone().unwrap_or_else(Shape::scalar);
                 one.prev.insert(name.clone(), zero_tensor(p, elem, &shape));

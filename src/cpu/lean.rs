@@ -20,7 +20,7 @@
 
 use super::aot::{self, Buf, CopyWhy, Event, Src, Unit, Word};
 use super::{launch, Args, Compiled, Options};
-use crate::interp::{Data, SampleCall, Tensor};
+use crate::interp::{self, Data, SampleCall, Tensor};
 use crate::kernel::{Store, FAIL_CLASS, FAIL_INDEX, FAIL_NONFINITE};
 use crate::typed::{Elem, Process};
 use std::collections::HashMap;
@@ -183,31 +183,7 @@ impl StepRunner {
         names.sort();
         for name in names {
             let a = &inputs.state[name];
-            let f = p
-                .fields
-                .iter()
-                .find(|f| &f.name == name)
-                .ok_or_else(|| format!("no field `{name}`"))?;
-            if a.shape.first() != Some(&call.batch) {
-                return Err(format!(
-                    "`{name}` holds {:?} samples, expected {}",
-                    a.shape.first(),
-                    call.batch
-                ));
-            }
-            for (axis, d) in f.shape.dims.iter().enumerate() {
-                let dn = &p.dims[d.index()].name;
-                let n = *a
-                    .shape
-                    .get(axis + 1)
-                    .ok_or_else(|| format!("`{name}` lacks its `{dn}` axis"))?;
-                if sizes.insert(dn.clone(), n).is_some_and(|m| m != n) {
-                    return Err(format!(
-                        "`{name}` has {dn} = {n}, but another value has {dn} = {}",
-                        sizes[dn]
-                    ));
-                }
-            }
+            let f = interp::state_sizes(p, name, a.shape, call.batch, &mut sizes)?;
             let len = crate::limits::product(
                 &a.shape
                     .iter()
@@ -217,27 +193,16 @@ impl StepRunner {
             let ok = match (a.data, f.elem) {
                 (LentData::F32(v), Elem::Real | Elem::Vec(_)) => {
                     if let Some(i) = first_nonfinite(v, self.opts.threads) {
-                        return Err(format!("input `{name}` holds {} at flat index {i}", v[i]));
+                        return Err(interp::nonfinite_input(name, v, i));
                     }
                     v.len() == len
                 }
                 (LentData::U32(v), Elem::Cat(k)) => {
-                    if let Some(i) = v.iter().position(|c| *c >= k) {
-                        return Err(format!(
-                            "input `{name}` holds class {} at flat index {i}, outside 0..{}",
-                            v[i],
-                            k - 1
-                        ));
-                    }
+                    interp::check_classes(v, k, name)?;
                     v.len() == len
                 }
                 (LentData::U8(v), Elem::Bool) => v.len() == len,
-                _ => {
-                    return Err(format!(
-                        "input `{name}` has the wrong element type: expected {}",
-                        f.elem.describe()
-                    ))
-                }
+                _ => return Err(interp::wrong_elem(name, f.elem)),
             };
             if !ok {
                 return Err(format!(
@@ -247,7 +212,7 @@ impl StepRunner {
                 ));
             }
         }
-        crate::interp::check_call_size(p, &self.unit.prog, call.batch, &sizes)?;
+        interp::check_call_size(p, &self.unit.prog, call.batch, &sizes)?;
         Ok(sizes)
     }
 
