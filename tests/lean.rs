@@ -245,6 +245,11 @@ fn bad_input_gives_the_interpreters_errors() {
     inputs.net.insert("eps_hat.x".into(), lend(&eps, &None));
     let e = runner.step(&p, &call, &inputs).unwrap_err();
     assert_eq!(e, "the step reads `x`: give its value");
+    // No state and no sizes: the step's size is not known.
+    let mut unsized_call = call.clone();
+    unsized_call.state.clear();
+    unsized_call.sizes.clear();
+    assert!(both(&p, &sp, &runner, &unsized_call, &HashMap::new(), "no sizes").is_none());
     // A time outside the process's: the interpreter's own check.
     let mut late = call.clone();
     late.grid = Some(vec![g[0] + 5.0, g[1]]);

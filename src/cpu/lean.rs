@@ -122,6 +122,7 @@ impl StepRunner {
             .ok_or("internal error: a step runner without a sampler")?;
         let sizes = self.check_state(p, call, inputs)?;
         let traced = self.traced(p, call)?;
+        known_sizes(p, &self.unit, &traced.0, &sizes)?;
         let grid = call.grid.as_deref().unwrap_or(&[]);
         let mut x = Exec {
             p,
@@ -245,6 +246,43 @@ impl StepRunner {
     }
 }
 
+/// Every dimension a sequence's kernels and buffers use must have a size, as the interpreter
+/// requires before it runs a kernel.
+fn known_sizes(
+    p: &Process,
+    unit: &Unit,
+    events: &[Event],
+    sizes: &HashMap<String, usize>,
+) -> Result<(), String> {
+    for e in events {
+        let (kernel_dims, bufs): (&[String], Vec<&Buf>) = match e {
+            Event::Launch { kernel, bufs, .. } => {
+                (&unit.plan.kernels[*kernel].dims, bufs.iter().collect())
+            }
+            Event::Call {
+                inputs, outputs, ..
+            } => (&[], inputs.iter().chain(outputs).collect()),
+            Event::Copy { to, from, .. } => (&[], vec![to, from]),
+            Event::Repeat { body, .. } => {
+                known_sizes(p, unit, body, sizes)?;
+                continue;
+            }
+        };
+        let names = kernel_dims.iter().map(String::as_str).chain(
+            bufs.iter()
+                .flat_map(|b| b.dims.iter().map(|d| p.dims[*d as usize].name.as_str())),
+        );
+        for d in names {
+            if !sizes.contains_key(d) {
+                return Err(format!(
+                    "the size of `{d}` is not known: give it with --set {d}=N"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A buffer's values: written by this call, or lent by the caller.
 enum Val<'a> {
     Own(Out, Buf),
@@ -348,6 +386,7 @@ struct Exec<'a, 'r> {
     compiled: &'r Compiled,
     opts: Options,
     inputs: &'r StepInputs<'a>,
+    /// Each process dimension's size (every one the sequence uses is known: `known_sizes`).
     dims: Vec<u64>,
     batch: u64,
     seed: u64,
