@@ -522,64 +522,80 @@ fn from_value(v: &Value) -> Val {
 fn bind_sizes(p: &Process, prog: &Program, call: &Call) -> Result<HashMap<String, usize>, String> {
     let mut sizes = call.sizes.clone();
     for port in &prog.inputs {
-        let crate::entries::Extent::Field(shape) = &port.extent else {
+        if !matches!(port.extent, crate::entries::Extent::Field(_)) {
             continue;
-        };
+        }
         let t = call
             .inputs
             .get(&port.name)
             .ok_or_else(|| format!("missing input `{}`", port.name))?;
-        let k = match port.elem {
-            Elem::Vec(k) => Some(k as usize),
-            _ => None,
-        };
-        let want = 1 + shape.dims.len() + usize::from(k.is_some());
-        if t.shape.len() != want {
-            return Err(format!(
-                "input `{}` has {} axes, expected {want} (batch, {}{})",
-                port.name,
-                t.shape.len(),
-                shape
-                    .dims
-                    .iter()
-                    .map(|d| p.dims[d.index()].name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if k.is_some() { ", classes" } else { "" }
-            ));
-        }
-        if t.shape[0] != call.batch {
-            return Err(format!(
-                "input `{}` holds {} samples, expected {}",
-                port.name, t.shape[0], call.batch
-            ));
-        }
-        for (axis, d) in shape.dims.iter().enumerate() {
-            let name = &p.dims[d.index()].name;
-            let n = t.shape[axis + 1];
-            match sizes.get(name) {
-                Some(&m) if m != n => {
-                    return Err(format!(
-                        "input `{}` has {name} = {n}, but another input has {name} = {m}",
-                        port.name
-                    ))
-                }
-                _ => {
-                    sizes.insert(name.clone(), n);
-                }
-            }
-        }
-        if let Some(k) = k {
-            if t.shape.last() != Some(&k) {
-                return Err(format!(
-                    "input `{}` needs {k} classes on its last axis",
-                    port.name
-                ));
-            }
-        }
+        port_sizes(p, port, &t.shape, call.batch, &mut sizes)?;
         check_values(t, port.elem, &port.name)?;
     }
     Ok(sizes)
+}
+
+/// Read the sizes of a field input's dimensions off its `shape` (batch first) into `sizes`,
+/// which must agree with what earlier inputs set.
+pub(crate) fn port_sizes(
+    p: &Process,
+    port: &crate::entries::Port,
+    shape: &[usize],
+    batch: usize,
+    sizes: &mut HashMap<String, usize>,
+) -> Result<(), String> {
+    let crate::entries::Extent::Field(fshape) = &port.extent else {
+        return Ok(());
+    };
+    let k = match port.elem {
+        Elem::Vec(k) => Some(k as usize),
+        _ => None,
+    };
+    let want = 1 + fshape.dims.len() + usize::from(k.is_some());
+    if shape.len() != want {
+        return Err(format!(
+            "input `{}` has {} axes, expected {want} (batch, {}{})",
+            port.name,
+            shape.len(),
+            fshape
+                .dims
+                .iter()
+                .map(|d| p.dims[d.index()].name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if k.is_some() { ", classes" } else { "" }
+        ));
+    }
+    if shape[0] != batch {
+        return Err(format!(
+            "input `{}` holds {} samples, expected {}",
+            port.name, shape[0], batch
+        ));
+    }
+    for (axis, d) in fshape.dims.iter().enumerate() {
+        let name = &p.dims[d.index()].name;
+        let n = shape[axis + 1];
+        match sizes.get(name) {
+            Some(&m) if m != n => {
+                return Err(format!(
+                    "input `{}` has {name} = {n}, but another input has {name} = {m}",
+                    port.name
+                ))
+            }
+            _ => {
+                sizes.insert(name.clone(), n);
+            }
+        }
+    }
+    if let Some(k) = k {
+        if shape.last() != Some(&k) {
+            return Err(format!(
+                "input `{}` needs {k} classes on its last axis",
+                port.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Node masks must be known, boolean and `[batch, n]`.

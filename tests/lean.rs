@@ -1,16 +1,18 @@
-//! Steps run from their call sequence on lent arrays (`cpu::lean`) against the same steps
-//! through `cpu::sample`: every sampler of every shipped spec, a first step, a later step fed
-//! the first one's history, and the final map, bit for bit; and the same errors for bad input.
+//! Steps and entries run from their call sequence on lent arrays (`cpu::lean`) against the same
+//! calls through `cpu::sample` and `cpu::run`: every sampler of every shipped spec (a first
+//! step, a later step fed the first one's history, the final map) and every entry (one time,
+//! and one time per sample), bit for bit; and the same errors for bad input.
 
 mod common;
 
-use common::diff::{sampler_call, tensor_for, Gen, Wobbly};
+use common::diff::{entry_call, outcome, sampler_call, tensor_for, Gen, Wobbly, CASES};
 use common::shipped;
-use diffc::cpu::lean::{Lent, LentData, StepInputs, StepRunner};
-use diffc::interp::{Data, Denoiser, NetCall, SampleCall, SingleStep, Tensor};
-use diffc::ir::lower::lower_sampler;
-use diffc::ir::SamplerProgram;
-use diffc::typed::{Elem, Process};
+use diffc::cpu::lean::{EntryRunner, Lent, LentData, StepInputs, StepRunner};
+use diffc::entries::{entries, EntryKind, Extent};
+use diffc::interp::{Call, Data, Denoiser, NetCall, SampleCall, SingleStep, Tensor};
+use diffc::ir::lower::{lower, lower_sampler};
+use diffc::ir::{Program, SamplerProgram};
+use diffc::typed::{Elem, Process, TimeKind};
 use std::collections::HashMap;
 
 /// `Wobbly`, keeping every output it returned by `NET.FIELD#i`.
@@ -328,4 +330,171 @@ fn recycled_arrays_are_written_in_full() {
             pb = strip(b);
         }
     }
+}
+
+/// Run an entry call through `cpu::run` and from its call sequence on lent arrays; the results
+/// (or errors) must be equal, bit for bit. Returns whether it ran.
+fn entry_both(p: &Process, prog: &Program, runner: &EntryRunner, call: &Call, what: &str) -> bool {
+    let want = diffc::cpu::run(p, prog, call);
+    let mut scalars = call.clone();
+    scalars.inputs.clear();
+    let mut held = Vec::new();
+    for port in &prog.inputs {
+        let Some(t) = call.inputs.get(&port.name) else {
+            continue;
+        };
+        if matches!(port.extent, Extent::Scalar) {
+            scalars.inputs.insert(port.name.clone(), t.clone());
+        } else {
+            held.push((port.name.clone(), t, bytes(t)));
+        }
+    }
+    let arrays: HashMap<String, Lent> = held
+        .iter()
+        .map(|(n, t, b)| (n.clone(), lend(t, b)))
+        .collect();
+    let got = runner.run(p, &scalars, &arrays);
+    match (want, got) {
+        (Ok(w), Ok(g)) => {
+            assert_eq!(w.len(), g.len(), "{what}");
+            for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+                assert_eq!(a.shape, b.shape, "{what}: output {i}'s shape");
+                let bits = |t: &Tensor| match &t.data {
+                    Data::F32(v) => v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    Data::Class(v) => v.clone(),
+                    Data::Bool(v) => v.iter().map(|x| *x as u32).collect(),
+                };
+                assert!(
+                    bits(a) == bits(b),
+                    "{what}: output `{}` differs from cpu::run",
+                    prog.outputs[i].name
+                );
+            }
+            // Every array input was read where it lies.
+            for (name, at) in runner.last_reads() {
+                assert!(
+                    held.iter().any(|(n, t, _)| format!("`{n}`") == name
+                        && match &t.data {
+                            Data::F32(v) => v.as_ptr() as usize == at,
+                            Data::Class(v) => v.as_ptr() as usize == at,
+                            Data::Bool(_) => true,
+                        }),
+                    "{what}: read {name} at {at:#x}, which is not the caller's array"
+                );
+            }
+            true
+        }
+        (Err(w), Err(g)) => {
+            assert_eq!(g, w, "{what}: errors differ");
+            false
+        }
+        (w, g) => panic!("{what}: cpu::run {}, lean {}", outcome(&w), outcome(&g)),
+    }
+}
+
+/// Times for a batch, with runs of equal times and the ends of the time among them.
+fn per_sample_times(p: &Process, batch: usize, g: &mut Gen) -> Vec<f32> {
+    let (lo, hi) = (p.time.lo, p.time.hi);
+    let mut out: Vec<f32> = (0..batch)
+        .map(|_| {
+            let u = g.next() as f64;
+            match p.time.kind {
+                TimeKind::Discrete => (lo + (u * (hi - lo + 1.0)).floor()).min(hi) as f32,
+                TimeKind::Continuous => (lo + u * (hi - lo)) as f32,
+            }
+        })
+        .collect();
+    for b in (1..batch).step_by(3) {
+        out[b] = out[b - 1];
+    }
+    if let Some(x) = out.first_mut() {
+        *x = hi as f32;
+    }
+    if batch > 2 {
+        out[batch - 1] = lo as f32;
+    }
+    out
+}
+
+#[test]
+fn every_entry_matches_the_cpu_backend() {
+    let (mut ran, mut per_sample) = (0, 0);
+    for p in shipped() {
+        for e in entries(&p) {
+            if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
+                continue;
+            }
+            let prog = lower(&p, &e.name).unwrap();
+            let runner = EntryRunner::new(&p, &e.name)
+                .unwrap_or_else(|err| panic!("{} {}: {err}", p.name, e.name));
+            for (batch, size, seed) in CASES {
+                let what = format!("{} {} (batch {batch}, size {size})", p.name, e.name);
+                let mut call = entry_call(&p, &prog, batch, size, seed);
+                call.step = seed as u32;
+                ran += entry_both(&p, &prog, &runner, &call, &what) as usize;
+                let timed = prog.inputs.iter().any(|x| x.name == p.time.name);
+                if timed && batch > 0 {
+                    let times = per_sample_times(&p, batch + 4, &mut Gen(seed + 13));
+                    let mut call = entry_call(&p, &prog, batch + 4, size, seed);
+                    call.inputs.insert(
+                        p.time.name.clone(),
+                        Tensor {
+                            shape: vec![batch + 4],
+                            data: Data::F32(times),
+                        },
+                    );
+                    let what = format!("{what}, one time per sample");
+                    per_sample += entry_both(&p, &prog, &runner, &call, &what) as usize;
+                }
+            }
+        }
+    }
+    println!("{ran} entry calls and {per_sample} with a time per sample agree");
+    assert!(ran >= 300 && per_sample >= 150, "{ran} {per_sample}");
+}
+
+/// Bad entry input: a NaN, a wrong shape, a missing input, a time outside the process's, a bad
+/// param give the interpreter's messages.
+#[test]
+fn bad_entry_input_gives_the_interpreters_errors() {
+    let p = common::spec("ddpm.diff", "ddpm_linear");
+    let prog = lower(&p, "loss.simple").unwrap();
+    let runner = EntryRunner::new(&p, "loss.simple").unwrap();
+    let good = entry_call(&p, &prog, 3, 4, 1);
+    let mut cases: Vec<(&str, Call)> = Vec::new();
+    let mut c = good.clone();
+    if let Some(Data::F32(v)) = c.inputs.get_mut("x_t").map(|t| &mut t.data) {
+        v[5] = f32::NAN;
+    }
+    cases.push(("a NaN", c));
+    let mut c = good.clone();
+    c.inputs.get_mut("x_t").unwrap().shape = vec![3, 2, 2, 4];
+    cases.push(("a wrong shape", c));
+    let mut c = good.clone();
+    c.inputs.remove("x_t");
+    cases.push(("a missing input", c));
+    let mut c = good.clone();
+    c.inputs.insert("t".into(), Tensor::scalar(5000.0));
+    cases.push(("a time outside", c));
+    let mut c = good.clone();
+    c.inputs.insert(
+        "t".into(),
+        Tensor {
+            shape: vec![2],
+            data: Data::F32(vec![1.0, 2.0]),
+        },
+    );
+    cases.push(("a time array of the wrong length", c));
+    let mut c = good.clone();
+    c.batch = 2;
+    cases.push(("a wrong batch", c));
+    for (what, c) in cases {
+        assert!(!entry_both(&p, &prog, &runner, &c, what), "{what} ran");
+    }
+    let mut c = good.clone();
+    c.masks.insert("m".into(), c.inputs["x_t"].clone());
+    let mut arrays = HashMap::new();
+    arrays.insert("x_t".to_string(), lend(&good.inputs["x_t"], &None));
+    let e = runner.run(&p, &c, &arrays).unwrap_err();
+    assert!(e.contains("interpreter's path"), "{e}");
 }

@@ -180,15 +180,7 @@ pub(crate) fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
         if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
             continue;
         }
-        let prog = crate::ir::lower::lower(p, &e.name)?;
-        let plan = build::plan_entry(p, &prog, &Default::default())?;
-        out.push(Unit {
-            ident: ident(&e.name),
-            name: e.name.clone(),
-            kind: UnitKind::Entry(e),
-            prog,
-            plan,
-        });
+        out.push(entry_unit(p, e)?);
     }
     for s in &p.samplers {
         if out.iter().any(|u: &Unit| u.ident == ident(&s.name)) {
@@ -200,6 +192,19 @@ pub(crate) fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
         out.push(sampler_unit(p, &s.name)?);
     }
     Ok(out)
+}
+
+/// An entry's unit, planned as the JIT plans it (no supplied draws, no node masks).
+pub(crate) fn entry_unit(p: &Process, e: entries::Entry) -> Result<Unit, String> {
+    let prog = crate::ir::lower::lower(p, &e.name)?;
+    let plan = build::plan_entry(p, &prog, &Default::default())?;
+    Ok(Unit {
+        ident: ident(&e.name),
+        name: e.name.clone(),
+        kind: UnitKind::Entry(e),
+        prog,
+        plan,
+    })
 }
 
 /// A sampler's unit, planned as the JIT plans it (no supplied draws, no node masks).
@@ -1214,8 +1219,6 @@ pub(crate) fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace
             let mut rows = Vec::new();
             let mut scratch = 0;
             for t in &times {
-                let tb = new_tb(scalars.is_empty() || tabulated);
-                let r = rec(p, units, ui, &tb);
                 let mut call = Call {
                     batch: 0,
                     sizes: unit_sizes(p),
@@ -1247,96 +1250,9 @@ pub(crate) fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace
                         }
                     }
                 }
-                let out = interp::run_with(p, prog, &call, Some(&r))
-                    .map_err(|m| format!("`{}.{}`: {m}", p.name, u.name))?;
-                // The results: from a kernel's scratch, a host value, or an input.
-                for (i, res) in prog.results.iter().enumerate() {
-                    let info = prog.node(*res);
-                    let port = &prog.outputs[i];
-                    let to = port_buf(port, Src::Output(i as u32), true);
-                    let from = if u.plan.by_node.contains_key(res) {
-                        Buf {
-                            src: Src::Node(tb.borrow_mut().scratch(ui, *res)),
-                            out: false,
-                            ..to.clone()
-                        }
-                    } else if info.extent == Extent::Uniform {
-                        let xs = out[i].f32s().map(|x| x.to_vec()).unwrap_or_default();
-                        let mut b = tb.borrow_mut();
-                        let at = match info.node {
-                            Node::Coef(c) => {
-                                let at = b.coef_off[c as usize];
-                                if b.values {
-                                    let row = &mut b.phase(0).row;
-                                    for (q, x) in xs.iter().enumerate() {
-                                        row[at as usize + q] = *x;
-                                    }
-                                }
-                                at
-                            }
-                            _ if b.values => b.extra(
-                                0,
-                                ExtraKey::Node(ui, *res),
-                                &xs,
-                                format!("output `{}`", port.name),
-                            ),
-                            _ => {
-                                return Err(format!(
-                                    "`{}.{}`: output `{}` is a host value that is not a \
-                                     coefficient; it cannot be supplied by the caller",
-                                    p.name, u.name, port.name
-                                ))
-                            }
-                        };
-                        Buf {
-                            src: Src::Row(at),
-                            batch: false,
-                            dims: Vec::new(),
-                            out: false,
-                            ..to.clone()
-                        }
-                    } else if let Node::Input(j) = info.node {
-                        Buf {
-                            src: Src::Input(j),
-                            out: false,
-                            ..to.clone()
-                        }
-                    } else {
-                        return Err(format!(
-                            "internal error: output `{}` of `{}.{}` has no source",
-                            port.name, p.name, u.name
-                        ));
-                    };
-                    tb.borrow_mut().phase(0).events.push(Event::Copy {
-                        to,
-                        from,
-                        why: CopyWhy::Result,
-                        tag: 0,
-                    });
-                }
-                let mut tb = tb.into_inner();
-                scratch = tb.scratch.len();
-                let mut ph = tb.phases.remove(&0).unwrap_or_default();
-                // An entry with a fixed step word of its own (`sample_t` draws on 2^31, apart from
-                // `forward`'s noise): its launches come before the result copies.
-                match std::mem::take(&mut tb.phases)
-                    .into_iter()
-                    .collect::<Vec<_>>()[..]
-                {
-                    [] => {}
-                    [(k, ref other)] if k >= interp::SAMPLE_T_STEP => {
-                        let mut events = other.events.clone();
-                        events.append(&mut ph.events);
-                        ph.events = events;
-                        ph.docs.extend(other.docs.clone());
-                    }
-                    _ => {
-                        return Err(format!(
-                            "internal error: `{}.{}` launched with a step word",
-                            p.name, u.name
-                        ))
-                    }
-                }
+                let (ph, n) =
+                    trace_entry_once(p, units, ui, &call, scalars.is_empty() || tabulated)?;
+                scratch = n;
                 match &shape {
                     None => {
                         shape = Some(ph.events);
@@ -1549,6 +1465,161 @@ fn keep_copies<'e>(
 /// `finalize_only`, with its grid, params and seed): the call sequence, ending with the copies
 /// that keep its history, and the row of host values it reads. Found as `trace_unit` finds a
 /// whole run's, on zero samples.
+/// One run of an entry's host side on zero samples, recorded: its call sequence (result copies
+/// last) and row, and the unit's scratch count. `values` keeps the row's values.
+fn trace_entry_once(
+    p: &Process,
+    units: &[Unit],
+    ui: usize,
+    call: &Call,
+    values: bool,
+) -> Result<(Phase, usize), String> {
+    let u = &units[ui];
+    let prog = &u.prog;
+    let (coef_off, coef_width) = coef_layout(p, prog);
+    let tb = RefCell::new(TraceBuf::new(coef_off, coef_width, values));
+    let r = Rec {
+        p,
+        units,
+        unit: ui,
+        own: true,
+        phase: None,
+        tb: &tb,
+    };
+    let out = interp::run_with(p, prog, call, Some(&r))
+        .map_err(|m| format!("`{}.{}`: {m}", p.name, u.name))?;
+    // The results: from a kernel's scratch, a host value, or an input.
+    for (i, res) in prog.results.iter().enumerate() {
+        let info = prog.node(*res);
+        let port = &prog.outputs[i];
+        let to = port_buf(port, Src::Output(i as u32), true);
+        let from = if u.plan.by_node.contains_key(res) {
+            Buf {
+                src: Src::Node(tb.borrow_mut().scratch(ui, *res)),
+                out: false,
+                ..to.clone()
+            }
+        } else if info.extent == Extent::Uniform {
+            let xs = out[i].f32s().map(|x| x.to_vec()).unwrap_or_default();
+            let mut b = tb.borrow_mut();
+            let at = match info.node {
+                Node::Coef(c) => {
+                    let at = b.coef_off[c as usize];
+                    if b.values {
+                        let row = &mut b.phase(0).row;
+                        for (q, x) in xs.iter().enumerate() {
+                            row[at as usize + q] = *x;
+                        }
+                    }
+                    at
+                }
+                _ if b.values => b.extra(
+                    0,
+                    ExtraKey::Node(ui, *res),
+                    &xs,
+                    format!("output `{}`", port.name),
+                ),
+                _ => {
+                    return Err(format!(
+                        "`{}.{}`: output `{}` is a host value that is not a \
+                             coefficient; it cannot be supplied by the caller",
+                        p.name, u.name, port.name
+                    ))
+                }
+            };
+            Buf {
+                src: Src::Row(at),
+                batch: false,
+                dims: Vec::new(),
+                out: false,
+                ..to.clone()
+            }
+        } else if let Node::Input(j) = info.node {
+            Buf {
+                src: Src::Input(j),
+                out: false,
+                ..to.clone()
+            }
+        } else {
+            return Err(format!(
+                "internal error: output `{}` of `{}.{}` has no source",
+                port.name, p.name, u.name
+            ));
+        };
+        tb.borrow_mut().phase(0).events.push(Event::Copy {
+            to,
+            from,
+            why: CopyWhy::Result,
+            tag: 0,
+        });
+    }
+    let mut tb = tb.into_inner();
+    let scratch = tb.scratch.len();
+    let mut ph = tb.phases.remove(&0).unwrap_or_default();
+    // An entry with a fixed step word of its own (`sample_t` draws on 2^31, apart from
+    // `forward`'s noise): its launches come before the result copies.
+    match std::mem::take(&mut tb.phases)
+        .into_iter()
+        .collect::<Vec<_>>()[..]
+    {
+        [] => {}
+        [(k, ref other)] if k >= interp::SAMPLE_T_STEP => {
+            let mut events = other.events.clone();
+            events.append(&mut ph.events);
+            ph.events = events;
+            ph.docs.extend(other.docs.clone());
+        }
+        _ => {
+            return Err(format!(
+                "internal error: `{}.{}` launched with a step word",
+                p.name, u.name
+            ))
+        }
+    }
+    Ok((ph, scratch))
+}
+
+/// An entry's call sequence and row for one call's host side (its scalar inputs, params and
+/// sizes; zero samples), as the lean runner replays it (`cpu::lean`).
+pub(crate) fn trace_entry_at(
+    p: &Process,
+    units: &[Unit],
+    ui: usize,
+    call: &Call,
+) -> Result<(Vec<Event>, Vec<f32>), String> {
+    let u = &units[ui];
+    let mut c = Call {
+        batch: 0,
+        sizes: unit_sizes(p),
+        params: call.params.clone(),
+        ..Call::default()
+    };
+    for port in &u.prog.inputs {
+        match &port.extent {
+            PortExtent::Field(s) => {
+                c.inputs
+                    .insert(port.name.clone(), zero_tensor(p, port.elem, s));
+            }
+            PortExtent::Sample => {
+                c.inputs.insert(
+                    port.name.clone(),
+                    zero_tensor(p, port.elem, &Shape::scalar()),
+                );
+            }
+            PortExtent::Scalar => {
+                if let Some(v) = call.inputs.get(&port.name) {
+                    c.inputs.insert(port.name.clone(), v.clone());
+                }
+            }
+        }
+    }
+    let (ph, _) = trace_entry_once(p, units, ui, &c, true)?;
+    let mut shapes = [ph.events];
+    simplify(&mut shapes);
+    let [events] = shapes;
+    Ok((fold_repeats(events), ph.row))
+}
+
 pub(crate) fn trace_single(
     p: &Process,
     units: &[Unit],

@@ -20,10 +20,11 @@
 
 use super::aot::{self, Buf, CopyWhy, Event, Src, Unit, Word};
 use super::{launch, Args, Compiled, Options};
-use crate::interp::{self, Data, SampleCall, Tensor};
+use crate::entries::{EntryKind, Extent};
+use crate::interp::{self, Call, Data, SampleCall, Tensor};
 use crate::kernel::{Store, FAIL_CLASS, FAIL_INDEX, FAIL_NONFINITE};
 use crate::typed::{Elem, Process};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// An array the caller lends for the length of a call: its shape (batch first) and elements in
@@ -50,7 +51,45 @@ pub struct StepInputs<'a> {
     pub net: HashMap<String, Lent<'a>>,
     /// The previous step's kept values by name (a multistep sampler's history).
     pub prev: HashMap<String, Lent<'a>>,
+    /// An entry's array inputs by port name (`EntryRunner`).
+    pub ports: HashMap<String, Lent<'a>>,
 }
+
+/// Real arrays a runner's callers handed back (`Pool::recycle`), for its next calls to write
+/// into.
+#[derive(Debug, Default)]
+pub struct Pool(Mutex<Vec<Vec<f32>>>);
+
+impl Pool {
+    /// Give back a real array the runner returned, once its owner is done with it: a later
+    /// call writes its results there instead of into fresh memory, which the system would
+    /// have to fault in and zero (at 16M elements, a third of a DDPM step's time). A loop
+    /// `x = step(x)` then runs on two arrays. Whatever `v` holds is overwritten.
+    pub fn recycle(&self, v: Vec<f32>) {
+        if v.len() < POOL_MIN {
+            return;
+        }
+        if let Ok(mut pool) = self.0.lock() {
+            if pool.len() < POOL {
+                pool.push(v);
+            }
+        }
+    }
+
+    /// An array of length `n` handed back earlier, if the pool holds one (not cleared).
+    fn take(&self, n: usize) -> Option<Vec<f32>> {
+        if n < POOL_MIN {
+            return None;
+        }
+        let mut pool = self.0.lock().ok()?;
+        let i = pool.iter().position(|v| v.len() == n)?;
+        Some(pool.swap_remove(i))
+    }
+}
+
+/// Addresses of the caller's arrays the last call read where they lie, by name (a check that
+/// nothing was copied on the way in).
+type Reads = Mutex<Vec<(String, usize)>>;
 
 /// A sampler's step, compiled once, run on any state.
 pub struct StepRunner {
@@ -58,8 +97,8 @@ pub struct StepRunner {
     compiled: Compiled,
     /// Call sequences and rows by the host side of a call (grid point, params).
     traces: Mutex<HashMap<String, Arc<(Vec<Event>, Vec<f32>)>>>,
-    /// Arrays handed back (`recycle`) for the next calls to write into.
-    pool: Mutex<Vec<Vec<f32>>>,
+    pool: Arc<Pool>,
+    reads: Reads,
     opts: Options,
 }
 
@@ -80,24 +119,25 @@ impl StepRunner {
             unit,
             compiled,
             traces: Mutex::new(HashMap::new()),
-            pool: Mutex::new(Vec::new()),
+            pool: Arc::default(),
+            reads: Mutex::default(),
             opts: Options::default(),
         })
     }
 
-    /// Give back a real array this runner returned, once its owner is done with it: a later
-    /// call writes its results there instead of into fresh memory, which the system would
-    /// have to fault in and zero (at 16M elements, a third of a DDPM step's time). A loop
-    /// `x = step(x)` then runs on two arrays. Whatever `v` holds is overwritten.
+    /// Give back a real array this runner returned (`Pool::recycle`).
     pub fn recycle(&self, v: Vec<f32>) {
-        if v.len() < POOL_MIN {
-            return;
-        }
-        if let Ok(mut pool) = self.pool.lock() {
-            if pool.len() < POOL {
-                pool.push(v);
-            }
-        }
+        self.pool.recycle(v);
+    }
+
+    /// The arrays this runner's results may be handed back to.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// The caller's arrays the last call read in place, by name, with their addresses.
+    pub fn last_reads(&self) -> Vec<(String, usize)> {
+        self.reads.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// The step `call` asks for (`single_step`, or `finalize_only`), with its grid (`[t, s]`),
@@ -143,10 +183,18 @@ impl StepRunner {
             cur: HashMap::new(),
             calls: 0,
             offset: 0,
+            word_or: 0,
+            range: (0, call.batch as u64),
+            written: HashSet::new(),
+            spread: false,
+            seen: Vec::new(),
             t: grid.first().copied().unwrap_or(0.0),
             s: (!call.finalize_only).then(|| grid.get(1).copied().unwrap_or(0.0)),
         };
         x.run(&traced.0)?;
+        if let Ok(mut r) = self.reads.lock() {
+            *r = std::mem::take(&mut x.seen);
+        }
         let mut out = HashMap::new();
         for (i, f) in p.fields.iter().enumerate() {
             if let Some(Val::Own(o, b)) = x.cur.remove(&Src::Field(i as u32)) {
@@ -185,33 +233,7 @@ impl StepRunner {
         for name in names {
             let a = &inputs.state[name];
             let f = interp::state_sizes(p, name, a.shape, call.batch, &mut sizes)?;
-            let len = crate::limits::product(
-                &a.shape
-                    .iter()
-                    .map(|n| (name.as_str(), *n))
-                    .collect::<Vec<_>>(),
-            )?;
-            let ok = match (a.data, f.elem) {
-                (LentData::F32(v), Elem::Real | Elem::Vec(_)) => {
-                    if let Some(i) = first_nonfinite(v, self.opts.threads) {
-                        return Err(interp::nonfinite_input(name, v, i));
-                    }
-                    v.len() == len
-                }
-                (LentData::U32(v), Elem::Cat(k)) => {
-                    interp::check_classes(v, k, name)?;
-                    v.len() == len
-                }
-                (LentData::U8(v), Elem::Bool) => v.len() == len,
-                _ => return Err(interp::wrong_elem(name, f.elem)),
-            };
-            if !ok {
-                return Err(format!(
-                    "`{name}` holds {} values for its shape {:?}",
-                    lent_len(a.data),
-                    a.shape
-                ));
-            }
+            check_values(name, a, f.elem, self.opts.threads)?;
         }
         interp::check_call_size(p, &self.unit.prog, call.batch, &sizes)?;
         Ok(sizes)
@@ -237,6 +259,315 @@ impl StepRunner {
         }
         let units = std::slice::from_ref(&self.unit);
         let t = Arc::new(aot::trace_single(p, units, 0, call)?);
+        let mut cache = self.traces.lock().map_err(|_| "a poisoned lock")?;
+        if cache.len() >= TRACE_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, t.clone());
+        Ok(t)
+    }
+}
+
+/// Check a lent array's values as the interpreter checks an input's (finite reals, classes in
+/// range, the element type), and its length against its shape.
+fn check_values(name: &str, a: &Lent, elem: Elem, threads: usize) -> Result<(), String> {
+    let len = crate::limits::product(&a.shape.iter().map(|n| (name, *n)).collect::<Vec<_>>())?;
+    let ok = match (a.data, elem) {
+        (LentData::F32(v), Elem::Real | Elem::Vec(_)) => {
+            if let Some(i) = first_nonfinite(v, threads) {
+                return Err(interp::nonfinite_input(name, v, i));
+            }
+            v.len() == len
+        }
+        (LentData::U32(v), Elem::Cat(k)) => {
+            interp::check_classes(v, k, name)?;
+            v.len() == len
+        }
+        (LentData::U8(v), Elem::Bool) => v.len() == len,
+        _ => return Err(interp::wrong_elem(name, elem)),
+    };
+    if !ok {
+        return Err(format!(
+            "`{name}` holds {} values for its shape {:?}",
+            lent_len(a.data),
+            a.shape
+        ));
+    }
+    Ok(())
+}
+
+/// An entry point (`forward`, `loss.NAME`, `net_inputs.NET`, `sample_t`, …), compiled once,
+/// run on the caller's arrays: its inputs are read where they lie, its outputs written once
+/// and handed over. A call with one time per sample runs each run of equal times over its
+/// samples' part of the same arrays, as `interp::run` splits it.
+pub struct EntryRunner {
+    unit: Unit,
+    compiled: Compiled,
+    /// Call sequences and rows by the host side of a call (scalar inputs, params).
+    traces: Mutex<HashMap<String, Arc<(Vec<Event>, Vec<f32>)>>>,
+    pool: Arc<Pool>,
+    reads: Reads,
+    opts: Options,
+}
+
+impl EntryRunner {
+    /// Plan and compile entry `name` of `p` (as `cpu::run` compiles it without supplied draws
+    /// or node masks).
+    pub fn new(p: &Process, name: &str) -> Result<EntryRunner, String> {
+        let e = crate::entries::entries(p)
+            .into_iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| format!("`{}` has no entry point `{name}`", p.name))?;
+        if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
+            return Err(format!(
+                "`{name}` is a sampler's: run it with a `StepRunner`"
+            ));
+        }
+        let unit = aot::entry_unit(p, e)?;
+        let compiled = super::compile(unit.plan.clone())?;
+        Ok(EntryRunner {
+            unit,
+            compiled,
+            traces: Mutex::new(HashMap::new()),
+            pool: Arc::default(),
+            reads: Mutex::default(),
+            opts: Options::default(),
+        })
+    }
+
+    /// The arrays this runner's results may be handed back to.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// The caller's arrays the last call read in place, by name, with their addresses.
+    pub fn last_reads(&self) -> Vec<(String, usize)> {
+        self.reads.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Run the entry for `call` — its seed, step, batch, sizes, params and scalar inputs (the
+    /// time as one number or as one per sample; `call.inputs` holds nothing else) — on
+    /// `arrays`, its array inputs by port name. Returns the outputs in the entry's order, equal
+    /// bit for bit to `interp::run`'s for the same inputs, errors included.
+    pub fn run(
+        &self,
+        p: &Process,
+        call: &Call,
+        arrays: &HashMap<String, Lent>,
+    ) -> Result<Vec<Tensor>, String> {
+        if !call.draws.is_empty() || !call.masks.is_empty() {
+            return Err(
+                "supplied draws and node masks take the interpreter's path (`cpu::run`)".into(),
+            );
+        }
+        let prog = &self.unit.prog;
+        let batch = call.batch;
+        let tname = p.time.name.as_str();
+        // One time per sample: runs of equal times, checked as the interpreter checks them.
+        let per_sample = call.inputs.get(tname).filter(|t| !t.shape.is_empty());
+        let mut runs: Vec<(usize, usize, Option<f32>)> = Vec::new();
+        if let Some(t) = per_sample {
+            let Data::F32(times) = &t.data else {
+                return Err(format!("`{tname}` must hold reals"));
+            };
+            if t.shape.len() != 1 || t.shape[0] != batch {
+                return Err(format!(
+                    "`{tname}` has shape {:?}: give one time, or one per sample (shape [{batch}])",
+                    t.shape
+                ));
+            }
+            for v in times {
+                interp::check_time(p, tname, *v)?;
+            }
+            for (b, v) in times.iter().enumerate() {
+                match runs.last_mut() {
+                    Some((_, end, Some(w))) if w.to_bits() == v.to_bits() => *end = b + 1,
+                    _ => runs.push((b, b + 1, Some(*v))),
+                }
+            }
+            if runs.is_empty() {
+                runs.push((0, 0, Some(p.time.lo as f32)));
+            }
+        } else {
+            runs.push((0, batch, None));
+        }
+        for port in &prog.inputs {
+            if matches!(port.extent, Extent::Scalar)
+                && port.name != "seed"
+                && !call.inputs.contains_key(&port.name)
+            {
+                return Err(format!("missing input `{}`", port.name));
+            }
+        }
+        let mut sizes = call.sizes.clone();
+        for port in &prog.inputs {
+            if matches!(port.extent, Extent::Scalar) {
+                continue;
+            }
+            let a = arrays
+                .get(&port.name)
+                .ok_or_else(|| format!("missing input `{}`", port.name))?;
+            if let Extent::Sample = port.extent {
+                let mut want = vec![batch];
+                if let Elem::Vec(k) = port.elem {
+                    want.push(k as usize);
+                }
+                if a.shape != want.as_slice() {
+                    return Err(format!(
+                        "input `{}` has shape {:?}, expected {want:?}",
+                        port.name, a.shape
+                    ));
+                }
+            } else {
+                interp::port_sizes(p, port, a.shape, batch, &mut sizes)?;
+            }
+            check_values(&port.name, a, port.elem, self.opts.threads)?;
+        }
+        for name in arrays.keys() {
+            if !prog.inputs.iter().any(|x| &x.name == name) {
+                return Err(format!("`{}` has no input `{name}`", prog.name));
+            }
+        }
+        interp::check_call_size(p, prog, batch, &sizes)?;
+        for name in [tname, "s"] {
+            if per_sample.is_some() && name == tname {
+                continue;
+            }
+            if let Some(t) = call.inputs.get(name) {
+                match (&t.data, t.len()) {
+                    (Data::F32(v), 1) => {
+                        interp::check_time(p, name, v[0])?;
+                    }
+                    _ => return Err(format!("`{name}` must be one number")),
+                }
+            }
+        }
+        interp::process_param_values(p, &call.params)?;
+        // The host side of each run, then the runs over the caller's arrays.
+        let mut traced = Vec::with_capacity(runs.len());
+        for (_, _, tv) in &runs {
+            let mut c = Call {
+                params: call.params.clone(),
+                ..Call::default()
+            };
+            for port in &prog.inputs {
+                if !matches!(port.extent, Extent::Scalar) || port.name == "seed" {
+                    continue;
+                }
+                let v = match (port.name == tname, tv) {
+                    (true, Some(v)) => Tensor::scalar(*v),
+                    _ => call.inputs[&port.name].clone(),
+                };
+                c.inputs.insert(port.name.clone(), v);
+            }
+            let tr = self.traced(p, &c)?;
+            known_sizes(p, &self.unit, &tr.0, &sizes)?;
+            traced.push(tr);
+        }
+        let inputs = StepInputs {
+            ports: arrays.clone(),
+            ..StepInputs::default()
+        };
+        let scalar = |name: &str| {
+            call.inputs
+                .get(name)
+                .and_then(|t| t.f32s())
+                .and_then(|v| v.first())
+                .map(|v| *v as f64)
+        };
+        let mut x = Exec {
+            p,
+            unit: &self.unit,
+            compiled: &self.compiled,
+            opts: self.opts,
+            inputs: &inputs,
+            dims: p
+                .dims
+                .iter()
+                .map(|d| sizes.get(&d.name).copied().unwrap_or(1) as u64)
+                .collect(),
+            batch: batch as u64,
+            seed: call.seed,
+            k: 0,
+            row: &[],
+            pool: &self.pool,
+            cur: HashMap::new(),
+            calls: 0,
+            offset: 0,
+            word_or: call.step as u64,
+            range: (0, 0),
+            written: HashSet::new(),
+            spread: per_sample.is_some(),
+            seen: Vec::new(),
+            t: scalar(tname).unwrap_or(f64::NAN),
+            s: scalar("s"),
+        };
+        for ((a, e, tv), tr) in runs.iter().zip(&traced) {
+            x.row = &tr.1;
+            x.range = (*a as u64, *e as u64);
+            x.written.clear();
+            if let Some(v) = tv {
+                x.t = *v as f64;
+            }
+            x.run(&tr.0)?;
+            // The interpreter refuses a NaN result of each run.
+            for (i, port) in prog.outputs.iter().enumerate() {
+                if let Some(Val::Own(Out::F32(v), b)) = x.cur.get(&Src::Output(i as u32)) {
+                    let part = x.part(b);
+                    if let Some(j) = v[part.clone()].iter().position(|y| y.is_nan()) {
+                        return Err(format!("output `{}` is NaN at flat index {j}", port.name));
+                    }
+                }
+            }
+        }
+        if let Ok(mut r) = self.reads.lock() {
+            *r = std::mem::take(&mut x.seen);
+        }
+        let mut out = Vec::with_capacity(prog.outputs.len());
+        for (i, port) in prog.outputs.iter().enumerate() {
+            match x.cur.remove(&Src::Output(i as u32)) {
+                Some(Val::Own(o, b)) => out.push(tensor(x.shape(&b), o)),
+                _ => {
+                    return Err(format!(
+                        "internal error: `{}` wrote no output `{}`",
+                        prog.name, port.name
+                    ))
+                }
+            }
+        }
+        for (_, v) in x.cur.drain() {
+            if let Val::Own(Out::F32(v), _) = v {
+                self.pool.recycle(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The call sequence and row of `call`'s host side, traced on first use.
+    fn traced(&self, p: &Process, call: &Call) -> Result<Arc<(Vec<Event>, Vec<f32>)>, String> {
+        let mut scalars: Vec<(&String, Vec<u32>)> = call
+            .inputs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.f32s()
+                        .unwrap_or(&[])
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect(),
+                )
+            })
+            .collect();
+        scalars.sort();
+        let mut params: Vec<_> = call.params.iter().collect();
+        params.sort_by(|a, b| a.0.cmp(b.0));
+        let key = format!("{:?}", (scalars, params));
+        if let Some(t) = self.traces.lock().map_err(|_| "a poisoned lock")?.get(&key) {
+            return Ok(t.clone());
+        }
+        let units = std::slice::from_ref(&self.unit);
+        let t = Arc::new(aot::trace_entry_at(p, units, 0, call)?);
         let mut cache = self.traces.lock().map_err(|_| "a poisoned lock")?;
         if cache.len() >= TRACE_CACHE {
             cache.clear();
@@ -392,12 +723,23 @@ struct Exec<'a, 'r> {
     seed: u64,
     k: u64,
     row: &'r [f32],
-    pool: &'r Mutex<Vec<Vec<f32>>>,
+    pool: &'r Pool,
     cur: HashMap<Src, Val<'a>>,
     /// Network calls made so far (the `#i` of a supplied output).
     calls: usize,
     /// Added to every launch's index offset (the run of an inner loop).
     offset: u64,
+    /// Or-ed into a fixed step word (an entry's call step).
+    word_or: u64,
+    /// The samples this run computes (`a..e`); every batch-major buffer spans the whole batch.
+    range: (u64, u64),
+    /// Buffers this run wrote; one written by an earlier run of the call is written again in
+    /// place (its other samples are that run's).
+    written: HashSet<Src>,
+    /// One time per sample: an output the same for a whole run gains a batch axis.
+    spread: bool,
+    /// The caller's arrays read in place, with their addresses.
+    seen: Vec<(String, usize)>,
     t: f64,
     s: Option<f64>,
 }
@@ -406,18 +748,47 @@ impl<'a> Exec<'a, '_> {
     /// An array for `n` values that a kernel or copy then writes in full: one from the pool
     /// when it holds one of that length (not cleared), else fresh zeroed memory.
     fn alloc(&self, store: Store, n: usize) -> Out {
-        if store == Store::F32 && n >= POOL_MIN {
-            if let Ok(mut pool) = self.pool.lock() {
-                if let Some(i) = pool.iter().position(|v| v.len() == n) {
-                    return Out::F32(pool.swap_remove(i));
-                }
+        if store == Store::F32 {
+            if let Some(v) = self.pool.take(n) {
+                return Out::F32(v);
             }
         }
         Out::zeroed(store, n)
     }
 
+    /// The array `b` is written into: the one an earlier run of this call wrote (its samples
+    /// stay), else a fresh one.
+    fn target(&mut self, b: &Buf) -> Out {
+        let n = self.count(b);
+        if self.range.0 > 0 && !self.written.contains(&b.src) {
+            if let Some(Val::Own(o, _)) = self.cur.remove(&b.src) {
+                if lent_len(o.data()) == n && lent_store(o.data()) == b.store {
+                    self.written.insert(b.src.clone());
+                    return o;
+                }
+            }
+        }
+        self.written.insert(b.src.clone());
+        self.alloc(b.store, n)
+    }
+
+    /// Whether `b` holds one value set per sample.
+    fn batched(&self, b: &Buf) -> bool {
+        b.batch || (self.spread && matches!(b.src, Src::Output(_)))
+    }
+
+    /// The part of `b` this run writes: its samples, or all of a buffer shared by the batch.
+    fn part(&self, b: &Buf) -> std::ops::Range<usize> {
+        let n = self.count(b);
+        if !self.batched(b) || self.batch == 0 {
+            return 0..n;
+        }
+        let per = n / self.batch as usize;
+        (self.range.0 as usize * per)..(self.range.1 as usize * per)
+    }
+
     fn count(&self, b: &Buf) -> usize {
-        let mut n = if b.batch { self.batch } else { 1 };
+        let mut n = if self.batched(b) { self.batch } else { 1 };
         for d in &b.dims {
             n *= self.dims[*d as usize];
         }
@@ -427,7 +798,7 @@ impl<'a> Exec<'a, '_> {
     /// The shape of a buffer as an array: batch, its dimensions, its vector width.
     fn shape(&self, b: &Buf) -> Vec<usize> {
         let mut s = Vec::new();
-        if b.batch {
+        if self.batched(b) {
             s.push(self.batch as usize);
         }
         s.extend(b.dims.iter().map(|d| self.dims[*d as usize] as usize));
@@ -439,6 +810,14 @@ impl<'a> Exec<'a, '_> {
 
     /// The caller's array for `b` (a field or a kept value not yet written by this call).
     fn lent(&self, b: &Buf) -> Result<Option<(String, Lent<'a>)>, String> {
+        if let Src::Input(i) = &b.src {
+            let name = &self.unit.prog.inputs[*i as usize].name;
+            return Ok(self
+                .inputs
+                .ports
+                .get(name)
+                .map(|a| (format!("`{name}`"), *a)));
+        }
         let sp = self.unit.sampler().ok_or("internal error: no sampler")?;
         Ok(match &b.src {
             Src::Field(f) => {
@@ -460,7 +839,7 @@ impl<'a> Exec<'a, '_> {
     }
 
     /// Where a buffer the sequence reads lies, checked against its length and element type.
-    fn read(&self, b: &Buf) -> Result<*const u8, String> {
+    fn read(&mut self, b: &Buf) -> Result<*const u8, String> {
         let n = self.count(b);
         if let Src::Row(at) = b.src {
             let at = at as usize;
@@ -478,6 +857,10 @@ impl<'a> Exec<'a, '_> {
                     if a.shape != want.as_slice() {
                         return Err(format!("{name} has shape {:?}, expected {want:?}", a.shape));
                     }
+                    let at = lent_ptr(a.data) as usize;
+                    if !self.seen.iter().any(|(n, p)| *n == name && *p == at) {
+                        self.seen.push((name.clone(), at));
+                    }
                     (name, a.data)
                 }
                 None => {
@@ -490,6 +873,10 @@ impl<'a> Exec<'a, '_> {
                             "the step reads a value kept from the previous step: give it in `prev`"
                                 .to_string()
                         }
+                        Src::Input(i) => format!(
+                            "missing input `{}`",
+                            self.unit.prog.inputs[*i as usize].name
+                        ),
                         _ => "internal error: a value is read before it is written".to_string(),
                     })
                 }
@@ -542,7 +929,7 @@ impl<'a> Exec<'a, '_> {
         offset: u64,
     ) -> Result<(), String> {
         if unit != 0 {
-            return Err("internal error: a step launched another unit's kernel".into());
+            return Err("internal error: a call launched another unit's kernel".into());
         }
         let kern = &self.unit.plan.kernels[k];
         let sizes: Vec<u64> = kern
@@ -558,12 +945,12 @@ impl<'a> Exec<'a, '_> {
             })
             .collect::<Result<_, _>>()?;
         let per: u64 = kern.domain.iter().map(|d| sizes[*d as usize]).product();
-        let total = (self.batch * per) as usize;
+        let run = (self.range.0 * per) as usize..(self.range.1 * per) as usize;
         let mut fresh: Vec<(usize, Out)> = Vec::new();
         let mut ptrs: Vec<*mut u8> = Vec::with_capacity(bufs.len());
         for (j, b) in bufs.iter().enumerate() {
             if b.out {
-                let mut o = self.alloc(b.store, self.count(b));
+                let mut o = self.target(b);
                 ptrs.push(o.ptr());
                 fresh.push((j, o));
             } else {
@@ -583,13 +970,14 @@ impl<'a> Exec<'a, '_> {
             seed: self.seed,
             step: match word {
                 Word::Step => self.k,
-                Word::Fixed(x) => x,
+                Word::Fixed(x) => x | self.word_or,
             },
             offset: offset.wrapping_add(self.offset),
         };
-        // Every buffer holds the values its kernel indexes over 0..total: inputs were checked
-        // against their counts, outputs were allocated with them.
-        let status = launch(args, 0..total, self.opts);
+        // Every buffer holds the values its kernel indexes over the whole batch (inputs were
+        // checked against their counts, outputs were allocated with them); a run launches over
+        // its samples' part of it.
+        let status = launch(args, run, self.opts);
         let prog = &self.unit.prog.name;
         if status & FAIL_INDEX != 0 {
             return Err(format!("{prog}: an index is outside its vector's range"));
@@ -676,17 +1064,22 @@ impl<'a> Exec<'a, '_> {
                 return Ok(());
             }
         }
-        let (n, m) = (self.count(to), self.count(from));
+        let m = self.count(from);
         let src = self.read(from)?;
-        let mut o = self.alloc(to.store, n);
+        let part = self.part(to);
+        let mut o = self.target(to);
         let bytes = to.store.bytes();
         let dst = o.ptr();
-        let mut i = 0;
-        while i < n && m > 0 {
-            let c = m.min(n - i);
-            // SAFETY: `src` holds `m` values (checked by `read`), `dst` holds `n`; they are
-            // different allocations.
-            unsafe { std::ptr::copy_nonoverlapping(src, dst.add(i * bytes), c * bytes) };
+        // Value `i` of `to` is value `i % m` of `from` (a value shared by the batch repeats).
+        let mut i = part.start;
+        while i < part.end && m > 0 {
+            let j = i % m;
+            let c = (m - j).min(part.end - i);
+            // SAFETY: `src` holds `m` values (checked by `read`), `dst` holds `count(to)`, of
+            // which `part` is a range; they are different allocations.
+            unsafe {
+                std::ptr::copy_nonoverlapping(src.add(j * bytes), dst.add(i * bytes), c * bytes)
+            };
             i += c;
         }
         self.cur.insert(to.src.clone(), Val::Own(o, to.clone()));
