@@ -14,7 +14,7 @@
 //! copy: numpy holds the `Vec` itself and frees it with the array. Classes are widened from
 //! u32 to int64 (one pass), the type PyTorch indexes and counts classes with.
 
-use diffc::cpu::lean::{Lent, LentData, StepRunner};
+use diffc::cpu::lean::{Lent, LentData, Pool};
 use diffc::interp::{Data, Tensor};
 use diffc::typed::Elem;
 use numpy::ndarray::{ArrayD, ArrayViewD, IxDyn};
@@ -228,6 +228,17 @@ pub enum Held<'py> {
 }
 
 impl Held<'_> {
+    /// The values as a tensor of the library's (a borrowed array is copied here, once).
+    pub fn into_tensor(self) -> Tensor {
+        match self {
+            Held::Borrowed(r) => Tensor {
+                shape: r.shape().to_vec(),
+                data: Data::F32(r.as_slice().map(|v| v.to_vec()).unwrap_or_default()),
+            },
+            Held::Owned(t, _) => t,
+        }
+    }
+
     /// The values as the lean runner reads them.
     pub fn lent(&self) -> Lent<'_> {
         match self {
@@ -269,26 +280,27 @@ pub fn hold<'py>(name: &str, obj: &Bound<'py, PyAny>, elem: Elem) -> PyResult<He
 }
 
 /// The memory of a real array a lean step returned: when numpy frees the array, the memory
-/// goes back to the runner that wrote it, for its next step to write into (`StepRunner::recycle`).
+/// goes back to the runner that wrote it, for its next step to write into (`Pool::recycle`).
 #[pyclass(module = "diffc._diffc", frozen)]
 pub struct Recycled {
     v: Mutex<Vec<f32>>,
-    runner: Arc<StepRunner>,
+    pool: Arc<Pool>,
 }
 
 impl Drop for Recycled {
     fn drop(&mut self) {
         if let Ok(v) = self.v.get_mut() {
-            self.runner.recycle(std::mem::take(v));
+            self.pool.recycle(std::mem::take(v));
         }
     }
 }
 
-/// A lean step's output as a numpy array; reals go back to `runner` when the array dies.
+/// A lean call's output as a numpy array; reals go back to the runner's `pool` when the array
+/// dies.
 pub fn recycled_out<'py>(
     py: Python<'py>,
     t: Tensor,
-    runner: &Arc<StepRunner>,
+    pool: &Arc<Pool>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let Data::F32(v) = t.data else {
         return tensor_out(py, t);
@@ -306,7 +318,7 @@ pub fn recycled_out<'py>(
         py,
         Recycled {
             v: Mutex::new(v),
-            runner: runner.clone(),
+            pool: pool.clone(),
         },
     )?;
     // SAFETY: `ptr` is the buffer of the Vec inside `owner` (moving a Vec does not move its

@@ -11,7 +11,7 @@ mod convert;
 mod denoise;
 
 use convert::{hold, param_in, tensor_in, tensor_out, time_in, Held};
-use diffc::cpu::lean::{StepInputs, StepRunner};
+use diffc::cpu::lean::{EntryRunner, Lent, StepInputs, StepRunner};
 use diffc::entries::{Extent, Port};
 use diffc::interp::{Call, SampleCall, SingleStep, Tensor};
 use diffc::typed::Elem;
@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Which implementation runs an entry or a sampler.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Backend {
     Interp,
     Cpu,
@@ -88,6 +88,7 @@ fn check(
             index,
             compiled: Mutex::default(),
             runners: Mutex::default(),
+            entry_runners: Mutex::default(),
         }),
         list.unbind(),
         rendered,
@@ -130,6 +131,9 @@ struct Process {
     /// Lean step runners by sampler (`diffc::cpu::lean`): a `Sampler.step` on the CPU with its
     /// network's outputs given runs from its call sequence on the caller's arrays.
     runners: Mutex<HashMap<String, Arc<StepRunner>>>,
+    /// Lean entry runners by entry: an entry on the CPU without supplied draws or node masks
+    /// runs from its call sequence, reading its array inputs where they lie.
+    entry_runners: Mutex<HashMap<String, Arc<EntryRunner>>>,
 }
 
 /// A compiled CPU program, shared between calls (a `Compiled` may be used from any thread).
@@ -182,6 +186,24 @@ impl Process {
         Ok(r)
     }
 
+    /// The lean runner of entry `name`, compiled on first use.
+    fn entry_runner(&self, name: &str) -> Result<Arc<EntryRunner>, String> {
+        if let Some(r) = self
+            .entry_runners
+            .lock()
+            .map_err(|_| "a poisoned lock")?
+            .get(name)
+        {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(EntryRunner::new(self.p(), name)?);
+        self.entry_runners
+            .lock()
+            .map_err(|_| "a poisoned lock")?
+            .insert(name.to_string(), r.clone());
+        Ok(r)
+    }
+
     /// A step on the CPU run lean: the state, the network's outputs and the history are read
     /// where they lie; the new state and history are handed over as the kernels wrote them.
     /// Fields the step leaves alone are returned as they were given.
@@ -222,7 +244,7 @@ impl Process {
         fields.sort_by(|a, b| a.0.cmp(&b.0));
         let d = PyDict::new(py);
         for (name, t) in fields {
-            d.set_item(name, convert::recycled_out(py, t, &runner)?)?;
+            d.set_item(name, convert::recycled_out(py, t, runner.pool())?)?;
         }
         for (name, h) in state {
             if !d.contains(&name)? {
@@ -624,6 +646,28 @@ impl Process {
         diffc::interp::sampler_grid(self.p(), sampler, &params_of(params)?).map_err(value_error)
     }
 
+    /// The caller's arrays that the last lean CPU call of entry or sampler `name` read where
+    /// they lie, by name, with their addresses (a check that no input was copied).
+    fn _last_reads(&self, name: &str) -> PyResult<HashMap<String, usize>> {
+        let entries = self
+            .entry_runners
+            .lock()
+            .map_err(|_| value_error("a poisoned lock".into()))?;
+        let steps = self
+            .runners
+            .lock()
+            .map_err(|_| value_error("a poisoned lock".into()))?;
+        let reads = match (entries.get(name), steps.get(name)) {
+            (Some(r), _) => r.last_reads(),
+            (None, Some(r)) => r.last_reads(),
+            (None, None) => return Err(value_error(format!("no lean CPU call of `{name}` yet"))),
+        };
+        Ok(reads
+            .into_iter()
+            .map(|(n, at)| (n.trim_matches('`').to_string(), at))
+            .collect())
+    }
+
     /// Run an entry point. `inputs` maps names to arrays exactly as `diffc eval --in/--set`
     /// does: a node mask by its name, then a port of the entry (times as numbers or arrays),
     /// then a supplied draw. `draws` and `masks` name those explicitly.
@@ -662,6 +706,8 @@ impl Process {
         check_sizes(p, &call.sizes)?;
         let mut field_batch = None;
         let mut time_batch = None;
+        // Array inputs, read where they lie when they can be (`convert::hold`).
+        let mut held: Vec<(String, Held)> = Vec::new();
         for (name, v) in pairs(inputs)? {
             if p.masks.iter().any(|m| m.name == name) {
                 call.masks
@@ -670,19 +716,22 @@ impl Process {
                 if name == "seed" {
                     return Err(PyTypeError::new_err("give the seed as seed=…"));
                 }
-                let t = if name == p.time.name || name == "s" {
+                if name == p.time.name || name == "s" {
                     let t = time_in(&name, &v)?;
                     if t.shape.len() == 1 {
                         time_batch = Some(t.shape[0]);
                     }
-                    t
+                    call.inputs.insert(name, t);
+                } else if matches!(port.extent, Extent::Scalar) {
+                    call.inputs
+                        .insert(name.clone(), tensor_in(&name, &v, port.elem)?);
                 } else {
-                    tensor_in(&name, &v, port.elem)?
-                };
-                if matches!(port.extent, Extent::Field(_)) {
-                    field_batch.get_or_insert(t.shape.first().copied().unwrap_or(0));
+                    let h = hold(&name, &v, port.elem)?;
+                    if matches!(port.extent, Extent::Field(_)) {
+                        field_batch.get_or_insert(h.lent().shape.first().copied().unwrap_or(0));
+                    }
+                    held.push((name, h));
                 }
-                call.inputs.insert(name, t);
             } else if prog.draws.iter().any(|d| d.name == name) {
                 call.draws
                     .insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
@@ -715,11 +764,34 @@ impl Process {
                 .insert(name.clone(), tensor_in(&name, &v, Elem::Real)?);
         }
         for port in &prog.inputs {
-            if !call.inputs.contains_key(&port.name) && port.name != "seed" {
+            if !call.inputs.contains_key(&port.name)
+                && !held.iter().any(|(n, _)| *n == port.name)
+                && port.name != "seed"
+            {
                 return Err(value_error(format!("`{entry}` needs `{}`", port.name)));
             }
         }
         call.batch = batch.or(field_batch).or(time_batch).unwrap_or(1);
+        let names = prog.outputs.iter().map(|port| port.name.clone());
+        if backend == Backend::Cpu && call.draws.is_empty() && call.masks.is_empty() {
+            // Lean: the arrays are read where they lie; the outputs' memory goes back to the
+            // runner when numpy frees them.
+            let runner = self.entry_runner(entry).map_err(value_error)?;
+            let arrays: HashMap<String, Lent> =
+                held.iter().map(|(n, h)| (n.clone(), h.lent())).collect();
+            let outputs = py
+                .detach(|| runner.run(p, &call, &arrays))
+                .map_err(value_error)?;
+            drop(arrays);
+            let d = PyDict::new(py);
+            for (name, t) in names.zip(outputs) {
+                d.set_item(name, convert::recycled_out(py, t, runner.pool())?)?;
+            }
+            return Ok(d);
+        }
+        for (name, h) in held {
+            call.inputs.insert(name, h.into_tensor());
+        }
         let outputs = py
             .detach(|| match backend {
                 Backend::Cpu => self.run_cpu(entry, &prog, &call),
@@ -727,7 +799,6 @@ impl Process {
                 Backend::Interp => diffc::interp::run(p, &prog, &call),
             })
             .map_err(value_error)?;
-        let names = prog.outputs.iter().map(|port| port.name.clone());
         outputs_dict(py, names.zip(outputs))
     }
 

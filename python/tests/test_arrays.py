@@ -156,3 +156,36 @@ def test_a_cpu_step_on_graphs_equals_the_interpreter():
     for name in ("X", "E"):
         assert out[name].dtype == np.int64
         np.testing.assert_array_equal(out[name], want[name])
+
+
+def _address(a) -> int:
+    if isinstance(a, torch.Tensor):
+        return a.data_ptr()
+    return a.__array_interface__["data"][0]
+
+
+def test_cpu_entries_read_their_inputs_where_they_lie():
+    # A training call on the CPU: the batch, the network's output and the noise are read in
+    # place (the runner reports the addresses it read), numpy or torch alike.
+    proc = load(*DDPM)
+    rng = np.random.default_rng(2)
+    x0 = rng.standard_normal((6, 50), dtype=np.float32)
+    t = np.array([10, 10, 500, 999, 999, 1], np.float32)
+    out = proc.forward(x_0=x0, t=t, seed=4, backend="cpu")
+    assert proc._p._last_reads("forward") == {"x_0": _address(x0)}
+    want = proc.forward(x_0=x0, t=t, seed=4, backend="interp")
+    for name in ("x_t", "eps"):
+        assert type(out[name].base).__name__ == "Recycled"
+        np.testing.assert_allclose(out[name], want[name], rtol=1e-5, atol=1e-5)
+    inputs = {"x_t": torch.from_numpy(out["x_t"]), "eps_hat.x": torch.randn(6, 50),
+              "eps": torch.from_numpy(out["eps"]), "t": torch.from_numpy(t)}
+    loss = proc.loss("simple", inputs, backend="cpu")
+    reads = proc._p._last_reads("loss.simple")
+    # The loss reads the network's output and the noise (`x_t` is given, not read).
+    assert reads == {k: _address(inputs[k]) for k in ("eps_hat.x", "eps")}
+    assert isinstance(loss["loss"], torch.Tensor) and loss["loss"].shape == (6,)
+    # A strided view is not C-contiguous: it is converted (documented), and the copy is read.
+    strided = np.ascontiguousarray(np.repeat(x0, 2, axis=1))[:, ::2]
+    out2 = proc.forward(x_0=strided, t=t, seed=4, backend="cpu")
+    assert proc._p._last_reads("forward")["x_0"] != _address(strided)
+    np.testing.assert_array_equal(out2["x_t"], out["x_t"])

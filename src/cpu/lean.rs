@@ -96,7 +96,7 @@ pub struct StepRunner {
     unit: Unit,
     compiled: Compiled,
     /// Call sequences and rows by the host side of a call (grid point, params).
-    traces: Mutex<HashMap<String, Arc<(Vec<Event>, Vec<f32>)>>>,
+    traces: Traces,
     pool: Arc<Pool>,
     reads: Reads,
     opts: Options,
@@ -109,6 +109,33 @@ const POOL_MIN: usize = 1 << 16;
 /// Traces kept per runner; a runner called at more distinct points starts over.
 const TRACE_CACHE: usize = 4096;
 
+/// A call sequence and the row of host values it reads.
+type Traced = (Vec<Event>, Vec<f32>);
+
+/// Call sequences by the host side of a call (a grid point or the scalar inputs, and params),
+/// traced on first use.
+#[derive(Default)]
+struct Traces(Mutex<HashMap<String, Arc<Traced>>>);
+
+impl Traces {
+    fn get(
+        &self,
+        key: String,
+        trace: impl FnOnce() -> Result<Traced, String>,
+    ) -> Result<Arc<Traced>, String> {
+        if let Some(t) = self.0.lock().map_err(|_| "a poisoned lock")?.get(&key) {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(trace()?);
+        let mut cache = self.0.lock().map_err(|_| "a poisoned lock")?;
+        if cache.len() >= TRACE_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, t.clone());
+        Ok(t)
+    }
+}
+
 impl StepRunner {
     /// Plan and compile `sampler` of `p` (as `cpu::sample` compiles it without supplied draws
     /// or node masks).
@@ -118,7 +145,7 @@ impl StepRunner {
         Ok(StepRunner {
             unit,
             compiled,
-            traces: Mutex::new(HashMap::new()),
+            traces: Traces::default(),
             pool: Arc::default(),
             reads: Mutex::default(),
             opts: Options::default(),
@@ -240,11 +267,7 @@ impl StepRunner {
     }
 
     /// The call sequence and row of `call`'s host side, traced on first use.
-    fn traced(
-        &self,
-        p: &Process,
-        call: &SampleCall,
-    ) -> Result<Arc<(Vec<Event>, Vec<f32>)>, String> {
+    fn traced(&self, p: &Process, call: &SampleCall) -> Result<Arc<Traced>, String> {
         let mut params: Vec<_> = call.params.iter().collect();
         params.sort_by(|a, b| a.0.cmp(b.0));
         let mut pparams: Vec<_> = call.process_params.iter().collect();
@@ -254,17 +277,9 @@ impl StepRunner {
             "{:?}",
             (&call.grid, one, call.finalize_only, params, pparams)
         );
-        if let Some(t) = self.traces.lock().map_err(|_| "a poisoned lock")?.get(&key) {
-            return Ok(t.clone());
-        }
-        let units = std::slice::from_ref(&self.unit);
-        let t = Arc::new(aot::trace_single(p, units, 0, call)?);
-        let mut cache = self.traces.lock().map_err(|_| "a poisoned lock")?;
-        if cache.len() >= TRACE_CACHE {
-            cache.clear();
-        }
-        cache.insert(key, t.clone());
-        Ok(t)
+        self.traces.get(key, || {
+            aot::trace_single(p, std::slice::from_ref(&self.unit), 0, call)
+        })
     }
 }
 
@@ -304,7 +319,7 @@ pub struct EntryRunner {
     unit: Unit,
     compiled: Compiled,
     /// Call sequences and rows by the host side of a call (scalar inputs, params).
-    traces: Mutex<HashMap<String, Arc<(Vec<Event>, Vec<f32>)>>>,
+    traces: Traces,
     pool: Arc<Pool>,
     reads: Reads,
     opts: Options,
@@ -328,7 +343,7 @@ impl EntryRunner {
         Ok(EntryRunner {
             unit,
             compiled,
-            traces: Mutex::new(HashMap::new()),
+            traces: Traces::default(),
             pool: Arc::default(),
             reads: Mutex::default(),
             opts: Options::default(),
@@ -544,7 +559,7 @@ impl EntryRunner {
     }
 
     /// The call sequence and row of `call`'s host side, traced on first use.
-    fn traced(&self, p: &Process, call: &Call) -> Result<Arc<(Vec<Event>, Vec<f32>)>, String> {
+    fn traced(&self, p: &Process, call: &Call) -> Result<Arc<Traced>, String> {
         let mut scalars: Vec<(&String, Vec<u32>)> = call
             .inputs
             .iter()
@@ -563,17 +578,9 @@ impl EntryRunner {
         let mut params: Vec<_> = call.params.iter().collect();
         params.sort_by(|a, b| a.0.cmp(b.0));
         let key = format!("{:?}", (scalars, params));
-        if let Some(t) = self.traces.lock().map_err(|_| "a poisoned lock")?.get(&key) {
-            return Ok(t.clone());
-        }
-        let units = std::slice::from_ref(&self.unit);
-        let t = Arc::new(aot::trace_entry_at(p, units, 0, call)?);
-        let mut cache = self.traces.lock().map_err(|_| "a poisoned lock")?;
-        if cache.len() >= TRACE_CACHE {
-            cache.clear();
-        }
-        cache.insert(key, t.clone());
-        Ok(t)
+        self.traces.get(key, || {
+            aot::trace_entry_at(p, std::slice::from_ref(&self.unit), 0, call)
+        })
     }
 }
 
