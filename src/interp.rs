@@ -1952,7 +1952,9 @@ pub struct SampleCall {
     pub stop_after: Option<usize>,
     /// Run one step only, from `grid[0]` to `grid[1]`, from the supplied state.
     pub single_step: Option<SingleStep>,
-    /// Run the final map only, at `grid[0]`, on the supplied state.
+    /// Run the final map only, at `grid[0]`, on the supplied state. With `single_step`, it is
+    /// the final map of a run of `single_step.n` steps and draws as that run's does (step word
+    /// `n`); without, it draws on step word 0.
     pub finalize_only: bool,
     /// Node masks by name (`bool[batch, n]`); without one, every node is real.
     pub masks: HashMap<String, Tensor>,
@@ -2061,7 +2063,9 @@ pub(crate) fn sample_with(
         }
     }
     if call.finalize_only {
-        cx.at_step(0, grid[0], None, None, None);
+        // The final map of a run of `n` steps (`single_step`) draws as that run's does.
+        let k = call.single_step.as_ref().map_or(0, |o| o.n as u32);
+        cx.at_step(k, grid[0], None, None, None);
         cx.exec(&sp.finalize, denoiser)?;
         let mut out = HashMap::new();
         for (i, f) in p.fields.iter().enumerate() {

@@ -7,7 +7,7 @@ mod common;
 
 use common::diff::{entry_call, outcome, sampler_call, tensor_for, Gen, Wobbly, CASES};
 use common::shipped;
-use diffc::cpu::lean::{EntryRunner, Lent, LentData, StepInputs, StepRunner};
+use diffc::cpu::lean::{EntryRunner, Lent, LentData, NetValues, StepInputs, StepRunner};
 use diffc::entries::{entries, EntryKind, Extent};
 use diffc::interp::{Call, Data, Denoiser, NetCall, SampleCall, SingleStep, Tensor};
 use diffc::ir::lower::{lower, lower_sampler};
@@ -497,4 +497,106 @@ fn bad_entry_input_gives_the_interpreters_errors() {
     arrays.insert("x_t".to_string(), lend(&good.inputs["x_t"], &None));
     let e = runner.run(&p, &c, &arrays).unwrap_err();
     assert!(e.contains("interpreter's path"), "{e}");
+}
+
+/// `Wobbly` as the network of a lean run, called on the inputs the run hands it.
+struct LeanWobbly(Wobbly);
+
+impl diffc::cpu::lean::NetFn for LeanWobbly {
+    fn call(
+        &mut self,
+        p: &Process,
+        net: usize,
+        inputs: &[diffc::cpu::lean::NetInput],
+    ) -> Result<Vec<Box<dyn diffc::cpu::lean::NetArray>>, String> {
+        let ts: Vec<Tensor> = inputs
+            .iter()
+            .map(|a| Tensor {
+                shape: a.shape.clone(),
+                data: match &a.values {
+                    NetValues::Reals(v) => Data::F32(v.to_vec()),
+                    NetValues::Classes(v) => Data::Class(v.to_vec()),
+                    NetValues::Bools(v) => Data::Bool(v.iter().map(|b| *b != 0).collect()),
+                },
+            })
+            .collect();
+        let call = NetCall {
+            net,
+            inputs: &ts,
+            fields: &[],
+            time: None,
+            masks: &HashMap::new(),
+        };
+        Ok(self
+            .0
+            .denoise(p, &call)?
+            .into_iter()
+            .map(|t| Box::new(t) as Box<dyn diffc::cpu::lean::NetArray>)
+            .collect())
+    }
+}
+
+/// Whole runs from call sequences (`StepRunner::sample`) equal `cpu::sample`'s, bit for bit,
+/// for every sampler of every shipped spec without an `init` block: the start from the priors,
+/// every step with its history, and the final map.
+#[test]
+fn every_whole_run_matches_the_cpu_backend() {
+    let mut ran = 0;
+    for p in shipped() {
+        for s in &p.samplers {
+            let sp = lower_sampler(&p, &s.name).unwrap();
+            if !sp.init.is_empty() {
+                continue;
+            }
+            let runner = StepRunner::new(&p, &s.name).unwrap();
+            let g = &s.default_grid;
+            let short = g[..5.min(g.len())].to_vec();
+            let grids = if g.len() <= 60 {
+                vec![short, g.clone()]
+            } else {
+                vec![short]
+            };
+            for grid in grids {
+                for (batch, size, seed) in [(2, 5, 3), (3, 2, 9)] {
+                    let what = format!(
+                        "{} {} (batch {batch}, size {size}, {} steps)",
+                        p.name,
+                        s.name,
+                        grid.len() - 1
+                    );
+                    let call = sampler_call(&p, &sp, grid.clone(), batch, size, seed);
+                    let want = diffc::cpu::sample(&p, &sp, &call, &mut Wobbly(0));
+                    let held: Vec<_> = call.state.iter().map(|(n, t)| (n, t, bytes(t))).collect();
+                    let state: HashMap<String, Lent> = held
+                        .iter()
+                        .map(|(n, t, b)| ((*n).clone(), lend(t, b)))
+                        .collect();
+                    let mut lean_call = call.clone();
+                    lean_call.state.clear();
+                    let got = runner.sample(&p, &lean_call, &state, &mut LeanWobbly(Wobbly(0)));
+                    match (want, got) {
+                        (Ok(w), Ok(g)) => {
+                            for (name, t) in &w {
+                                match g.get(name) {
+                                    Some(x) => assert!(x == t, "{what}: `{name}` differs"),
+                                    None => assert!(
+                                        call.state.get(name) == Some(t),
+                                        "{what}: `{name}` is missing"
+                                    ),
+                                }
+                            }
+                            assert!(g.keys().all(|k| w.contains_key(k)), "{what}");
+                            ran += 1;
+                        }
+                        (Err(w), Err(g)) => assert_eq!(g, w, "{what}: errors differ"),
+                        (w, g) => {
+                            panic!("{what}: cpu::sample {}, lean {}", outcome(&w), outcome(&g))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("{ran} whole runs agree");
+    assert!(ran >= 100, "{ran}");
 }

@@ -1669,7 +1669,14 @@ pub(crate) fn trace_single(
             c.single_step = Some(one);
             k
         }
-        _ if call.finalize_only => 0,
+        _ if call.finalize_only => {
+            // The final map of a run of `n` steps draws on step word `n`.
+            c.single_step = call.single_step.clone().map(|mut one| {
+                one.prev.clear();
+                one
+            });
+            call.single_step.as_ref().map_or(0, |o| o.n as u32)
+        }
         _ => return Err("a single step needs its index, or the final map alone".into()),
     };
     interp::sample_with(p, sp, &c, &mut RecNet { rec: &r }, Some(&r))?;

@@ -21,7 +21,7 @@
 use super::aot::{self, Buf, CopyWhy, Event, Src, Unit, Word};
 use super::{launch, Args, Compiled, Options};
 use crate::entries::{EntryKind, Extent};
-use crate::interp::{self, Call, Data, SampleCall, Tensor};
+use crate::interp::{self, Call, Data, SampleCall, SingleStep, Tensor};
 use crate::kernel::{Store, FAIL_CLASS, FAIL_INDEX, FAIL_NONFINITE};
 use crate::typed::{Elem, Process};
 use std::collections::{HashMap, HashSet};
@@ -53,6 +53,60 @@ pub struct StepInputs<'a> {
     pub prev: HashMap<String, Lent<'a>>,
     /// An entry's array inputs by port name (`EntryRunner`).
     pub ports: HashMap<String, Lent<'a>>,
+}
+
+/// A network output the runner reads where it lies: its shape (batch first) and values in C
+/// order. It is kept until the step that called the network ends.
+pub trait NetArray {
+    fn shape(&self) -> &[usize];
+    fn values(&self) -> &[f32];
+}
+
+impl NetArray for Tensor {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn values(&self) -> &[f32] {
+        self.f32s().unwrap_or(&[])
+    }
+}
+
+/// A network input handed to a `NetFn`: its shape (batch first; `[]` for a time) and values.
+/// The runner does not write these values again, so the callee may keep them.
+#[derive(Clone, Debug)]
+pub struct NetInput {
+    pub shape: Vec<usize>,
+    pub values: NetValues,
+}
+
+/// A network input's values: reals, classes or bools (one byte each, 0 or 1).
+#[derive(Clone, Debug)]
+pub enum NetValues {
+    Reals(Arc<Vec<f32>>),
+    Classes(Arc<Vec<u32>>),
+    Bools(Arc<Vec<u8>>),
+}
+
+impl NetValues {
+    fn data(&self) -> LentData<'_> {
+        match self {
+            NetValues::Reals(v) => LentData::F32(v),
+            NetValues::Classes(v) => LentData::U32(v),
+            NetValues::Bools(v) => LentData::U8(v),
+        }
+    }
+}
+
+/// The network of a whole run (`StepRunner::sample`): network `net` of the process, called on
+/// its declared inputs in order; returns one array per output, shaped like its field (batch
+/// first, a class axis for probabilities).
+pub trait NetFn {
+    fn call(
+        &mut self,
+        p: &Process,
+        net: usize,
+        inputs: &[NetInput],
+    ) -> Result<Vec<Box<dyn NetArray>>, String>;
 }
 
 /// Real arrays a runner's callers handed back (`Pool::recycle`), for its next calls to write
@@ -99,6 +153,8 @@ pub struct StepRunner {
     traces: Traces,
     pool: Arc<Pool>,
     reads: Reads,
+    /// The prior entries a whole run starts from, compiled on first use.
+    priors: Mutex<HashMap<String, Arc<EntryRunner>>>,
     opts: Options,
 }
 
@@ -148,8 +204,167 @@ impl StepRunner {
             traces: Traces::default(),
             pool: Arc::default(),
             reads: Mutex::default(),
+            priors: Mutex::default(),
             opts: Options::default(),
         })
+    }
+
+    /// A whole run, as `cpu::sample` runs it with the same call, bit for bit: each field the
+    /// caller does not give starts from its prior, then every step of the grid and the final
+    /// map run from their call sequences, calling `net` for the network. The caller's `state`
+    /// is read where it lies; each step's state and history are the arrays the kernels wrote,
+    /// and the previous step's go back to the pool. Supplied draws, node masks and samplers
+    /// with an `init` block take the interpreter's path (`cpu::sample`).
+    pub fn sample(
+        &self,
+        p: &Process,
+        call: &SampleCall,
+        state: &HashMap<String, Lent>,
+        net: &mut dyn NetFn,
+    ) -> Result<HashMap<String, Tensor>, String> {
+        let sp = self
+            .unit
+            .sampler()
+            .ok_or("internal error: a step runner without a sampler")?;
+        if !call.draws.is_empty() || !call.masks.is_empty() || !sp.init.is_empty() {
+            return Err("supplied draws, node masks and samplers with an `init` block take the interpreter's path (`cpu::sample`)".into());
+        }
+        if call.single_step.is_some() || call.finalize_only || call.stop_after.is_some() {
+            return Err("a whole run: use `step` for one step or the final map".into());
+        }
+        if !call.state.is_empty() {
+            return Err("internal error: a whole run's state is lent, not in the call".into());
+        }
+        let grid = match &call.grid {
+            Some(g) => g.clone(),
+            None => interp::sampler_grid(p, &self.unit.name, &call.params)?,
+        };
+        if grid.len() < 2 {
+            return Err("a grid needs at least two times".into());
+        }
+        let n = grid.len() - 1;
+        let mut sizes = call.sizes.clone();
+        let mut names: Vec<&String> = state.keys().collect();
+        names.sort();
+        for name in names {
+            interp::state_sizes(p, name, state[name].shape, call.batch, &mut sizes)?;
+        }
+        for f in &sp.conditions {
+            let name = &p.fields[*f as usize].name;
+            if !state.contains_key(name) {
+                return Err(format!(
+                    "sampler `{}` reads `{name}`: give its value",
+                    sp.name
+                ));
+            }
+        }
+        // The start: each field not given, from its prior (drawing as `interp::sample` does).
+        let mut owned: HashMap<String, Tensor> = HashMap::new();
+        for (i, k) in p.priors.iter().enumerate() {
+            let name = &p.fields[k.target.field.index()].name;
+            if state.contains_key(name) {
+                continue;
+            }
+            let entry = if p.priors.len() == 1 {
+                "prior".to_string()
+            } else {
+                format!("prior.{name}")
+            };
+            let runner = self.prior(p, &entry)?;
+            let c = Call {
+                seed: call.seed,
+                step: u32::MAX - 1 - i as u32,
+                batch: call.batch,
+                sizes: sizes.clone(),
+                params: call.process_params.clone(),
+                ..Call::default()
+            };
+            let mut out = runner.run(p, &c, &HashMap::new())?;
+            owned.insert(name.clone(), out.swap_remove(0));
+        }
+        let mut prev: HashMap<String, Tensor> = HashMap::new();
+        for k in 0..=n {
+            let last = k == n;
+            let c = SampleCall {
+                seed: call.seed,
+                batch: call.batch,
+                sizes: sizes.clone(),
+                params: call.params.clone(),
+                process_params: call.process_params.clone(),
+                grid: Some(if last {
+                    vec![grid[n], grid[n - 1]]
+                } else {
+                    vec![grid[k], grid[k + 1]]
+                }),
+                single_step: Some(SingleStep {
+                    k,
+                    n,
+                    r: (k > 0 && !last).then(|| grid[k - 1]),
+                    prev: HashMap::new(),
+                }),
+                finalize_only: last,
+                ..SampleCall::default()
+            };
+            let bools: Vec<(String, Vec<u8>)> = owned
+                .iter()
+                .filter_map(|(name, t)| match &t.data {
+                    Data::Bool(v) => Some((name.clone(), v.iter().map(|b| *b as u8).collect())),
+                    _ => None,
+                })
+                .collect();
+            let mut inputs = StepInputs::default();
+            for (name, a) in state {
+                if !owned.contains_key(name) {
+                    inputs.state.insert(name.clone(), *a);
+                }
+            }
+            for (name, t) in &owned {
+                let bytes = bools
+                    .iter()
+                    .find(|(b, _)| b == name)
+                    .map(|(_, v)| v.as_slice());
+                inputs.state.insert(name.clone(), lent_tensor(t, bytes));
+            }
+            if !last {
+                for (name, t) in &prev {
+                    inputs.prev.insert(name.clone(), lent_tensor(t, None));
+                }
+            }
+            let out = self.step_with(p, &c, &inputs, Some(&mut *net))?;
+            drop(inputs);
+            for (_, t) in prev.drain() {
+                if let Data::F32(v) = t.data {
+                    self.recycle(v);
+                }
+            }
+            for (name, t) in out {
+                match name.strip_prefix("prev.") {
+                    Some(h) => {
+                        prev.insert(h.to_string(), t);
+                    }
+                    None => {
+                        if let Some(Tensor {
+                            data: Data::F32(v), ..
+                        }) = owned.insert(name, t)
+                        {
+                            self.recycle(v);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(owned)
+    }
+
+    /// The runner of a prior entry, compiled on first use.
+    fn prior(&self, p: &Process, entry: &str) -> Result<Arc<EntryRunner>, String> {
+        let mut priors = self.priors.lock().map_err(|_| "a poisoned lock")?;
+        if let Some(r) = priors.get(entry) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(EntryRunner::new(p, entry)?);
+        priors.insert(entry.to_string(), r.clone());
+        Ok(r)
     }
 
     /// Give back a real array this runner returned (`Pool::recycle`).
@@ -177,6 +392,17 @@ impl StepRunner {
         p: &Process,
         call: &SampleCall,
         inputs: &StepInputs,
+    ) -> Result<HashMap<String, Tensor>, String> {
+        self.step_with(p, call, inputs, None)
+    }
+
+    /// `step`, calling `net_fn` for the network outputs `inputs.net` does not hold.
+    fn step_with(
+        &self,
+        p: &Process,
+        call: &SampleCall,
+        inputs: &StepInputs,
+        net_fn: Option<&mut dyn NetFn>,
     ) -> Result<HashMap<String, Tensor>, String> {
         if !call.draws.is_empty() || !call.masks.is_empty() {
             return Err(
@@ -215,6 +441,7 @@ impl StepRunner {
             written: HashSet::new(),
             spread: false,
             seen: Vec::new(),
+            net_fn,
             t: grid.first().copied().unwrap_or(0.0),
             s: (!call.finalize_only).then(|| grid.get(1).copied().unwrap_or(0.0)),
         };
@@ -240,8 +467,10 @@ impl StepRunner {
         }
         // Scratch the step no longer needs serves the next call.
         for (_, v) in x.cur.drain() {
-            if let Val::Own(Out::F32(v), _) = v {
-                self.recycle(v);
+            if let Val::Own(o, _) = v {
+                if let Some(v) = o.into_reals() {
+                    self.recycle(v);
+                }
             }
         }
         Ok(out)
@@ -514,6 +743,7 @@ impl EntryRunner {
             written: HashSet::new(),
             spread: per_sample.is_some(),
             seen: Vec::new(),
+            net_fn: None,
             t: scalar(tname).unwrap_or(f64::NAN),
             s: scalar("s"),
         };
@@ -551,8 +781,10 @@ impl EntryRunner {
             }
         }
         for (_, v) in x.cur.drain() {
-            if let Val::Own(Out::F32(v), _) = v {
-                self.pool.recycle(v);
+            if let Val::Own(o, _) = v {
+                if let Some(v) = o.into_reals() {
+                    self.pool.recycle(v);
+                }
             }
         }
         Ok(out)
@@ -627,11 +859,15 @@ enum Val<'a> {
     Lent(LentData<'a>),
 }
 
-/// An array a kernel or copy of this call wrote.
+/// An array a kernel or copy of this call wrote, or a network's output.
 enum Out {
     F32(Vec<f32>),
     U32(Vec<u32>),
     U8(Vec<u8>),
+    /// Values also lent to a network callable (which may keep them): read-only from then on.
+    Shared(NetValues),
+    /// A network callable's output, read where it lies.
+    Net(Box<dyn NetArray>),
 }
 
 impl Out {
@@ -642,18 +878,33 @@ impl Out {
             Store::U8 => Out::U8(vec![0; n]),
         }
     }
+    /// Where a kernel writes it (only arrays this call allocated are written: `Exec::target`).
     fn ptr(&mut self) -> *mut u8 {
         match self {
             Out::F32(v) => v.as_mut_ptr() as *mut u8,
             Out::U32(v) => v.as_mut_ptr() as *mut u8,
             Out::U8(v) => v.as_mut_ptr(),
+            Out::Shared(_) | Out::Net(_) => std::ptr::null_mut(),
         }
+    }
+    fn writable(&self) -> bool {
+        matches!(self, Out::F32(_) | Out::U32(_) | Out::U8(_))
     }
     fn data(&self) -> LentData<'_> {
         match self {
             Out::F32(v) => LentData::F32(v),
             Out::U32(v) => LentData::U32(v),
             Out::U8(v) => LentData::U8(v),
+            Out::Shared(v) => v.data(),
+            Out::Net(a) => LentData::F32(a.values()),
+        }
+    }
+    /// The reals, for the pool (only when nothing else holds them).
+    fn into_reals(self) -> Option<Vec<f32>> {
+        match self {
+            Out::F32(v) => Some(v),
+            Out::Shared(NetValues::Reals(a)) => Arc::try_unwrap(a).ok(),
+            _ => None,
         }
     }
 }
@@ -665,6 +916,26 @@ fn tensor(shape: Vec<usize>, o: Out) -> Tensor {
             Out::F32(v) => Data::F32(v),
             Out::U32(v) => Data::Class(v),
             Out::U8(v) => Data::Bool(v.into_iter().map(|b| b != 0).collect()),
+            Out::Shared(NetValues::Reals(a)) => {
+                Data::F32(Arc::try_unwrap(a).unwrap_or_else(|a| a.to_vec()))
+            }
+            Out::Shared(NetValues::Classes(a)) => {
+                Data::Class(Arc::try_unwrap(a).unwrap_or_else(|a| a.to_vec()))
+            }
+            Out::Shared(NetValues::Bools(a)) => Data::Bool(a.iter().map(|b| *b != 0).collect()),
+            Out::Net(a) => Data::F32(a.values().to_vec()),
+        },
+    }
+}
+
+/// A tensor as a lent array (`bytes`: a bool tensor's values as bytes).
+fn lent_tensor<'a>(t: &'a Tensor, bytes: Option<&'a [u8]>) -> Lent<'a> {
+    Lent {
+        shape: &t.shape,
+        data: match &t.data {
+            Data::F32(v) => LentData::F32(v),
+            Data::Class(v) => LentData::U32(v),
+            Data::Bool(_) => LentData::U8(bytes.unwrap_or(&[])),
         },
     }
 }
@@ -718,7 +989,7 @@ fn first_nonfinite(v: &[f32], threads: usize) -> Option<usize> {
 }
 
 /// One call's run of a sequence.
-struct Exec<'a, 'r> {
+struct Exec<'a, 'r, 'n> {
     p: &'r Process,
     unit: &'r Unit,
     compiled: &'r Compiled,
@@ -747,11 +1018,13 @@ struct Exec<'a, 'r> {
     spread: bool,
     /// The caller's arrays read in place, with their addresses.
     seen: Vec<(String, usize)>,
+    /// The network, when the run calls it itself (else its outputs are in `inputs.net`).
+    net_fn: Option<&'n mut dyn NetFn>,
     t: f64,
     s: Option<f64>,
 }
 
-impl<'a> Exec<'a, '_> {
+impl<'a> Exec<'a, '_, '_> {
     /// An array for `n` values that a kernel or copy then writes in full: one from the pool
     /// when it holds one of that length (not cleared), else fresh zeroed memory.
     fn alloc(&self, store: Store, n: usize) -> Out {
@@ -769,7 +1042,7 @@ impl<'a> Exec<'a, '_> {
         let n = self.count(b);
         if self.range.0 > 0 && !self.written.contains(&b.src) {
             if let Some(Val::Own(o, _)) = self.cur.remove(&b.src) {
-                if lent_len(o.data()) == n && lent_store(o.data()) == b.store {
+                if o.writable() && lent_len(o.data()) == n && lent_store(o.data()) == b.store {
                     self.written.insert(b.src.clone());
                     return o;
                 }
@@ -910,8 +1183,12 @@ impl<'a> Exec<'a, '_> {
                     offset,
                 } => self.launch(*unit, *kernel, bufs, slots, *word, *offset)?,
                 Event::Call {
-                    net, outputs, sym, ..
-                } => self.call(*net as usize, outputs, sym)?,
+                    net,
+                    inputs,
+                    outputs,
+                    sym,
+                    ..
+                } => self.call(*net as usize, inputs, outputs, sym)?,
                 Event::Copy { to, from, why, .. } => self.copy(to, from, *why)?,
                 Event::Repeat { count, body } => {
                     let saved = self.offset;
@@ -1009,58 +1286,152 @@ impl<'a> Exec<'a, '_> {
         Ok(())
     }
 
-    /// A network call: its outputs are the caller's arrays for it.
-    fn call(&mut self, net: usize, outputs: &[Buf], sym: &[Option<u32>]) -> Result<(), String> {
+    /// A network call: its outputs are the caller's arrays for it, or what `net_fn` returns.
+    fn call(
+        &mut self,
+        net: usize,
+        inputs: &[Buf],
+        outputs: &[Buf],
+        sym: &[Option<u32>],
+    ) -> Result<(), String> {
         let i = self.calls;
         self.calls += 1;
-        let n = &self.p.networks[net];
-        for ((o, b), sym) in n.outputs.iter().zip(outputs).zip(sym) {
-            let name = format!("{}.{}", n.name, self.p.field(o.field).name);
-            let a = self
-                .inputs
+        let p = self.p;
+        let n = &p.networks[net];
+        let names: Vec<String> = n
+            .outputs
+            .iter()
+            .map(|o| format!("{}.{}", n.name, p.field(o.field).name))
+            .collect();
+        let supplied = |name: &String| {
+            self.inputs
                 .net
                 .get(&format!("{name}#{i}"))
-                .or_else(|| self.inputs.net.get(&name))
-                .ok_or_else(|| {
-                    format!(
-                        "the step calls `{}`: give its output `{name}` (or `{name}#{i}` for this call)",
-                        n.name
-                    )
-                })?;
-            let want = self.shape(b);
-            if a.shape != want.as_slice() {
+                .or_else(|| self.inputs.net.get(name))
+                .copied()
+        };
+        if self.net_fn.is_some() && !names.iter().all(|x| supplied(x).is_some()) {
+            let mut args = Vec::with_capacity(inputs.len());
+            for b in inputs {
+                args.push(NetInput {
+                    shape: self.shape(b),
+                    values: self.share(b)?,
+                });
+            }
+            let f = self
+                .net_fn
+                .as_mut()
+                .ok_or("internal error: no network to call")?;
+            let outs = f.call(p, net, &args)?;
+            drop(args);
+            if outs.len() != outputs.len() {
                 return Err(format!(
-                    "`{name}` has shape {:?}, expected {want:?}",
-                    a.shape
+                    "the network `{}` returned {} outputs, expected {}",
+                    n.name,
+                    outs.len(),
+                    outputs.len()
                 ));
             }
+            for (((a, b), sym), name) in outs.into_iter().zip(outputs).zip(sym).zip(&names) {
+                self.net_output(name, a.shape(), a.values(), b)?;
+                let v = match sym {
+                    Some(d) => Out::F32(self.mirrored(a.values(), *d, b)),
+                    None => Out::Net(a),
+                };
+                self.cur.insert(b.src.clone(), Val::Own(v, b.clone()));
+            }
+            return Ok(());
+        }
+        for ((b, sym), name) in outputs.iter().zip(sym).zip(&names) {
+            let a = supplied(name).ok_or_else(|| {
+                format!(
+                    "the step calls `{}`: give its output `{name}` (or `{name}#{i}` for this call)",
+                    n.name
+                )
+            })?;
             let LentData::F32(x) = a.data else {
+                self.net_output(name, a.shape, &[], b)?;
                 return Err(format!("`{name}` must hold reals"));
             };
-            if x.len() != self.count(b) {
-                return Err(format!(
-                    "`{name}` holds {} values, expected {}",
-                    x.len(),
-                    self.count(b)
-                ));
-            }
+            self.net_output(name, a.shape, x, b)?;
             let v = match sym {
-                // A symmetric field's output: the upper triangle mirrored, the diagonal empty.
-                Some(d) => {
-                    let mut y = x.to_vec();
-                    symmetrize(
-                        &mut y,
-                        self.batch as usize,
-                        self.dims[*d as usize] as usize,
-                        b.width as usize,
-                    );
-                    Val::Own(Out::F32(y), b.clone())
-                }
+                Some(d) => Val::Own(Out::F32(self.mirrored(x, *d, b)), b.clone()),
                 None => Val::Lent(a.data),
             };
             self.cur.insert(b.src.clone(), v);
         }
         Ok(())
+    }
+
+    /// Check a network output's shape and length against its buffer.
+    fn net_output(&self, name: &str, shape: &[usize], x: &[f32], b: &Buf) -> Result<(), String> {
+        let want = self.shape(b);
+        if shape != want.as_slice() {
+            return Err(format!("`{name}` has shape {shape:?}, expected {want:?}"));
+        }
+        if x.len() != self.count(b) {
+            return Err(format!(
+                "`{name}` holds {} values, expected {}",
+                x.len(),
+                self.count(b)
+            ));
+        }
+        Ok(())
+    }
+
+    /// A symmetric field's network output: the upper triangle mirrored, the diagonal empty.
+    fn mirrored(&self, x: &[f32], d: u32, b: &Buf) -> Vec<f32> {
+        let mut y = x.to_vec();
+        symmetrize(
+            &mut y,
+            self.batch as usize,
+            self.dims[d as usize] as usize,
+            b.width as usize,
+        );
+        y
+    }
+
+    /// The values of `b` for a network callable, which may keep them: an array this call wrote
+    /// is shared as it lies (and never written again); anything else is copied.
+    fn share(&mut self, b: &Buf) -> Result<NetValues, String> {
+        let n = self.count(b);
+        match self.cur.remove(&b.src) {
+            Some(Val::Own(o, buf)) if o.writable() && lent_len(o.data()) == n => {
+                let v = match o {
+                    Out::F32(v) => NetValues::Reals(Arc::new(v)),
+                    Out::U32(v) => NetValues::Classes(Arc::new(v)),
+                    Out::U8(v) => NetValues::Bools(Arc::new(v)),
+                    Out::Shared(_) | Out::Net(_) => unreachable!("not writable"),
+                };
+                self.cur
+                    .insert(b.src.clone(), Val::Own(Out::Shared(v.clone()), buf));
+                return Ok(v);
+            }
+            Some(Val::Own(Out::Shared(v), buf)) if lent_len(v.data()) == n => {
+                self.cur
+                    .insert(b.src.clone(), Val::Own(Out::Shared(v.clone()), buf));
+                return Ok(v);
+            }
+            Some(v) => {
+                self.cur.insert(b.src.clone(), v);
+            }
+            None => {}
+        }
+        let src = self.read(b)?;
+        // SAFETY: `read` checked that `src` holds `n` values of `b`'s store.
+        Ok(unsafe {
+            match b.store {
+                Store::F32 => NetValues::Reals(Arc::new(
+                    std::slice::from_raw_parts(src as *const f32, n).to_vec(),
+                )),
+                Store::U32 => NetValues::Classes(Arc::new(
+                    std::slice::from_raw_parts(src as *const u32, n).to_vec(),
+                )),
+                Store::U8 => {
+                    NetValues::Bools(Arc::new(std::slice::from_raw_parts(src, n).to_vec()))
+                }
+            }
+        })
     }
 
     fn copy(&mut self, to: &Buf, from: &Buf, why: CopyWhy) -> Result<(), String> {
