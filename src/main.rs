@@ -804,11 +804,9 @@ fn eval_step(
             ));
         }
     }
-    if finalize {
-        call.finalize_only = true;
-    } else {
-        call.single_step = Some(one);
-    }
+    // A final map carries its run's step count, and draws as that run's final map does.
+    call.finalize_only = finalize;
+    call.single_step = Some(one);
     let mut net = Supplied { outputs, calls: 0 };
     let result = match args.backend {
         Backend::Cpu => diffc::cpu::sample(p, &sp, &call, &mut net)?,

@@ -220,7 +220,7 @@ fn bad_input_gives_the_interpreters_errors() {
     bad.state.insert("x".into(), x);
     let what = format!("{} ancestral NaN", p.name);
     assert!(both(&p, &sp, &runner, &bad, &HashMap::new(), &what).is_none());
-    // A NaN in the network's output: the new state becomes NaN.
+    // A NaN in the network's output is refused as the interpreter refuses a denoiser's.
     let eps = Tensor {
         shape: vec![2, 4],
         data: Data::F32(vec![f32::NAN; 8]),
@@ -231,7 +231,17 @@ fn bad_input_gives_the_interpreters_errors() {
         .insert("x".into(), lend(&call.state["x"], &None));
     inputs.net.insert("eps_hat.x".into(), lend(&eps, &None));
     let e = runner.step(&p, &call, &inputs).unwrap_err();
-    assert!(e.starts_with("`x` became NaN at flat index 0"), "{e}");
+    assert_eq!(
+        e,
+        "`eps_hat.x` became NaN at flat index 0 (t = 1000, s = Some(999.0))"
+    );
+    let mut interp_call = call.clone();
+    interp_call.single_step = call.single_step.clone();
+    let mut supplied = |_: &Process, _: &NetCall| Ok(vec![eps.clone()]);
+    assert_eq!(
+        diffc::interp::sample(&p, &sp, &interp_call, &mut supplied).unwrap_err(),
+        e
+    );
     // A network output of the wrong shape, a missing one, a missing field.
     let short = Tensor {
         shape: vec![2, 3],
@@ -244,7 +254,11 @@ fn bad_input_gives_the_interpreters_errors() {
     let e = runner.step(&p, &call, &inputs).unwrap_err();
     assert!(e.contains("give its output `eps_hat.x`"), "{e}");
     inputs.state.clear();
-    inputs.net.insert("eps_hat.x".into(), lend(&eps, &None));
+    let zeros = Tensor {
+        shape: vec![2, 4],
+        data: Data::F32(vec![0.0; 8]),
+    };
+    inputs.net.insert("eps_hat.x".into(), lend(&zeros, &None));
     let e = runner.step(&p, &call, &inputs).unwrap_err();
     assert_eq!(e, "the step reads `x`: give its value");
     // No state and no sizes: the step's size is not known.

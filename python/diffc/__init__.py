@@ -387,7 +387,9 @@ def _adapt_denoiser(proc: Process, denoiser: Any, as_torch: bool) -> Callable:
         else:
             raise KeyError(f"no denoiser for the network `{net}` (given: {', '.join(table)})")
         if torch is not None:
-            args = [torch.from_numpy(a) for a in inputs]
+            # A CPU run lends its own buffers read-only; PyTorch has no read-only tensors, so a
+            # torch denoiser gets a copy of those.
+            args = [torch.from_numpy(a if a.flags.writeable else a.copy()) for a in inputs]
             with torch.no_grad():
                 out = fn(*args)
         else:

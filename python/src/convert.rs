@@ -14,7 +14,7 @@
 //! copy: numpy holds the `Vec` itself and frees it with the array. Classes are widened from
 //! u32 to int64 (one pass), the type PyTorch indexes and counts classes with.
 
-use diffc::cpu::lean::{Lent, LentData, Pool};
+use diffc::cpu::lean::{Lent, LentData, NetArray, NetValues, Pool};
 use diffc::interp::{Data, Tensor};
 use diffc::typed::Elem;
 use numpy::ndarray::{ArrayD, ArrayViewD, IxDyn};
@@ -325,4 +325,94 @@ pub fn recycled_out<'py>(
     // elements), which holds `n` floats in C order and lives as long as the array, its base.
     let view = unsafe { ArrayViewD::from_shape_ptr(IxDyn(&t.shape), ptr) };
     Ok(unsafe { PyArrayDyn::borrow_from_array(&view, owner.into_any()) }.into_any())
+}
+
+/// Reals a lean run shares with a network callable: the base of the read-only numpy array the
+/// callable gets, keeping the values alive as long as it holds them.
+#[pyclass(module = "diffc._diffc", frozen)]
+pub struct SharedReals {
+    _values: Arc<Vec<f32>>,
+}
+
+/// A lean run's network input as a numpy array: reals as a read-only view of the run's own
+/// buffer (no copy; numpy refuses writes), classes widened to int64 and bools as a copy.
+pub fn net_input_out<'py>(
+    py: Python<'py>,
+    shape: &[usize],
+    values: &NetValues,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (v, owner) = match values {
+        NetValues::Reals(v) => (v, Bound::new(py, SharedReals { _values: v.clone() })?),
+        NetValues::Classes(v) => {
+            return tensor_out(
+                py,
+                Tensor {
+                    shape: shape.to_vec(),
+                    data: Data::Class(v.to_vec()),
+                },
+            )
+        }
+        NetValues::Bools(v) => {
+            return tensor_out(
+                py,
+                Tensor {
+                    shape: shape.to_vec(),
+                    data: Data::Bool(v.iter().map(|b| *b != 0).collect()),
+                },
+            )
+        }
+    };
+    let n: usize = shape.iter().product();
+    if n != v.len() {
+        return Err(PyValueError::new_err(format!(
+            "internal error: a network input of shape {shape:?} holds {} values",
+            v.len()
+        )));
+    }
+    // SAFETY: `v`'s buffer holds `n` floats in C order; `owner` holds the same `Arc`, so the
+    // buffer lives as long as the array (its base). The run never writes it again.
+    let view = unsafe { ArrayViewD::from_shape_ptr(IxDyn(shape), v.as_ptr()) };
+    let a = unsafe { PyArrayDyn::borrow_from_array(&view, owner.into_any()) };
+    let kw = pyo3::types::PyDict::new(py);
+    kw.set_item("write", false)?;
+    a.call_method("setflags", (), Some(&kw))?;
+    Ok(a.into_any())
+}
+
+/// A network callable's float32 output, read where it lies: the array is kept (not copied)
+/// until the step that called the network is done with it.
+pub struct KeptArray {
+    _array: Py<PyAny>,
+    shape: Vec<usize>,
+    ptr: *const f32,
+    len: usize,
+}
+
+impl NetArray for KeptArray {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn values(&self) -> &[f32] {
+        // SAFETY: `ptr` points at `len` floats of the array `_array` keeps alive (C-contiguous,
+        // checked when kept).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// A network output for a lean run: a C-contiguous float32 array is kept and read in place;
+/// anything else is converted as `reals_in` converts it.
+pub fn net_output_in(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Box<dyn NetArray>> {
+    if let Ok(a) = obj.cast::<PyArrayDyn<f32>>() {
+        if let Ok(r) = a.try_readonly() {
+            if let Ok(s) = r.as_slice() {
+                return Ok(Box::new(KeptArray {
+                    shape: r.shape().to_vec(),
+                    ptr: s.as_ptr(),
+                    len: s.len(),
+                    _array: obj.clone().unbind(),
+                }));
+            }
+        }
+    }
+    Ok(Box::new(reals_in(name, obj)?))
 }

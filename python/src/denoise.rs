@@ -7,7 +7,8 @@
 //! Python side (`diffc/__init__.py`) adapts the user's denoiser to this. An exception it
 //! raises is kept and re-raised, with its traceback, once the sampler has stopped.
 
-use crate::convert::{reals_in, tensor_out};
+use crate::convert::{net_input_out, net_output_in, reals_in, tensor_out};
+use diffc::cpu::lean::{NetArray, NetFn, NetInput};
 use diffc::interp::{Denoiser, NetCall, Tensor};
 use diffc::typed::Process;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -148,6 +149,21 @@ fn call_python(
         // The interpreter keeps its inputs, so the denoiser gets a copy.
         arrays.append(tensor_out(py, t.clone())?)?;
     }
+    call_callable(py, f, net, arrays, names)?
+        .iter()
+        .zip(names)
+        .map(|(o, name)| reals_in(name, o))
+        .collect()
+}
+
+/// Call `f(net, arrays, names)` and check that it returned one array per output.
+fn call_callable<'py>(
+    py: Python<'py>,
+    f: &Py<PyAny>,
+    net: &str,
+    arrays: Bound<'py, PyList>,
+    names: &[String],
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let args = PyTuple::new(
         py,
         [
@@ -170,8 +186,47 @@ fn call_python(
             names.len()
         )));
     }
-    out.iter()
-        .zip(names)
-        .map(|(o, name)| reals_in(name, o))
-        .collect()
+    Ok(out)
+}
+
+/// A Python callable as the network of a lean whole run (`StepRunner::sample`): it gets the
+/// run's own buffers as read-only arrays and its float32 outputs are read where they lie.
+pub struct LeanNet {
+    pub f: Py<PyAny>,
+    /// The first Python error raised while the run went on.
+    pub error: Option<PyErr>,
+}
+
+impl NetFn for LeanNet {
+    fn call(
+        &mut self,
+        p: &Process,
+        net: usize,
+        inputs: &[NetInput],
+    ) -> Result<Vec<Box<dyn NetArray>>, String> {
+        if self.error.is_some() {
+            return Err("the denoiser raised an exception".into());
+        }
+        let n = &p.networks[net];
+        let names: Vec<String> = n
+            .outputs
+            .iter()
+            .map(|o| format!("{}.{}", n.name, p.field(o.field).name))
+            .collect();
+        let result = Python::attach(|py| -> PyResult<Vec<Box<dyn NetArray>>> {
+            let arrays = PyList::empty(py);
+            for a in inputs {
+                arrays.append(net_input_out(py, &a.shape, &a.values)?)?;
+            }
+            let out = call_callable(py, &self.f, &n.name, arrays, &names)?;
+            out.iter()
+                .zip(&names)
+                .map(|(o, name)| net_output_in(name, o))
+                .collect()
+        });
+        result.map_err(|e| {
+            self.error = Some(e);
+            "the denoiser raised an exception".to_string()
+        })
+    }
 }

@@ -258,6 +258,50 @@ impl Process {
         Ok(d)
     }
 
+    /// A whole run on the CPU run lean (`StepRunner::sample`): the given state is read where it
+    /// lies, the denoiser gets the run's own buffers as read-only arrays, and its float32
+    /// outputs are read in place. Fields given and never rewritten come back as given.
+    fn sample_lean<'py>(
+        &self,
+        py: Python<'py>,
+        sampler: &str,
+        call: &SampleCall,
+        denoiser: &Bound<'py, PyAny>,
+        state: Vec<(String, Held<'py>)>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let p = self.p();
+        let runner = self.runner(sampler).map_err(value_error)?;
+        let lent: HashMap<String, Lent> =
+            state.iter().map(|(n, h)| (n.clone(), h.lent())).collect();
+        let mut net = denoise::LeanNet {
+            f: denoiser.clone().unbind(),
+            error: None,
+        };
+        let result = py.detach(|| runner.sample(p, call, &lent, &mut net));
+        drop(lent);
+        let fields = match (result, net.error) {
+            (Err(_), Some(e)) => return Err(e),
+            (Err(m), None) => return Err(value_error(m)),
+            (Ok(f), _) => f,
+        };
+        let mut fields: Vec<(String, Tensor)> = fields.into_iter().collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        let d = PyDict::new(py);
+        for (name, t) in fields {
+            d.set_item(name, convert::recycled_out(py, t, runner.pool())?)?;
+        }
+        for (name, h) in state {
+            if !d.contains(&name)? {
+                let obj = match h {
+                    Held::Borrowed(r) => (*r).clone().into_any(),
+                    Held::Owned(t, _) => tensor_out(py, t)?,
+                };
+                d.set_item(name, obj)?;
+            }
+        }
+        Ok(d)
+    }
+
     /// Run an entry on the CPU backend with its cached program.
     fn run_cpu(
         &self,
@@ -646,9 +690,10 @@ impl Process {
         diffc::interp::sampler_grid(self.p(), sampler, &params_of(params)?).map_err(value_error)
     }
 
-    /// The caller's arrays that the last lean CPU call of entry or sampler `name` read where
-    /// they lie, by name, with their addresses (a check that no input was copied).
-    fn _last_reads(&self, name: &str) -> PyResult<HashMap<String, usize>> {
+    /// The arrays that the last lean CPU call of entry or sampler `name` read where they lie
+    /// (the caller's inputs, a network's outputs), as (name, address) in the order read: a
+    /// check that nothing was copied on the way in.
+    fn _last_reads(&self, name: &str) -> PyResult<Vec<(String, usize)>> {
         let entries = self
             .entry_runners
             .lock()
@@ -930,11 +975,9 @@ impl Process {
                 )));
             }
         }
-        if finalize {
-            call.finalize_only = true;
-        } else {
-            call.single_step = Some(one);
-        }
+        // A final map carries its run's step count, and draws as that run's final map does.
+        call.finalize_only = finalize;
+        call.single_step = Some(one);
         if lean {
             return self.step_lean(py, sampler, &call, net, held, held_prev);
         }
@@ -986,16 +1029,26 @@ impl Process {
             ..SampleCall::default()
         };
         check_sizes(p, &call.sizes)?;
+        let mut held: Vec<(String, Held)> = Vec::new();
         for (name, v) in pairs(state)? {
             let f = p
                 .fields
                 .iter()
                 .find(|f| f.name == name)
                 .ok_or_else(|| value_error(format!("`{}` has no field `{name}`", p.name)))?;
-            call.state
-                .insert(name.clone(), tensor_in(&name, &v, f.elem)?);
+            held.push((name.clone(), hold(&name, &v, f.elem)?));
         }
         sizes_from_masks(p, &call.masks, &mut call.sizes);
+        if backend == Backend::Cpu
+            && call.masks.is_empty()
+            && sp.init.is_empty()
+            && denoiser.is_callable()
+        {
+            return self.sample_lean(py, sampler, &call, denoiser, held);
+        }
+        for (name, h) in held {
+            call.state.insert(name, h.into_tensor());
+        }
         let mut den = denoise::Net::new(py, p, sampler, denoiser)?;
         let result = py.detach(|| match backend {
             Backend::Cpu => self.sample_cpu(sampler, &sp, &call, &mut den),

@@ -172,7 +172,7 @@ def test_cpu_entries_read_their_inputs_where_they_lie():
     x0 = rng.standard_normal((6, 50), dtype=np.float32)
     t = np.array([10, 10, 500, 999, 999, 1], np.float32)
     out = proc.forward(x_0=x0, t=t, seed=4, backend="cpu")
-    assert proc._p._last_reads("forward") == {"x_0": _address(x0)}
+    assert dict(proc._p._last_reads("forward")) == {"x_0": _address(x0)}
     want = proc.forward(x_0=x0, t=t, seed=4, backend="interp")
     for name in ("x_t", "eps"):
         assert type(out[name].base).__name__ == "Recycled"
@@ -180,12 +180,12 @@ def test_cpu_entries_read_their_inputs_where_they_lie():
     inputs = {"x_t": torch.from_numpy(out["x_t"]), "eps_hat.x": torch.randn(6, 50),
               "eps": torch.from_numpy(out["eps"]), "t": torch.from_numpy(t)}
     loss = proc.loss("simple", inputs, backend="cpu")
-    reads = proc._p._last_reads("loss.simple")
+    reads = dict(proc._p._last_reads("loss.simple"))
     # The loss reads the network's output and the noise (`x_t` is given, not read).
     assert reads == {k: _address(inputs[k]) for k in ("eps_hat.x", "eps")}
     assert isinstance(loss["loss"], torch.Tensor) and loss["loss"].shape == (6,)
     # A strided view is not C-contiguous: it is converted (documented), and the copy is read.
     strided = np.ascontiguousarray(np.repeat(x0, 2, axis=1))[:, ::2]
     out2 = proc.forward(x_0=strided, t=t, seed=4, backend="cpu")
-    assert proc._p._last_reads("forward")["x_0"] != _address(strided)
+    assert dict(proc._p._last_reads("forward"))["x_0"] != _address(strided)
     np.testing.assert_array_equal(out2["x_t"], out["x_t"])

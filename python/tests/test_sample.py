@@ -163,3 +163,58 @@ def test_denoiser_output_errors_are_the_library_messages():
         proc.sample("ddim", lambda x, t: x.astype(np.float64), count=3, sizes={"d": 2}, steps=2)
     with pytest.raises(ValueError, match="`eps_hat.x` became NaN at flat index 0"):
         proc.sample("ddim", lambda x, t: x * np.float32("nan"), count=3, sizes={"d": 2}, steps=2)
+
+
+@pytest.mark.parametrize("backend", ["interp", "cpu"])
+def test_a_loop_with_its_final_map_equals_sample(backend):
+    """NVDiff's final map draws the graph: stepping by hand and then calling `finalize`
+    draws it as the sampler's own run does (on the run's last step word), bit for bit."""
+    proc = load("nvdiff.diff", "nvdiff")
+    sampler = proc.sampler("reverse_sde", steps=5)
+    z_T = np.random.default_rng(5).standard_normal((3, 6, 2)).astype(np.float32)
+
+    def score(z, t):
+        return (np.float32(-0.5) * z + np.float32(np.cos(np.float32(t)))).astype(np.float32)
+
+    z = z_T
+    for t in sampler.timesteps:
+        z = sampler.step(score(z, t), t, {"z": z}, seed=8, backend=backend)["z"]
+    A = sampler.finalize({}, {"z": z}, seed=8, backend=backend)["A"]
+    out = proc.sample(sampler, score, count=3, state={"z": z_T}, seed=8, backend=backend)
+    assert np.array_equal(out["z"], z)
+    assert np.array_equal(out["A"], A)
+    assert A.any() and not A.all()
+
+
+def test_a_cpu_sample_lends_its_buffers_and_reads_the_denoisers_outputs_in_place():
+    # The whole run on the CPU: a numpy denoiser gets the run's own buffers, read-only (no
+    # copy); the float32 arrays it returns are read where they lie (the runner reports the
+    # addresses it read).
+    proc = load(*DDPM)
+    got, returned = [], []
+
+    def den(x, t):
+        got.append(x)
+        out = toy_eps(x, t)
+        returned.append(out)  # kept, so that each output has an address of its own
+        return out
+
+    out = proc.sample("ddim", den, count=4, sizes={"d": 3}, steps=5, seed=2, backend="cpu")
+    for x in got:
+        assert type(x.base).__name__ == "SharedReals" and not x.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        got[0][0, 0] = 1.0
+    reads = [at for name, at in proc._p._last_reads("ddim") if name == "eps_hat.x"]
+    assert reads == [o.__array_interface__["data"][0] for o in returned] and len(reads) == 5
+    want = proc.sample("ddim", den, count=4, sizes={"d": 3}, steps=5, seed=2, backend="interp")
+    np.testing.assert_allclose(out["x"], want["x"], rtol=1e-5, atol=1e-5)
+    # A torch module gets writable tensors over copies (PyTorch has no read-only tensors).
+    seen = []
+
+    class Net(torch.nn.Module):
+        def forward(self, x, t):
+            seen.append(x)
+            return 0.3 * x
+
+    proc.sample("ddim", Net(), count=4, sizes={"d": 3}, steps=2, seed=2, backend="cpu")
+    assert all(isinstance(x, torch.Tensor) for x in seen)

@@ -283,6 +283,7 @@ impl StepRunner {
             owned.insert(name.clone(), out.swap_remove(0));
         }
         let mut prev: HashMap<String, Tensor> = HashMap::new();
+        let mut seen: Vec<(String, usize)> = Vec::new();
         for k in 0..=n {
             let last = k == n;
             let c = SampleCall {
@@ -332,6 +333,7 @@ impl StepRunner {
             }
             let out = self.step_with(p, &c, &inputs, Some(&mut *net))?;
             drop(inputs);
+            seen.extend(self.last_reads());
             for (_, t) in prev.drain() {
                 if let Data::F32(v) = t.data {
                     self.recycle(v);
@@ -352,6 +354,9 @@ impl StepRunner {
                     }
                 }
             }
+        }
+        if let Ok(mut r) = self.reads.lock() {
+            *r = seen;
         }
         Ok(owned)
     }
@@ -1326,18 +1331,28 @@ impl<'a> Exec<'a, '_, '_> {
             drop(args);
             if outs.len() != outputs.len() {
                 return Err(format!(
-                    "the network `{}` returned {} outputs, expected {}",
-                    n.name,
+                    "the denoiser returned {} outputs for `{}`, which has {}",
                     outs.len(),
+                    n.name,
                     outputs.len()
                 ));
             }
             for (((a, b), sym), name) in outs.into_iter().zip(outputs).zip(sym).zip(&names) {
+                let want = self.shape(b);
+                if a.shape() != want.as_slice() {
+                    return Err(format!(
+                        "the denoiser's `{name}` has shape {:?}, expected {want:?}",
+                        a.shape()
+                    ));
+                }
                 self.net_output(name, a.shape(), a.values(), b)?;
+                self.seen
+                    .push((format!("`{name}`"), a.values().as_ptr() as usize));
                 let v = match sym {
                     Some(d) => Out::F32(self.mirrored(a.values(), *d, b)),
                     None => Out::Net(a),
                 };
+                self.finite(name, v.data())?;
                 self.cur.insert(b.src.clone(), Val::Own(v, b.clone()));
             }
             return Ok(());
@@ -1358,7 +1373,24 @@ impl<'a> Exec<'a, '_, '_> {
                 Some(d) => Val::Own(Out::F32(self.mirrored(x, *d, b)), b.clone()),
                 None => Val::Lent(a.data),
             };
+            match &v {
+                Val::Own(o, _) => self.finite(name, o.data())?,
+                Val::Lent(d) => self.finite(name, *d)?,
+            }
             self.cur.insert(b.src.clone(), v);
+        }
+        Ok(())
+    }
+
+    /// A network's output must be finite, as the interpreter requires of every denoiser.
+    fn finite(&self, name: &str, d: LentData) -> Result<(), String> {
+        if let LentData::F32(v) = d {
+            if let Some(i) = first_nonfinite(v, self.opts.threads) {
+                return Err(format!(
+                    "`{name}` became {} at flat index {i} (t = {}, s = {:?})",
+                    v[i], self.t, self.s
+                ));
+            }
         }
         Ok(())
     }
