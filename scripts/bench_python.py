@@ -7,7 +7,9 @@
    package (host coefficients, the input check, the kernel, the arrays in and out), once on the
    same arrays again and again, and in a sampling loop (`x = step(eps, t, x)`), where each step
    writes into the array its predecessor's result replaced;
-3. PyTorch eager: diffusers' `DDPMScheduler.step` where diffusers is installed, else the same
+3. a whole run through `Process.sample` with a Python denoiser (DDIM with eta = 1, per step),
+   beside the same sampler's `Sampler.step` in a loop;
+4. PyTorch eager: diffusers' `DDPMScheduler.step` where diffusers is installed, else the same
    maths written in torch (posterior mean, variance, `torch.randn`).
 
 Prints each time and the ratios to the fused kernel. Usage:
@@ -84,6 +86,32 @@ def main():
 
     loop_step_ms = loop_ms()
 
+    # A whole run, as `Process.sample` drives it with a Python denoiser (here one that returns
+    # the same noise prediction every call): DDIM with eta = 1 (the ancestral step's
+    # arithmetic on a coarse grid), per step, beside the same sampler's steps in a loop.
+    steps = a.reps + 3
+    ddim = ddpm.sampler("ddim", steps=steps, eta=1.0)
+
+    def whole_run_ms():
+        t0 = time.perf_counter()
+        ddpm.sample(ddim, lambda x_t, t_in: eps, count=1, sizes={"d": n}, seed=1, backend="cpu")
+        return (time.perf_counter() - t0) * 1e3 / steps
+
+    whole_run_ms()  # warm up (compile, trace each grid point)
+    sample_step_ms = statistics.median(whole_run_ms() for _ in range(3))
+
+    def ddim_loop_ms():
+        y, times = x.copy(), []
+        for k, tk in enumerate(ddim.timesteps):
+            t0 = time.perf_counter()
+            y = ddim.step(eps, tk, y, backend="cpu", seed=1)
+            if k >= 2:
+                times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1e3
+
+    ddim_loop_ms()
+    ddim_step_ms = ddim_loop_ms()
+
     xt, et = torch.from_numpy(x), torch.from_numpy(eps)
     try:
         from diffusers import DDPMScheduler
@@ -114,6 +142,9 @@ def main():
     for name, ms in [("diffc fused kernel (cargo bench)", kernel_ms),
                      ("diffc from Python, Sampler.step(backend='cpu'), one call", py_ms),
                      ("diffc from Python, Sampler.step(backend='cpu'), in a loop", loop_step_ms),
+                     ("DDIM (eta 1) from Python, Sampler.step(backend='cpu'), in a loop", ddim_step_ms),
+                     (f"DDIM (eta 1) from Python, Process.sample(backend='cpu'), per step of {steps}",
+                      sample_step_ms),
                      (torch_name, torch_ms)]:
         print(f"| {name} | {ms:.1f} | {ms / kernel_ms:.2f} |")
 

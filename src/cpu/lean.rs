@@ -53,6 +53,9 @@ pub struct StepInputs<'a> {
     pub prev: HashMap<String, Lent<'a>>,
     /// An entry's array inputs by port name (`EntryRunner`).
     pub ports: HashMap<String, Lent<'a>>,
+    /// State fields (also in `state`) that the caller holds shared: a network callable is
+    /// handed these instead of a copy.
+    pub shared: HashMap<String, NetValues>,
 }
 
 /// A network output the runner reads where it lies: its shape (batch first) and values in C
@@ -259,7 +262,8 @@ impl StepRunner {
             }
         }
         // The start: each field not given, from its prior (drawing as `interp::sample` does).
-        let mut owned: HashMap<String, Tensor> = HashMap::new();
+        // The run's own state, shareable with the network without a copy.
+        let mut owned: HashMap<String, (Vec<usize>, NetValues)> = HashMap::new();
         for (i, k) in p.priors.iter().enumerate() {
             let name = &p.fields[k.target.field.index()].name;
             if state.contains_key(name) {
@@ -280,7 +284,7 @@ impl StepRunner {
                 ..Call::default()
             };
             let mut out = runner.run(p, &c, &HashMap::new())?;
-            owned.insert(name.clone(), out.swap_remove(0));
+            owned.insert(name.clone(), shared_of(out.swap_remove(0)));
         }
         let mut prev: HashMap<String, Tensor> = HashMap::new();
         let mut seen: Vec<(String, usize)> = Vec::new();
@@ -306,25 +310,21 @@ impl StepRunner {
                 finalize_only: last,
                 ..SampleCall::default()
             };
-            let bools: Vec<(String, Vec<u8>)> = owned
-                .iter()
-                .filter_map(|(name, t)| match &t.data {
-                    Data::Bool(v) => Some((name.clone(), v.iter().map(|b| *b as u8).collect())),
-                    _ => None,
-                })
-                .collect();
             let mut inputs = StepInputs::default();
             for (name, a) in state {
                 if !owned.contains_key(name) {
                     inputs.state.insert(name.clone(), *a);
                 }
             }
-            for (name, t) in &owned {
-                let bytes = bools
-                    .iter()
-                    .find(|(b, _)| b == name)
-                    .map(|(_, v)| v.as_slice());
-                inputs.state.insert(name.clone(), lent_tensor(t, bytes));
+            for (name, (shape, v)) in &owned {
+                inputs.state.insert(
+                    name.clone(),
+                    Lent {
+                        shape,
+                        data: v.data(),
+                    },
+                );
+                inputs.shared.insert(name.clone(), v.clone());
             }
             if !last {
                 for (name, t) in &prev {
@@ -345,11 +345,12 @@ impl StepRunner {
                         prev.insert(h.to_string(), t);
                     }
                     None => {
-                        if let Some(Tensor {
-                            data: Data::F32(v), ..
-                        }) = owned.insert(name, t)
-                        {
-                            self.recycle(v);
+                        // The state a step replaced serves a later step, unless the network
+                        // kept it.
+                        if let Some((_, NetValues::Reals(a))) = owned.insert(name, shared_of(t)) {
+                            if let Ok(v) = Arc::try_unwrap(a) {
+                                self.recycle(v);
+                            }
                         }
                     }
                 }
@@ -358,7 +359,10 @@ impl StepRunner {
         if let Ok(mut r) = self.reads.lock() {
             *r = seen;
         }
-        Ok(owned)
+        Ok(owned
+            .into_iter()
+            .map(|(name, (shape, v))| (name, tensor(shape, Out::Shared(v))))
+            .collect())
     }
 
     /// The runner of a prior entry, compiled on first use.
@@ -933,6 +937,16 @@ fn tensor(shape: Vec<usize>, o: Out) -> Tensor {
     }
 }
 
+/// A tensor's values in the form a run shares with a network (bools as bytes).
+fn shared_of(t: Tensor) -> (Vec<usize>, NetValues) {
+    let v = match t.data {
+        Data::F32(v) => NetValues::Reals(Arc::new(v)),
+        Data::Class(v) => NetValues::Classes(Arc::new(v)),
+        Data::Bool(v) => NetValues::Bools(Arc::new(v.into_iter().map(u8::from).collect())),
+    };
+    (t.shape, v)
+}
+
 /// A tensor as a lent array (`bytes`: a bool tensor's values as bytes).
 fn lent_tensor<'a>(t: &'a Tensor, bytes: Option<&'a [u8]>) -> Lent<'a> {
     Lent {
@@ -1447,7 +1461,17 @@ impl<'a> Exec<'a, '_, '_> {
             Some(v) => {
                 self.cur.insert(b.src.clone(), v);
             }
-            None => {}
+            None => {
+                if let Src::Field(f) = &b.src {
+                    let name = &self.p.fields[*f as usize].name;
+                    if let Some(v) = self.inputs.shared.get(name) {
+                        if lent_len(v.data()) == n && lent_store(v.data()) == b.store {
+                            self.read(b)?;
+                            return Ok(v.clone());
+                        }
+                    }
+                }
+            }
         }
         let src = self.read(b)?;
         // SAFETY: `read` checked that `src` holds `n` values of `b`'s store.
