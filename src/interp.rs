@@ -599,7 +599,7 @@ pub(crate) fn port_sizes(
 }
 
 /// Node masks must be known, boolean and `[batch, n]`.
-fn check_masks(
+pub(crate) fn check_masks(
     p: &Process,
     masks: &HashMap<String, Tensor>,
     batch: usize,

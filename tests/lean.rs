@@ -406,6 +406,23 @@ fn entry_both(p: &Process, prog: &Program, runner: &EntryRunner, call: &Call, wh
     }
 }
 
+/// Node masks for every mask of `p`: sample `b` keeps its first `size - b % size` nodes.
+fn masks_for(p: &Process, batch: usize, size: usize) -> HashMap<String, Tensor> {
+    p.masks
+        .iter()
+        .map(|m| {
+            let v = (0..batch)
+                .flat_map(|b| (0..size).map(move |i| i < size - b % size))
+                .collect();
+            let t = Tensor {
+                shape: vec![batch, size],
+                data: Data::Bool(v),
+            };
+            (m.name.clone(), t)
+        })
+        .collect()
+}
+
 /// Times for a batch, with runs of equal times and the ends of the time among them.
 fn per_sample_times(p: &Process, batch: usize, g: &mut Gen) -> Vec<f32> {
     let (lo, hi) = (p.time.lo, p.time.hi);
@@ -432,7 +449,7 @@ fn per_sample_times(p: &Process, batch: usize, g: &mut Gen) -> Vec<f32> {
 
 #[test]
 fn every_entry_matches_the_cpu_backend() {
-    let (mut ran, mut per_sample) = (0, 0);
+    let (mut ran, mut per_sample, mut masked_runs) = (0, 0, 0);
     for p in shipped() {
         for e in entries(&p) {
             if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
@@ -446,6 +463,12 @@ fn every_entry_matches_the_cpu_backend() {
                 let mut call = entry_call(&p, &prog, batch, size, seed);
                 call.step = seed as u32;
                 ran += entry_both(&p, &prog, &runner, &call, &what) as usize;
+                if !p.masks.is_empty() {
+                    let mut masked = call.clone();
+                    masked.masks = masks_for(&p, batch, size);
+                    let what = format!("{what}, masked");
+                    masked_runs += entry_both(&p, &prog, &runner, &masked, &what) as usize;
+                }
                 let timed = prog.inputs.iter().any(|x| x.name == p.time.name);
                 if timed && batch > 0 {
                     let times = per_sample_times(&p, batch + 4, &mut Gen(seed + 13));
@@ -457,14 +480,22 @@ fn every_entry_matches_the_cpu_backend() {
                             data: Data::F32(times),
                         },
                     );
+                    if !p.masks.is_empty() {
+                        call.masks = masks_for(&p, batch + 4, size);
+                    }
                     let what = format!("{what}, one time per sample");
                     per_sample += entry_both(&p, &prog, &runner, &call, &what) as usize;
                 }
             }
         }
     }
-    println!("{ran} entry calls and {per_sample} with a time per sample agree");
-    assert!(ran >= 300 && per_sample >= 150, "{ran} {per_sample}");
+    println!(
+        "{ran} entry calls, {per_sample} with a time per sample and {masked_runs} masked agree"
+    );
+    assert!(
+        ran >= 300 && per_sample >= 150 && masked_runs >= 50,
+        "{ran} {per_sample} {masked_runs}"
+    );
 }
 
 /// Bad entry input: a NaN, a wrong shape, a missing input, a time outside the process's, a bad
@@ -502,11 +533,14 @@ fn bad_entry_input_gives_the_interpreters_errors() {
     let mut c = good.clone();
     c.batch = 2;
     cases.push(("a wrong batch", c));
+    let mut c = good.clone();
+    c.masks.insert("m".into(), c.inputs["x_t"].clone());
+    cases.push(("an unknown mask", c));
     for (what, c) in cases {
         assert!(!entry_both(&p, &prog, &runner, &c, what), "{what} ran");
     }
     let mut c = good.clone();
-    c.masks.insert("m".into(), c.inputs["x_t"].clone());
+    c.draws.insert("eps".into(), c.inputs["x_t"].clone());
     let mut arrays = HashMap::new();
     arrays.insert("x_t".to_string(), lend(&good.inputs["x_t"], &None));
     let e = runner.run(&p, &c, &arrays).unwrap_err();
@@ -571,14 +605,23 @@ fn every_whole_run_matches_the_cpu_backend() {
                 vec![short]
             };
             for grid in grids {
-                for (batch, size, seed) in [(2, 5, 3), (3, 2, 9)] {
+                for (batch, size, seed, masked) in
+                    [(2, 5, 3, false), (3, 2, 9, false), (3, 4, 2, true)]
+                {
+                    if masked && p.masks.is_empty() {
+                        continue;
+                    }
                     let what = format!(
-                        "{} {} (batch {batch}, size {size}, {} steps)",
+                        "{} {} (batch {batch}, size {size}, {} steps{})",
                         p.name,
                         s.name,
-                        grid.len() - 1
+                        grid.len() - 1,
+                        if masked { ", masked" } else { "" }
                     );
-                    let call = sampler_call(&p, &sp, grid.clone(), batch, size, seed);
+                    let mut call = sampler_call(&p, &sp, grid.clone(), batch, size, seed);
+                    if masked {
+                        call.masks = masks_for(&p, batch, size);
+                    }
                     let want = diffc::cpu::sample(&p, &sp, &call, &mut Wobbly(0));
                     let held: Vec<_> = call.state.iter().map(|(n, t)| (n, t, bytes(t))).collect();
                     let state: HashMap<String, Lent> = held

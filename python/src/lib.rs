@@ -818,7 +818,7 @@ impl Process {
         }
         call.batch = batch.or(field_batch).or(time_batch).unwrap_or(1);
         let names = prog.outputs.iter().map(|port| port.name.clone());
-        if backend == Backend::Cpu && call.draws.is_empty() && call.masks.is_empty() {
+        if backend == Backend::Cpu && call.draws.is_empty() {
             // Lean: the arrays are read where they lie; the outputs' memory goes back to the
             // runner when numpy frees them.
             let runner = self.entry_runner(entry).map_err(value_error)?;
@@ -894,15 +894,11 @@ impl Process {
         };
         check_sizes(p, &call.sizes)?;
         let state_pairs = pairs(Some(state))?;
-        // With the network's outputs given, no draws and no masks, a CPU step runs lean: from its
-        // call sequence, on the caller's arrays (`diffc::cpu::lean`).
+        // With the network's outputs given and no draws, a CPU step runs lean: from its call
+        // sequence, on the caller's arrays (`diffc::cpu::lean`); node masks are copied (bools).
         let lean = matches!(backend, Backend::Cpu)
             && net.cast::<PyDict>().is_ok()
-            && call.masks.is_empty()
-            && pairs(draws)?.is_empty()
-            && !state_pairs
-                .iter()
-                .any(|(name, _)| p.masks.iter().any(|m| &m.name == name));
+            && pairs(draws)?.is_empty();
         let mut held: Vec<(String, Held)> = Vec::new();
         let mut batch = None;
         for (name, v) in state_pairs {
@@ -1039,11 +1035,7 @@ impl Process {
             held.push((name.clone(), hold(&name, &v, f.elem)?));
         }
         sizes_from_masks(p, &call.masks, &mut call.sizes);
-        if backend == Backend::Cpu
-            && call.masks.is_empty()
-            && sp.init.is_empty()
-            && denoiser.is_callable()
-        {
+        if backend == Backend::Cpu && sp.init.is_empty() && denoiser.is_callable() {
             return self.sample_lean(py, sampler, &call, denoiser, held);
         }
         for (name, h) in held {

@@ -180,7 +180,7 @@ pub(crate) fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
         if matches!(e.kind, EntryKind::Step | EntryKind::Finalize) {
             continue;
         }
-        out.push(entry_unit(p, e)?);
+        out.push(entry_unit(p, e, &Default::default())?);
     }
     for s in &p.samplers {
         if out.iter().any(|u: &Unit| u.ident == ident(&s.name)) {
@@ -194,10 +194,15 @@ pub(crate) fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
     Ok(out)
 }
 
-/// An entry's unit, planned as the JIT plans it (no supplied draws, no node masks).
-pub(crate) fn entry_unit(p: &Process, e: entries::Entry) -> Result<Unit, String> {
+/// An entry's unit, planned as the JIT plans it for `v` (no supplied draws; the node masks of
+/// `v`, which only the lean runner gives).
+pub(crate) fn entry_unit(
+    p: &Process,
+    e: entries::Entry,
+    v: &build::Variant,
+) -> Result<Unit, String> {
     let prog = crate::ir::lower::lower(p, &e.name)?;
-    let plan = build::plan_entry(p, &prog, &Default::default())?;
+    let plan = build::plan_entry(p, &prog, v)?;
     Ok(Unit {
         ident: ident(&e.name),
         name: e.name.clone(),
@@ -209,8 +214,17 @@ pub(crate) fn entry_unit(p: &Process, e: entries::Entry) -> Result<Unit, String>
 
 /// A sampler's unit, planned as the JIT plans it (no supplied draws, no node masks).
 pub(crate) fn sampler_unit(p: &Process, name: &str) -> Result<Unit, String> {
+    sampler_unit_for(p, name, &Default::default())
+}
+
+/// A sampler's unit for variant `v` (no supplied draws; `v`'s node masks).
+pub(crate) fn sampler_unit_for(
+    p: &Process,
+    name: &str,
+    v: &build::Variant,
+) -> Result<Unit, String> {
     let sp = crate::ir::lower::lower_sampler(p, name)?;
-    let plan = build::plan_sampler(p, &sp, &Default::default())?;
+    let plan = build::plan_sampler(p, &sp, v)?;
     Ok(Unit {
         ident: ident(name),
         name: name.to_string(),
@@ -279,6 +293,9 @@ pub(crate) enum Src {
     Output(u32),
     /// Values the same for every element: `width` floats of the row from here.
     Row(u32),
+    /// A node mask (`Process::masks` index), `[batch, n]` bytes: only in the lean runner's
+    /// masked variants; ahead-of-time builds are planned without masks.
+    Mask(u32),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -666,9 +683,17 @@ impl Rec<'_> {
                     dims: domain.clone(),
                     out: true,
                 },
-                BufSrc::Draw(_) | BufSrc::Mask(_) => {
+                BufSrc::Mask(m) => Buf {
+                    src: Src::Mask(*m),
+                    store: Store::U8,
+                    width: 1,
+                    batch: true,
+                    dims: vec![self.p.masks[*m as usize].dim.index() as u32],
+                    out: false,
+                },
+                BufSrc::Draw(_) => {
                     return Err(format!(
-                        "`{}`: supplied draws and node masks are not built ahead of time",
+                        "`{}`: supplied draws are not built ahead of time",
                         cx.prog.name
                     ))
                 }
@@ -1176,6 +1201,21 @@ fn zero_tensor(p: &Process, port_elem: Elem, shape: &Shape) -> Tensor {
     }
 }
 
+/// The masks of a call, on zero samples (as traces run).
+fn zero_masks(p: &Process, masks: &HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    p.masks
+        .iter()
+        .filter(|m| masks.contains_key(&m.name))
+        .map(|m| {
+            let t = Tensor {
+                shape: vec![0, 1],
+                data: Data::Bool(Vec::new()),
+            };
+            (m.name.clone(), t)
+        })
+        .collect()
+}
+
 fn unit_sizes(p: &Process) -> HashMap<String, usize> {
     p.dims.iter().map(|d| (d.name.clone(), 1)).collect()
 }
@@ -1592,6 +1632,7 @@ pub(crate) fn trace_entry_at(
         batch: 0,
         sizes: unit_sizes(p),
         params: call.params.clone(),
+        masks: zero_masks(p, &call.masks),
         ..Call::default()
     };
     for port in &u.prog.inputs {
@@ -1648,6 +1689,7 @@ pub(crate) fn trace_single(
         process_params: call.process_params.clone(),
         grid: call.grid.clone(),
         finalize_only: call.finalize_only,
+        masks: zero_masks(p, &call.masks),
         ..SampleCall::default()
     };
     for f in &p.fields {
@@ -1866,6 +1908,7 @@ pub(crate) fn src_text(p: &Process, u: &Unit, b: &Buf) -> String {
             }
         }
         Src::Node(i) => format!("scratch {i}"),
+        Src::Mask(m) => format!("node mask `{}`", p.masks[*m as usize].name),
         Src::Input(i) => format!("input `{}`", u.prog.inputs[*i as usize].name),
         Src::Output(i) => format!("output `{}`", u.prog.outputs[*i as usize].name),
         Src::Row(at) => {
@@ -3336,6 +3379,8 @@ fn src_c(b: &Buf, maxout: u32) -> (&'static str, u32) {
         Src::Input(i) => ("RT_INPUT", *i),
         Src::Output(i) => ("RT_OUTPUT", *i),
         Src::Row(at) => ("RT_ROW", *at),
+        // Never in a build: its units are planned without masks.
+        Src::Mask(m) => ("RT_MASK", *m),
     }
 }
 

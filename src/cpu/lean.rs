@@ -148,12 +148,86 @@ impl Pool {
 /// nothing was copied on the way in).
 type Reads = Mutex<Vec<(String, usize)>>;
 
-/// A sampler's step, compiled once, run on any state.
-pub struct StepRunner {
+/// A unit planned and compiled for one set of node masks, with its traces.
+struct Prepared {
     unit: Unit,
     compiled: Compiled,
-    /// Call sequences and rows by the host side of a call (grid point, params).
+    /// Call sequences and rows by the host side of a call (grid point or scalar inputs, params).
     traces: Traces,
+}
+
+/// A runner's units by the node masks a call gives (`Process::masks` indices; none first).
+struct Variants {
+    plain: Arc<Prepared>,
+    masked: Mutex<HashMap<Vec<u32>, Arc<Prepared>>>,
+}
+
+impl Variants {
+    fn new(unit: Unit) -> Result<Variants, String> {
+        let compiled = super::compile(unit.plan.clone())?;
+        Ok(Variants {
+            plain: Arc::new(Prepared {
+                unit,
+                compiled,
+                traces: Traces::default(),
+            }),
+            masked: Mutex::default(),
+        })
+    }
+
+    /// The unit for the masks of `masks`, planned and compiled on first use by `plan`.
+    fn get(
+        &self,
+        p: &Process,
+        masks: &HashMap<String, Tensor>,
+        plan: impl FnOnce(&crate::kernel::build::Variant) -> Result<Unit, String>,
+    ) -> Result<Arc<Prepared>, String> {
+        if masks.is_empty() {
+            return Ok(self.plain.clone());
+        }
+        let v = crate::kernel::build::Variant {
+            masks: p
+                .masks
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| masks.contains_key(&m.name))
+                .map(|(i, _)| i as u32)
+                .collect(),
+            ..Default::default()
+        };
+        let key: Vec<u32> = v.masks.iter().copied().collect();
+        let mut cache = self.masked.lock().map_err(|_| "a poisoned lock")?;
+        if let Some(u) = cache.get(&key) {
+            return Ok(u.clone());
+        }
+        let unit = plan(&v)?;
+        let compiled = super::compile(unit.plan.clone())?;
+        let u = Arc::new(Prepared {
+            unit,
+            compiled,
+            traces: Traces::default(),
+        });
+        cache.insert(key, u.clone());
+        Ok(u)
+    }
+}
+
+/// A call's node masks as the bytes a kernel reads, by `Process::masks` index.
+fn mask_bytes(p: &Process, masks: &HashMap<String, Tensor>) -> HashMap<u32, Vec<u8>> {
+    p.masks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| match masks.get(&m.name).map(|t| &t.data) {
+            Some(Data::Bool(v)) => Some((i as u32, v.iter().map(|b| u8::from(*b)).collect())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A sampler's step, compiled once (per set of node masks), run on any state.
+pub struct StepRunner {
+    name: String,
+    units: Variants,
     pool: Arc<Pool>,
     reads: Reads,
     /// The prior entries a whole run starts from, compiled on first use.
@@ -196,15 +270,12 @@ impl Traces {
 }
 
 impl StepRunner {
-    /// Plan and compile `sampler` of `p` (as `cpu::sample` compiles it without supplied draws
-    /// or node masks).
+    /// Plan and compile `sampler` of `p` (as `cpu::sample` compiles it without supplied draws;
+    /// a call with node masks compiles its own variant on first use).
     pub fn new(p: &Process, sampler: &str) -> Result<StepRunner, String> {
-        let unit = aot::sampler_unit(p, sampler)?;
-        let compiled = super::compile(unit.plan.clone())?;
         Ok(StepRunner {
-            unit,
-            compiled,
-            traces: Traces::default(),
+            name: sampler.to_string(),
+            units: Variants::new(aot::sampler_unit(p, sampler)?)?,
             pool: Arc::default(),
             reads: Mutex::default(),
             priors: Mutex::default(),
@@ -226,11 +297,13 @@ impl StepRunner {
         net: &mut dyn NetFn,
     ) -> Result<HashMap<String, Tensor>, String> {
         let sp = self
+            .units
+            .plain
             .unit
             .sampler()
             .ok_or("internal error: a step runner without a sampler")?;
-        if !call.draws.is_empty() || !call.masks.is_empty() || !sp.init.is_empty() {
-            return Err("supplied draws, node masks and samplers with an `init` block take the interpreter's path (`cpu::sample`)".into());
+        if !call.draws.is_empty() || !sp.init.is_empty() {
+            return Err("supplied draws and samplers with an `init` block take the interpreter's path (`cpu::sample`)".into());
         }
         if call.single_step.is_some() || call.finalize_only || call.stop_after.is_some() {
             return Err("a whole run: use `step` for one step or the final map".into());
@@ -240,7 +313,7 @@ impl StepRunner {
         }
         let grid = match &call.grid {
             Some(g) => g.clone(),
-            None => interp::sampler_grid(p, &self.unit.name, &call.params)?,
+            None => interp::sampler_grid(p, &self.name, &call.params)?,
         };
         if grid.len() < 2 {
             return Err("a grid needs at least two times".into());
@@ -308,6 +381,7 @@ impl StepRunner {
                     prev: HashMap::new(),
                 }),
                 finalize_only: last,
+                masks: call.masks.clone(),
                 ..SampleCall::default()
             };
             let mut inputs = StepInputs::default();
@@ -413,23 +487,26 @@ impl StepRunner {
         inputs: &StepInputs,
         net_fn: Option<&mut dyn NetFn>,
     ) -> Result<HashMap<String, Tensor>, String> {
-        if !call.draws.is_empty() || !call.masks.is_empty() {
-            return Err(
-                "supplied draws and node masks take the interpreter's path (`cpu::sample`)".into(),
-            );
+        if !call.draws.is_empty() {
+            return Err("supplied draws take the interpreter's path (`cpu::sample`)".into());
         }
-        let sp = self
+        let prep = self
+            .units
+            .get(p, &call.masks, |v| aot::sampler_unit_for(p, &self.name, v))?;
+        let sp = prep
             .unit
             .sampler()
             .ok_or("internal error: a step runner without a sampler")?;
-        let sizes = self.check_state(p, call, inputs)?;
-        let traced = self.traced(p, call)?;
-        known_sizes(p, &self.unit, &traced.0, &sizes)?;
+        let sizes = self.check_state(p, &prep.unit, call, inputs)?;
+        let traced = Self::traced(&prep, p, call)?;
+        known_sizes(p, &prep.unit, &traced.0, &sizes)?;
         let grid = call.grid.as_deref().unwrap_or(&[]);
+        let masks = mask_bytes(p, &call.masks);
         let mut x = Exec {
             p,
-            unit: &self.unit,
-            compiled: &self.compiled,
+            unit: &prep.unit,
+            compiled: &prep.compiled,
+            masks: &masks,
             opts: self.opts,
             inputs,
             dims: p
@@ -489,6 +566,7 @@ impl StepRunner {
     fn check_state(
         &self,
         p: &Process,
+        unit: &Unit,
         call: &SampleCall,
         inputs: &StepInputs,
     ) -> Result<HashMap<String, usize>, String> {
@@ -500,12 +578,13 @@ impl StepRunner {
             let f = interp::state_sizes(p, name, a.shape, call.batch, &mut sizes)?;
             check_values(name, a, f.elem, self.opts.threads)?;
         }
-        interp::check_call_size(p, &self.unit.prog, call.batch, &sizes)?;
+        interp::check_call_size(p, &unit.prog, call.batch, &sizes)?;
+        interp::check_masks(p, &call.masks, call.batch, &sizes)?;
         Ok(sizes)
     }
 
     /// The call sequence and row of `call`'s host side, traced on first use.
-    fn traced(&self, p: &Process, call: &SampleCall) -> Result<Arc<Traced>, String> {
+    fn traced(prep: &Prepared, p: &Process, call: &SampleCall) -> Result<Arc<Traced>, String> {
         let mut params: Vec<_> = call.params.iter().collect();
         params.sort_by(|a, b| a.0.cmp(b.0));
         let mut pparams: Vec<_> = call.process_params.iter().collect();
@@ -515,8 +594,8 @@ impl StepRunner {
             "{:?}",
             (&call.grid, one, call.finalize_only, params, pparams)
         );
-        self.traces.get(key, || {
-            aot::trace_single(p, std::slice::from_ref(&self.unit), 0, call)
+        prep.traces.get(key, || {
+            aot::trace_single(p, std::slice::from_ref(&prep.unit), 0, call)
         })
     }
 }
@@ -554,18 +633,16 @@ fn check_values(name: &str, a: &Lent, elem: Elem, threads: usize) -> Result<(), 
 /// and handed over. A call with one time per sample runs each run of equal times over its
 /// samples' part of the same arrays, as `interp::run` splits it.
 pub struct EntryRunner {
-    unit: Unit,
-    compiled: Compiled,
-    /// Call sequences and rows by the host side of a call (scalar inputs, params).
-    traces: Traces,
+    entry: crate::entries::Entry,
+    units: Variants,
     pool: Arc<Pool>,
     reads: Reads,
     opts: Options,
 }
 
 impl EntryRunner {
-    /// Plan and compile entry `name` of `p` (as `cpu::run` compiles it without supplied draws
-    /// or node masks).
+    /// Plan and compile entry `name` of `p` (as `cpu::run` compiles it without supplied draws;
+    /// a call with node masks compiles its own variant on first use).
     pub fn new(p: &Process, name: &str) -> Result<EntryRunner, String> {
         let e = crate::entries::entries(p)
             .into_iter()
@@ -576,12 +653,10 @@ impl EntryRunner {
                 "`{name}` is a sampler's: run it with a `StepRunner`"
             ));
         }
-        let unit = aot::entry_unit(p, e)?;
-        let compiled = super::compile(unit.plan.clone())?;
+        let units = Variants::new(aot::entry_unit(p, e.clone(), &Default::default())?)?;
         Ok(EntryRunner {
-            unit,
-            compiled,
-            traces: Traces::default(),
+            entry: e,
+            units,
             pool: Arc::default(),
             reads: Mutex::default(),
             opts: Options::default(),
@@ -608,12 +683,13 @@ impl EntryRunner {
         call: &Call,
         arrays: &HashMap<String, Lent>,
     ) -> Result<Vec<Tensor>, String> {
-        if !call.draws.is_empty() || !call.masks.is_empty() {
-            return Err(
-                "supplied draws and node masks take the interpreter's path (`cpu::run`)".into(),
-            );
+        if !call.draws.is_empty() {
+            return Err("supplied draws take the interpreter's path (`cpu::run`)".into());
         }
-        let prog = &self.unit.prog;
+        let prep = self.units.get(p, &call.masks, |v| {
+            aot::entry_unit(p, self.entry.clone(), v)
+        })?;
+        let prog = &prep.unit.prog;
         let batch = call.batch;
         let tname = p.time.name.as_str();
         // One time per sample: runs of equal times, checked as the interpreter checks them.
@@ -682,6 +758,7 @@ impl EntryRunner {
             }
         }
         interp::check_call_size(p, prog, batch, &sizes)?;
+        interp::check_masks(p, &call.masks, batch, &sizes)?;
         for name in [tname, "s"] {
             if per_sample.is_some() && name == tname {
                 continue;
@@ -701,6 +778,7 @@ impl EntryRunner {
         for (_, _, tv) in &runs {
             let mut c = Call {
                 params: call.params.clone(),
+                masks: call.masks.clone(),
                 ..Call::default()
             };
             for port in &prog.inputs {
@@ -713,8 +791,8 @@ impl EntryRunner {
                 };
                 c.inputs.insert(port.name.clone(), v);
             }
-            let tr = self.traced(p, &c)?;
-            known_sizes(p, &self.unit, &tr.0, &sizes)?;
+            let tr = Self::traced(&prep, p, &c)?;
+            known_sizes(p, &prep.unit, &tr.0, &sizes)?;
             traced.push(tr);
         }
         let inputs = StepInputs {
@@ -728,10 +806,12 @@ impl EntryRunner {
                 .and_then(|v| v.first())
                 .map(|v| *v as f64)
         };
+        let masks = mask_bytes(p, &call.masks);
         let mut x = Exec {
             p,
-            unit: &self.unit,
-            compiled: &self.compiled,
+            unit: &prep.unit,
+            compiled: &prep.compiled,
+            masks: &masks,
             opts: self.opts,
             inputs: &inputs,
             dims: p
@@ -800,7 +880,7 @@ impl EntryRunner {
     }
 
     /// The call sequence and row of `call`'s host side, traced on first use.
-    fn traced(&self, p: &Process, call: &Call) -> Result<Arc<Traced>, String> {
+    fn traced(prep: &Prepared, p: &Process, call: &Call) -> Result<Arc<Traced>, String> {
         let mut scalars: Vec<(&String, Vec<u32>)> = call
             .inputs
             .iter()
@@ -819,8 +899,8 @@ impl EntryRunner {
         let mut params: Vec<_> = call.params.iter().collect();
         params.sort_by(|a, b| a.0.cmp(b.0));
         let key = format!("{:?}", (scalars, params));
-        self.traces.get(key, || {
-            aot::trace_entry_at(p, std::slice::from_ref(&self.unit), 0, call)
+        prep.traces.get(key, || {
+            aot::trace_entry_at(p, std::slice::from_ref(&prep.unit), 0, call)
         })
     }
 }
@@ -1012,6 +1092,8 @@ struct Exec<'a, 'r, 'n> {
     p: &'r Process,
     unit: &'r Unit,
     compiled: &'r Compiled,
+    /// The call's node masks as bytes, by `Process::masks` index.
+    masks: &'r HashMap<u32, Vec<u8>>,
     opts: Options,
     inputs: &'r StepInputs<'a>,
     /// Each process dimension's size (every one the sequence uses is known: `known_sizes`).
@@ -1140,6 +1222,20 @@ impl<'a> Exec<'a, '_, '_> {
     /// Where a buffer the sequence reads lies, checked against its length and element type.
     fn read(&mut self, b: &Buf) -> Result<*const u8, String> {
         let n = self.count(b);
+        if let Src::Mask(m) = b.src {
+            let v = self
+                .masks
+                .get(&m)
+                .ok_or("internal error: a mask went missing")?;
+            if v.len() != n {
+                return Err(format!(
+                    "mask `{}` holds {} values, expected {n}",
+                    self.p.masks[m as usize].name,
+                    v.len()
+                ));
+            }
+            return Ok(v.as_ptr());
+        }
         if let Src::Row(at) = b.src {
             let at = at as usize;
             if at + n > self.row.len() {

@@ -779,6 +779,10 @@ pub enum SrcManifest {
     Row {
         at: u32,
     },
+    /// A node mask (never in a build, whose units are planned without masks).
+    Mask {
+        mask: u32,
+    },
 }
 
 #[derive(Serialize)]
@@ -1285,6 +1289,8 @@ fn src_manifest(u: &Unit, p: &Process, src: &Src) -> SrcManifest {
             name: u.prog.outputs[*i as usize].name.clone(),
         },
         Src::Row(at) => SrcManifest::Row { at: *at },
+        // Never in a build: its units are planned without masks.
+        Src::Mask(m) => SrcManifest::Mask { mask: *m },
     }
 }
 
