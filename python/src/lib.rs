@@ -1035,7 +1035,7 @@ impl Process {
             held.push((name.clone(), hold(&name, &v, f.elem)?));
         }
         sizes_from_masks(p, &call.masks, &mut call.sizes);
-        if backend == Backend::Cpu && sp.init.is_empty() && denoiser.is_callable() {
+        if backend == Backend::Cpu && denoiser.is_callable() {
             return self.sample_lean(py, sampler, &call, denoiser, held);
         }
         for (name, h) in held {

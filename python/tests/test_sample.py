@@ -218,3 +218,23 @@ def test_a_cpu_sample_lends_its_buffers_and_reads_the_denoisers_outputs_in_place
 
     proc.sample("ddim", Net(), count=4, sizes={"d": 3}, steps=2, seed=2, backend="cpu")
     assert all(isinstance(x, torch.Tensor) for x in seen)
+
+
+def test_a_cpu_sample_with_an_init_block_equals_the_interpreter():
+    # BFN-Solver++ starts from its `init` block, which the CPU run executes from its call
+    # sequence too; the denoiser's outputs are read in place at every call.
+    proc = load("bfn_continuous.diff", "bfn_continuous")
+    returned = []
+
+    def eps(mu, t):
+        out = (np.float32(0.5) * mu + np.float32(0.1) * np.float32(t)).astype(np.float32)
+        returned.append(out)
+        return out
+
+    out = proc.sample("bfn_solver_pp1", eps, count=3, sizes={"d": 4}, seed=4, backend="cpu")
+    reads = [at for name, at in proc._p._last_reads("bfn_solver_pp1") if name == "eps_net.x"]
+    assert reads == [o.__array_interface__["data"][0] for o in returned] and len(reads) >= 6
+    want = proc.sample("bfn_solver_pp1", eps, count=3, sizes={"d": 4}, seed=4, backend="interp")
+    assert sorted(out) == sorted(want)
+    for name in out:
+        np.testing.assert_allclose(out[name], want[name], rtol=1e-5, atol=1e-5)

@@ -1719,7 +1719,20 @@ pub(crate) fn trace_single(
             });
             call.single_step.as_ref().map_or(0, |o| o.n as u32)
         }
-        _ => return Err("a single step needs its index, or the final map alone".into()),
+        // The start of a run (its `init` block): a run stopped after no steps, from the
+        // conditioning fields alone.
+        None if call.stop_after == Some(0) => {
+            c.stop_after = Some(0);
+            c.state.retain(|name, _| {
+                sp.conditions
+                    .iter()
+                    .any(|f| p.fields[*f as usize].name == *name)
+            });
+            u32::MAX
+        }
+        _ => {
+            return Err("a single step needs its index, or the final map or the start alone".into())
+        }
     };
     interp::sample_with(p, sp, &c, &mut RecNet { rec: &r }, Some(&r))?;
     let mut tb = tb.into_inner();
@@ -1734,7 +1747,7 @@ pub(crate) fn trace_single(
         ));
     }
     let mut events = ph.events;
-    if !call.finalize_only {
+    if !call.finalize_only && call.stop_after.is_none() {
         let keep = keep_copies(p, u, sp, events.iter(), false)?;
         events.extend(keep);
     }

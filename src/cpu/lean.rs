@@ -1,21 +1,25 @@
-//! Sampler steps at kernel speed: one step (or a final map) run from its call sequence on the
-//! caller's arrays.
+//! Calls at kernel speed: a sampler step (or final map), an entry, or a whole run, each run
+//! from its call sequence on the caller's arrays.
 //!
-//! `cpu::sample` drives the kernels from the interpreter, which owns every value: inputs are
-//! copied in, each launch allocates its outputs through the interpreter's values, and the new
-//! state is copied on its way out. A `StepRunner` runs the same step from its call sequence
-//! instead — the sequence the C library replays (`aot::Event`), found by running the interpreter
-//! on zero samples — with the JIT's kernels:
-//! - the caller's arrays (state fields, network outputs, the previous step's history) are read
-//!   where they lie, never copied;
-//! - each buffer a kernel writes is allocated once per call, and the new state and history are
-//!   handed to the caller as the kernels left them;
+//! `cpu::sample` and `cpu::run` drive the kernels from the interpreter, which owns every value:
+//! inputs are copied in, each launch allocates its outputs through the interpreter's values, and
+//! results are copied on their way out. The runners here run the same calls from their call
+//! sequences instead — the sequences the C library replays (`aot::Event`), found by running the
+//! interpreter on zero samples — with the JIT's kernels:
+//! - the caller's arrays (state fields, entry inputs, network outputs, the previous step's
+//!   history) are read where they lie, never copied;
+//! - each buffer a kernel writes is allocated once per call (or taken from arrays handed back
+//!   to the runner's `Pool`), and results are handed to the caller as the kernels left them;
 //! - the host values (coefficients, times, values the sampler computes once per step) come from
-//!   the interpreter's own host code, on zero samples, once per grid point and params (cached).
+//!   the interpreter's own host code, on zero samples, once per grid point or scalar inputs and
+//!   params (cached);
+//! - a whole run (`StepRunner::sample`) calls a `NetFn` for its network, handing it the run's
+//!   own buffers (which it may keep) and reading its outputs where they lie;
+//! - node masks get a unit of their own per set of masks, compiled on first use.
 //!
-//! Results equal the interpreter's bit for bit (`tests/lean.rs`), errors included: the same
-//! checks run on the same inputs, with the same messages. Supplied draws, node masks and network
-//! callables are the interpreter's business (`cpu::sample`); a step that needs them is refused
+//! Results equal the interpreter-driven backend's bit for bit (`tests/lean.rs`), errors
+//! included: the same checks run on the same inputs, with the same messages. Supplied draws are
+//! the interpreter's business (`cpu::sample`, `cpu::run`); a call that supplies them is refused
 //! here with a message saying so.
 
 use super::aot::{self, Buf, CopyWhy, Event, Src, Unit, Word};
@@ -283,12 +287,12 @@ impl StepRunner {
         })
     }
 
-    /// A whole run, as `cpu::sample` runs it with the same call, bit for bit: each field the
-    /// caller does not give starts from its prior, then every step of the grid and the final
-    /// map run from their call sequences, calling `net` for the network. The caller's `state`
-    /// is read where it lies; each step's state and history are the arrays the kernels wrote,
-    /// and the previous step's go back to the pool. Supplied draws, node masks and samplers
-    /// with an `init` block take the interpreter's path (`cpu::sample`).
+    /// A whole run, as `cpu::sample` runs it with the same call, bit for bit: the sampler's
+    /// `init` block, or each field the caller does not give from its prior; then every step of
+    /// the grid and the final map, all from their call sequences, calling `net` for the
+    /// network. The caller's `state` is read where it lies (and wins over the `init` block's);
+    /// each step's state and history are the arrays the kernels wrote, and the previous step's
+    /// go back to the pool. Supplied draws take the interpreter's path (`cpu::sample`).
     pub fn sample(
         &self,
         p: &Process,
@@ -302,8 +306,8 @@ impl StepRunner {
             .unit
             .sampler()
             .ok_or("internal error: a step runner without a sampler")?;
-        if !call.draws.is_empty() || !sp.init.is_empty() {
-            return Err("supplied draws and samplers with an `init` block take the interpreter's path (`cpu::sample`)".into());
+        if !call.draws.is_empty() {
+            return Err("supplied draws take the interpreter's path (`cpu::sample`)".into());
         }
         if call.single_step.is_some() || call.finalize_only || call.stop_after.is_some() {
             return Err("a whole run: use `step` for one step or the final map".into());
@@ -337,7 +341,37 @@ impl StepRunner {
         // The start: each field not given, from its prior (drawing as `interp::sample` does).
         // The run's own state, shareable with the network without a copy.
         let mut owned: HashMap<String, (Vec<usize>, NetValues)> = HashMap::new();
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        if !sp.init.is_empty() {
+            // The `init` block, from its call sequence; given starting values win over its own.
+            let c = SampleCall {
+                seed: call.seed,
+                batch: call.batch,
+                sizes: sizes.clone(),
+                params: call.params.clone(),
+                process_params: call.process_params.clone(),
+                grid: Some(grid.clone()),
+                stop_after: Some(0),
+                masks: call.masks.clone(),
+                ..SampleCall::default()
+            };
+            let inputs = StepInputs {
+                state: state.clone(),
+                ..StepInputs::default()
+            };
+            let out = self.step_with(p, &c, &inputs, Some(&mut *net))?;
+            drop(inputs);
+            seen.extend(self.last_reads());
+            for (name, t) in out {
+                if !state.contains_key(&name) {
+                    owned.insert(name, shared_of(t));
+                }
+            }
+        }
         for (i, k) in p.priors.iter().enumerate() {
+            if !sp.init.is_empty() {
+                break;
+            }
             let name = &p.fields[k.target.field.index()].name;
             if state.contains_key(name) {
                 continue;
@@ -360,7 +394,6 @@ impl StepRunner {
             owned.insert(name.clone(), shared_of(out.swap_remove(0)));
         }
         let mut prev: HashMap<String, Tensor> = HashMap::new();
-        let mut seen: Vec<(String, usize)> = Vec::new();
         for k in 0..=n {
             let last = k == n;
             let c = SampleCall {
@@ -529,7 +562,8 @@ impl StepRunner {
             seen: Vec::new(),
             net_fn,
             t: grid.first().copied().unwrap_or(0.0),
-            s: (!call.finalize_only).then(|| grid.get(1).copied().unwrap_or(0.0)),
+            s: (!call.finalize_only && call.stop_after.is_none())
+                .then(|| grid.get(1).copied().unwrap_or(0.0)),
         };
         x.run(&traced.0)?;
         if let Ok(mut r) = self.reads.lock() {
@@ -592,7 +626,14 @@ impl StepRunner {
         let one = call.single_step.as_ref().map(|o| (o.k, o.n, o.r));
         let key = format!(
             "{:?}",
-            (&call.grid, one, call.finalize_only, params, pparams)
+            (
+                &call.grid,
+                one,
+                call.finalize_only,
+                call.stop_after,
+                params,
+                pparams
+            )
         );
         prep.traces.get(key, || {
             aot::trace_single(p, std::slice::from_ref(&prep.unit), 0, call)
