@@ -11,8 +11,11 @@
 //! bandwidth as a fraction of the triad's (12 bytes per element, the STREAM convention) at the
 //! same size. "kernel" is the fused kernel alone on buffers allocated once; "cpu step" is a whole
 //! step through `diffc::cpu::sample`, with the host's share (network call, buffer allocation,
-//! copies, checks) included.
+//! copies, checks) included; "lean step" is the same whole step through the step runner
+//! (`diffc::cpu::lean`: its call sequence on the caller's arrays, the network's outputs given,
+//! the state checked, results handed back to the runner as a sampling loop does).
 
+use diffc::cpu::lean::{Lent, LentData, StepInputs};
 use diffc::cpu::{self, Compiled, Launch, Options};
 use diffc::interp::{self, Data, Denoiser, SampleCall, SingleStep, Tensor};
 use diffc::typed::{Elem, Process};
@@ -666,6 +669,58 @@ fn main() {
                         .unwrap();
                 }),
             );
+            let runner = diffc::cpu::lean::StepRunner::new(&pr.p, case.sampler).unwrap();
+            let net_outputs: Vec<(String, &Tensor)> =
+                pr.p.networks
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, net)| {
+                        let p = &pr.p;
+                        net.outputs.iter().zip(&pr.nets.0[&i]).map(move |(o, t)| {
+                            (format!("{}.{}", net.name, p.field(o.field).name), t)
+                        })
+                    })
+                    .collect();
+            let bytes: HashMap<String, Vec<u8>> = pr
+                .call
+                .state
+                .iter()
+                .filter_map(|(name, t)| match &t.data {
+                    Data::Bool(v) => Some((name.clone(), v.iter().map(|b| *b as u8).collect())),
+                    _ => None,
+                })
+                .collect();
+            let mut inputs = StepInputs::default();
+            for (name, t) in &pr.call.state {
+                inputs
+                    .state
+                    .insert(name.clone(), lent(t, bytes.get(name).map(|v| v.as_slice())));
+            }
+            for (name, t) in &net_outputs {
+                inputs.net.insert(name.clone(), lent(t, None));
+            }
+            let one = pr.call.single_step.as_ref().unwrap();
+            for (name, t) in &one.prev {
+                inputs.prev.insert(name.clone(), lent(t, None));
+            }
+            let mut lean_call = pr.call.clone();
+            lean_call.state.clear();
+            if let Some(one) = &mut lean_call.single_step {
+                one.prev.clear();
+            }
+            row(
+                "lean step",
+                time(a.reps, || {
+                    let out = runner.step(&pr.p, &lean_call, &inputs).unwrap();
+                    // A sampling loop hands the state it replaced back to the runner.
+                    for (_, t) in out {
+                        if let Data::F32(v) = t.data {
+                            runner.recycle(v);
+                        }
+                    }
+                }),
+            );
+            drop(inputs);
             drop(bound);
             if case.label.starts_with("DDPM") {
                 row(
@@ -688,6 +743,18 @@ fn main() {
     }
     if a.only.is_none() {
         compile_times(a.reps);
+    }
+}
+
+/// A tensor lent to the step runner (`bytes`: a bool tensor's values as bytes).
+fn lent<'a>(t: &'a Tensor, bytes: Option<&'a [u8]>) -> Lent<'a> {
+    Lent {
+        shape: &t.shape,
+        data: match &t.data {
+            Data::F32(v) => LentData::F32(v),
+            Data::Class(v) => LentData::U32(v),
+            Data::Bool(_) => LentData::U8(bytes.unwrap_or(&[])),
+        },
     }
 }
 
