@@ -642,9 +642,25 @@ fn main() {
             let (mut pr, elems) = prepare(&case, n);
             let variant = cpu::variant(&pr.p, &pr.sp.prog, &pr.call.draws, &pr.call.masks);
             let compiled = cpu::compile_sampler(&pr.p, &pr.sp, &variant).unwrap();
-            let (_, launches) =
-                cpu::sample_recorded(&pr.p, &pr.sp, &pr.call, &mut pr.nets, &compiled, opts)
-                    .unwrap();
+            let launches = match cpu::sample_recorded(
+                &pr.p,
+                &pr.sp,
+                &pr.call,
+                &mut pr.nets,
+                &compiled,
+                opts,
+            ) {
+                Ok((_, launches)) => launches,
+                Err(e) => {
+                    // A size past the memory limit is a row of its own, not a failed run.
+                    println!(
+                        "| {} | {} | not run: {e} | | | | |",
+                        case.label,
+                        fmt_n(elems)
+                    );
+                    continue;
+                }
+            };
             let mut bound = bind(&compiled, &launches);
             let row = |what: &str, t: Duration| {
                 let s = t.as_secs_f64();

@@ -1564,12 +1564,15 @@ impl<'a> Exec<'a, '_, '_> {
 
     /// A symmetric field's network output: the upper triangle mirrored, the diagonal empty.
     fn mirrored(&self, x: &[f32], d: u32, b: &Buf) -> Vec<f32> {
-        let mut y = x.to_vec();
-        symmetrize(
+        let Out::F32(mut y) = self.alloc(Store::F32, x.len()) else {
+            unreachable!("reals are allocated as reals")
+        };
+        mirror(
+            x,
             &mut y,
-            self.batch as usize,
             self.dims[d as usize] as usize,
             b.width as usize,
+            self.opts.threads,
         );
         y
     }
@@ -1658,19 +1661,71 @@ impl<'a> Exec<'a, '_, '_> {
     }
 }
 
-/// Mirror the upper triangle of `[batch, n, n, width]` onto the lower one; empty the diagonal.
-fn symmetrize(x: &mut [f32], batch: usize, n: usize, w: usize) {
-    for b in 0..batch {
-        for i in 0..n {
-            for j in 0..=i {
-                for q in 0..w {
-                    x[((b * n + i) * n + j) * w + q] = if i == j {
-                        0.0
-                    } else {
-                        x[((b * n + j) * n + i) * w + q]
-                    };
+/// `y` := `x` (`[batch, n, n, w]`) with its upper triangle mirrored onto the lower one and the
+/// diagonal empty (a symmetric field's network output). Rows go in blocks of `B`: the block's
+/// lower part is read from `x` as contiguous runs of its columns (a tiled transpose), and blocks
+/// are split over `threads`.
+fn mirror(x: &[f32], y: &mut [f32], n: usize, w: usize, threads: usize) {
+    const B: usize = 16;
+    let row = n * w;
+    if row == 0 {
+        return;
+    }
+    let fill = |first_row: usize, out: &mut [f32]| {
+        for (r0, block) in (first_row..).step_by(B).zip(out.chunks_mut(B * row)) {
+            let rows = block.len() / row;
+            let (s, i0) = (r0 / n, r0 % n);
+            let sample = &x[s * n * row..(s + 1) * n * row];
+            for k in 0..rows {
+                let i = i0 + k;
+                let dst = &mut block[k * row..(k + 1) * row];
+                dst[(i + 1) * w..].copy_from_slice(&sample[i * row + (i + 1) * w..(i + 1) * row]);
+                dst[i * w..(i + 1) * w].fill(0.0);
+            }
+            // Below the diagonal: y[i, j] = x[j, i] for j < i, read along row j of `x`.
+            for j in 0..(i0 + rows).saturating_sub(1) {
+                let src = &sample[j * row..(j + 1) * row];
+                for k in 0..rows {
+                    let i = i0 + k;
+                    if j < i {
+                        block[k * row + j * w..k * row + (j + 1) * w]
+                            .copy_from_slice(&src[i * w..(i + 1) * w]);
+                    }
                 }
             }
         }
+    };
+    // Blocks never straddle two samples: each thread takes whole samples' worth of blocks
+    // when it can, else blocks of one sample (n a multiple of B or not, a block ends at a
+    // sample's last row).
+    let rows_total = y.len() / row;
+    let blocks: Vec<(usize, usize)> = (0..rows_total / n.max(1))
+        .flat_map(|s| (0..n).step_by(B).map(move |i| (s * n + i, (n - i).min(B))))
+        .collect();
+    let threads = threads.min(y.len() / (1 << 16)).max(1);
+    let per = blocks.len().div_ceil(threads);
+    let mut rest: &mut [f32] = y;
+    let mut jobs: Vec<(usize, &mut [f32], &[(usize, usize)])> = Vec::new();
+    for chunk in blocks.chunks(per.max(1)) {
+        let len: usize = chunk.iter().map(|(_, r)| r * row).sum();
+        let (head, tail) = rest.split_at_mut(len);
+        jobs.push((chunk[0].0, head, chunk));
+        rest = tail;
+    }
+    let run = |(_, out, chunk): (usize, &mut [f32], &[(usize, usize)])| {
+        let mut at = 0;
+        for (r0, rows) in chunk {
+            fill(*r0, &mut out[at..at + rows * row]);
+            at += rows * row;
+        }
+    };
+    if jobs.len() == 1 {
+        jobs.into_iter().for_each(run);
+    } else {
+        std::thread::scope(|sc| {
+            for job in jobs {
+                sc.spawn(move || run(job));
+            }
+        });
     }
 }
