@@ -1705,14 +1705,16 @@ fn mirror(x: &[f32], y: &mut [f32], n: usize, w: usize, threads: usize) {
     let threads = threads.min(y.len() / (1 << 16)).max(1);
     let per = blocks.len().div_ceil(threads);
     let mut rest: &mut [f32] = y;
-    let mut jobs: Vec<(usize, &mut [f32], &[(usize, usize)])> = Vec::new();
+    // A thread's part of `y` and the blocks (first row, rows) it fills.
+    type Job<'a> = (&'a mut [f32], &'a [(usize, usize)]);
+    let mut jobs: Vec<Job> = Vec::new();
     for chunk in blocks.chunks(per.max(1)) {
         let len: usize = chunk.iter().map(|(_, r)| r * row).sum();
         let (head, tail) = rest.split_at_mut(len);
-        jobs.push((chunk[0].0, head, chunk));
+        jobs.push((head, chunk));
         rest = tail;
     }
-    let run = |(_, out, chunk): (usize, &mut [f32], &[(usize, usize)])| {
+    let run = |(out, chunk): Job| {
         let mut at = 0;
         for (r0, rows) in chunk {
             fill(*r0, &mut out[at..at + rows * row]);
@@ -1727,5 +1729,48 @@ fn mirror(x: &[f32], y: &mut [f32], n: usize, w: usize, threads: usize) {
                 sc.spawn(move || run(job));
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mirror;
+
+    /// The tiled, threaded mirror against the definition, over sizes that are and are not
+    /// multiples of the block, one and several samples, and thread counts that split samples.
+    #[test]
+    fn mirror_matches_its_definition() {
+        for &(batch, n, w) in &[
+            (1, 1, 1),
+            (3, 5, 2),
+            (2, 16, 1),
+            (4, 37, 3),
+            (2, 200, 5),
+            (300, 19, 1),
+        ] {
+            let x: Vec<f32> = (0..batch * n * n * w)
+                .map(|i| i as f32 * 0.5 - 7.0)
+                .collect();
+            let mut want = vec![0.0f32; x.len()];
+            for s in 0..batch {
+                for i in 0..n {
+                    for j in 0..n {
+                        for c in 0..w {
+                            let (a, b) = (i.min(j), i.max(j));
+                            want[((s * n + i) * n + j) * w + c] = if i == j {
+                                0.0
+                            } else {
+                                x[((s * n + a) * n + b) * w + c]
+                            };
+                        }
+                    }
+                }
+            }
+            for threads in [1, 2, 3, 8] {
+                let mut y = vec![f32::NAN; x.len()];
+                mirror(&x, &mut y, n, w, threads);
+                assert_eq!(y, want, "batch {batch}, n {n}, w {w}, {threads} thread(s)");
+            }
+        }
     }
 }
