@@ -565,6 +565,9 @@ impl diffc::cpu::lean::NetFn for LeanWobbly {
                     NetValues::Reals(v) => Data::F32(v.to_vec()),
                     NetValues::Classes(v) => Data::Class(v.to_vec()),
                     NetValues::Bools(v) => Data::Bool(v.iter().map(|b| *b != 0).collect()),
+                    NetValues::Given(name) => {
+                        panic!("`{name}` given, which this net never asks for")
+                    }
                 },
             })
             .collect();

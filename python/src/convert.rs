@@ -352,6 +352,11 @@ pub fn net_input_out<'py>(
                 },
             )
         }
+        NetValues::Given(name) => {
+            return Err(PyValueError::new_err(format!(
+                "internal error: `{name}` is the caller's array, handed on by the network call"
+            )))
+        }
         NetValues::Bools(v) => {
             return tensor_out(
                 py,

@@ -8,7 +8,7 @@
 //! raises is kept and re-raised, with its traceback, once the sampler has stopped.
 
 use crate::convert::{net_input_out, net_output_in, reals_in, tensor_out};
-use diffc::cpu::lean::{NetArray, NetFn, NetInput};
+use diffc::cpu::lean::{NetArray, NetFn, NetInput, NetValues};
 use diffc::interp::{Denoiser, NetCall, Tensor};
 use diffc::typed::Process;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -189,15 +189,44 @@ fn call_callable<'py>(
     Ok(out)
 }
 
-/// A Python callable as the network of a lean whole run (`StepRunner::sample`): it gets the
-/// run's own buffers as read-only arrays and its float32 outputs are read where they lie.
+/// A Python callable as the network of a lean step or whole run (`StepRunner::step_net`,
+/// `StepRunner::sample`): it gets the run's own buffers as read-only arrays, a state field
+/// the caller gave as its read-only view (`given`), and its float32 outputs are read where
+/// they lie.
 pub struct LeanNet {
     pub f: Py<PyAny>,
     /// The first Python error raised while the run went on.
     pub error: Option<PyErr>,
+    /// Read-only views of the state arrays the caller gave, by field name.
+    pub given: HashMap<String, Py<PyAny>>,
+}
+
+impl LeanNet {
+    pub fn new(f: &Bound<'_, PyAny>) -> LeanNet {
+        LeanNet {
+            f: f.clone().unbind(),
+            error: None,
+            given: HashMap::new(),
+        }
+    }
+
+    /// Hand the network the caller's own array for `name` (as a read-only view) when a call
+    /// reads that field as given.
+    pub fn give(&mut self, name: &str, array: &Bound<'_, PyAny>) -> PyResult<()> {
+        let view = array.call_method0("view")?;
+        let kw = PyDict::new(array.py());
+        kw.set_item("write", false)?;
+        view.call_method("setflags", (), Some(&kw))?;
+        self.given.insert(name.to_string(), view.unbind());
+        Ok(())
+    }
 }
 
 impl NetFn for LeanNet {
+    fn takes_given(&self, name: &str) -> bool {
+        self.given.contains_key(name)
+    }
+
     fn call(
         &mut self,
         p: &Process,
@@ -216,7 +245,17 @@ impl NetFn for LeanNet {
         let result = Python::attach(|py| -> PyResult<Vec<Box<dyn NetArray>>> {
             let arrays = PyList::empty(py);
             for a in inputs {
-                arrays.append(net_input_out(py, &a.shape, &a.values)?)?;
+                match &a.values {
+                    NetValues::Given(name) => {
+                        let v = self.given.get(name).ok_or_else(|| {
+                            PyValueError::new_err(format!(
+                                "internal error: no array given for `{name}`"
+                            ))
+                        })?;
+                        arrays.append(v.bind(py))?;
+                    }
+                    v => arrays.append(net_input_out(py, &a.shape, v)?)?,
+                }
             }
             let out = call_callable(py, &self.f, &n.name, arrays, &names)?;
             out.iter()

@@ -218,12 +218,14 @@ impl Process {
     ) -> PyResult<Bound<'py, PyDict>> {
         let p = self.p();
         let mut outputs = Vec::new();
-        for (k, v) in net.cast::<PyDict>()?.iter() {
-            let name: String = k
-                .extract()
-                .map_err(|_| PyTypeError::new_err("network output names must be strings"))?;
-            denoise::check_output_name(p, sampler, &name)?;
-            outputs.push((name.clone(), hold(&name, &v, Elem::Real)?));
+        if let Ok(given) = net.cast::<PyDict>() {
+            for (k, v) in given.iter() {
+                let name: String = k
+                    .extract()
+                    .map_err(|_| PyTypeError::new_err("network output names must be strings"))?;
+                denoise::check_output_name(p, sampler, &name)?;
+                outputs.push((name.clone(), hold(&name, &v, Elem::Real)?));
+            }
         }
         let mut inputs = StepInputs::default();
         for (name, h) in &state {
@@ -236,9 +238,24 @@ impl Process {
             inputs.net.insert(name.clone(), h.lent());
         }
         let runner = self.runner(sampler).map_err(value_error)?;
-        let result = py
-            .detach(|| runner.step(p, call, &inputs))
-            .map_err(value_error)?;
+        let result = if net.is_instance_of::<PyDict>() {
+            py.detach(|| runner.step(p, call, &inputs))
+                .map_err(value_error)?
+        } else {
+            // A network callable gets the step's buffers, and the state as given, read-only.
+            let mut lean_net = denoise::LeanNet::new(net);
+            for (name, h) in &state {
+                if let Held::Borrowed(r) = h {
+                    lean_net.give(name, r.as_any())?;
+                }
+            }
+            let result = py.detach(|| runner.step_net(p, call, &inputs, &mut lean_net));
+            match (result, lean_net.error) {
+                (Err(_), Some(e)) => return Err(e),
+                (Err(m), None) => return Err(value_error(m)),
+                (Ok(f), _) => f,
+            }
+        };
         drop(inputs);
         let mut fields: Vec<(String, Tensor)> = result.into_iter().collect();
         fields.sort_by(|a, b| a.0.cmp(&b.0));
@@ -273,10 +290,12 @@ impl Process {
         let runner = self.runner(sampler).map_err(value_error)?;
         let lent: HashMap<String, Lent> =
             state.iter().map(|(n, h)| (n.clone(), h.lent())).collect();
-        let mut net = denoise::LeanNet {
-            f: denoiser.clone().unbind(),
-            error: None,
-        };
+        let mut net = denoise::LeanNet::new(denoiser);
+        for (name, h) in &state {
+            if let Held::Borrowed(r) = h {
+                net.give(name, r.as_any())?;
+            }
+        }
         let result = py.detach(|| runner.sample(p, call, &lent, &mut net));
         drop(lent);
         let fields = match (result, net.error) {
@@ -894,10 +913,11 @@ impl Process {
         };
         check_sizes(p, &call.sizes)?;
         let state_pairs = pairs(Some(state))?;
-        // With the network's outputs given and no draws, a CPU step runs lean: from its call
-        // sequence, on the caller's arrays (`diffc::cpu::lean`); node masks are copied (bools).
+        // With the network's outputs given, or a network callable, and no draws, a CPU step
+        // runs lean: from its call sequence, on the caller's arrays (`diffc::cpu::lean`); node
+        // masks are converted (bools).
         let lean = matches!(backend, Backend::Cpu)
-            && net.cast::<PyDict>().is_ok()
+            && (net.cast::<PyDict>().is_ok() || net.is_callable())
             && pairs(draws)?.is_empty();
         let mut held: Vec<(String, Held)> = Vec::new();
         let mut batch = None;

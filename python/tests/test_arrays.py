@@ -189,3 +189,41 @@ def test_cpu_entries_read_their_inputs_where_they_lie():
     out2 = proc.forward(x_0=strided, t=t, seed=4, backend="cpu")
     assert dict(proc._p._last_reads("forward"))["x_0"] != _address(strided)
     np.testing.assert_array_equal(out2["x_t"], out["x_t"])
+
+
+def test_cpu_step_with_a_callable_reads_the_state_in_place():
+    """A step driven by a network callable runs lean too: the state is read where it lies,
+    the callable gets the step's own buffers read-only, and the result equals the
+    interpreter's step."""
+    proc = load(*DDPM)
+    sampler = proc.sampler("ddim", steps=10, eta=1.0)
+    x = np.random.default_rng(5).standard_normal((4, 300), dtype=np.float32)
+    seen = []
+
+    def eps(x_t, t):
+        seen.append((x_t.flags.writeable, _address(x_t)))
+        return (np.float32(0.5) * x_t).astype(np.float32)
+
+    t = sampler.timesteps[3]
+    y = sampler.step(eps, t, x, seed=9, backend="cpu")
+    assert dict(proc._p._last_reads("ddim"))["x"] == _address(x)
+    assert seen == [(False, _address(x))]
+    assert type(y.base).__name__ == "Recycled"
+    want = sampler.step(eps, t, x, seed=9, backend="interp")
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+    # An exception in the callable propagates with its own type, and the runner stays usable.
+
+    def broken(x_t, t):
+        raise KeyError("no such layer")
+
+    try:
+        sampler.step(broken, t, x, seed=9, backend="cpu")
+        raise AssertionError("the callable's exception was swallowed")
+    except KeyError as e:
+        assert "no such layer" in str(e)
+    np.testing.assert_array_equal(sampler.step(eps, t, x, seed=9, backend="cpu"), y)
+    # A whole run hands its first network call the given start itself, read-only.
+    seen.clear()
+    proc.sample(sampler, eps, count=4, state={"x": x}, seed=9, backend="cpu")
+    assert seen[0] == (False, _address(x)) and len(seen) == len(sampler.timesteps)
+    assert all(at != _address(x) for _, at in seen[1:])

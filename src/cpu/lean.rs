@@ -86,20 +86,25 @@ pub struct NetInput {
     pub values: NetValues,
 }
 
-/// A network input's values: reals, classes or bools (one byte each, 0 or 1).
+/// A network input's values: reals, classes or bools (one byte each, 0 or 1), or, for a
+/// `NetFn` that asks for it (`NetFn::takes_given`), the caller's own state field of that name,
+/// unchanged since it was given (`StepInputs::state`), which the callee hands on as it has it.
 #[derive(Clone, Debug)]
 pub enum NetValues {
     Reals(Arc<Vec<f32>>),
     Classes(Arc<Vec<u32>>),
     Bools(Arc<Vec<u8>>),
+    Given(String),
 }
 
 impl NetValues {
+    /// The values held (none for `Given`, whose values are the caller's).
     fn data(&self) -> LentData<'_> {
         match self {
             NetValues::Reals(v) => LentData::F32(v),
             NetValues::Classes(v) => LentData::U32(v),
             NetValues::Bools(v) => LentData::U8(v),
+            NetValues::Given(_) => LentData::U8(&[]),
         }
     }
 }
@@ -114,6 +119,12 @@ pub trait NetFn {
         net: usize,
         inputs: &[NetInput],
     ) -> Result<Vec<Box<dyn NetArray>>, String>;
+
+    /// Whether an input that is the state field `name` as the caller gave it comes as
+    /// `NetValues::Given` (the callee has the caller's array) rather than a copy.
+    fn takes_given(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// Real arrays a runner's callers handed back (`Pool::recycle`), for its next calls to write
@@ -510,6 +521,19 @@ impl StepRunner {
         inputs: &StepInputs,
     ) -> Result<HashMap<String, Tensor>, String> {
         self.step_with(p, call, inputs, None)
+    }
+
+    /// `step`, calling `net` for the network outputs `inputs.net` does not hold (a step driven
+    /// by a network callable): `net` gets the step's own buffers, and what it returns is read
+    /// where it lies.
+    pub fn step_net(
+        &self,
+        p: &Process,
+        call: &SampleCall,
+        inputs: &StepInputs,
+        net: &mut dyn NetFn,
+    ) -> Result<HashMap<String, Tensor>, String> {
+        self.step_with(p, call, inputs, Some(net))
     }
 
     /// `step`, calling `net_fn` for the network outputs `inputs.net` does not hold.
@@ -1053,6 +1077,9 @@ fn tensor(shape: Vec<usize>, o: Out) -> Tensor {
                 Data::Class(Arc::try_unwrap(a).unwrap_or_else(|a| a.to_vec()))
             }
             Out::Shared(NetValues::Bools(a)) => Data::Bool(a.iter().map(|b| *b != 0).collect()),
+            Out::Shared(NetValues::Given(name)) => {
+                unreachable!("`{name}` is the caller's array, never held as the run's own")
+            }
             Out::Net(a) => Data::F32(a.values().to_vec()),
         },
     }
@@ -1608,6 +1635,13 @@ impl<'a> Exec<'a, '_, '_> {
                         if lent_len(v.data()) == n && lent_store(v.data()) == b.store {
                             self.read(b)?;
                             return Ok(v.clone());
+                        }
+                    }
+                    let given = self.net_fn.as_ref().is_some_and(|f| f.takes_given(name));
+                    if let Some(a) = self.inputs.state.get(name).filter(|_| given) {
+                        if lent_len(a.data) == n && lent_store(a.data) == b.store {
+                            self.read(b)?;
+                            return Ok(NetValues::Given(name.clone()));
                         }
                     }
                 }
