@@ -53,6 +53,11 @@ enum Command {
         /// Only this process (by name), when the file holds several.
         #[arg(long)]
         process: Option<String>,
+        /// Print the launch plans instead: per entry and sampler (or only the one named), its
+        /// host rows, call sequences (kernel launches and their buffers, network calls, host
+        /// copies) and kernels, as the compiled backends run them.
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+        plan: Option<String>,
     },
     /// Score generated graphs against reference graphs: MMD of graph statistics, validity,
     /// uniqueness, novelty. Each set is a folder of edge-list files, a graph6 file or an `.npy`
@@ -276,8 +281,20 @@ fn run(cli: &Cli) -> u8 {
                 2
             }
         },
-        Command::Explain { file, process } => with_source(cli, file, |module, out| {
-            match diffc::explain::explain(module, process.as_deref()) {
+        Command::Explain {
+            file,
+            process,
+            plan,
+        } => with_source(cli, file, |module, out| {
+            let text = match plan.as_deref() {
+                Some(only) => diffc::cpu::aot::plan_text(
+                    module,
+                    process.as_deref(),
+                    (!only.is_empty()).then_some(only),
+                ),
+                None => diffc::explain::explain(module, process.as_deref()),
+            };
+            match text {
                 Ok(text) => {
                     let _ = out.write_all(text.as_bytes());
                     0

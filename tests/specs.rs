@@ -27,6 +27,58 @@ fn shipped_specs_check_and_explain() {
     assert!(count >= 12, "only {count} shipped specs");
 }
 
+/// Every shipped entry's and sampler's launch plan (`diffc explain --plan`): validated (every
+/// buffer written before it is read, one size per buffer) and snapshot-tested.
+#[test]
+fn shipped_specs_launch_plans() {
+    insta::glob!("../specs", "*.diff", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let module = diffc::check::check_source(&text).0.expect("checked module");
+        let plan = diffc::cpu::aot::plan_text(&module, None, None).unwrap();
+        insta::assert_snapshot!("plan", plan);
+    });
+}
+
+#[test]
+fn explain_plan_prints_one_unit_or_names_them_all() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/ddpm.diff");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_diffc"))
+            .arg("explain")
+            .arg(&spec)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--plan", "ddim"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The file's two processes each have a `ddim`.
+    let heads: Vec<&str> = text.lines().filter(|l| l.starts_with("== `")).collect();
+    assert_eq!(
+        heads,
+        [
+            "== `ddim` of `ddpm_linear` ==",
+            "== `ddim` of `ddpm_cosine` =="
+        ]
+    );
+    let one = run(&["--plan", "ddim", "--process", "ddpm_cosine"]);
+    let text = String::from_utf8_lossy(&one.stdout);
+    assert!(text.starts_with("== `ddim` of `ddpm_cosine` =="), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("== `")).count(), 1);
+    assert!(text.contains("denoiser: network"), "{text}");
+    let all = run(&["--plan"]);
+    assert_eq!(all.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&all.stdout).contains("== `forward` of `ddpm_linear` =="));
+    let bad = run(&["--plan", "ddjm"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("no entry or sampler `ddjm`") && err.contains("ddim"),
+        "{err}"
+    );
+}
+
 #[test]
 fn cli_checks_every_shipped_spec() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");

@@ -38,7 +38,7 @@ use crate::typed::{Elem, Module, Process, Shape, TimeKind};
 use cranelift_module::{DataDescription, Linkage, Module as _};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
 /// A built library: the object file's bytes and the C text that goes with it.
@@ -123,6 +123,135 @@ pub(crate) fn traced<'m>(
         built.push((p, units, traces));
     }
     Ok(built)
+}
+
+/// The launch plans of a checked spec's entries and samplers (or of `only`: an entry's or a
+/// sampler's name), as `diffc explain --plan` prints them: per unit, its ports or grid, its
+/// host coefficients and rows, each call sequence (kernel launches with their buffers, network
+/// calls, host copies, repeated blocks) and each kernel's loop domain. Each unit's sequences are
+/// validated first (`validate`).
+pub fn plan_text(
+    module: &Module,
+    process: Option<&str>,
+    only: Option<&str>,
+) -> Result<String, String> {
+    let built = traced(module, process)?;
+    let mut out = String::new();
+    let mut found = false;
+    for (p, units, traces) in &built {
+        for (u, tr) in units.iter().zip(traces) {
+            if only.is_some_and(|n| n != u.name) {
+                continue;
+            }
+            found = true;
+            validate(p, u, tr)?;
+            let _ = writeln!(out, "== `{}` of `{}` ==\n", u.name, p.name);
+            out.push_str(&unit_doc(p, units, u, tr));
+            let _ = writeln!(out, "\nKernels:");
+            for (i, k) in u.plan.kernels.iter().enumerate() {
+                let dom: Vec<&str> = k
+                    .domain
+                    .iter()
+                    .map(|d| k.dims[*d as usize].as_str())
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  {}: over batch{}{}",
+                    u.symbol(p, i),
+                    if dom.is_empty() { "" } else { "·" },
+                    dom.join("·")
+                );
+            }
+            out.push('\n');
+        }
+    }
+    if !found {
+        let names: Vec<String> = built
+            .iter()
+            .flat_map(|(_, us, _)| us.iter().map(|u| u.name.clone()))
+            .collect();
+        return Err(format!(
+            "no entry or sampler `{}` (there are: {})",
+            only.unwrap_or(""),
+            names.join(", ")
+        ));
+    }
+    Ok(out)
+}
+
+/// Check a unit's call sequences: within each sequence every scratch value, network output and
+/// output port is written before it is read (a sampler's slots may also come from its start),
+/// and every buffer has one store, width and extent wherever it appears.
+pub(crate) fn validate(p: &Process, u: &Unit, tr: &Trace) -> Result<(), String> {
+    let mut start_writes = HashSet::new();
+    if u.sampler().is_some() {
+        let mut seen = HashMap::new();
+        check_order(&tr.shapes[tr.start_shape], &mut start_writes, &mut seen, "")
+            .map_err(|e| format!("the plan of `{}` of `{}`, start: {e}", u.name, p.name))?;
+    }
+    for (i, shape) in tr.shapes.iter().enumerate() {
+        let mut written: HashSet<Src> = start_writes
+            .iter()
+            .filter(|s| matches!(s, Src::Slot(_)))
+            .cloned()
+            .collect();
+        let mut seen = HashMap::new();
+        check_order(shape, &mut written, &mut seen, "").map_err(|e| {
+            format!(
+                "the plan of `{}` of `{}`, sequence {i}: {e}",
+                u.name, p.name
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Walk one call sequence in order (for `validate`): `written` holds what earlier
+/// events wrote, `seen` each buffer as first named; `at` numbers the events as the plan prints.
+fn check_order<'e>(
+    events: &'e [Event],
+    written: &mut HashSet<Src>,
+    seen: &mut HashMap<Src, &'e Buf>,
+    at: &str,
+) -> Result<(), String> {
+    for (i, e) in events.iter().enumerate() {
+        let here = format!("{at}{}.", i + 1);
+        if let Event::Repeat { body, .. } = e {
+            // Its first round reads only what came before or what the round wrote first.
+            check_order(body, written, seen, &here)?;
+            continue;
+        }
+        for b in bufs_of(e) {
+            if let Some(first) = seen.get(&b.src) {
+                if (first.store, first.width, first.batch, &first.dims)
+                    != (b.store, b.width, b.batch, &b.dims)
+                {
+                    return Err(format!(
+                        "event {here}: buffer {:?} is {:?}×{} over {:?} here, {:?}×{} over {:?} before",
+                        b.src, b.store, b.width, b.dims, first.store, first.width, first.dims
+                    ));
+                }
+            } else {
+                seen.insert(b.src.clone(), b);
+            }
+        }
+        for b in reads(e) {
+            let given = matches!(
+                b.src,
+                Src::Field(_) | Src::Prev(_) | Src::Input(_) | Src::Row(_) | Src::Mask(_)
+            );
+            if !given && !written.contains(&b.src) {
+                return Err(format!(
+                    "event {here}: {:?} is read before anything writes it",
+                    b.src
+                ));
+            }
+        }
+        for b in writes(e) {
+            written.insert(b.src.clone());
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2606,10 +2735,10 @@ pub(crate) fn kernel_buf_doc(
     }
 }
 
-fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace) {
+/// What a unit runs, as prose: its ports or grid, its coefficients and rows, and its call
+/// sequences (the header's comment above the unit's declarations, and `diffc explain --plan`).
+fn unit_doc(p: &Process, units: &[Unit], u: &Unit, tr: &Trace) -> String {
     let pre = u.prefix(p);
-    let upper = pre.to_uppercase();
-    let dims = unit_dims(p, u, tr, units);
     let mut t = String::new();
     match &u.kind {
         UnitKind::Entry(e) => {
@@ -2747,6 +2876,14 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
             t.push_str(&docs_text(&tr.docs[tr.finalize_shape]));
         }
     }
+    t
+}
+
+fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace) {
+    let pre = u.prefix(p);
+    let upper = pre.to_uppercase();
+    let dims = unit_dims(p, u, tr, units);
+    let t = unit_doc(p, units, u, tr);
     let _ = writeln!(h, "/* ------------------------------------------------------------------------------------------");
     comment(h, "", &t);
     let _ = writeln!(h, " */");
@@ -4094,4 +4231,103 @@ fn at_runtime(c: &mut String, p: &Process, u: &Unit, tr: &Trace, ev: &str, n: us
         if in_init.is_empty() { "NULL".into() } else { in_init.join(", ") },
         if out_init.is_empty() { "NULL".into() } else { out_init.join(", ") },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buf(src: Src, out: bool, width: u32) -> Buf {
+        Buf {
+            src,
+            store: Store::F32,
+            width,
+            batch: true,
+            dims: vec![0],
+            out,
+        }
+    }
+
+    fn launch(bufs: Vec<Buf>) -> Event {
+        Event::Launch {
+            unit: 0,
+            kernel: 0,
+            bufs,
+            slots: Vec::new(),
+            word: Word::Fixed(0),
+            offset: 0,
+        }
+    }
+
+    fn order(events: &[Event]) -> Result<(), String> {
+        check_order(events, &mut HashSet::new(), &mut HashMap::new(), "")
+    }
+
+    #[test]
+    fn a_plan_reading_before_writing_or_changing_a_buffer_is_refused() {
+        let ok = [
+            launch(vec![
+                buf(Src::Input(0), false, 1),
+                buf(Src::Node(0), true, 1),
+            ]),
+            launch(vec![
+                buf(Src::Node(0), false, 1),
+                buf(Src::Output(0), true, 1),
+            ]),
+        ];
+        assert_eq!(order(&ok), Ok(()));
+        let early = [
+            launch(vec![
+                buf(Src::Node(0), false, 1),
+                buf(Src::Output(0), true, 1),
+            ]),
+            launch(vec![
+                buf(Src::Input(0), false, 1),
+                buf(Src::Node(0), true, 1),
+            ]),
+        ];
+        let e = order(&early).unwrap_err();
+        assert!(e.contains("event 1.") && e.contains("Node(0)"), "{e}");
+        let resized = [
+            launch(vec![
+                buf(Src::Input(0), false, 1),
+                buf(Src::Node(0), true, 1),
+            ]),
+            launch(vec![
+                buf(Src::Node(0), false, 3),
+                buf(Src::Output(0), true, 1),
+            ]),
+        ];
+        let e = order(&resized).unwrap_err();
+        assert!(e.contains("event 2.") && e.contains("Node(0)"), "{e}");
+        // A repeated block may read what came before it, but not what nothing wrote.
+        let carried = [
+            launch(vec![
+                buf(Src::Input(0), false, 1),
+                buf(Src::Slot(0), true, 1),
+            ]),
+            Event::Repeat {
+                count: 3,
+                body: vec![
+                    launch(vec![
+                        buf(Src::Slot(0), false, 1),
+                        buf(Src::Node(1), true, 1),
+                    ]),
+                    launch(vec![
+                        buf(Src::Node(1), false, 1),
+                        buf(Src::Slot(0), true, 1),
+                    ]),
+                ],
+            },
+        ];
+        assert!(order(&carried).is_ok());
+        let unwritten = [Event::Repeat {
+            count: 3,
+            body: vec![launch(vec![
+                buf(Src::Node(7), false, 1),
+                buf(Src::Output(0), true, 1),
+            ])],
+        }];
+        assert!(order(&unwritten).unwrap_err().contains("Node(7)"));
+    }
 }
