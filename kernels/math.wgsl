@@ -1,4 +1,4 @@
-// Math for WGSL kernels beyond WGSL's built-ins: expm1, log1p, and the pairs of f32 that stand
+// Math for WGSL kernels beyond WGSL's built-ins: expm1, log1p, powf, and the pairs of f32 that stand
 // for the kernel IR's f64 values (WGSL has no f64 without an extension most devices lack).
 //
 // This file is appended to rng.wgsl (it uses `diffc_add` and `diffc_sub`, which keep a driver
@@ -70,4 +70,23 @@ fn diffc_df_sub(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 // A pair rounded to one f32.
 fn diffc_df_round(a: vec2<f32>) -> f32 {
     return a.x + a.y;
+}
+
+// x^y as C's powf (the interpreter's `^`) where WGSL's `pow` is undefined: a negative base (or
+// -0) with an integer exponent is |x|^y with the sign of x when y is odd; y = 0 or x = 1 gives 1.
+// A negative base with a fractional exponent stays WGSL's `pow` (NaN, as powf gives).
+fn diffc_pow(x: f32, y: f32) -> f32 {
+    if (y == 0.0 || x == 1.0) {
+        return 1.0;
+    }
+    let negative = (bitcast<u32>(x) & 0x80000000u) != 0u;
+    if (negative && y == trunc(y)) {
+        let m = pow(abs(x), y);
+        let h = y * 0.5;
+        if (h != trunc(h)) {
+            return -m;
+        }
+        return m;
+    }
+    return pow(x, y);
 }

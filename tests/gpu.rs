@@ -142,3 +142,43 @@ fn a_sample_larger_than_a_binding_is_an_error() {
     let e = diffc::gpu::run_on(&gpus[0], &p, &prog, &call).unwrap_err();
     assert!(e.contains("do not fit the adapter's bindings"), "{e}");
 }
+
+/// `^` with a negative base: an integer exponent (a literal, or a run-time param) gives the
+/// interpreter's value on the GPU (WGSL's own `pow` is undefined there), per element.
+#[test]
+fn integer_powers_of_negative_numbers_match_the_interpreter() {
+    let Some(gpu) = common::gpu::gpu() else {
+        return;
+    };
+    let text = "process powers {
+  dim d
+  field x : real[d]
+  time t : [0.002, 80]
+  param k : real = 3
+  schedule sigma2(t) in (0, inf) increasing = t ^ 2
+  forward x_t | x_0 ~ Normal(x_0, sigma2(t))
+  prior x_T ~ Normal(0, 6400)
+  network D(x_t, t) -> x0(x)
+  loss odd = mean((d - x_0) ^ 3 + (d - x_0) ^ 2 - (d - x_0) ^ 5 + (d - x_0) ^ 0 + (d - x_0) ^ k) where { d = D(x_t, t) }
+}";
+    let (module, diags) = diffc::check::check_source(text);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let p = &module.unwrap().processes[0];
+    let prog = lower(p, "terms.odd").unwrap();
+    let mut negative = 0;
+    for (k, batch) in [(3.0f32, 4), (-2.0, 3), (7.0, 2)] {
+        let mut call = common::diff::entry_call(p, &prog, batch, 9, 5);
+        call.params.insert("k".into(), interp::Tensor::scalar(k));
+        let d = call.inputs["D.x"].f32s().unwrap().to_vec();
+        let x0 = call.inputs["x_0"].f32s().unwrap().to_vec();
+        negative += d.iter().zip(&x0).filter(|(d, x)| *d - *x < 0.0).count();
+        let want = interp::run(p, &prog, &call).unwrap();
+        let got = diffc::gpu::run_on(gpu, p, &prog, &call).unwrap();
+        let mut worst = 0.0;
+        for (g, w) in got.iter().zip(&want) {
+            assert!(w.f32s().unwrap().iter().all(|v| v.is_finite()));
+            common::diff::compare("terms.odd", g, w, TOL, &mut worst);
+        }
+    }
+    assert!(negative >= 20, "only {negative} negative bases");
+}

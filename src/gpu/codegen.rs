@@ -43,7 +43,7 @@ pub const WORKGROUP: u32 = 64;
 /// The generator in WGSL.
 pub const RNG_WGSL: &str = include_str!("../../kernels/rng.wgsl");
 
-/// expm1, log1p and the f32 pairs that stand for f64 values, appended to the generator.
+/// expm1, log1p, powf and the f32 pairs that stand for f64 values, appended to the generator.
 pub const MATH_WGSL: &str = include_str!("../../kernels/math.wgsl");
 
 /// Words of `params` before the dimension sizes.
@@ -317,6 +317,7 @@ struct RngFns {
     uniform4: Handle<Function>,
     expm1: Handle<Function>,
     log1p: Handle<Function>,
+    pow: Handle<Function>,
     df_add: Handle<Function>,
     df_sub: Handle<Function>,
     df_round: Handle<Function>,
@@ -338,6 +339,7 @@ impl RngFns {
             uniform4: find("diffc_uniform4")?,
             expm1: find("diffc_expm1")?,
             log1p: find("diffc_log1p")?,
+            pow: find("diffc_pow")?,
             df_add: find("diffc_df_add")?,
             df_sub: find("diffc_df_sub")?,
             df_round: find("diffc_df_round")?,
@@ -809,7 +811,7 @@ impl Emitter<'_> {
                     Libm::Sinf => MathFunction::Sin,
                     Libm::Cosf => MathFunction::Cos,
                     Libm::Tanhf => MathFunction::Tanh,
-                    Libm::Powf => MathFunction::Pow,
+                    Libm::Powf => return Ok(Some(self.call_fn(self.fns.pow, xs))),
                     Libm::Expm1f => return Ok(Some(self.call_fn(self.fns.expm1, xs))),
                     Libm::Log1pf => return Ok(Some(self.call_fn(self.fns.log1p, xs))),
                     Libm::Log => return Err(unsupported(self.k, f.symbol())),
