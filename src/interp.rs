@@ -474,20 +474,29 @@ pub(crate) fn reads_param(p: &Process, e: crate::typed::ExprId, id: usize) -> bo
 
 /// A time as a call gives it (an f32), checked against the process's time. An end of a
 /// continuous time that is not an f32 (`0.999`) is given as the f32 nearest to it, which may lie
-/// just outside; that value names the end itself.
+/// just outside (or just inside); that value names the end itself.
 pub(crate) fn check_time(p: &Process, name: &str, x: f32) -> Result<f64, String> {
+    check_time_value(p, name, x as f64, name == "s")
+}
+
+/// A time given in f64 (a step's `t` and `s` on the command line or from Python), checked
+/// against the process's time as written: its ends compare in f64, and the f32 nearest an end
+/// (a time that went through f32 on its way, `0.9990000128746033` for `0.999`), inside the range
+/// or just outside it, names that end.
+/// With `data_end`, the range also reaches the data end (a step's target). Returns the time,
+/// an end where it named one.
+pub fn check_time_value(p: &Process, name: &str, x: f64, data_end: bool) -> Result<f64, String> {
     let time = &p.time;
-    // `t` lies in the process's time; `s`, the target of a step, may also be the data end.
-    let (lo, hi) = if name == "s" {
+    let (lo, hi) = if data_end {
         (time.lo.min(time.data_at), time.hi.max(time.data_at))
     } else {
         (time.lo, time.hi)
     };
-    let mut v = x as f64;
-    if v > hi && x == hi as f32 {
+    let mut v = x;
+    if v == hi as f32 as f64 {
         v = hi;
     }
-    if v < lo && x == lo as f32 {
+    if v == lo as f32 as f64 {
         v = lo;
     }
     if !v.is_finite() || v < lo || v > hi {

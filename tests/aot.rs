@@ -1439,6 +1439,72 @@ fn per_sample_rows_snap_a_closed_schedule_end_as_the_interpreter_does() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Ends of a continuous time that are no f32 numbers (`tests/data/time_ends.diff`'s
+/// `[1e-3, 0.999]`, `time_end_low.diff`'s `[0.7, 1]`): every `_at` entry takes the f32 nearest
+/// to each end (just inside or just outside the written range) as that end, and gives what the
+/// CPU backend gives for the same per-sample times bit for bit; a time one f32 step past an end
+/// is DIFFC_ERR_ARG.
+#[test]
+fn at_entries_take_an_end_given_as_its_nearest_f32_as_the_cpu_backend_does() {
+    for file in ["time_ends.diff", "time_end_low.diff"] {
+        let stem = file.trim_end_matches(".diff");
+        let dir = scratch(stem);
+        let spec_file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(file);
+        let lib = dir.join("lib");
+        let (code, _, err) = diffc(&[
+            "build".as_ref(),
+            spec_file.as_os_str(),
+            "--target".as_ref(),
+            "cpu".as_ref(),
+            "-o".as_ref(),
+            lib.as_os_str(),
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        let text = std::fs::read_to_string(&spec_file).unwrap();
+        let procs = diffc::check::check_source(&text).0.unwrap().processes;
+        let p = &procs[0];
+        assert_ne!(
+            p.time.lo as f32 as f64, p.time.lo,
+            "{file}: an end that is an f32"
+        );
+        let out = dir.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        // `sample_times` gives both ends as f32s.
+        let (mut body, expect, skipped) = at_harness(&procs, &out);
+        assert_eq!(skipped, 0);
+        assert!(expect.iter().any(|e| e.what.contains(".forward")));
+        // One f32 step past each end: refused.
+        for past in [
+            f32::from_bits((p.time.lo as f32).to_bits() - 1),
+            f32::from_bits((p.time.hi as f32).to_bits() + 1),
+        ] {
+            body = body.replace(
+                "  return 0;\n}",
+                &format!(
+                    "  {{\n    static const float tp[1] = {{{past:?}f}};\n    uint64_t dims[1] = {{{DIM}}};\n    float xt[{DIM}], eps[{DIM}], x0[{DIM}] = {{0}};\n    if (diffc_{name}_forward_at(x0, xt, eps, 1, dims, tp, 1) != DIFFC_ERR_ARG) {{ fprintf(stderr, \"{past:?} accepted\\n\"); return 1; }}\n  }}\n  return 0;\n}}",
+                    name = p.name
+                ),
+            );
+        }
+        let source = dir.join(format!("{stem}_at.c"));
+        std::fs::write(&source, format!("#include \"{stem}.h\"\n{body}")).unwrap();
+        let exe = dir.join(format!("{stem}_at"));
+        compile_against(&lib, stem, &source, &exe);
+        run(&exe, &[]);
+        for e in &expect {
+            assert_eq!(
+                std::fs::read(out.join(&e.file)).unwrap(),
+                bytes_of(&e.data),
+                "{file}: {}",
+                e.what
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// A continuous-time process with a run-time param (EDM's σ_data in the loss weight and the
 /// network's input scaling, `tests/data/edm_like.diff`): its loss and network inputs through the
 /// C library, with a time per sample and σ_data = 0.3, equal `diffc eval --in t=… --param

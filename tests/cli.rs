@@ -1286,3 +1286,97 @@ fn a_step_summary_prints_values() {
         "{out}"
     );
 }
+
+/// A continuous time's ends as written (`[1e-3, 0.999]`, `[0.7, 1]`), given either as written or
+/// as the f32 nearest to them (which lies just outside), run on every backend: an entry at each
+/// end and a step between the ends, each as at the written end. A time truly outside, even by
+/// one f32 step, exits 2.
+#[test]
+fn continuous_time_ends_are_accepted_as_written() {
+    use diffc::npy::{Array, Data};
+    let xs = save(
+        "ends_x.npy",
+        &Array {
+            shape: vec![2, 3],
+            data: Data::F32(vec![0.5, -1.0, 2.0, 0.25, 1.5, -0.75]),
+        },
+    );
+    let mut backends = vec!["interp", "cpu"];
+    if common::gpu::gpu().is_some() {
+        backends.push("gpu");
+    }
+    let data = |f: &str| format!("{}/tests/data/{f}", env!("CARGO_MANIFEST_DIR"));
+    // (spec, lower end, upper end, times outside)
+    let cases = [
+        (
+            "time_ends.diff",
+            1e-3,
+            0.999,
+            ["1", "0.0009999", "0.99900007"],
+        ),
+        (
+            "time_end_low.diff",
+            0.7,
+            1.0,
+            ["0.5", "0.69999993", "1.0000001"],
+        ),
+    ];
+    for (file, lo, hi, outside) in cases {
+        let spec = data(file);
+        for backend in &backends {
+            let run = |args: &[&str]| {
+                let mut all = vec!["eval", spec.as_str(), "--backend", backend];
+                all.extend_from_slice(args);
+                diffc(&all)
+            };
+            let forward = |t: &str| {
+                run(&[
+                    "--entry",
+                    "forward",
+                    "--in",
+                    &format!("x_0={xs}"),
+                    "--set",
+                    &format!("t={t}"),
+                ])
+            };
+            let step = |t: &str, s: &str| {
+                run(&[
+                    "--sampler",
+                    "euler",
+                    "--entry",
+                    "step",
+                    "--in",
+                    &format!("x={xs}"),
+                    "--in",
+                    &format!("eps_hat.x={xs}"),
+                    "--set",
+                    &format!("t={t}"),
+                    "--set",
+                    &format!("s={s}"),
+                ])
+            };
+            let f32_of = |x: f64| format!("{}", x as f32 as f64);
+            assert_ne!(f32_of(lo), format!("{lo}"), "{file}: an end that is no f32");
+            for end in [lo, hi] {
+                let (code, want, err) = forward(&format!("{end}"));
+                assert_eq!(code, Some(0), "{file} {backend} t = {end}: {err}");
+                let (code, got, err) = forward(&f32_of(end));
+                assert_eq!(code, Some(0), "{file} {backend} t = {}: {err}", f32_of(end));
+                assert_eq!(got, want, "{file} {backend}: the f32 end is the end");
+            }
+            let (code, want, err) = step(&format!("{hi}"), &format!("{lo}"));
+            assert_eq!(code, Some(0), "{file} {backend} step: {err}");
+            let (code, got, err) = step(&f32_of(hi), &f32_of(lo));
+            assert_eq!(code, Some(0), "{file} {backend} step at f32 ends: {err}");
+            assert_eq!(got, want, "{file} {backend}: a step between the f32 ends");
+            for t in outside {
+                let (code, _, err) = forward(t);
+                assert_eq!(code, Some(2), "{file} {backend} t = {t}");
+                assert!(err.contains("is outside the process's time"), "{err}");
+                let (code, _, err) = step(t, &format!("{lo}"));
+                assert_eq!(code, Some(2), "{file} {backend} step from {t}");
+                assert!(err.contains("is outside the process's time"), "{err}");
+            }
+        }
+    }
+}

@@ -1223,3 +1223,78 @@ fn the_host_module_computes_per_sample_rows_as_diffc_does() {
         "{computed} {tables} {with_params}"
     );
 }
+
+/// Ends of a continuous time that are no f32 numbers (`tests/data/time_ends.diff`'s
+/// `[1e-3, 0.999]`, `time_end_low.diff`'s `[0.7, 1]`): the host module's row functions take an
+/// end as written and as the f32 nearest to it alike, giving the row diffc computes at the end,
+/// and refuse a time one f32 step past an end.
+#[test]
+fn the_host_module_takes_an_end_given_as_its_nearest_f32_as_the_end() {
+    let mut checked = 0;
+    for file in ["time_ends.diff", "time_end_low.diff"] {
+        let dir = scratch(file.trim_end_matches(".diff"));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(file);
+        let text = std::fs::read_to_string(path).unwrap();
+        let (module, diags) = diffc::check::check_source(&text);
+        assert!(diags.iter().all(|d| !d.is_error()), "{file} has errors");
+        let module = module.unwrap();
+        let stem = file.trim_end_matches(".diff");
+        let built = diffc::gpu::manifest::build(&module, stem, None)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        std::fs::write(dir.join(built.host_name()), &built.host_js).unwrap();
+        let json: Value = serde_json::from_str(&built.manifest_json()).unwrap();
+        let p = &module.processes[0];
+        let (lo, hi) = (p.time.lo, p.time.hi);
+        let mut script = format!(
+            "import * as m from './{}';\nconst out = {{}};\n",
+            built.host_name()
+        );
+        let mut expect: Vec<(String, Vec<f32>)> = Vec::new();
+        for uj in arr(&json["processes"][0]["units"]) {
+            let per = &uj["per_sample_time"];
+            if per.is_null() || s(&per["rows"]) != "computed" {
+                continue;
+            }
+            let (f, unit) = (s(&per["function"]), s(&uj["name"]));
+            for (i, t) in [lo, hi].iter().enumerate() {
+                let t32 = *t as f32;
+                script.push_str(&format!(
+                    "out['{f}/{i}'] = Array.from(m.{f}({t:?}));\nout['{f}/{i}f'] = Array.from(m.{f}({t32:?}));\n"
+                ));
+                let want = host_row(p, unit, *t, &[]);
+                expect.push((format!("{f}/{i}"), want.clone()));
+                expect.push((format!("{f}/{i}f"), want));
+            }
+            let past = [
+                f32::from_bits((lo as f32).to_bits() - 1),
+                f32::from_bits((hi as f32).to_bits() + 1),
+            ];
+            script.push_str(&format!(
+                "for (const bad of [() => m.{f}({:?}), () => m.{f}({:?})]) {{ try {{ bad(); throw new Error('accepted'); }} catch (e) {{ if (!(e instanceof RangeError)) throw e; }} }}\n",
+                past[0], past[1]
+            ));
+            checked += 1;
+        }
+        script.push_str("console.log(JSON.stringify(out));\n");
+        let printed = node(&script, &dir);
+        let got: Value = serde_json::from_str(printed.trim()).unwrap();
+        for (key, want) in &expect {
+            let row: Vec<f32> = arr(&got[key.as_str()])
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            assert_eq!(row.len(), want.len(), "{file}: {key}: width");
+            for (j, (a, b)) in row.iter().zip(want).enumerate() {
+                let rel = ((a - b).abs() / b.abs().max(f32::MIN_POSITIVE)) as f64;
+                assert!(
+                    rel <= 1e-6,
+                    "{file}: {key}: row[{j}] = {a} from the host module, {b} from diffc"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert!(checked >= 4, "{checked}");
+}

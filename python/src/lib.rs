@@ -981,16 +981,10 @@ impl Process {
                 )))
             }
         };
+        // Both times may be the data end; an end given as its nearest f32 is that end.
+        let t = diffc::interp::check_time_value(p, "t", t, true).map_err(value_error)?;
+        let s = diffc::interp::check_time_value(p, "s", s, true).map_err(value_error)?;
         call.grid = Some(vec![t, s]);
-        let (lo, hi) = (p.time.lo.min(p.time.data_at), p.time.hi.max(p.time.data_at));
-        for (name, v) in [("t", t), ("s", s)] {
-            if !(lo..=hi).contains(&v) {
-                return Err(value_error(format!(
-                    "`{name}` = {v} is outside the process's time {}..{} (data at {})",
-                    p.time.lo, p.time.hi, p.time.data_at
-                )));
-            }
-        }
         // A final map carries its run's step count, and draws as that run's final map does.
         call.finalize_only = finalize;
         call.single_step = Some(one);

@@ -3487,8 +3487,8 @@ static int rt_repeat(rt_ctx *c, const rt_event *e) {
    to an end is that end), and a whole number in discrete time. */
 static int rt_time(float x, double lo, double hi, int discrete, double *out) {
   double v = (double)x;
-  if (v > hi && x == (float)hi) v = hi;
-  if (v < lo && x == (float)lo) v = lo;
+  if (x == (float)hi) v = hi;
+  if (x == (float)lo) v = lo;
   if (!isfinite(v) || v < lo || v > hi) return 1;
   if (discrete && v - trunc(v) != 0.0) return 1;
   *out = v;

@@ -221,8 +221,8 @@ fn manifest_file(stem: &str) -> String {
 const JS_HOST: &str = r#"function rt_time(x, lo, hi, discrete, name) {
   const f = Math.fround(x);
   let v = f;
-  if (v > hi && f === Math.fround(hi)) v = hi;
-  if (v < lo && f === Math.fround(lo)) v = lo;
+  if (f === Math.fround(hi)) v = hi;
+  if (f === Math.fround(lo)) v = lo;
   if (!Number.isFinite(v) || v < lo || v > hi || (discrete && v !== Math.trunc(v)))
     throw new RangeError(`${name} = ${x} is outside the process's time ${lo}..${hi}` + (discrete ? " (whole numbers)" : ""));
   return v;
