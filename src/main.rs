@@ -53,6 +53,14 @@ enum Command {
         /// Only this process (by name), when the file holds several.
         #[arg(long)]
         process: Option<String>,
+        /// Print schedule NAME's full table instead: one line per time, its values in f64
+        /// (every time of a discrete process; evenly spaced times in continuous time).
+        #[arg(long, value_name = "NAME")]
+        table: Option<String>,
+        /// With --table in continuous time: how many evenly spaced times, both ends included
+        /// (default 1001, the times the checker evaluates schedules at).
+        #[arg(long, value_name = "N", requires = "table")]
+        points: Option<usize>,
     },
     /// Score generated graphs against reference graphs: MMD of graph statistics, validity,
     /// uniqueness, novelty. Each set is a folder of edge-list files, a graph6 file or an `.npy`
@@ -276,8 +284,17 @@ fn run(cli: &Cli) -> u8 {
                 2
             }
         },
-        Command::Explain { file, process } => with_source(cli, file, |module, out| {
-            match diffc::explain::explain(module, process.as_deref()) {
+        Command::Explain {
+            file,
+            process,
+            table,
+            points,
+        } => with_source(cli, file, |module, out| {
+            let text = match table {
+                Some(name) => diffc::explain::table(module, process.as_deref(), name, *points),
+                None => diffc::explain::explain(module, process.as_deref()),
+            };
+            match text {
                 Ok(text) => {
                     let _ = out.write_all(text.as_bytes());
                     0

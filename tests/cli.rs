@@ -1286,3 +1286,149 @@ fn a_step_summary_prints_values() {
         "{out}"
     );
 }
+
+/// The data lines of an `explain --table` text: each a time and its values.
+fn table_rows(text: &str) -> Vec<Vec<f64>> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+        .collect()
+}
+
+/// `diffc explain --table NAME` prints every value of a schedule in f64, each reading back as
+/// the checker's own value bit for bit: every discrete time (with the step below the domain
+/// where the formula defines it), evenly spaced continuous times, a matrix as K·K columns.
+#[test]
+fn explain_prints_a_schedules_full_table() {
+    let ddpm = spec_path("ddpm.diff");
+    let (code, out, err) = diffc(&[
+        "explain",
+        &ddpm,
+        "--process",
+        "ddpm_linear",
+        "--table",
+        "alpha_bar",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.lines().nth(2) == Some("# t alpha_bar"),
+        "the column names: {out}"
+    );
+    let rows = table_rows(&out);
+    assert_eq!(rows.len(), 1001);
+    let p = common::spec("ddpm.diff", "ddpm_linear");
+    let s = p.schedules.iter().find(|s| s.name == "alpha_bar").unwrap();
+    let mut closed = 1.0f64;
+    for (t, row) in rows.iter().enumerate() {
+        assert_eq!(row.len(), 2);
+        assert_eq!(row[0], t as f64);
+        let want = s.table[t].as_ref().unwrap().as_real().unwrap();
+        assert_eq!(row[1].to_bits(), want.to_bits(), "t = {t}");
+        // And against the closed form: ᾱ_t = Π_{i≤t} (1 - β_i), β linear from 1e-4 to 0.02.
+        if t > 0 {
+            closed *= 1.0 - (1e-4 + (0.02 - 1e-4) * (t - 1) as f64 / 999.0);
+        }
+        assert!(
+            (row[1] - closed).abs() <= 1e-14,
+            "t = {t}: {} {closed}",
+            row[1]
+        );
+    }
+    // Continuous time: --points evenly spaced times, both ends included.
+    let vp = spec_path("vp_sde.diff");
+    let (code, out, err) = diffc(&[
+        "explain",
+        &vp,
+        "--process",
+        "vp_sde",
+        "--table",
+        "alpha",
+        "--points",
+        "5",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let rows = table_rows(&out);
+    assert_eq!(rows.len(), 5);
+    for (i, row) in rows.iter().enumerate() {
+        let t = 1e-3 + (1.0 - 1e-3) * i as f64 / 4.0;
+        assert_eq!(row[0], t);
+        let want = (-0.25 * t * t * (20.0 - 0.1) - 0.5 * t * 0.1).exp();
+        assert!((row[1] - want).abs() <= 1e-15, "t = {t}: {} {want}", row[1]);
+    }
+    let (code, out, _) = diffc(&["explain", &vp, "--process", "vp_sde", "--table", "alpha"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        table_rows(&out).len(),
+        1001,
+        "the checker's points by default"
+    );
+    // A matrix: one line per time, K·K entries in row-major order; each row of Q̄ sums to 1.
+    let d3pm = spec_path("d3pm.diff");
+    let (code, out, err) = diffc(&[
+        "explain",
+        &d3pm,
+        "--process",
+        "d3pm_uniform",
+        "--table",
+        "Qbar",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let header = out.lines().nth(2).unwrap();
+    assert!(
+        header.starts_with("# t Qbar[0,0] Qbar[0,1] ") && header.ends_with(" Qbar[26,26]"),
+        "{header}"
+    );
+    let rows = table_rows(&out);
+    assert_eq!(rows.len(), 1001);
+    for row in &rows {
+        assert_eq!(row.len(), 1 + 27 * 27);
+        for i in 0..27 {
+            let sum: f64 = row[1 + 27 * i..1 + 27 * (i + 1)].iter().sum();
+            assert!(
+                (sum - 1.0).abs() < 1e-12,
+                "t = {}: row {i} sums to {sum}",
+                row[0]
+            );
+        }
+    }
+    assert_eq!(rows[0][1], 1.0, "Q̄ at t = 0 is the identity");
+}
+
+/// `explain --table` refuses what it cannot print with exit 2: an unknown schedule (listing
+/// the schedules), a name two processes share without --process, --points in discrete time
+/// or outside 2..=10^6.
+#[test]
+fn explain_table_rejects_bad_requests_with_exit_2() {
+    let ddpm = spec_path("ddpm.diff");
+    let vp = spec_path("vp_sde.diff");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["explain", &ddpm, "--process", "ddpm_cosine", "--table", "abar"],
+            "no schedule `abar` in process `ddpm_cosine` (schedules: beta, alpha_bar, alpha, sigma)",
+        ),
+        (
+            &["explain", &ddpm, "--table", "alpha_bar"],
+            "schedule `alpha_bar` is in processes ddpm_linear, ddpm_cosine: pick one with --process",
+        ),
+        (
+            &["explain", &ddpm, "--process", "ddpm_linear", "--table", "beta", "--points", "10"],
+            "--points is for continuous time",
+        ),
+        (
+            &["explain", &vp, "--process", "vp_sde", "--table", "alpha", "--points", "1"],
+            "--points 1: give 2 to 1000000 points",
+        ),
+        (
+            &["explain", &vp, "--process", "vp_sde", "--table", "alpha", "--points", "1000001"],
+            "--points 1000001: give 2 to 1000000 points",
+        ),
+    ];
+    for (args, message) in cases {
+        let (code, out, err) = diffc(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert_eq!(out, "", "{args:?}");
+    }
+    let (code, _, err) = diffc(&["explain", &ddpm, "--points", "3"]);
+    assert_eq!(code, Some(2), "--points needs --table: {err}");
+}
