@@ -1432,3 +1432,69 @@ fn explain_table_rejects_bad_requests_with_exit_2() {
     let (code, _, err) = diffc(&["explain", &ddpm, "--points", "3"]);
     assert_eq!(code, Some(2), "--points needs --table: {err}");
 }
+
+/// An `.npy` file of the given integer dtype (`'<u8'`, `'|i1'`, …) holding `values`.
+fn save_ints(name: &str, descr: &str, shape: &str, values: &[i128]) -> String {
+    let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    let size: usize = descr[2..].parse().unwrap();
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes()[..size]);
+    }
+    let dir = std::env::temp_dir().join(format!("diffc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Class inputs in every integer dtype numpy writes give the same result; a class out of range
+/// (negative in a signed dtype, 27 of 27 classes, a uint64 past int64) is an error with exit 2.
+#[test]
+fn eval_reads_classes_in_every_integer_dtype() {
+    let spec = spec_path("d3pm.diff");
+    let run = |x0: &str| {
+        diffc(&[
+            "eval",
+            &spec,
+            "--process",
+            "d3pm_uniform",
+            "--entry",
+            "forward",
+            "--in",
+            &format!("x_0={x0}"),
+            "--set",
+            "t=300",
+            "--seed",
+            "5",
+        ])
+    };
+    let classes = [0, 1, 26, 5, 4, 3];
+    let mut first: Option<String> = None;
+    for descr in ["|u1", "<u2", "<u4", "<u8", "|i1", "<i2", "<i4", "<i8"] {
+        let name = format!("classes_{}.npy", &descr[1..]);
+        let (code, out, err) = run(&save_ints(&name, descr, "(2, 3)", &classes));
+        assert_eq!(code, Some(0), "{descr}: {err}");
+        match &first {
+            None => first = Some(out),
+            Some(want) => assert_eq!(&out, want, "{descr}"),
+        }
+    }
+    for (descr, bad, message) in [
+        ("|i1", -1i128, "`x_0` holds class -1 at flat index 1, outside 0..26"),
+        ("<i2", -300, "`x_0` holds class -300 at flat index 1, outside 0..26"),
+        ("<u8", 27, "`x_0` holds class 27 at flat index 1, outside 0..26"),
+        (
+            "<u8",
+            1 << 63,
+            "uint64 element at flat index 1 is 9223372036854775808, more than an int64 holds (2^63 - 1)",
+        ),
+    ] {
+        let name = format!("classes_bad_{}_{bad}.npy", &descr[1..]);
+        let (code, _, err) = run(&save_ints(&name, descr, "(1, 2)", &[0, bad]));
+        assert_eq!(code, Some(2), "{descr} {bad}: {err}");
+        assert!(err.contains(message), "{descr} {bad}: {err}");
+    }
+}
