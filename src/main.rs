@@ -308,7 +308,8 @@ fn run(cli: &Cli) -> u8 {
     }
 }
 
-/// What `diffc check` checked in a file: its processes with their entry points and samplers.
+/// What `diffc check` checked in a file: its processes with their schedules, entry points and
+/// samplers.
 fn check_summary(module: &diffc::check::Module) -> String {
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -317,8 +318,9 @@ fn check_summary(module: &diffc::check::Module) -> String {
         .iter()
         .map(|p| {
             format!(
-                "{} ({}, {})",
+                "{} ({}, {}, {})",
                 p.name,
+                plural(p.schedules.len(), "schedule", "schedules"),
                 plural(
                     diffc::entries::entries(p).len(),
                     "entry point",

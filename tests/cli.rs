@@ -1100,8 +1100,8 @@ fn a_grid_without_steps_is_named_in_the_error() {
     assert_eq!(code, Some(0), "{err}");
 }
 
-/// `diffc check` says what it checked, one line per file; JSON output stays diagnostics only,
-/// and a file with errors gets no such line.
+/// `diffc check` says what it checked, one line per file (each process's schedules, entry points
+/// and samplers); JSON output stays diagnostics only, and a file with errors gets no such line.
 #[test]
 fn check_prints_what_it_checked() {
     let edge = spec_path("edge.diff");
@@ -1111,16 +1111,19 @@ fn check_prints_what_it_checked() {
     let lines: Vec<&str> = out.lines().collect();
     // Entry points as `eval --list` lists them.
     let n = |file: &str, process: &str| diffc::entries::entries(&common::spec(file, process)).len();
+    let schedules = |file: &str, process: &str| common::spec(file, process).schedules.len();
     assert_eq!(
         lines,
         [
             format!(
-                "{edge}: ok, 2 processes: edge ({} entry points, 1 sampler), edge_cosine ({} entry points, 1 sampler)",
+                "{edge}: ok, 2 processes: edge ({} schedules, {} entry points, 1 sampler), edge_cosine ({} schedules, {} entry points, 1 sampler)",
+                schedules("edge.diff", "edge"),
                 n("edge.diff", "edge"),
+                schedules("edge.diff", "edge_cosine"),
                 n("edge.diff", "edge_cosine")
             ),
             format!(
-                "{ddpm}: ok, 2 processes: ddpm_linear ({} entry points, 2 samplers), ddpm_cosine ({} entry points, 2 samplers)",
+                "{ddpm}: ok, 2 processes: ddpm_linear (4 schedules, {} entry points, 2 samplers), ddpm_cosine (4 schedules, {} entry points, 2 samplers)",
                 n("ddpm.diff", "ddpm_linear"),
                 n("ddpm.diff", "ddpm_cosine")
             ),
