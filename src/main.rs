@@ -661,6 +661,8 @@ fn eval(
 }
 
 /// One output in a line: its shape and first values (`x_t: shape [2, 3] [0.1, …]`).
+/// One output as `eval` prints it without `--out`: its shape and first values, and for more
+/// than six reals their min, mean and max (mean in f64; NaN when an element is).
 fn output_summary(name: &str, t: &diffc::interp::Tensor) -> String {
     let vals: Vec<String> = match &t.data {
         diffc::interp::Data::F32(v) => v.iter().take(6).map(|x| format!("{x}")).collect(),
@@ -668,7 +670,27 @@ fn output_summary(name: &str, t: &diffc::interp::Tensor) -> String {
         diffc::interp::Data::Bool(v) => v.iter().take(6).map(|x| format!("{x}")).collect(),
     };
     let more = if t.len() > 6 { ", …" } else { "" };
-    format!("{name}: shape {:?} [{}{more}]", t.shape, vals.join(", "))
+    let stats = match &t.data {
+        diffc::interp::Data::F32(v) if v.len() > 6 => {
+            let nan = v.iter().any(|x| x.is_nan());
+            let (lo, hi) = if nan {
+                (f32::NAN, f32::NAN)
+            } else {
+                v.iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+                        (lo.min(x), hi.max(x))
+                    })
+            };
+            let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+            format!(" min {lo} mean {} max {hi}", mean as f32)
+        }
+        _ => String::new(),
+    };
+    format!(
+        "{name}: shape {:?} [{}{more}]{stats}",
+        t.shape,
+        vals.join(", ")
+    )
 }
 
 /// A denoiser that returns supplied outputs: `NET.FIELD#i` for the i-th call of a step, or

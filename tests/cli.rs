@@ -1501,3 +1501,101 @@ fn eval_reads_classes_in_every_integer_dtype() {
         assert!(err.contains(message), "{descr} {bad}: {err}");
     }
 }
+
+/// Past six reals, an output's summary adds its min, mean and max, for an entry and a sampler
+/// step alike.
+#[test]
+fn a_summary_of_many_reals_has_min_mean_max() {
+    let xs: Vec<f32> = (0..16).map(|i| i as f32 / 8.0).collect();
+    let x = save(
+        "stats_x.npy",
+        &diffc::npy::Array {
+            shape: vec![8, 2],
+            data: diffc::npy::Data::F32(xs.clone()),
+        },
+    );
+    let e = save(
+        "stats_e.npy",
+        &diffc::npy::Array {
+            shape: vec![8, 2],
+            data: diffc::npy::Data::F32(vec![0.0; 16]),
+        },
+    );
+    let ddpm = spec_path("ddpm.diff");
+    let stats = |line: &str| -> [f64; 3] {
+        let words: Vec<&str> = line.rsplit("] ").next().unwrap().split(' ').collect();
+        assert_eq!(
+            (words.len(), words[0], words[2], words[4]),
+            (6, "min", "mean", "max"),
+            "{line}"
+        );
+        [1, 3, 5].map(|i| words[i].parse().unwrap())
+    };
+    let (code, out, err) = diffc(&[
+        "eval",
+        &ddpm,
+        "--process",
+        "ddpm_linear",
+        "--sampler",
+        "ddim",
+        "--entry",
+        "step",
+        "--in",
+        &format!("x={x}"),
+        "--in",
+        &format!("eps_hat.x={e}"),
+        "--set",
+        "t=500",
+        "--set",
+        "s=480",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    // DDIM with ε̂ = 0 scales x by one factor c > 1: min 0, mean c·15/16, max c·15/8.
+    let line = out.lines().find(|l| l.starts_with("x: ")).unwrap();
+    let [lo, mean, hi] = stats(line);
+    let c = hi / (15.0 / 8.0);
+    assert!(c > 1.0 && c < 1.2, "{line}");
+    assert_eq!(lo, 0.0, "{line}");
+    assert!((mean - c * 15.0 / 16.0).abs() < 1e-6, "{line}");
+    let (code, out, err) = diffc(&[
+        "eval",
+        &ddpm,
+        "--process",
+        "ddpm_linear",
+        "--entry",
+        "forward",
+        "--in",
+        &format!("x_0={x}"),
+        "--set",
+        "t=500",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    for name in ["x_t: ", "eps: "] {
+        let line = out.lines().find(|l| l.starts_with(name)).unwrap();
+        let [lo, mean, hi] = stats(line);
+        assert!(lo <= mean && mean <= hi, "{line}");
+    }
+    // Six values or fewer are all printed, with no statistics.
+    let (_, out, _) = diffc(&[
+        "eval",
+        &ddpm,
+        "--process",
+        "ddpm_linear",
+        "--entry",
+        "forward",
+        "--in",
+        &format!(
+            "x_0={}",
+            save(
+                "stats_small.npy",
+                &diffc::npy::Array {
+                    shape: vec![1, 2],
+                    data: diffc::npy::Data::F32(vec![0.5, 1.0]),
+                },
+            )
+        ),
+        "--set",
+        "t=500",
+    ]);
+    assert!(!out.contains(" min "), "{out}");
+}
