@@ -1257,7 +1257,16 @@ fn metrics(args: &MetricsArgs) -> Result<(), String> {
 /// `.npy` stack of adjacency matrices, or a graph6 file.
 fn read_graphs(path: &str) -> Result<Vec<diffc::graph::Graph>, String> {
     use diffc::graph::io;
-    let p = std::path::Path::new(path);
+    // A folder `diffc data` or `diffc sample --out` wrote: its graphs are the edge lists in
+    // its `graphs` folder (the `.npy` stacks beside them are padded to the largest graph).
+    let nested = std::path::Path::new(path).join("graphs");
+    let (p, path) = if nested.is_dir() {
+        let shown = nested.display().to_string();
+        (nested, shown)
+    } else {
+        (std::path::PathBuf::from(path), path.to_string())
+    };
+    let path = path.as_str();
     if p.is_dir() {
         let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(p)
             .map_err(|e| format!("cannot read `{path}`: {e}"))?
@@ -1278,13 +1287,20 @@ fn read_graphs(path: &str) -> Result<Vec<diffc::graph::Graph>, String> {
             .iter()
             .map(|f| {
                 let name = f.display().to_string();
-                let text =
-                    std::fs::read_to_string(f).map_err(|e| format!("cannot read `{name}`: {e}"))?;
+                let text = std::fs::read_to_string(f).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        format!(
+                            "`{name}` is not an edge list (not text): a folder of graphs holds edge-list files only; give an `.npy` stack or a graph6 file as the argument itself"
+                        )
+                    } else {
+                        format!("cannot read `{name}`: {e}")
+                    }
+                })?;
                 io::parse_edge_list(&name, &text).map_err(|e| e.to_string())
             })
             .collect()
     } else {
-        let bytes = std::fs::read(p).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        let bytes = std::fs::read(&p).map_err(|e| format!("cannot read `{path}`: {e}"))?;
         if p.extension().is_some_and(|e| e == "npy") {
             let array = diffc::npy::read(&bytes).map_err(|e| format!("{path}: {e}"))?;
             io::from_npy(path, &array).map_err(|e| e.to_string())

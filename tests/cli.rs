@@ -1599,3 +1599,55 @@ fn a_summary_of_many_reals_has_min_mean_max() {
     ]);
     assert!(!out.contains(" min "), "{out}");
 }
+
+/// The folders `diffc data` and `diffc sample --out` write are read by `diffc metrics` (and
+/// `sample --data`) as they are, through their `graphs` folders: a training set written by
+/// `data` scores against itself with no distance, and generated samples against it. A binary
+/// file in a folder of edge lists is refused with what to do instead.
+#[test]
+fn metrics_reads_the_folders_data_and_sample_write() {
+    let dir = std::env::temp_dir().join(format!("diffc-data-folders-{}", std::process::id()));
+    let data = dir.join("train");
+    let d = data.to_str().unwrap();
+    let (code, _, err) = diffc(&["data", "community-small", "--count", "10", "--out", d]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = diffc(&["metrics", d, d, "--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["generated"], 10, "{out}");
+    for m in ["degree", "clustering", "orbit", "spectral"] {
+        assert_eq!(json["metrics"][m], 0.0, "{m}: {out}");
+    }
+    let samples = dir.join("samples");
+    let s = samples.to_str().unwrap();
+    let (code, _, err) = diffc(&[
+        "sample",
+        &spec_path("digress.diff"),
+        "--data",
+        d,
+        "--count",
+        "4",
+        "--out",
+        s,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = diffc(&["metrics", s, d, "--train", d, "--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (json["generated"].as_u64(), json["reference"].as_u64()),
+        (Some(4), Some(10)),
+        "{out}"
+    );
+    // A binary file among edge lists.
+    let mixed = dir.join("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    std::fs::copy(data.join("adjacency.npy"), mixed.join("adjacency.npy")).unwrap();
+    let (code, _, err) = diffc(&["metrics", mixed.to_str().unwrap(), d]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("adjacency.npy` is not an edge list (not text)"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
