@@ -889,3 +889,223 @@ fn show_prec(p: &Process, id: ExprId, outer: u8) -> String {
         text
     }
 }
+
+/// `diffc explain --table NAME`: every value of schedule `NAME` in f64, one line per time, for
+/// comparing a process with reference code value by value.
+///
+/// Discrete time: every `t` of the domain, and the step below it where the formula defines it
+/// (the value a posterior at the first step reads). Continuous time: `points` evenly spaced times
+/// from `lo` to `hi`, ends included (by default the checker's 1001). Lines that are not data start
+/// with `#`, so `numpy.loadtxt` reads the text as it is; numbers are printed in the shortest form
+/// that reads back as the same f64, a `vec<K>` as K columns and a `mat<K>` as K·K columns in
+/// row-major order.
+pub fn table(
+    module: &Module,
+    only: Option<&str>,
+    name: &str,
+    points: Option<usize>,
+) -> Result<String, String> {
+    let procs: Vec<&Process> = module
+        .processes
+        .iter()
+        .filter(|p| only.is_none_or(|n| n == p.name))
+        .collect();
+    if let Some(n) = only {
+        if procs.is_empty() {
+            let names: Vec<&str> = module.processes.iter().map(|p| p.name.as_str()).collect();
+            return Err(format!(
+                "no process `{n}` (the file has: {})",
+                names.join(", ")
+            ));
+        }
+    }
+    let with: Vec<&Process> = procs
+        .iter()
+        .copied()
+        .filter(|p| p.schedules.iter().any(|s| s.name == name))
+        .collect();
+    let p = match with[..] {
+        [p] => p,
+        [] => {
+            let lists: Vec<String> = procs
+                .iter()
+                .map(|p| {
+                    let names: Vec<&str> = p.schedules.iter().map(|s| s.name.as_str()).collect();
+                    let names = if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    };
+                    if procs.len() == 1 {
+                        names
+                    } else {
+                        format!("{}: {names}", p.name)
+                    }
+                })
+                .collect();
+            let whose = match procs[..] {
+                [p] => format!("process `{}`", p.name),
+                _ => "the file".to_string(),
+            };
+            return Err(format!(
+                "no schedule `{name}` in {whose} (schedules: {})",
+                lists.join("; ")
+            ));
+        }
+        _ => {
+            let names: Vec<&str> = with.iter().map(|p| p.name.as_str()).collect();
+            return Err(format!(
+                "schedule `{name}` is in processes {}: pick one with --process",
+                names.join(", ")
+            ));
+        }
+    };
+    let s = p.schedules.iter().find(|s| s.name == name).unwrap();
+    let t = &p.time;
+    // (t, value) rows, and how the times were chosen.
+    let (rows, grid): (Vec<(f64, Value)>, String) = match t.kind {
+        TimeKind::Discrete => {
+            if points.is_some() {
+                return Err(format!(
+                    "--points is for continuous time: process `{}` has discrete time {}..{}, and the table has every {}",
+                    p.name,
+                    fmt_num(t.lo),
+                    fmt_num(t.hi),
+                    t.name
+                ));
+            }
+            let rows: Vec<(f64, Value)> = s
+                .table
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.clone().map(|v| (t.lo - 1.0 + i as f64, v)))
+                .collect();
+            let below = if s.table.first().is_some_and(Option::is_some) {
+                format!(
+                    "; {} = {} is the step below the domain, where the formula defines it",
+                    t.name,
+                    fmt_num(t.lo - 1.0)
+                )
+            } else {
+                String::new()
+            };
+            let grid = format!(
+                "every {} from {} to {}{below}",
+                t.name,
+                fmt_num(rows.first().map_or(t.lo, |r| r.0)),
+                fmt_num(t.hi)
+            );
+            (rows, grid)
+        }
+        TimeKind::Continuous => {
+            let n = points.unwrap_or(CONTINUOUS_CHECK_POINTS);
+            if !(2..=crate::limits::MAX_TABLE_POINTS).contains(&n) {
+                return Err(format!(
+                    "--points {n}: give 2 to {} points (both ends of [{}, {}] are included)",
+                    crate::limits::MAX_TABLE_POINTS,
+                    fmt_num(t.lo),
+                    fmt_num(t.hi)
+                ));
+            }
+            let width = match s.elem {
+                Elem::Vec(k) => k as usize,
+                Elem::Mat(k) => (k as usize) * (k as usize),
+                _ => 1,
+            };
+            if n.saturating_mul(width) > crate::limits::MAX_TABLE_NUMBERS {
+                return Err(format!(
+                    "--points {n}: a table of {n} times × {width} values is more than {} numbers; give fewer points",
+                    crate::limits::MAX_TABLE_NUMBERS
+                ));
+            }
+            let ev = crate::check::eval::Evaluator::new(p);
+            let mut rows = Vec::with_capacity(n);
+            for x in t.even_points(n) {
+                let env = crate::check::eval::Env {
+                    t: x,
+                    ..Default::default()
+                };
+                let v = ev.eval(s.body, &env).map_err(|e| {
+                    let why = match e {
+                        crate::check::eval::EvalError::Hazard { message, .. }
+                        | crate::check::eval::EvalError::Undefined { message, .. } => message,
+                        crate::check::eval::EvalError::Runtime => {
+                            "it needs a value only known at run time".into()
+                        }
+                    };
+                    format!(
+                        "schedule `{name}` cannot be evaluated at {} = {x:?}: {why}",
+                        t.name
+                    )
+                })?;
+                // As wherever the schedule is read: rounding past a closed end of its declared
+                // interval gives the end itself.
+                let v = match v {
+                    Value::Real(y) => {
+                        Value::Real(crate::check::schedules::snap_to_closed_end(s.interval, y))
+                    }
+                    v => v,
+                };
+                rows.push((x, v));
+            }
+            let grid = format!(
+                "{n} evenly spaced {} from {} to {} (lo + (hi - lo)·i/{})",
+                t.name,
+                fmt_num(t.lo),
+                fmt_num(t.hi),
+                n - 1
+            );
+            (rows, grid)
+        }
+    };
+    let columns: Vec<String> = match s.elem {
+        Elem::Vec(k) => (0..k).map(|i| format!("{name}[{i}]")).collect(),
+        Elem::Mat(k) => (0..k)
+            .flat_map(|i| (0..k).map(move |j| format!("{name}[{i},{j}]")))
+            .collect(),
+        _ => vec![name.to_string()],
+    };
+    let mut out = String::new();
+    writeln!(
+        out,
+        "# process {}, schedule {name} : {}{}: {} rows, {grid}",
+        p.name,
+        s.elem.describe(),
+        if s.elem == Elem::Bool {
+            " (1 true, 0 false)"
+        } else {
+            ""
+        },
+        rows.len()
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "# values in f64, each the shortest decimal that reads back as the same f64"
+    )
+    .unwrap();
+    writeln!(out, "# {} {}", t.name, columns.join(" ")).unwrap();
+    for (x, v) in &rows {
+        let time = match t.kind {
+            TimeKind::Discrete => fmt_num(*x),
+            TimeKind::Continuous => format!("{x:?}"),
+        };
+        out.push_str(&time);
+        flat_values(v, &mut |y| {
+            out.push(' ');
+            out.push_str(&y);
+        });
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// A value's numbers in row-major order, each in the shortest form that reads back as itself.
+fn flat_values(v: &Value, f: &mut impl FnMut(String)) {
+    match v {
+        Value::Real(x) => f(format!("{x:?}")),
+        Value::Bool(b) => f(u8::from(*b).to_string()),
+        Value::Vec(xs) | Value::Mat(_, xs) => xs.iter().for_each(|x| f(format!("{x:?}"))),
+        Value::List(vs) => vs.iter().for_each(|v| flat_values(v, f)),
+    }
+}

@@ -22,6 +22,13 @@ pub const MAX_COUNT: usize = 1 << 24;
 /// own 2^40 range of the 64-bit element counter.
 pub const MAX_REPEAT: u64 = 1 << 23;
 
+/// The most times `diffc explain --table NAME --points N` may tabulate a continuous schedule at:
+/// 10^6.
+pub const MAX_TABLE_POINTS: usize = 1_000_000;
+
+/// The most numbers one such table may hold (times × the schedule's width): 10^7.
+pub const MAX_TABLE_NUMBERS: usize = 10_000_000;
+
 /// The memory one call may allocate, in bytes: `DIFFC_MEMORY_LIMIT` if set, else half of the
 /// machine's physical memory (`MemTotal` in `/proc/meminfo`), else [`FALLBACK_MEMORY_LIMIT`].
 pub fn memory_limit() -> Result<u64, String> {

@@ -56,8 +56,16 @@ enum Command {
         /// Print the launch plans instead: per entry and sampler (or only the one named), its
         /// host rows, call sequences (kernel launches and their buffers, network calls, host
         /// copies) and kernels, as the compiled backends run them.
-        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "", conflicts_with = "table")]
         plan: Option<String>,
+        /// Print schedule NAME's full table instead: one line per time, its values in f64
+        /// (every time of a discrete process; evenly spaced times in continuous time).
+        #[arg(long, value_name = "NAME")]
+        table: Option<String>,
+        /// With --table in continuous time: how many evenly spaced times, both ends included
+        /// (default 1001, the times the checker evaluates schedules at).
+        #[arg(long, value_name = "N", requires = "table")]
+        points: Option<usize>,
     },
     /// Score generated graphs against reference graphs: MMD of graph statistics, validity,
     /// uniqueness, novelty. Each set is a folder of edge-list files, a graph6 file or an `.npy`
@@ -285,14 +293,19 @@ fn run(cli: &Cli) -> u8 {
             file,
             process,
             plan,
+            table,
+            points,
         } => with_source(cli, file, |module, out| {
-            let text = match plan.as_deref() {
-                Some(only) => diffc::cpu::aot::plan_text(
+            let text = match (plan.as_deref(), table) {
+                (Some(only), _) => diffc::cpu::aot::plan_text(
                     module,
                     process.as_deref(),
                     (!only.is_empty()).then_some(only),
                 ),
-                None => diffc::explain::explain(module, process.as_deref()),
+                (None, Some(name)) => {
+                    diffc::explain::table(module, process.as_deref(), name, *points)
+                }
+                (None, None) => diffc::explain::explain(module, process.as_deref()),
             };
             match text {
                 Ok(text) => {
@@ -308,7 +321,8 @@ fn run(cli: &Cli) -> u8 {
     }
 }
 
-/// What `diffc check` checked in a file: its processes with their entry points and samplers.
+/// What `diffc check` checked in a file: its processes with their schedules, entry points and
+/// samplers.
 fn check_summary(module: &diffc::check::Module) -> String {
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -317,8 +331,9 @@ fn check_summary(module: &diffc::check::Module) -> String {
         .iter()
         .map(|p| {
             format!(
-                "{} ({}, {})",
+                "{} ({}, {}, {})",
                 p.name,
+                plural(p.schedules.len(), "schedule", "schedules"),
                 plural(
                     diffc::entries::entries(p).len(),
                     "entry point",
@@ -659,6 +674,8 @@ fn eval(
 }
 
 /// One output in a line: its shape and first values (`x_t: shape [2, 3] [0.1, …]`).
+/// One output as `eval` prints it without `--out`: its shape and first values, and for more
+/// than six reals their min, mean and max (mean in f64; NaN when an element is).
 fn output_summary(name: &str, t: &diffc::interp::Tensor) -> String {
     let vals: Vec<String> = match &t.data {
         diffc::interp::Data::F32(v) => v.iter().take(6).map(|x| format!("{x}")).collect(),
@@ -666,7 +683,27 @@ fn output_summary(name: &str, t: &diffc::interp::Tensor) -> String {
         diffc::interp::Data::Bool(v) => v.iter().take(6).map(|x| format!("{x}")).collect(),
     };
     let more = if t.len() > 6 { ", …" } else { "" };
-    format!("{name}: shape {:?} [{}{more}]", t.shape, vals.join(", "))
+    let stats = match &t.data {
+        diffc::interp::Data::F32(v) if v.len() > 6 => {
+            let nan = v.iter().any(|x| x.is_nan());
+            let (lo, hi) = if nan {
+                (f32::NAN, f32::NAN)
+            } else {
+                v.iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+                        (lo.min(x), hi.max(x))
+                    })
+            };
+            let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+            format!(" min {lo} mean {} max {hi}", mean as f32)
+        }
+        _ => String::new(),
+    };
+    format!(
+        "{name}: shape {:?} [{}{more}]{stats}",
+        t.shape,
+        vals.join(", ")
+    )
 }
 
 /// A denoiser that returns supplied outputs: `NET.FIELD#i` for the i-th call of a step, or
@@ -1227,7 +1264,16 @@ fn metrics(args: &MetricsArgs) -> Result<(), String> {
 /// `.npy` stack of adjacency matrices, or a graph6 file.
 fn read_graphs(path: &str) -> Result<Vec<diffc::graph::Graph>, String> {
     use diffc::graph::io;
-    let p = std::path::Path::new(path);
+    // A folder `diffc data` or `diffc sample --out` wrote: its graphs are the edge lists in
+    // its `graphs` folder (the `.npy` stacks beside them are padded to the largest graph).
+    let nested = std::path::Path::new(path).join("graphs");
+    let (p, path) = if nested.is_dir() {
+        let shown = nested.display().to_string();
+        (nested, shown)
+    } else {
+        (std::path::PathBuf::from(path), path.to_string())
+    };
+    let path = path.as_str();
     if p.is_dir() {
         let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(p)
             .map_err(|e| format!("cannot read `{path}`: {e}"))?
@@ -1248,13 +1294,20 @@ fn read_graphs(path: &str) -> Result<Vec<diffc::graph::Graph>, String> {
             .iter()
             .map(|f| {
                 let name = f.display().to_string();
-                let text =
-                    std::fs::read_to_string(f).map_err(|e| format!("cannot read `{name}`: {e}"))?;
+                let text = std::fs::read_to_string(f).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        format!(
+                            "`{name}` is not an edge list (not text): a folder of graphs holds edge-list files only; give an `.npy` stack or a graph6 file as the argument itself"
+                        )
+                    } else {
+                        format!("cannot read `{name}`: {e}")
+                    }
+                })?;
                 io::parse_edge_list(&name, &text).map_err(|e| e.to_string())
             })
             .collect()
     } else {
-        let bytes = std::fs::read(p).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        let bytes = std::fs::read(&p).map_err(|e| format!("cannot read `{path}`: {e}"))?;
         if p.extension().is_some_and(|e| e == "npy") {
             let array = diffc::npy::read(&bytes).map_err(|e| format!("{path}: {e}"))?;
             io::from_npy(path, &array).map_err(|e| e.to_string())

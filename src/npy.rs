@@ -8,9 +8,10 @@
 //!
 //! [`read`] accepts versions 1.0, 2.0 and 3.0 and the dtypes `'<f4'`, `'<f8'`, `'<i4'`,
 //! `'<i8'`, `'|u1'` and `'|b1'` (single-byte dtypes with any byte-order character, so `'<u1'`
-//! too); `'|i1'`, `'<i2'` and `'<u2'`, which are widened to [`Data::I32`]; and `'<u4'` (the
-//! C library's class type), which is widened to [`Data::I64`]. Widened arrays are written back
-//! as their wider dtype. Fortran order and big-endian dtypes are errors. Malformed input is an
+//! too); `'|i1'`, `'<i2'` and `'<u2'`, which are widened to [`Data::I32`]; `'<u4'` (the
+//! C library's class type), which is widened to [`Data::I64`]; and `'<u8'`, read as
+//! [`Data::I64`] when every element fits one (an element above 2^63 − 1 is an error naming it).
+//! Widened arrays are written back as their wider dtype. Fortran order and big-endian dtypes are errors. Malformed input is an
 //! [`NpyError`], never a panic.
 //!
 //! [`write`] writes version 1.0 headers byte for byte as `np.save` does (version 2.0 when the
@@ -48,7 +49,7 @@ pub enum Data {
     F32(Vec<f32>),
     /// `'<f8'`
     F64(Vec<f64>),
-    /// `'<i8'` (and `'<u4'`, widened, when read)
+    /// `'<i8'` (and `'<u4'` and `'<u8'`, when read)
     I64(Vec<i64>),
     /// `'<i4'` (and `'|i1'`, `'<i2'` and `'<u2'`, widened, when read)
     I32(Vec<i32>),
@@ -134,8 +135,9 @@ impl Data {
     }
 
     /// The elements as class indices: integer dtypes (`int64`, `int32`, `uint8`, and those
-    /// widened to them when read: `int16`, `int8`, `uint32`, `uint16`) and `bool` (as 0 and 1). Floating-point arrays are an error, whatever their values. The range of
-    /// the indices is not checked: that is the caller's business, who knows the class count.
+    /// widened to them when read: `int16`, `int8`, `uint64`, `uint32`, `uint16`) and `bool` (as
+    /// 0 and 1). Floating-point arrays are an error, whatever their values. The range of the
+    /// indices is not checked: that is the caller's business, who knows the class count.
     pub fn to_class_indices(&self) -> Result<Vec<i64>, NpyError> {
         match self {
             Data::I64(v) => Ok(v.clone()),
@@ -306,6 +308,13 @@ pub enum ErrorKind {
         /// The number of bytes after the header.
         held_bytes: usize,
     },
+    /// A `'<u8'` element above `i64::MAX`.
+    U64TooLarge {
+        /// Its index in C order.
+        index: usize,
+        /// The element.
+        value: u64,
+    },
     /// A `'|b1'` element that is neither 0 nor 1.
     BadBoolByte {
         /// Its index in C order.
@@ -401,7 +410,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BadHeader { message } => write!(f, "malformed npy header: {message}"),
             ErrorKind::UnsupportedDtype { descr } => write!(
                 f,
-                "unsupported dtype {descr} (supported: '<f4', '<f8', '<i8', '<i4', '<i2', '|i1', '<u4', '<u2', '|u1', '|b1')"
+                "unsupported dtype {descr} (supported: '<f4', '<f8', '<i8', '<i4', '<i2', '|i1', '<u8', '<u4', '<u2', '|u1', '|b1')"
             ),
             ErrorKind::BigEndian { descr } => write!(
                 f,
@@ -445,6 +454,10 @@ impl fmt::Display for ErrorKind {
                 }
                 Ok(())
             }
+            ErrorKind::U64TooLarge { index, value } => write!(
+                f,
+                "uint64 element at flat index {index} is {value}, more than an int64 holds (2^63 - 1)"
+            ),
             ErrorKind::BadBoolByte { index, byte } => write!(
                 f,
                 "element {index} of the boolean array is the byte {byte:#04x}, neither 0 nor 1"
@@ -460,7 +473,7 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::NotClassIndices { dtype } => write!(
                 f,
-                "class indices must be integers (int64, int32, int16, int8, uint32, uint16, uint8) or bool, but the array holds {dtype}"
+                "class indices must be integers (int64, int32, int16, int8, uint64, uint32, uint16, uint8) or bool, but the array holds {dtype}"
             ),
             ErrorKind::NotBools { dtype } => write!(
                 f,
@@ -515,6 +528,7 @@ enum Dtype {
     I32,
     I16,
     I8,
+    U64,
     U32,
     U16,
     U8,
@@ -525,7 +539,7 @@ impl Dtype {
     fn item_size(self) -> usize {
         match self {
             Dtype::F32 | Dtype::I32 | Dtype::U32 => 4,
-            Dtype::F64 | Dtype::I64 => 8,
+            Dtype::F64 | Dtype::I64 | Dtype::U64 => 8,
             Dtype::I16 | Dtype::U16 => 2,
             Dtype::I8 | Dtype::U8 | Dtype::Bool => 1,
         }
@@ -654,6 +668,16 @@ fn decode(dtype: Dtype, data: &[u8]) -> Result<Data, NpyError> {
                 .map(|b| i64::from(u32::from_le_bytes(b)))
                 .collect(),
         ),
+        Dtype::U64 => Data::I64(
+            chunks::<8>(data)
+                .map(u64::from_le_bytes)
+                .enumerate()
+                .map(|(index, value)| {
+                    i64::try_from(value)
+                        .map_err(|_| NpyError::new(ErrorKind::U64TooLarge { index, value }))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         Dtype::U16 => Data::I32(
             chunks::<2>(data)
                 .map(|b| i32::from(u16::from_le_bytes(b)))
@@ -705,6 +729,7 @@ fn parse_descr(descr: &Value) -> Result<Dtype, NpyError> {
         "i8" => Some(Dtype::I64),
         "i2" => Some(Dtype::I16),
         "u4" => Some(Dtype::U32),
+        "u8" => Some(Dtype::U64),
         "u2" => Some(Dtype::U16),
         _ => None,
     };

@@ -176,12 +176,20 @@ impl Time {
             TimeKind::Discrete => (self.lo as i64..=self.hi as i64)
                 .map(|t| t as f64)
                 .collect(),
-            TimeKind::Continuous => (0..=1000)
-                .map(|i| self.lo + (self.hi - self.lo) * i as f64 / 1000.0)
-                .collect(),
+            TimeKind::Continuous => self.even_points(CONTINUOUS_CHECK_POINTS),
         }
     }
+    /// `n ≥ 2` evenly spaced times from `lo` to `hi`, both ends included: `lo + (hi - lo)·i/(n - 1)`.
+    pub fn even_points(&self, n: usize) -> Vec<f64> {
+        let last = (n.max(2) - 1) as f64;
+        (0..n.max(2))
+            .map(|i| self.lo + (self.hi - self.lo) * i as f64 / last)
+            .collect()
+    }
 }
+
+/// How many evenly spaced times a continuous-time process is checked at (ends included).
+pub const CONTINUOUS_CHECK_POINTS: usize = 1001;
 
 #[derive(Clone, Debug)]
 pub struct Schedule {

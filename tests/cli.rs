@@ -1100,8 +1100,8 @@ fn a_grid_without_steps_is_named_in_the_error() {
     assert_eq!(code, Some(0), "{err}");
 }
 
-/// `diffc check` says what it checked, one line per file; JSON output stays diagnostics only,
-/// and a file with errors gets no such line.
+/// `diffc check` says what it checked, one line per file (each process's schedules, entry points
+/// and samplers); JSON output stays diagnostics only, and a file with errors gets no such line.
 #[test]
 fn check_prints_what_it_checked() {
     let edge = spec_path("edge.diff");
@@ -1111,16 +1111,19 @@ fn check_prints_what_it_checked() {
     let lines: Vec<&str> = out.lines().collect();
     // Entry points as `eval --list` lists them.
     let n = |file: &str, process: &str| diffc::entries::entries(&common::spec(file, process)).len();
+    let schedules = |file: &str, process: &str| common::spec(file, process).schedules.len();
     assert_eq!(
         lines,
         [
             format!(
-                "{edge}: ok, 2 processes: edge ({} entry points, 1 sampler), edge_cosine ({} entry points, 1 sampler)",
+                "{edge}: ok, 2 processes: edge ({} schedules, {} entry points, 1 sampler), edge_cosine ({} schedules, {} entry points, 1 sampler)",
+                schedules("edge.diff", "edge"),
                 n("edge.diff", "edge"),
+                schedules("edge.diff", "edge_cosine"),
                 n("edge.diff", "edge_cosine")
             ),
             format!(
-                "{ddpm}: ok, 2 processes: ddpm_linear ({} entry points, 2 samplers), ddpm_cosine ({} entry points, 2 samplers)",
+                "{ddpm}: ok, 2 processes: ddpm_linear (4 schedules, {} entry points, 2 samplers), ddpm_cosine (4 schedules, {} entry points, 2 samplers)",
                 n("ddpm.diff", "ddpm_linear"),
                 n("ddpm.diff", "ddpm_cosine")
             ),
@@ -1379,4 +1382,366 @@ fn continuous_time_ends_are_accepted_as_written() {
             }
         }
     }
+}
+
+/// The data lines of an `explain --table` text: each a time and its values.
+fn table_rows(text: &str) -> Vec<Vec<f64>> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+        .collect()
+}
+
+/// `diffc explain --table NAME` prints every value of a schedule in f64, each reading back as
+/// the checker's own value bit for bit: every discrete time (with the step below the domain
+/// where the formula defines it), evenly spaced continuous times, a matrix as K·K columns.
+#[test]
+fn explain_prints_a_schedules_full_table() {
+    let ddpm = spec_path("ddpm.diff");
+    let (code, out, err) = diffc(&[
+        "explain",
+        &ddpm,
+        "--process",
+        "ddpm_linear",
+        "--table",
+        "alpha_bar",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.lines().nth(2) == Some("# t alpha_bar"),
+        "the column names: {out}"
+    );
+    let rows = table_rows(&out);
+    assert_eq!(rows.len(), 1001);
+    let p = common::spec("ddpm.diff", "ddpm_linear");
+    let s = p.schedules.iter().find(|s| s.name == "alpha_bar").unwrap();
+    let mut closed = 1.0f64;
+    for (t, row) in rows.iter().enumerate() {
+        assert_eq!(row.len(), 2);
+        assert_eq!(row[0], t as f64);
+        let want = s.table[t].as_ref().unwrap().as_real().unwrap();
+        assert_eq!(row[1].to_bits(), want.to_bits(), "t = {t}");
+        // And against the closed form: ᾱ_t = Π_{i≤t} (1 - β_i), β linear from 1e-4 to 0.02.
+        if t > 0 {
+            closed *= 1.0 - (1e-4 + (0.02 - 1e-4) * (t - 1) as f64 / 999.0);
+        }
+        assert!(
+            (row[1] - closed).abs() <= 1e-14,
+            "t = {t}: {} {closed}",
+            row[1]
+        );
+    }
+    // Continuous time: --points evenly spaced times, both ends included.
+    let vp = spec_path("vp_sde.diff");
+    let (code, out, err) = diffc(&[
+        "explain",
+        &vp,
+        "--process",
+        "vp_sde",
+        "--table",
+        "alpha",
+        "--points",
+        "5",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let rows = table_rows(&out);
+    assert_eq!(rows.len(), 5);
+    for (i, row) in rows.iter().enumerate() {
+        let t = 1e-3 + (1.0 - 1e-3) * i as f64 / 4.0;
+        assert_eq!(row[0], t);
+        let want = (-0.25 * t * t * (20.0 - 0.1) - 0.5 * t * 0.1).exp();
+        assert!((row[1] - want).abs() <= 1e-15, "t = {t}: {} {want}", row[1]);
+    }
+    let (code, out, _) = diffc(&["explain", &vp, "--process", "vp_sde", "--table", "alpha"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        table_rows(&out).len(),
+        1001,
+        "the checker's points by default"
+    );
+    // A matrix: one line per time, K·K entries in row-major order; each row of Q̄ sums to 1.
+    let d3pm = spec_path("d3pm.diff");
+    let (code, out, err) = diffc(&[
+        "explain",
+        &d3pm,
+        "--process",
+        "d3pm_uniform",
+        "--table",
+        "Qbar",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let header = out.lines().nth(2).unwrap();
+    assert!(
+        header.starts_with("# t Qbar[0,0] Qbar[0,1] ") && header.ends_with(" Qbar[26,26]"),
+        "{header}"
+    );
+    let rows = table_rows(&out);
+    assert_eq!(rows.len(), 1001);
+    for row in &rows {
+        assert_eq!(row.len(), 1 + 27 * 27);
+        for i in 0..27 {
+            let sum: f64 = row[1 + 27 * i..1 + 27 * (i + 1)].iter().sum();
+            assert!(
+                (sum - 1.0).abs() < 1e-12,
+                "t = {}: row {i} sums to {sum}",
+                row[0]
+            );
+        }
+    }
+    assert_eq!(rows[0][1], 1.0, "Q̄ at t = 0 is the identity");
+}
+
+/// `explain --table` refuses what it cannot print with exit 2: an unknown schedule (listing
+/// the schedules), a name two processes share without --process, --points in discrete time
+/// or outside 2..=10^6.
+#[test]
+fn explain_table_rejects_bad_requests_with_exit_2() {
+    let ddpm = spec_path("ddpm.diff");
+    let vp = spec_path("vp_sde.diff");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["explain", &ddpm, "--process", "ddpm_cosine", "--table", "abar"],
+            "no schedule `abar` in process `ddpm_cosine` (schedules: beta, alpha_bar, alpha, sigma)",
+        ),
+        (
+            &["explain", &ddpm, "--table", "alpha_bar"],
+            "schedule `alpha_bar` is in processes ddpm_linear, ddpm_cosine: pick one with --process",
+        ),
+        (
+            &["explain", &ddpm, "--process", "ddpm_linear", "--table", "beta", "--points", "10"],
+            "--points is for continuous time",
+        ),
+        (
+            &["explain", &vp, "--process", "vp_sde", "--table", "alpha", "--points", "1"],
+            "--points 1: give 2 to 1000000 points",
+        ),
+        (
+            &["explain", &vp, "--process", "vp_sde", "--table", "alpha", "--points", "1000001"],
+            "--points 1000001: give 2 to 1000000 points",
+        ),
+    ];
+    for (args, message) in cases {
+        let (code, out, err) = diffc(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert_eq!(out, "", "{args:?}");
+    }
+    let (code, _, err) = diffc(&["explain", &ddpm, "--points", "3"]);
+    assert_eq!(code, Some(2), "--points needs --table: {err}");
+}
+
+/// An `.npy` file of the given integer dtype (`'<u8'`, `'|i1'`, …) holding `values`.
+fn save_ints(name: &str, descr: &str, shape: &str, values: &[i128]) -> String {
+    let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    let size: usize = descr[2..].parse().unwrap();
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes()[..size]);
+    }
+    let dir = std::env::temp_dir().join(format!("diffc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Class inputs in every integer dtype numpy writes give the same result; a class out of range
+/// (negative in a signed dtype, 27 of 27 classes, a uint64 past int64) is an error with exit 2.
+#[test]
+fn eval_reads_classes_in_every_integer_dtype() {
+    let spec = spec_path("d3pm.diff");
+    let run = |x0: &str| {
+        diffc(&[
+            "eval",
+            &spec,
+            "--process",
+            "d3pm_uniform",
+            "--entry",
+            "forward",
+            "--in",
+            &format!("x_0={x0}"),
+            "--set",
+            "t=300",
+            "--seed",
+            "5",
+        ])
+    };
+    let classes = [0, 1, 26, 5, 4, 3];
+    let mut first: Option<String> = None;
+    for descr in ["|u1", "<u2", "<u4", "<u8", "|i1", "<i2", "<i4", "<i8"] {
+        let name = format!("classes_{}.npy", &descr[1..]);
+        let (code, out, err) = run(&save_ints(&name, descr, "(2, 3)", &classes));
+        assert_eq!(code, Some(0), "{descr}: {err}");
+        match &first {
+            None => first = Some(out),
+            Some(want) => assert_eq!(&out, want, "{descr}"),
+        }
+    }
+    for (descr, bad, message) in [
+        ("|i1", -1i128, "`x_0` holds class -1 at flat index 1, outside 0..26"),
+        ("<i2", -300, "`x_0` holds class -300 at flat index 1, outside 0..26"),
+        ("<u8", 27, "`x_0` holds class 27 at flat index 1, outside 0..26"),
+        (
+            "<u8",
+            1 << 63,
+            "uint64 element at flat index 1 is 9223372036854775808, more than an int64 holds (2^63 - 1)",
+        ),
+    ] {
+        let name = format!("classes_bad_{}_{bad}.npy", &descr[1..]);
+        let (code, _, err) = run(&save_ints(&name, descr, "(1, 2)", &[0, bad]));
+        assert_eq!(code, Some(2), "{descr} {bad}: {err}");
+        assert!(err.contains(message), "{descr} {bad}: {err}");
+    }
+}
+
+/// Past six reals, an output's summary adds its min, mean and max, for an entry and a sampler
+/// step alike.
+#[test]
+fn a_summary_of_many_reals_has_min_mean_max() {
+    let xs: Vec<f32> = (0..16).map(|i| i as f32 / 8.0).collect();
+    let x = save(
+        "stats_x.npy",
+        &diffc::npy::Array {
+            shape: vec![8, 2],
+            data: diffc::npy::Data::F32(xs.clone()),
+        },
+    );
+    let e = save(
+        "stats_e.npy",
+        &diffc::npy::Array {
+            shape: vec![8, 2],
+            data: diffc::npy::Data::F32(vec![0.0; 16]),
+        },
+    );
+    let ddpm = spec_path("ddpm.diff");
+    let stats = |line: &str| -> [f64; 3] {
+        let words: Vec<&str> = line.rsplit("] ").next().unwrap().split(' ').collect();
+        assert_eq!(
+            (words.len(), words[0], words[2], words[4]),
+            (6, "min", "mean", "max"),
+            "{line}"
+        );
+        [1, 3, 5].map(|i| words[i].parse().unwrap())
+    };
+    let (code, out, err) = diffc(&[
+        "eval",
+        &ddpm,
+        "--process",
+        "ddpm_linear",
+        "--sampler",
+        "ddim",
+        "--entry",
+        "step",
+        "--in",
+        &format!("x={x}"),
+        "--in",
+        &format!("eps_hat.x={e}"),
+        "--set",
+        "t=500",
+        "--set",
+        "s=480",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    // DDIM with ε̂ = 0 scales x by one factor c > 1: min 0, mean c·15/16, max c·15/8.
+    let line = out.lines().find(|l| l.starts_with("x: ")).unwrap();
+    let [lo, mean, hi] = stats(line);
+    let c = hi / (15.0 / 8.0);
+    assert!(c > 1.0 && c < 1.2, "{line}");
+    assert_eq!(lo, 0.0, "{line}");
+    assert!((mean - c * 15.0 / 16.0).abs() < 1e-6, "{line}");
+    let (code, out, err) = diffc(&[
+        "eval",
+        &ddpm,
+        "--process",
+        "ddpm_linear",
+        "--entry",
+        "forward",
+        "--in",
+        &format!("x_0={x}"),
+        "--set",
+        "t=500",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    for name in ["x_t: ", "eps: "] {
+        let line = out.lines().find(|l| l.starts_with(name)).unwrap();
+        let [lo, mean, hi] = stats(line);
+        assert!(lo <= mean && mean <= hi, "{line}");
+    }
+    // Six values or fewer are all printed, with no statistics.
+    let (_, out, _) = diffc(&[
+        "eval",
+        &ddpm,
+        "--process",
+        "ddpm_linear",
+        "--entry",
+        "forward",
+        "--in",
+        &format!(
+            "x_0={}",
+            save(
+                "stats_small.npy",
+                &diffc::npy::Array {
+                    shape: vec![1, 2],
+                    data: diffc::npy::Data::F32(vec![0.5, 1.0]),
+                },
+            )
+        ),
+        "--set",
+        "t=500",
+    ]);
+    assert!(!out.contains(" min "), "{out}");
+}
+
+/// The folders `diffc data` and `diffc sample --out` write are read by `diffc metrics` (and
+/// `sample --data`) as they are, through their `graphs` folders: a training set written by
+/// `data` scores against itself with no distance, and generated samples against it. A binary
+/// file in a folder of edge lists is refused with what to do instead.
+#[test]
+fn metrics_reads_the_folders_data_and_sample_write() {
+    let dir = std::env::temp_dir().join(format!("diffc-data-folders-{}", std::process::id()));
+    let data = dir.join("train");
+    let d = data.to_str().unwrap();
+    let (code, _, err) = diffc(&["data", "community-small", "--count", "10", "--out", d]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = diffc(&["metrics", d, d, "--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["generated"], 10, "{out}");
+    for m in ["degree", "clustering", "orbit", "spectral"] {
+        assert_eq!(json["metrics"][m], 0.0, "{m}: {out}");
+    }
+    let samples = dir.join("samples");
+    let s = samples.to_str().unwrap();
+    let (code, _, err) = diffc(&[
+        "sample",
+        &spec_path("digress.diff"),
+        "--data",
+        d,
+        "--count",
+        "4",
+        "--out",
+        s,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = diffc(&["metrics", s, d, "--train", d, "--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (json["generated"].as_u64(), json["reference"].as_u64()),
+        (Some(4), Some(10)),
+        "{out}"
+    );
+    // A binary file among edge lists.
+    let mixed = dir.join("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    std::fs::copy(data.join("adjacency.npy"), mixed.join("adjacency.npy")).unwrap();
+    let (code, _, err) = diffc(&["metrics", mixed.to_str().unwrap(), d]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("adjacency.npy` is not an edge list (not text)"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -350,10 +350,19 @@ fn reads_wider_unsigned_and_short_integers_widened() {
         read_error(&v1(">u4", "(1,)", &[0; 4])),
         "big-endian dtype '>u4' is not supported; save a little-endian copy, e.g. np.save(path, a.astype(a.dtype.newbyteorder('<')))"
     );
-    // uint64 is still refused (its values need not fit an int64).
-    assert_contains(
-        &read_error(&v1("<u8", "(1,)", &[0; 8])),
-        "unsupported dtype '<u8'",
+    // uint64 is read as int64 when every element fits one; an element past i64::MAX is an
+    // error naming it, never wrapped to a negative number.
+    let u8s = |xs: &[u64]| xs.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let a = npy::read(&v1("<u8", "(3,)", &u8s(&[0, 5, i64::MAX as u64]))).unwrap();
+    assert_eq!(a.data, Data::I64(vec![0, 5, i64::MAX]));
+    assert_eq!(a.to_class_indices().unwrap(), [0, 5, i64::MAX]);
+    assert_eq!(
+        read_error(&v1("<u8", "(2,)", &u8s(&[1, 1 << 63]))),
+        "uint64 element at flat index 1 is 9223372036854775808, more than an int64 holds (2^63 - 1)"
+    );
+    assert_eq!(
+        read_error(&v1(">u8", "(1,)", &[0; 8])),
+        "big-endian dtype '>u8' is not supported; save a little-endian copy, e.g. np.save(path, a.astype(a.dtype.newbyteorder('<')))"
     );
 }
 
@@ -380,7 +389,7 @@ fn conversions() {
 
     assert_eq!(
         f.to_class_indices().unwrap_err().to_string(),
-        "class indices must be integers (int64, int32, int16, int8, uint32, uint16, uint8) or bool, but the array holds float32"
+        "class indices must be integers (int64, int32, int16, int8, uint64, uint32, uint16, uint8) or bool, but the array holds float32"
     );
     assert_eq!(
         d.to_bools().unwrap_err().to_string(),
@@ -561,7 +570,7 @@ fn error_messages() {
     // Dtypes and layout.
     assert_eq!(
         read_error(&reference("complex.npy")),
-        "unsupported dtype '<c16' (supported: '<f4', '<f8', '<i8', '<i4', '<i2', '|i1', '<u4', '<u2', '|u1', '|b1')"
+        "unsupported dtype '<c16' (supported: '<f4', '<f8', '<i8', '<i4', '<i2', '|i1', '<u8', '<u4', '<u2', '|u1', '|b1')"
     );
     assert_contains(
         &read_error(&npy_v1(&header("(1,)", "<U5"), &[0; 20])),
