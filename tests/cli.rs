@@ -1745,3 +1745,34 @@ fn metrics_reads_the_folders_data_and_sample_write() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A grid whose step count is out of range at the sampler's defaults is refused by the checker
+/// with the count and the parameters it read, at the count's expression.
+#[test]
+fn the_checker_names_a_grid_without_steps_and_its_parameters() {
+    let path = temp_spec(
+        "karras_default_one.diff",
+        "process vp { const b0 = 0.1  const b1 = 20  dim d  field x : real[d]  time t : [1e-3, 1]
+  schedule alpha(t) = exp(-0.25 * t^2 * (b1 - b0) - 0.5 * t * b0)
+  forward x_t | x_0 ~ Normal(alpha(t) * x_0, 1 - alpha(t)^2)
+  prior x_T ~ Normal(0, 1)
+  network eps_hat(x_t, t) -> eps(x)
+  sampler heun(steps = 1, rho = 7) { grid = karras(steps - 1, rho)  step { x = x - 0 * eps_hat(x, t).x0 } } }
+",
+    );
+    let (code, _, err) = diffc(&["check", "--color", "never", &path]);
+    assert_eq!(code, Some(1), "{err}");
+    for want in [
+        "error[E0700]: the `karras` grid has 0 steps, but the number of steps must be a whole number from 1 to 10^6",
+        "karras_default_one.diff:6:",
+        "^^^^^^^^^ 0 steps",
+        "= evaluated with the sampler's defaults: steps = 1",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let note = err.lines().find(|l| l.contains("= evaluated with")).unwrap();
+    assert!(
+        !note.contains("rho"),
+        "only the parameters the count reads: {note}"
+    );
+}

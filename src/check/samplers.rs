@@ -286,12 +286,50 @@ impl<'a> Checker<'a> {
                 let ev = Evaluator::new(&self.p);
                 let steps = ev.real(ids[0], &env).ok();
                 let Some(n) = steps.filter(|n| n.fract() == 0.0 && *n >= 1.0 && *n <= 1e6) else {
-                    let d = Diagnostic::error(
-                        Code::Sampler,
-                        args[0].value.span,
-                        "the number of steps must be a whole number ≥ 1",
-                    )
-                    .with_label("steps");
+                    // The sampler's parameters the count reads, with the values it was
+                    // evaluated at, for the note.
+                    let mut read = Vec::new();
+                    let mut stack = vec![ids[0]];
+                    while let Some(id) = stack.pop() {
+                        if let ExprKind::SamplerParam { index, .. } = self.p.expr(id).kind {
+                            read.push(index as usize);
+                        }
+                        children(&self.p.expr(id).kind, &mut stack);
+                    }
+                    let at: Vec<String> = head
+                        .sampler_params
+                        .iter()
+                        .zip(&self.sampler_values)
+                        .enumerate()
+                        .filter(|(i, _)| read.contains(i))
+                        .filter_map(|(_, ((name, _), v))| match v {
+                            Value::Real(x) => Some(format!("{name} = {}", fmt(*x))),
+                            _ => None,
+                        })
+                        .collect();
+                    let (message, label) = match steps {
+                        Some(v) => (
+                            format!(
+                                "the `{name}` grid has {} steps, but the number of steps must be a whole number from 1 to 10^6",
+                                fmt(v)
+                            ),
+                            format!("{} steps", fmt(v)),
+                        ),
+                        None => (
+                            format!(
+                                "the number of steps of a `{name}` grid must be a whole number from 1 to 10^6, known when the spec is checked"
+                            ),
+                            "not a constant".to_string(),
+                        ),
+                    };
+                    let mut d = Diagnostic::error(Code::Sampler, args[0].value.span, message)
+                        .with_label(label);
+                    if !at.is_empty() {
+                        d = d.with_note(format!(
+                            "evaluated with the sampler's defaults: {}",
+                            at.join(", ")
+                        ));
+                    }
                     self.error(d);
                     return None;
                 };
