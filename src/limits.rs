@@ -22,6 +22,13 @@ pub const MAX_COUNT: usize = 1 << 24;
 /// own 2^40 range of the 64-bit element counter.
 pub const MAX_REPEAT: u64 = 1 << 23;
 
+/// The most expressions one process may expand to once every function call is inlined and
+/// every comprehension unrolled: 2^18 (the shipped specs need at most about 1,500). Functions
+/// are inlined per call, so a chain of functions that each call the one before twice doubles
+/// per level; past this budget the checker stops with an error instead of running out of time
+/// or memory.
+pub const MAX_EXPRS: usize = 1 << 18;
+
 /// The most times `diffc explain --table NAME --points N` may tabulate a continuous schedule at:
 /// 10^6.
 pub const MAX_TABLE_POINTS: usize = 1_000_000;

@@ -1770,7 +1770,10 @@ fn the_checker_names_a_grid_without_steps_and_its_parameters() {
     ] {
         assert!(err.contains(want), "{want}: {err}");
     }
-    let note = err.lines().find(|l| l.contains("= evaluated with")).unwrap();
+    let note = err
+        .lines()
+        .find(|l| l.contains("= evaluated with"))
+        .unwrap();
     assert!(
         !note.contains("rho"),
         "only the parameters the count reads: {note}"

@@ -6,12 +6,12 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Runs the CLI under `ulimit -v 4000000` with `DIFFC_MEMORY_LIMIT` set to `limit` (unset
+/// Runs the CLI under `ulimit -v 4000000` and a 120 s timeout (a hang exits 124) with `DIFFC_MEMORY_LIMIT` set to `limit` (unset
 /// for `None`): (exit code, stderr).
 fn run(limit: Option<&str>, args: &[&str]) -> (Option<i32>, String) {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg("ulimit -v 4000000 && exec \"$0\" \"$@\"")
+        .arg("ulimit -v 4000000 && exec timeout 120 \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_diffc"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -326,8 +326,14 @@ fn a_repeat_past_the_limit_is_refused_not_run_or_recorded_without_bound() {
 /// `specs/ddpm.diff` with `const deep = EXPR` at the top of its first process, and that line's
 /// number.
 fn deep_spec(name: &str, expr: &str) -> (PathBuf, usize) {
+    spec_with(name, "", expr)
+}
+
+/// `deep_spec` with the lines `fns` (functions) at the top of the file.
+fn spec_with(name: &str, fns: &str, expr: &str) -> (PathBuf, usize) {
     let base =
         std::fs::read_to_string(format!("{}/specs/ddpm.diff", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let base = format!("{fns}{base}");
     let at = base.find("process ddpm_linear {").unwrap() + "process ddpm_linear {".len();
     let text = format!("{}\n  const deep = {expr}\n{}", &base[..at], &base[at..]);
     let path = temp_dir(name).join(format!("{name}.diff"));
@@ -388,4 +394,55 @@ fn deeply_nested_specs_are_refused_not_a_stack_overflow() {
         let (code, err) = run(None, &["build", p, "--target", "wgsl", "-o", o]);
         assert_eq!(code, Some(0), "{name}: {err}");
     }
+}
+
+/// Class 5: specs whose size grows exponentially in their depth. Nested list literals are
+/// parsed once per level (an error here at depth 24, not minutes of backtracking); a chain of
+/// functions that each call the one before twice, or a comprehension whose every round calls
+/// one, stops at the expression budget with an error at the call where it ran out, in well
+/// under the timeout and the 4 GB cap; 16 levels (65,536 copies) check.
+#[test]
+fn specs_that_expand_exponentially_stop_at_the_expression_budget() {
+    let doubling = |n: usize| {
+        let mut fns = String::from("fn f0(a) = a\n");
+        for i in 1..=n {
+            fns += &format!("fn f{i}(a) = f{}(a) + f{}(a)\n", i - 1, i - 1);
+        }
+        fns
+    };
+    let lists = format!("{}1{}", "[".repeat(24), "]".repeat(24));
+    let (path, line) = deep_spec("lists24", &lists);
+    let p = path.to_str().unwrap();
+    let (code, err) = run(None, &["check", p]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("a list holds numbers") && err.contains(&format!("{p}:{line}:")),
+        "{err}"
+    );
+    for (name, fns, expr) in [
+        ("double30", doubling(30), "f30(1)".to_string()),
+        (
+            "rounds",
+            doubling(10),
+            "[f10(i) for i in 0..100000]".to_string(),
+        ),
+    ] {
+        let (path, _) = spec_with(name, &fns, &expr);
+        let p = path.to_str().unwrap();
+        for args in [
+            vec!["check", p],
+            vec!["build", p, "--target", "cpu", "-o", "/dev/null/x"],
+        ] {
+            let (code, err) = run(None, &args);
+            assert_eq!(code, Some(1), "{name} {args:?}: {err}");
+            assert!(
+                err.contains("error[E0204]: the process expands to more than 262144 expressions")
+                    && err.contains("the budget ran out at"),
+                "{name}: {err}"
+            );
+        }
+    }
+    let (path, _) = spec_with("double16", &doubling(16), "f16(1)");
+    let (code, err) = run(None, &["check", path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
 }

@@ -369,6 +369,9 @@ impl<'a> Checker<'a> {
                 };
                 let mut ids = Vec::new();
                 for k in lo_v..=hi_v {
+                    if self.over_budget(e.span, "this comprehension") {
+                        return self.err_expr(e.span);
+                    }
                     let kv =
                         self.push(ExprKind::Number(k as f64), Ty::real(Stage::Const), var.span);
                     cx.scopes.push((var.name.clone(), Bound::Expr(kv)));
@@ -1188,6 +1191,29 @@ impl<'a> Checker<'a> {
         self.err_expr(span)
     }
 
+    /// Whether the process has grown past `limits::MAX_EXPRS` expressions; reported once, at
+    /// the first call or comprehension round past the budget (`what` names it).
+    fn over_budget(&mut self, span: Span, what: &str) -> bool {
+        if self.p.exprs.len() <= crate::limits::MAX_EXPRS {
+            return false;
+        }
+        if !self.over_budget {
+            let d = Diagnostic::error(
+                Code::Const,
+                span,
+                format!(
+                    "the process expands to more than {} expressions",
+                    crate::limits::MAX_EXPRS
+                ),
+            )
+            .with_label(format!("the budget ran out at {what}"))
+            .with_note("every call of a function copies its body, and every round of a comprehension its element: a function that calls another twice doubles the size per level");
+            self.error(d);
+            self.over_budget = true;
+        }
+        true
+    }
+
     fn inline_fn(
         &mut self,
         f: &'a ast::FnDef,
@@ -1209,6 +1235,9 @@ impl<'a> Checker<'a> {
             .with_label("wrong number of arguments")
             .with_secondary(f.name.span, "defined here");
             self.error(d);
+            return self.err_expr(span);
+        }
+        if self.over_budget(span, &format!("this call of `{}`", f.name.name)) {
             return self.err_expr(span);
         }
         if cx.depth >= 32 {

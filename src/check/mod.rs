@@ -131,6 +131,9 @@ pub(crate) struct Checker<'a> {
     sampler_values: Vec<Value>,
     /// Every schedule was tabulated without error.
     schedules_ok: bool,
+    /// The expression budget (`limits::MAX_EXPRS`) was exceeded and reported; later errors are
+    /// not.
+    over_budget: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -173,13 +176,19 @@ impl<'a> Checker<'a> {
             globals: HashMap::new(),
             schedule_ast: Vec::new(),
             has_time: false,
+            over_budget: false,
             sampler_values: Vec::new(),
             schedules_ok: false,
         }
     }
 
+    /// Reports an error. Past the expression budget, only the budget's own error is reported:
+    /// every later call returns an error expression, and what fails from it is not the spec's
+    /// fault.
     pub(crate) fn error(&mut self, d: Diagnostic) {
-        self.diags.push(d);
+        if !self.over_budget {
+            self.diags.push(d);
+        }
     }
 
     fn errors(&self) -> usize {

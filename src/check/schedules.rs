@@ -14,7 +14,12 @@ impl<'a> Checker<'a> {
         let deps: Vec<Vec<usize>> = (0..n)
             .map(|i| {
                 let mut names = Vec::new();
-                collect_calls(&self.schedule_ast[i].body, &self.fns, &mut names, 0);
+                collect_calls(
+                    &self.schedule_ast[i].body,
+                    &self.fns,
+                    &mut names,
+                    &mut Default::default(),
+                );
                 (0..n)
                     .filter(|j| {
                         names
@@ -35,7 +40,7 @@ impl<'a> Checker<'a> {
                     .map(|j| self.schedule_ast[j].name.name.as_str())
                     .collect();
                 let mut calls = Vec::new();
-                collect_calls(&s.body, &self.fns, &mut calls, 0);
+                collect_calls(&s.body, &self.fns, &mut calls, &mut Default::default());
                 let at = calls
                     .iter()
                     .find(|(c, _)| on_cycle.contains(c))
@@ -418,47 +423,48 @@ fn collect_calls<'e>(
     e: &'e ast::Expr,
     fns: &std::collections::HashMap<String, &'e ast::FnDef>,
     out: &mut Vec<(&'e str, crate::diag::Span)>,
-    depth: u32,
+    seen: &mut std::collections::HashSet<&'e str>,
 ) {
     use ast::ExprKind as A;
     match &e.kind {
         A::Call { callee, args } => {
             if let Some(n) = callee.as_name() {
                 out.push((n, e.span));
+                // Each function's body is walked once: its calls are the same at every call.
                 if let Some(f) = fns.get(n) {
-                    if depth < 32 {
-                        collect_calls(&f.body, fns, out, depth + 1);
+                    if seen.insert(n) {
+                        collect_calls(&f.body, fns, out, seen);
                     }
                 }
             }
             for a in args {
-                collect_calls(&a.value, fns, out, depth);
+                collect_calls(&a.value, fns, out, seen);
             }
         }
-        A::Unary { operand, .. } => collect_calls(operand, fns, out, depth),
+        A::Unary { operand, .. } => collect_calls(operand, fns, out, seen),
         A::Binary { lhs, rhs, .. } => {
-            collect_calls(lhs, fns, out, depth);
-            collect_calls(rhs, fns, out, depth);
+            collect_calls(lhs, fns, out, seen);
+            collect_calls(rhs, fns, out, seen);
         }
-        A::Member { base, .. } => collect_calls(base, fns, out, depth),
+        A::Member { base, .. } => collect_calls(base, fns, out, seen),
         A::Index { base, index } => {
-            collect_calls(base, fns, out, depth);
-            collect_calls(index, fns, out, depth);
+            collect_calls(base, fns, out, seen);
+            collect_calls(index, fns, out, seen);
         }
         A::If {
             cond,
             then,
             otherwise,
         } => {
-            collect_calls(cond, fns, out, depth);
-            collect_calls(then, fns, out, depth);
-            collect_calls(otherwise, fns, out, depth);
+            collect_calls(cond, fns, out, seen);
+            collect_calls(then, fns, out, seen);
+            collect_calls(otherwise, fns, out, seen);
         }
-        A::List(items) => items.iter().for_each(|i| collect_calls(i, fns, out, depth)),
+        A::List(items) => items.iter().for_each(|i| collect_calls(i, fns, out, seen)),
         A::Comprehension { body, lo, hi, .. } => {
-            collect_calls(body, fns, out, depth);
-            collect_calls(lo, fns, out, depth);
-            collect_calls(hi, fns, out, depth);
+            collect_calls(body, fns, out, seen);
+            collect_calls(lo, fns, out, seen);
+            collect_calls(hi, fns, out, seen);
         }
         A::Number { .. } | A::Bool(_) | A::Name(_) | A::Subscripted { .. } => {}
     }

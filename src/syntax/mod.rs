@@ -1049,11 +1049,12 @@ fn primary(pair: Pair<Rule>) -> PResult<Expr> {
             }
         }
         Rule::list => {
-            let mut it = pair.into_inner().peekable();
+            let mut it = pair.into_inner();
+            let first = it.next();
             match it.peek().map(|p| p.as_rule()) {
                 Some(Rule::comprehension) => {
+                    let body = expr(first.unwrap())?;
                     let mut c = it.next().unwrap().into_inner();
-                    let body = expr(c.next().unwrap())?;
                     let var = ident(c.next().unwrap());
                     let lo = expr(c.next().unwrap())?;
                     let hi = expr(c.next().unwrap())?;
@@ -1064,7 +1065,13 @@ fn primary(pair: Pair<Rule>) -> PResult<Expr> {
                         hi: Box::new(hi),
                     }
                 }
-                _ => ExprKind::List(it.map(expr).collect::<PResult<_>>()?),
+                _ => ExprKind::List(
+                    first
+                        .into_iter()
+                        .chain(it)
+                        .map(expr)
+                        .collect::<PResult<_>>()?,
+                ),
             }
         }
         Rule::expr => return expr(pair),
