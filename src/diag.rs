@@ -139,6 +139,11 @@ pub enum Code {
     Sampler,
     /// A declaration that nothing uses (a warning).
     Unused,
+    /// A posterior marked `#[approximate]`: where it differs from Bayes' rule it is kept, with
+    /// this warning (also when it does not differ, since the mark is then not needed).
+    Approximation,
+    /// A check of Bayes' rule left partly or wholly undone by the enumeration limits (a warning).
+    Unverified,
     /// A constant expression could not be evaluated at compile time.
     Const,
     /// Recursion in functions or schedules.
@@ -169,6 +174,8 @@ impl Code {
             Code::Loss => "E0600",
             Code::Sampler => "E0700",
             Code::Unused => "W0001",
+            Code::Approximation => "W0002",
+            Code::Unverified => "W0003",
         }
     }
 }

@@ -212,6 +212,7 @@ fn process(out: &mut String, p: &Process) {
             KernelKind::Marginal => "forward marginal",
             KernelKind::OneStep => "forward one-step",
             KernelKind::Prior => "prior",
+            KernelKind::Posterior if k.approximate.is_some() => "posterior (marked #[approximate])",
             KernelKind::Posterior => "posterior",
         };
         let target = p.version_name(k.target);

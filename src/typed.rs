@@ -534,6 +534,8 @@ pub struct Kernel {
     pub bindings: Vec<LocalId>,
     /// For a Gaussian marginal `Normal(a * x_0, v)`: `a` and `v`, both functions of time only.
     pub affine: Option<Affine>,
+    /// A posterior's `#[approximate]` mark: kept where it differs from Bayes' rule.
+    pub approximate: Option<Span>,
     pub span: Span,
 }
 

@@ -1,8 +1,7 @@
-//! Bayes' rule: a written Gaussian posterior checked against the forward kernels it should
-//! follow from.
+//! Bayes' rule: a written posterior checked against the forward kernels it should follow from.
 //!
-//! For a field with a Gaussian marginal `x_t | x_0 ~ Normal(a(t) x_0, v(t))`, the posterior of
-//! an earlier time s given x_t and x_0 is Gaussian with
+//! **Gaussian.** For a field with a Gaussian marginal `x_t | x_0 ~ Normal(a(t) x_0, v(t))`, the
+//! posterior of an earlier time s given x_t and x_0 is Gaussian with
 //!
 //!   mean = (a_{t|s} v_s / v_t) x_t + (a_s v_{t|s} / v_t) x_0,   variance = v_{t|s} v_s / v_t,
 //!
@@ -11,32 +10,331 @@
 //! `Normal(m, w)` is evaluated at every check point in f64 with x_t and x_0 set to 0, 1 and 2: its
 //! mean must be affine in them with these coefficients and no constant term, and its variance
 //! must be the one above, each within a relative `TOLERANCE` (which allows for the rounding of
-//! tables built in f64, such as a product of a thousand factors). A disagreement is error E0403
-//! at the written expression, naming the time, the value written and the value Bayes' rule gives.
+//! tables built in f64, such as a product of a thousand factors).
+//!
+//! **Categorical and Bernoulli.** For a discrete field with a one-step kernel
+//! q(x_t | x_{t-1}) and a marginal q(x_t | x_0), both as written,
+//!
+//!   q(x_{t-1} = j | x_t = c, x_0 = c0) ∝ q(x_t = c | x_{t-1} = j) · q(x_{t-1} = j | x_0 = c0),
+//!
+//! normalised over j (at the data end q(x_0 = j | x_0 = c0) is 1 for j = c0). A written
+//! `Categorical(p)` or `Bernoulli(p)` posterior is evaluated at the check times and for the
+//! class combinations (c, c0) that the marginal can reach (Bayes' rule conditions on x_t), and
+//! each probability must equal Bayes' rule's within `DISCRETE_TOLERANCE` (absolute). Within the
+//! enumeration limits (`MAX_ENUM_TIMES` times, `MAX_COMBOS` combinations per time, spread so that
+//! successive times check different combinations), a check that cannot cover every combination,
+//! or a field with more classes than `MAX_COMBOS`, is reported as W0003.
+//!
+//! A disagreement is error E0403 at the written expression, naming the time, the classes, the
+//! value written and the value Bayes' rule gives. A posterior marked `#[approximate]` is kept
+//! where it differs, with warning W0002 that says so.
 
 use super::eval::{Env, Evaluator};
+use super::kernels::{MAX_COMBOS, MAX_ENUM_TIMES};
 use super::Checker;
 use crate::diag::{Code, Diagnostic};
-use crate::typed::{ExprKind, Family, FieldRef, Kernel, KernelKind, Value, Version};
+use crate::typed::{
+    Elem, ExprId, ExprKind, Family, FieldRef, Kernel, KernelKind, TimeKind, Value, Version,
+};
 
-/// Relative tolerance of the comparison (of the coefficients and the variance).
+/// Relative tolerance of the Gaussian comparison (of the coefficients and the variance).
 pub(crate) const TOLERANCE: f64 = 1e-6;
 
+/// Absolute tolerance of a discrete posterior's probabilities against Bayes' rule's.
+pub(crate) const DISCRETE_TOLERANCE: f64 = 1e-9;
+
+/// What checking one posterior found: `None` where it could not be checked (no kernels to
+/// check it against, or an expression that does not evaluate at compile time), else the first
+/// disagreement if any.
+type Found = Option<Option<Diagnostic>>;
+
 impl Checker<'_> {
-    /// Every written Gaussian posterior against Bayes' rule on its field's Gaussian marginal.
+    /// Every written posterior against Bayes' rule on its field's forward kernels.
     pub(super) fn check_bayes(&mut self) {
         let posts: Vec<Kernel> = self.p.posteriors.clone();
         for k in posts {
-            if k.family != Family::Normal {
-                continue;
-            }
-            if let Some(d) = self.bayes_normal(&k) {
-                self.error(d);
+            let found = match k.family {
+                Family::Normal => self.bayes_normal(&k),
+                Family::Categorical | Family::Bernoulli => self.bayes_discrete(&k),
+                _ => None,
+            };
+            let name = self.version_name(k.target);
+            match (found, k.approximate) {
+                (Some(Some(d)), None) => self.error(d),
+                (Some(Some(d)), Some(mark)) => {
+                    let mut w = Diagnostic::warning(
+                        Code::Approximation,
+                        d.primary.span,
+                        format!(
+                            "{} (kept: the posterior of `{name}` is marked `#[approximate]`)",
+                            d.message
+                        ),
+                    )
+                    .with_label(d.primary.message.clone())
+                    .with_secondary(mark, "a deliberate approximation of Bayes' rule");
+                    for n in d.notes {
+                        w = w.with_note(n);
+                    }
+                    self.diags.push(w);
+                }
+                (Some(None), Some(mark)) => {
+                    let w = Diagnostic::warning(
+                        Code::Approximation,
+                        mark,
+                        format!(
+                            "the posterior of `{name}` is marked `#[approximate]`, but it follows Bayes' rule at every check point"
+                        ),
+                    )
+                    .with_label("not needed")
+                    .with_note("remove the mark, so that a later change that breaks Bayes' rule is an error");
+                    self.diags.push(w);
+                }
+                _ => {}
             }
         }
     }
 
-    fn bayes_normal(&self, k: &Kernel) -> Option<Diagnostic> {
+    /// A written categorical or Bernoulli posterior q(x_{t-1} | x_t, x_0) against Bayes' rule on
+    /// the field's written one-step kernel and marginal.
+    fn bayes_discrete(&mut self, k: &Kernel) -> Found {
+        let field = k.target.field;
+        let time = self.p.time.clone();
+        if time.kind != TimeKind::Discrete {
+            return None;
+        }
+        let classes = match self.p.field(field).elem {
+            Elem::Cat(n) => n as usize,
+            Elem::Bool => 2,
+            _ => return None,
+        };
+        let marginal = self
+            .p
+            .forwards
+            .iter()
+            .find(|f| f.kind == KernelKind::Marginal && f.target.field == field)?
+            .clone();
+        let one_step = self
+            .p
+            .forwards
+            .iter()
+            .find(|f| f.kind == KernelKind::OneStep && f.target.field == field)?
+            .clone();
+        if marginal.family != k.family || one_step.family != k.family {
+            return None;
+        }
+        let first = |e: ExprId| match &self.p.expr(e).kind {
+            ExprKind::Dist { params, .. } => params.first().copied(),
+            _ => None,
+        };
+        let (post_p, marg_p, step_p) =
+            (first(k.dist)?, first(marginal.dist)?, first(one_step.dist)?);
+        let at = |version| FieldRef { field, version };
+        let (x_t, x_0, x_prev) = (at(Version::T), at(Version::Data), at(Version::Back(1)));
+        if !k.given.contains(&x_t) || !k.given.contains(&x_0) {
+            return None;
+        }
+        let name = self.version_name(k.target);
+        let names = (self.version_name(x_t), self.version_name(x_0));
+        // The probabilities as written in the declaration (not inside a function they call).
+        let span = {
+            let (inner, dist) = (self.p.expr(post_p).span, self.p.expr(k.dist).span);
+            if inner.start >= k.span.start && inner.end <= k.span.end {
+                inner
+            } else {
+                dist
+            }
+        };
+        if classes > MAX_COMBOS {
+            let d = Diagnostic::warning(
+                Code::Unverified,
+                span,
+                format!("the posterior of `{name}` is not checked against Bayes' rule: {classes} classes are more than the {MAX_COMBOS} that the checker enumerates"),
+            )
+            .with_label("not verified");
+            self.diags.push(d);
+            return None;
+        }
+        let bernoulli = k.family == Family::Bernoulli;
+        let value = |c: usize| {
+            if bernoulli {
+                Value::Bool(c == 1)
+            } else {
+                Value::Real(c as f64)
+            }
+        };
+        let ev = Evaluator::new(&self.p);
+        // A distribution's probabilities over the classes (Bernoulli: [P(false), P(true)]).
+        let probs = |e: ExprId, env: &Env| -> Option<Vec<f64>> {
+            match ev.eval(e, env).ok()? {
+                Value::Vec(p) if !bernoulli && p.len() == classes => Some(p),
+                Value::Real(p) if bernoulli => Some(vec![1.0 - p, p]),
+                _ => None,
+            }
+        };
+        let class_text = |c: usize| {
+            if bernoulli {
+                (c == 1).to_string()
+            } else {
+                c.to_string()
+            }
+        };
+        let pairs: Vec<(f64, f64)> = self
+            .time_pairs(k, Some(MAX_ENUM_TIMES))
+            .into_iter()
+            .filter_map(|(t, s)| Some((t, s?)))
+            .collect();
+        let total = classes * classes;
+        let stride = total.div_ceil(MAX_COMBOS).max(1);
+        let fmt = super::schedules::fmt;
+        // The largest disagreement over every check point, and how many probabilities differ.
+        struct Worst {
+            diff: f64,
+            when: String,
+            c: usize,
+            c0: usize,
+            j: usize,
+            got: f64,
+            want: f64,
+        }
+        let mut worst: Option<Worst> = None;
+        let (mut checked, mut differing) = (0usize, 0usize);
+        for (i, &(t, s)) in pairs.iter().enumerate() {
+            // q(x_t | x_s = j) from the one-step kernel at t; s must be the step before t.
+            if (t - s).abs() != 1.0 {
+                return None;
+            }
+            let mut step = Vec::with_capacity(classes);
+            for j in 0..classes {
+                let env = Env {
+                    t,
+                    fields: vec![(x_prev, value(j))],
+                    ..Env::default()
+                };
+                step.push(probs(step_p, &env)?);
+            }
+            // q(x_s | x_0 = c0) from the marginal at s (the data itself at the data end).
+            let mut marg: Vec<Option<Vec<f64>>> = vec![None; classes];
+            let when = if k.target.version == Version::S {
+                format!("at {} = {}, s = {}", time.name, fmt(t), fmt(s))
+            } else {
+                format!("at {} = {}", time.name, fmt(t))
+            };
+            // Successive times start at successive offsets, so that together they check
+            // every combination where one time cannot.
+            let mut idx = i % stride;
+            while idx < total {
+                let (c, c0) = (idx % classes, idx / classes);
+                idx += stride;
+                if marg[c0].is_none() {
+                    marg[c0] = Some(if s == time.data_at {
+                        (0..classes).map(|j| f64::from(j == c0)).collect()
+                    } else {
+                        let env = Env {
+                            t: s,
+                            fields: vec![(x_0, value(c0))],
+                            ..Env::default()
+                        };
+                        probs(marg_p, &env)?
+                    });
+                }
+                let from_0 = marg[c0].as_ref()?;
+                let w: Vec<f64> = (0..classes).map(|j| step[j][c] * from_0[j]).collect();
+                let z: f64 = w.iter().sum();
+                // Bayes' rule conditions on x_t: a value that x_0 cannot reach has no posterior.
+                if z.is_nan() || z <= 0.0 {
+                    continue;
+                }
+                let env = Env {
+                    t,
+                    s: Some(s),
+                    fields: vec![(x_t, value(c)), (x_0, value(c0))],
+                    ..Env::default()
+                };
+                let got = probs(post_p, &env)?;
+                // Bernoulli: the probability of `true` alone (the other is its complement).
+                let range = if bernoulli { 1..2 } else { 0..classes };
+                for j in range {
+                    let want = w[j] / z;
+                    // A probability that is not a number differs by the most.
+                    let diff = match (got[j] - want).abs() {
+                        d if d.is_nan() => f64::INFINITY,
+                        d => d,
+                    };
+                    checked += 1;
+                    if diff <= DISCRETE_TOLERANCE {
+                        continue;
+                    }
+                    differing += 1;
+                    if worst.as_ref().is_none_or(|w| diff > w.diff) {
+                        worst = Some(Worst {
+                            diff,
+                            when: when.clone(),
+                            c,
+                            c0,
+                            j,
+                            got: got[j],
+                            want,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(w) = worst {
+            let (g, b) = if fmt(w.got) == fmt(w.want) {
+                (format!("{:e}", w.got), format!("{:e}", w.want))
+            } else {
+                (fmt(w.got), fmt(w.want))
+            };
+            let which = if bernoulli {
+                format!("the posterior probability that `{name}` is true")
+            } else {
+                format!("the posterior probability of `{name}` = {}", w.j)
+            };
+            let d = Diagnostic::error(
+                Code::Bayes,
+                span,
+                format!(
+                    "{}, {} = {}, {} = {}: {which} is {g}, Bayes' rule gives {b}",
+                    w.when,
+                    names.0,
+                    class_text(w.c),
+                    names.1,
+                    class_text(w.c0)
+                ),
+            )
+            .with_label("this does not follow from the forward kernels")
+            .with_note(format!(
+                "Bayes' rule: q({name} | {}, {}) ∝ q({} | {name}) q({name} | {}), from `{}` and `{}` (compared within {DISCRETE_TOLERANCE:e} absolute)",
+                names.0,
+                names.1,
+                names.0,
+                names.1,
+                super::super::explain::show(&self.p, one_step.dist),
+                super::super::explain::show(&self.p, marginal.dist),
+            ))
+            .with_note(format!(
+                "this is the largest difference, {:.2e}; {differing} of the {checked} probabilities checked differ by more than {DISCRETE_TOLERANCE:e}",
+                w.diff
+            ));
+            return Some(Some(d));
+        }
+        if pairs.len() < stride && !pairs.is_empty() {
+            let checked = (pairs.len() * total.div_ceil(stride)).min(total);
+            let d = Diagnostic::warning(
+                Code::Unverified,
+                span,
+                format!(
+                    "the posterior of `{name}` is checked against Bayes' rule for about {checked} of the {total} class combinations of `{}` and `{}`: the checker enumerates at most {MAX_COMBOS} per time at {MAX_ENUM_TIMES} times",
+                    names.0, names.1
+                ),
+            )
+            .with_label("partly verified");
+            self.diags.push(d);
+        }
+        Some(None)
+    }
+
+    fn bayes_normal(&self, k: &Kernel) -> Found {
         let field = k.target.field;
         let marginal = self
             .p
@@ -122,7 +420,7 @@ impl Checker<'_> {
                 format!("at {} = {}, s = {}", time.name, fmt(t), fmt(s))
             };
             let bad = |what: String, span| {
-                Some(
+                Some(Some(
                     Diagnostic::error(Code::Bayes, span, what)
                         .with_label("this does not follow from the forward marginal")
                         .with_note(format!(
@@ -132,7 +430,7 @@ impl Checker<'_> {
                             fmt(want_0),
                             fmt(want_var)
                         )),
-                )
+                ))
             };
             let mean_span = self.p.expr(mean).span;
             let curvature = (m11 - m10 - m01 + m00)
@@ -185,6 +483,6 @@ impl Checker<'_> {
                 }
             }
         }
-        None
+        Some(None)
     }
 }

@@ -10,9 +10,9 @@ use crate::syntax::ast::{self, BinOp};
 use crate::typed::*;
 
 /// At most this many class combinations are enumerated per kernel check.
-const MAX_COMBOS: usize = 256;
+pub(super) const MAX_COMBOS: usize = 256;
 /// At most this many time points are used when enumerating classes.
-const MAX_ENUM_TIMES: usize = 48;
+pub(super) const MAX_ENUM_TIMES: usize = 48;
 
 impl<'a> Checker<'a> {
     fn var_ref(&mut self, v: &ast::Var) -> Option<FieldRef> {
@@ -100,6 +100,22 @@ impl<'a> Checker<'a> {
             given.push(r);
         }
         let tname = self.version_name(target);
+        let mut approximate = None;
+        for a in &k.attributes {
+            if a.name == "approximate" && kind == KernelKind::Posterior {
+                approximate = Some(a.span);
+            } else {
+                let d = Diagnostic::error(
+                    Code::UnknownName,
+                    a.span,
+                    format!("unknown attribute `#[{}]`", a.name),
+                )
+                .with_label("not an attribute of this declaration")
+                .with_note("a posterior may be marked `#[approximate]`: kept where it differs from Bayes' rule, with a warning");
+                self.error(d);
+                return;
+            }
+        }
         let t = self.p.time.name.clone();
         let fname = self.p.field(target.field).name.clone();
         // Which kernel this is, from its variables.
@@ -278,6 +294,7 @@ impl<'a> Checker<'a> {
             dist,
             bindings,
             affine,
+            approximate,
             span,
         };
         match kind {

@@ -140,6 +140,8 @@ pub enum Monotone {
 /// `forward x_t | x_0 ~ D where { … }`, and the same shape for `posterior` and `prior`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KernelDecl {
+    /// Attributes written before the declaration (`#[approximate]`; posteriors only).
+    pub attributes: Vec<Ident>,
     pub target: Var,
     pub given: Vec<Var>,
     pub dist: Expr,

@@ -231,7 +231,9 @@ fn group_tokens(tokens: Vec<String>) -> Vec<String> {
         "!=", "&&", "*", "+", "-", "/", "<=", "<", "==", ">=", ">", "@", "^", "and", "or", "||",
         "(", ".", "[",
     ];
+    // `#[` opens an attribute, which begins a (posterior) declaration.
     const DECLARATIONS: &[&str] = &[
+        "#[",
         "const",
         "dim",
         "field",
@@ -350,6 +352,7 @@ fn describe(rule: Rule) -> Option<String> {
         Rule::monotone => "`increasing` or `decreasing`",
         Rule::rv | Rule::rv_list => "a random variable",
         Rule::where_block => "`where`",
+        Rule::attribute => "an attribute `#[name]`",
         Rule::time_dist => "`with`",
         Rule::binding => "a binding `name = value`",
         Rule::net_inputs => "network inputs",
@@ -718,6 +721,11 @@ fn subscript_parts(pair: Pair<Rule>) -> (String, String, i64) {
 }
 
 fn kernel(mut inner: Pairs<Rule>, has_given: bool) -> PResult<KernelDecl> {
+    let mut attributes = Vec::new();
+    while inner.peek().is_some_and(|p| p.as_rule() == Rule::attribute) {
+        let a = inner.next().unwrap();
+        attributes.push(ident(a.into_inner().next().unwrap()));
+    }
     let target = rv(inner.next().unwrap());
     let given = if has_given {
         inner.next().unwrap().into_inner().map(rv).collect()
@@ -730,6 +738,7 @@ fn kernel(mut inner: Pairs<Rule>, has_given: bool) -> PResult<KernelDecl> {
         None => Vec::new(),
     };
     Ok(KernelDecl {
+        attributes,
         target,
         given,
         dist,
