@@ -786,6 +786,10 @@ pub(crate) fn check_call_size(
             .map_err(|e| format!("this call's sizes are too large: {e}"))?;
         total = total.saturating_add(elems as u128 * bytes);
     }
+    // The message names every size, so it is built only for a call that is refused.
+    if total <= u128::from(crate::limits::memory_limit()?) {
+        return Ok(());
+    }
     let mut named: Vec<(&str, usize)> = vec![("batch", batch)];
     let mut dims: Vec<(&str, usize)> = sizes.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     dims.sort();

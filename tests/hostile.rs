@@ -446,3 +446,63 @@ fn specs_that_expand_exponentially_stop_at_the_expression_budget() {
     let (code, err) = run(None, &["check", path.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// Class 6: small specs that were slow or crashed. Two `cat<65536>` fields with posteriors
+/// check (their class combinations enumerated within a work budget, Bayes' rule reported as
+/// not verified at that many classes) and build to WGSL (kernels unrolled over 65,536 classes
+/// are written on a stack sized for them); a process with 100,000 dimensions nothing is
+/// shaped by builds to WGSL and is refused by the CPU target for its dimension count, each
+/// without tracing every dimension through every call.
+#[test]
+fn wide_classes_and_many_dimensions_check_and_build() {
+    let cat = "process p {
+  const T = 10
+  const K = 65536
+  dim n
+  field a : cat<K>[n]
+  field b : cat<K>[n]
+  time t : 1..T
+  schedule beta(t) = 0.1
+  schedule alpha_bar(t) = (1 - 0.1) ^ t
+  forward a_t | a_{t-1} ~ Categorical((1 - beta(t)) * onehot(a_{t-1}) + beta(t) * ones(K) / K)
+  forward a_t | a_0 ~ Categorical(alpha_bar(t) * onehot(a_0) + (1 - alpha_bar(t)) * ones(K) / K)
+  forward b_t | b_0 ~ Categorical(alpha_bar(t) * onehot(b_0) + (1 - alpha_bar(t)) * ones(K) / K)
+  prior a_T ~ Categorical(ones(K) / K)
+  prior b_T ~ Categorical(ones(K) / K)
+  posterior a_{t-1} | a_t, a_0 ~ Categorical(alpha_bar(t-1) * onehot(a_0) + (1 - alpha_bar(t-1)) * ones(K) / K)
+  posterior b_{t-1} | b_t, b_0 ~ Categorical(alpha_bar(t-1) * onehot(b_0) + (1 - alpha_bar(t-1)) * ones(K) / K)
+}
+";
+    let dir = temp_dir("cat65536");
+    let path = dir.join("cat.diff");
+    std::fs::write(&path, cat).unwrap();
+    let p = path.to_str().unwrap();
+    let (code, err) = run(None, &["check", p]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning[W0003]") && err.contains("65536 classes"),
+        "{err}"
+    );
+    let out = dir.join("wgsl");
+    let (code, err) = run(
+        None,
+        &["build", p, "--target", "wgsl", "-o", out.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{err}");
+
+    let dims: String = (0..100_000).map(|i| format!("  dim u{i}\n")).collect();
+    let (path, _) = spec_with("dims", "", &format!("1\n{dims}"));
+    let p = path.to_str().unwrap();
+    let out = temp_dir("dims-out");
+    let (code, err) = run(
+        None,
+        &["build", p, "--target", "wgsl", "-o", out.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(
+        None,
+        &["build", p, "--target", "cpu", "-o", out.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("has more than 255 dimensions"), "{err}");
+}

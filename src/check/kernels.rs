@@ -13,6 +13,10 @@ use crate::typed::*;
 pub(super) const MAX_COMBOS: usize = 256;
 /// At most this many time points are used when enumerating classes.
 pub(super) const MAX_ENUM_TIMES: usize = 48;
+/// At most about this many numbers are computed when one kernel parameter that depends on
+/// classes is enumerated (combinations × times × the classes of its value): a wide
+/// `cat<65536>` is checked at fewer combinations and times rather than for minutes.
+pub(super) const MAX_ENUM_NUMBERS: usize = 1 << 22;
 
 impl<'a> Checker<'a> {
     fn var_ref(&mut self, v: &ast::Var) -> Option<FieldRef> {
@@ -824,11 +828,19 @@ impl<'a> Checker<'a> {
                 discrete_refs(param)
             };
             let Some(refs) = refs else { continue };
-            let combos = self.combos(&refs);
+            // Combinations and times within the work budget: the numbers one evaluation
+            // computes are the classes of the value (K² for a matrix).
+            let width = match self.ty(param).elem() {
+                Some(Elem::Vec(k)) => k as usize,
+                Some(Elem::Mat(k)) => (k as usize).saturating_mul(k as usize),
+                _ => 1,
+            };
+            let evals = (MAX_ENUM_NUMBERS / width.max(1)).max(8);
+            let combos = self.combos(&refs, MAX_COMBOS.min(evals / 4).max(2));
             let limit = if refs.is_empty() {
                 None
             } else {
-                Some(MAX_ENUM_TIMES)
+                Some((evals / combos.len()).clamp(2, MAX_ENUM_TIMES))
             };
             for (t, s) in self.time_pairs(k, limit) {
                 for combo in &combos {
@@ -1020,7 +1032,8 @@ impl<'a> Checker<'a> {
         Some(out)
     }
 
-    fn combos(&self, refs: &[FieldRef]) -> Vec<Vec<(FieldRef, Value)>> {
+    /// At most about `max` class combinations of `refs`, spread over all of them.
+    fn combos(&self, refs: &[FieldRef], max: usize) -> Vec<Vec<(FieldRef, Value)>> {
         let sizes: Vec<usize> = refs
             .iter()
             .map(|r| match self.p.field(r.field).elem {
@@ -1029,7 +1042,7 @@ impl<'a> Checker<'a> {
             })
             .collect();
         let total: usize = sizes.iter().product::<usize>().max(1);
-        let stride = total.div_ceil(MAX_COMBOS).max(1);
+        let stride = total.div_ceil(max).max(1);
         let mut out = Vec::new();
         let mut i = 0;
         while i < total {

@@ -1345,8 +1345,24 @@ fn zero_masks(p: &Process, masks: &HashMap<String, Tensor>) -> HashMap<String, T
         .collect()
 }
 
+/// Every dimension a field or mask is shaped by, at size 1 (a dimension nothing is shaped by
+/// is never read, and a spec may declare thousands).
 fn unit_sizes(p: &Process) -> HashMap<String, usize> {
-    p.dims.iter().map(|d| (d.name.clone(), 1)).collect()
+    let mut used = vec![false; p.dims.len()];
+    for f in &p.fields {
+        for d in &f.shape.dims {
+            used[d.index()] = true;
+        }
+    }
+    for m in &p.masks {
+        used[m.dim.index()] = true;
+    }
+    p.dims
+        .iter()
+        .zip(used)
+        .filter(|(_, u)| *u)
+        .map(|(d, _)| (d.name.clone(), 1))
+        .collect()
 }
 
 pub(crate) fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace, String> {

@@ -102,13 +102,31 @@ pub struct Shader {
     pub entry: String,
 }
 
+/// The stack of the thread that writes a kernel's WGSL: 1 GiB of address space.
+const WRITER_STACK: usize = 1 << 30;
+
 /// Build, validate and write a kernel's shader.
 pub fn shader(k: &Kernel) -> Result<Shader, String> {
     let module = module(k)?;
     let info = validate(&module).map_err(|e| format!("kernel `{}`: {e}", k.name))?;
-    let wgsl =
-        naga::back::wgsl::write_string(&module, &info, naga::back::wgsl::WriterFlags::empty())
-            .map_err(|e| format!("kernel `{}`: cannot write WGSL: {e}", k.name))?;
+    // naga's writer recurses once per nested expression, and a kernel over many classes is
+    // unrolled into chains as long as its class count (65,536 for a `cat<65536>`): it runs
+    // on a thread whose stack is sized for that (only the pages it touches are committed).
+    let wgsl = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(WRITER_STACK)
+            .spawn_scoped(s, || {
+                naga::back::wgsl::write_string(
+                    &module,
+                    &info,
+                    naga::back::wgsl::WriterFlags::empty(),
+                )
+            })
+            .map_err(|e| format!("kernel `{}`: cannot start the WGSL writer: {e}", k.name))?
+            .join()
+            .map_err(|_| format!("kernel `{}`: the WGSL writer failed", k.name))
+    })?
+    .map_err(|e| format!("kernel `{}`: cannot write WGSL: {e}", k.name))?;
     Ok(Shader {
         module,
         info,
