@@ -121,7 +121,7 @@ pub(crate) fn load_data(
     }
     if path.extension().is_some_and(|e| e == "txt") && path.is_file() {
         let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", name))?;
+            diffc::limits::read_text(path).map_err(|e| format!("cannot read `{}`: {e}", name))?;
         let seqs = data::words::from_lines(&text).map_err(|e| format!("{}: {e}", name))?;
         let len = seqs.first().map_or(0, Vec::len);
         if let Some(i) = seqs.iter().position(|s| s.len() != len) {
@@ -138,7 +138,8 @@ pub(crate) fn load_data(
         });
     }
     if path.extension().is_some_and(|e| e == "npy") && path.is_file() {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", name))?;
+        let bytes =
+            diffc::limits::read_file(path).map_err(|e| format!("cannot read `{}`: {e}", name))?;
         let a = diffc::npy::read(&bytes).map_err(|e| format!("{}: {e}", name))?;
         if a.shape.len() == 2 {
             let t = diffc::interp::tensor_from_npy(&a, diffc::typed::Elem::Real, name)?;

@@ -36,6 +36,31 @@ pub const MAX_TABLE_POINTS: usize = 1_000_000;
 /// The most numbers one such table may hold (times × the schedule's width): 10^7.
 pub const MAX_TABLE_NUMBERS: usize = 10_000_000;
 
+/// Reads a whole input file, refusing anything that is not a regular file (a FIFO, a device,
+/// a socket or a folder) before opening it, so that an input never blocks or reads without end.
+pub fn read_file(path: impl AsRef<std::path::Path>) -> std::io::Result<Vec<u8>> {
+    let path = path.as_ref();
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file (a FIFO, a device or a socket)"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {what}"),
+        ));
+    }
+    std::fs::read(path)
+}
+
+/// [`read_file`] as UTF-8 text (`InvalidData` where it is not).
+pub fn read_text(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    String::from_utf8(read_file(path)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// The memory one call may allocate, in bytes: `DIFFC_MEMORY_LIMIT` if set, else half of the
 /// machine's physical memory (`MemTotal` in `/proc/meminfo`), else [`FALLBACK_MEMORY_LIMIT`].
 pub fn memory_limit() -> Result<u64, String> {

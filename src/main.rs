@@ -380,7 +380,7 @@ fn with_source_as(
     all: bool,
     then: impl FnOnce(&diffc::check::Module, &mut dyn Write) -> u8,
 ) -> u8 {
-    let text = match std::fs::read_to_string(path) {
+    let text = match diffc::limits::read_text(path) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: cannot read `{path}`: {e}");
@@ -1318,7 +1318,7 @@ fn read_graphs(path: &str) -> Result<Vec<diffc::graph::Graph>, String> {
             .iter()
             .map(|f| {
                 let name = f.display().to_string();
-                let text = std::fs::read_to_string(f).map_err(|e| {
+                let text = diffc::limits::read_text(f).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         format!(
                             "`{name}` is not an edge list (not text): a folder of graphs holds edge-list files only; give an `.npy` stack or a graph6 file as the argument itself"
@@ -1331,7 +1331,8 @@ fn read_graphs(path: &str) -> Result<Vec<diffc::graph::Graph>, String> {
             })
             .collect()
     } else {
-        let bytes = std::fs::read(&p).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        let bytes =
+            diffc::limits::read_file(&p).map_err(|e| format!("cannot read `{path}`: {e}"))?;
         if p.extension().is_some_and(|e| e == "npy") {
             let array = diffc::npy::read(&bytes).map_err(|e| format!("{path}: {e}"))?;
             io::from_npy(path, &array).map_err(|e| e.to_string())

@@ -639,8 +639,8 @@ pub fn read(bytes: &[u8]) -> Result<Array, NpyError> {
 
 /// Reads the `.npy` file at `path`; errors name the file.
 pub fn read_file(path: &Path) -> Result<Array, NpyError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| NpyError::new(ErrorKind::Read(e)).with_path(path))?;
+    let bytes = crate::limits::read_file(path)
+        .map_err(|e| NpyError::new(ErrorKind::Read(e)).with_path(path))?;
     read(&bytes).map_err(|e| e.with_path(path))
 }
 

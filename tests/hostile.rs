@@ -506,3 +506,43 @@ fn wide_classes_and_many_dimensions_check_and_build() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("has more than 255 dimensions"), "{err}");
 }
+
+/// Class 8: an input that is a FIFO (or a folder) is refused before it is opened, so a run
+/// never blocks on it: as a spec, an `--in` array and a graph file.
+#[test]
+fn inputs_that_are_not_regular_files_are_refused_not_waited_on() {
+    let dir = temp_dir("fifo");
+    let fifo = dir.join("x.npy");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let f = fifo.to_str().unwrap();
+    let d = dir.to_str().unwrap();
+    let input = format!("x_0={f}");
+    for args in [
+        vec!["check", f],
+        vec![
+            "eval",
+            "specs/ddpm.diff",
+            "--process",
+            "ddpm_linear",
+            "--entry",
+            "forward",
+            "--in",
+            &input,
+            "--set",
+            "t=5",
+        ],
+        vec!["metrics", f, "specs"],
+        vec!["check", d],
+    ] {
+        let (code, err) = run(None, &args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("it is not a regular file") || err.contains("it is a folder"),
+            "{args:?}: {err}"
+        );
+    }
+}

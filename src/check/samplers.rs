@@ -880,6 +880,20 @@ impl<'a> Checker<'a> {
                 },
                 StmtKind::Repeat { count, body } => {
                     self.dry_expr(ev, *count, env)?;
+                    // The count as the step runs it: a whole number from 0 to the limit.
+                    if let Ok(Value::Real(n)) = ev.eval(*count, env) {
+                        let most = crate::limits::MAX_REPEAT;
+                        if !(n >= 0.0 && n.fract() == 0.0 && n <= most as f64) {
+                            return Err((
+                                self.p.expr(*count).span,
+                                format!(
+                                    "`repeat` runs a whole number of times from 0 to {most}, but this count is {}",
+                                    super::schedules::fmt(n)
+                                ),
+                                Code::Sampler,
+                            ));
+                        }
+                    }
                     self.dry_stmts(ev, body, env)?;
                 }
             }
