@@ -26,7 +26,7 @@ pub struct SampleArgs {
     #[arg(long = "param", value_name = "NAME=VALUE|V1,V2,…|FILE.npy")]
     pub params: Vec<String>,
     /// Write the samples, the metrics and a picture into this folder.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub out: Option<String>,
 }
 

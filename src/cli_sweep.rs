@@ -19,7 +19,7 @@ pub struct SweepArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [5, 10, 20, 50])]
     pub steps: Vec<usize>,
     /// Write `sweep.json` and one `sweep_<score>.png` per score into this folder.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub out: Option<String>,
 }
 

@@ -1809,11 +1809,32 @@ impl<'a> Ctx<'a> {
         };
         let t = to_tensor(shape, v);
         if let Some(x) = t.f32s() {
-            if let Some(i) = x.iter().position(|x| x.is_nan()) {
-                return Err(format!("output `{name}` is NaN at flat index {i}"));
-            }
+            check_output(self.prog.kind, name, x)?;
         }
         Ok(t)
+    }
+}
+
+/// Refuses an entry's output that is not a number: NaN in any output, and ±inf in a loss's
+/// outputs (the loss, its gradients and its terms), where it means the loss overflowed f32.
+/// Elsewhere an infinity can be the answer (`log_q` of an impossible value is −inf).
+pub(crate) fn check_output(
+    kind: crate::entries::EntryKind,
+    name: &str,
+    x: &[f32],
+) -> Result<(), String> {
+    use crate::entries::EntryKind;
+    let finite = matches!(kind, EntryKind::Loss | EntryKind::LossTerms);
+    match x
+        .iter()
+        .position(|y| y.is_nan() || (finite && y.is_infinite()))
+    {
+        Some(i) if x[i].is_nan() => Err(format!("output `{name}` is NaN at flat index {i}")),
+        Some(i) => Err(format!(
+            "output `{name}` is {} at flat index {i}: the loss overflows f32",
+            x[i]
+        )),
+        None => Ok(()),
     }
 }
 

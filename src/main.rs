@@ -89,7 +89,7 @@ struct DataArgs {
     /// checkerboard, swissroll).
     name: String,
     /// The folder to write.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     out: String,
     /// The dataset's seed (`diffc sample` draws its training data with `--data-seed`, 1 by
     /// default).
@@ -163,7 +163,7 @@ struct EvalArgs {
     #[arg(long, value_enum, default_value_t = Backend::Interp)]
     backend: Backend,
     /// Write one NAME.npy per output into this folder (otherwise print a summary).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     out: Option<String>,
     /// List the entry points with their inputs and outputs.
     #[arg(long)]
@@ -179,7 +179,7 @@ struct BuildArgs {
     #[arg(long, value_enum, default_value_t = BuildTarget::Cpu)]
     target: BuildTarget,
     /// The folder to write into (created if needed).
-    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    #[arg(short = 'o', long = "out", value_name = "DIR", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     out: String,
     /// Only this process (by name), when the file holds several.
     #[arg(long)]

@@ -1,5 +1,7 @@
-//! Hostile requests (issue 22, classes 2–4): sizes that overflow, wrap or would allocate
-//! without bound are refused with exit 2 and a one-line error before anything is allocated.
+//! Hostile input: sizes that overflow, wrap or would allocate without bound are refused with
+//! exit 2 and a one-line error before anything is allocated; specs that nest deeply, expand
+//! exponentially or are wide are refused or checked within budgets; inputs that are not files,
+//! losses that overflow and empty output folders are errors.
 //! Every run is under a 4 GB address-space cap (`ulimit -v`), so a regression aborts or fails
 //! here instead of exhausting the machine.
 
@@ -542,6 +544,85 @@ fn inputs_that_are_not_regular_files_are_refused_not_waited_on() {
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(
             err.contains("it is not a regular file") || err.contains("it is a folder"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// Class 8: a loss that overflows f32 (a network output of 1e30, squared) is an error on every
+/// CPU backend, not `inf` with exit 0; `log_q`, where −inf is a probability of 0, is not held
+/// to this.
+#[test]
+fn a_loss_that_overflows_is_an_error_not_inf() {
+    use diffc::npy::{Array, Data};
+    let dir = temp_dir("inf-loss");
+    let save = |name: &str, v: f32| {
+        let path = dir.join(name);
+        let a = Array {
+            shape: vec![2, 3],
+            data: Data::F32(vec![v; 6]),
+        };
+        diffc::npy::write_file(&a, &path).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (zero, big) = (save("zero.npy", 0.0), save("big.npy", 1e30));
+    for backend in ["interp", "cpu"] {
+        let (x_t, net, eps) = (
+            format!("x_t={zero}"),
+            format!("eps_hat.x={big}"),
+            format!("eps={zero}"),
+        );
+        for entry in ["loss.simple", "terms.simple"] {
+            refused(
+                None,
+                &[
+                    "eval",
+                    "specs/ddpm.diff",
+                    "--process",
+                    "ddpm_linear",
+                    "--entry",
+                    entry,
+                    "--in",
+                    &x_t,
+                    "--in",
+                    &net,
+                    "--in",
+                    &eps,
+                    "--set",
+                    "t=5",
+                    "--backend",
+                    backend,
+                ],
+                &["is inf at flat index 0: the loss overflows f32"],
+            );
+        }
+    }
+}
+
+/// Class 8: an empty `--out` is refused by every command that writes a folder, never taken as
+/// the current folder.
+#[test]
+fn an_empty_out_folder_is_refused() {
+    for args in [
+        vec!["build", "specs/ddpm.diff", "--target", "cpu", "-o", ""],
+        vec!["sample", "specs/ddpm.diff", "--out", ""],
+        vec!["sweep", "specs/ddpm.diff", "--out", ""],
+        vec![
+            "eval",
+            "specs/ddpm.diff",
+            "--process",
+            "ddpm_linear",
+            "--entry",
+            "prior",
+            "--out",
+            "",
+        ],
+        vec!["data", "community-small", "--out", ""],
+    ] {
+        let (code, err) = run(None, &args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("a value is required for '--out"),
             "{args:?}: {err}"
         );
     }

@@ -913,9 +913,7 @@ impl EntryRunner {
             for (i, port) in prog.outputs.iter().enumerate() {
                 if let Some(Val::Own(Out::F32(v), b)) = x.cur.get(&Src::Output(i as u32)) {
                     let part = x.part(b);
-                    if let Some(j) = v[part.clone()].iter().position(|y| y.is_nan()) {
-                        return Err(format!("output `{}` is NaN at flat index {j}", port.name));
-                    }
+                    crate::interp::check_output(prog.kind, &port.name, &v[part.clone()])?;
                 }
             }
         }
