@@ -5,7 +5,7 @@ use diffc::interp::Tensor;
 use diffc::sample::{self, empirical::Backend, Samples};
 use diffc::typed::Process;
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 #[derive(clap::Args)]
@@ -200,25 +200,20 @@ pub fn sample(
         );
     }
     let steps = sample::step_count(p, &sampler, &opts)?;
-    let tty = std::io::stderr().is_terminal();
-    let mut last = std::time::Instant::now();
-    let mut progress = |calls: usize| {
-        if tty && (last.elapsed().as_millis() > 100 || calls >= steps) {
-            last = std::time::Instant::now();
-            let width = 30;
-            let done = (calls.min(steps) * width) / steps.max(1);
-            eprint!(
-                "\r{} [{}{}] {calls} network calls / {steps} steps",
-                sampler,
-                "#".repeat(done),
-                ".".repeat(width - done)
-            );
-        }
-    };
-    let run = sample::run(p, &sampler, &prep, &opts, &mut progress)?;
-    if tty {
-        eprintln!();
-    }
+    // A progress bar on a terminal (indicatif hides it when stderr is not one).
+    let bar = indicatif::ProgressBar::new(steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} network calls, {elapsed} (eta {eta})",
+        )
+        .expect("a valid template")
+        .progress_chars("#>."),
+    );
+    bar.set_message(sampler.clone());
+    let mut progress = |calls: usize| bar.set_position(calls.min(steps) as u64);
+    let run = sample::run(p, &sampler, &prep, &opts, &mut progress);
+    bar.finish_and_clear();
+    let run = run?;
     let sampled = start.elapsed().as_secs_f64();
     let validity = match args.run.data.as_str() {
         "planar" => Some("planar"),

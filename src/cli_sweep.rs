@@ -50,8 +50,15 @@ pub fn sweep(
     sweep::plan(p, &opts)?;
     let data = args.run.load_data()?;
     let prep = sample::prepare(p, &data, &opts.run)?;
+    // One line per point; on a terminal, above a progress bar over the points.
+    let bar = indicatif::ProgressBar::no_length();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("sweep [{bar:30}] {pos}/{len} points, {elapsed}")
+            .expect("a valid template")
+            .progress_chars("#>."),
+    );
     let mut progress = |pt: &sweep::Point, i: usize, total: usize| {
-        eprintln!(
+        let line = format!(
             "[{}/{total}] {} at {} steps: {} network calls, {:.1} s",
             i + 1,
             pt.sampler,
@@ -59,8 +66,17 @@ pub fn sweep(
             pt.calls,
             pt.seconds
         );
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.set_length(total as u64);
+            bar.set_position(i as u64 + 1);
+            bar.println(line);
+        }
     };
-    let result = sweep::sweep(p, &data, &prep, &opts, &mut progress)?;
+    let result = sweep::sweep(p, &data, &prep, &opts, &mut progress);
+    bar.finish_and_clear();
+    let result = result?;
     let head = format!(
         "{} on {} ({} training items), {} samples per run, seed {}",
         p.name, args.run.data, prep.training.count, args.run.count, args.run.seed

@@ -1212,7 +1212,20 @@ fn metrics(args: &MetricsArgs) -> Result<(), String> {
     };
     let start = std::time::Instant::now();
     let last = std::sync::Mutex::new(start);
+    // On a terminal, a progress bar per stage; otherwise a line now and then past a second.
+    let bar = indicatif::ProgressBar::no_length();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("metrics: {msg} [{bar:30}] {pos}/{len}")
+            .expect("a valid template")
+            .progress_chars("#>."),
+    );
     let progress = |p: diffc::graph::Progress| {
+        if !bar.is_hidden() {
+            bar.set_message(p.stage.to_string());
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+            return;
+        }
         let now = std::time::Instant::now();
         let Ok(mut last) = last.lock() else { return };
         let finished = p.done == p.total && p.total > 0;
@@ -1229,7 +1242,9 @@ fn metrics(args: &MetricsArgs) -> Result<(), String> {
         train.as_deref(),
         &options,
         &progress,
-    )?;
+    );
+    bar.finish_and_clear();
+    let report = report?;
     let mut out = std::io::stdout().lock();
     let text = match args.format {
         MetricsFormat::Json => {
