@@ -162,59 +162,41 @@ pub struct Progress<'a> {
     pub total: usize,
 }
 
-/// `f` over `items` on up to `threads` threads, results in order; `tick` runs after each item.
+/// `f` over `items` on a `rayon` pool of `threads` threads, results in order; `tick` runs after
+/// each item.
 pub(crate) fn par_map<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     f: impl Fn(&T) -> R + Sync,
     tick: impl Fn() + Sync,
 ) -> Vec<R> {
+    use rayon::prelude::*;
     let threads = threads.clamp(1, items.len().max(1));
+    let one = |x: &T| {
+        let r = f(x);
+        tick();
+        r
+    };
     if threads == 1 {
-        return items
-            .iter()
-            .map(|x| {
-                let r = f(x);
-                tick();
-                r
-            })
-            .collect();
+        return items.iter().map(one).collect();
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    let chunks: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= items.len() {
-                            break;
-                        }
-                        out.push((i, f(&items[i])));
-                        tick();
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    for (i, r) in chunks.into_iter().flatten() {
-        slots[i] = Some(r);
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(|| items.par_iter().map(one).collect()),
+        // Without threads to spare, the items run here in order.
+        Err(_) => items.iter().map(one).collect(),
     }
-    slots
-        .into_iter()
-        .map(|r| r.expect("every item is computed"))
-        .collect()
 }
 
-/// The number of worker threads: the machine's parallelism.
+/// The number of worker threads: `RAYON_NUM_THREADS` where it is set to a positive number,
+/// else the machine's parallelism.
 pub fn default_threads() -> usize {
+    if let Some(n) = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
