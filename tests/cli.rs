@@ -1001,18 +1001,8 @@ fn eval_takes_comma_separated_params() {
 
 /// A `.npy` file of `uint32` (`'<u4'`, the C library's class type), as numpy writes it.
 fn save_u4(name: &str, shape: &str, values: &[u32]) -> String {
-    let header = format!("{{'descr': '<u4', 'fortran_order': False, 'shape': {shape}, }}");
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for v in values {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    let dir = std::env::temp_dir().join(format!("diffc-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path.to_string_lossy().into_owned()
+    let values: Vec<i128> = values.iter().map(|v| i128::from(*v)).collect();
+    save_ints(name, "<u4", shape, &values)
 }
 
 /// Class inputs as `uint32` are read as classes, their range checked as any integer input's;

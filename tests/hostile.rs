@@ -288,6 +288,9 @@ fn graph_files_with_huge_node_counts_are_refused_with_file_and_line() {
     );
 }
 
+/// A `repeat` count past the limit: written in the spec, the checker refuses it at the count
+/// (so `build` never records it); given at run time as a sampler parameter, every backend
+/// refuses it before running an iteration.
 #[test]
 fn a_repeat_past_the_limit_is_refused_not_run_or_recorded_without_bound() {
     let dir = temp_dir("repeat");
@@ -296,7 +299,13 @@ fn a_repeat_past_the_limit_is_refused_not_run_or_recorded_without_bound() {
         .replace("repeat steps_per_level {", "repeat 99999999999999999999 {");
     let spec = dir.join("repeat.diff");
     std::fs::write(&spec, text).unwrap();
-    let spec = spec.to_str().unwrap();
+    for (args, err) in check_and_build(spec.to_str().unwrap()) {
+        assert!(
+            err.contains("error[E0700]")
+                && err.contains("from 0 to 8388608, but this count is 100000000000000000000"),
+            "{args:?}: {err}"
+        );
+    }
     let want = "`repeat` count 100000000000000000000 is over the limit of 8388608 iterations";
     for backend in ["interp", "cpu"] {
         let out = dir.join(format!("out-{backend}"));
@@ -304,11 +313,13 @@ fn a_repeat_past_the_limit_is_refused_not_run_or_recorded_without_bound() {
             Some("1G"),
             &[
                 "sample",
-                spec,
+                "specs/ncsn.diff",
                 "--data",
                 "moons",
                 "--count",
                 "4",
+                "--param",
+                "steps_per_level=99999999999999999999",
                 "--backend",
                 backend,
                 "--out",
@@ -317,12 +328,22 @@ fn a_repeat_past_the_limit_is_refused_not_run_or_recorded_without_bound() {
             &[want],
         );
     }
-    let out = dir.join("build");
-    refused(
-        Some("1G"),
-        &["build", spec, "--out", out.to_str().unwrap()],
-        &[want],
-    );
+}
+
+/// `check` and `build --target cpu` of the spec at `p`, each of which must exit 1 (a spec with
+/// errors): each one's arguments and stderr.
+fn check_and_build(p: &str) -> Vec<(Vec<&str>, String)> {
+    [
+        vec!["check", p],
+        vec!["build", p, "--target", "cpu", "-o", "/dev/null/x"],
+    ]
+    .into_iter()
+    .map(|args| {
+        let (code, err) = run(None, &args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        (args, err)
+    })
+    .collect()
 }
 
 /// `specs/ddpm.diff` with `const deep = EXPR` at the top of its first process, and that line's
@@ -363,12 +384,7 @@ fn deeply_nested_specs_are_refused_not_a_stack_overflow() {
     for (name, expr) in &cases {
         let (path, line) = deep_spec(name, expr);
         let p = path.to_str().unwrap();
-        for args in [
-            vec!["check", p],
-            vec!["build", p, "--target", "cpu", "-o", "/dev/null/x"],
-        ] {
-            let (code, err) = run(None, &args);
-            assert_eq!(code, Some(1), "{name} {args:?}: {err}");
+        for (args, err) in check_and_build(p) {
             assert!(
                 err.contains("error[E0001]: this nests too deeply"),
                 "{name}: {err}"
@@ -430,13 +446,7 @@ fn specs_that_expand_exponentially_stop_at_the_expression_budget() {
         ),
     ] {
         let (path, _) = spec_with(name, &fns, &expr);
-        let p = path.to_str().unwrap();
-        for args in [
-            vec!["check", p],
-            vec!["build", p, "--target", "cpu", "-o", "/dev/null/x"],
-        ] {
-            let (code, err) = run(None, &args);
-            assert_eq!(code, Some(1), "{name} {args:?}: {err}");
+        for (args, err) in check_and_build(path.to_str().unwrap()) {
             assert!(
                 err.contains("error[E0204]: the process expands to more than 262144 expressions")
                     && err.contains("the budget ran out at"),
