@@ -92,7 +92,19 @@ impl RunArgs {
                 ));
             }
         }
-        load_data(&self.data, self.train_count, self.data_seed)
+        let data = load_data(&self.data, self.train_count, self.data_seed)?;
+        // The point scores measure against the training points' support radius, 3 times their
+        // median nearest-neighbour distance: not defined below two points.
+        if let Dataset::Points { dim, points } = &data {
+            let n = if *dim == 0 { 0 } else { points.len() / dim };
+            if *dim == 0 || n < 2 {
+                return Err(format!(
+                    "`{}` holds {n} training points of dimension {dim}: the point scores need at least 2 points of dimension 1 or more (their support radius is 3 times the median nearest-neighbour distance)",
+                    self.data
+                ));
+            }
+        }
+        Ok(data)
     }
 }
 

@@ -1204,6 +1204,23 @@ fn metrics(args: &MetricsArgs) -> Result<(), String> {
         Some(path) => Some(read_graphs(path)?),
         None => None,
     };
+    // A graph without nodes has no degree, clustering, orbit or spectral distribution: an MMD
+    // over it is not a number, so it is refused rather than printed as NaN.
+    let statistics = [
+        Metric::Degree,
+        Metric::Clustering,
+        Metric::Orbit,
+        Metric::Spectral,
+    ];
+    if chosen.iter().any(|m| statistics.contains(m)) {
+        for (set, graphs) in [(&args.generated, &generated), (&args.reference, &reference)] {
+            if let Some(i) = graphs.iter().position(|g| g.nodes() == 0) {
+                return Err(format!(
+                    "`{set}`: graph {i} (in file order, from 0) has no nodes, so its degree, clustering, orbit and spectral statistics are not defined; leave it out, or ask only for --metrics unique,novel"
+                ));
+            }
+        }
+    }
     let options = metrics::Options {
         convention,
         metrics: chosen,

@@ -637,3 +637,45 @@ fn an_empty_out_folder_is_refused() {
         );
     }
 }
+
+/// Class 8: scores that would be NaN are refused, not printed: the graph statistics of a graph
+/// with no nodes, and the point scores of a single training point.
+#[test]
+fn scores_that_are_not_numbers_are_refused() {
+    let dir = temp_dir("nan-scores");
+    let (empty, edge) = (dir.join("empty"), dir.join("edge"));
+    for (d, text) in [(&empty, "nodes 0\n"), (&edge, "0 1\n")] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("a.txt"), text).unwrap();
+    }
+    let (e, g) = (empty.to_str().unwrap(), edge.to_str().unwrap());
+    refused(
+        None,
+        &["metrics", e, g],
+        &["graph 0 (in file order, from 0) has no nodes"],
+    );
+    refused(
+        None,
+        &["metrics", g, e],
+        &["graph 0 (in file order, from 0) has no nodes"],
+    );
+    let (code, err) = run(None, &["metrics", e, g, "--metrics", "unique"]);
+    assert_eq!(code, Some(0), "uniqueness is defined: {err}");
+    let out = dir.join("out");
+    refused(
+        None,
+        &[
+            "sample",
+            "specs/dpm_solver.diff",
+            "--data",
+            "moons",
+            "--train-count",
+            "1",
+            "--count",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["holds 1 training points of dimension 2: the point scores need at least 2 points"],
+    );
+}
