@@ -540,6 +540,11 @@ fn bind_sizes(p: &Process, prog: &Program, call: &Call) -> Result<HashMap<String
             .ok_or_else(|| format!("missing input `{}`", port.name))?;
         port_sizes(p, port, &t.shape, call.batch, &mut sizes)?;
         check_values(t, port.elem, &port.name)?;
+        if matches!(&port.extent, crate::entries::Extent::Field(s) if s.sym)
+            && is_field_value(p, &port.name)
+        {
+            check_sym_tensor(&port.name, t)?;
+        }
     }
     Ok(sizes)
 }
@@ -652,6 +657,79 @@ fn check_values(t: &Tensor, elem: Elem, name: &str) -> Result<(), String> {
         _ => return Err(wrong_elem(name, elem)),
     }
     Ok(())
+}
+
+/// Whether input `name` is a value of one of the process's fields (`E`, `E_0`, `E_t`), not a
+/// network output (`phi.E`, which a step reads from the upper triangle) or a draw.
+pub(crate) fn is_field_value(p: &Process, name: &str) -> bool {
+    !name.contains('.')
+        && p.fields.iter().any(|f| {
+            name == f.name
+                || name
+                    .strip_prefix(f.name.as_str())
+                    .is_some_and(|rest| rest.starts_with('_'))
+        })
+}
+
+/// A `sym` field's value (`[batch, n, n]`, then a class axis for a `vec<K>`) must be
+/// symmetric with an empty diagonal (0, class 0, `false`) in every sample, as the field's own
+/// draws are: otherwise the first entry that is not names its position and value.
+pub(crate) fn check_sym<T: PartialEq + Default + std::fmt::Debug>(
+    name: &str,
+    shape: &[usize],
+    v: &[T],
+) -> Result<(), String> {
+    if shape.len() < 3 {
+        return Ok(());
+    }
+    let (b, n) = (shape[0], shape[1]);
+    let k: usize = shape[3..].iter().product();
+    if shape[2] != n || b.checked_mul(n * n * k) != Some(v.len()) {
+        return Ok(()); // a length that does not match is reported with the shape
+    }
+    let zero = T::default();
+    let at = |s: usize, i: usize, j: usize, c: usize| ((s * n + i) * n + j) * k + c;
+    let class = |c: usize| {
+        if shape.len() > 3 {
+            format!(", {c}")
+        } else {
+            String::new()
+        }
+    };
+    for s in 0..b {
+        for i in 0..n {
+            for c in 0..k {
+                let d = &v[at(s, i, i, c)];
+                if *d != zero {
+                    return Err(format!(
+                        "input `{name}` is a symmetric field with an empty diagonal, but holds {d:?} at [{s}, {i}, {i}{}]",
+                        class(c)
+                    ));
+                }
+            }
+            for j in i + 1..n {
+                for c in 0..k {
+                    let (x, y) = (&v[at(s, i, j, c)], &v[at(s, j, i, c)]);
+                    if x != y {
+                        return Err(format!(
+                            "input `{name}` is a symmetric field, but holds {x:?} at [{s}, {i}, {j}{c_}] and {y:?} at [{s}, {j}, {i}{c_}]",
+                            c_ = class(c)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`check_sym`] on a tensor.
+pub(crate) fn check_sym_tensor(name: &str, t: &Tensor) -> Result<(), String> {
+    match &t.data {
+        Data::F32(v) => check_sym(name, &t.shape, v),
+        Data::Class(v) => check_sym(name, &t.shape, v),
+        Data::Bool(v) => check_sym(name, &t.shape, v),
+    }
 }
 
 /// The error for input `name`'s first non-finite value, `v[i]`.
@@ -1816,7 +1894,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// Refuses an entry's output that is not a number: NaN in any output, and ±inf in a loss's
-/// outputs (the loss, its gradients and its terms), where it means the loss overflowed f32.
+/// outputs (the loss, its gradients and its terms), which no training step can use.
 /// Elsewhere an infinity can be the answer (`log_q` of an impossible value is −inf).
 pub(crate) fn check_output(
     kind: crate::entries::EntryKind,
@@ -1831,7 +1909,7 @@ pub(crate) fn check_output(
     {
         Some(i) if x[i].is_nan() => Err(format!("output `{name}` is NaN at flat index {i}")),
         Some(i) => Err(format!(
-            "output `{name}` is {} at flat index {i}: the loss overflows f32",
+            "output `{name}` is {} at flat index {i}: a loss must be finite (a probability of 0 for the data, or a value past f32)",
             x[i]
         )),
         None => Ok(()),
@@ -2050,6 +2128,9 @@ pub(crate) fn sample_with(
     for (name, t) in &call.state {
         let f = state_sizes(p, name, &t.shape, call.batch, &mut sizes)?;
         check_values(t, f.elem, name)?;
+        if f.shape.sym {
+            check_sym_tensor(name, t)?;
+        }
     }
     check_call_size(p, &sp.prog, call.batch, &sizes)?;
     check_masks(p, &call.masks, call.batch, &sizes)?;

@@ -514,7 +514,11 @@ fn random_batch(p: &Process, port: &Port, rng: &mut StdRng, batch: usize) -> Ten
         }
         _ => Data::F32((0..per).map(|_| rng.random_range(-1.0f32..1.0)).collect()),
     };
-    Tensor { shape, data }
+    let mut t = Tensor { shape, data };
+    if matches!(&port.extent, PortExtent::Field(s) if s.sym) && !port.name.contains('.') {
+        common::symmetrize(&mut t);
+    }
+    t
 }
 
 /// Write a C program that runs every sampler and every tabulated entry of a spec's processes,
@@ -1257,9 +1261,18 @@ fn vp_sde_with_a_time_per_sample_and_digress_with_run_time_params_equal_diffc_ev
     let xs: Vec<i64> = (0..graphs * nodes)
         .map(|_| rng.random_range(0..4))
         .collect();
-    let es: Vec<i64> = (0..graphs * nodes * nodes)
+    // A symmetric E_0 with an empty diagonal, as the field holds.
+    let mut es: Vec<i64> = (0..graphs * nodes * nodes)
         .map(|_| rng.random_range(0..4))
         .collect();
+    for g in 0..graphs {
+        for i in 0..nodes {
+            es[(g * nodes + i) * nodes + i] = 0;
+            for j in 0..i {
+                es[(g * nodes + i) * nodes + j] = es[(g * nodes + j) * nodes + i];
+            }
+        }
+    }
     let (x0, e0, tg) = (dir.join("X0.npy"), dir.join("E0.npy"), dir.join("tg.npy"));
     let i64s = |p: &Path, shape: Vec<usize>, v: &[i64]| {
         diffc::npy::write_file(

@@ -64,8 +64,11 @@ fn steps_are_fused_into_few_kernels() {
                     if let Elem::Vec(k) = f.elem {
                         dims.push(k as usize);
                     }
-                    call.state
-                        .insert(f.name.clone(), tensor_for(&p, f.elem, dims, &mut gen));
+                    let mut t = tensor_for(&p, f.elem, dims, &mut gen);
+                    if f.shape.sym {
+                        common::symmetrize(&mut t);
+                    }
+                    call.state.insert(f.name.clone(), t);
                 }
             }
             call.single_step = Some(diffc::interp::SingleStep {
@@ -127,8 +130,11 @@ fn results_do_not_depend_on_the_thread_split() {
                 Extent::Field(shape) => {
                     let mut dims = vec![3];
                     dims.extend(shape.dims.iter().map(|_| 13));
-                    call.inputs
-                        .insert(port.name.clone(), tensor_for(&p, port.elem, dims, &mut g));
+                    let mut t = tensor_for(&p, port.elem, dims, &mut g);
+                    if shape.sym && !port.name.contains('.') {
+                        common::symmetrize(&mut t);
+                    }
+                    call.inputs.insert(port.name.clone(), t);
                 }
                 Extent::Scalar if port.name != "seed" => {
                     call.inputs

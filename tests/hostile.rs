@@ -603,7 +603,7 @@ fn a_loss_that_overflows_is_an_error_not_inf() {
                     "--backend",
                     backend,
                 ],
-                &["is inf at flat index 0: the loss overflows f32"],
+                &["is inf at flat index 0: a loss must be finite"],
             );
         }
     }
@@ -678,4 +678,108 @@ fn scores_that_are_not_numbers_are_refused() {
         ],
         &["holds 1 training points of dimension 2: the point scores need at least 2 points"],
     );
+}
+
+/// Class 8: a value of a `sym` field that is not symmetric, or holds something on its
+/// diagonal, is refused with the first entry that breaks it, on every CPU backend, for an
+/// entry's input and for a step's state; a symmetric one with an empty diagonal runs.
+#[test]
+fn symmetric_fields_refuse_asymmetric_values_and_a_full_diagonal() {
+    use diffc::npy::{Array, Data};
+    let dir = temp_dir("sym");
+    let save = |name: &str, shape: Vec<usize>, v: Vec<i64>| {
+        let path = dir.join(name);
+        diffc::npy::write_file(
+            &Array {
+                shape,
+                data: Data::I64(v),
+            },
+            &path,
+        )
+        .unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let x = save("x.npy", vec![1, 3], vec![0, 1, 2]);
+    let good = save("good.npy", vec![1, 3, 3], vec![0, 1, 0, 1, 0, 2, 0, 2, 0]);
+    let asym = save("asym.npy", vec![1, 3, 3], vec![0, 1, 0, 2, 0, 0, 0, 0, 0]);
+    let diag = save("diag.npy", vec![1, 3, 3], vec![0, 1, 0, 1, 3, 2, 0, 2, 0]);
+    let phi_x = dir.join("phi_x.npy");
+    let phi_e = dir.join("phi_e.npy");
+    for (path, shape) in [(&phi_x, vec![1, 3, 4]), (&phi_e, vec![1, 3, 3, 4])] {
+        let n: usize = shape.iter().product();
+        diffc::npy::write_file(
+            &Array {
+                shape,
+                data: Data::F32(vec![0.25; n]),
+            },
+            path,
+        )
+        .unwrap();
+    }
+    let asym_at = "input `E_0` is a symmetric field, but holds 1 at [0, 0, 1] and 2 at [0, 1, 0]";
+    let diag_at =
+        "input `E_0` is a symmetric field with an empty diagonal, but holds 3 at [0, 1, 1]";
+    for backend in ["interp", "cpu"] {
+        let forward = |e: &str| {
+            run(
+                None,
+                &[
+                    "eval",
+                    "specs/digress.diff",
+                    "--entry",
+                    "forward",
+                    "--in",
+                    &format!("X_0={x}"),
+                    "--in",
+                    &format!("E_0={e}"),
+                    "--set",
+                    "t=3",
+                    "--backend",
+                    backend,
+                ],
+            )
+        };
+        let (code, err) = forward(&good);
+        assert_eq!(code, Some(0), "{backend}: {err}");
+        for (e, want) in [(&asym, asym_at), (&diag, diag_at)] {
+            let (code, err) = forward(e);
+            assert_eq!(code, Some(2), "{backend}: {err}");
+            assert!(err.contains(want), "{backend}: {err}");
+        }
+        let step = |e: &str| {
+            run(
+                None,
+                &[
+                    "eval",
+                    "specs/digress.diff",
+                    "--sampler",
+                    "ancestral",
+                    "--entry",
+                    "step",
+                    "--in",
+                    &format!("X={x}"),
+                    "--in",
+                    &format!("E={e}"),
+                    "--in",
+                    &format!("phi.X={}", phi_x.display()),
+                    "--in",
+                    &format!("phi.E={}", phi_e.display()),
+                    "--set",
+                    "t=3",
+                    "--set",
+                    "s=2",
+                    "--backend",
+                    backend,
+                ],
+            )
+        };
+        let (code, err) = step(&good);
+        assert_eq!(code, Some(0), "{backend} step: {err}");
+        let (code, err) = step(&asym);
+        assert_eq!(code, Some(2), "{backend} step: {err}");
+        assert!(
+            err.contains("input `E` is a symmetric field"),
+            "{backend} step: {err}"
+        );
+    }
 }

@@ -221,9 +221,11 @@ fn check_bayes(
                 let z: f64 = joint.iter().sum();
                 let tensor = |c: usize| -> Tensor {
                     if bool_field {
+                        // A symmetric field of two nodes: the pair (0, 1) holds c, the
+                        // diagonal is empty.
                         Tensor {
-                            shape: vec![1, 1, 1],
-                            data: Data::Bool(vec![c == 1]),
+                            shape: vec![1, 2, 2],
+                            data: Data::Bool(vec![false, c == 1, c == 1, false]),
                         }
                     } else {
                         Tensor {
@@ -240,12 +242,12 @@ fn check_bayes(
                 let c = Call {
                     batch: 1,
                     inputs,
-                    sizes: [("n".to_string(), 1)].into(),
+                    sizes: [("n".to_string(), if bool_field { 2 } else { 1 })].into(),
                     ..Call::default()
                 };
                 let out = run(&p, &prog, &c).unwrap();
                 let got: Vec<f64> = match (bool_field, f32s(&out[0])) {
-                    (true, v) => vec![1.0 - v[0] as f64, v[0] as f64],
+                    (true, v) => vec![1.0 - v[1] as f64, v[1] as f64],
                     (false, v) => v.iter().map(|x| *x as f64).collect(),
                 };
                 for cl in 0..classes {
@@ -496,7 +498,8 @@ fn edge_forward_is_symmetric_with_an_empty_diagonal() {
         "A_0".to_string(),
         Tensor {
             shape: vec![1, n, n],
-            data: Data::Bool(vec![true; n * n]),
+            // The complete graph: every pair an edge, the diagonal empty as the field's is.
+            data: Data::Bool((0..n * n).map(|k| k / n != k % n).collect()),
         },
     );
     inputs.insert("t".to_string(), Tensor::scalar(t as f32));
@@ -616,8 +619,11 @@ fn every_forward_entry_draws_its_marginal() {
                     diffc::typed::Elem::Cat(_) => Data::Class(vec![1; n]),
                     _ => Data::F32(vec![0.5; n]),
                 };
-                call.inputs
-                    .insert(port.name.clone(), Tensor { shape: dims, data });
+                let mut x = Tensor { shape: dims, data };
+                if shape.sym && !port.name.contains('.') {
+                    common::symmetrize(&mut x);
+                }
+                call.inputs.insert(port.name.clone(), x);
             }
             let out = run(&p, &prog, &call).unwrap();
             let mut o = 0;
@@ -844,8 +850,11 @@ fn every_prior_draws_its_distribution() {
 #[test]
 fn node_masks_leave_padding_out() {
     let (n, m) = (5usize, 8usize);
+    // Padding holds `fill` off the diagonal (symmetric, as a `sym` field must be).
     let pad = |v: &[f32], fill: f32| -> Vec<f32> {
-        let mut out = vec![fill; m * m];
+        let mut out: Vec<f32> = (0..m * m)
+            .map(|k| if k / m == k % m { 0.0 } else { fill })
+            .collect();
         for i in 0..n {
             for j in 0..n {
                 out[i * m + j] = v[i * n + j];
@@ -992,7 +1001,10 @@ fn node_masks_leave_padding_out() {
     let fwd = Call {
         batch: 1,
         inputs: [
-            ("A_0".to_string(), bool_t(&[1, m, m], vec![true; m * m])),
+            (
+                "A_0".to_string(),
+                bool_t(&[1, m, m], (0..m * m).map(|k| k / m != k % m).collect()),
+            ),
             ("t".to_string(), Tensor::scalar(1.0)),
         ]
         .into(),

@@ -121,8 +121,11 @@ fn full_state(p: &Process, call: &mut SampleCall, batch: usize, size: usize, g: 
             if let Elem::Vec(k) = f.elem {
                 dims.push(k as usize);
             }
-            call.state
-                .insert(f.name.clone(), tensor_for(p, f.elem, dims, g));
+            let mut t = tensor_for(p, f.elem, dims, g);
+            if f.shape.sym {
+                common::symmetrize(&mut t);
+            }
+            call.state.insert(f.name.clone(), t);
         }
     }
 }

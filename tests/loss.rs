@@ -44,7 +44,7 @@ fn loss_call(p: &Process, prog: &Program, batch: usize, t: Tensor, rng: &mut Std
                 dims.extend(shape.dims.iter().map(|_| N));
                 let count: usize = dims.iter().product();
                 let net = port.name.contains('.');
-                match port.elem {
+                let mut x = match port.elem {
                     Elem::Real if net && port.name.ends_with(".A") && p.name == "edge" => Tensor {
                         shape: dims,
                         data: Data::F32((0..count).map(|_| rng.random_range(0.2..0.8)).collect()),
@@ -77,7 +77,11 @@ fn loss_call(p: &Process, prog: &Program, batch: usize, t: Tensor, rng: &mut Std
                         }
                     }
                     Elem::Mat(_) => unreachable!(),
+                };
+                if shape.sym && !net {
+                    common::symmetrize(&mut x);
                 }
+                x
             }
         };
         call.inputs.insert(port.name.clone(), x);

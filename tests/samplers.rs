@@ -1237,7 +1237,12 @@ fn the_digress_step_draws_its_mixtures() {
                 "E".to_string(),
                 Tensor {
                     shape: vec![b, n, n],
-                    data: Data::Class(vec![et; b * n * n]),
+                    // Every pair at class `et`, the diagonal empty.
+                    data: Data::Class(
+                        (0..b * n * n)
+                            .map(|k| if (k / n) % n == k % n { 0 } else { et })
+                            .collect(),
+                    ),
                 },
             ),
         ]

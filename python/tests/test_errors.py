@@ -157,3 +157,31 @@ def test_non_contiguous_float32_is_copied_in_order():
     b = proc.forward(x_0=np.ascontiguousarray(view), t=10, seed=1)
     assert np.array_equal(a["x_t"], b["x_t"])
 
+
+
+def test_a_marked_approximation_is_kept_but_not_issued(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = diffc.load(str(SPECS / "digress.diff"))
+    assert [d.code for d in p.diagnostics] == ["W0002", "W0002"]
+    # Another warning beside it is issued, with every diagnostic rendered.
+    text = (SPECS / "digress.diff").read_text().replace(
+        "process digress {", "process digress {\n  schedule unused(t) = 1", 1
+    )
+    with pytest.warns(diffc.SpecWarning, match="W0001"):
+        diffc.loads(text)
+
+
+def test_a_symmetric_field_refuses_an_asymmetric_value():
+    p = diffc.load(str(SPECS / "digress.diff"))
+    x = np.zeros((1, 3), np.int64)
+    e = np.zeros((1, 3, 3), np.int64)
+    e[0, 0, 1], e[0, 1, 0] = 1, 2
+    for backend in ["interp", "cpu"]:
+        with pytest.raises(ValueError, match=r"input `E_0` is a symmetric field, but holds 1 at \[0, 0, 1\]"):
+            p.forward(X_0=x, E_0=e, t=3, backend=backend)
+    e[0, 1, 0] = 1
+    out = p.forward(X_0=x, E_0=e, t=3)
+    assert (out["E_t"][0] == out["E_t"][0].T).all()

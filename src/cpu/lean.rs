@@ -635,6 +635,9 @@ impl StepRunner {
             let a = &inputs.state[name];
             let f = interp::state_sizes(p, name, a.shape, call.batch, &mut sizes)?;
             check_values(name, a, f.elem, self.opts.threads)?;
+            if f.shape.sym {
+                check_sym_lent(name, a)?;
+            }
         }
         interp::check_call_size(p, &unit.prog, call.batch, &sizes)?;
         interp::check_masks(p, &call.masks, call.batch, &sizes)?;
@@ -662,6 +665,15 @@ impl StepRunner {
         prep.traces.get(key, || {
             aot::trace_single(p, std::slice::from_ref(&prep.unit), 0, call)
         })
+    }
+}
+
+/// [`interp::check_sym`] on a lent array.
+fn check_sym_lent(name: &str, a: &Lent) -> Result<(), String> {
+    match a.data {
+        LentData::F32(v) => interp::check_sym(name, a.shape, v),
+        LentData::U32(v) => interp::check_sym(name, a.shape, v),
+        LentData::U8(v) => interp::check_sym(name, a.shape, v),
     }
 }
 
@@ -816,6 +828,11 @@ impl EntryRunner {
                 interp::port_sizes(p, port, a.shape, batch, &mut sizes)?;
             }
             check_values(&port.name, a, port.elem, self.opts.threads)?;
+            if matches!(&port.extent, crate::entries::Extent::Field(s) if s.sym)
+                && interp::is_field_value(p, &port.name)
+            {
+                check_sym_lent(&port.name, a)?;
+            }
         }
         for name in arrays.keys() {
             if !prog.inputs.iter().any(|x| &x.name == name) {

@@ -104,7 +104,10 @@ pub fn entry_call(p: &Process, prog: &Program, batch: usize, size: usize, seed: 
                 if let Elem::Vec(k) = port.elem {
                     dims.push(k as usize);
                 }
-                let t = tensor_for(p, port.elem, dims, &mut g);
+                let mut t = tensor_for(p, port.elem, dims, &mut g);
+                if shape.sym && !port.name.contains('.') {
+                    super::symmetrize(&mut t);
+                }
                 call.inputs.insert(port.name.clone(), t);
             }
             Extent::Sample => {
@@ -263,7 +266,11 @@ pub fn sampler_call(
         if let Elem::Vec(k) = f.elem {
             dims.push(k as usize);
         }
-        state.insert(f.name.clone(), tensor_for(p, f.elem, dims, &mut g));
+        let mut t = tensor_for(p, f.elem, dims, &mut g);
+        if f.shape.sym {
+            super::symmetrize(&mut t);
+        }
+        state.insert(f.name.clone(), t);
     }
     SampleCall {
         seed,
