@@ -387,7 +387,7 @@ fn deeply_nested_specs_are_refused_not_a_stack_overflow() {
         for (args, err) in check_and_build(p) {
             assert!(
                 err.contains("error[E0001]: this nests too deeply"),
-                "{name}: {err}"
+                "{name} {args:?}: {err}"
             );
             assert!(
                 err.contains(&format!("{p}:{line}:")),
@@ -450,7 +450,7 @@ fn specs_that_expand_exponentially_stop_at_the_expression_budget() {
             assert!(
                 err.contains("error[E0204]: the process expands to more than 262144 expressions")
                     && err.contains("the budget ran out at"),
-                "{name}: {err}"
+                "{name} {args:?}: {err}"
             );
         }
     }
