@@ -783,3 +783,43 @@ fn symmetric_fields_refuse_asymmetric_values_and_a_full_diagonal() {
         );
     }
 }
+
+/// Class 6: the spectrum of a star of 10,000 leaves (dense in every node order) comes from its
+/// quotient by twins (`graph::spectrum`, tested against the dense reduction there), well
+/// within the timeout: it ran for minutes as a dense 10,001 × 10,001 reduction.
+#[test]
+fn the_spectrum_of_a_large_star_is_fast() {
+    let dir = temp_dir("star");
+    let (star, path) = (dir.join("star"), dir.join("path"));
+    std::fs::create_dir_all(&star).unwrap();
+    std::fs::create_dir_all(&path).unwrap();
+    let edges: String = (1..=10_000).map(|v| format!("0 {v}\n")).collect();
+    std::fs::write(star.join("a.txt"), edges).unwrap();
+    std::fs::write(path.join("a.txt"), "0 1\n1 2\n").unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -v 4000000 && exec timeout 120 \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_diffc"))
+        .args([
+            "metrics",
+            star.to_str().unwrap(),
+            path.to_str().unwrap(),
+            "--metrics",
+            "spectral",
+        ]);
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("spectral"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("no spectral score: {text}"));
+    assert!(value.is_finite() && value > 0.0, "{text}");
+}

@@ -14,7 +14,11 @@
 //!   two blocks' width.
 //!
 //! The band path is taken when the component has at least [`BAND_MIN_NODES`] nodes and its
-//! estimated operation count is below m³; otherwise the dense one.
+//! estimated operation count is below m³; otherwise the dense one. Before either, a component
+//! of at least [`BAND_MIN_NODES`] nodes whose twins (nodes with the same neighbours) make up
+//! at least half of it is reduced to its quotient by them (`twin_quotient`): each class of k
+//! twins gives the eigenvalue 1 k − 1 times, and the quotient the rest. A star of 10,000
+//! leaves, dense in any node order, is then a 2 × 2 matrix.
 //! Either way the eigenvalues of the tridiagonal matrix come from the root-free QL method of
 //! Pal, Walker and Kahan, in f64, and the two paths agree to rounding.
 
@@ -56,6 +60,13 @@ fn eigenvalues_by_components(g: &Graph, force_band: bool) -> Vec<f64> {
             // An isolated node's row is zero.
             eig.push(0.0);
             continue;
+        }
+        if m >= BAND_MIN_NODES && !force_band {
+            if let Some((r, quotient)) = twin_quotient(g, &comp, &mut pos) {
+                eig.extend(std::iter::repeat_n(1.0, m - r));
+                eig.extend(symmetric_eigenvalues(r, quotient));
+                continue;
+            }
         }
         let plan = if m < BAND_MIN_NODES && !force_band {
             None
@@ -101,6 +112,44 @@ fn eigenvalues_by_components(g: &Graph, force_band: bool) -> Vec<f64> {
     }
     eig.sort_by(f64::total_cmp);
     eig
+}
+
+/// The quotient of a component by its twins, where that at least halves it: `(r, M)` with `M`
+/// the `r × r` row-major matrix over the twin classes. Twins are nodes with the same
+/// neighbours (so never adjacent to each other, and of one degree d); for a class C of k
+/// twins, each vector that is zero outside C and sums to 0 on it is an eigenvector of the
+/// normalised Laplacian with eigenvalue 1 (its image under A is 0), which gives k − 1 of them,
+/// and the rest of the spectrum is that of M, with M[C, C] = 1 and, for adjacent classes,
+/// M[C, C'] = −√(k k′) / √(d d′). A star of n leaves reduces to 2 × 2; a component without
+/// many twins is left to the band or dense path. `class` receives each node's class.
+fn twin_quotient(g: &Graph, comp: &[usize], class: &mut [usize]) -> Option<(usize, Vec<f64>)> {
+    let mut index: std::collections::HashMap<&[u32], usize> = std::collections::HashMap::new();
+    let mut members: Vec<(usize, usize)> = Vec::new(); // (a node, the class size)
+    for &u in comp {
+        let next = members.len();
+        let c = *index.entry(g.neighbours(u)).or_insert(next);
+        if c == next {
+            members.push((u, 0));
+        }
+        members[c].1 += 1;
+        class[u] = c;
+    }
+    let r = members.len();
+    if 2 * r > comp.len() {
+        return None;
+    }
+    let mut q = vec![0.0; r * r];
+    for (c, &(u, k)) in members.iter().enumerate() {
+        q[c * r + c] = 1.0;
+        let du = g.degree(u) as f64;
+        for &v in g.neighbours(u) {
+            let c2 = class[v as usize];
+            let (v_rep, k2) = members[c2];
+            let dv = g.degree(v_rep) as f64;
+            q[c * r + c2] = -((k * k2) as f64).sqrt() / (du * dv).sqrt();
+        }
+    }
+    Some((r, q))
 }
 
 /// How to reduce one connected component by bulge chasing: the node order, the block ends of
@@ -973,6 +1022,65 @@ mod tests {
             ("grid", grid(7, 5)),
             ("no edges", Graph::from_edges(6, [])),
         ] {
+            check(name, &g);
+        }
+    }
+
+    /// Graphs made mostly of twins (stars, complete bipartite graphs, hubs with many leaves,
+    /// and those beside other components) take the quotient by their twins, which agrees with
+    /// the dense eigenvalues of the whole matrix.
+    #[test]
+    fn the_twin_quotient_agrees_with_dense() {
+        let mut rng = Rng(11);
+        let star = |leaves: usize| Graph::from_edges(leaves + 1, (1..=leaves).map(|v| (0, v)));
+        let bipartite = |a: usize, b: usize| {
+            Graph::from_edges(a + b, (0..a).flat_map(|u| (a..a + b).map(move |v| (u, v))))
+        };
+        // Ten hubs in a path with a few random chords, each with 15 leaves of its own and 5
+        // shared with the next hub.
+        let mut edges = Vec::new();
+        let hubs = 10;
+        let mut next = hubs;
+        for h in 0..hubs {
+            if h + 1 < hubs {
+                edges.push((h, h + 1));
+            }
+            if rng.next() % 3 == 0 {
+                edges.push((h, (h + 3) % hubs));
+            }
+            for _ in 0..15 {
+                edges.push((h, next));
+                next += 1;
+            }
+            for _ in 0..5 {
+                edges.push((h, next));
+                edges.push(((h + 1) % hubs, next));
+                next += 1;
+            }
+        }
+        let hubs_graph = Graph::from_edges(next, edges.clone());
+        // The same beside a star and a random graph, as separate components.
+        let mut beside = edges;
+        let base = next;
+        beside.extend((1..=80).map(|v| (base, base + v)));
+        let g2 = gnp(&mut rng, 30, 0.2);
+        let base2 = base + 81;
+        beside.extend(g2.edges().map(|(u, v)| (base2 + u, base2 + v)));
+        let beside = Graph::from_edges(base2 + 30, beside);
+        for (name, g) in [
+            ("star(200)", star(200)),
+            ("K(3, 100)", bipartite(3, 100)),
+            ("hubs", hubs_graph),
+            ("hubs beside a star and G(30, 0.2)", beside),
+        ] {
+            let comp: Vec<usize> = (0..g.nodes()).filter(|&v| g.degree(v) > 0).collect();
+            if g.is_connected() {
+                let mut class = vec![0; g.nodes()];
+                assert!(
+                    twin_quotient(&g, &comp, &mut class).is_some(),
+                    "{name}: the twin quotient is taken"
+                );
+            }
             check(name, &g);
         }
     }
