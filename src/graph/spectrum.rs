@@ -1045,7 +1045,7 @@ mod tests {
             if h + 1 < hubs {
                 edges.push((h, h + 1));
             }
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 edges.push((h, (h + 3) % hubs));
             }
             for _ in 0..15 {
