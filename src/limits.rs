@@ -29,6 +29,15 @@ pub const MAX_REPEAT: u64 = 1 << 23;
 /// or memory.
 pub const MAX_EXPRS: usize = 1 << 18;
 
+/// The largest matrix the checker builds, `mat<K>` with K at most 4,096 (16,777,216 entries,
+/// 128 MiB in f64): `eye(K)`, `ones(K, K)` and a declared `mat<K>` past it are refused where
+/// they are written.
+pub const MAX_MATRIX_SIZE: u32 = 4096;
+
+/// The most numbers the checker tabulates for one schedule (its values' width — K for a
+/// `vec<K>`, K² for a `mat<K>` — times the times it is checked at): 2^27.
+pub const MAX_SCHEDULE_NUMBERS: u64 = 1 << 27;
+
 /// The most times `diffc explain --table NAME --points N` may tabulate a continuous schedule at:
 /// 10^6.
 pub const MAX_TABLE_POINTS: usize = 1_000_000;

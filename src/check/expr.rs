@@ -1565,6 +1565,9 @@ impl<'a> Checker<'a> {
                 (B::Eye, _) | (B::Ones, 2) => Elem::Mat(k),
                 _ => Elem::Vec(k),
             };
+            if matches!(elem, Elem::Mat(_)) && !self.matrix_fits(k, span) {
+                return self.err_expr(span);
+            }
             if b == B::OneHot {
                 let c = self.value(&args[0].value, cx);
                 let ct = self.ty(c).clone();

@@ -544,13 +544,38 @@ impl<'a> Checker<'a> {
         Some(v as u32)
     }
 
+    /// Whether a `mat<k>` is within [`crate::limits::MAX_MATRIX_SIZE`]; reports it at `span`
+    /// when it is not.
+    pub(crate) fn matrix_fits(&mut self, k: u32, span: Span) -> bool {
+        let most = crate::limits::MAX_MATRIX_SIZE;
+        if k <= most {
+            return true;
+        }
+        self.error(
+            Diagnostic::error(
+                Code::Const,
+                span,
+                format!("a matrix is at most {most} × {most}, but this one is {k} × {k}"),
+            )
+            .with_label(format!("mat<{k}>: {} entries", u64::from(k) * u64::from(k)))
+            .with_note("the checker evaluates matrices in f64; a categorical kernel over this many classes can be written without one (a mixture with `onehot` and a marginal)"),
+        );
+        false
+    }
+
     fn type_expr(&mut self, t: &ast::TypeExpr) -> Option<Elem> {
         Some(match &t.kind {
             ast::TypeKind::Real => Elem::Real,
             ast::TypeKind::Bool => Elem::Bool,
             ast::TypeKind::Cat(k) => Elem::Cat(self.const_count(k, "a class count", 2)?),
             ast::TypeKind::Vec(k) => Elem::Vec(self.const_count(k, "a vector length", 1)?),
-            ast::TypeKind::Mat(k) => Elem::Mat(self.const_count(k, "a matrix size", 1)?),
+            ast::TypeKind::Mat(k) => {
+                let n = self.const_count(k, "a matrix size", 1)?;
+                if !self.matrix_fits(n, k.span) {
+                    return None;
+                }
+                Elem::Mat(n)
+            }
         })
     }
 

@@ -177,6 +177,30 @@ impl<'a> Checker<'a> {
     fn tabulate_one(&mut self, i: usize, time: &Time) -> bool {
         let s = self.p.schedules[i].clone();
         let points = time.check_points();
+        // The table's size before any of it is computed.
+        let width: u64 = match s.elem {
+            Elem::Vec(k) => u64::from(k),
+            Elem::Mat(k) => u64::from(k) * u64::from(k),
+            _ => 1,
+        };
+        let numbers = width.saturating_mul(points.len() as u64 + 1);
+        let most = crate::limits::MAX_SCHEDULE_NUMBERS;
+        if numbers > most {
+            let d = Diagnostic::error(
+                Code::Const,
+                s.span,
+                format!(
+                    "schedule `{}` would be tabulated as {numbers} numbers ({} at {} times), more than the checker's {most}",
+                    s.name,
+                    s.elem.describe(),
+                    points.len()
+                ),
+            )
+            .with_label("too large to tabulate")
+            .with_note("every schedule is evaluated in f64 at every time of a discrete process (and at 1001 times of a continuous one): fewer times or a narrower value fit");
+            self.error(d);
+            return false;
+        }
         let mut values = Vec::with_capacity(points.len() + 1);
         let mut err = None;
         let mut table = Vec::new();
