@@ -129,6 +129,8 @@ pub enum Code {
     Domain,
     /// A written posterior disagrees with Bayes' rule on the forward kernels.
     Bayes,
+    /// A written marginal disagrees with the composition of the written one-step kernel.
+    Composition,
     /// A network is declared or called wrongly.
     Network,
     /// A network output is used under a parameterisation it cannot be converted to.
@@ -169,6 +171,7 @@ impl Code {
             Code::Direction => "E0401",
             Code::ScheduleHazard => "E0402",
             Code::Bayes => "E0403",
+            Code::Composition => "E0404",
             Code::Network => "E0500",
             Code::Parameterisation => "E0501",
             Code::Loss => "E0600",

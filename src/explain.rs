@@ -213,6 +213,7 @@ fn process(out: &mut String, p: &Process) {
             KernelKind::OneStep => "forward one-step",
             KernelKind::Prior => "prior",
             KernelKind::Posterior if k.approximate.is_some() => "posterior (marked #[approximate])",
+            KernelKind::Posterior if k.derived => "posterior (derived by Bayes' rule)",
             KernelKind::Posterior => "posterior",
         };
         let target = p.version_name(k.target);
@@ -258,8 +259,20 @@ fn process(out: &mut String, p: &Process) {
                 .iter()
                 .map(|o| {
                     let f = p.field(o.field);
+                    let pre = match o.precond {
+                        Some((skip, scale)) => format!(
+                            " preconditioned({}, {}) = {} * {} + {} * {}",
+                            show(p, skip),
+                            show(p, scale),
+                            show(p, skip),
+                            f.name,
+                            show(p, scale),
+                            n.name
+                        ),
+                        None => String::new(),
+                    };
                     format!(
-                        "{}({}) : {}{}",
+                        "{}({}){pre} : {}{}",
                         o.kind.name(),
                         f.name,
                         o.ty.elem().unwrap().describe(),
@@ -417,13 +430,26 @@ fn calls_text(p: &Process, stmts: &[Stmt]) -> String {
     parts.join(" + ")
 }
 
-fn grid_name(p: &Process, g: &Grid) -> String {
+/// A grid as written: `uniform(steps)`, `karras(steps, rho, sigma_min)`, ….
+pub(crate) fn grid_name(p: &Process, g: &Grid) -> String {
     match g {
         Grid::All => "all".into(),
         Grid::Uniform(n) => format!("uniform({})", show(p, *n)),
         Grid::Quadratic(n) => format!("quadratic({})", show(p, *n)),
         Grid::LogSnr(n) => format!("logsnr({})", show(p, *n)),
-        Grid::Karras { steps, rho } => format!("karras({}, {})", show(p, *steps), show(p, *rho)),
+        Grid::Karras {
+            steps,
+            rho,
+            sigma_min,
+        } => match sigma_min {
+            Some(m) => format!(
+                "karras({}, {}, {})",
+                show(p, *steps),
+                show(p, *rho),
+                show(p, *m)
+            ),
+            None => format!("karras({}, {})", show(p, *steps), show(p, *rho)),
+        },
         Grid::List(_) => "list".into(),
     }
 }
@@ -628,6 +654,27 @@ fn conversions(p: &Process) -> Vec<String> {
             (ParamKind::V, ParamKind::X0) => {
                 format!("(({alpha}) * {x} - {sigma} * {native}) / (({alpha})^2 + {sigma}^2)")
             }
+            (ParamKind::Velocity, _) | (_, ParamKind::Velocity) => match a.rates {
+                Some(r) => {
+                    let da = subst_time(&show(p, r.dalpha), &p.time.name, &at);
+                    let ds = subst_time(&show(p, r.dsigma), &p.time.name, &at);
+                    let sg = subst_time(&show(p, r.sigma), &p.time.name, &at);
+                    let den = format!("({alpha}) * ({ds}) - ({da}) * {sg}");
+                    match (o.kind, kind) {
+                        (ParamKind::Velocity, ParamKind::X0) => {
+                            format!("(({ds}) * {x} - {sg} * {native}) / ({den})")
+                        }
+                        (ParamKind::Velocity, ParamKind::Eps) => {
+                            format!("(({alpha}) * {native} - ({da}) * {x}) / ({den})")
+                        }
+                        (ParamKind::Velocity, _) => {
+                            format!("{} from eps and x0 of {native}", kind.name())
+                        }
+                        _ => format!("({da}) * x0 + ({ds}) * eps, from {native}"),
+                    }
+                }
+                None => format!("{} from {}", kind.name(), o.kind.name()),
+            },
             _ => format!("{} from {}", kind.name(), o.kind.name()),
         };
         let line = format!("{}.{} at ({x}, {at}) = {formula}", n.name, kind.name());

@@ -2393,13 +2393,9 @@ fn grid_with(p: &Process, s: &crate::typed::Sampler, params: &[Value]) -> Result
     };
     // The grid as written and the parameters it was evaluated with, for messages.
     let grid_text = || {
-        let show = |e| crate::explain::show(p, e);
         let grid = match &s.grid {
-            Grid::Uniform(n) => format!("uniform({})", show(*n)),
-            Grid::Quadratic(n) => format!("quadratic({})", show(*n)),
-            Grid::LogSnr(n) => format!("logsnr({})", show(*n)),
-            Grid::Karras { steps, rho } => format!("karras({}, {})", show(*steps), show(*rho)),
             Grid::All | Grid::List(_) => "list".into(),
+            g => crate::explain::grid_name(p, g),
         };
         let at: Vec<String> = s
             .params
@@ -2468,13 +2464,23 @@ fn grid_with(p: &Process, s: &crate::typed::Sampler, params: &[Value]) -> Result
         Grid::Uniform(n) => grid_times(p, GridKind::Uniform, steps(*n)?)?,
         Grid::Quadratic(n) => grid_times(p, GridKind::Quadratic, steps(*n)?)?,
         Grid::LogSnr(n) => grid_times(p, GridKind::LogSnr, steps(*n)?)?,
-        Grid::Karras { steps: n, rho } => {
+        Grid::Karras {
+            steps: n,
+            rho,
+            sigma_min,
+        } => {
             let rho = ev
                 .real(*rho, &env)
                 .ok()
                 .filter(|r| *r > 0.0)
                 .ok_or_else(|| format!("sampler `{}`: rho must be a positive number", s.name))?;
-            grid_times(p, GridKind::Karras { rho }, steps(*n)?)?
+            let sigma_min = match sigma_min {
+                None => None,
+                Some(m) => Some(ev.real(*m, &env).ok().filter(|m| *m > 0.0).ok_or_else(|| {
+                    format!("sampler `{}`: sigma_min must be a positive number", s.name)
+                })?),
+            };
+            grid_times(p, GridKind::Karras { rho, sigma_min }, steps(*n)?)?
         }
     };
     // In discrete time, more steps than times repeat a time.

@@ -269,6 +269,8 @@ pub enum ParamKind {
     X0,
     Score,
     V,
+    /// dx_t/dt = a'(t) x_0 + σ'(t) ε (continuous time): rectified flow's and flow matching's target.
+    Velocity,
     Probs,
 }
 
@@ -279,6 +281,7 @@ impl ParamKind {
             ParamKind::X0 => "x0",
             ParamKind::Score => "score",
             ParamKind::V => "v",
+            ParamKind::Velocity => "velocity",
             ParamKind::Probs => "probs",
         }
     }
@@ -288,6 +291,7 @@ impl ParamKind {
             "x0" => ParamKind::X0,
             "score" => ParamKind::Score,
             "v" => ParamKind::V,
+            "velocity" => ParamKind::Velocity,
             "probs" => ParamKind::Probs,
             _ => return None,
         })
@@ -536,6 +540,8 @@ pub struct Kernel {
     pub affine: Option<Affine>,
     /// A posterior's `#[approximate]` mark: kept where it differs from Bayes' rule.
     pub approximate: Option<Span>,
+    /// A posterior the compiler derived by conjugacy (`check::derive`), not one written.
+    pub derived: bool,
     pub span: Span,
 }
 
@@ -543,6 +549,17 @@ pub struct Kernel {
 pub struct Affine {
     pub alpha: ExprId,
     pub var: ExprId,
+    /// The noise level and the time derivatives a velocity needs (continuous time; `None` where
+    /// the coefficients have no derivative here, or in discrete time).
+    pub rates: Option<Rates>,
+}
+
+/// σ(t), a'(t) and σ'(t) of a marginal `Normal(a(t) x_0, σ(t)²)`, as expressions of time.
+#[derive(Clone, Copy, Debug)]
+pub struct Rates {
+    pub sigma: ExprId,
+    pub dalpha: ExprId,
+    pub dsigma: ExprId,
 }
 
 #[derive(Clone, Debug)]
@@ -558,6 +575,9 @@ pub struct NetOutput {
     pub kind: ParamKind,
     pub field: FieldId,
     pub ty: Ty,
+    /// `preconditioned(skip, scale)`, both expressions of the call's time: the output read as
+    /// `kind` is skip · x + scale · F, with F what the network returns and x its state input.
+    pub precond: Option<(ExprId, ExprId)>,
 }
 
 #[derive(Clone, Debug)]
@@ -634,6 +654,9 @@ pub enum Grid {
     Karras {
         steps: ExprId,
         rho: ExprId,
+        /// EDM's σ_min: the Karras part ends at this noise level, and a last step goes to the
+        /// data end (`karras(steps, rho, sigma_min)`).
+        sigma_min: Option<ExprId>,
     },
     /// Explicit times (a list or a comprehension, already expanded).
     List(ExprId),

@@ -2,8 +2,9 @@
 //! marginal implies, and a written categorical or Bernoulli posterior against Bayes' rule on
 //! the one-step kernel and the marginal. The shipped DDPM, D3PM and EDGE posteriors pass, and
 //! each, changed by 0.1 %, is caught; DiGress's differ at its clamped last step, and pass only
-//! as `#[approximate]` (W0002); the enumeration limits warn (W0003). `tests/bad/125…133` hold
-//! one-mistake specs.
+//! as `#[approximate]` (W0002); the enumeration limits warn (W0003). Posteriors left out are
+//! derived (Gaussian), and written marginals are checked against their one-step kernels
+//! (E0404). `tests/bad/125…133` and `143…148` hold one-mistake specs.
 
 fn errors(text: &str) -> Vec<(String, String)> {
     let (_, diags) = diffc::check::check_source(text);
@@ -118,12 +119,22 @@ fn a_mark_on_a_posterior_that_follows_bayes_rule_is_not_needed() {
         );
         assert_eq!(label, "not needed");
     }
-    // Only posteriors take the mark.
+    // Forward kernels take the mark too (against their composition); priors do not.
     let forward = text.replace(
         "  forward x_t | x_0 ~",
         "  #[approximate]\n  forward x_t | x_0 ~",
     );
-    assert_eq!(errors(&forward)[0].0, "E0001");
+    let diags = diagnostics(&forward);
+    assert_eq!(diags.len(), 2, "{diags:?}");
+    for (code, message, _) in &diags {
+        assert_eq!(code, "W0002", "{message}");
+        assert!(
+            message.contains("composes from its one-step kernel"),
+            "{message}"
+        );
+    }
+    let prior = text.replace("  prior x_T ~", "  #[approximate]\n  prior x_T ~");
+    assert_eq!(errors(&prior)[0].0, "E0001");
 }
 
 /// D3PM's uniform kernel with K classes and T steps, posterior as in the shipped spec.
@@ -177,7 +188,10 @@ fn the_enumeration_limits_are_reported() {
     assert!(errs[0].1.contains("x_t = 38, x_0 = 39"), "{}", errs[0].1);
     // More classes than are enumerated at one time: not checked.
     let diags = diagnostics(&uniform(300, 3));
-    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags.len(), 2, "{diags:?}");
+    assert!(diags[1]
+        .1
+        .contains("the marginal of `x_t` is not checked against its one-step kernel"));
     let (code, message, label) = &diags[0];
     assert_eq!(code, "W0003", "{message}");
     assert!(
@@ -185,4 +199,168 @@ fn the_enumeration_limits_are_reported() {
         "{message}"
     );
     assert_eq!(label, "not verified");
+}
+
+/// `spec` with every written posterior declaration (and its `where` block) removed.
+fn without_posteriors(text: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if !skipping && t.starts_with("posterior ") {
+            skipping = t.ends_with('{');
+            continue;
+        }
+        if skipping {
+            skipping = t != "}";
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+fn process(text: &str, name: &str) -> diffc::typed::Process {
+    let (module, diags) = diffc::check::check_source(text);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    module
+        .unwrap()
+        .processes
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap()
+}
+
+/// DDPM with its posteriors deleted checks, the compiler derives q(x_s | x_t, x_0), and the
+/// derived posterior's entry gives the written one's mean and variance at s = t − 1 for every
+/// t (interp, within 2e-6 relative: the two are different f64 formulas rounded to f32), and
+/// the ancestral sampler, driven by the same denoiser and seed, ends at the same samples.
+#[test]
+fn derived_gaussian_posteriors_equal_the_written_ones() {
+    use diffc::interp::{run, sample, Call, Data, Tensor};
+    let text = shipped("ddpm.diff");
+    let bare = without_posteriors(&text);
+    assert_eq!(bare.matches("posterior x_").count(), 0);
+    for name in ["ddpm_linear", "ddpm_cosine"] {
+        let (pw, pd) = (process(&text, name), process(&bare, name));
+        let k = pd
+            .posteriors
+            .iter()
+            .find(|k| k.derived)
+            .expect("a derived posterior");
+        assert_eq!(k.target.version, diffc::typed::Version::S);
+        let (ew, ed) = (
+            diffc::ir::lower::lower(&pw, "posterior").unwrap(),
+            diffc::ir::lower::lower(&pd, "posterior").unwrap(),
+        );
+        let d = 7;
+        let field = |seed: u32| Tensor {
+            shape: vec![2, d],
+            data: Data::F32(
+                (0..2 * d as u32)
+                    .map(|i| ((i * 37 + seed * 11) % 23) as f32 / 5.0 - 2.2)
+                    .collect(),
+            ),
+        };
+        let mut worst = 0.0f64;
+        for t in 1..=1000u32 {
+            let mut call = Call {
+                batch: 2,
+                ..Call::default()
+            };
+            call.inputs.insert("x_t".into(), field(1));
+            call.inputs.insert("x_0".into(), field(2));
+            call.inputs.insert("t".into(), Tensor::scalar(t as f32));
+            let w = run(&pw, &ew, &call).unwrap();
+            call.inputs
+                .insert("s".into(), Tensor::scalar((t - 1) as f32));
+            let g = run(&pd, &ed, &call).unwrap();
+            for (a, b) in w.iter().zip(&g) {
+                for (x, y) in a.f32s().unwrap().iter().zip(b.f32s().unwrap()) {
+                    let err = (*x as f64 - *y as f64).abs() / (1.0 + x.abs() as f64);
+                    worst = worst.max(err);
+                    assert!(err <= 2e-6, "{name} at t = {t}: written {x}, derived {y}");
+                }
+            }
+        }
+        println!("{name}: derived posterior within {worst:.2e} of the written one");
+        // Whole ancestral runs from the same start, with a denoiser predicting 0.1 x.
+        let run_with = |p: &diffc::typed::Process| {
+            let sp = diffc::ir::lower::lower_sampler(p, "ancestral").unwrap();
+            let call = diffc::interp::SampleCall {
+                seed: 5,
+                batch: 2,
+                state: [("x".to_string(), field(3))].into(),
+                ..Default::default()
+            };
+            let mut den = |_: &diffc::typed::Process, c: &diffc::interp::NetCall| {
+                let x = &c.inputs[0];
+                Ok(vec![Tensor {
+                    shape: x.shape.clone(),
+                    data: Data::F32(x.f32s().unwrap().iter().map(|v| 0.1 * v).collect()),
+                }])
+            };
+            sample(p, &sp, &call, &mut den).unwrap()["x"]
+                .f32s()
+                .unwrap()
+                .to_vec()
+        };
+        let (a, b) = (run_with(&pw), run_with(&pd));
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + x.abs()),
+                "{name}: ancestral ends at {x} (written) and {y} (derived)"
+            );
+        }
+    }
+}
+
+/// The shipped marginals compose from their one-step kernels (E0404 is not reported), and each,
+/// with its schedule taken one step late, is caught at the marginal, in every process.
+#[test]
+fn the_shipped_marginals_compose_from_their_one_step_kernels() {
+    for (spec, part, changed, processes) in [
+        (
+            "ddpm.diff",
+            "forward x_t | x_0 ~ Normal(alpha(t) * x_0",
+            "forward x_t | x_0 ~ Normal(alpha(t - 1) * x_0",
+            2,
+        ),
+        (
+            "d3pm.diff",
+            "Categorical(onehot(x_0) @ Qbar(t))",
+            "Categorical(onehot(x_0) @ Qbar(t) @ Q(t))",
+            2,
+        ),
+        (
+            "edge.diff",
+            "Bernoulli(if A_0 then alpha_bar(t) else 0)",
+            "Bernoulli(if A_0 then alpha_bar(t) * alpha(t) else 0)",
+            2,
+        ),
+        (
+            "digress.diff",
+            "Categorical(alpha_bar(t) * onehot(E_0) + (1 - alpha_bar(t)) * mE)",
+            "Categorical(alpha_bar(t - 1) * onehot(E_0) + (1 - alpha_bar(t - 1)) * mE)",
+            1,
+        ),
+    ] {
+        let text = shipped(spec);
+        assert!(
+            diagnostics(&text).iter().all(|(c, ..)| c != "E0404"),
+            "{spec}: {:?}",
+            diagnostics(&text)
+        );
+        assert_eq!(text.matches(part).count(), processes, "{spec}: {part}");
+        let errs = errors(&text.replace(part, changed));
+        let composed: Vec<_> = errs.iter().filter(|(c, _)| c == "E0404").collect();
+        assert_eq!(composed.len(), processes, "{spec}: {errs:?}");
+        for (_, message) in composed {
+            assert!(
+                message.contains("composing the one-step kernel from the data gives"),
+                "{message}"
+            );
+        }
+    }
 }

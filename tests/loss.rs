@@ -17,7 +17,13 @@ type RunFn<'a> = &'a dyn Fn(&Process, &Program, &Call) -> Result<Vec<Tensor>, St
 const N: usize = 3;
 
 /// The time at fraction `f` of the process's time (rounded to a whole time in discrete time).
+/// At a natural data end (`common::natural_data_end`) the time at fraction 0 is 1% inside.
 fn time_at(p: &Process, f: f64) -> f32 {
+    let f = if f == 0.0 && common::natural_data_end(p) && p.time.data_at == p.time.lo {
+        0.01
+    } else {
+        f
+    };
     let v = p.time.lo + f * (p.time.hi - p.time.lo);
     match p.time.kind {
         TimeKind::Discrete => v.round() as f32,

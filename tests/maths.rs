@@ -417,3 +417,89 @@ fn bfn_continuous_flow_uses_the_unclamped_time() {
     let at0 = &bfn_continuous_entries(0.0)[0];
     assert_eq!(at0.2[0], 0.0);
 }
+
+/// The time derivatives behind velocity conversions (`check::deriv`), for every continuous-time
+/// affine Gaussian marginal of every shipped spec, against central finite differences of the
+/// signal coefficient a(t) and the noise level σ(t) = sqrt(v(t)), at 199 interior times. Where
+/// the two one-sided differences disagree (a kink of `max`, `min` or `clamp`) the time is
+/// skipped.
+#[test]
+fn velocity_rates_are_the_derivatives_of_the_marginal() {
+    let mut checked = 0;
+    for p in common::shipped() {
+        if p.time.kind != diffc::typed::TimeKind::Continuous {
+            continue;
+        }
+        let ev = Evaluator::new(&p);
+        let val = |e, t: f64| {
+            ev.real(
+                e,
+                &Env {
+                    t,
+                    ..Env::default()
+                },
+            )
+            .unwrap()
+        };
+        for k in p.forwards.iter().filter(|k| k.kind == KernelKind::Marginal) {
+            let Some(a) = k.affine else { continue };
+            let r = a
+                .rates
+                .unwrap_or_else(|| panic!("{}: a continuous marginal without rates", p.name));
+            let (lo, hi) = (p.time.lo, p.time.hi);
+            let h = 1e-5 * (hi - lo);
+            for i in 1..200 {
+                let t = lo + (hi - lo) * i as f64 / 200.0;
+                let sigma = |t| val(a.var, t).sqrt();
+                assert!(
+                    (val(r.sigma, t) - sigma(t)).abs() <= 1e-12 * (1.0 + sigma(t)),
+                    "{}: σ({t})",
+                    p.name
+                );
+                for (what, f, d) in [
+                    (
+                        "a'",
+                        &(|t| val(a.alpha, t)) as &dyn Fn(f64) -> f64,
+                        r.dalpha,
+                    ),
+                    ("σ'", &sigma, r.dsigma),
+                ] {
+                    let (l, c, rr) = (f(t - h), f(t), f(t + h));
+                    let (left, right) = ((c - l) / h, (rr - c) / h);
+                    if (left - right).abs() > 1e-3 * (1.0 + left.abs()) {
+                        continue;
+                    }
+                    let fd = (rr - l) / (2.0 * h);
+                    let got = val(d, t);
+                    assert!(
+                        (got - fd).abs() <= 1e-5 * (1.0 + fd.abs()),
+                        "{}: {what}({t}) = {got}, finite differences give {fd}",
+                        p.name
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    // vp_sde (2), ve_sde, dpm_solver (several), nvdiff, bfn_continuous, flow_matching.
+    assert!(checked > 2000, "only {checked} derivatives checked");
+}
+
+/// Flow matching's rates in closed form: a = 1 − t, σ = t, a' = −1, σ' = 1 (also at both ends).
+#[test]
+fn flow_matching_rates_in_closed_form() {
+    let p = spec("flow_matching.diff", "flow_matching");
+    let a = p.forwards[0].affine.unwrap();
+    let r = a.rates.unwrap();
+    let ev = Evaluator::new(&p);
+    for t in [0.0, 0.25, 0.5, 1.0] {
+        let env = Env {
+            t,
+            ..Env::default()
+        };
+        assert_eq!(ev.real(a.alpha, &env).unwrap(), 1.0 - t);
+        assert_eq!(ev.real(r.sigma, &env).unwrap(), t);
+        assert_eq!(ev.real(r.dalpha, &env).unwrap(), -1.0);
+        assert_eq!(ev.real(r.dsigma, &env).unwrap(), 1.0);
+    }
+}

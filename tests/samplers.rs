@@ -64,6 +64,23 @@ impl Denoiser for GaussianData {
                 .zip(&eps)
                 .map(|(x, e)| ((*x as f64 - sigma * *e as f64) / alpha) as f32)
                 .collect(),
+            // a' E[x_0 | x_t] + σ' E[ε | x_t], with E[x_0 | x_t] formed directly (finite where
+            // a = 0, as at flow matching's noise end).
+            ParamKind::Velocity => {
+                let r = a.rates.unwrap();
+                let (da, ds) = (
+                    ev.real(r.dalpha, &env).unwrap(),
+                    ev.real(r.dsigma, &env).unwrap(),
+                );
+                let den = alpha * alpha * self.s * self.s + var;
+                x.iter()
+                    .map(|&x| {
+                        let d = x as f64 - alpha * self.mu;
+                        let x0 = self.mu + alpha * self.s * self.s * d / den;
+                        (da * x0 + ds * sigma * d / den) as f32
+                    })
+                    .collect()
+            }
             other => return Err(format!("{other:?} is not supported by this test denoiser")),
         };
         Ok(vec![Tensor {
@@ -1457,4 +1474,391 @@ fn more_steps_than_discrete_times_is_an_error() {
     let e = diffc::interp::sampler_grid(&p, "ddim", &HashMap::from([("steps".into(), 2000.0)]))
         .unwrap_err();
     assert!(e.contains("does not move toward the data"), "{e}");
+}
+
+/// Max error at t = 0 of a flow-matching sampler against the exact flow for Gaussian data
+/// N(mu, s²) per element: x_t = (1 − t) mu + sqrt((1 − t)² s² + t²) z keeps z, so x_1 = z maps
+/// to mu + s z.
+fn flow_error(p: &Process, sampler: &str, n: usize) -> f64 {
+    let sp = lower_sampler(p, sampler).unwrap();
+    let (mu, s) = (0.3f64, 0.5f64);
+    let d = 64;
+    let x_1: Vec<f32> = (0..d)
+        .map(|i| -2.0 + 4.0 * i as f32 / (d - 1) as f32)
+        .collect();
+    let call = SampleCall {
+        seed: 0,
+        batch: 1,
+        state: [(
+            "x".to_string(),
+            Tensor {
+                shape: vec![1, d],
+                data: Data::F32(x_1.clone()),
+            },
+        )]
+        .into(),
+        params: [("steps".to_string(), n as f64)].into(),
+        ..SampleCall::default()
+    };
+    let mut den = GaussianData { mu, s, calls: 0 };
+    let out = sample(p, &sp, &call, &mut den).unwrap();
+    out["x"]
+        .f32s()
+        .unwrap()
+        .iter()
+        .zip(&x_1)
+        .map(|(got, z)| (*got as f64 - (mu + s * *z as f64)).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn flow_matching_samplers_converge_at_their_order() {
+    // MATH.md §1.6b: Euler is first order, the midpoint rule at least second order (on this
+    // linear flow its h² term cancels and it measures 3.0); `euler_x0` is the Euler step
+    // written through the compiler's velocity conversions.
+    let p = spec("flow_matching.diff", "flow_matching");
+    for (sampler, order) in [("euler", 1.0), ("euler_x0", 1.0), ("midpoint", 2.0)] {
+        let e: Vec<f64> = [8, 16, 32]
+            .iter()
+            .map(|n| flow_error(&p, sampler, *n))
+            .collect();
+        let slopes: Vec<f64> = e.windows(2).map(|w| (w[0] / w[1]).log2()).collect();
+        let slope = *slopes.last().unwrap();
+        assert!(
+            slope > order - 0.3 && (order > 1.0 || slope < order + 0.3),
+            "{sampler}: measured order {slope:.2}, claimed {order} (errors {e:?})"
+        );
+    }
+}
+
+/// A velocity field u(x, t) = 0.5 x + t, known in closed form.
+struct LinearVelocity;
+
+impl Denoiser for LinearVelocity {
+    fn denoise(
+        &mut self,
+        p: &Process,
+        call: &diffc::interp::NetCall,
+    ) -> Result<Vec<Tensor>, String> {
+        let n = &p.networks[call.net];
+        let ti = n
+            .inputs
+            .iter()
+            .position(|i| matches!(i, NetInput::Time { .. }))
+            .unwrap();
+        let t = call.inputs[ti].f32s().unwrap()[0];
+        let x = &call.inputs[0];
+        let u = x.f32s().unwrap().iter().map(|x| 0.5 * x + t).collect();
+        Ok(vec![Tensor {
+            shape: x.shape.clone(),
+            data: Data::F32(u),
+        }])
+    }
+}
+
+#[test]
+fn flow_matching_step_coefficients() {
+    // MATH.md §1.6b: Euler x_s = x + (s − t) u(x, t); midpoint m = (t + s)/2,
+    // x_m = x + (m − t) u(x, t), x_s = x + (s − t) u(x_m, m); x̂_0 = x − t u and
+    // ε̂ = x + (1 − t) u make (1 − s) x̂_0 + s ε̂ the Euler step.
+    let p = spec("flow_matching.diff", "flow_matching");
+    let x: Vec<f32> = (0..7).map(|i| i as f32 * 0.4 - 1.3).collect();
+    let u = |x: f64, t: f64| 0.5 * x + t;
+    for (t, s) in [(1.0, 0.9), (0.5, 0.25), (0.1, 0.0)] {
+        for sampler in ["euler", "euler_x0", "midpoint"] {
+            let got = one_step(
+                &p,
+                sampler,
+                "x",
+                vec![1, 7],
+                x.clone(),
+                (t, s),
+                &mut LinearVelocity,
+            );
+            for (g, &x) in got.iter().zip(&x) {
+                let x = x as f64;
+                let want = match sampler {
+                    "midpoint" => {
+                        let m = 0.5 * (t + s);
+                        let xm = x + (m - t) * u(x, t);
+                        x + (s - t) * u(xm, m)
+                    }
+                    _ => x + (s - t) * u(x, t),
+                };
+                assert!(
+                    (*g as f64 - want).abs() < 1e-5 * (1.0 + want.abs()),
+                    "{sampler}, t = {t} → {s}: {g} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+/// EDM's network F for Gaussian data N(mu, s²) per element: D = E[x_0 | x_σ] =
+/// mu + s² (x − mu)/(s² + σ²), returned as F = (D − c_skip x)/c_out, and the network's inputs
+/// checked against c_in(σ) x and c_noise(σ) = ¼ ln σ (MATH.md §1.6).
+struct EdmGaussian {
+    mu: f64,
+    s: f64,
+}
+
+impl Denoiser for EdmGaussian {
+    fn denoise(
+        &mut self,
+        _: &Process,
+        call: &diffc::interp::NetCall,
+    ) -> Result<Vec<Tensor>, String> {
+        let sd = 0.5f64;
+        let sigma = call.time.unwrap();
+        let x = &call.fields[0].1;
+        let (skip, out, c_in) = (
+            sd * sd / (sigma * sigma + sd * sd),
+            sigma * sd / (sigma * sigma + sd * sd).sqrt(),
+            1.0 / (sigma * sigma + sd * sd).sqrt(),
+        );
+        let noise = call.inputs[1].f32s().unwrap()[0] as f64;
+        assert!(
+            (noise - 0.25 * sigma.ln()).abs() < 1e-5,
+            "c_noise {noise} at σ = {sigma}"
+        );
+        let f: Vec<f32> = x
+            .f32s()
+            .unwrap()
+            .iter()
+            .zip(call.inputs[0].f32s().unwrap())
+            .map(|(&x, &xin)| {
+                let x = x as f64;
+                assert!((xin as f64 - c_in * x).abs() <= 1e-5 * (1.0 + (c_in * x).abs()));
+                let d =
+                    self.mu + self.s * self.s * (x - self.mu) / (self.s * self.s + sigma * sigma);
+                ((d - skip * x) / out) as f32
+            })
+            .collect();
+        Ok(vec![Tensor {
+            shape: x.shape.clone(),
+            data: Data::F32(f),
+        }])
+    }
+}
+
+/// Max error at σ = 0 of an EDM sampler against the exact flow for Gaussian data: x_σ = mu +
+/// sqrt(s² + σ²) z keeps z.
+fn edm_error(p: &Process, sampler: &str, n: usize) -> f64 {
+    let sp = lower_sampler(p, sampler).unwrap();
+    let (mu, s) = (0.3f64, 0.5f64);
+    let d = 64;
+    let z: Vec<f64> = (0..d)
+        .map(|i| -2.0 + 4.0 * i as f64 / (d - 1) as f64)
+        .collect();
+    let x_t: Vec<f32> = z
+        .iter()
+        .map(|z| (mu + (s * s + 6400.0f64).sqrt() * z) as f32)
+        .collect();
+    let call = SampleCall {
+        seed: 0,
+        batch: 1,
+        state: [(
+            "x".to_string(),
+            Tensor {
+                shape: vec![1, d],
+                data: Data::F32(x_t),
+            },
+        )]
+        .into(),
+        params: [("steps".to_string(), n as f64)].into(),
+        ..SampleCall::default()
+    };
+    let out = sample(p, &sp, &call, &mut EdmGaussian { mu, s }).unwrap();
+    out["x"]
+        .f32s()
+        .unwrap()
+        .iter()
+        .zip(&z)
+        .map(|(got, z)| (*got as f64 - (mu + s * z)).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn edm_samplers_converge_at_their_order() {
+    // MATH.md §1.6, Algorithm 1: Heun (2N − 1 calls) is second order, Euler first order, on
+    // the ρ = 7 grid from σ_max = 80 to σ_min = 0.002 and then 0.
+    let p = spec("edm.diff", "edm");
+    for (sampler, order) in [("euler", 1.0), ("heun", 2.0)] {
+        let e: Vec<f64> = [16, 32, 64]
+            .iter()
+            .map(|n| edm_error(&p, sampler, *n))
+            .collect();
+        let slopes: Vec<f64> = e.windows(2).map(|w| (w[0] / w[1]).log2()).collect();
+        let slope = *slopes.last().unwrap();
+        assert!(
+            (slope - order).abs() < 0.35,
+            "{sampler}: measured order {slope:.2}, claimed {order} (errors {e:?})"
+        );
+    }
+}
+
+#[test]
+fn edm_grid_is_the_papers() {
+    // σ_i = (σ_max^{1/ρ} + i/(N−1)(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ for i < N, σ_N = 0.
+    let p = spec("edm.diff", "edm");
+    for n in [2usize, 5, 18, 40] {
+        let g = diffc::check::eval::grid_times(
+            &p,
+            diffc::check::eval::GridKind::Karras {
+                rho: 7.0,
+                sigma_min: Some(0.002),
+            },
+            n,
+        )
+        .unwrap();
+        assert_eq!(g.len(), n + 1);
+        assert_eq!(g[n], 0.0);
+        let (a, b) = (80f64.powf(1.0 / 7.0), 0.002f64.powf(1.0 / 7.0));
+        for (i, t) in g[..n].iter().enumerate() {
+            let want = (a + i as f64 / (n - 1) as f64 * (b - a)).powi(7);
+            assert!(
+                (t - want).abs() <= 1e-9 * want,
+                "N = {n}, σ_{i} = {t} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_edm_heun_step_is_algorithm_1() {
+    // One step from t to s with the network's D: d = (x − D(x, t))/t, x' = x + (s − t) d,
+    // x_s = x + (s − t)(d + (x' − D(x', s))/s)/2; and Euler's x' alone at the last step.
+    let p = spec("edm.diff", "edm");
+    let (mu, s2) = (0.3f64, 0.25f64);
+    let dn = |x: f64, sg: f64| mu + s2 * (x - mu) / (s2 + sg * sg);
+    let x: Vec<f32> = (0..5).map(|i| i as f32 * 3.0 - 6.0).collect();
+    for (t, s) in [(80.0, 40.0), (1.5, 0.7), (0.01, 0.002)] {
+        let got = one_step(
+            &p,
+            "heun",
+            "x",
+            vec![1, 5],
+            x.clone(),
+            (t, s),
+            &mut EdmGaussian { mu, s: 0.5 },
+        );
+        for (g, &x) in got.iter().zip(&x) {
+            let x = x as f64;
+            let d = (x - dn(x, t)) / t;
+            let xe = x + (s - t) * d;
+            let want = x + (s - t) * 0.5 * (d + (xe - dn(xe, s)) / s);
+            assert!(
+                (*g as f64 - want).abs() < 2e-5 * (1.0 + want.abs()),
+                "t = {t} → {s}: {g} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_mdlm_step_unmasks_at_the_papers_rate() {
+    // MATH.md §1.6c: from t to s a masked token unmasks with probability (α_s − α_t)/(1 − α_t)
+    // = (t − s)/t for α = 1 − t, to a class drawn from p̂; an unmasked token stays, whatever p̂.
+    let p = spec("mdlm.diff", "mdlm");
+    let (d, k, m) = (40_000usize, 28usize, 27u32);
+    let probs: Vec<f32> = {
+        let raw: Vec<f32> = (0..k).map(|c| if c == 27 { 0.0 } else { 1.0 + (c * 7 % 5) as f32 }).collect();
+        let s: f32 = raw.iter().sum();
+        raw.iter().map(|x| x / s).collect()
+    };
+    // Three quarters masked, the rest class 5.
+    let x0: Vec<u32> = (0..d).map(|i| if i % 4 == 0 { 5 } else { m }).collect();
+    let sp = lower_sampler(&p, "ancestral").unwrap();
+    for (t, s) in [(0.5, 0.4), (0.9, 0.2), (0.05, 0.0)] {
+        let call = SampleCall {
+            seed: 3,
+            batch: 1,
+            state: [(
+                "x".to_string(),
+                Tensor {
+                    shape: vec![1, d],
+                    data: Data::Class(x0.clone()),
+                },
+            )]
+            .into(),
+            grid: Some(vec![t, s]),
+            single_step: Some(diffc::interp::SingleStep {
+                k: 0,
+                n: 2,
+                ..Default::default()
+            }),
+            ..SampleCall::default()
+        };
+        let out = sample(&p, &sp, &call, &mut FixedProbs(probs.clone())).unwrap();
+        let Data::Class(x) = &out["x"].data else {
+            panic!()
+        };
+        assert!(
+            x.iter().zip(&x0).all(|(a, b)| *b == m || a == b),
+            "an unmasked token changed"
+        );
+        let masked: Vec<u32> = x.iter().zip(&x0).filter(|(_, b)| **b == m).map(|(a, _)| *a).collect();
+        let n = masked.len() as f64;
+        let rate = (t - s) / t;
+        let unmasked = masked.iter().filter(|c| **c != m).count() as f64;
+        assert!(
+            (unmasked - n * rate).abs() <= 5.0 * (n * rate * (1.0 - rate)).sqrt() + 1e-9,
+            "t = {t} → {s}: {unmasked} of {n} unmasked, expected {}",
+            n * rate
+        );
+        for (c, w) in probs.iter().enumerate().take(27) {
+            let want = n * rate * *w as f64;
+            let got = masked.iter().filter(|x| **x as usize == c).count() as f64;
+            assert!(
+                (got - want).abs() <= 5.0 * (want * (1.0 - *w as f64 * rate)).sqrt() + 1e-9,
+                "t = {t} → {s}: class {c}: {got} draws, expected {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_mdlm_loss_is_the_papers_nelbo() {
+    // (1/t) Σ over masked tokens of −log p̂(x_0), per sequence (MATH.md §1.6c).
+    use diffc::interp::{run, Call};
+    let p = spec("mdlm.diff", "mdlm");
+    let prog = diffc::ir::lower::lower(&p, "loss.nelbo").unwrap();
+    let (d, k, m) = (6usize, 28usize, 27u32);
+    let x0: Vec<u32> = vec![1, 4, 9, 0, 26, 3];
+    let xt: Vec<u32> = vec![m, 4, m, 0, m, 3];
+    let probs: Vec<f32> = (0..d * k).map(|i| 0.5 + ((i * 13) % 17) as f32 / 17.0).collect();
+    let norm: Vec<f32> = probs
+        .chunks(k)
+        .flat_map(|r| {
+            let s: f32 = r.iter().sum();
+            r.iter().map(move |x| x / s).collect::<Vec<_>>()
+        })
+        .collect();
+    for t in [0.3f32, 0.9] {
+        let mut call = Call {
+            batch: 1,
+            ..Call::default()
+        };
+        let class = |v: &Vec<u32>| Tensor {
+            shape: vec![1, d],
+            data: Data::Class(v.clone()),
+        };
+        call.inputs.insert("x_0".into(), class(&x0));
+        call.inputs.insert("x_t".into(), class(&xt));
+        call.inputs.insert("t".into(), Tensor::scalar(t));
+        call.inputs.insert(
+            "net.x".into(),
+            Tensor {
+                shape: vec![1, d, k],
+                data: Data::F32(norm.clone()),
+            },
+        );
+        let out = run(&p, &prog, &call).unwrap();
+        let got = out[0].f32s().unwrap()[0] as f64;
+        let want: f64 = (0..d)
+            .filter(|&i| xt[i] == m)
+            .map(|i| -(norm[i * k + x0[i] as usize] as f64).ln() / t as f64)
+            .sum();
+        assert!((got - want).abs() <= 1e-5 * want.abs(), "t = {t}: {got} vs {want}");
+    }
 }

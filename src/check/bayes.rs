@@ -51,7 +51,13 @@ type Found = Option<Option<Diagnostic>>;
 impl Checker<'_> {
     /// Every written posterior against Bayes' rule on its field's forward kernels.
     pub(super) fn check_bayes(&mut self) {
-        let posts: Vec<Kernel> = self.p.posteriors.clone();
+        let posts: Vec<Kernel> = self
+            .p
+            .posteriors
+            .iter()
+            .filter(|k| !k.derived)
+            .cloned()
+            .collect();
         for k in posts {
             let found = match k.family {
                 Family::Normal => self.bayes_normal(&k),

@@ -782,8 +782,9 @@ pub enum GridKind {
     Quadratic,
     /// Uniform in the half log-SNR λ = log(α/σ) (MATH.md §1.5).
     LogSnr,
-    /// Uniform in σ^(1/ρ) with σ = √v/α (MATH.md §1.6).
-    Karras { rho: f64 },
+    /// Uniform in σ^(1/ρ) with σ = √v/α (MATH.md §1.6); with `sigma_min`, the first `steps`
+    /// times run from the noise end to σ = σ_min and the last is the data end (EDM's σ_N = 0).
+    Karras { rho: f64, sigma_min: Option<f64> },
 }
 
 /// The `steps + 1` times of a grid from the noise end to the data end, rounded to whole times
@@ -803,8 +804,8 @@ pub fn grid_times(p: &Process, kind: GridKind, steps: usize) -> Result<Vec<f64>,
                 .map(|i| (a.sqrt() + (b.sqrt() - a.sqrt()) * i as f64 / n).powi(2))
                 .collect()
         }
-        GridKind::LogSnr => noise_grid(p, steps, None)?,
-        GridKind::Karras { rho } => noise_grid(p, steps, Some(rho))?,
+        GridKind::LogSnr => noise_grid(p, steps, None, None)?,
+        GridKind::Karras { rho, sigma_min } => noise_grid(p, steps, Some(rho), sigma_min)?,
     };
     Ok(if time.kind == TimeKind::Discrete {
         times.iter().map(|t| t.round()).collect()
@@ -814,8 +815,14 @@ pub fn grid_times(p: &Process, kind: GridKind, steps: usize) -> Result<Vec<f64>,
 }
 
 /// Grids uniform in log-SNR (rho = None) or in Karras's sigma^(1/rho), mapped back to time
-/// by bisection on the affine Gaussian marginal.
-fn noise_grid(p: &Process, n: usize, rho: Option<f64>) -> Result<Vec<f64>, String> {
+/// by bisection on the affine Gaussian marginal. With `sigma_min`, the first `n` times are
+/// uniform in sigma^(1/rho) from the noise end down to sigma_min, and the last is the data end.
+fn noise_grid(
+    p: &Process,
+    n: usize,
+    rho: Option<f64>,
+    sigma_min: Option<f64>,
+) -> Result<Vec<f64>, String> {
     let time = &p.time;
     let k = p
         .forwards
@@ -846,9 +853,32 @@ fn noise_grid(p: &Process, n: usize, rho: Option<f64>) -> Result<Vec<f64>, Strin
     if !(u0.is_finite() && u1.is_finite()) || u0 <= u1 {
         return Err("the noise level must be finite and larger at the noise end".into());
     }
+    // The level the graded part ends at, and how many intervals it has.
+    let (u_end, parts) = match (sigma_min, rho) {
+        (Some(m), Some(r)) => {
+            let um = m.powf(1.0 / r);
+            if !(um > u1 && um < u0) {
+                return Err(format!(
+                    "sigma_min = {m} must lie strictly between the noise levels of the data end and the noise end ({} and {})",
+                    u1.powf(r),
+                    u0.powf(r)
+                ));
+            }
+            (um, n.saturating_sub(1).max(1))
+        }
+        _ => (u1, n),
+    };
     let mut out = Vec::with_capacity(n + 1);
     for i in 0..=n {
-        let target = u0 + (u1 - u0) * i as f64 / n as f64;
+        if sigma_min.is_some() && i == n {
+            out.push(t1);
+            break;
+        }
+        let target = if sigma_min.is_some() && n == 1 {
+            u0
+        } else {
+            u0 + (u_end - u0) * i as f64 / parts as f64
+        };
         let (mut lo, mut hi) = (t1, t0); // u(lo) = u1 (small), u(hi) = u0 (large)
         for _ in 0..200 {
             let mid = 0.5 * (lo + hi);

@@ -106,7 +106,7 @@ impl<'a> Checker<'a> {
         let tname = self.version_name(target);
         let mut approximate = None;
         for a in &k.attributes {
-            if a.name == "approximate" && kind == KernelKind::Posterior {
+            if a.name == "approximate" && kind != KernelKind::Prior {
                 approximate = Some(a.span);
             } else {
                 let d = Diagnostic::error(
@@ -115,7 +115,7 @@ impl<'a> Checker<'a> {
                     format!("unknown attribute `#[{}]`", a.name),
                 )
                 .with_label("not an attribute of this declaration")
-                .with_note("a posterior may be marked `#[approximate]`: kept where it differs from Bayes' rule, with a warning");
+                .with_note("a posterior or a forward kernel may be marked `#[approximate]`: kept where it differs from Bayes' rule or from the composition of the one-step kernel, with a warning");
                 self.error(d);
                 return;
             }
@@ -299,6 +299,7 @@ impl<'a> Checker<'a> {
             bindings,
             affine,
             approximate,
+            derived: false,
             span,
         };
         match kind {
@@ -502,7 +503,11 @@ impl<'a> Checker<'a> {
         if self.ty(alpha).elem() != Some(Elem::Real) {
             return None;
         }
-        Some(Affine { alpha, var })
+        Some(Affine {
+            alpha,
+            var,
+            rates: None,
+        })
     }
 
     pub(super) fn check_network(&mut self, n: &ast::NetworkDecl, span: Span) {
@@ -556,7 +561,7 @@ impl<'a> Checker<'a> {
                     o.kind.span,
                     format!("unknown parameterisation `{}`", o.kind.name),
                 )
-                .with_label("expected eps, x0, score, v or probs");
+                .with_label("expected eps, x0, score, v, velocity or probs");
                 self.error(d);
                 ok = false;
                 continue;
@@ -584,7 +589,7 @@ impl<'a> Checker<'a> {
                         ),
                     )
                     .with_label("wrong parameterisation")
-                    .with_note("real fields are predicted as eps, x0, score or v");
+                    .with_note("real fields are predicted as eps, x0, score, v or velocity");
                     self.error(d);
                     ok = false;
                     continue;
@@ -612,6 +617,19 @@ impl<'a> Checker<'a> {
                     continue;
                 }
             };
+            if kind == ParamKind::Velocity && self.p.time.kind != TimeKind::Continuous {
+                let d = Diagnostic::error(
+                    Code::Parameterisation,
+                    o.kind.span,
+                    format!("a velocity of `{}` needs continuous time", fd.name),
+                )
+                .with_label("velocity is dx_t/dt")
+                .with_secondary(self.p.time.span, "discrete time")
+                .with_note("declare `time t : [a, b]`, or predict eps, x0, score or v");
+                self.error(d);
+                ok = false;
+                continue;
+            }
             if outputs.iter().any(|x: &NetOutput| x.field == f) {
                 let d = Diagnostic::error(
                     Code::Duplicate,
@@ -623,7 +641,22 @@ impl<'a> Checker<'a> {
                 ok = false;
                 continue;
             }
-            outputs.push(NetOutput { kind, field: f, ty });
+            let precond = match &o.precond {
+                None => None,
+                Some(pc) => match self.check_precond(pc, kind, f, &inputs, o.kind.span) {
+                    Some(pc) => Some(pc),
+                    None => {
+                        ok = false;
+                        continue;
+                    }
+                },
+            };
+            outputs.push(NetOutput {
+                kind,
+                field: f,
+                ty,
+                precond,
+            });
         }
         if ok {
             let net = &mut self.p.networks[id.index()];
@@ -631,6 +664,68 @@ impl<'a> Checker<'a> {
             net.outputs = outputs;
             net.span = span;
         }
+    }
+
+    /// `preconditioned(skip, scale)` of an output: two real functions of the call's time, on a
+    /// real output of a network that reads the output's field and a time.
+    fn check_precond(
+        &mut self,
+        (skip, scale): &(ast::Expr, ast::Expr),
+        kind: ParamKind,
+        field: FieldId,
+        inputs: &[NetInput],
+        kind_span: Span,
+    ) -> Option<(ExprId, ExprId)> {
+        let name = self.p.field(field).name.clone();
+        if kind == ParamKind::Probs {
+            let d = Diagnostic::error(
+                Code::Parameterisation,
+                kind_span,
+                "class probabilities cannot be preconditioned",
+            )
+            .with_label("probs")
+            .with_note("preconditioned(skip, scale) makes skip · x + scale · F of a real output");
+            self.error(d);
+            return None;
+        }
+        let reads_field = inputs
+            .iter()
+            .any(|i| matches!(i, NetInput::Field { field: g, .. } if *g == field));
+        let reads_time = inputs.iter().any(|i| matches!(i, NetInput::Time { .. }));
+        if !reads_field || !reads_time {
+            let d = Diagnostic::error(
+                Code::Parameterisation,
+                kind_span,
+                format!("a preconditioned output needs the call's `{name}` and time"),
+            )
+            .with_label("the network does not read them")
+            .with_note("skip · x + scale · F adds the state the network is called at");
+            self.error(d);
+            return None;
+        }
+        let mut out = Vec::new();
+        for e in [skip, scale] {
+            let mut cx = Cx::new(Place::NetInput);
+            let id = self.value(e, &mut cx);
+            if self.ty(id).is_error() {
+                return None;
+            }
+            let scalar = self.ty(id).elem() == Some(Elem::Real)
+                && self.ty(id).stage().is_some_and(|s| s.rank() <= 1);
+            if !scalar || !cx.reads.is_empty() {
+                let d = Diagnostic::error(
+                    Code::Parameterisation,
+                    e.span,
+                    "a preconditioning coefficient is a real function of time",
+                )
+                .with_label(describe(self.ty(id)))
+                .with_note("write it in the network's time, as EDM's c_skip(t) and c_out(t)");
+                self.error(d);
+                return None;
+            }
+            out.push(id);
+        }
+        Some((out[0], out[1]))
     }
 
     pub(super) fn check_loss(&mut self, l: &ast::LossDecl, span: Span) {
@@ -694,7 +789,13 @@ impl<'a> Checker<'a> {
             .chain(&self.p.posteriors)
             .cloned()
             .collect();
+        let before = self.errors();
         for k in kernels {
+            // A derived posterior is checked only on kernels that are themselves valid: its
+            // faults would repeat theirs.
+            if k.derived && self.errors() > before {
+                continue;
+            }
             if let Some(d) = self.kernel_domain(&k) {
                 self.error(d);
             }
@@ -744,7 +845,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn kernel_domain(&self, k: &Kernel) -> Option<Diagnostic> {
+    pub(super) fn kernel_domain(&self, k: &Kernel) -> Option<Diagnostic> {
         let ExprKind::Dist { family, params } = self.p.expr(k.dist).kind.clone() else {
             return None;
         };
@@ -769,15 +870,19 @@ impl<'a> Checker<'a> {
                         return Some(self.eval_diag(e, t, None, "forward kernel"))
                     }
                 };
-                if !(alpha > 0.0 && alpha <= 1.0 + 1e-12) {
+                // The natural ends: the signal coefficient may vanish at the noise end (rectified
+                // flow's x_1 = ε) and the variance at the data end (x_0 itself), not both at once.
+                let noise_end = t == time.noise_end() && var > 0.0;
+                let data_end = t == time.data_at && alpha > 0.0;
+                if !((alpha > 0.0 || (alpha == 0.0 && noise_end)) && alpha <= 1.0 + 1e-12) {
                     let span = self.p.expr(a.alpha).span;
                     return Some(
                         Diagnostic::error(Code::Domain, span, format!("the signal coefficient leaves (0, 1] at {} = {}", time.name, fmt(t)))
                             .with_label(format!("it is {}", fmt(alpha)))
-                            .with_note("q(x_t | x_0) = Normal(a x_0, v) needs 0 < a ≤ 1 (for DDPM, a = sqrt(alpha_bar) and alpha_bar in (0, 1])"),
+                            .with_note("q(x_t | x_0) = Normal(a x_0, v) needs 0 < a ≤ 1 (for DDPM, a = sqrt(alpha_bar) and alpha_bar in (0, 1]); a = 0 is allowed only at the noise end, where the variance is positive"),
                     );
                 }
-                if var <= 0.0 {
+                if var < 0.0 || (var == 0.0 && !data_end) {
                     let span = self.p.expr(a.var).span;
                     return Some(
                         Diagnostic::error(
@@ -789,10 +894,15 @@ impl<'a> Checker<'a> {
                                 fmt(t)
                             ),
                         )
-                        .with_label(format!("variance = {}", fmt(var))),
+                        .with_label(format!("variance = {}", fmt(var)))
+                        .with_note(format!("a variance of 0 is allowed only at the data end, {} = {}, where the signal coefficient is positive", time.name, fmt(time.data_at))),
                     );
                 }
-                let level = var / (alpha * alpha);
+                let level = if alpha == 0.0 {
+                    f64::INFINITY
+                } else {
+                    var / (alpha * alpha)
+                };
                 if let Some((pt, pl)) = prev {
                     // Moving away from the data the noise level must not fall.
                     let away = if time.ascending() {
@@ -867,19 +977,20 @@ impl<'a> Checker<'a> {
                     let at = self.at_text(t, s, combo);
                     match (family, pi) {
                         (Family::Normal, 1) => {
+                            // A variance of 0 is a posterior's deterministic step, or a forward
+                            // marginal's data end (x_t = x_0 there).
+                            let zero_ok = k.kind == KernelKind::Posterior
+                                || (k.kind == KernelKind::Marginal && t == time.data_at);
                             let bad = match &v {
                                 Value::Real(x) => Some(*x),
-                                Value::Vec(xs) => xs.iter().cloned().find(|x| {
-                                    *x < 0.0 || (*x == 0.0 && k.kind != KernelKind::Posterior)
-                                }),
+                                Value::Vec(xs) => xs
+                                    .iter()
+                                    .cloned()
+                                    .find(|x| *x < 0.0 || (*x == 0.0 && !zero_ok)),
                                 _ => None,
                             };
                             if let Some(x) = bad {
-                                let neg = if k.kind == KernelKind::Posterior {
-                                    x < 0.0
-                                } else {
-                                    x <= 0.0
-                                };
+                                let neg = if zero_ok { x < 0.0 } else { x <= 0.0 };
                                 if neg {
                                     let need = if k.kind == KernelKind::Posterior {
                                         "negative"

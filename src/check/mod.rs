@@ -2,6 +2,9 @@
 //! mistake into a diagnostic. Produces the typed process of `crate::typed`.
 
 mod bayes;
+mod compose;
+mod deriv;
+mod derive;
 pub mod eval;
 mod expr;
 mod kernels;
@@ -264,11 +267,15 @@ impl<'a> Checker<'a> {
                 self.check_network(n, d.span);
             }
         }
+        if self.errors() == start {
+            self.check_velocities();
+        }
         let kernels_ok = self.errors() == start;
         if kernels_ok {
             self.check_kernel_domains();
             if self.errors() == start {
                 self.check_bayes();
+                self.check_compositions();
             }
         }
         for d in &proc.decls {

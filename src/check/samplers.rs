@@ -266,14 +266,17 @@ impl<'a> Checker<'a> {
                     return None;
                 }
                 let want = if name == "karras" { 2 } else { 1 };
-                if args.len() != want {
+                let karras_min = name == "karras" && args.len() == 3;
+                if args.len() != want && !karras_min {
                     let d = Diagnostic::error(
                         Code::Sampler,
                         e.span,
-                        format!(
-                            "`{name}` takes {want} argument{}",
-                            if want == 1 { "" } else { "s" }
-                        ),
+                        if name == "karras" {
+                            "`karras` takes 2 or 3 arguments: steps, rho and optionally sigma_min"
+                                .to_string()
+                        } else {
+                            format!("`{name}` takes 1 argument")
+                        },
                     )
                     .with_label(format!("{} given", args.len()));
                     self.error(d);
@@ -339,7 +342,23 @@ impl<'a> Checker<'a> {
                     "quadratic" => GridKind::Quadratic,
                     "logsnr" => GridKind::LogSnr,
                     _ => match ev.real(ids[1], &env) {
-                        Ok(rho) if rho > 0.0 => GridKind::Karras { rho },
+                        Ok(rho) if rho > 0.0 => {
+                            let sigma_min = match ids.get(2).map(|&m| ev.real(m, &env)) {
+                                None => None,
+                                Some(Ok(m)) if m > 0.0 => Some(m),
+                                Some(_) => {
+                                    let d = Diagnostic::error(
+                                        Code::Sampler,
+                                        args[2].value.span,
+                                        "sigma_min must be a positive number",
+                                    )
+                                    .with_label("sigma_min");
+                                    self.error(d);
+                                    return None;
+                                }
+                            };
+                            GridKind::Karras { rho, sigma_min }
+                        }
                         _ => {
                             let d = Diagnostic::error(
                                 Code::Sampler,
@@ -367,6 +386,7 @@ impl<'a> Checker<'a> {
                     _ => Grid::Karras {
                         steps: ids[0],
                         rho: ids[1],
+                        sigma_min: ids.get(2).copied(),
                     },
                 };
                 (grid, times)

@@ -1436,7 +1436,8 @@ pub(crate) fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace
                     }
                 }
                 let (ph, n) =
-                    trace_entry_once(p, units, ui, &call, scalars.is_empty() || tabulated)?;
+                    trace_entry_once(p, units, ui, &call, scalars.is_empty() || tabulated)
+                        .map_err(|m| format!("`{}.{}`: {m}", p.name, units[ui].name))?;
                 scratch = n;
                 match &shape {
                     None => {
@@ -1671,8 +1672,8 @@ fn trace_entry_once(
         phase: None,
         tb: &tb,
     };
-    let out = interp::run_with(p, prog, call, Some(&r))
-        .map_err(|m| format!("`{}.{}`: {m}", p.name, u.name))?;
+    // The error as the interpreter words it; `trace_unit` names the entry for a build.
+    let out = interp::run_with(p, prog, call, Some(&r))?;
     // The results: from a kernel's scratch, a host value, or an input.
     for (i, res) in prog.results.iter().enumerate() {
         let info = prog.node(*res);

@@ -385,6 +385,52 @@ impl<'p> Lower<'p> {
                 ),
             )
         };
+        // A preconditioned output: skip · x + scale · F, at the call's state and time.
+        let raw = match o.precond {
+            None => raw,
+            Some((skip, scale)) => {
+                let si = n
+                    .inputs
+                    .iter()
+                    .position(
+                        |x| matches!(x, typed::NetInput::Field { field, .. } if *field == o.field),
+                    )
+                    .ok_or("a preconditioned output without the call's state")?;
+                let ti = n
+                    .inputs
+                    .iter()
+                    .position(|x| matches!(x, typed::NetInput::Time { .. }))
+                    .ok_or("a preconditioned output without the call's time")?;
+                let field_pos = n.inputs[..si]
+                    .iter()
+                    .filter(|x| matches!(x, typed::NetInput::Field { .. }))
+                    .count();
+                let x = match idx {
+                    Some(idx) => self.call_state[&idx][field_pos],
+                    None => self.expr(args[si])?,
+                };
+                let cs = self.coef(skip, Some(args[ti]), Kind::Real);
+                let co = self.coef(scale, Some(args[ti]), Kind::Real);
+                let sx = self.push_shaped(
+                    Node::Binary(BinOp::Mul, cs, x),
+                    okind,
+                    Extent::Element,
+                    shape.clone(),
+                );
+                let of = self.push_shaped(
+                    Node::Binary(BinOp::Mul, co, raw),
+                    okind,
+                    Extent::Element,
+                    shape.clone(),
+                );
+                self.push_shaped(
+                    Node::Binary(BinOp::Add, sx, of),
+                    okind,
+                    Extent::Element,
+                    shape.clone(),
+                )
+            }
+        };
         if o.kind == kind {
             return Ok(raw);
         }
@@ -424,7 +470,57 @@ impl<'p> Lower<'p> {
         );
         let el =
             |l: &mut Self, node: Node| l.push_shaped(node, okind, Extent::Element, shape.clone());
+        let un = |l: &mut Self, node: Node| l.push(node, Kind::Real, Extent::Uniform);
         use typed::ParamKind as P;
+        // A velocity u = a' x_0 + σ' ε: with x = a x_0 + σ ε, and D = a σ' − a' σ,
+        //   ε = (a u − a' x) / D,   x_0 = (σ' x − σ u) / D,
+        // which stay finite where a = 0 (rectified flow's noise end).
+        let rates = if o.kind == P::Velocity || kind == P::Velocity {
+            let r = a
+                .rates
+                .ok_or("a velocity without the marginal's time derivatives")?;
+            let sg = self.coef(r.sigma, Some(args[ti]), Kind::Real);
+            let da = self.coef(r.dalpha, Some(args[ti]), Kind::Real);
+            let ds = self.coef(r.dsigma, Some(args[ti]), Kind::Real);
+            Some((sg, da, ds))
+        } else {
+            None
+        };
+        if let (P::Velocity, Some((sg, da, ds))) = (o.kind, rates) {
+            let asd = un(self, Node::Binary(BinOp::Mul, alpha, ds));
+            let dsg = un(self, Node::Binary(BinOp::Mul, da, sg));
+            let den = un(self, Node::Binary(BinOp::Sub, asd, dsg));
+            let eps = |l: &mut Self| {
+                let au = el(l, Node::Binary(BinOp::Mul, alpha, raw));
+                let dx = el(l, Node::Binary(BinOp::Mul, da, x));
+                let n = el(l, Node::Binary(BinOp::Sub, au, dx));
+                el(l, Node::Binary(BinOp::Div, n, den))
+            };
+            let x0 = |l: &mut Self| {
+                let dx = el(l, Node::Binary(BinOp::Mul, ds, x));
+                let su = el(l, Node::Binary(BinOp::Mul, sg, raw));
+                let n = el(l, Node::Binary(BinOp::Sub, dx, su));
+                el(l, Node::Binary(BinOp::Div, n, den))
+            };
+            return Ok(match kind {
+                P::Eps => eps(self),
+                P::X0 => x0(self),
+                P::Score => {
+                    let e = eps(self);
+                    let q = el(self, Node::Binary(BinOp::Div, e, sg));
+                    el(self, Node::Unary(UnOp::Neg, q))
+                }
+                P::V => {
+                    let e = eps(self);
+                    let d = x0(self);
+                    let ae = el(self, Node::Binary(BinOp::Mul, alpha, e));
+                    let sd = el(self, Node::Binary(BinOp::Mul, sg, d));
+                    el(self, Node::Binary(BinOp::Sub, ae, sd))
+                }
+                P::Velocity => raw,
+                P::Probs => return Err("a Gaussian prediction has no class probabilities".into()),
+            });
+        }
         // First to eps, then to the kind asked for.
         let eps = match o.kind {
             P::Eps => raw,
@@ -455,7 +551,9 @@ impl<'p> Lower<'p> {
                 );
                 el(self, Node::Binary(BinOp::Div, num, den))
             }
-            P::Probs => return Err("class probabilities have no Gaussian form".into()),
+            P::Velocity | P::Probs => {
+                return Err("class probabilities have no Gaussian form".into())
+            }
         };
         Ok(match kind {
             P::Eps => eps,
@@ -475,6 +573,15 @@ impl<'p> Lower<'p> {
                 let ae = el(self, Node::Binary(BinOp::Mul, alpha, eps));
                 let sx0 = el(self, Node::Binary(BinOp::Mul, sigma, x0));
                 el(self, Node::Binary(BinOp::Sub, ae, sx0))
+            }
+            P::Velocity => {
+                let (_, da, ds) = rates.ok_or("a velocity without rates")?;
+                let se = el(self, Node::Binary(BinOp::Mul, sigma, eps));
+                let x0n = el(self, Node::Binary(BinOp::Sub, x, se));
+                let x0 = el(self, Node::Binary(BinOp::Div, x0n, alpha));
+                let dx0 = el(self, Node::Binary(BinOp::Mul, da, x0));
+                let de = el(self, Node::Binary(BinOp::Mul, ds, eps));
+                el(self, Node::Binary(BinOp::Add, dx0, de))
             }
             P::Probs => return Err("a Gaussian prediction has no class probabilities".into()),
         })

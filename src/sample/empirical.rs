@@ -462,11 +462,14 @@ impl<'p> Empirical<'p> {
                     let x0 = expect(&weights, per, |i, e| x[i * per + e] as f64);
                     let mut shape = vec![batch];
                     shape.extend(&train.shape[1..]);
-                    if kind == ParamKind::X0 {
-                        f32_tensor(shape, &x0)
+                    let v = if kind == ParamKind::X0 {
+                        x0
                     } else {
-                        let v = self.convert(call, o.field, kind, &x0)?;
-                        f32_tensor(shape, &v)
+                        self.convert(call, o.field, kind, &x0)?
+                    };
+                    match o.precond {
+                        None => f32_tensor(shape, &v),
+                        Some(pc) => f32_tensor(shape, &self.unprecondition(call, o.field, pc, v)?),
                     }
                 }
                 _ => {
@@ -480,6 +483,51 @@ impl<'p> Empirical<'p> {
             outs.push(out);
         }
         Ok(outs)
+    }
+
+    /// What a preconditioned network returns for the prediction `v`: F = (v − skip · x) / scale,
+    /// at the call's state x and time.
+    fn unprecondition(
+        &self,
+        call: &NetCall,
+        field: FieldId,
+        (skip, scale): (crate::typed::ExprId, crate::typed::ExprId),
+        mut v: Vec<f64>,
+    ) -> Result<Vec<f64>, String> {
+        let p = self.p;
+        let t = call.time.unwrap_or(f64::NAN);
+        let ev = crate::check::eval::Evaluator::new(p);
+        let env = crate::check::eval::Env {
+            t,
+            ..Default::default()
+        };
+        let at = |e| {
+            ev.real(e, &env).map_err(|_| {
+                format!(
+                    "cannot evaluate the preconditioning at {} = {t}",
+                    p.time.name
+                )
+            })
+        };
+        let (cs, co) = (at(skip)?, at(scale)?);
+        let x = call
+            .fields
+            .iter()
+            .find(|(f, _)| *f == field.index())
+            .and_then(|(_, v)| v.f32s())
+            .ok_or_else(|| format!("the call does not pass `{}`", p.fields[field.index()].name))?;
+        if x.len() != v.len() {
+            return Err(format!(
+                "`{}` has {} values and its prediction {}",
+                p.fields[field.index()].name,
+                x.len(),
+                v.len()
+            ));
+        }
+        for (v, &x) in v.iter_mut().zip(x) {
+            *v = (*v - cs * x as f64) / co;
+        }
+        Ok(v)
     }
 
     /// ε̂, ŝ or v̂ from x̂ through the field's Gaussian marginal.
@@ -530,6 +578,24 @@ impl<'p> Empirical<'p> {
             ));
         }
         let sigma = var.sqrt();
+        // A velocity a' x̂_0 + σ' ε̂ needs the marginal's time derivatives.
+        let (da, ds) = match (kind, aff.rates) {
+            (ParamKind::Velocity, Some(r)) => {
+                let at = |e| {
+                    ev.real(e, &env).map_err(|_| {
+                        format!(
+                            "cannot evaluate the velocity's coefficients at {} = {t}",
+                            p.time.name
+                        )
+                    })
+                };
+                (at(r.dalpha)?, at(r.dsigma)?)
+            }
+            (ParamKind::Velocity, None) => {
+                return Err("a velocity without the marginal's time derivatives".into())
+            }
+            _ => (0.0, 0.0),
+        };
         Ok(y.iter()
             .zip(x0)
             .map(|(&y, &x)| {
@@ -537,6 +603,7 @@ impl<'p> Empirical<'p> {
                 match kind {
                     ParamKind::Eps => r / sigma,
                     ParamKind::Score => -r / var,
+                    ParamKind::Velocity => da * x + ds * r / sigma,
                     _ => alpha * r / sigma - sigma * x,
                 }
             })

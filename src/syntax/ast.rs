@@ -174,6 +174,9 @@ pub struct NetworkDecl {
 pub struct NetOutput {
     pub kind: Ident,
     pub field: Ident,
+    /// `preconditioned(skip, scale)`: the output read as `kind` is skip · x + scale · F, with F
+    /// what the network returns and x the state it is called at.
+    pub precond: Option<(Expr, Expr)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

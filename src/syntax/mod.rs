@@ -357,6 +357,7 @@ fn describe(rule: Rule) -> Option<String> {
         Rule::binding => "a binding `name = value`",
         Rule::net_inputs => "network inputs",
         Rule::net_output => "a network output `kind(field)`",
+        Rule::precond => "`preconditioned(skip, scale)`",
         Rule::sampler_params => "sampler parameters",
         Rule::grid_item => "`grid`",
         Rule::init_block => "`init`",
@@ -587,7 +588,20 @@ fn decl(pair: Pair<Rule>) -> PResult<Decl> {
                         let mut it = p.into_inner();
                         let kind = ident(it.next().unwrap());
                         let field = ident(it.next().unwrap());
-                        outputs.push(NetOutput { kind, field });
+                        let precond = match it.next() {
+                            Some(pc) => {
+                                let mut e = pc.into_inner();
+                                let skip = expr(e.next().unwrap())?;
+                                let scale = expr(e.next().unwrap())?;
+                                Some((skip, scale))
+                            }
+                            None => None,
+                        };
+                        outputs.push(NetOutput {
+                            kind,
+                            field,
+                            precond,
+                        });
                     }
                     r => unreachable!("{r:?} in network"),
                 }

@@ -17,6 +17,13 @@ pub fn spec(file: &str, process: &str) -> Process {
         .unwrap()
 }
 
+/// True when the data sits at t = 0 of a continuous time (flow matching, EDM, MDLM), where
+/// x_t = x_0 exactly: losses weighted by 1/t or 1/σ² have no value there, and say so, so tests
+/// that sweep the time take a time just inside it.
+pub fn natural_data_end(p: &Process) -> bool {
+    p.time.kind == diffc::typed::TimeKind::Continuous && p.time.data_at == 0.0 && p.time.lo == 0.0
+}
+
 /// Every process of every shipped spec.
 pub fn shipped() -> Vec<Process> {
     let mut files: Vec<_> = std::fs::read_dir(format!("{}/specs", env!("CARGO_MANIFEST_DIR")))

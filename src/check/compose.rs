@@ -1,0 +1,342 @@
+//! A written marginal q(x_t | x_0) against the composition of the written one-step kernel
+//! q(x_t | x_{t-1}), in discrete time, from the data end outward.
+//!
+//! **Gaussian.** With `x_t | x_{t-1} ~ Normal(c(t) x_{t-1}, b(t))`, composing from x_0 gives
+//! `x_t | x_0 ~ Normal(a_t x_0, v_t)` with a_t = c(t) a_{t-1}, v_t = c(t)² v_{t-1} + b(t),
+//! a = 1 and v = 0 at the data end. The written marginal's signal coefficient and variance must
+//! equal them at every time within `bayes::TOLERANCE` (relative).
+//!
+//! **Categorical and Bernoulli.** q(x_t = j | x_0 = c0) = Σ_i q(x_{t-1} = i | x_0 = c0)
+//! q(x_t = j | x_{t-1} = i), from the one-hot data; every probability of the written marginal,
+//! for every class c0 (up to `MAX_COMBOS` classes; W0003 beyond), must equal the composition's
+//! within `bayes::DISCRETE_TOLERANCE` (absolute).
+//!
+//! A disagreement is error E0404 at the marginal, naming the time (and class), the value written
+//! and the composed one. A forward kernel marked `#[approximate]` is kept where they differ,
+//! with warning W0002 (DiGress's marginals clamp ᾱ where its one-step kernels do not clamp β).
+
+use super::bayes::{DISCRETE_TOLERANCE, TOLERANCE};
+use super::eval::{Env, Evaluator};
+use super::kernels::MAX_COMBOS;
+use super::Checker;
+use crate::diag::{Code, Diagnostic};
+use crate::typed::{
+    Elem, ExprId, ExprKind, Family, FieldRef, Kernel, KernelKind, TimeKind, Value, Version,
+};
+
+impl Checker<'_> {
+    /// Every field with both a written one-step kernel and a written marginal.
+    pub(super) fn check_compositions(&mut self) {
+        let time = self.p.time.clone();
+        if time.kind != TimeKind::Discrete || time.ascending() {
+            return;
+        }
+        let steps: Vec<Kernel> = self
+            .p
+            .forwards
+            .iter()
+            .filter(|k| k.kind == KernelKind::OneStep)
+            .cloned()
+            .collect();
+        for step in steps {
+            let field = step.target.field;
+            let Some(marg) = self
+                .p
+                .forwards
+                .iter()
+                .find(|k| {
+                    k.kind == KernelKind::Marginal
+                        && k.target.field == field
+                        && k.given
+                            == [FieldRef {
+                                field,
+                                version: Version::Data,
+                            }]
+                })
+                .cloned()
+            else {
+                continue;
+            };
+            if marg.family != step.family {
+                continue;
+            }
+            let found = match step.family {
+                Family::Normal => self.compose_normal(&step, &marg),
+                Family::Categorical | Family::Bernoulli => self.compose_discrete(&step, &marg),
+                _ => None,
+            };
+            let Some(found) = found else { continue };
+            let mark = marg.approximate.or(step.approximate);
+            let Some(d) = found else {
+                if let Some(mark) = mark {
+                    let name = self.version_name(marg.target);
+                    let w = Diagnostic::warning(
+                        Code::Approximation,
+                        mark,
+                        format!("the marginal of `{name}` composes from its one-step kernel at every time: the mark is not needed"),
+                    )
+                    .with_label("not needed");
+                    self.diags.push(w);
+                }
+                continue;
+            };
+            match mark {
+                None => self.error(d),
+                Some(mark) => {
+                    let name = self.version_name(marg.target);
+                    let mut w = Diagnostic::warning(
+                        Code::Approximation,
+                        d.primary.span,
+                        format!(
+                            "{} (kept: the forward kernels of `{name}` are marked `#[approximate]`)",
+                            d.message
+                        ),
+                    )
+                    .with_label(d.primary.message.clone())
+                    .with_secondary(mark, "a deliberate approximation");
+                    for n in d.notes {
+                        w = w.with_note(n);
+                    }
+                    self.diags.push(w);
+                }
+            }
+        }
+    }
+
+    fn params(&self, k: &Kernel) -> Option<Vec<ExprId>> {
+        match &self.p.expr(k.dist).kind {
+            ExprKind::Dist { params, .. } => Some(params.clone()),
+            _ => None,
+        }
+    }
+
+    fn compose_normal(&self, step: &Kernel, marg: &Kernel) -> Option<Option<Diagnostic>> {
+        let aff = marg.affine?;
+        let field = step.target.field;
+        if self.p.field(field).elem != Elem::Real {
+            return None;
+        }
+        let sp = self.params(step)?;
+        let (mean, var) = (*sp.first()?, *sp.get(1)?);
+        let prev = FieldRef {
+            field,
+            version: Version::Back(1),
+        };
+        let ev = Evaluator::new(&self.p);
+        let time = &self.p.time;
+        let fmt = super::schedules::fmt;
+        let (mut a, mut v) = (1.0f64, 0.0f64);
+        for t in time.check_points() {
+            let with = |x: f64| Env {
+                t,
+                fields: vec![(prev, Value::Real(x))],
+                ..Env::default()
+            };
+            let m0 = ev.real(mean, &with(0.0)).ok()?;
+            let m1 = ev.real(mean, &with(1.0)).ok()?;
+            let b = ev.real(var, &with(0.0)).ok()?;
+            // Not affine in x_{t-1} through the origin: nothing to compose.
+            if m0 != 0.0 {
+                return None;
+            }
+            let c = m1 - m0;
+            a *= c;
+            v = c * c * v + b;
+            let env = Env {
+                t,
+                ..Env::default()
+            };
+            let (a_m, v_m) = (ev.real(aff.alpha, &env).ok()?, ev.real(aff.var, &env).ok()?);
+            let close =
+                |x: f64, y: f64| (x - y).abs() <= TOLERANCE * x.abs().max(y.abs()).max(1e-300);
+            let what = if !close(a_m, a) {
+                Some(("signal coefficient", a_m, a, aff.alpha))
+            } else if !close(v_m, v) {
+                Some(("variance", v_m, v, aff.var))
+            } else {
+                None
+            };
+            if let Some((what, got, want, at)) = what {
+                let (g, w) = if fmt(got) == fmt(want) {
+                    (format!("{got:e}"), format!("{want:e}"))
+                } else {
+                    (fmt(got), fmt(want))
+                };
+                let span = {
+                    let inner = self.p.expr(at).span;
+                    if inner.start >= marg.span.start && inner.end <= marg.span.end {
+                        inner
+                    } else {
+                        self.p.expr(marg.dist).span
+                    }
+                };
+                return Some(Some(
+                    Diagnostic::error(
+                        Code::Composition,
+                        span,
+                        format!(
+                            "at {} = {} the marginal's {what} is {g}, composing the one-step kernel from the data gives {w}",
+                            time.name,
+                            fmt(t)
+                        ),
+                    )
+                    .with_label("this does not compose from the one-step kernel")
+                    .with_secondary(step.span, "the one-step kernel")
+                    .with_note(format!(
+                        "a_t = c(t) a_(t-1) and v_t = c(t)² v_(t-1) + b(t) from `{}`, with a = 1 and v = 0 at the data (compared within {TOLERANCE:e} relative)",
+                        super::super::explain::show(&self.p, step.dist)
+                    )),
+                ));
+            }
+        }
+        Some(None)
+    }
+
+    fn compose_discrete(&mut self, step: &Kernel, marg: &Kernel) -> Option<Option<Diagnostic>> {
+        let field = step.target.field;
+        let classes = match self.p.field(field).elem {
+            Elem::Cat(n) => n as usize,
+            Elem::Bool => 2,
+            _ => return None,
+        };
+        let bernoulli = step.family == Family::Bernoulli;
+        let (step_p, marg_p) = (*self.params(step)?.first()?, *self.params(marg)?.first()?);
+        let name = self.version_name(marg.target);
+        if classes > MAX_COMBOS {
+            let d = Diagnostic::warning(
+                Code::Unverified,
+                self.p.expr(marg.dist).span,
+                format!("the marginal of `{name}` is not checked against its one-step kernel: {classes} classes are more than the {MAX_COMBOS} that the checker enumerates"),
+            )
+            .with_label("not verified");
+            self.diags.push(d);
+            return None;
+        }
+        let value = |c: usize| {
+            if bernoulli {
+                Value::Bool(c == 1)
+            } else {
+                Value::Real(c as f64)
+            }
+        };
+        let class_text = |c: usize| {
+            if bernoulli {
+                (c == 1).to_string()
+            } else {
+                c.to_string()
+            }
+        };
+        let ev = Evaluator::new(&self.p);
+        let probs = |e: ExprId, env: &Env| -> Option<Vec<f64>> {
+            match ev.eval(e, env).ok()? {
+                Value::Vec(p) if !bernoulli && p.len() == classes => Some(p),
+                Value::Real(p) if bernoulli => Some(vec![1.0 - p, p]),
+                _ => None,
+            }
+        };
+        let (prev, data) = (
+            FieldRef {
+                field,
+                version: Version::Back(1),
+            },
+            FieldRef {
+                field,
+                version: Version::Data,
+            },
+        );
+        let time = self.p.time.clone();
+        let fmt = super::schedules::fmt;
+        // Row c0: q(x_t | x_0 = c0) as composed so far, from the one-hot data.
+        let mut comp: Vec<Vec<f64>> = (0..classes)
+            .map(|c0| (0..classes).map(|j| f64::from(j == c0)).collect())
+            .collect();
+        let mut worst: Option<(f64, f64, usize, usize, f64, f64)> = None;
+        let (mut checked, mut differing) = (0usize, 0usize);
+        for t in time.check_points() {
+            let rows: Vec<Vec<f64>> = (0..classes)
+                .map(|i| {
+                    probs(
+                        step_p,
+                        &Env {
+                            t,
+                            fields: vec![(prev, value(i))],
+                            ..Env::default()
+                        },
+                    )
+                })
+                .collect::<Option<_>>()?;
+            for (c0, row) in comp.iter_mut().enumerate() {
+                let next: Vec<f64> = (0..classes)
+                    .map(|j| (0..classes).map(|i| row[i] * rows[i][j]).sum())
+                    .collect();
+                *row = next;
+                let got = probs(
+                    marg_p,
+                    &Env {
+                        t,
+                        fields: vec![(data, value(c0))],
+                        ..Env::default()
+                    },
+                )?;
+                let range = if bernoulli { 1..2 } else { 0..classes };
+                for j in range {
+                    let diff = match (got[j] - row[j]).abs() {
+                        d if d.is_nan() => f64::INFINITY,
+                        d => d,
+                    };
+                    checked += 1;
+                    if diff <= DISCRETE_TOLERANCE {
+                        continue;
+                    }
+                    differing += 1;
+                    if worst.is_none_or(|w| diff > w.0) {
+                        worst = Some((diff, t, c0, j, got[j], row[j]));
+                    }
+                }
+            }
+        }
+        let Some((diff, t, c0, j, got, want)) = worst else {
+            return Some(None);
+        };
+        let (g, w) = if fmt(got) == fmt(want) {
+            (format!("{got:e}"), format!("{want:e}"))
+        } else {
+            (fmt(got), fmt(want))
+        };
+        let which = if bernoulli {
+            format!("the probability that `{name}` is true")
+        } else {
+            format!("the probability of `{name}` = {j}")
+        };
+        let span = {
+            let inner = self.p.expr(marg_p).span;
+            if inner.start >= marg.span.start && inner.end <= marg.span.end {
+                inner
+            } else {
+                self.p.expr(marg.dist).span
+            }
+        };
+        Some(Some(
+            Diagnostic::error(
+                Code::Composition,
+                span,
+                format!(
+                    "at {} = {}, {} = {}: {which} is {g}, composing the one-step kernel from the data gives {w}",
+                    time.name,
+                    fmt(t),
+                    self.version_name(data),
+                    class_text(c0)
+                ),
+            )
+            .with_label("this does not compose from the one-step kernel")
+            .with_secondary(step.span, "the one-step kernel")
+            .with_note(format!(
+                "q(x_t | x_0) = Σ q(x_(t-1) | x_0) q(x_t | x_(t-1)) from `{}` (compared within {DISCRETE_TOLERANCE:e} absolute)",
+                super::super::explain::show(&self.p, step.dist)
+            ))
+            .with_note(format!(
+                "this is the largest difference, {diff:.2e}; {differing} of the {checked} probabilities checked differ by more than {DISCRETE_TOLERANCE:e}"
+            )),
+        ))
+    }
+}
