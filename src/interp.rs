@@ -723,6 +723,46 @@ pub(crate) fn check_sym<T: PartialEq + Default + std::fmt::Debug>(
     Ok(())
 }
 
+/// Makes `t` what a `sym` field holds (`[batch, n, n]`, then a class axis for a `vec<K>`): in
+/// every sample the upper triangle is mirrored below and the diagonal emptied (0, class 0,
+/// `false`), so that [`check_sym`] accepts it. Test values and benchmark states of a symmetric
+/// field are generated this way; a network's prediction, which may hold anything below or on
+/// the diagonal, is read the same way. A tensor with fewer than three axes, a non-square
+/// `[n, n]` or a length that does not match its shape is left as it is.
+pub fn symmetrize(t: &mut Tensor) {
+    if t.shape.len() < 3 || t.shape[1] != t.shape[2] {
+        return;
+    }
+    let (b, n) = (t.shape[0], t.shape[1]);
+    let k: usize = t.shape[3..].iter().product();
+    match &mut t.data {
+        Data::F32(v) => mirror_upper(b, n, k, v),
+        Data::Class(v) => mirror_upper(b, n, k, v),
+        Data::Bool(v) => mirror_upper(b, n, k, v),
+    }
+}
+
+/// [`symmetrize`] on `b` samples of `[n, n, k]` values; a length that is not `b * n * n * k`
+/// is left as it is.
+fn mirror_upper<T: Copy + Default>(b: usize, n: usize, k: usize, v: &mut [T]) {
+    if b.checked_mul(n * n * k) != Some(v.len()) {
+        return;
+    }
+    let at = |s: usize, i: usize, j: usize, c: usize| ((s * n + i) * n + j) * k + c;
+    for s in 0..b {
+        for i in 0..n {
+            for c in 0..k {
+                v[at(s, i, i, c)] = T::default();
+            }
+            for j in i + 1..n {
+                for c in 0..k {
+                    v[at(s, j, i, c)] = v[at(s, i, j, c)];
+                }
+            }
+        }
+    }
+}
+
 /// [`check_sym`] on a tensor.
 pub(crate) fn check_sym_tensor(name: &str, t: &Tensor) -> Result<(), String> {
     match &t.data {
@@ -2695,20 +2735,7 @@ impl Ctx<'_> {
             Val::V(k, x) => (*k, Shared::make_mut(x)),
             _ => return,
         };
-        for b in 0..self.call.batch {
-            for i in 0..n {
-                for j in 0..=i {
-                    for q in 0..k {
-                        let lower = ((b * n + i) * n + j) * k + q;
-                        data[lower] = if i == j {
-                            0.0
-                        } else {
-                            data[((b * n + j) * n + i) * k + q]
-                        };
-                    }
-                }
-            }
-        }
+        mirror_upper(self.call.batch, n, k, data);
     }
 
     fn node_tensor(&self, id: NodeId, v: Val) -> Result<Tensor, String> {

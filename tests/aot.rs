@@ -516,7 +516,7 @@ fn random_batch(p: &Process, port: &Port, rng: &mut StdRng, batch: usize) -> Ten
     };
     let mut t = Tensor { shape, data };
     if matches!(&port.extent, PortExtent::Field(s) if s.sym) && !port.name.contains('.') {
-        common::symmetrize(&mut t);
+        diffc::interp::symmetrize(&mut t);
     }
     t
 }
