@@ -1414,6 +1414,57 @@ fn vp_sde_with_a_time_per_sample_and_digress_with_run_time_params_equal_diffc_ev
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A `sym` field's input through the C library: DiGress's forward, in both its forms, refuses
+/// an `E_0` that is not symmetric or holds a class on its diagonal (in the second of two
+/// graphs) with DIFFC_ERR_SYM and writes nothing, and runs a symmetric one with an empty
+/// diagonal, as `diffc eval` does (`tests/hostile.rs`).
+#[test]
+fn the_c_library_refuses_an_asymmetric_value_of_a_symmetric_field() {
+    let dir = scratch("sym");
+    let lib = dir.join("lib");
+    build("digress.diff", &lib);
+    let src = dir.join("sym.c");
+    std::fs::write(
+        &src,
+        "#include \"digress.h\"\n#include <stdio.h>\n#include <string.h>\n\
+         static uint32_t X0[6], Xt[6], Et[18];\nstatic float uX[6], uE[18];\n\
+         static const uint64_t dims[1] = {3};\nstatic const float t2[2] = {3, 3};\n\
+         /* Sample 1 is the graph 0 -1- 1 -2- 2; `edit` then changes entry [1, i, j]. */\n\
+         static void run(int i, int j, uint32_t v) {\n\
+           uint32_t E0[18] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 2, 0, 2, 0};\n\
+           if (i >= 0) E0[9 + i * 3 + j] = v;\n\
+           memset(Xt, 0xff, sizeof Xt);\n\
+           int a = diffc_digress_forward(X0, E0, Xt, uX, Et, uE, 2, dims, 3, 1);\n\
+           int untouched = Xt[0] == 0xffffffffu;\n\
+           memset(Xt, 0xff, sizeof Xt);\n\
+           int b = diffc_digress_forward_at(X0, E0, Xt, uX, Et, uE, 2, dims, t2, NULL, 1);\n\
+           untouched &= Xt[0] == 0xffffffffu;\n\
+           printf(\"%#x %#x %d\\n\", a, b, untouched);\n\
+         }\n\
+         int main(void) {\n\
+           printf(\"%#x\\n\", DIFFC_ERR_SYM);\n\
+           run(-1, 0, 0);\n  run(0, 2, 3);\n  run(2, 1, 1);\n  run(1, 1, 1);\n\
+           return 0;\n}\n",
+    )
+    .unwrap();
+    let exe = dir.join("sym");
+    compile_against(&lib, "digress", &src, &exe);
+    let printed = run(&exe, &[]);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "0x1000",
+            "0 0 0",           // symmetric, empty diagonal: runs
+            "0x1000 0x1000 1", // [1, 0, 2] = 3, [1, 2, 0] = 0
+            "0x1000 0x1000 1", // [1, 2, 1] = 1, [1, 1, 2] = 2
+            "0x1000 0x1000 1", // [1, 1, 1] = 1
+        ],
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The generated host code follows the interpreter where f64 rounding meets a declared range:
 /// `p` computes to 1 + 2⁻⁵² past its closed end 1 and is read as 1 (`docs/language.md`); `q`
 /// magnifies the difference to 0.22, so a row that missed the rule would differ in f32.
