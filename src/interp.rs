@@ -540,9 +540,7 @@ fn bind_sizes(p: &Process, prog: &Program, call: &Call) -> Result<HashMap<String
             .ok_or_else(|| format!("missing input `{}`", port.name))?;
         port_sizes(p, port, &t.shape, call.batch, &mut sizes)?;
         check_values(t, port.elem, &port.name)?;
-        if matches!(&port.extent, crate::entries::Extent::Field(s) if s.sym)
-            && is_field_value(p, &port.name)
-        {
+        if held_symmetric(p, port) {
             check_sym_tensor(&port.name, t)?;
         }
     }
@@ -659,9 +657,17 @@ fn check_values(t: &Tensor, elem: Elem, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether an entry's input `port` must be symmetric with an empty diagonal ([`check_sym`]):
+/// a value of a `sym` field, not a network's output for one. Every runner of entries (this
+/// interpreter, `cpu::lean`, the C library of `cpu::aot`) checks the inputs this picks.
+pub(crate) fn held_symmetric(p: &Process, port: &crate::entries::Port) -> bool {
+    matches!(&port.extent, crate::entries::Extent::Field(s) if s.sym)
+        && is_field_value(p, &port.name)
+}
+
 /// Whether input `name` is a value of one of the process's fields (`E`, `E_0`, `E_t`), not a
 /// network output (`phi.E`, which a step reads from the upper triangle) or a draw.
-pub(crate) fn is_field_value(p: &Process, name: &str) -> bool {
+fn is_field_value(p: &Process, name: &str) -> bool {
     !name.contains('.')
         && p.fields.iter().any(|f| {
             name == f.name

@@ -4150,8 +4150,7 @@ fn sym_inputs_doc(p: &Process, e: &entries::Entry) -> String {
     let names: Vec<String> = e
         .inputs
         .iter()
-        .filter(|x| matches!(&x.extent, PortExtent::Field(s) if s.sym))
-        .filter(|x| interp::is_field_value(p, &x.name))
+        .filter(|x| interp::held_symmetric(p, x))
         .map(|x| format!("`{}`", ident(&x.name)))
         .collect();
     if names.is_empty() {
@@ -4220,16 +4219,14 @@ fn at_header(h: &mut String, p: &Process, u: &Unit, tr: &Trace) {
 
 /// C statements that return DIFFC_ERR_SYM where an entry's input value of a `sym` field (not a
 /// network's output, which is read on its upper triangle) is not symmetric with an empty
-/// diagonal in every sample: [`interp::check_sym`]'s rule, which `diffc eval` applies.
+/// diagonal in every sample: the inputs [`interp::held_symmetric`] picks, held to
+/// [`interp::check_sym`]'s rule, as `diffc eval` holds them.
 fn sym_checks_c(p: &Process, e: &entries::Entry) -> String {
     let mut s = String::new();
-    for x in &e.inputs {
+    for x in e.inputs.iter().filter(|x| interp::held_symmetric(p, x)) {
         let PortExtent::Field(shape) = &x.extent else {
             continue;
         };
-        if !shape.sym || !interp::is_field_value(p, &x.name) {
-            continue;
-        }
         let b = port_buf(x, Src::Input(0), false);
         let ty = match b.store {
             Store::F32 => "f32",
