@@ -273,33 +273,6 @@ fn field_tensor(elem: Elem, dims: Vec<usize>, g: &mut Lcg) -> Tensor {
     Tensor { shape: dims, data }
 }
 
-/// A `sym` field's value as the field holds it: the upper triangle mirrored, the diagonal 0.
-fn symmetrize(t: &mut Tensor) {
-    fn sym<T: Copy + Default>(shape: &[usize], v: &mut [T]) {
-        let (b, n) = (shape[0], shape[1]);
-        let k: usize = shape[3..].iter().product();
-        let at = |s: usize, i: usize, j: usize, c: usize| ((s * n + i) * n + j) * k + c;
-        for s in 0..b {
-            for i in 0..n {
-                for c in 0..k {
-                    v[at(s, i, i, c)] = T::default();
-                }
-                for j in i + 1..n {
-                    for c in 0..k {
-                        v[at(s, j, i, c)] = v[at(s, i, j, c)];
-                    }
-                }
-            }
-        }
-    }
-    let shape = t.shape.clone();
-    match &mut t.data {
-        Data::F32(v) => sym(&shape, v),
-        Data::Class(v) => sym(&shape, v),
-        Data::Bool(v) => sym(&shape, v),
-    }
-}
-
 fn dims_of(
     p: &Process,
     shape: &[diffc::typed::DimId],
@@ -341,7 +314,7 @@ fn prepare(c: &Case, n: usize) -> (Prepared, usize) {
         }
         let mut t = field_tensor(f.elem, d, &mut gen);
         if f.shape.sym {
-            symmetrize(&mut t);
+            interp::symmetrize(&mut t);
         }
         state.insert(f.name.clone(), t);
     }

@@ -96,6 +96,12 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+    /// Whether the commands that run a spec (`eval`, `sample`, `sweep`, `build`, and the Python
+    /// package's `load`) report this diagnostic; `check` and `explain` report every one. See
+    /// [`Code::shown_in_runs`].
+    pub fn shown_in_runs(&self) -> bool {
+        self.code.shown_in_runs()
+    }
 }
 
 /// Error codes. Each kind of mistake has its own, stable code.
@@ -153,6 +159,13 @@ pub enum Code {
 }
 
 impl Code {
+    /// Whether runs of a spec report diagnostics with this code. All do but W0002
+    /// ([`Code::Approximation`]): a posterior the spec marks `#[approximate]` is its author's
+    /// own choice, which `check` reports, so a run's messages hold what concerns the run.
+    pub fn shown_in_runs(self) -> bool {
+        self != Code::Approximation
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Syntax => "E0001",

@@ -540,9 +540,7 @@ fn bind_sizes(p: &Process, prog: &Program, call: &Call) -> Result<HashMap<String
             .ok_or_else(|| format!("missing input `{}`", port.name))?;
         port_sizes(p, port, &t.shape, call.batch, &mut sizes)?;
         check_values(t, port.elem, &port.name)?;
-        if matches!(&port.extent, crate::entries::Extent::Field(s) if s.sym)
-            && is_field_value(p, &port.name)
-        {
+        if held_symmetric(p, port) {
             check_sym_tensor(&port.name, t)?;
         }
     }
@@ -659,9 +657,17 @@ fn check_values(t: &Tensor, elem: Elem, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether an entry's input `port` must be symmetric with an empty diagonal ([`check_sym`]):
+/// a value of a `sym` field, not a network's output for one. Every runner of entries (this
+/// interpreter, `cpu::lean`, the C library of `cpu::aot`) checks the inputs this picks.
+pub(crate) fn held_symmetric(p: &Process, port: &crate::entries::Port) -> bool {
+    matches!(&port.extent, crate::entries::Extent::Field(s) if s.sym)
+        && is_field_value(p, &port.name)
+}
+
 /// Whether input `name` is a value of one of the process's fields (`E`, `E_0`, `E_t`), not a
 /// network output (`phi.E`, which a step reads from the upper triangle) or a draw.
-pub(crate) fn is_field_value(p: &Process, name: &str) -> bool {
+fn is_field_value(p: &Process, name: &str) -> bool {
     !name.contains('.')
         && p.fields.iter().any(|f| {
             name == f.name
@@ -721,6 +727,46 @@ pub(crate) fn check_sym<T: PartialEq + Default + std::fmt::Debug>(
         }
     }
     Ok(())
+}
+
+/// Makes `t` what a `sym` field holds (`[batch, n, n]`, then a class axis for a `vec<K>`): in
+/// every sample the upper triangle is mirrored below and the diagonal emptied (0, class 0,
+/// `false`), so that [`check_sym`] accepts it. Test values and benchmark states of a symmetric
+/// field are generated this way; a network's prediction, which may hold anything below or on
+/// the diagonal, is read the same way. A tensor with fewer than three axes, a non-square
+/// `[n, n]` or a length that does not match its shape is left as it is.
+pub fn symmetrize(t: &mut Tensor) {
+    if t.shape.len() < 3 || t.shape[1] != t.shape[2] {
+        return;
+    }
+    let (b, n) = (t.shape[0], t.shape[1]);
+    let k: usize = t.shape[3..].iter().product();
+    match &mut t.data {
+        Data::F32(v) => mirror_upper(b, n, k, v),
+        Data::Class(v) => mirror_upper(b, n, k, v),
+        Data::Bool(v) => mirror_upper(b, n, k, v),
+    }
+}
+
+/// [`symmetrize`] on `b` samples of `[n, n, k]` values; a length that is not `b * n * n * k`
+/// is left as it is.
+fn mirror_upper<T: Copy + Default>(b: usize, n: usize, k: usize, v: &mut [T]) {
+    if b.checked_mul(n * n * k) != Some(v.len()) {
+        return;
+    }
+    let at = |s: usize, i: usize, j: usize, c: usize| ((s * n + i) * n + j) * k + c;
+    for s in 0..b {
+        for i in 0..n {
+            for c in 0..k {
+                v[at(s, i, i, c)] = T::default();
+            }
+            for j in i + 1..n {
+                for c in 0..k {
+                    v[at(s, j, i, c)] = v[at(s, i, j, c)];
+                }
+            }
+        }
+    }
 }
 
 /// [`check_sym`] on a tensor.
@@ -2701,20 +2747,7 @@ impl Ctx<'_> {
             Val::V(k, x) => (*k, Shared::make_mut(x)),
             _ => return,
         };
-        for b in 0..self.call.batch {
-            for i in 0..n {
-                for j in 0..=i {
-                    for q in 0..k {
-                        let lower = ((b * n + i) * n + j) * k + q;
-                        data[lower] = if i == j {
-                            0.0
-                        } else {
-                            data[((b * n + j) * n + i) * k + q]
-                        };
-                    }
-                }
-            }
-        }
+        mirror_upper(self.call.batch, n, k, data);
     }
 
     fn node_tensor(&self, id: NodeId, v: Val) -> Result<Tensor, String> {

@@ -354,9 +354,8 @@ fn check_summary(module: &diffc::check::Module) -> String {
 }
 
 /// Read and check one file, print its diagnostics, and run `then` on the checked module.
-/// `check` and `explain` print every diagnostic; the commands that run the spec leave out
-/// W0002, a posterior the spec marks `#[approximate]` (the author's own choice, reported by
-/// `check`), so that a run's stderr holds what concerns the run.
+/// `check` and `explain` print every diagnostic; the commands that run the spec print those
+/// [`Diagnostic::shown_in_runs`] (all but W0002).
 fn with_source(
     cli: &Cli,
     path: &str,
@@ -393,7 +392,7 @@ fn with_source_as(
     };
     let (module, mut diags) = diffc::check::check_source(&text);
     if !all {
-        diags.retain(|d| d.code != diffc::diag::Code::Approximation);
+        diags.retain(Diagnostic::shown_in_runs);
     }
     print_diags(cli, &source, &diags);
     let failed = diags.iter().any(Diagnostic::is_error);

@@ -61,16 +61,22 @@ fn cc<S: AsRef<OsStr>>(args: &[S]) {
     );
 }
 
+/// `diffc build --target cpu` of the shipped spec `spec_file` into `dir`.
 fn build(spec_file: &str, dir: &Path) {
+    build_path(Path::new(&spec(spec_file)), dir);
+}
+
+/// `diffc build --target cpu` of the spec at `spec_file` into `dir`.
+fn build_path(spec_file: &Path, dir: &Path) {
     let (code, out, err) = diffc(&[
         "build".as_ref(),
-        spec(spec_file).as_ref(),
+        spec_file.as_os_str(),
         "--target".as_ref(),
         "cpu".as_ref(),
         "-o".as_ref(),
         dir.as_os_str(),
     ]);
-    assert_eq!(code, Some(0), "diffc build {spec_file}: {err}");
+    assert_eq!(code, Some(0), "diffc build {}: {err}", spec_file.display());
     assert!(out.contains("wrote"), "{out}");
 }
 
@@ -516,7 +522,7 @@ fn random_batch(p: &Process, port: &Port, rng: &mut StdRng, batch: usize) -> Ten
     };
     let mut t = Tensor { shape, data };
     if matches!(&port.extent, PortExtent::Field(s) if s.sym) && !port.name.contains('.') {
-        common::symmetrize(&mut t);
+        diffc::interp::symmetrize(&mut t);
     }
     t
 }
@@ -1009,22 +1015,8 @@ fn every_entry_with_a_time_takes_one_time_per_sample_and_run_time_params_in_c() 
         let out = dir.join(format!("{stem}-out"));
         std::fs::create_dir_all(&out).unwrap();
         let (body, expect, skip) = at_harness(&procs, &out);
-        let source = dir.join(format!("{stem}_at.c"));
-        std::fs::write(&source, format!("#include \"{stem}.h\"\n{body}")).unwrap();
-        let exe = dir.join(format!("{stem}_at"));
-        compile_against(&lib, stem, &source, &exe);
-        run(&exe, &[]);
-        for e in &expect {
-            let got = std::fs::read(out.join(&e.file)).unwrap();
-            let want = bytes_of(&e.data);
-            assert_eq!(got.len(), want.len(), "{}: length", e.what);
-            assert!(
-                got == want,
-                "{}: the library's result differs from the CPU backend's",
-                e.what
-            );
-            with_params += e.what.contains("+params") as usize;
-        }
+        run_at_harness(&lib, stem, &dir, &body, &out, &expect, file);
+        with_params += expect.iter().filter(|e| e.what.contains("+params")).count();
         compared += expect.len();
         skipped += skip;
     }
@@ -1041,6 +1033,48 @@ fn every_entry_with_a_time_takes_one_time_per_sample_and_run_time_params_in_c() 
         "{skipped} of {compared} not compared"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Compiles `body`, a program of [`at_harness`] writing into `out`, against the library `stem`
+/// built in `lib` (the source and executable go in `dir`), runs it, and asserts that every
+/// file it wrote equals the CPU backend's result bit for bit; `case` names the test case.
+fn run_at_harness(
+    lib: &Path,
+    stem: &str,
+    dir: &Path,
+    body: &str,
+    out: &Path,
+    expect: &[Expect],
+    case: &str,
+) {
+    let source = dir.join(format!("{stem}_at.c"));
+    std::fs::write(&source, format!("#include \"{stem}.h\"\n{body}")).unwrap();
+    let exe = dir.join(format!("{stem}_at"));
+    compile_against(lib, stem, &source, &exe);
+    run(&exe, &[]);
+    for e in expect {
+        let got = std::fs::read(out.join(&e.file)).unwrap();
+        let want = bytes_of(&e.data);
+        assert_eq!(got.len(), want.len(), "{case}: {}: length", e.what);
+        assert!(
+            got == want,
+            "{case}: {}: the library's result differs from the CPU backend's",
+            e.what
+        );
+    }
+}
+
+/// Writes `v` as raw little-endian f32s to `path` and returns it.
+fn f32_bin(path: PathBuf, v: &[f32]) -> PathBuf {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Asserts that the raw file `bin` the C library wrote holds the values of the `.npy` file
+/// `npy` that `diffc eval` wrote, bit for bit.
+fn assert_same_values(bin: &Path, npy: &Path, what: &str) {
+    assert_eq!(std::fs::read(bin).unwrap(), raw_bytes(npy), "{what}");
 }
 
 /// A C program: entry `fn_name` of a built library called with per-sample times read from a
@@ -1125,15 +1159,7 @@ fn vp_sde_with_a_time_per_sample_and_digress_with_run_time_params_equal_diffc_ev
     npy_f32(&xf, vec![batch, d], x.clone());
     npy_f32(&tf, vec![batch], times.clone());
     npy_f32(&ef, vec![batch, d], e_hat.clone());
-    let bin = |name: &str, v: &[f32]| {
-        let p = dir.join(name);
-        std::fs::write(
-            &p,
-            v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
-        )
-        .unwrap();
-        p
-    };
+    let bin = |name: &str, v: &[f32]| f32_bin(dir.join(name), v);
     let (xb, tb, eb) = (bin("x.bin", &x), bin("t.bin", &times), bin("e.bin", &e_hat));
     let n = batch * d;
     let src = dir.join("vp_at.c");
@@ -1175,16 +1201,8 @@ fn vp_sde_with_a_time_per_sample_and_digress_with_run_time_params_equal_diffc_ev
         eval.as_os_str(),
     ]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(
-        std::fs::read(&xt).unwrap(),
-        raw_bytes(&eval.join("x_t.npy")),
-        "x_t"
-    );
-    assert_eq!(
-        std::fs::read(&eps).unwrap(),
-        raw_bytes(&eval.join("eps.npy")),
-        "eps"
-    );
+    assert_same_values(&xt, &eval.join("x_t.npy"), "x_t");
+    assert_same_values(&eps, &eval.join("eps.npy"), "eps");
     // The loss at those times, from the forward's x_t and eps.
     let src = dir.join("vp_loss.c");
     std::fs::write(
@@ -1241,16 +1259,8 @@ fn vp_sde_with_a_time_per_sample_and_digress_with_run_time_params_equal_diffc_ev
         .iter()
         .find(|f| f.starts_with("d_"))
         .expect("a gradient output");
-    assert_eq!(
-        std::fs::read(&lf).unwrap(),
-        raw_bytes(&eval.join(loss)),
-        "loss"
-    );
-    assert_eq!(
-        std::fs::read(&gf).unwrap(),
-        raw_bytes(&eval.join(grad)),
-        "gradient"
-    );
+    assert_same_values(&lf, &eval.join(loss), "loss");
+    assert_same_values(&gf, &eval.join(grad), "gradient");
 
     // A run-time param: DiGress's forward with other node and edge marginals and a time per
     // graph, against `diffc eval --param`.
@@ -1353,11 +1363,8 @@ fn vp_sde_with_a_time_per_sample_and_digress_with_run_time_params_equal_diffc_ev
     ]);
     assert_eq!(code, Some(0), "{err}");
     for (bin, npy) in outs.iter().zip(["X_t", "u_X", "E_t", "u_E"]) {
-        assert_eq!(
-            std::fs::read(bin).unwrap(),
-            raw_bytes(&eval.join(format!("{npy}.npy"))),
-            "digress forward with params: {npy}"
-        );
+        let what = format!("digress forward with params: {npy}");
+        assert_same_values(bin, &eval.join(format!("{npy}.npy")), &what);
     }
     // Bad input: a time outside the process's time, a NaN time, marginals that are not a
     // probability vector, a non-finite marginal: DIFFC_ERR_ARG, and nothing written.
@@ -1407,6 +1414,57 @@ fn vp_sde_with_a_time_per_sample_and_digress_with_run_time_params_equal_diffc_ev
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A `sym` field's input through the C library: DiGress's forward, in both its forms, refuses
+/// an `E_0` that is not symmetric or holds a class on its diagonal (in the second of two
+/// graphs) with DIFFC_ERR_SYM and writes nothing, and runs a symmetric one with an empty
+/// diagonal, as `diffc eval` does (`tests/hostile.rs`).
+#[test]
+fn the_c_library_refuses_an_asymmetric_value_of_a_symmetric_field() {
+    let dir = scratch("sym");
+    let lib = dir.join("lib");
+    build("digress.diff", &lib);
+    let src = dir.join("sym.c");
+    std::fs::write(
+        &src,
+        "#include \"digress.h\"\n#include <stdio.h>\n#include <string.h>\n\
+         static uint32_t X0[6], Xt[6], Et[18];\nstatic float uX[6], uE[18];\n\
+         static const uint64_t dims[1] = {3};\nstatic const float t2[2] = {3, 3};\n\
+         /* Sample 1 is the graph 0 -1- 1 -2- 2; `edit` then changes entry [1, i, j]. */\n\
+         static void run(int i, int j, uint32_t v) {\n\
+           uint32_t E0[18] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 2, 0, 2, 0};\n\
+           if (i >= 0) E0[9 + i * 3 + j] = v;\n\
+           memset(Xt, 0xff, sizeof Xt);\n\
+           int a = diffc_digress_forward(X0, E0, Xt, uX, Et, uE, 2, dims, 3, 1);\n\
+           int untouched = Xt[0] == 0xffffffffu;\n\
+           memset(Xt, 0xff, sizeof Xt);\n\
+           int b = diffc_digress_forward_at(X0, E0, Xt, uX, Et, uE, 2, dims, t2, NULL, 1);\n\
+           untouched &= Xt[0] == 0xffffffffu;\n\
+           printf(\"%#x %#x %d\\n\", a, b, untouched);\n\
+         }\n\
+         int main(void) {\n\
+           printf(\"%#x\\n\", DIFFC_ERR_SYM);\n\
+           run(-1, 0, 0);\n  run(0, 2, 3);\n  run(2, 1, 1);\n  run(1, 1, 1);\n\
+           return 0;\n}\n",
+    )
+    .unwrap();
+    let exe = dir.join("sym");
+    compile_against(&lib, "digress", &src, &exe);
+    let printed = run(&exe, &[]);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "0x1000",
+            "0 0 0",           // symmetric, empty diagonal: runs
+            "0x1000 0x1000 1", // [1, 0, 2] = 3, [1, 2, 0] = 0
+            "0x1000 0x1000 1", // [1, 2, 1] = 1, [1, 1, 2] = 2
+            "0x1000 0x1000 1", // [1, 1, 1] = 1
+        ],
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The generated host code follows the interpreter where f64 rounding meets a declared range:
 /// `p` computes to 1 + 2⁻⁵² past its closed end 1 and is read as 1 (`docs/language.md`); `q`
 /// magnifies the difference to 0.22, so a row that missed the rule would differ in f32.
@@ -1421,34 +1479,14 @@ fn per_sample_rows_snap_a_closed_schedule_end_as_the_interpreter_does() {
     let file = dir.join("snap.diff");
     std::fs::write(&file, text).unwrap();
     let lib = dir.join("lib");
-    let (code, _, err) = diffc(&[
-        "build".as_ref(),
-        file.as_os_str(),
-        "--target".as_ref(),
-        "cpu".as_ref(),
-        "-o".as_ref(),
-        lib.as_os_str(),
-    ]);
-    assert_eq!(code, Some(0), "{err}");
+    build_path(&file, &lib);
     let procs = diffc::check::check_source(text).0.unwrap().processes;
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
     let (body, expect, skipped) = at_harness(&procs, &out);
     assert_eq!(skipped, 0);
-    let source = dir.join("snap_at.c");
-    std::fs::write(&source, format!("#include \"snap.h\"\n{body}")).unwrap();
-    let exe = dir.join("snap_at");
-    compile_against(&lib, "snap", &source, &exe);
-    run(&exe, &[]);
     assert!(expect.iter().any(|e| e.what.contains("snap.forward")));
-    for e in &expect {
-        assert_eq!(
-            std::fs::read(out.join(&e.file)).unwrap(),
-            bytes_of(&e.data),
-            "{}",
-            e.what
-        );
-    }
+    run_at_harness(&lib, "snap", &dir, &body, &out, &expect, "snap");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1466,15 +1504,7 @@ fn at_entries_take_an_end_given_as_its_nearest_f32_as_the_cpu_backend_does() {
             .join("tests/data")
             .join(file);
         let lib = dir.join("lib");
-        let (code, _, err) = diffc(&[
-            "build".as_ref(),
-            spec_file.as_os_str(),
-            "--target".as_ref(),
-            "cpu".as_ref(),
-            "-o".as_ref(),
-            lib.as_os_str(),
-        ]);
-        assert_eq!(code, Some(0), "{err}");
+        build_path(&spec_file, &lib);
         let text = std::fs::read_to_string(&spec_file).unwrap();
         let procs = diffc::check::check_source(&text).0.unwrap().processes;
         let p = &procs[0];
@@ -1501,19 +1531,7 @@ fn at_entries_take_an_end_given_as_its_nearest_f32_as_the_cpu_backend_does() {
                 ),
             );
         }
-        let source = dir.join(format!("{stem}_at.c"));
-        std::fs::write(&source, format!("#include \"{stem}.h\"\n{body}")).unwrap();
-        let exe = dir.join(format!("{stem}_at"));
-        compile_against(&lib, stem, &source, &exe);
-        run(&exe, &[]);
-        for e in &expect {
-            assert_eq!(
-                std::fs::read(out.join(&e.file)).unwrap(),
-                bytes_of(&e.data),
-                "{file}: {}",
-                e.what
-            );
-        }
+        run_at_harness(&lib, stem, &dir, &body, &out, &expect, file);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -1527,15 +1545,7 @@ fn a_continuous_process_with_a_time_per_sample_and_a_run_time_param_equals_diffc
     let dir = scratch("edm");
     let spec_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/edm_like.diff");
     let lib = dir.join("lib");
-    let (code, _, err) = diffc(&[
-        "build".as_ref(),
-        spec_file.as_os_str(),
-        "--target".as_ref(),
-        "cpu".as_ref(),
-        "-o".as_ref(),
-        lib.as_os_str(),
-    ]);
-    assert_eq!(code, Some(0), "{err}");
+    build_path(&spec_file, &lib);
     let (batch, d) = (5usize, 6usize);
     let n = batch * d;
     let mut rng = StdRng::seed_from_u64(4);
@@ -1543,15 +1553,7 @@ fn a_continuous_process_with_a_time_per_sample_and_a_run_time_param_equals_diffc
         |lo: f32, hi: f32| -> Vec<f32> { (0..n).map(|_| rng.random_range(lo..hi)).collect() };
     let (x0, xt, dx) = (vals(-1.0, 1.0), vals(-20.0, 20.0), vals(-1.0, 1.0));
     let times: Vec<f32> = vec![80.0, 0.002, 3.5, 3.5, 0.7];
-    let bin = |name: &str, v: &[f32]| {
-        let p = dir.join(name);
-        std::fs::write(
-            &p,
-            v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
-        )
-        .unwrap();
-        p
-    };
+    let bin = |name: &str, v: &[f32]| f32_bin(dir.join(name), v);
     let files: Vec<PathBuf> = vec![
         bin("x0.bin", &x0),
         bin("xt.bin", &xt),
@@ -1636,26 +1638,14 @@ fn a_continuous_process_with_a_time_per_sample_and_a_run_time_param_equals_diffc
         &dir.join("e-in"),
     );
     eval("loss.edm", &loss_ins, false, &dir.join("e-default"));
-    assert_eq!(
-        std::fs::read(&outs[0]).unwrap(),
-        raw_bytes(&dir.join("e-loss/loss.npy")),
-        "loss"
-    );
-    assert_eq!(
-        std::fs::read(&outs[1]).unwrap(),
-        raw_bytes(&dir.join("e-loss/d_D.x.npy")),
-        "gradient"
-    );
-    assert_eq!(
-        std::fs::read(&outs[2]).unwrap(),
-        raw_bytes(&dir.join("e-in/input0.npy")),
-        "input0"
-    );
-    assert_eq!(
-        std::fs::read(&outs[3]).unwrap(),
-        raw_bytes(&dir.join("e-in/input1.npy")),
-        "input1"
-    );
+    for (bin, (npy, what)) in outs.iter().zip([
+        ("e-loss/loss.npy", "loss"),
+        ("e-loss/d_D.x.npy", "gradient"),
+        ("e-in/input0.npy", "input0"),
+        ("e-in/input1.npy", "input1"),
+    ]) {
+        assert_same_values(bin, &dir.join(npy), what);
+    }
     assert_ne!(
         std::fs::read(&outs[0]).unwrap(),
         raw_bytes(&dir.join("e-default/loss.npy")),

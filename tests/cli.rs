@@ -1201,28 +1201,34 @@ fn sample_runs_continuous_bfn_from_its_degenerate_start() {
     }
 }
 
-/// Without `--out`, a sampler step prints each output's first values as an entry does (issue 19,
-/// item 10: it printed shapes only), and a multistep step its `prev.NAME` too.
-#[test]
-fn a_step_summary_prints_values() {
-    let x = save(
-        "summary_x.npy",
-        &diffc::npy::Array {
-            shape: vec![1, 2],
-            data: diffc::npy::Data::F32(vec![0.5, -0.25]),
-        },
-    );
+/// A `[xs.len() / 2, 2]` state `xs` and a zero ε̂ of its shape, saved as `{prefix}_x.npy` and
+/// `{prefix}_e.npy`: their paths.
+fn state_and_zero_eps(prefix: &str, xs: Vec<f32>) -> (String, String) {
+    let shape = vec![xs.len() / 2, 2];
     let e = save(
-        "summary_e.npy",
+        &format!("{prefix}_e.npy"),
         &diffc::npy::Array {
-            shape: vec![1, 2],
-            data: diffc::npy::Data::F32(vec![0.0, 0.0]),
+            shape: shape.clone(),
+            data: diffc::npy::Data::F32(vec![0.0; xs.len()]),
         },
     );
-    let ddpm = spec_path("ddpm.diff");
-    let (code, out, err) = diffc(&[
+    let x = save(
+        &format!("{prefix}_x.npy"),
+        &diffc::npy::Array {
+            shape,
+            data: diffc::npy::Data::F32(xs),
+        },
+    );
+    (x, e)
+}
+
+/// `diffc eval` of `ddpm_linear`'s DDIM step from t = 500 to s = 480 on the state saved at `x`
+/// with ε̂ saved at `e`: exit code, stdout and stderr. With ε̂ = 0 the step scales x by
+/// sqrt(ᾱ_480 / ᾱ_500) > 1.
+fn ddim_step(x: &str, e: &str) -> (Option<i32>, String, String) {
+    diffc(&[
         "eval",
-        &ddpm,
+        &spec_path("ddpm.diff"),
         "--process",
         "ddpm_linear",
         "--sampler",
@@ -1237,9 +1243,16 @@ fn a_step_summary_prints_values() {
         "t=500",
         "--set",
         "s=480",
-    ]);
+    ])
+}
+
+/// Without `--out`, a sampler step prints each output's first values as an entry does (issue 19,
+/// item 10: it printed shapes only), and a multistep step its `prev.NAME` too.
+#[test]
+fn a_step_summary_prints_values() {
+    let (x, e) = state_and_zero_eps("summary", vec![0.5, -0.25]);
+    let (code, out, err) = ddim_step(&x, &e);
     assert_eq!(code, Some(0), "{err}");
-    // DDIM with ε̂ = 0 scales x by sqrt(ᾱ_480 / ᾱ_500) > 1.
     let line = out
         .lines()
         .find(|l| l.starts_with("x: shape [1, 2] ["))
@@ -1591,20 +1604,6 @@ fn eval_reads_classes_in_every_integer_dtype() {
 #[test]
 fn a_summary_of_many_reals_has_min_mean_max() {
     let xs: Vec<f32> = (0..16).map(|i| i as f32 / 8.0).collect();
-    let x = save(
-        "stats_x.npy",
-        &diffc::npy::Array {
-            shape: vec![8, 2],
-            data: diffc::npy::Data::F32(xs.clone()),
-        },
-    );
-    let e = save(
-        "stats_e.npy",
-        &diffc::npy::Array {
-            shape: vec![8, 2],
-            data: diffc::npy::Data::F32(vec![0.0; 16]),
-        },
-    );
     let ddpm = spec_path("ddpm.diff");
     let stats = |line: &str| -> [f64; 3] {
         let words: Vec<&str> = line.rsplit("] ").next().unwrap().split(' ').collect();
@@ -1615,26 +1614,10 @@ fn a_summary_of_many_reals_has_min_mean_max() {
         );
         [1, 3, 5].map(|i| words[i].parse().unwrap())
     };
-    let (code, out, err) = diffc(&[
-        "eval",
-        &ddpm,
-        "--process",
-        "ddpm_linear",
-        "--sampler",
-        "ddim",
-        "--entry",
-        "step",
-        "--in",
-        &format!("x={x}"),
-        "--in",
-        &format!("eps_hat.x={e}"),
-        "--set",
-        "t=500",
-        "--set",
-        "s=480",
-    ]);
+    let (x, e) = state_and_zero_eps("stats", xs.clone());
+    let (code, out, err) = ddim_step(&x, &e);
     assert_eq!(code, Some(0), "{err}");
-    // DDIM with ε̂ = 0 scales x by one factor c > 1: min 0, mean c·15/16, max c·15/8.
+    // The step scales x by one factor c > 1: min 0, mean c·15/16, max c·15/8.
     let line = out.lines().find(|l| l.starts_with("x: ")).unwrap();
     let [lo, mean, hi] = stats(line);
     let c = hi / (15.0 / 8.0);

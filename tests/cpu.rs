@@ -66,7 +66,7 @@ fn steps_are_fused_into_few_kernels() {
                     }
                     let mut t = tensor_for(&p, f.elem, dims, &mut gen);
                     if f.shape.sym {
-                        common::symmetrize(&mut t);
+                        diffc::interp::symmetrize(&mut t);
                     }
                     call.state.insert(f.name.clone(), t);
                 }
@@ -132,7 +132,7 @@ fn results_do_not_depend_on_the_thread_split() {
                     dims.extend(shape.dims.iter().map(|_| 13));
                     let mut t = tensor_for(&p, port.elem, dims, &mut g);
                     if shape.sym && !port.name.contains('.') {
-                        common::symmetrize(&mut t);
+                        diffc::interp::symmetrize(&mut t);
                     }
                     call.inputs.insert(port.name.clone(), t);
                 }

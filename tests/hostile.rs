@@ -5,7 +5,7 @@
 //! Every run is under a 4 GB address-space cap (`ulimit -v`), so a regression aborts or fails
 //! here instead of exhausting the machine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Runs the CLI under `ulimit -v 4000000` and a 120 s timeout (a hang exits 124) with `DIFFC_MEMORY_LIMIT` set to `limit` (unset
@@ -45,6 +45,13 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Writes an array of `shape` holding `data` as the `.npy` file `dir/name` and returns its path.
+fn write_npy(dir: &Path, name: &str, shape: Vec<usize>, data: diffc::npy::Data) -> String {
+    let path = dir.join(name);
+    diffc::npy::write_file(&diffc::npy::Array { shape, data }, &path).unwrap();
+    path.to_str().unwrap().to_string()
 }
 
 const PRIOR: [&str; 6] = [
@@ -564,17 +571,9 @@ fn inputs_that_are_not_regular_files_are_refused_not_waited_on() {
 /// to this.
 #[test]
 fn a_loss_that_overflows_is_an_error_not_inf() {
-    use diffc::npy::{Array, Data};
+    use diffc::npy::Data;
     let dir = temp_dir("inf-loss");
-    let save = |name: &str, v: f32| {
-        let path = dir.join(name);
-        let a = Array {
-            shape: vec![2, 3],
-            data: Data::F32(vec![v; 6]),
-        };
-        diffc::npy::write_file(&a, &path).unwrap();
-        path.to_str().unwrap().to_string()
-    };
+    let save = |name: &str, v: f32| write_npy(&dir, name, vec![2, 3], Data::F32(vec![v; 6]));
     let (zero, big) = (save("zero.npy", 0.0), save("big.npy", 1e30));
     for backend in ["interp", "cpu"] {
         let (x_t, net, eps) = (
@@ -685,37 +684,21 @@ fn scores_that_are_not_numbers_are_refused() {
 /// entry's input and for a step's state; a symmetric one with an empty diagonal runs.
 #[test]
 fn symmetric_fields_refuse_asymmetric_values_and_a_full_diagonal() {
-    use diffc::npy::{Array, Data};
+    use diffc::npy::Data;
     let dir = temp_dir("sym");
-    let save = |name: &str, shape: Vec<usize>, v: Vec<i64>| {
-        let path = dir.join(name);
-        diffc::npy::write_file(
-            &Array {
-                shape,
-                data: Data::I64(v),
-            },
-            &path,
-        )
-        .unwrap();
-        path.to_str().unwrap().to_string()
-    };
+    let save = |name: &str, shape, v| write_npy(&dir, name, shape, Data::I64(v));
     let x = save("x.npy", vec![1, 3], vec![0, 1, 2]);
     let good = save("good.npy", vec![1, 3, 3], vec![0, 1, 0, 1, 0, 2, 0, 2, 0]);
     let asym = save("asym.npy", vec![1, 3, 3], vec![0, 1, 0, 2, 0, 0, 0, 0, 0]);
     let diag = save("diag.npy", vec![1, 3, 3], vec![0, 1, 0, 1, 3, 2, 0, 2, 0]);
-    let phi_x = dir.join("phi_x.npy");
-    let phi_e = dir.join("phi_e.npy");
-    for (path, shape) in [(&phi_x, vec![1, 3, 4]), (&phi_e, vec![1, 3, 3, 4])] {
-        let n: usize = shape.iter().product();
-        diffc::npy::write_file(
-            &Array {
-                shape,
-                data: Data::F32(vec![0.25; n]),
-            },
-            path,
-        )
-        .unwrap();
-    }
+    let [phi_x, phi_e] = [
+        ("phi_x.npy", vec![1, 3, 4]),
+        ("phi_e.npy", vec![1, 3, 3, 4]),
+    ]
+    .map(|(name, shape)| {
+        let data = Data::F32(vec![0.25; shape.iter().product()]);
+        write_npy(&dir, name, shape, data)
+    });
     let asym_at = "input `E_0` is a symmetric field, but holds 1 at [0, 0, 1] and 2 at [0, 1, 0]";
     let diag_at =
         "input `E_0` is a symmetric field with an empty diagonal, but holds 3 at [0, 1, 1]";
@@ -761,9 +744,9 @@ fn symmetric_fields_refuse_asymmetric_values_and_a_full_diagonal() {
                     "--in",
                     &format!("E={e}"),
                     "--in",
-                    &format!("phi.X={}", phi_x.display()),
+                    &format!("phi.X={phi_x}"),
                     "--in",
-                    &format!("phi.E={}", phi_e.display()),
+                    &format!("phi.E={phi_e}"),
                     "--set",
                     "t=3",
                     "--set",

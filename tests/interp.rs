@@ -621,7 +621,7 @@ fn every_forward_entry_draws_its_marginal() {
                 };
                 let mut x = Tensor { shape: dims, data };
                 if shape.sym && !port.name.contains('.') {
-                    common::symmetrize(&mut x);
+                    diffc::interp::symmetrize(&mut x);
                 }
                 call.inputs.insert(port.name.clone(), x);
             }

@@ -123,7 +123,7 @@ fn full_state(p: &Process, call: &mut SampleCall, batch: usize, size: usize, g: 
             }
             let mut t = tensor_for(p, f.elem, dims, g);
             if f.shape.sym {
-                common::symmetrize(&mut t);
+                diffc::interp::symmetrize(&mut t);
             }
             call.state.insert(f.name.clone(), t);
         }

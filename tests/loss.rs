@@ -85,7 +85,7 @@ fn loss_call(p: &Process, prog: &Program, batch: usize, t: Tensor, rng: &mut Std
                     Elem::Mat(_) => unreachable!(),
                 };
                 if shape.sym && !net {
-                    common::symmetrize(&mut x);
+                    diffc::interp::symmetrize(&mut x);
                 }
                 x
             }

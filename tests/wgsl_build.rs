@@ -1096,6 +1096,50 @@ fn node(script: &str, dir: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A line of a host-module script that makes each of `calls` (JavaScript expressions) and
+/// fails unless every one throws a `RangeError`.
+fn js_refuses(calls: &[String]) -> String {
+    let calls: Vec<String> = calls.iter().map(|c| format!("() => {c}")).collect();
+    format!(
+        "for (const bad of [{}]) {{ try {{ bad(); throw new Error('accepted'); }} catch (e) {{ if (!(e instanceof RangeError)) throw e; }} }}\n",
+        calls.join(", ")
+    )
+}
+
+/// Runs `script` (which fills `out` with rows keyed as in `expect`) with Node in `dir`, and
+/// asserts that every row equals diffc's within 1e-6 relative; `case` names the spec in
+/// messages. Returns the largest relative difference, how many values were equal bit for bit,
+/// and how many were compared.
+fn compare_host_rows(
+    mut script: String,
+    dir: &Path,
+    expect: &[(String, Vec<f32>)],
+    case: &str,
+) -> (f64, usize, usize) {
+    let (mut worst, mut bitwise, mut total) = (0.0f64, 0, 0);
+    script.push_str("console.log(JSON.stringify(out));\n");
+    let printed = node(&script, dir);
+    let got: Value = serde_json::from_str(printed.trim()).unwrap();
+    for (key, want) in expect {
+        let row: Vec<f32> = arr(&got[key.as_str()])
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(row.len(), want.len(), "{case}: {key}: width");
+        for (j, (a, b)) in row.iter().zip(want).enumerate() {
+            let rel = ((a - b).abs() / b.abs().max(f32::MIN_POSITIVE)) as f64;
+            worst = worst.max(rel);
+            bitwise += (a.to_bits() == b.to_bits()) as usize;
+            total += 1;
+            assert!(
+                rel <= 1e-6,
+                "{case}: {key}: row[{j}] = {a} from the host module, {b} from diffc"
+            );
+        }
+    }
+    (worst, bitwise, total)
+}
+
 #[test]
 fn the_host_module_computes_per_sample_rows_as_diffc_does() {
     let (mut computed, mut tables, mut with_params) = (0, 0, 0);
@@ -1187,33 +1231,17 @@ fn the_host_module_computes_per_sample_rows_as_diffc_does() {
                     with_params += 1;
                 }
                 // Bad times and params are refused.
-                script.push_str(&format!(
-                    "for (const bad of [() => m.{f}(NaN), () => m.{f}({}), () => m.{f}({:?}, {{nope: [1]}})]) {{ try {{ bad(); throw new Error('accepted'); }} catch (e) {{ if (!(e instanceof RangeError)) throw e; }} }}\n",
-                    hi + 1.0,
-                    times[1]
-                ));
+                script.push_str(&js_refuses(&[
+                    format!("m.{f}(NaN)"),
+                    format!("m.{f}({})", hi + 1.0),
+                    format!("m.{f}({:?}, {{nope: [1]}})", times[1]),
+                ]));
             }
         }
-        script.push_str("console.log(JSON.stringify(out));\n");
-        let printed = node(&script, &dir);
-        let got: Value = serde_json::from_str(printed.trim()).unwrap();
-        for (key, want) in &expect {
-            let row: Vec<f32> = arr(&got[key.as_str()])
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect();
-            assert_eq!(row.len(), want.len(), "{spec}: {key}: width");
-            for (j, (a, b)) in row.iter().zip(want).enumerate() {
-                let rel = ((a - b).abs() / b.abs().max(f32::MIN_POSITIVE)) as f64;
-                worst = worst.max(rel);
-                bitwise += (a.to_bits() == b.to_bits()) as usize;
-                total += 1;
-                assert!(
-                    rel <= 1e-6,
-                    "{spec}: {key}: row[{j}] = {a} from the host module, {b} from diffc"
-                );
-            }
-        }
+        let (w, b, n) = compare_host_rows(script, &dir, &expect, &spec);
+        worst = worst.max(w);
+        bitwise += b;
+        total += n;
         let _ = std::fs::remove_dir_all(&dir);
     }
     println!(
@@ -1274,29 +1302,10 @@ fn the_host_module_takes_an_end_given_as_its_nearest_f32_as_the_end() {
                 f32::from_bits((lo as f32).to_bits() - 1),
                 f32::from_bits((hi as f32).to_bits() + 1),
             ];
-            script.push_str(&format!(
-                "for (const bad of [() => m.{f}({:?}), () => m.{f}({:?})]) {{ try {{ bad(); throw new Error('accepted'); }} catch (e) {{ if (!(e instanceof RangeError)) throw e; }} }}\n",
-                past[0], past[1]
-            ));
+            script.push_str(&js_refuses(&past.map(|t| format!("m.{f}({t:?})"))));
             checked += 1;
         }
-        script.push_str("console.log(JSON.stringify(out));\n");
-        let printed = node(&script, &dir);
-        let got: Value = serde_json::from_str(printed.trim()).unwrap();
-        for (key, want) in &expect {
-            let row: Vec<f32> = arr(&got[key.as_str()])
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect();
-            assert_eq!(row.len(), want.len(), "{file}: {key}: width");
-            for (j, (a, b)) in row.iter().zip(want).enumerate() {
-                let rel = ((a - b).abs() / b.abs().max(f32::MIN_POSITIVE)) as f64;
-                assert!(
-                    rel <= 1e-6,
-                    "{file}: {key}: row[{j}] = {a} from the host module, {b} from diffc"
-                );
-            }
-        }
+        compare_host_rows(script, &dir, &expect, file);
         let _ = std::fs::remove_dir_all(&dir);
     }
     assert!(checked >= 4, "{checked}");

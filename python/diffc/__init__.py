@@ -74,13 +74,14 @@ def load(path: Union[str, "os.PathLike[str]"], process: Optional[str] = None) ->
 
 def loads(text: str, process: Optional[str] = None, name: str = "<string>") -> "Process":
     """Check a spec given as text; ``name`` is the file name the diagnostics show."""
-    proc, diags, rendered = _diffc.check(text, name, process)
+    proc, diags, rendered, shown = _diffc.check(text, name, process)
     diagnostics = [Diagnostic(**d) for d in diags]
     if proc is None:
         raise SpecError(rendered, diagnostics)
-    # W0002 (a posterior the spec marks `#[approximate]`: its author's choice, which
-    # `diffc check` reports) is kept in the diagnostics but not issued, as the CLI's runs do.
-    if any(d.code != "W0002" for d in diagnostics):
+    # Every diagnostic is kept, but warnings are issued only where one of them is of a kind
+    # the CLI's runs report (all but W0002, a posterior the spec marks `#[approximate]`: its
+    # author's choice, which `diffc check` reports).
+    if shown:
         warnings.warn(rendered, SpecWarning, stacklevel=2)
     return Process(proc, diagnostics)
 

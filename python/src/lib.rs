@@ -46,9 +46,11 @@ fn value_error(message: String) -> PyErr {
     PyValueError::new_err(message)
 }
 
-/// Check a spec's text: `(process, diagnostics, rendered)`. The process is `None` when the
-/// spec has errors; diagnostics are dicts (severity, code, line, column, end_line,
-/// end_column, message, label, notes); `rendered` is the text `diffc check` prints.
+/// Check a spec's text: `(process, diagnostics, rendered, shown)`. The process is `None`
+/// when the spec has errors; diagnostics are dicts (severity, code, line, column, end_line,
+/// end_column, message, label, notes); `rendered` is the text `diffc check` prints; `shown`
+/// says whether any diagnostic is one that runs report
+/// (`diffc::diag::Diagnostic::shown_in_runs`: all but W0002).
 #[pyfunction]
 #[pyo3(signature = (text, path, process=None))]
 fn check(
@@ -56,7 +58,7 @@ fn check(
     text: &str,
     path: &str,
     process: Option<&str>,
-) -> PyResult<(Option<Process>, Py<PyList>, String)> {
+) -> PyResult<(Option<Process>, Py<PyList>, String, bool)> {
     let (module, diags) = py.detach(|| diffc::check::check_source(text));
     let source = diffc::diag::Source { name: path, text };
     let list = PyList::empty(py);
@@ -76,10 +78,11 @@ fn check(
         list.append(item)?;
     }
     let rendered = diffc::diag::render_text(&source, &diags, false);
+    let shown = diags.iter().any(diffc::diag::Diagnostic::shown_in_runs);
     let failed = diags.iter().any(diffc::diag::Diagnostic::is_error);
     let module = match module {
         Some(m) if !failed => m,
-        _ => return Ok((None, list.unbind(), rendered)),
+        _ => return Ok((None, list.unbind(), rendered, shown)),
     };
     let index = pick_process(&module, process).map_err(value_error)?;
     Ok((
@@ -92,6 +95,7 @@ fn check(
         }),
         list.unbind(),
         rendered,
+        shown,
     ))
 }
 

@@ -2268,8 +2268,10 @@ Conventions (every function below):
   sampler's real field is NaN or infinite), DIFFC_ERR_ARG (a time or step outside the table, a
   NULL array, no denoiser), DIFFC_ERR_NOMEM, DIFFC_ERR_STATE (a call read a value no earlier
   call wrote: call `start` before the first step), DIFFC_ERR_DENOISE (the denoiser returned
-  non-zero). A call stops at the first kernel or callback that fails. An entry's outputs are not
-  checked for NaN (`diffc eval` checks them).
+  non-zero), DIFFC_ERR_SYM (an entry's input value of a `sym` field is not symmetric, or holds
+  a value other than 0 on its diagonal, in some sample: nothing is computed, as `diffc eval`
+  refuses it). A call stops at the first kernel or callback that fails. An entry's outputs are
+  not checked for NaN (`diffc eval` checks them).
 - Entry points and sampler steps run each kernel on the calling thread. To use threads, call the
   kernels yourself (below): any split of the range start..end at multiples of 4 gives the same
   values.
@@ -2315,7 +2317,7 @@ fn header_text(stem: &str, built: &[Built]) -> String {
         "#ifndef DIFFC_COMMON_DEFINED\n#define DIFFC_COMMON_DEFINED\n\
          #define DIFFC_STATUS_INDEX 0x1\n#define DIFFC_STATUS_CLASS 0x2\n#define DIFFC_STATUS_NONFINITE 0x4\n\
          #define DIFFC_ERR_ARG 0x100\n#define DIFFC_ERR_NOMEM 0x200\n\
-         #define DIFFC_ERR_STATE 0x400\n#define DIFFC_ERR_DENOISE 0x800\n\n\
+         #define DIFFC_ERR_STATE 0x400\n#define DIFFC_ERR_DENOISE 0x800\n#define DIFFC_ERR_SYM 0x1000\n\n\
          /* A sampler's networks. `net` is the network's index in its process (listed below) and\n \
          * `call` the call's index within the step; `dims` are the process's dimension sizes in\n \
          * its order. `inputs[i]` points at network input i: a field's values (batch-major, as\n \
@@ -2937,14 +2939,15 @@ fn unit_header(h: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trace
             let _ = writeln!(
                 h,
                 "/* Run `{}`: inputs then outputs as listed above (outputs must not alias inputs);\n \
-                 * {}{how}; draws use step word 0, as `diffc eval --entry {}` does. */",
+                 * {}{how}; draws use step word 0, as `diffc eval --entry {}` does.{} */",
                 u.name,
                 if p.dims.is_empty() {
                     String::new()
                 } else {
                     format!("`dims` holds the sizes of {}; ", dim_names(p))
                 },
-                u.name
+                u.name,
+                sym_inputs_doc(p, e)
             );
             let _ = writeln!(h, "int {pre}({});", params.join(", "));
             at_header(h, p, u, tr);
@@ -3512,6 +3515,26 @@ static int rt_time(float x, double lo, double hi, int discrete, double *out) {
   return 0;
 }
 
+/* Whether a symmetric field's value, [batch, n, n] entries of w values each, breaks the field's
+   rule in some sample: a value on the diagonal that is not 0, or an entry that differs from its
+   mirror (`diffc eval` refuses such an input). A NULL array is left to the call's own check. */
+#define RT_SYM(name, T)                                                                   \
+  static int name(const T *x, uint64_t batch, uint64_t n, uint64_t w) {                   \
+    if (!x) return 0;                                                                     \
+    for (uint64_t b = 0; b < batch; b++)                                                  \
+      for (uint64_t i = 0; i < n; i++) {                                                  \
+        for (uint64_t q = 0; q < w; q++)                                                  \
+          if (x[((b * n + i) * n + i) * w + q] != 0) return 1;                            \
+        for (uint64_t j = i + 1; j < n; j++)                                              \
+          for (uint64_t q = 0; q < w; q++)                                                \
+            if (x[((b * n + i) * n + j) * w + q] != x[((b * n + j) * n + i) * w + q]) return 1; \
+      }                                                                                   \
+    return 0;                                                                             \
+  }
+RT_SYM(rt_sym_f32, float)
+RT_SYM(rt_sym_u32, uint32_t)
+RT_SYM(rt_sym_u8, uint8_t)
+
 /* Process params given as f32 arrays: finite, and on the simplex where `simplex`. */
 static int rt_param(const float *x, uint32_t n, int simplex) {
   double sum = -0.0;
@@ -3786,6 +3809,7 @@ fn unit_runtime(c: &mut String, p: &Process, units: &[Unit], u: &Unit, tr: &Trac
             let (nin, nout, in_init, out_init) = port_arrays(e);
             let nodes = tr.scratch.max(1);
             let (ev, n) = &shapes[0];
+            let dims_decl = format!("{dims_decl}{}", sym_checks_c(p, e));
             let _ = writeln!(
                 c,
                 "int {pre}({}) {{\n{dims_decl}  const void *inputs[{nin}] = {{{}}};\n  void *outputs[{nout}] = {{{}}};\n  void *nodes[{nodes}] = {{0}};\n  rt_ctx c;\n  memset(&c, 0, sizeof c);\n  c.batch = batch;\n  c.seed = seed;\n  c.dims = dims;\n  c.inputs = inputs;\n  c.outputs = outputs;\n  c.nodes = nodes;\n{row_expr}  int rc = rt_run(&c, {ev}, {n});\n  for (int i = 0; i < {nodes}; i++) free(nodes[i]);\n  return rc;\n}}",
@@ -4121,6 +4145,25 @@ fn params_runtime(c: &mut String, p: &Process) {
     let _ = writeln!(c, "  return 0;\n}}");
 }
 
+/// The sentence of an entry's documentation on its inputs of `sym` fields, checked by
+/// [`sym_checks_c`] (empty when it has none).
+fn sym_inputs_doc(p: &Process, e: &entries::Entry) -> String {
+    let names: Vec<String> = e
+        .inputs
+        .iter()
+        .filter(|x| interp::held_symmetric(p, x))
+        .map(|x| format!("`{}`", ident(&x.name)))
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    format!(
+        " Returns DIFFC_ERR_SYM, computing nothing, where the value of a symmetric field ({}) is \
+         not symmetric, or not 0 on its diagonal, in some sample.",
+        names.join(", ")
+    )
+}
+
 /// The header's declaration and documentation of an entry's `_at` variant.
 fn at_header(h: &mut String, p: &Process, u: &Unit, tr: &Trace) {
     let Some(e) = u.entry() else { return };
@@ -4166,12 +4209,40 @@ fn at_header(h: &mut String, p: &Process, u: &Unit, tr: &Trace) {
                  is not finite or not a probability vector where one is needed, or a coefficient the \
                  interpreter cannot compute at that time.",
             );
+            doc.push_str(&sym_inputs_doc(p, e));
             let _ = writeln!(h, "/*");
             comment(h, "", &doc);
             let _ = writeln!(h, " */");
             let _ = writeln!(h, "int {pre}_at({});", at_params(p, e).join(", "));
         }
     }
+}
+
+/// C statements that return DIFFC_ERR_SYM where an entry's input value of a `sym` field (not a
+/// network's output, which is read on its upper triangle) is not symmetric with an empty
+/// diagonal in every sample: the inputs [`interp::held_symmetric`] picks, held to
+/// [`interp::check_sym`]'s rule, as `diffc eval` holds them.
+fn sym_checks_c(p: &Process, e: &entries::Entry) -> String {
+    let mut s = String::new();
+    for x in e.inputs.iter().filter(|x| interp::held_symmetric(p, x)) {
+        let PortExtent::Field(shape) = &x.extent else {
+            continue;
+        };
+        let b = port_buf(x, Src::Input(0), false);
+        let ty = match b.store {
+            Store::F32 => "f32",
+            Store::U32 => "u32",
+            Store::U8 => "u8",
+        };
+        let _ = writeln!(
+            s,
+            "  if (rt_sym_{ty}({}, batch, dims[{}], {}u)) return DIFFC_ERR_SYM;",
+            ident(&x.name),
+            shape.dims[0].0,
+            b.width
+        );
+    }
+    s
 }
 
 /// The runtime's `_at` variant of an entry (nothing when it has none).
@@ -4225,6 +4296,7 @@ fn at_runtime(c: &mut String, p: &Process, u: &Unit, tr: &Trace, ev: &str, n: us
         body,
         "  for (uint64_t b = 0; b < batch; b++) {{\n    double tv;\n    if ({check}) return DIFFC_ERR_ARG;\n  }}"
     );
+    body.push_str(&sym_checks_c(p, e));
     let (nin, nout, in_init, out_init) = port_arrays(e);
     let nodes = tr.scratch.max(1);
     let width = tr.width.max(1);

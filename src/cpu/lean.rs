@@ -828,9 +828,7 @@ impl EntryRunner {
                 interp::port_sizes(p, port, a.shape, batch, &mut sizes)?;
             }
             check_values(&port.name, a, port.elem, self.opts.threads)?;
-            if matches!(&port.extent, crate::entries::Extent::Field(s) if s.sym)
-                && interp::is_field_value(p, &port.name)
-            {
+            if interp::held_symmetric(p, port) {
                 check_sym_lent(&port.name, a)?;
             }
         }

@@ -106,7 +106,7 @@ pub fn entry_call(p: &Process, prog: &Program, batch: usize, size: usize, seed: 
                 }
                 let mut t = tensor_for(p, port.elem, dims, &mut g);
                 if shape.sym && !port.name.contains('.') {
-                    super::symmetrize(&mut t);
+                    diffc::interp::symmetrize(&mut t);
                 }
                 call.inputs.insert(port.name.clone(), t);
             }
@@ -268,7 +268,7 @@ pub fn sampler_call(
         }
         let mut t = tensor_for(p, f.elem, dims, &mut g);
         if f.shape.sym {
-            super::symmetrize(&mut t);
+            diffc::interp::symmetrize(&mut t);
         }
         state.insert(f.name.clone(), t);
     }

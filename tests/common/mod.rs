@@ -86,36 +86,3 @@ pub fn fnv(s: &str) -> u64 {
 
 pub mod diff;
 pub mod gpu;
-
-/// Makes a generated value of a `sym` field (not a network's output, which may hold anything
-/// on the diagonal) what such a field holds (`[batch, n, n]`, then a
-/// class axis): the upper triangle mirrored below, the diagonal 0 (class 0, `false`).
-pub fn symmetrize(t: &mut diffc::interp::Tensor) {
-    use diffc::interp::Data;
-    fn sym<T: Copy + Default>(shape: &[usize], v: &mut [T]) {
-        let (b, n) = (shape[0], shape[1]);
-        let k: usize = shape[3..].iter().product();
-        let at = |s: usize, i: usize, j: usize, c: usize| ((s * n + i) * n + j) * k + c;
-        for s in 0..b {
-            for i in 0..n {
-                for c in 0..k {
-                    v[at(s, i, i, c)] = T::default();
-                }
-                for j in i + 1..n {
-                    for c in 0..k {
-                        v[at(s, j, i, c)] = v[at(s, i, j, c)];
-                    }
-                }
-            }
-        }
-    }
-    if t.shape.len() < 3 {
-        return;
-    }
-    let shape = t.shape.clone();
-    match &mut t.data {
-        Data::F32(v) => sym(&shape, v),
-        Data::Class(v) => sym(&shape, v),
-        Data::Bool(v) => sym(&shape, v),
-    }
-}
