@@ -1762,7 +1762,15 @@ fn the_mdlm_step_unmasks_at_the_papers_rate() {
     let p = spec("mdlm.diff", "mdlm");
     let (d, k, m) = (40_000usize, 28usize, 27u32);
     let probs: Vec<f32> = {
-        let raw: Vec<f32> = (0..k).map(|c| if c == 27 { 0.0 } else { 1.0 + (c * 7 % 5) as f32 }).collect();
+        let raw: Vec<f32> = (0..k)
+            .map(|c| {
+                if c == 27 {
+                    0.0
+                } else {
+                    1.0 + (c * 7 % 5) as f32
+                }
+            })
+            .collect();
         let s: f32 = raw.iter().sum();
         raw.iter().map(|x| x / s).collect()
     };
@@ -1797,7 +1805,12 @@ fn the_mdlm_step_unmasks_at_the_papers_rate() {
             x.iter().zip(&x0).all(|(a, b)| *b == m || a == b),
             "an unmasked token changed"
         );
-        let masked: Vec<u32> = x.iter().zip(&x0).filter(|(_, b)| **b == m).map(|(a, _)| *a).collect();
+        let masked: Vec<u32> = x
+            .iter()
+            .zip(&x0)
+            .filter(|(_, b)| **b == m)
+            .map(|(a, _)| *a)
+            .collect();
         let n = masked.len() as f64;
         let rate = (t - s) / t;
         let unmasked = masked.iter().filter(|c| **c != m).count() as f64;
@@ -1826,7 +1839,9 @@ fn the_mdlm_loss_is_the_papers_nelbo() {
     let (d, k, m) = (6usize, 28usize, 27u32);
     let x0: Vec<u32> = vec![1, 4, 9, 0, 26, 3];
     let xt: Vec<u32> = vec![m, 4, m, 0, m, 3];
-    let probs: Vec<f32> = (0..d * k).map(|i| 0.5 + ((i * 13) % 17) as f32 / 17.0).collect();
+    let probs: Vec<f32> = (0..d * k)
+        .map(|i| 0.5 + ((i * 13) % 17) as f32 / 17.0)
+        .collect();
     let norm: Vec<f32> = probs
         .chunks(k)
         .flat_map(|r| {
@@ -1859,6 +1874,9 @@ fn the_mdlm_loss_is_the_papers_nelbo() {
             .filter(|&i| xt[i] == m)
             .map(|i| -(norm[i * k + x0[i] as usize] as f64).ln() / t as f64)
             .sum();
-        assert!((got - want).abs() <= 1e-5 * want.abs(), "t = {t}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-5 * want.abs(),
+            "t = {t}: {got} vs {want}"
+        );
     }
 }
