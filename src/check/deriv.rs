@@ -22,9 +22,17 @@ use super::Checker;
 use crate::diag::{Code, Diagnostic};
 use crate::syntax::ast::{BinOp, UnOp};
 use crate::typed::{
-    Builtin, Elem, ExprId, ExprKind, FieldId, KernelKind, ParamKind, Rates, TimeKind, TimeRef,
+    Builtin, Elem, ExprId, ExprKind, FieldId, FieldRef, KernelKind, ParamKind, Rates, TimeKind,
+    TimeRef,
 };
 use crate::types::{Stage, Ty};
+
+/// What `Checker::substitute` replaces: the time `t`, or a field version.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Subst {
+    Time(ExprId),
+    Field(FieldRef, ExprId),
+}
 
 /// A derivative under construction: `None` is zero.
 type D = Result<Option<ExprId>, String>;
@@ -337,43 +345,67 @@ impl Checker<'_> {
         at: ExprId,
         memo: &mut HashMap<ExprId, ExprId>,
     ) -> ExprId {
+        self.substitute(e, Subst::Time(at), memo)
+    }
+
+    /// A copy of `e` with the time `t`, or a field version, replaced by an expression.
+    pub(super) fn substitute(
+        &mut self,
+        e: ExprId,
+        what: Subst,
+        memo: &mut HashMap<ExprId, ExprId>,
+    ) -> ExprId {
         if let Some(&r) = memo.get(&e) {
             return r;
         }
         let x = self.p.expr(e).clone();
-        let mut sub = |c: &mut Self, y: ExprId| c.subst_time(y, at, memo);
-        let kind = match x.kind {
-            ExprKind::Time(TimeRef::T) => {
+        let mut sub = |c: &mut Self, y: ExprId| c.substitute(y, what, memo);
+        let kind = match (x.kind, what) {
+            (ExprKind::Time(TimeRef::T), Subst::Time(at)) => {
                 memo.insert(e, at);
                 return at;
             }
-            ExprKind::Schedule { id, at: a } => ExprKind::Schedule {
+            (ExprKind::Field(r), Subst::Field(f, with)) if r == f => {
+                memo.insert(e, with);
+                return with;
+            }
+            (ExprKind::Schedule { id, at: a }, _) => ExprKind::Schedule {
                 id,
                 at: sub(self, a),
             },
-            ExprKind::Unary { op, arg } => ExprKind::Unary {
+            (ExprKind::Unary { op, arg }, _) => ExprKind::Unary {
                 op,
                 arg: sub(self, arg),
             },
-            ExprKind::Binary { op, lhs, rhs } => ExprKind::Binary {
+            (ExprKind::Binary { op, lhs, rhs }, _) => ExprKind::Binary {
                 op,
                 lhs: sub(self, lhs),
                 rhs: sub(self, rhs),
             },
-            ExprKind::Call { func, args } => ExprKind::Call {
+            (ExprKind::Call { func, args }, _) => ExprKind::Call {
                 func,
                 args: args.iter().map(|&a| sub(self, a)).collect(),
             },
-            ExprKind::If {
-                cond,
-                then,
-                otherwise,
-            } => ExprKind::If {
+            (
+                ExprKind::If {
+                    cond,
+                    then,
+                    otherwise,
+                },
+                _,
+            ) => ExprKind::If {
                 cond: sub(self, cond),
                 then: sub(self, then),
                 otherwise: sub(self, otherwise),
             },
-            ExprKind::Local(l) => match self.p.locals[l.index()].value {
+            (ExprKind::Index { base, index }, _) => ExprKind::Index {
+                base: sub(self, base),
+                index: sub(self, index),
+            },
+            (ExprKind::List(items), _) => {
+                ExprKind::List(items.iter().map(|&a| sub(self, a)).collect())
+            }
+            (ExprKind::Local(l), _) => match self.p.locals[l.index()].value {
                 Some(v) => {
                     let r = sub(self, v);
                     memo.insert(e, r);

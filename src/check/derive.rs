@@ -13,15 +13,49 @@
 
 use std::collections::HashMap;
 
+use super::deriv::Subst;
 use super::Checker;
 use crate::diag::Span;
 use crate::syntax::ast::BinOp;
 use crate::typed::{
-    Elem, ExprId, ExprKind, Family, FieldRef, Kernel, KernelKind, TimeRef, Version,
+    Builtin, Elem, ExprId, ExprKind, Family, FieldId, FieldRef, Kernel, KernelKind, TimeKind,
+    TimeRef, Version,
 };
 use crate::types::{Stage, Ty};
 
 impl Checker<'_> {
+    /// Every field whose forward chain is written in full (a one-step kernel and a marginal)
+    /// and that has no written posterior gets a derived one, and with it a `posterior` entry.
+    pub(super) fn derive_chain_posteriors(&mut self) {
+        let fields: Vec<FieldId> = self
+            .p
+            .forwards
+            .iter()
+            .filter(|k| k.kind == KernelKind::OneStep)
+            .map(|k| k.target.field)
+            .collect();
+        for field in fields {
+            let has_marginal = self
+                .p
+                .forwards
+                .iter()
+                .any(|k| k.kind == KernelKind::Marginal && k.target.field == field);
+            if has_marginal {
+                let given = [
+                    FieldRef {
+                        field,
+                        version: Version::T,
+                    },
+                    FieldRef {
+                        field,
+                        version: Version::Data,
+                    },
+                ];
+                self.derive_posterior(&given);
+            }
+        }
+    }
+
     /// A sampler draws `posterior(x_t = …, x_0 = …)` and no written posterior is conditioned
     /// on exactly `given`: derive one when `given` is x_t and x_0 of a real field with an affine
     /// Gaussian marginal, check its parameters on the grid like a written one's, and add it.
@@ -43,9 +77,13 @@ impl Checker<'_> {
         if given.len() != 2 || !want.iter().all(|w| given.contains(w)) {
             return false;
         }
-        if self.p.field(field).elem != Elem::Real
-            || self.p.posteriors.iter().any(|k| k.target.field == field)
-        {
+        if self.p.posteriors.iter().any(|k| k.target.field == field) {
+            return false;
+        }
+        if matches!(self.p.field(field).elem, Elem::Cat(_) | Elem::Bool) {
+            return self.derive_discrete(field);
+        }
+        if self.p.field(field).elem != Elem::Real {
             return false;
         }
         let Some(m) = self
@@ -65,6 +103,25 @@ impl Checker<'_> {
         }
         self.p.posteriors.push(k);
         true
+    }
+
+    /// `value` bound to a local `name` of a derived kernel (printed as a `where` line).
+    fn bound(
+        &mut self,
+        name: &str,
+        value: ExprId,
+        span: Span,
+        bindings: &mut Vec<crate::typed::LocalId>,
+    ) -> ExprId {
+        let id = self.new_local(
+            &crate::syntax::ast::Ident {
+                name: name.to_string(),
+                span,
+            },
+            value,
+        );
+        bindings.push(id);
+        self.push(ExprKind::Local(id), self.ty(value).clone(), span)
     }
 
     fn gaussian_posterior(&mut self, m: &Kernel) -> Kernel {
@@ -173,5 +230,248 @@ impl Checker<'_> {
             derived: true,
             span,
         }
+    }
+
+    /// q(x_{t-1} | x_t, x_0) ∝ q(x_t | x_{t-1}) q(x_{t-1} | x_0) for a `cat<K>` or `bool` field
+    /// with a written one-step kernel and marginal, in discrete time with the data before the
+    /// first time: the one-step kernel is written out for each class of x_{t-1}, the marginal
+    /// is read at t − 1 (the one-hot data at the data end), and their product is normalised.
+    /// Where x_0 cannot reach x_t (a normaliser of 0) the posterior is the one-hot x_t, which a
+    /// sampler's mixture weights never select.
+    fn derive_discrete(&mut self, field: FieldId) -> bool {
+        let time = self.p.time.clone();
+        if time.kind != TimeKind::Discrete || time.ascending() {
+            return false;
+        }
+        let (at, prev, data) = (
+            FieldRef {
+                field,
+                version: Version::T,
+            },
+            FieldRef {
+                field,
+                version: Version::Back(1),
+            },
+            FieldRef {
+                field,
+                version: Version::Data,
+            },
+        );
+        let find = |c: &Self, kind: KernelKind, given: FieldRef| {
+            c.p.forwards
+                .iter()
+                .find(|k| k.kind == kind && k.target.field == field && k.given == [given])
+                .cloned()
+        };
+        let (Some(step), Some(marg)) = (
+            find(self, KernelKind::OneStep, prev),
+            find(self, KernelKind::Marginal, data),
+        ) else {
+            return false;
+        };
+        if step.family != marg.family {
+            return false;
+        }
+        let first = |c: &Self, k: &Kernel| match &c.p.expr(k.dist).kind {
+            ExprKind::Dist { params, .. } => params.first().copied(),
+            _ => None,
+        };
+        let (Some(step_p), Some(marg_p)) = (first(self, &step), first(self, &marg)) else {
+            return false;
+        };
+        let f = self.p.field(field).clone();
+        let span = marg.span;
+        let shape = Stage::Field(f.shape.clone());
+        let host = Ty::real(Stage::Host);
+        // t − 1, and whether it is the data end.
+        let t = self.push(ExprKind::Time(TimeRef::T), host.clone(), span);
+        let one = self.num(1.0, span);
+        let tm1 = self.bin(BinOp::Sub, t, one, span);
+        let end = self.num(time.data_at, span);
+        let at_end = self.cmp(BinOp::Eq, tm1, end, span);
+        let fty = Ty::value(f.elem, shape.clone());
+        let x_t = self.push(ExprKind::Field(at), fty.clone(), span);
+        let x_0 = self.push(ExprKind::Field(data), fty.clone(), span);
+        let marg_prev = self.substitute(marg_p, Subst::Time(tm1), &mut HashMap::new());
+        let mut bindings = Vec::new();
+        let (family, param) = match f.elem {
+            Elem::Cat(k) => {
+                let vty = Ty::value(Elem::Vec(k), shape.clone());
+                let rty = Ty::real(shape.clone());
+                let onehot = |c: &mut Self, x: ExprId| {
+                    c.push(
+                        ExprKind::Call {
+                            func: Builtin::OneHot,
+                            args: vec![x],
+                        },
+                        vty.clone(),
+                        span,
+                    )
+                };
+                let oh_t = onehot(self, x_t);
+                let oh_0 = onehot(self, x_0);
+                // q(x_t | x_{t-1} = j) for each class j.
+                let mut lik = Vec::with_capacity(k as usize);
+                for j in 0..k {
+                    let cj = self.push(
+                        ExprKind::Number(j as f64),
+                        Ty::value(f.elem, Stage::Const),
+                        span,
+                    );
+                    let row = self.substitute(step_p, Subst::Field(prev, cj), &mut HashMap::new());
+                    lik.push(self.push(
+                        ExprKind::Call {
+                            func: Builtin::Dot,
+                            args: vec![row, oh_t],
+                        },
+                        rty.clone(),
+                        span,
+                    ));
+                }
+                let lik = self.push(ExprKind::List(lik), vty.clone(), span);
+                let lik = self.bound("lik", lik, span, &mut bindings);
+                let from_0 = self.push(
+                    ExprKind::If {
+                        cond: at_end,
+                        then: oh_0,
+                        otherwise: marg_prev,
+                    },
+                    vty.clone(),
+                    span,
+                );
+                let from_0 = self.bound("from_0", from_0, span, &mut bindings);
+                let w = self.push(
+                    ExprKind::Binary {
+                        op: BinOp::Mul,
+                        lhs: lik,
+                        rhs: from_0,
+                    },
+                    vty.clone(),
+                    span,
+                );
+                let w = self.bound("w", w, span, &mut bindings);
+                let z = self.push(
+                    ExprKind::Call {
+                        func: Builtin::VSum,
+                        args: vec![w],
+                    },
+                    rty.clone(),
+                    span,
+                );
+                let zero = self.num(0.0, span);
+                let reach = self.push(
+                    ExprKind::Binary {
+                        op: BinOp::Gt,
+                        lhs: z,
+                        rhs: zero,
+                    },
+                    Ty::value(Elem::Bool, shape.clone()),
+                    span,
+                );
+                let q = self.push(
+                    ExprKind::Binary {
+                        op: BinOp::Div,
+                        lhs: w,
+                        rhs: z,
+                    },
+                    vty.clone(),
+                    span,
+                );
+                let p = self.push(
+                    ExprKind::If {
+                        cond: reach,
+                        then: q,
+                        otherwise: oh_t,
+                    },
+                    vty,
+                    span,
+                );
+                (Family::Categorical, p)
+            }
+            _ => {
+                let rty = Ty::real(shape.clone());
+                let op = |c: &mut Self, op: BinOp, a: ExprId, b: ExprId| {
+                    c.push(ExprKind::Binary { op, lhs: a, rhs: b }, rty.clone(), span)
+                };
+                let ifx = |c: &mut Self, cond: ExprId, a: ExprId, b: ExprId| {
+                    c.push(
+                        ExprKind::If {
+                            cond,
+                            then: a,
+                            otherwise: b,
+                        },
+                        rty.clone(),
+                        span,
+                    )
+                };
+                let one = self.num(1.0, span);
+                let zero = self.num(0.0, span);
+                // P(x_t as it is | x_{t-1} = j) for j = false, true.
+                let mut lik = Vec::new();
+                for j in [false, true] {
+                    let cj =
+                        self.push(ExprKind::Bool(j), Ty::value(Elem::Bool, Stage::Const), span);
+                    let p = self.substitute(step_p, Subst::Field(prev, cj), &mut HashMap::new());
+                    let q = op(self, BinOp::Sub, one, p);
+                    let l = ifx(self, x_t, p, q);
+                    lik.push(self.bound(
+                        if j { "lik_true" } else { "lik_false" },
+                        l,
+                        span,
+                        &mut bindings,
+                    ));
+                }
+                // P(x_{t-1} = true | x_0), the data itself at the data end.
+                let data_p = ifx(self, x_0, one, zero);
+                let m = ifx(self, at_end, data_p, marg_prev);
+                let m = self.bound("from_0", m, span, &mut bindings);
+                let num = op(self, BinOp::Mul, lik[1], m);
+                let not_m = op(self, BinOp::Sub, one, m);
+                let rest = op(self, BinOp::Mul, lik[0], not_m);
+                let den = op(self, BinOp::Add, num, rest);
+                let reach = self.push(
+                    ExprKind::Binary {
+                        op: BinOp::Gt,
+                        lhs: den,
+                        rhs: zero,
+                    },
+                    Ty::value(Elem::Bool, shape.clone()),
+                    span,
+                );
+                let q = op(self, BinOp::Div, num, den);
+                let fallback = ifx(self, x_t, one, zero);
+                (Family::Bernoulli, ifx(self, reach, q, fallback))
+            }
+        };
+        let dist = self.push(
+            ExprKind::Dist {
+                family,
+                params: vec![param],
+            },
+            Ty::Dist {
+                elem: f.elem,
+                stage: shape,
+            },
+            span,
+        );
+        let k = Kernel {
+            kind: KernelKind::Posterior,
+            target: prev,
+            given: vec![at, data],
+            family,
+            dist,
+            bindings,
+            affine: None,
+            approximate: None,
+            derived: true,
+            span,
+        };
+        if self.schedules_ok {
+            if let Some(d) = self.kernel_domain(&k) {
+                self.error(d);
+            }
+        }
+        self.p.posteriors.push(k);
+        true
     }
 }

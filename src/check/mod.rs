@@ -262,6 +262,9 @@ impl<'a> Checker<'a> {
                 _ => {}
             }
         }
+        if self.errors() == start {
+            self.derive_chain_posteriors();
+        }
         for d in &proc.decls {
             if let ast::DeclKind::Network(n) = &d.kind {
                 self.check_network(n, d.span);
