@@ -544,3 +544,53 @@ fn derived_discrete_posteriors_equal_the_written_ones() {
         assert!(compared > 0, "{name}");
     }
 }
+
+/// MDLM with its posterior deleted: its marginal is a mixture of the data with the mask,
+/// q(x_t | x_0) = α_t e_{x_0} + (1 − α_t) e_m, so the compiler derives q(x_s | x_t, x_0) from
+/// it alone (there is no one-step kernel in continuous time), and the derived `posterior` entry
+/// gives the written one's probabilities for every pair (x_t, x_0) that x_0 reaches.
+#[test]
+fn a_derived_mixture_posterior_equals_mdlms_written_one() {
+    use diffc::interp::{run, Call, Data, Tensor};
+    let text = shipped("mdlm.diff");
+    let bare = without_posteriors(&text);
+    assert!(!bare.contains("posterior x_s"));
+    let (pw, pd) = (process(&text, "mdlm"), process(&bare, "mdlm"));
+    assert!(pd.posteriors.len() == 1 && pd.posteriors[0].derived);
+    let (ew, ed) = (
+        diffc::ir::lower::lower(&pw, "posterior").unwrap(),
+        diffc::ir::lower::lower(&pd, "posterior").unwrap(),
+    );
+    let (k, m) = (28u32, 27u32);
+    // x_0 any symbol; x_t either x_0 or the mask.
+    let pairs: Vec<(u32, u32)> = (0..m).flat_map(|c0| [(c0, c0), (m, c0)]).collect();
+    let class = |v: Vec<u32>| Tensor {
+        shape: vec![pairs.len(), 1],
+        data: Data::Class(v),
+    };
+    let mut worst = 0.0f32;
+    for (t, s) in [(1.0f32, 0.9f32), (0.6, 0.3), (0.3, 0.0), (0.05, 0.01)] {
+        let mut call = Call {
+            batch: pairs.len(),
+            ..Call::default()
+        };
+        call.inputs
+            .insert("x_t".into(), class(pairs.iter().map(|p| p.0).collect()));
+        call.inputs
+            .insert("x_0".into(), class(pairs.iter().map(|p| p.1).collect()));
+        call.inputs.insert("t".into(), Tensor::scalar(t));
+        call.inputs.insert("s".into(), Tensor::scalar(s));
+        let w = run(&pw, &ew, &call).unwrap();
+        let g = run(&pd, &ed, &call).unwrap();
+        let (w, g) = (w[0].f32s().unwrap(), g[0].f32s().unwrap());
+        assert_eq!(w.len(), pairs.len() * k as usize);
+        for (x, y) in w.iter().zip(g) {
+            worst = worst.max((x - y).abs());
+            assert!(
+                (x - y).abs() <= 1e-6,
+                "t = {t}, s = {s}: written {x}, derived {y}"
+            );
+        }
+    }
+    println!("mdlm: derived posterior within {worst:.1e} of the written one");
+}

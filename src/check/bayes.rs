@@ -105,9 +105,6 @@ impl Checker<'_> {
     fn bayes_discrete(&mut self, k: &Kernel) -> Found {
         let field = k.target.field;
         let time = self.p.time.clone();
-        if time.kind != TimeKind::Discrete {
-            return None;
-        }
         let classes = match self.p.field(field).elem {
             Elem::Cat(n) => n as usize,
             Elem::Bool => 2,
@@ -119,23 +116,42 @@ impl Checker<'_> {
             .iter()
             .find(|f| f.kind == KernelKind::Marginal && f.target.field == field)?
             .clone();
-        let one_step = self
-            .p
-            .forwards
-            .iter()
-            .find(|f| f.kind == KernelKind::OneStep && f.target.field == field)?
-            .clone();
-        if marginal.family != k.family || one_step.family != k.family {
-            return None;
-        }
         let first = |e: ExprId| match &self.p.expr(e).kind {
             ExprKind::Dist { params, .. } => params.first().copied(),
             _ => None,
         };
-        let (post_p, marg_p, step_p) =
-            (first(k.dist)?, first(marginal.dist)?, first(one_step.dist)?);
         let at = |version| FieldRef { field, version };
         let (x_t, x_0, x_prev) = (at(Version::T), at(Version::Data), at(Version::Back(1)));
+        // The one-step kernel as written (discrete time), or, without one, the step a mixture
+        // marginal a_t e_{x_0} + (1 − a_t) π implies (`check::derive`).
+        let one_step = self
+            .p
+            .forwards
+            .iter()
+            .find(|f| f.kind == KernelKind::OneStep && f.target.field == field)
+            .cloned();
+        let (post_p, marg_p) = (first(k.dist)?, first(marginal.dist)?);
+        let step_p = match &one_step {
+            Some(o) if time.kind == TimeKind::Discrete && o.family == k.family => {
+                Some(first(o.dist)?)
+            }
+            Some(_) => return None,
+            None if matches!(self.p.field(field).elem, Elem::Cat(_))
+                && self.is_mixture(marg_p, x_0, classes) =>
+            {
+                None
+            }
+            None => return None,
+        };
+        if marginal.family != k.family {
+            return None;
+        }
+        let step_text = match &one_step {
+            Some(o) => super::super::explain::show(&self.p, o.dist),
+            None => {
+                "the step r e_(x_s) + (1 − r) π of the mixture marginal, r = a_t / a_s".to_string()
+            }
+        };
         if !k.given.contains(&x_t) || !k.given.contains(&x_0) {
             return None;
         }
@@ -205,18 +221,56 @@ impl Checker<'_> {
         let mut worst: Option<Worst> = None;
         let (mut checked, mut differing) = (0usize, 0usize);
         for (i, &(t, s)) in pairs.iter().enumerate() {
-            // q(x_t | x_s = j) from the one-step kernel at t; s must be the step before t.
-            if (t - s).abs() != 1.0 {
-                return None;
-            }
             let mut step = Vec::with_capacity(classes);
-            for j in 0..classes {
-                let env = Env {
-                    t,
-                    fields: vec![(x_prev, value(j))],
-                    ..Env::default()
-                };
-                step.push(probs(step_p, &env)?);
+            match step_p {
+                // q(x_t | x_s = j) from the one-step kernel at t; s must be the step before t.
+                Some(step_p) => {
+                    if (t - s).abs() != 1.0 {
+                        return None;
+                    }
+                    for j in 0..classes {
+                        let env = Env {
+                            t,
+                            fields: vec![(x_prev, value(j))],
+                            ..Env::default()
+                        };
+                        step.push(probs(step_p, &env)?);
+                    }
+                }
+                // r e_j + (1 − r) π, with a and π read off the marginal at t and s.
+                None => {
+                    let at_class = |when: f64, c: usize| {
+                        probs(
+                            marg_p,
+                            &Env {
+                                t: when,
+                                fields: vec![(x_0, value(c))],
+                                ..Env::default()
+                            },
+                        )
+                    };
+                    let (m0, m1) = (at_class(t, 0)?, at_class(t, 1)?);
+                    let a_t = m0[0] - m1[0];
+                    let a_s = if s == time.data_at {
+                        1.0
+                    } else {
+                        at_class(s, 0)?[0] - at_class(s, 1)?[0]
+                    };
+                    if a_t >= 1.0 || a_s <= 0.0 {
+                        continue;
+                    }
+                    let pi: Vec<f64> = (0..classes)
+                        .map(|c| (m0[c] - if c == 0 { a_t } else { 0.0 }) / (1.0 - a_t))
+                        .collect();
+                    let r = a_t / a_s;
+                    for j in 0..classes {
+                        step.push(
+                            (0..classes)
+                                .map(|c| (1.0 - r) * pi[c] + if c == j { r } else { 0.0 })
+                                .collect(),
+                        );
+                    }
+                }
             }
             // q(x_s | x_0 = c0) from the marginal at s (the data itself at the data end).
             let mut marg: Vec<Option<Vec<f64>>> = vec![None; classes];
@@ -315,7 +369,7 @@ impl Checker<'_> {
                 names.1,
                 names.0,
                 names.1,
-                super::super::explain::show(&self.p, one_step.dist),
+                step_text,
                 super::super::explain::show(&self.p, marginal.dist),
             ))
             .with_note(format!(

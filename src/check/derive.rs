@@ -81,7 +81,7 @@ impl Checker<'_> {
             return false;
         }
         if matches!(self.p.field(field).elem, Elem::Cat(_) | Elem::Bool) {
-            return self.derive_discrete(field);
+            return self.derive_discrete(field) || self.derive_mixture(field);
         }
         if self.p.field(field).elem != Elem::Real {
             return false;
@@ -472,6 +472,263 @@ impl Checker<'_> {
             }
         }
         self.p.posteriors.push(k);
+        true
+    }
+
+    /// q(x_s | x_t, x_0) for a `cat<K>` field whose marginal is a mixture of the data with a
+    /// fixed distribution π, q(x_t | x_0) = a_t e_{x_0} + (1 − a_t) π (uniform, absorbing, or
+    /// DiGress's marginal transitions), with no one-step kernel written: the step from s to t
+    /// is then q(x_t | x_s) = r e_{x_s} + (1 − r) π with r = a_t / a_s, and
+    ///
+    ///   q(x_s = j | x_t, x_0) ∝ (r [x_t = j] + (1 − r) π[x_t]) q(x_s = j | x_0).
+    ///
+    /// The form is read off the written marginal: a_t = q(0 | x_0 = 0) − q(0 | x_0 = 1) and
+    /// (1 − a_t) π = q(· | x_0 = 0) − a_t e_0, and checked at every check point, for every class
+    /// of x_0 (within 1e-9, π the same at every time); a marginal of another form is not derived.
+    fn derive_mixture(&mut self, field: FieldId) -> bool {
+        let Elem::Cat(k) = self.p.field(field).elem else {
+            return false;
+        };
+        let (at, data, target) = (
+            FieldRef {
+                field,
+                version: Version::T,
+            },
+            FieldRef {
+                field,
+                version: Version::Data,
+            },
+            FieldRef {
+                field,
+                version: Version::S,
+            },
+        );
+        let Some(marg) = self
+            .p
+            .forwards
+            .iter()
+            .find(|m| {
+                m.kind == KernelKind::Marginal && m.target.field == field && m.given == [data]
+            })
+            .cloned()
+        else {
+            return false;
+        };
+        let ExprKind::Dist {
+            family: Family::Categorical,
+            params,
+        } = self.p.expr(marg.dist).kind.clone()
+        else {
+            return false;
+        };
+        let marg_p = params[0];
+        if k < 2 || !self.is_mixture(marg_p, data, k as usize) {
+            return false;
+        }
+        let f = self.p.field(field).clone();
+        let span = marg.span;
+        let shape = Stage::Field(f.shape.clone());
+        let (vty, rty, host) = (
+            Ty::value(Elem::Vec(k), shape.clone()),
+            Ty::real(shape.clone()),
+            Ty::real(Stage::Host),
+        );
+        let hvec = Ty::value(Elem::Vec(k), Stage::Host);
+        let mut bindings = Vec::new();
+        let class = |c: &mut Self, j: u32| {
+            c.push(
+                ExprKind::Number(j as f64),
+                Ty::value(f.elem, Stage::Const),
+                span,
+            )
+        };
+        let onehot = |c: &mut Self, x: ExprId, ty: &Ty| {
+            c.push(
+                ExprKind::Call {
+                    func: Builtin::OneHot,
+                    args: vec![x],
+                },
+                ty.clone(),
+                span,
+            )
+        };
+        let b = |c: &mut Self, op: BinOp, l: ExprId, r: ExprId, ty: &Ty| {
+            c.push(ExprKind::Binary { op, lhs: l, rhs: r }, ty.clone(), span)
+        };
+        let dot = |c: &mut Self, l: ExprId, r: ExprId, ty: &Ty| {
+            c.push(
+                ExprKind::Call {
+                    func: Builtin::Dot,
+                    args: vec![l, r],
+                },
+                ty.clone(),
+                span,
+            )
+        };
+        // The marginal at time `when` for x_0 = class 0 and 1: a and (1 − a) π there.
+        let parts = |c: &mut Self, when: Option<ExprId>| {
+            let (c0, c1) = (class(c, 0), class(c, 1));
+            let at_time = |c: &mut Self, cls: ExprId| {
+                let e = c.substitute(marg_p, Subst::Field(data, cls), &mut HashMap::new());
+                match when {
+                    Some(w) => c.substitute(e, Subst::Time(w), &mut HashMap::new()),
+                    None => e,
+                }
+            };
+            let (m0, m1) = (at_time(c, c0), at_time(c, c1));
+            let e0 = onehot(c, c0, &hvec);
+            let d = b(c, BinOp::Sub, m0, m1, &hvec);
+            let a = dot(c, d, e0, &host);
+            let ae0 = b(c, BinOp::Mul, a, e0, &hvec);
+            let rest = b(c, BinOp::Sub, m0, ae0, &hvec);
+            (a, rest)
+        };
+        let s = self.push(ExprKind::Time(TimeRef::S), host.clone(), span);
+        let (a_t, rest_t) = parts(self, None);
+        let (a_t, rest_t) = (
+            self.bound("a_t", a_t, span, &mut bindings),
+            self.bound("pi_rest_t", rest_t, span, &mut bindings),
+        );
+        let (a_s, _) = parts(self, Some(s));
+        let end = self.num(self.p.time.data_at, span);
+        let at_end = self.cmp(BinOp::Eq, s, end, span);
+        let one = self.num(1.0, span);
+        let a_s = self.ifx(at_end, one, a_s, span);
+        let a_s = self.bound("a_s", a_s, span, &mut bindings);
+        let r = b(self, BinOp::Div, a_t, a_s, &host);
+        let r = self.bound("r", r, span, &mut bindings);
+        // π = (1 − a_t) π / (1 − a_t), read at x_t.
+        let x_t = self.push(ExprKind::Field(at), Ty::value(f.elem, shape.clone()), span);
+        let x_0 = self.push(
+            ExprKind::Field(data),
+            Ty::value(f.elem, shape.clone()),
+            span,
+        );
+        let oh_t = onehot(self, x_t, &vty);
+        let oh_0 = onehot(self, x_0, &vty);
+        let one_a = b(self, BinOp::Sub, one, a_t, &host);
+        let pi = b(self, BinOp::Div, rest_t, one_a, &hvec);
+        let pi_t = dot(self, pi, oh_t, &rty);
+        let one_r = b(self, BinOp::Sub, one, r, &host);
+        let jump = b(self, BinOp::Mul, one_r, pi_t, &rty);
+        let stay = b(self, BinOp::Mul, r, oh_t, &vty);
+        let lik = b(self, BinOp::Add, stay, jump, &vty);
+        let lik = self.bound("lik", lik, span, &mut bindings);
+        let marg_s = self.substitute(marg_p, Subst::Time(s), &mut HashMap::new());
+        let from_0 = self.push(
+            ExprKind::If {
+                cond: at_end,
+                then: oh_0,
+                otherwise: marg_s,
+            },
+            vty.clone(),
+            span,
+        );
+        let from_0 = self.bound("from_0", from_0, span, &mut bindings);
+        let w = b(self, BinOp::Mul, lik, from_0, &vty);
+        let w = self.bound("w", w, span, &mut bindings);
+        let z = self.push(
+            ExprKind::Call {
+                func: Builtin::VSum,
+                args: vec![w],
+            },
+            rty.clone(),
+            span,
+        );
+        let zero = self.num(0.0, span);
+        let reach = b(
+            self,
+            BinOp::Gt,
+            z,
+            zero,
+            &Ty::value(Elem::Bool, shape.clone()),
+        );
+        let q = b(self, BinOp::Div, w, z, &vty);
+        let p = self.push(
+            ExprKind::If {
+                cond: reach,
+                then: q,
+                otherwise: oh_t,
+            },
+            vty,
+            span,
+        );
+        let dist = self.push(
+            ExprKind::Dist {
+                family: Family::Categorical,
+                params: vec![p],
+            },
+            Ty::Dist {
+                elem: f.elem,
+                stage: shape,
+            },
+            span,
+        );
+        let kernel = Kernel {
+            kind: KernelKind::Posterior,
+            target,
+            given: vec![at, data],
+            family: Family::Categorical,
+            dist,
+            bindings,
+            affine: None,
+            approximate: None,
+            derived: true,
+            span,
+        };
+        if self.schedules_ok {
+            if let Some(d) = self.kernel_domain(&kernel) {
+                self.error(d);
+            }
+        }
+        self.p.posteriors.push(kernel);
+        true
+    }
+
+    /// Whether `marg` (the probabilities of x_t given x_0 = `data`) is a_t e_{x_0} + (1 − a_t) π
+    /// with π the same at every check point, within 1e-9.
+    pub(super) fn is_mixture(&self, marg: ExprId, data: FieldRef, k: usize) -> bool {
+        let ev = super::eval::Evaluator::new(&self.p);
+        let mut pi0: Option<Vec<f64>> = None;
+        for t in self.p.time.check_points() {
+            let probs = |c: usize| -> Option<Vec<f64>> {
+                let env = super::eval::Env {
+                    t,
+                    fields: vec![(data, crate::typed::Value::Real(c as f64))],
+                    ..Default::default()
+                };
+                match ev.eval(marg, &env).ok()? {
+                    crate::typed::Value::Vec(v) if v.len() == k => Some(v),
+                    _ => None,
+                }
+            };
+            let Some(m0) = probs(0) else { return false };
+            let Some(m1) = probs(1) else { return false };
+            let a = m0[0] - m1[0];
+            let rest: Vec<f64> = (0..k)
+                .map(|j| m0[j] - if j == 0 { a } else { 0.0 })
+                .collect();
+            for c in 0..k {
+                let Some(m) = probs(c) else { return false };
+                for j in 0..k {
+                    let want = rest[j] + if j == c { a } else { 0.0 };
+                    if (m[j] - want).abs() > 1e-9 {
+                        return false;
+                    }
+                }
+            }
+            if 1.0 - a > 1e-6 {
+                let pi: Vec<f64> = rest.iter().map(|x| x / (1.0 - a)).collect();
+                match &pi0 {
+                    None => pi0 = Some(pi),
+                    Some(p0) => {
+                        if p0.iter().zip(&pi).any(|(x, y)| (x - y).abs() > 1e-9) {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
         true
     }
 }
