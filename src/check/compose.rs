@@ -18,6 +18,11 @@
 use super::bayes::{DISCRETE_TOLERANCE, TOLERANCE};
 use super::eval::{Env, Evaluator};
 use super::kernels::MAX_COMBOS;
+
+/// At most this many numbers are computed composing a discrete one-step kernel over every time
+/// (K² probabilities to evaluate and K³ products per time), or reading a marginal's mixture
+/// form (K² per time); past it the check is skipped with W0003.
+pub(super) const MAX_COMPOSE_WORK: usize = 1 << 28;
 use super::Checker;
 use crate::diag::{Code, Diagnostic};
 use crate::typed::{
@@ -202,11 +207,25 @@ impl Checker<'_> {
         let bernoulli = step.family == Family::Bernoulli;
         let (step_p, marg_p) = (*self.params(step)?.first()?, *self.params(marg)?.first()?);
         let name = self.version_name(marg.target);
-        if classes > MAX_COMBOS {
+        let times = self.p.time.check_points().len();
+        let work = classes
+            .saturating_mul(classes)
+            .saturating_mul(classes + 1)
+            .saturating_mul(times);
+        if classes > MAX_COMBOS || work > MAX_COMPOSE_WORK {
+            let why = if classes > MAX_COMBOS {
+                format!(
+                    "{classes} classes are more than the {MAX_COMBOS} that the checker enumerates"
+                )
+            } else {
+                format!("{classes} classes over {times} times are more than the {MAX_COMPOSE_WORK} numbers the checker computes")
+            };
             let d = Diagnostic::warning(
                 Code::Unverified,
                 self.p.expr(marg.dist).span,
-                format!("the marginal of `{name}` is not checked against its one-step kernel: {classes} classes are more than the {MAX_COMBOS} that the checker enumerates"),
+                format!(
+                    "the marginal of `{name}` is not checked against its one-step kernel: {why}"
+                ),
             )
             .with_label("not verified");
             self.diags.push(d);

@@ -280,6 +280,11 @@ impl Checker<'_> {
             return false;
         };
         let f = self.p.field(field).clone();
+        // The one-step kernel is written out once per class: past the enumeration limit the
+        // posterior is not derived (a sampler that draws it is E0102).
+        if matches!(f.elem, Elem::Cat(k) if k as usize > super::kernels::MAX_COMBOS) {
+            return false;
+        }
         let span = marg.span;
         let shape = Stage::Field(f.shape.clone());
         let host = Ty::real(Stage::Host);
@@ -466,11 +471,8 @@ impl Checker<'_> {
             derived: true,
             span,
         };
-        if self.schedules_ok {
-            if let Some(d) = self.kernel_domain(&k) {
-                self.error(d);
-            }
-        }
+        // Normalised products of the kernels' probabilities (or the one-hot x_t): on the simplex
+        // wherever the kernels are, which their own checks ensure; not enumerated again.
         self.p.posteriors.push(k);
         true
     }
@@ -676,11 +678,7 @@ impl Checker<'_> {
             derived: true,
             span,
         };
-        if self.schedules_ok {
-            if let Some(d) = self.kernel_domain(&kernel) {
-                self.error(d);
-            }
-        }
+        // As for `derive_discrete`: normalised, so not enumerated again.
         self.p.posteriors.push(kernel);
         true
     }
@@ -688,6 +686,11 @@ impl Checker<'_> {
     /// Whether `marg` (the probabilities of x_t given x_0 = `data`) is a_t e_{x_0} + (1 − a_t) π
     /// with π the same at every check point, within 1e-9.
     pub(super) fn is_mixture(&self, marg: ExprId, data: FieldRef, k: usize) -> bool {
+        let times = self.p.time.check_points().len();
+        let work = k.saturating_mul(k).saturating_mul(times);
+        if k > super::kernels::MAX_COMBOS || work > super::compose::MAX_COMPOSE_WORK {
+            return false;
+        }
         let ev = super::eval::Evaluator::new(&self.p);
         let mut pi0: Option<Vec<f64>> = None;
         for t in self.p.time.check_points() {

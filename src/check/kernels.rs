@@ -792,8 +792,9 @@ impl<'a> Checker<'a> {
         let before = self.errors();
         for k in kernels {
             // A derived posterior is checked only on kernels that are themselves valid: its
-            // faults would repeat theirs.
-            if k.derived && self.errors() > before {
+            // faults would repeat theirs. A derived categorical or Bernoulli one is a normalised
+            // product of their probabilities, on the simplex wherever they are.
+            if k.derived && (self.errors() > before || k.family != Family::Normal) {
                 continue;
             }
             if let Some(d) = self.kernel_domain(&k) {
