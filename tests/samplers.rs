@@ -219,40 +219,57 @@ fn logsnr_grid(n: usize) -> Vec<f64> {
 /// Max error at t = 1e-3 of a deterministic solver against the exact probability-flow ODE
 /// solution for Gaussian data (which keeps each element's standardised value).
 fn ode_error(p: &Process, sampler: &str, n: usize) -> f64 {
-    let sp = lower_sampler(p, sampler).unwrap();
     let (mu, s) = (0.3f64, 0.5f64);
-    let d = 64;
-    let x_t: Vec<f32> = (0..d)
-        .map(|i| -2.0 + 4.0 * i as f32 / (d - 1) as f32)
-        .collect();
+    let x_t: Vec<f32> = (0..64).map(|i| -2.0 + 4.0 * i as f32 / 63.0).collect();
+    let mut den = GaussianData { mu, s, calls: 0 };
+    let out = run_from(p, sampler, n, x_t.clone(), Some(logsnr_grid(n)), &mut den);
+    let alpha = |t: f64| (-0.25 * t * t * 19.9 - 0.05 * t).exp();
+    let sd = |t: f64| (alpha(t).powi(2) * s * s + 1.0 - alpha(t).powi(2)).sqrt();
+    let (a1, ae) = (alpha(1.0), alpha(1e-3));
+    max_error(
+        &out,
+        x_t.iter()
+            .map(|x| ae * mu + sd(1e-3) * (*x as f64 - a1 * mu) / sd(1.0)),
+    )
+}
+
+/// A whole run of `sampler` at `n` steps from state `x` (batch 1, seed 0), on `grid` or the
+/// sampler's own.
+fn run_from(
+    p: &Process,
+    sampler: &str,
+    n: usize,
+    x: Vec<f32>,
+    grid: Option<Vec<f64>>,
+    den: &mut dyn Denoiser,
+) -> Vec<f32> {
+    let sp = lower_sampler(p, sampler).unwrap();
     let call = SampleCall {
         seed: 0,
         batch: 1,
         state: [(
             "x".to_string(),
             Tensor {
-                shape: vec![1, d],
-                data: Data::F32(x_t.clone()),
+                shape: vec![1, x.len()],
+                data: Data::F32(x),
             },
         )]
         .into(),
-        grid: Some(logsnr_grid(n)),
+        grid,
         params: [("steps".to_string(), n as f64)].into(),
         ..SampleCall::default()
     };
-    let out = sample(p, &sp, &call, &mut GaussianData { mu, s, calls: 0 }).unwrap();
-    let alpha = |t: f64| (-0.25 * t * t * 19.9 - 0.05 * t).exp();
-    let sd = |t: f64| (alpha(t).powi(2) * s * s + 1.0 - alpha(t).powi(2)).sqrt();
-    let (a1, ae) = (alpha(1.0), alpha(1e-3));
-    out["x"]
+    sample(p, &sp, &call, den).unwrap()["x"]
         .f32s()
         .unwrap()
-        .iter()
-        .zip(&x_t)
-        .map(|(got, x)| {
-            let exact = ae * mu + sd(1e-3) * (*x as f64 - a1 * mu) / sd(1.0);
-            (*got as f64 - exact).abs()
-        })
+        .to_vec()
+}
+
+/// The largest difference between a run's result and the exact one.
+fn max_error(got: &[f32], exact: impl Iterator<Item = f64>) -> f64 {
+    got.iter()
+        .zip(exact)
+        .map(|(g, e)| (*g as f64 - e).abs())
         .fold(0.0, f64::max)
 }
 
@@ -1480,35 +1497,11 @@ fn more_steps_than_discrete_times_is_an_error() {
 /// N(mu, s²) per element: x_t = (1 − t) mu + sqrt((1 − t)² s² + t²) z keeps z, so x_1 = z maps
 /// to mu + s z.
 fn flow_error(p: &Process, sampler: &str, n: usize) -> f64 {
-    let sp = lower_sampler(p, sampler).unwrap();
     let (mu, s) = (0.3f64, 0.5f64);
-    let d = 64;
-    let x_1: Vec<f32> = (0..d)
-        .map(|i| -2.0 + 4.0 * i as f32 / (d - 1) as f32)
-        .collect();
-    let call = SampleCall {
-        seed: 0,
-        batch: 1,
-        state: [(
-            "x".to_string(),
-            Tensor {
-                shape: vec![1, d],
-                data: Data::F32(x_1.clone()),
-            },
-        )]
-        .into(),
-        params: [("steps".to_string(), n as f64)].into(),
-        ..SampleCall::default()
-    };
+    let x_1: Vec<f32> = (0..64).map(|i| -2.0 + 4.0 * i as f32 / 63.0).collect();
     let mut den = GaussianData { mu, s, calls: 0 };
-    let out = sample(p, &sp, &call, &mut den).unwrap();
-    out["x"]
-        .f32s()
-        .unwrap()
-        .iter()
-        .zip(&x_1)
-        .map(|(got, z)| (*got as f64 - (mu + s * *z as f64)).abs())
-        .fold(0.0, f64::max)
+    let out = run_from(p, sampler, n, x_1.clone(), None, &mut den);
+    max_error(&out, x_1.iter().map(|z| mu + s * *z as f64))
 }
 
 #[test]
@@ -1644,38 +1637,14 @@ impl Denoiser for EdmGaussian {
 /// Max error at σ = 0 of an EDM sampler against the exact flow for Gaussian data: x_σ = mu +
 /// sqrt(s² + σ²) z keeps z.
 fn edm_error(p: &Process, sampler: &str, n: usize) -> f64 {
-    let sp = lower_sampler(p, sampler).unwrap();
     let (mu, s) = (0.3f64, 0.5f64);
-    let d = 64;
-    let z: Vec<f64> = (0..d)
-        .map(|i| -2.0 + 4.0 * i as f64 / (d - 1) as f64)
-        .collect();
+    let z: Vec<f64> = (0..64).map(|i| -2.0 + 4.0 * i as f64 / 63.0).collect();
     let x_t: Vec<f32> = z
         .iter()
         .map(|z| (mu + (s * s + 6400.0f64).sqrt() * z) as f32)
         .collect();
-    let call = SampleCall {
-        seed: 0,
-        batch: 1,
-        state: [(
-            "x".to_string(),
-            Tensor {
-                shape: vec![1, d],
-                data: Data::F32(x_t),
-            },
-        )]
-        .into(),
-        params: [("steps".to_string(), n as f64)].into(),
-        ..SampleCall::default()
-    };
-    let out = sample(p, &sp, &call, &mut EdmGaussian { mu, s }).unwrap();
-    out["x"]
-        .f32s()
-        .unwrap()
-        .iter()
-        .zip(&z)
-        .map(|(got, z)| (*got as f64 - (mu + s * z)).abs())
-        .fold(0.0, f64::max)
+    let out = run_from(p, sampler, n, x_t, None, &mut EdmGaussian { mu, s });
+    max_error(&out, z.iter().map(|z| mu + s * z))
 }
 
 #[test]

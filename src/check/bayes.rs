@@ -37,6 +37,22 @@ use crate::typed::{
     Elem, ExprId, ExprKind, Family, FieldRef, Kernel, KernelKind, TimeKind, Value, Version,
 };
 
+/// The error `d` kept as warning W0002, because `whose` ("the posterior of `x` is marked")
+/// carries `#[approximate]` at `mark`.
+pub(super) fn kept(d: Diagnostic, mark: crate::diag::Span, whose: &str, why: &str) -> Diagnostic {
+    let mut w = Diagnostic::warning(
+        Code::Approximation,
+        d.primary.span,
+        format!("{} (kept: {whose} `#[approximate]`)", d.message),
+    )
+    .with_label(d.primary.message.clone())
+    .with_secondary(mark, why.to_string());
+    for n in d.notes {
+        w = w.with_note(n);
+    }
+    w
+}
+
 /// Relative tolerance of the Gaussian comparison (of the coefficients and the variance).
 pub(crate) const TOLERANCE: f64 = 1e-6;
 
@@ -68,19 +84,12 @@ impl Checker<'_> {
             match (found, k.approximate) {
                 (Some(Some(d)), None) => self.error(d),
                 (Some(Some(d)), Some(mark)) => {
-                    let mut w = Diagnostic::warning(
-                        Code::Approximation,
-                        d.primary.span,
-                        format!(
-                            "{} (kept: the posterior of `{name}` is marked `#[approximate]`)",
-                            d.message
-                        ),
-                    )
-                    .with_label(d.primary.message.clone())
-                    .with_secondary(mark, "a deliberate approximation of Bayes' rule");
-                    for n in d.notes {
-                        w = w.with_note(n);
-                    }
+                    let w = kept(
+                        d,
+                        mark,
+                        &format!("the posterior of `{name}` is marked"),
+                        "a deliberate approximation of Bayes' rule",
+                    );
                     self.diags.push(w);
                 }
                 (Some(None), Some(mark)) => {

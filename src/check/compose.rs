@@ -89,19 +89,8 @@ impl Checker<'_> {
                 None => self.error(d),
                 Some(mark) => {
                     let name = self.version_name(marg.target);
-                    let mut w = Diagnostic::warning(
-                        Code::Approximation,
-                        d.primary.span,
-                        format!(
-                            "{} (kept: the forward kernels of `{name}` are marked `#[approximate]`)",
-                            d.message
-                        ),
-                    )
-                    .with_label(d.primary.message.clone())
-                    .with_secondary(mark, "a deliberate approximation");
-                    for n in d.notes {
-                        w = w.with_note(n);
-                    }
+                    let whose = format!("the forward kernels of `{name}` are marked");
+                    let w = super::bayes::kept(d, mark, &whose, "a deliberate approximation");
                     self.diags.push(w);
                 }
             }

@@ -352,6 +352,36 @@ impl<'p> Lower<'p> {
         }
     }
 
+    /// The value of `field` the call passed (captured when it ran, or in a loss the call's
+    /// argument), and the index of the call's time argument; `None` when the network does not
+    /// read both.
+    fn call_state_and_time(
+        &mut self,
+        n: &typed::Network,
+        field: typed::FieldId,
+        idx: Option<u32>,
+        args: &[ExprId],
+    ) -> Option<(Result<NodeId, String>, usize)> {
+        let si = n
+            .inputs
+            .iter()
+            .position(|x| matches!(x, typed::NetInput::Field { field: f, .. } if *f == field))?;
+        let ti = n
+            .inputs
+            .iter()
+            .position(|x| matches!(x, typed::NetInput::Time { .. }))?;
+        // The call's captured state is in the order of the network's field inputs.
+        let field_pos = n.inputs[..si]
+            .iter()
+            .filter(|x| matches!(x, typed::NetInput::Field { .. }))
+            .count();
+        let x = match idx {
+            Some(idx) => Ok(self.call_state[&idx][field_pos]),
+            None => self.expr(args[si]),
+        };
+        Some((x, ti))
+    }
+
     /// Output `output` of a network call, read as `kind`: the call is issued (once) as an op,
     /// and a parameterisation conversion is built at the call's state and time.
     fn net_out(
@@ -389,26 +419,10 @@ impl<'p> Lower<'p> {
         let raw = match o.precond {
             None => raw,
             Some((skip, scale)) => {
-                let si = n
-                    .inputs
-                    .iter()
-                    .position(
-                        |x| matches!(x, typed::NetInput::Field { field, .. } if *field == o.field),
-                    )
-                    .ok_or("a preconditioned output without the call's state")?;
-                let ti = n
-                    .inputs
-                    .iter()
-                    .position(|x| matches!(x, typed::NetInput::Time { .. }))
-                    .ok_or("a preconditioned output without the call's time")?;
-                let field_pos = n.inputs[..si]
-                    .iter()
-                    .filter(|x| matches!(x, typed::NetInput::Field { .. }))
-                    .count();
-                let x = match idx {
-                    Some(idx) => self.call_state[&idx][field_pos],
-                    None => self.expr(args[si])?,
-                };
+                let (x, ti) = self
+                    .call_state_and_time(&n, o.field, idx, &args)
+                    .ok_or("a preconditioned output without the call's state and time")?;
+                let x = x?;
                 let cs = self.coef(skip, Some(args[ti]), Kind::Real);
                 let co = self.coef(scale, Some(args[ti]), Kind::Real);
                 let sx = self.push_shaped(
@@ -440,27 +454,10 @@ impl<'p> Lower<'p> {
             .cloned()
             .ok_or("a conversion without an affine Gaussian marginal")?;
         let a = k.affine.unwrap();
-        let si = n
-            .inputs
-            .iter()
-            .position(
-                |x| matches!(x, typed::NetInput::Field { field, .. } if *field == k.target.field),
-            )
-            .ok_or("a conversion without the call's state")?;
-        let ti = n
-            .inputs
-            .iter()
-            .position(|x| matches!(x, typed::NetInput::Time { .. }))
-            .ok_or("a conversion without the call's time")?;
-        // The state the call saw (captured when it ran), in the order of the network's field inputs.
-        let field_pos = n.inputs[..si]
-            .iter()
-            .filter(|x| matches!(x, typed::NetInput::Field { .. }))
-            .count();
-        let x = match idx {
-            Some(idx) => self.call_state[&idx][field_pos],
-            None => self.expr(args[si])?,
-        };
+        let (x, ti) = self
+            .call_state_and_time(&n, k.target.field, idx, &args)
+            .ok_or("a conversion without the call's state and time")?;
+        let x = x?;
         let alpha = self.coef(a.alpha, Some(args[ti]), Kind::Real);
         let var = self.coef(a.var, Some(args[ti]), Kind::Real);
         let sigma = self.push(
