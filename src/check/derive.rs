@@ -105,6 +105,36 @@ impl Checker<'_> {
         true
     }
 
+    /// `lhs op rhs` of type `ty`.
+    fn typed_op(&mut self, op: BinOp, lhs: ExprId, rhs: ExprId, ty: &Ty, span: Span) -> ExprId {
+        self.push(ExprKind::Binary { op, lhs, rhs }, ty.clone(), span)
+    }
+
+    /// `if cond then a else b` of type `ty`.
+    fn typed_if(
+        &mut self,
+        cond: ExprId,
+        then: ExprId,
+        otherwise: ExprId,
+        ty: &Ty,
+        span: Span,
+    ) -> ExprId {
+        self.push(
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            },
+            ty.clone(),
+            span,
+        )
+    }
+
+    /// `func(args)` of type `ty`.
+    fn typed_call(&mut self, func: Builtin, args: Vec<ExprId>, ty: &Ty, span: Span) -> ExprId {
+        self.push(ExprKind::Call { func, args }, ty.clone(), span)
+    }
+
     /// `value` bound to a local `name` of a derived kernel (printed as a `where` line).
     fn bound(
         &mut self,
@@ -195,15 +225,7 @@ impl Checker<'_> {
         };
         let tt = mul(self, c_t, xt, span);
         let t0 = mul(self, c_0, x0, span);
-        let mean = self.push(
-            ExprKind::Binary {
-                op: BinOp::Add,
-                lhs: t0,
-                rhs: tt,
-            },
-            fty.clone(),
-            span,
-        );
+        let mean = self.typed_op(BinOp::Add, t0, tt, &fty, span);
         let dist = self.push(
             ExprKind::Dist {
                 family: Family::Normal,
@@ -303,16 +325,8 @@ impl Checker<'_> {
             Elem::Cat(k) => {
                 let vty = Ty::value(Elem::Vec(k), shape.clone());
                 let rty = Ty::real(shape.clone());
-                let onehot = |c: &mut Self, x: ExprId| {
-                    c.push(
-                        ExprKind::Call {
-                            func: Builtin::OneHot,
-                            args: vec![x],
-                        },
-                        vty.clone(),
-                        span,
-                    )
-                };
+                let onehot =
+                    |c: &mut Self, x: ExprId| c.typed_call(Builtin::OneHot, vec![x], &vty, span);
                 let oh_t = onehot(self, x_t);
                 let oh_0 = onehot(self, x_0);
                 // q(x_t | x_{t-1} = j) for each class j.
@@ -324,45 +338,15 @@ impl Checker<'_> {
                         span,
                     );
                     let row = self.substitute(step_p, Subst::Field(prev, cj), &mut HashMap::new());
-                    lik.push(self.push(
-                        ExprKind::Call {
-                            func: Builtin::Dot,
-                            args: vec![row, oh_t],
-                        },
-                        rty.clone(),
-                        span,
-                    ));
+                    lik.push(self.typed_call(Builtin::Dot, vec![row, oh_t], &rty, span));
                 }
                 let lik = self.push(ExprKind::List(lik), vty.clone(), span);
                 let lik = self.bound("lik", lik, span, &mut bindings);
-                let from_0 = self.push(
-                    ExprKind::If {
-                        cond: at_end,
-                        then: oh_0,
-                        otherwise: marg_prev,
-                    },
-                    vty.clone(),
-                    span,
-                );
+                let from_0 = self.typed_if(at_end, oh_0, marg_prev, &vty, span);
                 let from_0 = self.bound("from_0", from_0, span, &mut bindings);
-                let w = self.push(
-                    ExprKind::Binary {
-                        op: BinOp::Mul,
-                        lhs: lik,
-                        rhs: from_0,
-                    },
-                    vty.clone(),
-                    span,
-                );
+                let w = self.typed_op(BinOp::Mul, lik, from_0, &vty, span);
                 let w = self.bound("w", w, span, &mut bindings);
-                let z = self.push(
-                    ExprKind::Call {
-                        func: Builtin::VSum,
-                        args: vec![w],
-                    },
-                    rty.clone(),
-                    span,
-                );
+                let z = self.typed_call(Builtin::VSum, vec![w], &rty, span);
                 let zero = self.num(0.0, span);
                 let reach = self.push(
                     ExprKind::Binary {
@@ -373,24 +357,8 @@ impl Checker<'_> {
                     Ty::value(Elem::Bool, shape.clone()),
                     span,
                 );
-                let q = self.push(
-                    ExprKind::Binary {
-                        op: BinOp::Div,
-                        lhs: w,
-                        rhs: z,
-                    },
-                    vty.clone(),
-                    span,
-                );
-                let p = self.push(
-                    ExprKind::If {
-                        cond: reach,
-                        then: q,
-                        otherwise: oh_t,
-                    },
-                    vty,
-                    span,
-                );
+                let q = self.typed_op(BinOp::Div, w, z, &vty, span);
+                let p = self.typed_if(reach, q, oh_t, &vty, span);
                 (Family::Categorical, p)
             }
             _ => {
@@ -544,28 +512,13 @@ impl Checker<'_> {
                 span,
             )
         };
-        let onehot = |c: &mut Self, x: ExprId, ty: &Ty| {
-            c.push(
-                ExprKind::Call {
-                    func: Builtin::OneHot,
-                    args: vec![x],
-                },
-                ty.clone(),
-                span,
-            )
-        };
+        let onehot =
+            |c: &mut Self, x: ExprId, ty: &Ty| c.typed_call(Builtin::OneHot, vec![x], &ty, span);
         let b = |c: &mut Self, op: BinOp, l: ExprId, r: ExprId, ty: &Ty| {
             c.push(ExprKind::Binary { op, lhs: l, rhs: r }, ty.clone(), span)
         };
         let dot = |c: &mut Self, l: ExprId, r: ExprId, ty: &Ty| {
-            c.push(
-                ExprKind::Call {
-                    func: Builtin::Dot,
-                    args: vec![l, r],
-                },
-                ty.clone(),
-                span,
-            )
+            c.typed_call(Builtin::Dot, vec![l, r], &ty, span)
         };
         // The marginal at time `when` for x_0 = class 0 and 1: a and (1 − a) π there.
         let parts = |c: &mut Self, when: Option<ExprId>| {
@@ -617,26 +570,11 @@ impl Checker<'_> {
         let lik = b(self, BinOp::Add, stay, jump, &vty);
         let lik = self.bound("lik", lik, span, &mut bindings);
         let marg_s = self.substitute(marg_p, Subst::Time(s), &mut HashMap::new());
-        let from_0 = self.push(
-            ExprKind::If {
-                cond: at_end,
-                then: oh_0,
-                otherwise: marg_s,
-            },
-            vty.clone(),
-            span,
-        );
+        let from_0 = self.typed_if(at_end, oh_0, marg_s, &vty, span);
         let from_0 = self.bound("from_0", from_0, span, &mut bindings);
         let w = b(self, BinOp::Mul, lik, from_0, &vty);
         let w = self.bound("w", w, span, &mut bindings);
-        let z = self.push(
-            ExprKind::Call {
-                func: Builtin::VSum,
-                args: vec![w],
-            },
-            rty.clone(),
-            span,
-        );
+        let z = self.typed_call(Builtin::VSum, vec![w], &rty, span);
         let zero = self.num(0.0, span);
         let reach = b(
             self,
@@ -646,15 +584,7 @@ impl Checker<'_> {
             &Ty::value(Elem::Bool, shape.clone()),
         );
         let q = b(self, BinOp::Div, w, z, &vty);
-        let p = self.push(
-            ExprKind::If {
-                cond: reach,
-                then: q,
-                otherwise: oh_t,
-            },
-            vty,
-            span,
-        );
+        let p = self.typed_if(reach, q, oh_t, &vty, span);
         let dist = self.push(
             ExprKind::Dist {
                 family: Family::Categorical,
