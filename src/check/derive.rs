@@ -513,12 +513,11 @@ impl Checker<'_> {
             )
         };
         let onehot =
-            |c: &mut Self, x: ExprId, ty: &Ty| c.typed_call(Builtin::OneHot, vec![x], &ty, span);
-        let b = |c: &mut Self, op: BinOp, l: ExprId, r: ExprId, ty: &Ty| {
-            c.push(ExprKind::Binary { op, lhs: l, rhs: r }, ty.clone(), span)
-        };
+            |c: &mut Self, x: ExprId, ty: &Ty| c.typed_call(Builtin::OneHot, vec![x], ty, span);
+        let b =
+            |c: &mut Self, op: BinOp, l: ExprId, r: ExprId, ty: &Ty| c.typed_op(op, l, r, ty, span);
         let dot = |c: &mut Self, l: ExprId, r: ExprId, ty: &Ty| {
-            c.typed_call(Builtin::Dot, vec![l, r], &ty, span)
+            c.typed_call(Builtin::Dot, vec![l, r], ty, span)
         };
         // The marginal at time `when` for x_0 = class 0 and 1: a and (1 − a) π there.
         let parts = |c: &mut Self, when: Option<ExprId>| {
