@@ -248,29 +248,16 @@ impl Checker<'_> {
                 }
                 // r e_j + (1 − r) π, with a and π read off the marginal at t and s.
                 None => {
-                    let at_class = |when: f64, c: usize| {
-                        probs(
-                            marg_p,
-                            &Env {
-                                t: when,
-                                fields: vec![(x_0, value(c))],
-                                ..Env::default()
-                            },
-                        )
-                    };
-                    let (m0, m1) = (at_class(t, 0)?, at_class(t, 1)?);
-                    let a_t = m0[0] - m1[0];
+                    let (a_t, rest) = self.mixture_parts(marg_p, x_0, classes, t)?;
                     let a_s = if s == time.data_at {
                         1.0
                     } else {
-                        at_class(s, 0)?[0] - at_class(s, 1)?[0]
+                        self.mixture_parts(marg_p, x_0, classes, s)?.0
                     };
                     if a_t >= 1.0 || a_s <= 0.0 {
                         continue;
                     }
-                    let pi: Vec<f64> = (0..classes)
-                        .map(|c| (m0[c] - if c == 0 { a_t } else { 0.0 }) / (1.0 - a_t))
-                        .collect();
+                    let pi: Vec<f64> = rest.iter().map(|x| x / (1.0 - a_t)).collect();
                     let r = a_t / a_s;
                     for j in 0..classes {
                         step.push(

@@ -614,34 +614,59 @@ impl Checker<'_> {
 
     /// Whether `marg` (the probabilities of x_t given x_0 = `data`) is a_t e_{x_0} + (1 − a_t) π
     /// with π the same at every check point, within 1e-9.
+    /// q(· | x_0 = `c`) at time `t`: the `k` probabilities of the marginal `marg`.
+    fn marginal_probs(
+        &self,
+        marg: ExprId,
+        data: FieldRef,
+        k: usize,
+        t: f64,
+        c: usize,
+    ) -> Option<Vec<f64>> {
+        let env = super::eval::Env {
+            t,
+            fields: vec![(data, crate::typed::Value::Real(c as f64))],
+            ..Default::default()
+        };
+        match super::eval::Evaluator::new(&self.p).eval(marg, &env).ok()? {
+            crate::typed::Value::Vec(v) if v.len() == k => Some(v),
+            _ => None,
+        }
+    }
+
+    /// a_t and (1 − a_t) π read off a mixture marginal at time `t`: a_t = q(0 | x_0 = 0) −
+    /// q(0 | x_0 = 1) and (1 − a_t) π = q(· | x_0 = 0) − a_t e_0.
+    pub(super) fn mixture_parts(
+        &self,
+        marg: ExprId,
+        data: FieldRef,
+        k: usize,
+        t: f64,
+    ) -> Option<(f64, Vec<f64>)> {
+        let m0 = self.marginal_probs(marg, data, k, t, 0)?;
+        let m1 = self.marginal_probs(marg, data, k, t, 1)?;
+        let a = m0[0] - m1[0];
+        let rest = (0..k)
+            .map(|j| m0[j] - if j == 0 { a } else { 0.0 })
+            .collect();
+        Some((a, rest))
+    }
+
     pub(super) fn is_mixture(&self, marg: ExprId, data: FieldRef, k: usize) -> bool {
         let times = self.p.time.check_points().len();
         let work = k.saturating_mul(k).saturating_mul(times);
         if k > super::kernels::MAX_COMBOS || work > super::compose::MAX_COMPOSE_WORK {
             return false;
         }
-        let ev = super::eval::Evaluator::new(&self.p);
         let mut pi0: Option<Vec<f64>> = None;
         for t in self.p.time.check_points() {
-            let probs = |c: usize| -> Option<Vec<f64>> {
-                let env = super::eval::Env {
-                    t,
-                    fields: vec![(data, crate::typed::Value::Real(c as f64))],
-                    ..Default::default()
-                };
-                match ev.eval(marg, &env).ok()? {
-                    crate::typed::Value::Vec(v) if v.len() == k => Some(v),
-                    _ => None,
-                }
+            let Some((a, rest)) = self.mixture_parts(marg, data, k, t) else {
+                return false;
             };
-            let Some(m0) = probs(0) else { return false };
-            let Some(m1) = probs(1) else { return false };
-            let a = m0[0] - m1[0];
-            let rest: Vec<f64> = (0..k)
-                .map(|j| m0[j] - if j == 0 { a } else { 0.0 })
-                .collect();
             for c in 0..k {
-                let Some(m) = probs(c) else { return false };
+                let Some(m) = self.marginal_probs(marg, data, k, t, c) else {
+                    return false;
+                };
                 for j in 0..k {
                     let want = rest[j] + if j == c { a } else { 0.0 };
                     if (m[j] - want).abs() > 1e-9 {
