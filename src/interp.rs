@@ -643,7 +643,7 @@ pub(crate) fn check_masks(
     Ok(())
 }
 
-fn check_values(t: &Tensor, elem: Elem, name: &str) -> Result<(), String> {
+pub(crate) fn check_values(t: &Tensor, elem: Elem, name: &str) -> Result<(), String> {
     match (&t.data, elem) {
         (Data::F32(v), Elem::Real | Elem::Vec(_)) => {
             if let Some(i) = v.iter().position(|x| !x.is_finite()) {

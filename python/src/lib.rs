@@ -92,6 +92,7 @@ fn check(
             compiled: Mutex::default(),
             runners: Mutex::default(),
             entry_runners: Mutex::default(),
+            gpu_runners: Mutex::default(),
         }),
         list.unbind(),
         rendered,
@@ -138,6 +139,9 @@ struct Process {
     /// Lean entry runners by entry: an entry on the CPU without supplied draws or node masks
     /// runs from its call sequence, reading its array inputs where they lie.
     entry_runners: Mutex<HashMap<String, Arc<EntryRunner>>>,
+    /// Whole-run GPU runners by sampler (`diffc::gpu::resident`): a `sample` on the GPU with a
+    /// network callable keeps its state on the device.
+    gpu_runners: Mutex<HashMap<String, Arc<diffc::gpu::resident::SampleRunner>>>,
 }
 
 /// A compiled CPU program, shared between calls (a `Compiled` may be used from any thread).
@@ -187,6 +191,17 @@ impl Process {
             .lock()
             .map_err(|_| "a poisoned lock")?
             .insert(sampler.to_string(), r.clone());
+        Ok(r)
+    }
+
+    /// The GPU runner of `sampler` for whole runs, made on first use.
+    fn gpu_runner(&self, sampler: &str) -> Result<Arc<diffc::gpu::resident::SampleRunner>, String> {
+        let mut runners = self.gpu_runners.lock().map_err(|_| "a poisoned lock")?;
+        if let Some(r) = runners.get(sampler) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(diffc::gpu::resident::SampleRunner::new(self.p(), sampler)?);
+        runners.insert(sampler.to_string(), r.clone());
         Ok(r)
     }
 
@@ -1058,6 +1073,20 @@ impl Process {
         }
         for (name, h) in held {
             call.state.insert(name, h.into_tensor());
+        }
+        if backend == Backend::Gpu && denoiser.is_callable() {
+            // The state stays on the device; only the network's inputs and outputs cross.
+            let runner = self.gpu_runner(sampler).map_err(value_error)?;
+            let mut net = denoise::LeanNet::new(denoiser);
+            let result = py.detach(|| {
+                runner.sample(diffc::gpu::device()?, p, &call, &mut net)
+            });
+            let fields = match (result, net.error) {
+                (Err(_), Some(e)) => return Err(e),
+                (Err(m), None) => return Err(value_error(m)),
+                (Ok(f), _) => f,
+            };
+            return outputs_dict(py, fields);
         }
         let mut den = denoise::Net::new(py, p, sampler, denoiser)?;
         let result = py.detach(|| match backend {

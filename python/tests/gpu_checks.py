@@ -44,6 +44,10 @@ def sample():
     gpu = proc.sample("ddim", eps, count=4, state={"x": x_T}, steps=5, eta=1.0, seed=1, backend="gpu")
     ref = proc.sample("ddim", eps, count=4, state={"x": x_T}, steps=5, eta=1.0, seed=1, backend="interp")
     np.testing.assert_allclose(gpu["x"], ref["x"], rtol=0, atol=1e-4)
+    # From the prior, drawn on the device (a run with a network callable keeps its state there).
+    gpu = proc.sample("ddim", eps, count=4, sizes={"d": 3}, steps=5, eta=1.0, seed=2, backend="gpu")
+    ref = proc.sample("ddim", eps, count=4, sizes={"d": 3}, steps=5, eta=1.0, seed=2, backend="interp")
+    np.testing.assert_allclose(gpu["x"], ref["x"], rtol=0, atol=1e-4)
 
 
 if __name__ == "__main__":

@@ -985,7 +985,7 @@ impl EntryRunner {
 
 /// Every dimension a sequence's kernels and buffers use must have a size, as the interpreter
 /// requires before it runs a kernel.
-fn known_sizes(
+pub(crate) fn known_sizes(
     p: &Process,
     unit: &Unit,
     events: &[Event],
@@ -1712,7 +1712,7 @@ impl<'a> Exec<'a, '_, '_> {
 /// diagonal empty (a symmetric field's network output). Rows go in blocks of `B`: the block's
 /// lower part is read from `x` as contiguous runs of its columns (a tiled transpose), and blocks
 /// are split over `threads`.
-fn mirror(x: &[f32], y: &mut [f32], n: usize, w: usize, threads: usize) {
+pub(crate) fn mirror(x: &[f32], y: &mut [f32], n: usize, w: usize, threads: usize) {
     const B: usize = 16;
     let row = n * w;
     if row == 0 {

@@ -1,8 +1,10 @@
 //! The GPU backend: kernels generated as WGSL through naga (`codegen`), run by a wgpu runtime
-//! (`runtime`); `run` and `sample` take the interpreter's calls and give its results.
+//! (`runtime`); `run` and `sample` take the interpreter's calls and give its results, and
+//! `resident` runs whole sampler runs with their state kept on the device.
 
 pub mod codegen;
 pub mod manifest;
+pub mod resident;
 mod run;
 pub mod runtime;
 

@@ -182,91 +182,27 @@ impl Runner<'_> {
         let coefs = gpu.upload_f32(&coefs).map_err(err)?;
         let status = gpu.upload_u32(&[0]).map_err(err)?;
         // Chunks of whole samples: each per-sample buffer holds `len / batch` values a sample.
-        let per = l.total / l.batch;
-        let per_sample: Vec<u64> = l
-            .args
-            .iter()
-            .zip(&l.uniform)
-            .map(|(a, u)| {
-                if *u || a.len() == 0 {
-                    0
-                } else {
-                    4 * (a.len() / l.batch) as u64
-                }
-            })
+        let per_sample: Vec<u64> = (0..l.args.len())
+            .map(|j| 4 * l.per_sample(j) as u64)
             .collect();
-        let mut limits = gpu.chunk_limits();
-        limits.max_workgroups = limits
-            .max_workgroups
-            .saturating_mul(WORKGROUP as u64)
-            .checked_div(per as u64)
-            .unwrap_or(u64::MAX)
-            .min(u32::MAX as u64 / per.max(1) as u64);
-        if l.total as u64 > u32::MAX as u64 {
-            return Err(format!(
-                "{} elements in one launch: the GPU backend indexes elements with 32 bits",
-                l.total
-            ));
-        }
-        let chunks = runtime::chunks(l.batch as u64, &per_sample, 1, &limits).map_err(|e| {
-            format!("a sample's arrays do not fit the adapter's bindings ({e}); use a smaller size")
-        })?;
-        // Samples `base..` of a larger batch run over those samples' flat elements (their
-        // draws), and every split buffer's base says where its first sample is.
-        let base = l.base as u64;
-        if (base + l.batch as u64) * per as u64 > u32::MAX as u64 {
-            return Err(format!(
-                "samples up to {} of {per} elements: the GPU backend indexes elements with 32 bits",
-                base + l.batch as u64
-            ));
-        }
-        let mut params = Vec::with_capacity(chunks.len());
-        for c in &chunks {
-            let (start, end) = (base + c.start, base + c.end);
-            let mut words = vec![
-                l.seed as u32,
-                (l.seed >> 32) as u32,
-                l.step as u32,
-                l.offset as u32,
-                (l.offset >> 32) as u32,
-                (start * per as u64) as u32,
-                (end * per as u64) as u32,
-            ];
-            words.extend(l.sizes.iter().map(|s| *s as u32));
-            words.extend(per_sample.iter().map(|b| (start * b / 4) as u32));
-            params.push(gpu.upload_u32(&words).map_err(err)?);
-        }
-        let bindings: Vec<Vec<Binding>> = chunks
-            .iter()
-            .zip(&params)
-            .map(|(c, p)| {
-                [p, &coefs, &status]
-                    .into_iter()
-                    .map(Binding::whole)
-                    .chain(bufs.iter().zip(&per_sample).map(|(b, n)| {
-                        if *n == 0 {
-                            Binding::whole(b)
-                        } else {
-                            Binding::range(b, c.start * n..c.end * n)
-                        }
-                    }))
-                    .collect()
-            })
-            .collect();
-        let dispatches: Vec<Dispatch> = chunks
-            .iter()
-            .zip(&bindings)
-            .map(|(c, b)| Dispatch {
+        dispatch(
+            gpu,
+            &OnDevice {
                 kernel: &self.c.kernels[k],
-                bindings: b,
-                workgroups: codegen::workgroups(
-                    kern,
-                    (base + c.start) * per as u64,
-                    (base + c.end) * per as u64,
-                ),
-            })
-            .collect();
-        gpu.dispatch_all(&dispatches).map_err(err)?;
+                kern,
+                bufs: &bufs.iter().collect::<Vec<_>>(),
+                per_sample: &per_sample,
+                batch: l.batch as u64,
+                base: l.base as u64,
+                per: (l.total / l.batch) as u64,
+                sizes: &l.sizes,
+                seed: l.seed,
+                step: l.step,
+                offset: l.offset,
+                coefs: &coefs,
+                status: &status,
+            },
+        )?;
         let status = gpu.read_u32(&status).map_err(err)?[0];
         let outs = outs_of(&mut |j, n| {
             let bytes = gpu.read(&bufs[j], 0..4 * n as u64).map_err(err)?;
@@ -274,4 +210,98 @@ impl Runner<'_> {
         })?;
         Ok((status, outs))
     }
+}
+
+/// One launch whose buffers are on the device: the kernel, its buffers in binding order with
+/// the bytes each holds per sample (0 for a buffer the same for every sample), the batch (its
+/// samples `base..base + batch` of a larger batch), the elements per sample and the host values.
+pub(crate) struct OnDevice<'a> {
+    pub(crate) kernel: &'a runtime::Kernel,
+    pub(crate) kern: &'a crate::kernel::Kernel,
+    pub(crate) bufs: &'a [&'a runtime::Buffer],
+    pub(crate) per_sample: &'a [u64],
+    pub(crate) batch: u64,
+    pub(crate) base: u64,
+    pub(crate) per: u64,
+    pub(crate) sizes: &'a [u64],
+    pub(crate) seed: u64,
+    pub(crate) step: u64,
+    pub(crate) offset: u64,
+    pub(crate) coefs: &'a runtime::Buffer,
+    pub(crate) status: &'a runtime::Buffer,
+}
+
+/// Dispatch a launch (`l.batch` > 0), in chunks of whole samples where its arrays exceed one
+/// binding: a chunk binds its samples of every per-sample buffer and runs their flat elements,
+/// so indices and draws are those of one launch over the whole batch.
+pub(crate) fn dispatch(gpu: &Gpu, l: &OnDevice) -> Result<(), String> {
+    let per = l.per;
+    let mut limits = gpu.chunk_limits();
+    limits.max_workgroups = limits
+        .max_workgroups
+        .saturating_mul(WORKGROUP as u64)
+        .checked_div(per)
+        .unwrap_or(u64::MAX)
+        .min(u32::MAX as u64 / per.max(1));
+    if l.batch.saturating_mul(per) > u32::MAX as u64 {
+        return Err(format!(
+            "{} elements in one launch: the GPU backend indexes elements with 32 bits",
+            l.batch.saturating_mul(per)
+        ));
+    }
+    let chunks = runtime::chunks(l.batch, l.per_sample, 1, &limits).map_err(|e| {
+        format!("a sample's arrays do not fit the adapter's bindings ({e}); use a smaller size")
+    })?;
+    // Samples `base..` of a larger batch run over those samples' flat elements (their draws),
+    // and every split buffer's base says where its first sample is.
+    let base = l.base;
+    if (base + l.batch).saturating_mul(per) > u32::MAX as u64 {
+        return Err(format!(
+            "samples up to {} of {per} elements: the GPU backend indexes elements with 32 bits",
+            base + l.batch
+        ));
+    }
+    let mut params = Vec::with_capacity(chunks.len());
+    for c in &chunks {
+        let (start, end) = (base + c.start, base + c.end);
+        let mut words = vec![
+            l.seed as u32,
+            (l.seed >> 32) as u32,
+            l.step as u32,
+            l.offset as u32,
+            (l.offset >> 32) as u32,
+            (start * per) as u32,
+            (end * per) as u32,
+        ];
+        words.extend(l.sizes.iter().map(|s| *s as u32));
+        words.extend(l.per_sample.iter().map(|b| (start * b / 4) as u32));
+        params.push(gpu.upload_u32(&words).map_err(err)?);
+    }
+    let bindings: Vec<Vec<Binding>> = chunks
+        .iter()
+        .zip(&params)
+        .map(|(c, p)| {
+            [p, l.coefs, l.status]
+                .into_iter()
+                .map(Binding::whole)
+                .chain(l.bufs.iter().zip(l.per_sample).map(|(b, n)| {
+                    if *n == 0 {
+                        Binding::whole(b)
+                    } else {
+                        Binding::range(b, c.start * n..c.end * n)
+                    }
+                }))
+                .collect()
+        })
+        .collect();
+    let dispatches: Vec<Dispatch> = chunks
+        .iter()
+        .zip(&bindings)
+        .map(|(c, b)| Dispatch {
+            kernel: l.kernel,
+            bindings: b,
+            workgroups: codegen::workgroups(l.kern, (base + c.start) * per, (base + c.end) * per),
+        })
+        .collect();
+    gpu.dispatch_all(&dispatches).map_err(err)
 }

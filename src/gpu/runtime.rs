@@ -906,6 +906,39 @@ impl Gpu {
         Ok(entries)
     }
 
+    /// Copies byte regions `(from offset, to offset, length)` of `from` into `to` on the
+    /// device, in one submission after the work submitted before it. Offsets and lengths are
+    /// multiples of 4 and every region lies inside both buffers.
+    pub fn copy(
+        &self,
+        from: &Buffer,
+        to: &Buffer,
+        regions: &[(u64, u64, u64)],
+    ) -> Result<(), GpuError> {
+        for &(a, b, n) in regions {
+            if !(a | b | n).is_multiple_of(4) || a + n > from.size || b + n > to.size {
+                return Err(GpuError::Usage(format!(
+                    "copying {n} bytes from offset {a} of a {}-byte buffer to offset {b} of a \
+                     {}-byte buffer",
+                    from.size, to.size
+                )));
+            }
+        }
+        self.scoped("copying buffers", false, || {
+            let mut encoder = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("diffc copy"),
+                });
+            for &(a, b, n) in regions {
+                if n > 0 {
+                    encoder.copy_buffer_to_buffer(&from.inner, a, &to.inner, b, n);
+                }
+            }
+            self.queue.submit([encoder.finish()]);
+        })
+    }
+
     /// Blocks until all submitted work has finished.
     pub fn wait(&self) -> Result<(), GpuError> {
         self.device
