@@ -439,6 +439,113 @@ pub(crate) struct Buf {
     pub(crate) out: bool,
 }
 
+impl Buf {
+    /// Its values in a call of `batch` samples with process dimension sizes `dims`
+    /// (`batched`: it holds one value set per sample).
+    pub(crate) fn count_in(&self, batched: bool, batch: u64, dims: &[u64]) -> usize {
+        let mut n = if batched { batch } else { 1 };
+        for d in &self.dims {
+            n *= dims[*d as usize];
+        }
+        (n * self.width as u64) as usize
+    }
+
+    /// Its shape as an array in such a call: batch, its dimensions, its vector width.
+    pub(crate) fn shape_in(&self, batched: bool, batch: u64, dims: &[u64]) -> Vec<usize> {
+        let mut s = Vec::new();
+        if batched {
+            s.push(batch as usize);
+        }
+        s.extend(self.dims.iter().map(|d| dims[*d as usize] as usize));
+        if self.width > 1 {
+            s.push(self.width as usize);
+        }
+        s
+    }
+}
+
+/// A kernel's dimension sizes (in its own order) from the process's, and its elements per
+/// sample (the product over its domain).
+pub(crate) fn kernel_sizes(
+    p: &Process,
+    kern: &crate::kernel::Kernel,
+    dims: &[u64],
+) -> Result<(Vec<u64>, u64), String> {
+    let sizes: Vec<u64> = kern
+        .dims
+        .iter()
+        .map(|d| {
+            p.dims
+                .iter()
+                .position(|x| &x.name == d)
+                .map(|i| dims[i])
+                .ok_or_else(|| format!("internal error: no dimension `{d}`"))
+        })
+        .collect::<Result<_, _>>()?;
+    let per = kern.domain.iter().map(|d| sizes[*d as usize]).product();
+    Ok((sizes, per))
+}
+
+/// What runs a call sequence: each backend's runner implements the three events, and `run`
+/// walks a sequence, running an inner loop's body once per run at its index offset.
+pub(crate) trait Runs {
+    /// Added to every launch's index offset (the run of an inner loop).
+    fn offset(&mut self) -> &mut u64;
+    fn launch(
+        &mut self,
+        kernel: usize,
+        bufs: &[Buf],
+        slots: &[u32],
+        word: Word,
+        offset: u64,
+    ) -> Result<(), String>;
+    fn call(
+        &mut self,
+        net: usize,
+        inputs: &[Buf],
+        outputs: &[Buf],
+        sym: &[Option<u32>],
+    ) -> Result<(), String>;
+    fn copy(&mut self, to: &Buf, from: &Buf, why: CopyWhy) -> Result<(), String>;
+
+    fn run(&mut self, events: &[Event]) -> Result<(), String> {
+        for e in events {
+            match e {
+                Event::Launch {
+                    unit,
+                    kernel,
+                    bufs,
+                    slots,
+                    word,
+                    offset,
+                } => {
+                    if *unit != 0 {
+                        return Err("internal error: a call launched another unit's kernel".into());
+                    }
+                    self.launch(*kernel, bufs, slots, *word, *offset)?
+                }
+                Event::Call {
+                    net,
+                    inputs,
+                    outputs,
+                    sym,
+                    ..
+                } => self.call(*net as usize, inputs, outputs, sym)?,
+                Event::Copy { to, from, why, .. } => self.copy(to, from, *why)?,
+                Event::Repeat { count, body } => {
+                    let saved = *self.offset();
+                    for j in 0..*count as u64 {
+                        *self.offset() = saved + j * REPEAT_STRIDE;
+                        self.run(body)?;
+                    }
+                    *self.offset() = saved;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The RNG step word of a launch.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Word {

@@ -22,7 +22,7 @@
 //! the interpreter's business (`cpu::sample`, `cpu::run`); a call that supplies them is refused
 //! here with a message saying so.
 
-use super::aot::{self, Buf, CopyWhy, Event, Src, Unit, Word};
+use super::aot::{self, Buf, CopyWhy, Event, Runs, Src, Unit, Word};
 use super::{launch, Args, Compiled, Options};
 use crate::entries::{EntryKind, Extent};
 use crate::interp::{self, Call, Data, SampleCall, SingleStep, Tensor};
@@ -355,17 +355,7 @@ impl StepRunner {
         let mut seen: Vec<(String, usize)> = Vec::new();
         if !sp.init.is_empty() {
             // The `init` block, from its call sequence; given starting values win over its own.
-            let c = SampleCall {
-                seed: call.seed,
-                batch: call.batch,
-                sizes: sizes.clone(),
-                params: call.params.clone(),
-                process_params: call.process_params.clone(),
-                grid: Some(grid.clone()),
-                stop_after: Some(0),
-                masks: call.masks.clone(),
-                ..SampleCall::default()
-            };
+            let c = phase_call(call, &sizes, &grid, None);
             let inputs = StepInputs {
                 state: state.clone(),
                 ..StepInputs::default()
@@ -407,27 +397,7 @@ impl StepRunner {
         let mut prev: HashMap<String, Tensor> = HashMap::new();
         for k in 0..=n {
             let last = k == n;
-            let c = SampleCall {
-                seed: call.seed,
-                batch: call.batch,
-                sizes: sizes.clone(),
-                params: call.params.clone(),
-                process_params: call.process_params.clone(),
-                grid: Some(if last {
-                    vec![grid[n], grid[n - 1]]
-                } else {
-                    vec![grid[k], grid[k + 1]]
-                }),
-                single_step: Some(SingleStep {
-                    k,
-                    n,
-                    r: (k > 0 && !last).then(|| grid[k - 1]),
-                    prev: HashMap::new(),
-                }),
-                finalize_only: last,
-                masks: call.masks.clone(),
-                ..SampleCall::default()
-            };
+            let c = phase_call(call, &sizes, &grid, Some(k));
             let mut inputs = StepInputs::default();
             for (name, a) in state {
                 if !owned.contains_key(name) {
@@ -646,26 +616,73 @@ impl StepRunner {
 
     /// The call sequence and row of `call`'s host side, traced on first use.
     fn traced(prep: &Prepared, p: &Process, call: &SampleCall) -> Result<Arc<Traced>, String> {
-        let mut params: Vec<_> = call.params.iter().collect();
-        params.sort_by(|a, b| a.0.cmp(b.0));
-        let mut pparams: Vec<_> = call.process_params.iter().collect();
-        pparams.sort_by(|a, b| a.0.cmp(b.0));
-        let one = call.single_step.as_ref().map(|o| (o.k, o.n, o.r));
-        let key = format!(
-            "{:?}",
-            (
-                &call.grid,
-                one,
-                call.finalize_only,
-                call.stop_after,
-                params,
-                pparams
-            )
-        );
-        prep.traces.get(key, || {
+        prep.traces.get(trace_key(call), || {
             aot::trace_single(p, std::slice::from_ref(&prep.unit), 0, call)
         })
     }
+}
+
+/// The call of one phase of a whole run over `grid`: its start (`k` = `None`: the `init` block,
+/// `stop_after` 0), step `k`, or the final map (`k` = the step count).
+pub(crate) fn phase_call(
+    call: &SampleCall,
+    sizes: &HashMap<String, usize>,
+    grid: &[f64],
+    k: Option<usize>,
+) -> SampleCall {
+    let base = SampleCall {
+        seed: call.seed,
+        batch: call.batch,
+        sizes: sizes.clone(),
+        params: call.params.clone(),
+        process_params: call.process_params.clone(),
+        masks: call.masks.clone(),
+        ..SampleCall::default()
+    };
+    let Some(k) = k else {
+        return SampleCall {
+            grid: Some(grid.to_vec()),
+            stop_after: Some(0),
+            ..base
+        };
+    };
+    let n = grid.len() - 1;
+    let last = k == n;
+    SampleCall {
+        grid: Some(if last {
+            vec![grid[n], grid[n - 1]]
+        } else {
+            vec![grid[k], grid[k + 1]]
+        }),
+        single_step: Some(SingleStep {
+            k,
+            n,
+            r: (k > 0 && !last).then(|| grid[k - 1]),
+            prev: HashMap::new(),
+        }),
+        finalize_only: last,
+        ..base
+    }
+}
+
+/// The key of a sampler call's trace: everything on its host side (grid point, step, params).
+pub(crate) fn trace_key(call: &SampleCall) -> String {
+    let mut params: Vec<_> = call.params.iter().collect();
+    params.sort_by(|a, b| a.0.cmp(b.0));
+    let mut pparams: Vec<_> = call.process_params.iter().collect();
+    pparams.sort_by(|a, b| a.0.cmp(b.0));
+    let one = call.single_step.as_ref().map(|o| (o.k, o.n, o.r));
+    format!(
+        "{:?}",
+        (
+            &call.grid,
+            one,
+            call.finalize_only,
+            call.stop_after,
+            params,
+            pparams
+        )
+    )
 }
 
 /// [`interp::check_sym`] on a lent array.
@@ -1250,24 +1267,12 @@ impl<'a> Exec<'a, '_, '_> {
     }
 
     fn count(&self, b: &Buf) -> usize {
-        let mut n = if self.batched(b) { self.batch } else { 1 };
-        for d in &b.dims {
-            n *= self.dims[*d as usize];
-        }
-        (n * b.width as u64) as usize
+        b.count_in(self.batched(b), self.batch, &self.dims)
     }
 
     /// The shape of a buffer as an array: batch, its dimensions, its vector width.
     fn shape(&self, b: &Buf) -> Vec<usize> {
-        let mut s = Vec::new();
-        if self.batched(b) {
-            s.push(self.batch as usize);
-        }
-        s.extend(b.dims.iter().map(|d| self.dims[*d as usize] as usize));
-        if b.width > 1 {
-            s.push(b.width as usize);
-        }
-        s
+        b.shape_in(self.batched(b), self.batch, &self.dims)
     }
 
     /// The caller's array for `b` (a field or a kept value not yet written by this call).
@@ -1367,64 +1372,126 @@ impl<'a> Exec<'a, '_, '_> {
         Ok(lent_ptr(data))
     }
 
-    fn run(&mut self, events: &[Event]) -> Result<(), String> {
-        for e in events {
-            match e {
-                Event::Launch {
-                    unit,
-                    kernel,
-                    bufs,
-                    slots,
-                    word,
-                    offset,
-                } => self.launch(*unit, *kernel, bufs, slots, *word, *offset)?,
-                Event::Call {
-                    net,
-                    inputs,
-                    outputs,
-                    sym,
-                    ..
-                } => self.call(*net as usize, inputs, outputs, sym)?,
-                Event::Copy { to, from, why, .. } => self.copy(to, from, *why)?,
-                Event::Repeat { count, body } => {
-                    let saved = self.offset;
-                    for j in 0..*count as u64 {
-                        self.offset = saved + j * aot::REPEAT_STRIDE;
-                        self.run(body)?;
-                    }
-                    self.offset = saved;
-                }
+    /// A network's output must be finite, as the interpreter requires of every denoiser.
+    fn finite(&self, name: &str, d: LentData) -> Result<(), String> {
+        if let LentData::F32(v) = d {
+            if let Some(i) = first_nonfinite(v, self.opts.threads) {
+                return Err(format!(
+                    "`{name}` became {} at flat index {i} (t = {}, s = {:?})",
+                    v[i], self.t, self.s
+                ));
             }
         }
         Ok(())
     }
 
+    /// Check a network output's shape and length against its buffer.
+    fn net_output(&self, name: &str, shape: &[usize], x: &[f32], b: &Buf) -> Result<(), String> {
+        let want = self.shape(b);
+        if shape != want.as_slice() {
+            return Err(format!("`{name}` has shape {shape:?}, expected {want:?}"));
+        }
+        if x.len() != self.count(b) {
+            return Err(format!(
+                "`{name}` holds {} values, expected {}",
+                x.len(),
+                self.count(b)
+            ));
+        }
+        Ok(())
+    }
+
+    /// A symmetric field's network output: the upper triangle mirrored, the diagonal empty.
+    fn mirrored(&self, x: &[f32], d: u32, b: &Buf) -> Vec<f32> {
+        let Out::F32(mut y) = self.alloc(Store::F32, x.len()) else {
+            unreachable!("reals are allocated as reals")
+        };
+        mirror(
+            x,
+            &mut y,
+            self.dims[d as usize] as usize,
+            b.width as usize,
+            self.opts.threads,
+        );
+        y
+    }
+
+    /// The values of `b` for a network callable, which may keep them: an array this call wrote
+    /// is shared as it lies (and never written again); anything else is copied.
+    fn share(&mut self, b: &Buf) -> Result<NetValues, String> {
+        let n = self.count(b);
+        match self.cur.remove(&b.src) {
+            Some(Val::Own(o, buf)) if o.writable() && lent_len(o.data()) == n => {
+                let v = match o {
+                    Out::F32(v) => NetValues::Reals(Arc::new(v)),
+                    Out::U32(v) => NetValues::Classes(Arc::new(v)),
+                    Out::U8(v) => NetValues::Bools(Arc::new(v)),
+                    Out::Shared(_) | Out::Net(_) => unreachable!("not writable"),
+                };
+                self.cur
+                    .insert(b.src.clone(), Val::Own(Out::Shared(v.clone()), buf));
+                return Ok(v);
+            }
+            Some(Val::Own(Out::Shared(v), buf)) if lent_len(v.data()) == n => {
+                self.cur
+                    .insert(b.src.clone(), Val::Own(Out::Shared(v.clone()), buf));
+                return Ok(v);
+            }
+            Some(v) => {
+                self.cur.insert(b.src.clone(), v);
+            }
+            None => {
+                if let Src::Field(f) = &b.src {
+                    let name = &self.p.fields[*f as usize].name;
+                    if let Some(v) = self.inputs.shared.get(name) {
+                        if lent_len(v.data()) == n && lent_store(v.data()) == b.store {
+                            self.read(b)?;
+                            return Ok(v.clone());
+                        }
+                    }
+                    let given = self.net_fn.as_ref().is_some_and(|f| f.takes_given(name));
+                    if let Some(a) = self.inputs.state.get(name).filter(|_| given) {
+                        if lent_len(a.data) == n && lent_store(a.data) == b.store {
+                            self.read(b)?;
+                            return Ok(NetValues::Given(name.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let src = self.read(b)?;
+        // SAFETY: `read` checked that `src` holds `n` values of `b`'s store.
+        Ok(unsafe {
+            match b.store {
+                Store::F32 => NetValues::Reals(Arc::new(
+                    std::slice::from_raw_parts(src as *const f32, n).to_vec(),
+                )),
+                Store::U32 => NetValues::Classes(Arc::new(
+                    std::slice::from_raw_parts(src as *const u32, n).to_vec(),
+                )),
+                Store::U8 => {
+                    NetValues::Bools(Arc::new(std::slice::from_raw_parts(src, n).to_vec()))
+                }
+            }
+        })
+    }
+}
+
+impl<'a> aot::Runs for Exec<'a, '_, '_> {
+    fn offset(&mut self) -> &mut u64 {
+        &mut self.offset
+    }
+
     fn launch(
         &mut self,
-        unit: usize,
         k: usize,
         bufs: &[Buf],
         slots: &[u32],
         word: Word,
         offset: u64,
     ) -> Result<(), String> {
-        if unit != 0 {
-            return Err("internal error: a call launched another unit's kernel".into());
-        }
         let kern = &self.unit.plan.kernels[k];
-        let sizes: Vec<u64> = kern
-            .dims
-            .iter()
-            .map(|d| {
-                self.p
-                    .dims
-                    .iter()
-                    .position(|x| &x.name == d)
-                    .map(|i| self.dims[i])
-                    .ok_or_else(|| format!("internal error: no dimension `{d}`"))
-            })
-            .collect::<Result<_, _>>()?;
-        let per: u64 = kern.domain.iter().map(|d| sizes[*d as usize]).product();
+        let (sizes, per) = aot::kernel_sizes(self.p, kern, &self.dims)?;
         let run = (self.range.0 * per) as usize..(self.range.1 * per) as usize;
         let mut fresh: Vec<(usize, Out)> = Vec::new();
         let mut ptrs: Vec<*mut u8> = Vec::with_capacity(bufs.len());
@@ -1571,110 +1638,6 @@ impl<'a> Exec<'a, '_, '_> {
             self.cur.insert(b.src.clone(), v);
         }
         Ok(())
-    }
-
-    /// A network's output must be finite, as the interpreter requires of every denoiser.
-    fn finite(&self, name: &str, d: LentData) -> Result<(), String> {
-        if let LentData::F32(v) = d {
-            if let Some(i) = first_nonfinite(v, self.opts.threads) {
-                return Err(format!(
-                    "`{name}` became {} at flat index {i} (t = {}, s = {:?})",
-                    v[i], self.t, self.s
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Check a network output's shape and length against its buffer.
-    fn net_output(&self, name: &str, shape: &[usize], x: &[f32], b: &Buf) -> Result<(), String> {
-        let want = self.shape(b);
-        if shape != want.as_slice() {
-            return Err(format!("`{name}` has shape {shape:?}, expected {want:?}"));
-        }
-        if x.len() != self.count(b) {
-            return Err(format!(
-                "`{name}` holds {} values, expected {}",
-                x.len(),
-                self.count(b)
-            ));
-        }
-        Ok(())
-    }
-
-    /// A symmetric field's network output: the upper triangle mirrored, the diagonal empty.
-    fn mirrored(&self, x: &[f32], d: u32, b: &Buf) -> Vec<f32> {
-        let Out::F32(mut y) = self.alloc(Store::F32, x.len()) else {
-            unreachable!("reals are allocated as reals")
-        };
-        mirror(
-            x,
-            &mut y,
-            self.dims[d as usize] as usize,
-            b.width as usize,
-            self.opts.threads,
-        );
-        y
-    }
-
-    /// The values of `b` for a network callable, which may keep them: an array this call wrote
-    /// is shared as it lies (and never written again); anything else is copied.
-    fn share(&mut self, b: &Buf) -> Result<NetValues, String> {
-        let n = self.count(b);
-        match self.cur.remove(&b.src) {
-            Some(Val::Own(o, buf)) if o.writable() && lent_len(o.data()) == n => {
-                let v = match o {
-                    Out::F32(v) => NetValues::Reals(Arc::new(v)),
-                    Out::U32(v) => NetValues::Classes(Arc::new(v)),
-                    Out::U8(v) => NetValues::Bools(Arc::new(v)),
-                    Out::Shared(_) | Out::Net(_) => unreachable!("not writable"),
-                };
-                self.cur
-                    .insert(b.src.clone(), Val::Own(Out::Shared(v.clone()), buf));
-                return Ok(v);
-            }
-            Some(Val::Own(Out::Shared(v), buf)) if lent_len(v.data()) == n => {
-                self.cur
-                    .insert(b.src.clone(), Val::Own(Out::Shared(v.clone()), buf));
-                return Ok(v);
-            }
-            Some(v) => {
-                self.cur.insert(b.src.clone(), v);
-            }
-            None => {
-                if let Src::Field(f) = &b.src {
-                    let name = &self.p.fields[*f as usize].name;
-                    if let Some(v) = self.inputs.shared.get(name) {
-                        if lent_len(v.data()) == n && lent_store(v.data()) == b.store {
-                            self.read(b)?;
-                            return Ok(v.clone());
-                        }
-                    }
-                    let given = self.net_fn.as_ref().is_some_and(|f| f.takes_given(name));
-                    if let Some(a) = self.inputs.state.get(name).filter(|_| given) {
-                        if lent_len(a.data) == n && lent_store(a.data) == b.store {
-                            self.read(b)?;
-                            return Ok(NetValues::Given(name.clone()));
-                        }
-                    }
-                }
-            }
-        }
-        let src = self.read(b)?;
-        // SAFETY: `read` checked that `src` holds `n` values of `b`'s store.
-        Ok(unsafe {
-            match b.store {
-                Store::F32 => NetValues::Reals(Arc::new(
-                    std::slice::from_raw_parts(src as *const f32, n).to_vec(),
-                )),
-                Store::U32 => NetValues::Classes(Arc::new(
-                    std::slice::from_raw_parts(src as *const u32, n).to_vec(),
-                )),
-                Store::U8 => {
-                    NetValues::Bools(Arc::new(std::slice::from_raw_parts(src, n).to_vec()))
-                }
-            }
-        })
     }
 
     fn copy(&mut self, to: &Buf, from: &Buf, why: CopyWhy) -> Result<(), String> {

@@ -23,9 +23,9 @@
 
 use super::run::{compile, dispatch, Compiled, OnDevice};
 use super::runtime::{self, Buffer, Gpu};
-use crate::cpu::aot::{self, Buf, CopyWhy, Event, Src, Unit, Word};
+use crate::cpu::aot::{self, Buf, CopyWhy, Event, Runs, Src, Unit, Word};
 use crate::cpu::lean::{self, NetFn, NetInput, NetValues};
-use crate::interp::{self, Call, Data, SampleCall, SingleStep, Tensor};
+use crate::interp::{self, Call, Data, SampleCall, Tensor};
 use crate::kernel::{Store, FAIL_CLASS, FAIL_INDEX, FAIL_NONFINITE};
 use crate::typed::Process;
 use std::collections::HashMap;
@@ -253,25 +253,15 @@ impl SampleRunner {
         }
         // The start: the `init` block, or each field not given from its prior.
         if !sp.init.is_empty() {
-            let c = SampleCall {
-                seed: call.seed,
-                batch: call.batch,
-                sizes: sizes.clone(),
-                params: call.params.clone(),
-                process_params: call.process_params.clone(),
-                grid: Some(grid.clone()),
-                stop_after: Some(0),
-                masks: call.masks.clone(),
-                ..SampleCall::default()
-            };
-            let tr = prep.traced(step_key(&c), |u| {
+            let c = lean::phase_call(call, &sizes, &grid, None);
+            let tr = prep.traced(lean::trace_key(&c), |u| {
                 aot::trace_single(p, std::slice::from_ref(u), 0, &c)
             })?;
             lean::known_sizes(p, &prep.unit, &tr.0, &sizes)?;
             // Given starting values win over the block's own.
             let given: Vec<u32> = run.given.keys().copied().collect();
             let mut phase = run.phase(&prep, &tr.1, 0, 0, (grid[0], None), &mut *net)?;
-            phase.exec(&tr.0)?;
+            phase.run(&tr.0)?;
             let written = phase.finish()?;
             for (f, d) in written {
                 if !given.contains(&f) {
@@ -307,7 +297,7 @@ impl SampleRunner {
                 lean::known_sizes(p, &u.unit, &tr.0, &sizes)?;
                 let mut phase =
                     run.phase(&u, &tr.1, 0, c.step as u64, (grid[0], None), &mut *net)?;
-                phase.exec(&tr.0)?;
+                phase.run(&tr.0)?;
                 let d = phase
                     .cur
                     .remove(&Src::Output(0))
@@ -318,28 +308,8 @@ impl SampleRunner {
         }
         for k in 0..=n {
             let last = k == n;
-            let c = SampleCall {
-                seed: call.seed,
-                batch: call.batch,
-                sizes: sizes.clone(),
-                params: call.params.clone(),
-                process_params: call.process_params.clone(),
-                grid: Some(if last {
-                    vec![grid[n], grid[n - 1]]
-                } else {
-                    vec![grid[k], grid[k + 1]]
-                }),
-                single_step: Some(SingleStep {
-                    k,
-                    n,
-                    r: (k > 0 && !last).then(|| grid[k - 1]),
-                    prev: HashMap::new(),
-                }),
-                finalize_only: last,
-                masks: call.masks.clone(),
-                ..SampleCall::default()
-            };
-            let tr = prep.traced(step_key(&c), |u| {
+            let c = lean::phase_call(call, &sizes, &grid, Some(k));
+            let tr = prep.traced(lean::trace_key(&c), |u| {
                 aot::trace_single(p, std::slice::from_ref(u), 0, &c)
             })?;
             lean::known_sizes(p, &prep.unit, &tr.0, &sizes)?;
@@ -350,7 +320,7 @@ impl SampleRunner {
             }
             let times = (grid[if last { n } else { k }], (!last).then(|| grid[k + 1]));
             let mut phase = run.phase(&prep, &tr.1, k as u64, 0, times, &mut *net)?;
-            phase.exec(&tr.0)?;
+            phase.run(&tr.0)?;
             let mut kept = HashMap::new();
             for h in &sp.history {
                 if let Some(d) = phase.cur.remove(&Src::Prev(*h)) {
@@ -397,22 +367,6 @@ fn sorted<V: std::fmt::Debug>(m: &HashMap<String, V>) -> Vec<(&String, &V)> {
     let mut v: Vec<_> = m.iter().collect();
     v.sort_by(|a, b| a.0.cmp(b.0));
     v
-}
-
-/// The key of a sampler phase's trace: everything on its host side.
-fn step_key(c: &SampleCall) -> String {
-    let one = c.single_step.as_ref().map(|o| (o.k, o.n, o.r));
-    format!(
-        "{:?}",
-        (
-            &c.grid,
-            one,
-            c.finalize_only,
-            c.stop_after,
-            sorted(&c.params),
-            sorted(&c.process_params)
-        )
-    )
 }
 
 /// A value on the device: `n` values of `store`, each one 4-byte word (bools as 0 or 1).
@@ -577,23 +531,11 @@ struct Phase<'x, 'a, 'g> {
 
 impl Phase<'_, '_, '_> {
     fn count(&self, b: &Buf) -> usize {
-        let mut n = if b.batch { self.run.batch } else { 1 };
-        for d in &b.dims {
-            n *= self.run.dims[*d as usize];
-        }
-        (n * b.width as u64) as usize
+        b.count_in(b.batch, self.run.batch, &self.run.dims)
     }
 
     fn shape(&self, b: &Buf) -> Vec<usize> {
-        let mut s = Vec::new();
-        if b.batch {
-            s.push(self.run.batch as usize);
-        }
-        s.extend(b.dims.iter().map(|d| self.run.dims[*d as usize] as usize));
-        if b.width > 1 {
-            s.push(b.width as usize);
-        }
-        s
+        b.shape_in(b.batch, self.run.batch, &self.run.dims)
     }
 
     /// The row's values from `at`, checked to lie inside it.
@@ -652,41 +594,55 @@ impl Phase<'_, '_, '_> {
         }
     }
 
-    fn exec(&mut self, events: &[Event]) -> Result<(), String> {
-        for e in events {
-            match e {
-                Event::Launch {
-                    unit,
-                    kernel,
-                    bufs,
-                    slots,
-                    word,
-                    offset,
-                } => {
-                    if *unit != 0 {
-                        return Err("internal error: a call launched another unit's kernel".into());
-                    }
-                    self.launch(*kernel, bufs, slots, *word, *offset)?
+    /// End the phase: read its status word, turn failures into errors, and return the fields it
+    /// wrote (its other values go back to the pool).
+    fn finish(mut self) -> Result<Vec<(u32, Dev)>, String> {
+        let status = self
+            .run
+            .gpu
+            .read_u32(&self.status)
+            .map_err(|e| e.to_string())?[0];
+        self.run.moved.status += 4;
+        let prog = &self.prep.unit.prog.name;
+        if status & FAIL_INDEX != 0 {
+            return Err(format!("{prog}: an index is outside its vector's range"));
+        }
+        if status & FAIL_CLASS != 0 {
+            return Err(format!("{prog}: a class is outside its range"));
+        }
+        if status & FAIL_NONFINITE != 0 {
+            for f in &self.written {
+                let Some(d) = self.cur.get(&Src::Field(*f)) else {
+                    continue;
+                };
+                if d.store != Store::F32 {
+                    continue;
                 }
-                Event::Call {
-                    net,
-                    inputs,
-                    outputs,
-                    sym,
-                    ..
-                } => self.call(*net as usize, inputs, outputs, sym)?,
-                Event::Copy { to, from, why, .. } => self.copy(to, from, *why)?,
-                Event::Repeat { count, body } => {
-                    let saved = self.offset;
-                    for j in 0..*count as u64 {
-                        self.offset = saved + j * aot::REPEAT_STRIDE;
-                        self.exec(body)?;
+                if let Data::F32(v) = self.run.download(d)? {
+                    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                        return Err(format!(
+                            "`{}` became {} at flat index {i} (t = {}, s = {:?})",
+                            self.run.p.fields[*f as usize].name, v[i], self.t, self.s
+                        ));
                     }
-                    self.offset = saved;
                 }
             }
         }
-        Ok(())
+        let mut out = Vec::new();
+        for f in std::mem::take(&mut self.written) {
+            if let Some(d) = self.cur.remove(&Src::Field(f)) {
+                out.push((f, d));
+            }
+        }
+        let rest: Vec<Dev> = self.cur.drain().map(|(_, d)| d).collect();
+        self.run.pool.extend(rest);
+        Ok(out)
+    }
+}
+
+impl aot::Runs for Phase<'_, '_, '_> {
+    fn offset(&mut self) -> &mut u64 {
+        &mut self.offset
     }
 
     fn launch(
@@ -697,20 +653,8 @@ impl Phase<'_, '_, '_> {
         word: Word,
         offset: u64,
     ) -> Result<(), String> {
-        let p = self.run.p;
         let kern = &self.prep.unit.plan.kernels[k];
-        let sizes: Vec<u64> = kern
-            .dims
-            .iter()
-            .map(|d| {
-                p.dims
-                    .iter()
-                    .position(|x| &x.name == d)
-                    .map(|i| self.run.dims[i])
-                    .ok_or_else(|| format!("internal error: no dimension `{d}`"))
-            })
-            .collect::<Result<_, _>>()?;
-        let per: u64 = kern.domain.iter().map(|d| sizes[*d as usize]).product();
+        let (sizes, per) = aot::kernel_sizes(self.run.p, kern, &self.run.dims)?;
         let mut held: Vec<Arc<Buffer>> = Vec::with_capacity(bufs.len());
         let mut fresh: Vec<(usize, Dev)> = Vec::new();
         for (j, b) in bufs.iter().enumerate() {
@@ -939,50 +883,5 @@ impl Phase<'_, '_, '_> {
         }
         self.put(to, d);
         Ok(())
-    }
-
-    /// End the phase: read its status word, turn failures into errors, and return the fields it
-    /// wrote (its other values go back to the pool).
-    fn finish(mut self) -> Result<Vec<(u32, Dev)>, String> {
-        let status = self
-            .run
-            .gpu
-            .read_u32(&self.status)
-            .map_err(|e| e.to_string())?[0];
-        self.run.moved.status += 4;
-        let prog = &self.prep.unit.prog.name;
-        if status & FAIL_INDEX != 0 {
-            return Err(format!("{prog}: an index is outside its vector's range"));
-        }
-        if status & FAIL_CLASS != 0 {
-            return Err(format!("{prog}: a class is outside its range"));
-        }
-        if status & FAIL_NONFINITE != 0 {
-            for f in &self.written {
-                let Some(d) = self.cur.get(&Src::Field(*f)) else {
-                    continue;
-                };
-                if d.store != Store::F32 {
-                    continue;
-                }
-                if let Data::F32(v) = self.run.download(d)? {
-                    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                        return Err(format!(
-                            "`{}` became {} at flat index {i} (t = {}, s = {:?})",
-                            self.run.p.fields[*f as usize].name, v[i], self.t, self.s
-                        ));
-                    }
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for f in std::mem::take(&mut self.written) {
-            if let Some(d) = self.cur.remove(&Src::Field(f)) {
-                out.push((f, d));
-            }
-        }
-        let rest: Vec<Dev> = self.cur.drain().map(|(_, d)| d).collect();
-        self.run.pool.extend(rest);
-        Ok(out)
     }
 }
