@@ -2,7 +2,7 @@
 //!
 //! The pipeline: `syntax` parses `.diff` text into an AST, `check` resolves names and
 //! types and evaluates schedules into a typed process (`typed`), and `explain` prints it.
-//! The library never prints and never reads files: the CLI (`src/main.rs`) does.
+//! The library never prints and never reads files: the CLI (`src/main.rs`, `src/cli/`) does.
 
 pub mod check;
 pub mod cpu;

@@ -1,6 +1,6 @@
 //! `diffc._diffc`: the Rust side of the `diffc` Python package.
 //!
-//! A thin layer over the library that mirrors `diffc eval` (`src/main.rs`): names map to an
+//! A thin layer over the library that mirrors `diffc eval` (`src/cli/eval.rs`): names map to an
 //! entry's ports, times, supplied draws and node masks exactly as the CLI maps `--in` and
 //! `--set`, so the same inputs and seed give the same bits. The Python side (`diffc/`)
 //! converts PyTorch tensors, names the convenience methods and raises `SpecError`.

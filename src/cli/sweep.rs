@@ -1,7 +1,7 @@
 //! `diffc sweep`: several samplers at several step counts with the exact empirical denoiser;
 //! a table of the scores against the network calls, `sweep.json` and one plot per score.
 
-use crate::cli_sample::RunArgs;
+use super::sample::RunArgs;
 use diffc::sample::{self, sweep};
 use std::io::Write;
 use std::path::Path;
@@ -28,7 +28,7 @@ pub fn sweep(
     args: &SweepArgs,
     out: &mut dyn Write,
 ) -> Result<(), String> {
-    let p = crate::pick_process(module, args.run.process.as_deref())?;
+    let p = super::pick_process(module, args.run.process.as_deref())?;
     let opts = sweep::Options {
         samplers: args.samplers.clone(),
         steps: args.steps.clone(),

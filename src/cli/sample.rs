@@ -165,7 +165,7 @@ pub(crate) fn load_data(
             });
         }
     }
-    Ok(Dataset::Graphs(crate::read_graphs(name)?))
+    Ok(Dataset::Graphs(super::metrics::read_graphs(name)?))
 }
 
 pub fn sample(
@@ -173,7 +173,7 @@ pub fn sample(
     args: &SampleArgs,
     out: &mut dyn Write,
 ) -> Result<(), String> {
-    let p = crate::pick_process(module, args.run.process.as_deref())?;
+    let p = super::pick_process(module, args.run.process.as_deref())?;
     let sampler = match &args.sampler {
         Some(s) => s.clone(),
         None => p
@@ -303,7 +303,7 @@ impl Given {
             .filter(|x| x.overridable)
             .map(|x| x.name.as_str())
             .collect();
-        for (arg, (name, value)) in args.iter().zip(crate::read_params(args)?) {
+        for (arg, (name, value)) in args.iter().zip(super::read_params(args)?) {
             let json = if sampler_params.contains(&name.as_str()) {
                 // The text itself where it is a number, so that it stays exact in f64.
                 let text = arg.split_once('=').map_or("", |(_, v)| v);
