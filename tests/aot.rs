@@ -205,6 +205,33 @@ fn the_c_example_runs_a_ddpm_step_exactly_as_diffc_eval() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The runtime is a C file of its own (`src/cpu/runtime.c`): it compiles alone against a
+/// generated header, warnings as errors (its static functions are used by each library's
+/// generated entry points, so unused ones are allowed here), and every library's
+/// `<stem>_runtime.c` holds it verbatim.
+#[test]
+fn the_c_runtime_is_a_c_file_that_compiles_on_its_own() {
+    let dir = scratch("runtime");
+    build("ddpm.diff", &dir);
+    let runtime = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cpu/runtime.c");
+    let header = dir.join("ddpm.h");
+    cc(&[
+        "-std=c99".as_ref(),
+        "-Wall".as_ref(),
+        "-Wextra".as_ref(),
+        "-Werror".as_ref(),
+        "-Wno-unused-function".as_ref(),
+        "-fsyntax-only".as_ref(),
+        "-include".as_ref(),
+        header.as_os_str(),
+        runtime.as_os_str(),
+    ]);
+    let text = std::fs::read_to_string(&runtime).unwrap();
+    let generated = std::fs::read_to_string(dir.join("ddpm_runtime.c")).unwrap();
+    assert!(generated.contains(&text), "ddpm_runtime.c does not hold src/cpu/runtime.c");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn every_shipped_spec_builds_a_library_that_links_and_loads() {
     let dir = scratch("all");
