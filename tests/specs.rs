@@ -44,6 +44,69 @@ fn shipped_specs_launch_plans() {
     });
 }
 
+/// Launches of each step's segments (between network calls) in `plan_text`'s printout, by
+/// sampler and step heading.
+fn launches_per_segment(plan: &str) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    let (mut unit, mut step) = (String::new(), None::<String>);
+    let mut n = 0;
+    let mut flush = |unit: &str, step: &Option<String>, n: &mut usize| {
+        if let Some(s) = step {
+            out.push((format!("{unit} {s}"), *n));
+        }
+        *n = 0;
+    };
+    for line in plan.lines() {
+        if line.starts_with("== ") {
+            flush(&unit, &step, &mut n);
+            unit = line.to_string();
+            step = None;
+        } else if line.starts_with("Step k") {
+            flush(&unit, &step, &mut n);
+            step = Some(line.to_string());
+        } else if line.starts_with("Final map") || line.starts_with("Kernels:") {
+            flush(&unit, &step, &mut n);
+            step = None;
+        } else if line.contains(". denoiser:") && step.is_some() {
+            flush(&unit, &step, &mut n);
+        } else if step.is_some()
+            && line
+                .split_once(". ")
+                .is_some_and(|(k, r)| k.trim().parse::<u32>().is_ok() && r.starts_with("diffc_"))
+        {
+            n += 1;
+        }
+    }
+    flush(&unit, &step, &mut n);
+    out
+}
+
+/// A step whose model output feeds one of two updates chosen on the host is one launch: the
+/// run before the branch joins each branch's kernel (DPM-Solver++(2M) on every grid, and the
+/// Euler–Maruyama steps whose last step leaves the noise out).
+#[test]
+fn a_run_before_a_host_branch_joins_the_branch_kernels() {
+    for (file, units) in [
+        (
+            "dpm_solver.diff",
+            &["dpmpp_2m", "dpmpp_2m_uniform", "dpmpp_2m_quadratic"][..],
+        ),
+        ("vp_sde.diff", &["euler_maruyama"][..]),
+        ("ve_sde.diff", &["euler_maruyama"][..]),
+    ] {
+        let text = std::fs::read_to_string(Path::new("specs").join(file)).unwrap();
+        let module = diffc::check::check_source(&text).0.expect("checked module");
+        for unit in units {
+            let plan = diffc::cpu::aot::plan_text(&module, None, Some(unit)).unwrap();
+            let segs = launches_per_segment(&plan);
+            assert!(!segs.is_empty(), "{file} {unit}: no steps in\n{plan}");
+            for (what, n) in segs {
+                assert!(n <= 1, "{file}: {what}: {n} launches\n{plan}");
+            }
+        }
+    }
+}
+
 #[test]
 fn explain_plan_prints_one_unit_or_names_them_all() {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/ddpm.diff");

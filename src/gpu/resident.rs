@@ -18,7 +18,7 @@
 //! - the results are read back once, after the final map.
 //!
 //! `SampleRunner::moved` counts the bytes of each kind. Results equal `gpu::sample`'s: the same
-//! kernels on the same values, the same draws (`tests/gpu_resident.rs`). Supplied draws and
+//! kernels on the same values, the same draws (`tests/gpu.rs`). Supplied draws and
 //! single steps take `gpu::sample`.
 
 use super::run::{compile, dispatch, Compiled, OnDevice};

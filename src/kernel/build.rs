@@ -262,86 +262,178 @@ fn plan_ops(
             }
             Op::Slot { .. } | Op::Set { .. } => {
                 let start = i;
-                let mut domain: Option<Option<Shape>> = None;
-                let mut host = Vec::new();
-                let mut written: BTreeSet<Target> = BTreeSet::new();
-                let mut elems = Vec::new();
-                while i < ops.len() {
-                    let Some((target, node)) = op_key(&ops[i]) else {
-                        break;
+                let run = scan_run(prog, ops, start, None, BTreeSet::new());
+                i = run.end;
+                // A run over elements followed by a branch on the host, whose two branches
+                // each start with a run over the same elements: the run's element statements
+                // join each branch's first kernel, so a step such as DPM-Solver++(2M)'s (its
+                // model output, then one of two updates) is one launch. The run keeps its host
+                // statements.
+                if let (
+                    Some(d),
+                    Some(Op::If {
+                        then, otherwise, ..
+                    }),
+                ) = (&run.domain, ops.get(run.end))
+                {
+                    let branch = |b: &[Op]| {
+                        let r = scan_run(prog, b, 0, Some(d.clone()), run.written.clone());
+                        (!r.elems.is_empty()).then_some(r)
                     };
-                    let info = prog.node(node);
-                    // The host runs values the same for every element, and copies of values
-                    // this run does not write (a network's captured input).
-                    let copy = matches!(target, Target::Slot(_))
-                        && is_leaf(&info.node)
-                        && !match info.node {
-                            Node::State(f) => written.contains(&Target::Field(f)),
-                            Node::Slot(s) => written.contains(&Target::Slot(s)),
-                            _ => false,
-                        };
-                    if info.extent == Extent::Uniform || copy {
-                        host.push(i - start);
+                    if let (Some(a), Some(b)) = (branch(then), branch(otherwise)) {
+                        let joined: Vec<&Op> = ops[start..run.end]
+                            .iter()
+                            .chain(&then[..a.end])
+                            .chain(&otherwise[..b.end])
+                            .collect();
+                        add_group(pl, sp, &ops[start], run.end - start, run.host.clone(), None)?;
+                        for (ops_b, r) in [(then, a), (otherwise, b)] {
+                            let mut elems: Vec<&Op> = run.elems.iter().map(|&j| &ops[j]).collect();
+                            elems.extend(r.elems.iter().map(|&j| &ops_b[j]));
+                            let k = emit_kernel(pl, sp, &elems, d.clone(), &joined, all, reads)?;
+                            add_group(pl, sp, &ops_b[0], r.end, r.host, Some(k))?;
+                            plan_ops(pl, sp, &ops_b[r.end..], all, reads)?;
+                        }
                         i += 1;
                         continue;
                     }
-                    let d = domain_of(info);
-                    if domain.as_ref().is_some_and(|x| *x != d) {
-                        break;
-                    }
-                    // A value over other elements must see this run's writes: start a new run.
-                    if !elems.is_empty() && reads_written_across(prog, node, &written) {
-                        break;
-                    }
-                    domain = Some(d);
-                    written.insert(target);
-                    elems.push(i);
-                    i += 1;
                 }
-                let len = i - start;
-                let kernel = match domain {
+                let kernel = match run.domain {
                     None => None,
                     Some(d) => {
-                        let group: Vec<&Op> = ops[start..i].iter().collect();
-                        let outside: Vec<&Op> = all
-                            .iter()
-                            .filter(|o| !group.iter().any(|g| std::ptr::eq(*g, **o)))
-                            .cloned()
-                            .collect();
-                        let live = reads(&outside);
-                        let name = format!("{}_{}", prog.name, pl.plan.kernels.len());
-                        let mut kb = KB::new(pl, &name, d)?;
-                        for &j in &elems {
-                            let (target, node) = op_key(&ops[j]).unwrap();
-                            let v = kb.node(node)?;
-                            let kind = prog.node(node).kind;
-                            let keep = match target {
-                                Target::Slot(s) => live.contains(&s) || sp.history.contains(&s),
-                                _ => true,
-                            };
-                            if keep {
-                                kb.store(target, kind, &v);
-                            }
-                            kb.written.insert(target, v);
-                            kb.memo.clear();
-                        }
-                        Some(kb.finish(pl)?)
+                        let elems: Vec<&Op> = run.elems.iter().map(|&j| &ops[j]).collect();
+                        let group: Vec<&Op> = ops[start..run.end].iter().collect();
+                        Some(emit_kernel(pl, sp, &elems, d, &group, all, reads)?)
                     }
                 };
-                let key = op_key(&ops[start]).unwrap();
-                if pl
-                    .plan
-                    .groups
-                    .insert(key, Group { len, host, kernel })
-                    .is_some()
-                {
-                    return Err(format!(
-                        "internal error: two statement runs of `{}` share a key",
-                        sp.name
-                    ));
-                }
+                add_group(pl, sp, &ops[start], run.end - start, run.host, kernel)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// A run of statements from `start`: the host's (values the same for every element, and
+/// copies of values the run does not write) and the element statements over one domain, up to
+/// the first statement over another domain, one that reads the run's writes across elements,
+/// or one that is not an assignment. `domain` and `written` continue a run begun before.
+struct Run {
+    end: usize,
+    domain: Option<Option<Shape>>,
+    host: Vec<usize>,
+    written: BTreeSet<Target>,
+    elems: Vec<usize>,
+}
+
+fn scan_run(
+    prog: &Program,
+    ops: &[Op],
+    start: usize,
+    mut domain: Option<Option<Shape>>,
+    mut written: BTreeSet<Target>,
+) -> Run {
+    let mut i = start;
+    let mut host = Vec::new();
+    let mut elems = Vec::new();
+    let continued = domain.is_some();
+    while i < ops.len() {
+        let Some((target, node)) = op_key(&ops[i]) else {
+            break;
+        };
+        let info = prog.node(node);
+        // The host runs values the same for every element, and copies of values this run
+        // does not write (a network's captured input).
+        let copy = matches!(target, Target::Slot(_))
+            && is_leaf(&info.node)
+            && !match info.node {
+                Node::State(f) => written.contains(&Target::Field(f)),
+                Node::Slot(s) => written.contains(&Target::Slot(s)),
+                _ => false,
+            };
+        if info.extent == Extent::Uniform || copy {
+            host.push(i - start);
+            i += 1;
+            continue;
+        }
+        let d = domain_of(info);
+        if domain.as_ref().is_some_and(|x| *x != d) {
+            break;
+        }
+        // A value over other elements must see this run's writes: start a new run.
+        if (continued || !elems.is_empty()) && reads_written_across(prog, node, &written) {
+            break;
+        }
+        domain = Some(d);
+        written.insert(target);
+        elems.push(i);
+        i += 1;
+    }
+    Run {
+        end: i,
+        domain,
+        host,
+        written,
+        elems,
+    }
+}
+
+/// The kernel of element statements `elems` over `domain`: each stores its value where a
+/// statement outside `group` reads it, or the next step does (`prev`).
+fn emit_kernel(
+    pl: &mut Planner,
+    sp: &SamplerProgram,
+    elems: &[&Op],
+    domain: Option<Shape>,
+    group: &[&Op],
+    all: &[&Op],
+    reads: &Reads,
+) -> Result<usize, String> {
+    let prog = &sp.prog;
+    let outside: Vec<&Op> = all
+        .iter()
+        .filter(|o| !group.iter().any(|g| std::ptr::eq(*g, **o)))
+        .cloned()
+        .collect();
+    let live = reads(&outside);
+    let name = format!("{}_{}", prog.name, pl.plan.kernels.len());
+    let mut kb = KB::new(pl, &name, domain)?;
+    for op in elems {
+        let (target, node) = op_key(op).unwrap();
+        let v = kb.node(node)?;
+        let kind = prog.node(node).kind;
+        let keep = match target {
+            Target::Slot(s) => live.contains(&s) || sp.history.contains(&s),
+            _ => true,
+        };
+        if keep {
+            kb.store(target, kind, &v);
+        }
+        kb.written.insert(target, v);
+        kb.memo.clear();
+    }
+    kb.finish(pl)
+}
+
+/// Record a run keyed by its first statement.
+fn add_group(
+    pl: &mut Planner,
+    sp: &SamplerProgram,
+    first: &Op,
+    len: usize,
+    host: Vec<usize>,
+    kernel: Option<usize>,
+) -> Result<(), String> {
+    let key = op_key(first).unwrap();
+    if pl
+        .plan
+        .groups
+        .insert(key, Group { len, host, kernel })
+        .is_some()
+    {
+        return Err(format!(
+            "internal error: two statement runs of `{}` share a key",
+            sp.name
+        ));
     }
     Ok(())
 }
