@@ -2,7 +2,7 @@
 //! sets: determinism, sizes and ranges, the structure each construction promises, Delaunay's
 //! properties, and the measures' known answers.
 
-use diffc::data::{self, delaunay, graphs, measures, points, words, Dataset, Options};
+use diffc::data::{self, graphs, measures, points, words, Dataset, Options};
 use diffc::graph::{self, Graph};
 
 fn graph_set(name: &str, seed: u64, options: &Options) -> Vec<Graph> {
@@ -247,6 +247,34 @@ fn sbm_graphs_have_planted_blocks_of_the_stated_sizes() {
     assert!(valid >= 8, "{valid} of 10 pass the SBM test");
 }
 
+/// Twice the signed area of the triangle (a, b, c): positive when a, b, c turn counter-clockwise.
+fn orient(a: [i64; 2], b: [i64; 2], c: [i64; 2]) -> i128 {
+    let (abx, aby) = ((b[0] - a[0]) as i128, (b[1] - a[1]) as i128);
+    let (acx, acy) = ((c[0] - a[0]) as i128, (c[1] - a[1]) as i128);
+    abx * acy - aby * acx
+}
+
+/// Positive when `d` lies strictly inside the circumcircle of the counter-clockwise triangle
+/// (a, b, c), zero when on it, negative when outside; exact below 2^28.
+fn in_circle(a: [i64; 2], b: [i64; 2], c: [i64; 2], d: [i64; 2]) -> i128 {
+    let rel = |p: [i64; 2]| {
+        let x = (p[0] - d[0]) as i128;
+        let y = (p[1] - d[1]) as i128;
+        (x, y, x * x + y * y)
+    };
+    let (ax, ay, al) = rel(a);
+    let (bx, by, bl) = rel(b);
+    let (cx, cy, cl) = rel(c);
+    ax * (by * cl - cy * bl) - ay * (bx * cl - cx * bl) + al * (bx * cy - by * cx)
+}
+
+fn triangle_edges(triangles: &[[usize; 3]]) -> Vec<(usize, usize)> {
+    triangles
+        .iter()
+        .flat_map(|&[a, b, c]| [(a, b), (b, c), (c, a)])
+        .collect()
+}
+
 /// The hull's corner and edge points by brute force: a pair is a hull edge when no point lies
 /// strictly right of it; every point on such an edge is on the boundary.
 fn boundary_points(points: &[[i64; 2]]) -> usize {
@@ -254,9 +282,9 @@ fn boundary_points(points: &[[i64; 2]]) -> usize {
     let mut on = vec![false; n];
     for i in 0..n {
         for j in 0..n {
-            if i != j && (0..n).all(|k| delaunay::orient(points[i], points[j], points[k]) >= 0) {
+            if i != j && (0..n).all(|k| orient(points[i], points[j], points[k]) >= 0) {
                 for k in 0..n {
-                    if delaunay::orient(points[i], points[j], points[k]) == 0 {
+                    if orient(points[i], points[j], points[k]) == 0 {
                         on[k] = true;
                     }
                 }
@@ -268,10 +296,10 @@ fn boundary_points(points: &[[i64; 2]]) -> usize {
 
 fn check_delaunay(points: &[[i64; 2]]) {
     let n = points.len();
-    let triangles = delaunay::triangulate(points);
-    let edges = delaunay::edges(&triangles);
+    let triangles = graphs::delaunay_triangles(points);
+    let g = Graph::from_edges(n, triangle_edges(&triangles));
     let h = boundary_points(points);
-    assert_eq!(edges.len(), 3 * n - 3 - h, "edges of a triangulation");
+    assert_eq!(g.edge_count(), 3 * n - 3 - h, "edges of a triangulation");
     assert_eq!(
         triangles.len(),
         2 * n - 2 - h,
@@ -279,17 +307,16 @@ fn check_delaunay(points: &[[i64; 2]]) {
     );
     for t in &triangles {
         let [a, b, c] = t.map(|v| points[v]);
-        assert!(delaunay::orient(a, b, c) > 0, "counter-clockwise");
+        assert!(orient(a, b, c) > 0, "counter-clockwise");
         for (k, &p) in points.iter().enumerate() {
             if !t.contains(&k) {
                 assert!(
-                    delaunay::in_circle(a, b, c, p) <= 0,
+                    in_circle(a, b, c, p) <= 0,
                     "point {k} inside the circumcircle of {t:?}"
                 );
             }
         }
     }
-    let g = Graph::from_edges(n, edges);
     assert!(graph::planar::is_planar_and_connected(&g));
 }
 
@@ -309,7 +336,7 @@ fn planar_graphs_are_delaunay_triangulations() {
             let g = graphs::planar(seed, i, (64, 64));
             assert_eq!(
                 g,
-                Graph::from_edges(64, delaunay::edges(&delaunay::triangulate(&points)))
+                Graph::from_edges(64, triangle_edges(&graphs::delaunay_triangles(&points)))
             );
         }
     }
@@ -339,7 +366,7 @@ fn delaunay_degenerate_configurations() {
         .flat_map(|x| (0..4).map(move |y| [x * 3, y * 3]))
         .collect();
     check_delaunay(&lattice);
-    // Points on hull edges, and inside on an edge of the fan.
+    // Points on hull edges, and inner points on the segment between two others.
     check_delaunay(&[
         [0, 0],
         [10, 0],
@@ -351,12 +378,36 @@ fn delaunay_degenerate_configurations() {
         [2, 2],
     ]);
     // Collinear points have no triangle; fewer than 3 points neither.
-    assert!(delaunay::triangulate(&[[0, 0], [1, 1], [2, 2], [5, 5]]).is_empty());
-    assert!(delaunay::triangulate(&[[0, 0], [1, 1]]).is_empty());
-    assert_eq!(
-        delaunay::convex_hull(&[[0, 0], [2, 0], [1, 0], [2, 2], [0, 2], [1, 1]]).len(),
-        4
-    );
+    assert!(graphs::delaunay_triangles(&[[0, 0], [1, 1], [2, 2], [5, 5]]).is_empty());
+    assert!(graphs::delaunay_triangles(&[[0, 0], [1, 1]]).is_empty());
+}
+
+/// No four points of a Delaunay triangle and the apex across one of its edges lie on one circle:
+/// then the triangulation is unique, so the planar sets do not depend on spade's tie-breaking.
+#[test]
+fn planar_sets_have_unique_delaunay_triangulations() {
+    for seed in 0..4 {
+        for i in 0..200 {
+            let points = graphs::planar_points(seed, i, (64, 64));
+            let triangles = graphs::delaunay_triangles(&points);
+            let apexes: std::collections::HashMap<(usize, usize), usize> = triangles
+                .iter()
+                .flat_map(|&[a, b, c]| [((a, b), c), ((b, c), a), ((c, a), b)])
+                .collect();
+            for &[a, b, c] in &triangles {
+                for (u, v) in [(a, b), (b, c), (c, a)] {
+                    if let Some(&d) = apexes.get(&(v, u)) {
+                        let [pa, pb, pc] = [a, b, c].map(|k| points[k]);
+                        assert_ne!(
+                            in_circle(pa, pb, pc, points[d]),
+                            0,
+                            "seed {seed} graph {i}: {a}, {b}, {c}, {d} on one circle"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -262,6 +262,8 @@ fn isomorphic_relabelings_are_duplicates() {
     assert_eq!(earlier[13], None, "C6 is not two triangles");
     assert_eq!(earlier[15], Some(14));
     assert!(!iso::is_isomorphic(&cycle(6), &graphs[13]));
+    let empty = Graph::from_edges(0, []);
+    assert!(iso::is_isomorphic(&empty, &empty));
 
     let options = Options {
         convention: convention("spectre").unwrap(),

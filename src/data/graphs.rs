@@ -5,8 +5,9 @@
 //! Nodes are numbered block by block (community-small, SBM) or row by row (grid); nothing is
 //! permuted, so tests and pictures can rely on it.
 
-use super::{delaunay, stream, Draws};
+use super::{stream, Draws};
 use crate::graph::Graph;
+use spade::{DelaunayTriangulation, Point2, Triangulation};
 
 /// Default node counts of community-small, both included.
 pub const COMMUNITY_NODES: (usize, usize) = (12, 20);
@@ -175,6 +176,41 @@ pub fn planar_points(seed: u64, index: usize, nodes: (usize, usize)) -> Vec<[i64
 /// in `nodes` (64 by default, as SPECTRE's `generate_planar_graphs(200, 64, 64)`).
 pub fn planar(seed: u64, index: usize, nodes: (usize, usize)) -> Graph {
     let points = planar_points(seed, index, nodes);
-    let triangles = delaunay::triangulate(&points);
-    Graph::from_edges(points.len(), delaunay::edges(&triangles))
+    let edges = delaunay_triangles(&points)
+        .into_iter()
+        .flat_map(|[a, b, c]| [(a, b), (b, c), (c, a)]);
+    Graph::from_edges(points.len(), edges)
+}
+
+/// The Delaunay triangles of distinct integer points, by `spade` (exact predicates), each
+/// counter-clockwise, as indices into `points`; none when there are fewer than 3 points or all
+/// lie on a line.
+///
+/// The triangulation is unique unless four or more points lie on a circle with no point inside;
+/// only there does it depend on spade's order of work.
+///
+/// Panics when two points coincide or a coordinate is not below 2^53 in magnitude (past that
+/// an `f64` would round it).
+pub fn delaunay_triangles(points: &[[i64; 2]]) -> Vec<[usize; 3]> {
+    const LIMIT: u64 = 1 << 53;
+    assert!(
+        points.iter().flatten().all(|x| x.unsigned_abs() < LIMIT),
+        "Delaunay coordinates must lie in (-2^53, 2^53)"
+    );
+    let vertices = points
+        .iter()
+        .map(|&[x, y]| Point2::new(x as f64, y as f64))
+        .collect();
+    // The stable bulk load numbers vertices as the input is ordered.
+    let triangulation = DelaunayTriangulation::<Point2<f64>>::bulk_load_stable(vertices)
+        .expect("integer coordinates below 2^53 are valid spade coordinates");
+    assert_eq!(
+        triangulation.num_vertices(),
+        points.len(),
+        "Delaunay points must be distinct"
+    );
+    triangulation
+        .inner_faces()
+        .map(|face| face.vertices().map(|v| v.fix().index()))
+        .collect()
 }

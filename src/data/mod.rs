@@ -4,12 +4,14 @@
 //! Every dataset is a pure function of its name, a `u64` seed and its [`Options`].
 //! All randomness comes from [`crate::rng`] (Philox-4x32-10), never from another crate, so the
 //! data cannot change with a dependency's version.
+//! The planar graphs' triangulation comes from `spade`, but the Delaunay triangulation of their
+//! points is unique unless four lie on an empty circle, which they practically never do (see
+//! [`graphs::delaunay_triangles`] and `docs/datasets.md`), so it cannot change either.
 //! Each dataset draws on a stream of its own, and item `i` (a graph, a point or a sequence)
 //! draws at step `i` of that stream, so the first items do not change when `count` grows.
 //!
 //! The submodules:
 //! - `graphs`: community-small, grid, SBM and planar graphs (MATH.md §9).
-//! - `delaunay`: exact Delaunay triangulation of integer points, for the planar graphs.
 //! - `points`: 2-D toy sets (moons, eight Gaussians, checkerboard, Swiss roll).
 //! - `words`: the sequence corpus over 27 symbols and its text form.
 //! - `measures`: sample quality of point sets and of sequences (the graph metrics are
@@ -17,7 +19,6 @@
 //!
 //! Nothing here prints or reads files.
 
-pub mod delaunay;
 pub mod graphs;
 pub mod measures;
 pub mod points;
