@@ -228,7 +228,10 @@ fn the_c_runtime_is_a_c_file_that_compiles_on_its_own() {
     ]);
     let text = std::fs::read_to_string(&runtime).unwrap();
     let generated = std::fs::read_to_string(dir.join("ddpm_runtime.c")).unwrap();
-    assert!(generated.contains(&text), "ddpm_runtime.c does not hold src/cpu/runtime.c");
+    assert!(
+        generated.contains(&text),
+        "ddpm_runtime.c does not hold src/cpu/runtime.c"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
