@@ -5,6 +5,8 @@
 //!
 //! `cargo bench --bench steps -- [--sizes 1M,16M] [--threads N] [--reps R] [--no-interp]`
 //! (`scripts/bench.sh` runs it and keeps the table). Every figure is the median of R runs.
+//! `--threads` sizes rayon's pool, which runs the kernels, and the parts of each launch
+//! (default: every core).
 //!
 //! Columns: elements per second; GB/s of the step's minimal memory traffic (bytes every
 //! implementation must move: each input read once, each output written once); and that
@@ -20,6 +22,7 @@ use diffc::cpu::{self, Compiled, Launch, Options};
 use diffc::interp::{self, Data, Denoiser, SampleCall, SingleStep, Tensor};
 use diffc::typed::{Elem, Process};
 use ndarray::{Array1, Array2, Axis, Zip};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -102,7 +105,7 @@ impl Lcg {
 }
 
 // ---------------------------------------------------------------------------------------------
-// STREAM triad: a[i] = b[i] + s c[i], on the same threads the kernels use.
+// STREAM triad: a[i] = b[i] + s c[i], in `threads` parts on the pool the kernels use.
 // ---------------------------------------------------------------------------------------------
 
 fn triad(n: usize, threads: usize, reps: usize) -> f64 {
@@ -111,43 +114,35 @@ fn triad(n: usize, threads: usize, reps: usize) -> f64 {
     let c = vec![2.0f32; n];
     let chunk = n.div_ceil(threads);
     let t = time(reps, || {
-        std::thread::scope(|s| {
-            for ((a, b), c) in a
-                .chunks_mut(chunk)
-                .zip(b.chunks(chunk))
-                .zip(c.chunks(chunk))
-            {
-                s.spawn(move || {
-                    for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
-                        *a = b + 3.0 * c;
-                    }
-                });
-            }
-        });
+        a.par_chunks_mut(chunk)
+            .zip(b.par_chunks(chunk))
+            .zip(c.par_chunks(chunk))
+            .for_each(|((a, b), c)| {
+                for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
+                    *a = b + 3.0 * c;
+                }
+            });
         std::hint::black_box(&a);
     });
     12.0 * n as f64 / t.as_secs_f64() / 1e9
 }
 
-/// The time to draw `n` standard normals on `threads` threads into a buffer that stays in L1:
-/// the generator alone, with no memory traffic (the native fills where the CPU runs them, as the
-/// JIT's kernels do, otherwise `rng::fill_normal`). A noisy step cannot be faster than this.
+/// The time to draw `n` standard normals in `threads` parts on the kernels' pool into a buffer
+/// that stays in L1: the generator alone, with no memory traffic (the native fills where the CPU
+/// runs them, as the JIT's kernels do, otherwise `rng::fill_normal`). A noisy step cannot be
+/// faster than this.
 fn normals_alone(n: usize, threads: usize, reps: usize) -> Duration {
     let chunk = n.div_ceil(threads).div_ceil(256) * 256;
     time(reps, || {
-        std::thread::scope(|s| {
-            for t in 0..threads {
-                s.spawn(move || {
-                    let mut buf = [0.0f32; 256];
-                    let start = t * chunk;
-                    for i in (start..(start + chunk).min(n)).step_by(256) {
-                        let block = i as u64 / 4;
-                        if cpu::native::fill(true, [7, 0], 1, 0, block, &mut buf).is_none() {
-                            diffc::rng::fill_normal(7, 0, 1, i as u64, &mut buf);
-                        }
-                        std::hint::black_box(&buf);
-                    }
-                });
+        (0..threads).into_par_iter().for_each(|t| {
+            let mut buf = [0.0f32; 256];
+            let start = t * chunk;
+            for i in (start..(start + chunk).min(n)).step_by(256) {
+                let block = i as u64 / 4;
+                if cpu::native::fill(true, [7, 0], 1, 0, block, &mut buf).is_none() {
+                    diffc::rng::fill_normal(7, 0, 1, i as u64, &mut buf);
+                }
+                std::hint::black_box(&buf);
             }
         });
     })
@@ -556,7 +551,7 @@ fn nd_bufs(case: &Case, elems: usize) -> Bufs {
 
 fn compile_times(reps: usize) {
     println!(
-        "\n## JIT compile time (every entry and sampler of each shipped spec, one thread, median of {reps})\n"
+        "\n## JIT compile time (every entry and sampler of each shipped spec, one at a time, median of {reps})\n"
     );
     println!("| spec | programs | total ms | slowest program | ms |");
     println!("|---|---:|---:|---|---:|");
@@ -620,6 +615,11 @@ fn compile_times(reps: usize) {
 
 fn main() {
     let a = args();
+    // The kernels' parts run on rayon's global pool: `--threads` sizes it as well.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build_global()
+        .unwrap();
     let opts = Options {
         threads: a.threads,
         ..Options::default()

@@ -18,6 +18,10 @@ struct Cli {
     /// Colour in diagnostics: auto, always or never.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
     color: Color,
+    /// Worker threads of the pool that runs kernels, JIT compilation and graph metrics
+    /// (default: `RAYON_NUM_THREADS`, else every core). Results do not depend on it.
+    #[arg(long, global = true)]
+    threads: Option<std::num::NonZeroUsize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +67,15 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.get())
+            .build_global()
+        {
+            eprintln!("error: cannot start {n} worker threads: {e}");
+            return ExitCode::from(2);
+        }
+    }
     match std::panic::catch_unwind(|| run(&cli)) {
         Ok(code) => ExitCode::from(code),
         Err(_) => ExitCode::from(101),

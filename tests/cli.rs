@@ -584,6 +584,41 @@ fn sample_writes_graphs_metrics_and_a_picture() {
     }
 }
 
+/// `--threads N` sizes the pool the kernels and the graph metrics run on; the samples and the
+/// scores do not change with it, and 0 threads is a usage error.
+#[test]
+fn threads_size_the_pool_and_leave_results_alone() {
+    let spec = spec_path("edge.diff");
+    let run = |threads: &str| {
+        let dir =
+            std::env::temp_dir().join(format!("diffc-threads-{threads}-{}", std::process::id()));
+        let out = dir.to_string_lossy().into_owned();
+        let (code, _, err) = diffc(&[
+            "sample",
+            &spec,
+            "--process",
+            "edge",
+            "--data",
+            "community-small",
+            "--count",
+            "8",
+            "--threads",
+            threads,
+            "--out",
+            &out,
+        ]);
+        assert_eq!(code, Some(0), "--threads {threads}: {err}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+        let samples = std::fs::read(dir.join("samples.npy")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        (samples, json["metrics"].clone())
+    };
+    assert!(run("1") == run("3"), "the results depend on --threads");
+    let (code, _, err) = diffc(&["--threads", "0", "check", &spec]);
+    assert_eq!(code, Some(2), "{err}");
+}
+
 #[test]
 fn sample_rejects_bad_requests_with_exit_2() {
     let spec = spec_path("edge.diff");

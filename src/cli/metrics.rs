@@ -23,9 +23,6 @@ pub struct MetricsArgs {
     /// The validity test: planar (planar and connected) or sbm.
     #[arg(long)]
     validity: Option<String>,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// How to print the results.
     #[arg(long, value_enum, default_value_t = MetricsFormat::Table)]
     format: MetricsFormat,
@@ -115,7 +112,7 @@ pub fn metrics(args: &MetricsArgs) -> Result<(), String> {
         convention,
         metrics: chosen,
         validity,
-        threads: args.threads.unwrap_or_else(diffc::graph::default_threads),
+        threads: diffc::graph::default_threads(),
     };
     let start = std::time::Instant::now();
     let last = std::sync::Mutex::new(start);

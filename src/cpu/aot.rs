@@ -2092,7 +2092,7 @@ fn compile_object(stem: &str, built: &[Built]) -> Result<(Vec<u8>, usize), Strin
                 .map_err(|e| format!("`{name}`: {e}"))?;
         }
     }
-    codegen::compile_fns(&mut module, fns, crate::cpu::compile_threads())?;
+    codegen::compile_fns(&mut module, fns)?;
     let product = module.finish();
     let object = product
         .emit()

@@ -151,64 +151,46 @@ fn build_fn<M: Module>(
     Ok((BuiltFn { id, name, ctx }, clif))
 }
 
-/// Compile built functions into a module, on up to `threads` threads (largest first), and
-/// define them. The machine code does not depend on the thread count.
-pub fn compile_fns<M: Module>(
-    m: &mut M,
-    mut fns: Vec<BuiltFn>,
-    threads: usize,
-) -> Result<(), String> {
-    fns.sort_by_key(|f| std::cmp::Reverse(f.ctx.func.dfg.num_insts()));
+/// Compile built functions into a module, several at once on `rayon`'s pool (largest first),
+/// and define them in the order given. The machine code does not depend on the thread count.
+pub fn compile_fns<M: Module>(m: &mut M, fns: Vec<BuiltFn>) -> Result<(), String> {
+    use rayon::prelude::*;
     let isa = m.isa();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<BuiltFn>>> = fns
-        .into_iter()
-        .map(|f| std::sync::Mutex::new(Some(f)))
-        .collect();
-    // Each worker takes the next function, compiles it and returns its code and relocations.
+    // A function's code, alignment and relocations.
     type Code = (FuncId, String, u64, Vec<u8>, Vec<ModuleReloc>);
-    let work = || -> Vec<Result<Code, String>> {
-        let mut out = Vec::new();
-        loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(slot) = slots.get(i) else { break };
-            let mut f = slot
-                .lock()
-                .unwrap()
-                .take()
-                .expect("each function is taken once");
-            let mut plane = cranelift_codegen::control::ControlPlane::default();
-            out.push(match f.ctx.compile(isa, &mut plane) {
-                Ok(_) => {
-                    let code = f.ctx.compiled_code().expect("just compiled");
-                    let align = (code.buffer.alignment as u64)
-                        .max(isa.function_alignment().minimum as u64)
-                        .max(isa.symbol_alignment());
-                    let relocs = code
-                        .buffer
-                        .relocs()
-                        .iter()
-                        .map(|r| ModuleReloc::from_mach_reloc(r, &f.ctx.func, f.id))
-                        .collect();
-                    Ok((f.id, f.name, align, code.code_buffer().to_vec(), relocs))
-                }
-                Err(e) => Err(format!("`{}`: {:?}", f.name, e.inner)),
-            });
-        }
-        out
+    let compile = |(i, mut f): (usize, BuiltFn)| -> (usize, Result<Code, String>) {
+        let mut plane = cranelift_codegen::control::ControlPlane::default();
+        let code = match f.ctx.compile(isa, &mut plane) {
+            Ok(_) => {
+                let code = f.ctx.compiled_code().expect("just compiled");
+                let align = (code.buffer.alignment as u64)
+                    .max(isa.function_alignment().minimum as u64)
+                    .max(isa.symbol_alignment());
+                let relocs = code
+                    .buffer
+                    .relocs()
+                    .iter()
+                    .map(|r| ModuleReloc::from_mach_reloc(r, &f.ctx.func, f.id))
+                    .collect();
+                Ok((f.id, f.name, align, code.code_buffer().to_vec(), relocs))
+            }
+            Err(e) => Err(format!("`{}`: {:?}", f.name, e.inner)),
+        };
+        (i, code)
     };
-    let threads = threads.clamp(1, slots.len().max(1));
-    let codes: Vec<Result<Code, String>> = if threads == 1 {
-        work()
+    let mut jobs: Vec<(usize, BuiltFn)> = fns.into_iter().enumerate().collect();
+    let mut codes: Vec<(usize, Result<Code, String>)> = if jobs.len() <= 1 {
+        jobs.into_iter().map(compile).collect()
     } else {
-        std::thread::scope(|s| {
-            let hs: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
-            hs.into_iter()
-                .flat_map(|h| h.join().expect("a compile thread panicked"))
-                .collect()
-        })
+        // Largest first, each worker taking the next function when it is free (`par_bridge`
+        // hands out the items in order): a plan's time is its largest function's, not that
+        // function queued behind others. Splitting the list in halves, as `into_par_iter`
+        // does, can put the two largest on one thread.
+        jobs.sort_by_key(|(_, f)| std::cmp::Reverse(f.ctx.func.dfg.num_insts()));
+        jobs.into_iter().par_bridge().map(compile).collect()
     };
-    for c in codes {
+    codes.sort_by_key(|(i, _)| *i);
+    for (_, c) in codes {
         let (id, name, align, bytes, relocs) = c?;
         m.define_function_bytes(id, align, &bytes, &relocs)
             .map_err(|e| format!("`{name}`: {e:?}"))?;
@@ -216,7 +198,7 @@ pub fn compile_fns<M: Module>(
     Ok(())
 }
 
-/// Declare, build and compile one function (`build_fn`, then `compile_fns` on one thread).
+/// Declare, build and compile one function (`build_fn`, then `compile_fns`).
 fn define_fn<M: Module>(
     m: &mut M,
     name: &str,
@@ -227,7 +209,7 @@ fn define_fn<M: Module>(
 ) -> Result<(FuncId, String), String> {
     let (f, clif) = build_fn(m, name, linkage, sig, out, body)?;
     let id = f.id;
-    compile_fns(m, vec![f], 1)?;
+    compile_fns(m, vec![f])?;
     Ok((id, clif))
 }
 

@@ -1161,9 +1161,11 @@ fn lent_store(d: LentData) -> Store {
     }
 }
 
-/// The index of the first non-finite value, scanning in `threads` pieces without branching per
-/// element (a step's check of its state costs a small part of the step).
+/// The index of the first non-finite value, scanning in up to `threads` pieces on `rayon`'s
+/// pool without branching per element (a step's check of its state costs a small part of the
+/// step).
 fn first_nonfinite(v: &[f32], threads: usize) -> Option<usize> {
+    use rayon::prelude::*;
     fn any_bad(x: &[f32]) -> bool {
         x.chunks(1024)
             .any(|c| c.iter().fold(false, |a, x| a | !x.is_finite()))
@@ -1172,11 +1174,7 @@ fn first_nonfinite(v: &[f32], threads: usize) -> Option<usize> {
     let bad = if threads == 1 {
         any_bad(v)
     } else {
-        let chunk = v.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let hs: Vec<_> = v.chunks(chunk).map(|c| s.spawn(|| any_bad(c))).collect();
-            hs.into_iter().any(|h| h.join().unwrap_or(true))
-        })
+        v.par_chunks(v.len().div_ceil(threads)).any(any_bad)
     };
     if bad {
         v.iter().position(|x| !x.is_finite())
@@ -1674,7 +1672,7 @@ impl<'a> aot::Runs for Exec<'a, '_, '_> {
 /// `y` := `x` (`[batch, n, n, w]`) with its upper triangle mirrored onto the lower one and the
 /// diagonal empty (a symmetric field's network output). Rows go in blocks of `B`: the block's
 /// lower part is read from `x` as contiguous runs of its columns (a tiled transpose), and blocks
-/// are split over `threads`.
+/// are split into up to `threads` parts on `rayon`'s pool.
 pub(crate) fn mirror(x: &[f32], y: &mut [f32], n: usize, w: usize, threads: usize) {
     const B: usize = 16;
     let row = n * w;
@@ -1705,7 +1703,7 @@ pub(crate) fn mirror(x: &[f32], y: &mut [f32], n: usize, w: usize, threads: usiz
             }
         }
     };
-    // Blocks never straddle two samples: each thread takes whole samples' worth of blocks
+    // Blocks never straddle two samples: each part takes whole samples' worth of blocks
     // when it can, else blocks of one sample (n a multiple of B or not, a block ends at a
     // sample's last row).
     let rows_total = y.len() / row;
@@ -1715,7 +1713,7 @@ pub(crate) fn mirror(x: &[f32], y: &mut [f32], n: usize, w: usize, threads: usiz
     let threads = threads.min(y.len() / (1 << 16)).max(1);
     let per = blocks.len().div_ceil(threads);
     let mut rest: &mut [f32] = y;
-    // A thread's part of `y` and the blocks (first row, rows) it fills.
+    // A part of `y` and the blocks (first row, rows) it fills.
     type Job<'a> = (&'a mut [f32], &'a [(usize, usize)]);
     let mut jobs: Vec<Job> = Vec::new();
     for chunk in blocks.chunks(per.max(1)) {
@@ -1734,11 +1732,8 @@ pub(crate) fn mirror(x: &[f32], y: &mut [f32], n: usize, w: usize, threads: usiz
     if jobs.len() == 1 {
         jobs.into_iter().for_each(run);
     } else {
-        std::thread::scope(|sc| {
-            for job in jobs {
-                sc.spawn(move || run(job));
-            }
-        });
+        use rayon::prelude::*;
+        jobs.into_par_iter().for_each(run);
     }
 }
 

@@ -6,9 +6,9 @@
 //! A compiled program (`Compiled`) is specific to which draws the caller supplies and which
 //! node masks it gives (`Variant`); `run` and `sample` compile what they need.
 //!
-//! Threads: a kernel's element range is split into contiguous pieces, one per thread, at
-//! multiples of four elements; values never depend on the split (the generator is counter-based
-//! and every element is computed alone).
+//! Threads: a kernel's element range is split into contiguous parts at multiples of four
+//! elements, run on `rayon`'s pool; values never depend on the split (the generator is
+//! counter-based and every element is computed alone).
 
 pub mod aot;
 pub mod codegen;
@@ -36,20 +36,24 @@ pub type KernelFn =
 /// How kernels run.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
-    /// Threads per kernel (at most; small ranges use fewer).
+    /// Parts a kernel's range is split into, at most (small ranges use fewer); the parts run on
+    /// `rayon`'s pool, whose size sets how many run at once.
     pub threads: usize,
-    /// Elements below which a kernel runs on one thread.
+    /// Elements below which a kernel runs as one part, on the calling thread.
     pub min_per_thread: usize,
 }
 
 impl Default for Options {
+    /// `DIFFC_THREADS` parts where it is set to a positive number, else one per thread of the
+    /// pool (`RAYON_NUM_THREADS`, or the CLI's `--threads`, else every core).
     fn default() -> Self {
         let threads = std::env::var("DIFFC_THREADS")
             .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or_else(rayon::current_num_threads);
         Options {
-            threads: threads.max(1),
+            threads,
             min_per_thread: 1 << 15,
         }
     }
@@ -167,11 +171,6 @@ pub fn plan_size(plan: &Plan) -> usize {
     n
 }
 
-/// Threads that compile a plan's kernels: the machine's cores.
-pub fn compile_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 /// JIT-compile a plan, verifying its functions in debug builds only (`Checks::jit`).
 pub fn compile(plan: Plan) -> Result<Compiled, String> {
     compile_with(plan, Checks::jit())
@@ -205,7 +204,7 @@ pub fn compile_with(plan: Plan, checks: Checks) -> Result<Compiled, String> {
         built.push(f);
         clif.push(text);
     }
-    codegen::compile_fns(&mut module, built, compile_threads())?;
+    codegen::compile_fns(&mut module, built)?;
     module
         .finalize_definitions()
         .map_err(|e| format!("cannot finalize kernels: {e}"))?;
@@ -399,7 +398,7 @@ impl bind::PlanRunner for Runner<'_> {
     }
 }
 
-/// Pointers handed to kernel threads.
+/// Pointers handed to the parts of a launch.
 #[derive(Clone, Copy)]
 struct Args {
     f: KernelFn,
@@ -411,7 +410,7 @@ struct Args {
     offset: u64,
 }
 
-// SAFETY: the buffers outlive the scoped threads, which write disjoint element ranges.
+// SAFETY: the buffers outlive the launch, whose parts write disjoint element ranges.
 unsafe impl Send for Args {}
 unsafe impl Sync for Args {}
 
@@ -493,18 +492,19 @@ impl Runner<'_> {
     }
 }
 
-/// Run a kernel over the flat elements `range`, split over threads; returns the OR of the
-/// status words.
+/// Run a kernel over the flat elements `range`, split into parts on `rayon`'s pool; returns the
+/// OR of the status words.
 fn launch(a: Args, range: std::ops::Range<usize>, opts: Options) -> u32 {
+    use rayon::prelude::*;
     let (first, total) = (range.start, range.len());
-    let threads = opts
+    let parts = opts
         .threads
         .min(total.div_ceil(opts.min_per_thread.max(1)))
         .max(1);
     fn call(a: Args, start: usize, end: usize) -> u32 {
         let mut status = 0u32;
         // SAFETY: the buffers hold every element the kernel reads or writes for 0..total
-        // (checked by the caller), and ranges of different threads do not overlap.
+        // (checked by the caller), and ranges of different parts do not overlap.
         unsafe {
             (a.f)(
                 a.bufs,
@@ -520,19 +520,17 @@ fn launch(a: Args, range: std::ops::Range<usize>, opts: Options) -> u32 {
         };
         status
     }
-    if threads == 1 {
+    if parts == 1 {
         return call(a, first, first + total);
     }
-    let chunk = total.div_ceil(threads).next_multiple_of(4);
-    std::thread::scope(|s| {
-        let hs: Vec<_> = (0..threads)
-            .map(|t| {
-                let (lo, hi) = ((t * chunk).min(total), ((t + 1) * chunk).min(total));
-                s.spawn(move || call(a, first + lo, first + hi))
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().unwrap_or(u32::MAX))
-            .fold(0, |x, y| x | y)
-    })
+    // Parts start at multiples of four, as the kernel ABI asks (any such split gives the same
+    // values).
+    let chunk = total.div_ceil(parts).next_multiple_of(4);
+    (0..parts)
+        .into_par_iter()
+        .map(|t| {
+            let (lo, hi) = ((t * chunk).min(total), ((t + 1) * chunk).min(total));
+            call(a, first + lo, first + hi)
+        })
+        .reduce(|| 0, |x, y| x | y)
 }

@@ -162,8 +162,8 @@ pub struct Progress<'a> {
     pub total: usize,
 }
 
-/// `f` over `items` on a `rayon` pool of `threads` threads, results in order; `tick` runs after
-/// each item.
+/// `f` over `items` on a `rayon` pool of `threads` threads (the current pool where it has that
+/// many), results in order; `tick` runs after each item.
 pub(crate) fn par_map<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
@@ -180,6 +180,9 @@ pub(crate) fn par_map<T: Sync, R: Send>(
     if threads == 1 {
         return items.iter().map(one).collect();
     }
+    if threads == rayon::current_num_threads() {
+        return items.par_iter().map(one).collect();
+    }
     match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
         Ok(pool) => pool.install(|| items.par_iter().map(one).collect()),
         // Without threads to spare, the items run here in order.
@@ -187,17 +190,9 @@ pub(crate) fn par_map<T: Sync, R: Send>(
     }
 }
 
-/// The number of worker threads: `RAYON_NUM_THREADS` where it is set to a positive number,
-/// else the machine's parallelism.
+/// The number of worker threads: those of `rayon`'s global pool (`RAYON_NUM_THREADS` where it
+/// is set to a positive number, else the machine's parallelism, unless the program built the
+/// pool with another count, as the CLI's `--threads` does).
 pub fn default_threads() -> usize {
-    if let Some(n) = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-    {
-        return n;
-    }
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    rayon::current_num_threads()
 }
