@@ -195,11 +195,16 @@ fn process(out: &mut String, p: &Process) {
             }
             writeln!(
                 out,
-                "    {}({}) : {}{cons} = {}",
+                "    {}({}) : {}{cons} = {}{}",
                 s.name,
                 t.name,
                 s.elem.describe(),
-                show(p, s.body)
+                show(p, s.body),
+                if s.derived {
+                    "  (derived from a one-step kernel)"
+                } else {
+                    ""
+                }
             )
             .unwrap();
             writeln!(out, "      {}", sample_schedule(p, s)).unwrap();
@@ -209,6 +214,9 @@ fn process(out: &mut String, p: &Process) {
     writeln!(out, "  distributions:").unwrap();
     for k in kernels {
         let what = match k.kind {
+            KernelKind::Marginal if k.derived => {
+                "forward marginal (derived from the one-step kernel)"
+            }
             KernelKind::Marginal => "forward marginal",
             KernelKind::OneStep => "forward one-step",
             KernelKind::Prior => "prior",

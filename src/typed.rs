@@ -201,6 +201,8 @@ pub struct Schedule {
     /// Discrete time: values at `lo - 1 ..= hi` (index 0 is `lo - 1`, None where undefined).
     pub table: Vec<Option<Value>>,
     pub span: Span,
+    /// A schedule the checker wrote (a marginal composed from a one-step kernel).
+    pub derived: bool,
 }
 
 /// A compile-time value.

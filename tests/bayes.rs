@@ -594,3 +594,252 @@ fn a_derived_mixture_posterior_equals_mdlms_written_one() {
     }
     println!("mdlm: derived posterior within {worst:.1e} of the written one");
 }
+
+/// `text` with every line that starts (after indentation) with `decl` removed.
+fn without_line(text: &str, decl: &str) -> String {
+    let out: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(decl))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(out.len() < text.len(), "no `{decl}` line");
+    out
+}
+
+/// `log_q` of process `name` in two versions of a spec on the same inputs, at every time of
+/// the process; returns the largest difference relative to 1 + |value|.
+fn same_log_q(
+    a: &diffc::typed::Process,
+    b: &diffc::typed::Process,
+    inputs: &[(&str, diffc::interp::Tensor)],
+    batch: usize,
+) -> f64 {
+    use diffc::interp::{run, Call, Tensor};
+    let (ea, eb) = (
+        diffc::ir::lower::lower(a, "log_q").unwrap(),
+        diffc::ir::lower::lower(b, "log_q").unwrap(),
+    );
+    let mut worst = 0.0f64;
+    for t in a.time.lo as u32..=a.time.hi as u32 {
+        let mut call = Call {
+            batch,
+            ..Call::default()
+        };
+        for (n, v) in inputs {
+            call.inputs.insert(n.to_string(), v.clone());
+        }
+        call.inputs.insert("t".into(), Tensor::scalar(t as f32));
+        let (x, y) = (run(a, &ea, &call).unwrap(), run(b, &eb, &call).unwrap());
+        for (x, y) in x[0].f32s().unwrap().iter().zip(y[0].f32s().unwrap()) {
+            let err = if x == y {
+                0.0
+            } else {
+                (*x as f64 - *y as f64).abs() / (1.0 + x.abs() as f64)
+            };
+            assert!(
+                err <= 1e-5,
+                "{} at t = {t}: written {x}, derived {y}",
+                a.name
+            );
+            worst = worst.max(err);
+        }
+    }
+    worst
+}
+
+/// The shipped DDPM, D3PM and EDGE processes with their written marginals `x_t | x_0` deleted
+/// check cleanly: the compiler composes the marginal from the one-step kernel (`cumprod`,
+/// `cumsum`), marks it and its schedules derived, and its `log_q` equals the written one's at
+/// every time within 1e-5 (interp; the values are f64 tables rounded to f32). The written
+/// posteriors are checked by Bayes' rule against the derived marginals, and with the posteriors
+/// deleted too, both are derived and `posterior` equals the written one.
+#[test]
+fn derived_marginals_equal_the_written_ones() {
+    use diffc::interp::{run, Call, Data, Tensor};
+    use diffc::typed::KernelKind;
+    let reals = |n: usize, seed: u32| Tensor {
+        shape: vec![n, 3],
+        data: Data::F32(
+            (0..3 * n as u32)
+                .map(|i| ((i * 37 + seed * 11) % 23) as f32 / 5.0 - 2.2)
+                .collect(),
+        ),
+    };
+    // Every pair of classes (27 × 27 for D3PM), one element each.
+    let pairs = |k: u32| {
+        let (a, b): (Vec<u32>, Vec<u32>) = (0..k * k).map(|i| (i / k, i % k)).unzip();
+        let t = |v: Vec<u32>| Tensor {
+            shape: vec![v.len(), 1],
+            data: Data::Class(v),
+        };
+        (t(a), t(b))
+    };
+    // Every pair of values of one edge between two nodes.
+    let edges = || {
+        let t = |v: [bool; 4]| Tensor {
+            shape: vec![4, 2, 2],
+            data: Data::Bool(v.iter().flat_map(|&e| [false, e, e, false]).collect()),
+        };
+        (t([false, false, true, true]), t([false, true, false, true]))
+    };
+    for (spec, marginal, processes) in [
+        (
+            "ddpm.diff",
+            "forward x_t | x_0",
+            ["ddpm_linear", "ddpm_cosine"],
+        ),
+        (
+            "d3pm.diff",
+            "forward x_t | x_0",
+            ["d3pm_uniform", "d3pm_absorbing"],
+        ),
+        ("edge.diff", "forward A_t | A_0", ["edge", "edge_cosine"]),
+    ] {
+        let text = shipped(spec);
+        let bare = without_line(&text, marginal);
+        let neither = without_posteriors(&bare);
+        for name in processes {
+            let (pw, pd, pn) = (
+                process(&text, name),
+                process(&bare, name),
+                process(&neither, name),
+            );
+            for p in [&pd, &pn] {
+                let k = p
+                    .forwards
+                    .iter()
+                    .find(|k| k.kind == KernelKind::Marginal)
+                    .expect("a derived marginal");
+                assert!(k.derived, "{name}");
+                assert!(p.schedules.iter().any(|s| s.derived), "{name}");
+            }
+            assert!(pn.posteriors.iter().all(|k| k.derived), "{name}");
+            let (a0, at, batch) = match spec {
+                "ddpm.diff" => (reals(4, 1), reals(4, 2), 4),
+                "d3pm.diff" => {
+                    let (a, b) = pairs(27);
+                    (a, b, 27 * 27)
+                }
+                _ => {
+                    let (a, b) = edges();
+                    (a, b, 4)
+                }
+            };
+            let (n0, nt) = if spec == "edge.diff" {
+                ("A_0", "A_t")
+            } else {
+                ("x_0", "x_t")
+            };
+            let inputs = [(n0, a0.clone()), (nt, at.clone())];
+            let worst = same_log_q(&pw, &pd, &inputs, batch);
+            println!("{name}: derived marginal's log_q within {worst:.1e} of the written one's");
+            // The posterior of the process with neither written, at a few times, where x_0 can
+            // reach x_t (elsewhere the two differ on purpose: see `reaches`).
+            let (ew, en, eq) = (
+                diffc::ir::lower::lower(&pw, "posterior").unwrap(),
+                diffc::ir::lower::lower(&pn, "posterior").unwrap(),
+                diffc::ir::lower::lower(&pw, "log_q").unwrap(),
+            );
+            for t in [
+                pw.time.lo as u32 + 1,
+                7,
+                pw.time.hi as u32 / 2,
+                pw.time.hi as u32,
+            ] {
+                let mut call = Call {
+                    batch,
+                    ..Call::default()
+                };
+                call.inputs.insert(n0.into(), a0.clone());
+                call.inputs.insert(nt.into(), at.clone());
+                call.inputs.insert("t".into(), Tensor::scalar(t as f32));
+                let w = run(&pw, &ew, &call).unwrap();
+                let log_q = run(&pw, &eq, &call).unwrap()[0].f32s().unwrap().to_vec();
+                if spec == "ddpm.diff" {
+                    call.inputs
+                        .insert("s".into(), Tensor::scalar((t - 1) as f32));
+                }
+                let g = run(&pn, &en, &call).unwrap();
+                for (a, b) in w.iter().zip(&g) {
+                    let (a, b) = (a.f32s().unwrap(), b.f32s().unwrap());
+                    // Per-sample outputs are checked where x_0 reaches x_t; others everywhere.
+                    let per = (a.len() / batch).max(1);
+                    let reached =
+                        (0..a.len()).filter(|i| a.len() < batch || log_q[i / per].is_finite());
+                    for (x, y) in reached.map(|i| (&a[i], &b[i])) {
+                        assert!(
+                            (x - y).abs() <= 2e-5 * (1.0 + x.abs()),
+                            "{name} at t = {t}: posterior written {x}, derived {y}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Kernels the shipped specs do not have: a categorical kernel written as a mixture (its
+/// transition matrix built row by row) and a Bernoulli kernel that also turns false into true
+/// (the `d_x`/`s_x` form). Each derived marginal's `log_q` equals the closed form written out
+/// by hand at every time.
+#[test]
+fn derived_marginals_of_mixture_and_two_way_kernels_equal_their_closed_forms() {
+    use diffc::interp::{Data, Tensor};
+    let cat = |marginal: &str| {
+        format!(
+            "process p {{
+  const T = 60
+  dim d
+  field x : cat<3>[d]
+  time t : 1..T
+  forward x_t | x_{{t-1}} ~ Categorical(0.9 * onehot(x_{{t-1}}) + 0.1 * [0.2, 0.3, 0.5])
+  {marginal}
+  prior x_T ~ Categorical([0.2, 0.3, 0.5])
+}}
+"
+        )
+    };
+    let written = cat(
+        "forward x_t | x_0 ~ Categorical(0.9 ^ t * onehot(x_0) + (1 - 0.9 ^ t) * [0.2, 0.3, 0.5])",
+    );
+    let (pw, pd) = (process(&written, "p"), process(&cat(""), "p"));
+    let classes = |v: Vec<u32>| Tensor {
+        shape: vec![9, 1],
+        data: Data::Class(v),
+    };
+    let inputs = [
+        ("x_0", classes((0..9).map(|i| i / 3).collect())),
+        ("x_t", classes((0..9).map(|i| i % 3).collect())),
+    ];
+    let worst = same_log_q(&pw, &pd, &inputs, 9);
+    println!("mixture kernel: within {worst:.1e}");
+    let flip = |marginal: &str| {
+        format!(
+            "process p {{
+  const T = 40
+  dim d
+  field x : bool[d]
+  time t : 1..T
+  forward x_t | x_{{t-1}} ~ Bernoulli(if x_{{t-1}} then 0.9 else 0.05)
+  {marginal}
+  prior x_T ~ Bernoulli(1 / 3)
+}}
+"
+        )
+    };
+    let written = flip(
+        "forward x_t | x_0 ~ Bernoulli(if x_0 then 0.85 ^ t + (1 - 0.85 ^ t) / 3 else (1 - 0.85 ^ t) / 3)",
+    );
+    let (pw, pd) = (process(&written, "p"), process(&flip(""), "p"));
+    assert!(pd.schedules.iter().any(|s| s.name == "s_x" && s.derived));
+    let bools = |v: [bool; 4]| Tensor {
+        shape: vec![4, 1],
+        data: Data::Bool(v.to_vec()),
+    };
+    let inputs = [
+        ("x_0", bools([false, false, true, true])),
+        ("x_t", bools([false, true, false, true])),
+    ];
+    let worst = same_log_q(&pw, &pd, &inputs, 4);
+    println!("two-way Bernoulli kernel: within {worst:.1e}");
+}

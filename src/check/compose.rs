@@ -51,6 +51,7 @@ impl Checker<'_> {
                 .iter()
                 .find(|k| {
                     k.kind == KernelKind::Marginal
+                        && !k.derived
                         && k.target.field == field
                         && k.given
                             == [FieldRef {

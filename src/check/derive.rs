@@ -106,12 +106,19 @@ impl Checker<'_> {
     }
 
     /// `lhs op rhs` of type `ty`.
-    fn typed_op(&mut self, op: BinOp, lhs: ExprId, rhs: ExprId, ty: &Ty, span: Span) -> ExprId {
+    pub(super) fn typed_op(
+        &mut self,
+        op: BinOp,
+        lhs: ExprId,
+        rhs: ExprId,
+        ty: &Ty,
+        span: Span,
+    ) -> ExprId {
         self.push(ExprKind::Binary { op, lhs, rhs }, ty.clone(), span)
     }
 
     /// `if cond then a else b` of type `ty`.
-    fn typed_if(
+    pub(super) fn typed_if(
         &mut self,
         cond: ExprId,
         then: ExprId,
@@ -131,7 +138,13 @@ impl Checker<'_> {
     }
 
     /// `func(args)` of type `ty`.
-    fn typed_call(&mut self, func: Builtin, args: Vec<ExprId>, ty: &Ty, span: Span) -> ExprId {
+    pub(super) fn typed_call(
+        &mut self,
+        func: Builtin,
+        args: Vec<ExprId>,
+        ty: &Ty,
+        span: Span,
+    ) -> ExprId {
         self.push(ExprKind::Call { func, args }, ty.clone(), span)
     }
 

@@ -457,7 +457,12 @@ impl<'a> Checker<'a> {
     }
 
     /// `Normal(a * x_0, v)`: find `a` and `v` when both depend on time only.
-    fn affine(&mut self, mean: ExprId, var: ExprId, given: &[FieldRef]) -> Option<Affine> {
+    pub(super) fn affine(
+        &mut self,
+        mean: ExprId,
+        var: ExprId,
+        given: &[FieldRef],
+    ) -> Option<Affine> {
         if self.ty(var).stage()?.rank() > 1 || self.ty(var).elem() != Some(Elem::Real) {
             return None;
         }

@@ -2,6 +2,7 @@
 //! mistake into a diagnostic. Produces the typed process of `crate::typed`.
 
 mod bayes;
+mod chain;
 mod compose;
 mod deriv;
 mod derive;
@@ -263,6 +264,9 @@ impl<'a> Checker<'a> {
             }
         }
         if self.errors() == start {
+            self.derive_marginals();
+        }
+        if self.errors() == start {
             self.derive_chain_posteriors();
         }
         for d in &proc.decls {
@@ -441,6 +445,7 @@ impl<'a> Checker<'a> {
                         monotone: s.monotone.map(|m| m.0),
                         table: Vec::new(),
                         span: s.name.span,
+                        derived: false,
                     });
                     self.schedule_ast.push(s);
                 }

@@ -174,7 +174,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Returns false when the schedule had a hazard (already reported).
-    fn tabulate_one(&mut self, i: usize, time: &Time) -> bool {
+    pub(super) fn tabulate_one(&mut self, i: usize, time: &Time) -> bool {
         let s = self.p.schedules[i].clone();
         let points = time.check_points();
         // The table's size before any of it is computed.
@@ -266,6 +266,11 @@ impl<'a> Checker<'a> {
                 "schedules are evaluated in f64 at every grid point of {}",
                 grid_text(time)
             ));
+            let d = if s.derived {
+                d.with_note(format!("`{}` is part of the marginal the compiler derives from this one-step kernel: where the composition breaks down, declare the marginal by hand", s.name))
+            } else {
+                d
+            };
             self.error(d);
             return false;
         }
