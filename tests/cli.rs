@@ -1148,9 +1148,10 @@ fn check_prints_what_it_checked() {
                 n("edge.diff", "edge_cosine")
             ),
             format!(
-                "{ddpm}: ok, 2 processes: ddpm_linear (4 schedules, {} entry points, 2 samplers), ddpm_cosine (4 schedules, {} entry points, 2 samplers)",
+                "{ddpm}: ok, 3 processes: ddpm_linear (4 schedules, {} entry points, 2 samplers), ddpm_cosine (4 schedules, {} entry points, 2 samplers), ddpm_cfg (3 schedules, {} entry points, 2 samplers)",
                 n("ddpm.diff", "ddpm_linear"),
-                n("ddpm.diff", "ddpm_cosine")
+                n("ddpm.diff", "ddpm_cosine"),
+                n("ddpm.diff", "ddpm_cfg")
             ),
         ]
     );
@@ -1786,4 +1787,60 @@ fn the_checker_names_a_grid_without_steps_and_its_parameters() {
         !note.contains("rho"),
         "only the parameters the count reads: {note}"
     );
+}
+
+/// `sample --cond`: a label outside the data's, a diffused field, a class that is not a whole
+/// number, an unknown field and a malformed option are refused with exit 2 and a message that
+/// names them; points without labels cannot fill a label field.
+#[test]
+fn conditions_on_the_command_line_are_checked() {
+    let spec = format!("{}/specs/ddpm.diff", env!("CARGO_MANIFEST_DIR"));
+    let run = |data: &str, cond: &[&str]| {
+        let mut args = vec![
+            "sample",
+            spec.as_str(),
+            "--process",
+            "ddpm_cfg",
+            "--sampler",
+            "ddim",
+            "--count",
+            "4",
+            "--steps",
+            "2",
+            "--data",
+            data,
+        ];
+        for c in cond {
+            args.extend(["--cond", c]);
+        }
+        diffc(&args)
+    };
+    for (data, cond, want) in [
+        (
+            "moons",
+            "y=5",
+            "no training item has `y` = 5 (the data's values: 0, 1)",
+        ),
+        ("moons", "x=1", "`x` is diffused"),
+        (
+            "moons",
+            "y=0.5",
+            "a class is a whole number from 0 to 7, not 0.5",
+        ),
+        ("moons", "q=1", "has no field `q` (fields: x, y)"),
+        ("moons", "y", "write FIELD=VALUE"),
+        ("moons", "y=a", "`a` is not a number"),
+        (
+            "checkerboard",
+            "y=0",
+            "reads the class label `y`, and these points have none",
+        ),
+    ] {
+        let (code, _, err) = run(data, &[cond]);
+        assert_eq!(code, Some(2), "{cond}: {err}");
+        assert!(err.contains(want), "{cond}: {err}");
+    }
+    let (code, out, err) = run("moons", &["y=1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("label_agreement"), "{out}");
 }

@@ -18,7 +18,7 @@ fn point_set(name: &str, seed: u64, count: usize) -> Vec<f32> {
         size: None,
     };
     match data::generate_with(name, seed, &options).unwrap() {
-        Dataset::Points { dim: 2, points } => points,
+        Dataset::Points { dim: 2, points, .. } => points,
         other => panic!("{name} is not a 2-D point set: {other:?}"),
     }
 }

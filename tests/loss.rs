@@ -51,10 +51,16 @@ fn loss_call(p: &Process, prog: &Program, batch: usize, t: Tensor, rng: &mut Std
                 let count: usize = dims.iter().product();
                 let net = port.name.contains('.');
                 let mut x = match port.elem {
-                    Elem::Real if net && port.name.ends_with(".A") && p.name == "edge" => Tensor {
-                        shape: dims,
-                        data: Data::F32((0..count).map(|_| rng.random_range(0.2..0.8)).collect()),
-                    },
+                    Elem::Real
+                        if net && port.name.ends_with(".A") && p.name.starts_with("edge") =>
+                    {
+                        Tensor {
+                            shape: dims,
+                            data: Data::F32(
+                                (0..count).map(|_| rng.random_range(0.2..0.8)).collect(),
+                            ),
+                        }
+                    }
                     Elem::Real => Tensor {
                         shape: dims,
                         data: Data::F32((0..count).map(|_| rng.random_range(-1.0..1.0)).collect()),

@@ -121,13 +121,14 @@ fn explain_plan_prints_one_unit_or_names_them_all() {
     let out = run(&["--plan", "ddim"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    // The file's two processes each have a `ddim`.
+    // The file's three processes each have a `ddim`.
     let heads: Vec<&str> = text.lines().filter(|l| l.starts_with("== `")).collect();
     assert_eq!(
         heads,
         [
             "== `ddim` of `ddpm_linear` ==",
-            "== `ddim` of `ddpm_cosine` =="
+            "== `ddim` of `ddpm_cosine` ==",
+            "== `ddim` of `ddpm_cfg` =="
         ]
     );
     let one = run(&["--plan", "ddim", "--process", "ddpm_cosine"]);

@@ -42,9 +42,9 @@ def test_loads_names_the_source_in_diagnostics():
 
 
 def test_process_choice():
-    with pytest.raises(ValueError, match="several processes; pick one with process=… \\(ddpm_linear, ddpm_cosine\\)"):
+    with pytest.raises(ValueError, match="several processes; pick one with process=… \\(ddpm_linear, ddpm_cosine, ddpm_cfg\\)"):
         diffc.load(SPECS / "ddpm.diff")
-    with pytest.raises(ValueError, match="no process `nope` \\(the file has: ddpm_linear, ddpm_cosine\\)"):
+    with pytest.raises(ValueError, match="no process `nope` \\(the file has: ddpm_linear, ddpm_cosine, ddpm_cfg\\)"):
         diffc.load(SPECS / "ddpm.diff", process="nope")
     with pytest.raises(FileNotFoundError):
         diffc.load(SPECS / "missing.diff")

@@ -19,7 +19,7 @@
 //!   is 0 at every time (EDGE's edges only vanish) this is
 //!   `Bernoulli(if x_0 then p_x(t) else 0)` with `p_x(t) = cumprod(p1(t))`.
 //!
-//! The kernel is marked `derived`; entries, losses (`eps`), conversions and samplers use it as
+//! Losses and samplers may read the schedules by name. The kernel is marked `derived`; entries, losses (`eps`), conversions and samplers use it as
 //! they use a written one, and a written posterior is checked against it by Bayes' rule. A
 //! one-step kernel that reads anything but the time and x_{t-1} (a run-time `param`, another
 //! field), whose Gaussian mean is not c(t) x_{t-1} or whose variance reads x_{t-1}, or a
@@ -454,6 +454,9 @@ impl Checker<'_> {
             i += 1;
         }
         let id = ScheduleId(self.p.schedules.len() as u32);
+        // Losses and samplers, checked later, may read it by name.
+        self.globals
+            .insert(name.clone(), (super::Global::Schedule(id), span));
         self.p.schedules.push(Schedule {
             name,
             body,

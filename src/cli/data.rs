@@ -71,13 +71,28 @@ pub fn data(args: &DataArgs) -> Result<(), String> {
                 })?,
             )?;
         }
-        Dataset::Points { dim, points } => write(
-            "points.npy",
-            &npy(&Array {
-                shape: vec![points.len() / dim.max(&1), *dim],
-                data: Data::F32(points.clone()),
-            })?,
-        )?,
+        Dataset::Points {
+            dim,
+            points,
+            labels,
+        } => {
+            write(
+                "points.npy",
+                &npy(&Array {
+                    shape: vec![points.len() / dim.max(&1), *dim],
+                    data: Data::F32(points.clone()),
+                })?,
+            )?;
+            if let Some(labels) = labels {
+                write(
+                    "labels.npy",
+                    &npy(&Array {
+                        shape: vec![labels.len()],
+                        data: Data::I64(labels.iter().map(|&c| i64::from(c)).collect()),
+                    })?,
+                )?;
+            }
+        }
         Dataset::Sequences { len, seqs, .. } => {
             write(
                 "sequences.txt",

@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// The width of a latent process's node vectors (NVDiff).
     #[arg(long, default_value_t = 8)]
     pub latent_width: usize,
+    /// A conditioning field's value for every sample, in place of the training item's: a class
+    /// (`--cond y=1`), a number, or comma-separated values per element (`--cond c=0.5,1`).
+    #[arg(long = "cond", value_name = "FIELD=VALUE|V1,V2,…")]
+    pub cond: Vec<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum, PartialEq)]
@@ -75,6 +79,29 @@ impl RunArgs {
             RunBackend::Cpu => Backend::Cpu,
             RunBackend::Gpu => Backend::Gpu,
         }
+    }
+
+    /// The `--cond` values, by field.
+    pub(crate) fn conditions(&self) -> Result<Vec<(String, Vec<f64>)>, String> {
+        let mut out: Vec<(String, Vec<f64>)> = Vec::new();
+        for c in &self.cond {
+            let Some((name, values)) = c.split_once('=') else {
+                return Err(format!("`--cond {c}`: write FIELD=VALUE"));
+            };
+            if out.iter().any(|(n, _)| n == name) {
+                return Err(format!("`--cond {name}` is given twice"));
+            }
+            let values = values
+                .split(',')
+                .map(|v| {
+                    v.trim()
+                        .parse::<f64>()
+                        .map_err(|_| format!("`--cond {c}`: `{v}` is not a number"))
+                })
+                .collect::<Result<Vec<f64>, String>>()?;
+            out.push((name.to_string(), values));
+        }
+        Ok(out)
     }
 
     /// The training data `--data` names.
@@ -95,7 +122,7 @@ impl RunArgs {
         let data = load_data(&self.data, self.train_count, self.data_seed)?;
         // The point scores measure against the training points' support radius, 3 times their
         // median nearest-neighbour distance: not defined below two points.
-        if let Dataset::Points { dim, points } = &data {
+        if let Dataset::Points { dim, points, .. } = &data {
             let n = if *dim == 0 { 0 } else { points.len() / dim };
             if *dim == 0 || n < 2 {
                 return Err(format!(
@@ -162,6 +189,7 @@ pub(crate) fn load_data(
             return Ok(Dataset::Points {
                 dim: a.shape[1],
                 points,
+                labels: None,
             });
         }
     }
@@ -200,6 +228,7 @@ pub fn sample(
         params,
         backend,
         latent_width: args.run.latent_width,
+        conditions: args.run.conditions()?,
     };
     let prep = sample::prepare(p, &data, &opts)?;
     if let Some(acc) = &prep.encoding {
@@ -232,12 +261,35 @@ pub fn sample(
         "sbm" => Some("sbm"),
         _ => None,
     };
-    let scores = sample::score::score(
+    let mut scores = sample::score::score(
         &data,
         &run.samples,
         validity,
         diffc::graph::default_threads(),
     )?;
+    if let (
+        sample::Layout::Points {
+            label: Some(name),
+            width,
+            ..
+        },
+        Dataset::Points {
+            points: train,
+            labels: Some(train_labels),
+            ..
+        },
+        sample::Samples::Points { points, .. },
+    ) = (&prep.layout, &data, &run.samples)
+    {
+        if let Some(diffc::interp::Tensor {
+            data: diffc::interp::Data::Class(labels),
+            ..
+        }) = run.fields.get(name)
+        {
+            let v = sample::score::label_agreement(*width, points, labels, train, train_labels);
+            scores.values.push(("label_agreement".into(), v));
+        }
+    }
     let mut text = String::new();
     use std::fmt::Write as _;
     let _ = writeln!(
@@ -435,6 +487,7 @@ fn write_out(
                 Dataset::Points {
                     dim: 2,
                     points: train,
+                    ..
                 },
                 2,
             ) = (data, *dim)

@@ -39,6 +39,7 @@ pub fn sweep(
             params: Default::default(),
             backend: args.run.backend(),
             latent_width: args.run.latent_width,
+            conditions: args.run.conditions()?,
         },
         validity: match args.run.data.as_str() {
             "planar" | "sbm" => Some(args.run.data.clone()),

@@ -1503,6 +1503,8 @@ pub(crate) fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace
                 (p.time.lo as i64..=p.time.hi as i64)
                     .map(|t| Some(t as f64))
                     .collect()
+            } else if p.time.kind == TimeKind::Discrete {
+                vec![Some(((p.time.lo + p.time.hi) / 2.0).floor())]
             } else {
                 vec![Some((p.time.lo + p.time.hi) / 2.0)]
             };
@@ -1531,9 +1533,15 @@ pub(crate) fn trace_unit(p: &Process, units: &[Unit], ui: usize) -> Result<Trace
                         PortExtent::Scalar if port.name == "seed" => {}
                         PortExtent::Scalar => {
                             let t = t.unwrap_or(0.0);
-                            // `s` (a posterior's target time) halfway between t and the data.
+                            // `s` (a posterior's target time) halfway between t and the data
+                            // (a whole time in discrete time).
                             let v = if port.name == "s" {
-                                (t + p.time.data_at) / 2.0
+                                let mid = (t + p.time.data_at) / 2.0;
+                                if p.time.kind == TimeKind::Discrete {
+                                    mid.floor()
+                                } else {
+                                    mid
+                                }
                             } else {
                                 t
                             };

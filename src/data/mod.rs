@@ -32,8 +32,14 @@ use crate::rng;
 pub enum Dataset {
     /// Undirected simple graphs.
     Graphs(Vec<Graph>),
-    /// Points in `dim` dimensions, row-major: point `i` is `points[i * dim..(i + 1) * dim]`.
-    Points { dim: usize, points: Vec<f32> },
+    /// Points in `dim` dimensions, row-major: point `i` is `points[i * dim..(i + 1) * dim]`,
+    /// with a class label per point where the set has them (moons: the moon; gaussians8: the
+    /// component).
+    Points {
+        dim: usize,
+        points: Vec<f32>,
+        labels: Option<Vec<u32>>,
+    },
     /// Sequences of `len` symbols, each in `0..classes`.
     Sequences {
         classes: usize,
@@ -47,7 +53,7 @@ impl Dataset {
     pub fn len(&self) -> usize {
         match self {
             Dataset::Graphs(graphs) => graphs.len(),
-            Dataset::Points { dim, points } => points.len() / (*dim).max(1),
+            Dataset::Points { dim, points, .. } => points.len() / (*dim).max(1),
             Dataset::Sequences { seqs, .. } => seqs.len(),
         }
     }
@@ -199,9 +205,11 @@ pub fn generate_with(name: &str, seed: u64, options: &Options) -> Result<Dataset
         _ => match points::Shape::parse(name) {
             Some(shape) => {
                 no_size()?;
+                let n = count(500)?;
                 Dataset::Points {
                     dim: 2,
-                    points: points::generate(shape, seed, count(500)?),
+                    points: points::generate(shape, seed, n),
+                    labels: points::labels(shape, seed, n),
                 }
             }
             None => {

@@ -45,6 +45,34 @@ pub fn generate(shape: Shape, seed: u64, count: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The class label of each of `count` points of `shape`, for the shapes that have them: the
+/// moon (i mod 2) of moons, the component (0..8, counterclockwise from the positive x axis)
+/// of gaussians8.
+pub fn labels(shape: Shape, seed: u64, count: usize) -> Option<Vec<u32>> {
+    match shape {
+        Shape::Moons => Some((0..count).map(|i| (i % 2) as u32).collect()),
+        Shape::Gaussians8 => Some(
+            (0..count)
+                .map(|i| {
+                    let mut draws = Draws::new(seed, stream::POINTS, i);
+                    draws.next = (shape as u64) << 56;
+                    draws.below(8) as u32
+                })
+                .collect(),
+        ),
+        Shape::Checkerboard | Shape::Swissroll => None,
+    }
+}
+
+/// The number of classes of a shape's labels.
+pub fn classes(shape: Shape) -> Option<usize> {
+    match shape {
+        Shape::Moons => Some(2),
+        Shape::Gaussians8 => Some(8),
+        Shape::Checkerboard | Shape::Swissroll => None,
+    }
+}
+
 /// Point `i` of `shape`:
 /// - moons: moon i mod 2, t uniform in (0, π); the upper moon is (cos t, sin t), the lower
 ///   (1 − cos t, 1/2 − sin t) (scikit-learn's `make_moons` with t drawn, not spaced); add

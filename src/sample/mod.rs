@@ -43,11 +43,13 @@ pub enum Layout {
         /// The latent field and its width, for a latent process.
         latent: Option<(String, String, usize)>,
     },
-    /// Points in the field `field` of dimension `dim`.
+    /// Points in the field `field` of dimension `dim`; `label`: the `cat<C>` field, read by a
+    /// network and diffused by no marginal, that holds each point's class label.
     Points {
         field: String,
         dim: String,
         width: usize,
+        label: Option<String>,
     },
     /// Sequences in the field `field` of length dimension `dim`.
     Sequences {
@@ -77,6 +79,9 @@ pub struct Options {
     pub backend: Backend,
     /// The width of a latent process's node vectors.
     pub latent_width: usize,
+    /// Conditioning fields given for every sample (`--cond y=1`): per-sample values, or one
+    /// value for every element; the others come from the training items.
+    pub conditions: Vec<(String, Vec<f64>)>,
 }
 
 impl Default for Options {
@@ -88,6 +93,7 @@ impl Default for Options {
             params: HashMap::new(),
             backend: Backend::Cpu,
             latent_width: 8,
+            conditions: Vec::new(),
         }
     }
 }
@@ -238,7 +244,11 @@ pub fn prepare(p: &Process, data: &Dataset, opts: &Options) -> Result<Prepared, 
                 encoding,
             })
         }
-        Dataset::Points { dim, points } => {
+        Dataset::Points {
+            dim,
+            points,
+            labels,
+        } => {
             let f = p
                 .fields
                 .iter()
@@ -249,18 +259,60 @@ pub fn prepare(p: &Process, data: &Dataset, opts: &Options) -> Result<Prepared, 
                     format!("process `{}` has no real [d] data field for points", p.name)
                 })?;
             let d = dim_name(f.shape.dims[0]);
+            // A class label per sample: a `cat<C>` field with no dimensions that no marginal
+            // diffuses (a network's conditioning input), filled with the points' labels.
+            let mut label = None;
+            let mut label_values = None;
+            for (i, g) in p.fields.iter().enumerate() {
+                if diffused(p, i) || !g.shape.dims.is_empty() {
+                    continue;
+                }
+                let Elem::Cat(k) = g.elem else {
+                    return Err(format!(
+                        "process `{}` reads `{}` ({}), which points cannot fill: a field that no marginal diffuses is filled from points only as a cat<C> label",
+                        p.name,
+                        g.name,
+                        g.elem.describe()
+                    ));
+                };
+                let Some(ls) = labels else {
+                    return Err(format!(
+                        "process `{}` reads the class label `{}`, and these points have none (the labelled sets: moons, gaussians8)",
+                        p.name, g.name
+                    ));
+                };
+                if let Some(c) = ls.iter().find(|&&c| c >= k) {
+                    return Err(format!(
+                        "`{}` has {k} classes, and the points have label {c}",
+                        g.name
+                    ));
+                }
+                if label.is_some() {
+                    return Err(format!(
+                        "process `{}` has two label fields for points; one is filled",
+                        p.name
+                    ));
+                }
+                label = Some(g.name.clone());
+                label_values = Some(ls.clone());
+            }
             let layout = Layout::Points {
                 field: f.name.clone(),
                 dim: d.clone(),
                 width: *dim,
+                label: label.clone(),
             };
-            Ok(one_field(
-                &f.name,
-                *dim,
-                Data::F32(points.clone()),
-                layout,
-                d,
-            ))
+            let mut prep = one_field(&f.name, *dim, Data::F32(points.clone()), layout, d);
+            if let (Some(name), Some(v)) = (label, label_values) {
+                prep.training.fields.insert(
+                    name,
+                    Tensor {
+                        shape: vec![v.len()],
+                        data: Data::Class(v),
+                    },
+                );
+            }
+            Ok(prep)
         }
         Dataset::Sequences { classes, len, seqs } => {
             let f = p
@@ -483,6 +535,33 @@ pub fn run_with(
             );
         }
     }
+    if let Layout::Points {
+        label: Some(name), ..
+    } = &prep.layout
+    {
+        // Each sample takes the label of a training point, unless one is given for all.
+        let Data::Class(train) = &prep.training.fields[name].data else {
+            return Err("internal error: labels".into());
+        };
+        let v: Vec<u32> = (0..b)
+            .map(|i| {
+                let u =
+                    crate::rng::uniform_open(crate::rng::word(opts.seed, 0xD1FF_0001, 0, i as u64));
+                train[((u as f64 * train.len() as f64) as usize).min(train.len() - 1)]
+            })
+            .collect();
+        call.state.insert(
+            name.clone(),
+            Tensor {
+                shape: vec![b],
+                data: Data::Class(v),
+            },
+        );
+    }
+    for (name, values) in &opts.conditions {
+        let t = condition(p, prep, name, values, b)?;
+        call.state.insert(name.clone(), t);
+    }
     let mut counting = Counting {
         inner: denoiser,
         calls: 0,
@@ -501,6 +580,101 @@ pub fn run_with(
         calls,
         stats: None,
     })
+}
+
+/// The values of a conditioning field given for every sample (`Options::conditions`).
+fn condition(
+    p: &Process,
+    prep: &Prepared,
+    name: &str,
+    values: &[f64],
+    b: usize,
+) -> Result<Tensor, String> {
+    let Some(fi) = p.fields.iter().position(|f| f.name == name) else {
+        let names: Vec<&str> = p.fields.iter().map(|f| f.name.as_str()).collect();
+        return Err(format!(
+            "`--cond {name}`: process `{}` has no field `{name}` (fields: {})",
+            p.name,
+            names.join(", ")
+        ));
+    };
+    let f = &p.fields[fi];
+    if diffused(p, fi) {
+        return Err(format!(
+            "`--cond {name}`: `{name}` is diffused, so the sampler draws it; a run is conditioned on fields that no marginal diffuses"
+        ));
+    }
+    let mut shape = vec![b];
+    for d in &f.shape.dims {
+        let dn = &p.dims[d.index()].name;
+        shape.push(*prep.sizes.get(dn).ok_or_else(|| {
+            format!("`--cond {name}`: the size of `{dn}` is not known from the data")
+        })?);
+    }
+    if let Elem::Vec(k) = f.elem {
+        shape.push(k as usize);
+    }
+    let per: usize = shape[1..].iter().product();
+    if values.len() != 1 && values.len() != per {
+        return Err(format!(
+            "`--cond {name}`: `{name}` holds {per} values per sample ({}): give {per}, or one for every element, not {}",
+            f.elem.describe(),
+            values.len()
+        ));
+    }
+    let at = |i: usize| values[if values.len() == 1 { 0 } else { i % per }];
+    let n = b * per;
+    let data = match f.elem {
+        Elem::Cat(k) => {
+            let mut v = Vec::with_capacity(n);
+            for i in 0..n {
+                let x = at(i);
+                if !(x.fract() == 0.0 && x >= 0.0 && x < f64::from(k)) {
+                    return Err(format!(
+                        "`--cond {name}`: `{name}` is cat<{k}>: a class is a whole number from 0 to {}, not {x}",
+                        k - 1
+                    ));
+                }
+                v.push(x as u32);
+            }
+            // The exact denoiser compares a sample with the training items of its own label.
+            if let Some(Tensor {
+                data: Data::Class(train),
+                ..
+            }) = prep.training.fields.get(name)
+            {
+                if let Some(c) = v.iter().find(|c| !train.contains(c)) {
+                    let mut seen: Vec<u32> = train.clone();
+                    seen.sort_unstable();
+                    seen.dedup();
+                    let seen: Vec<String> = seen.iter().map(u32::to_string).collect();
+                    return Err(format!(
+                        "`--cond {name}={c}`: no training item has `{name}` = {c} (the data's values: {})",
+                        seen.join(", ")
+                    ));
+                }
+            }
+            Data::Class(v)
+        }
+        Elem::Bool => Data::Bool(
+            (0..n)
+                .map(|i| match at(i) {
+                    0.0 => Ok(false),
+                    1.0 => Ok(true),
+                    x => Err(format!(
+                        "`--cond {name}`: `{name}` is bool: give 0 or 1, not {x}"
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => {
+            if let Some(x) = values.iter().find(|x| !x.is_finite()) {
+                return Err(format!("`--cond {name}`: {x} is not a finite number"));
+            }
+            Data::F32((0..n).map(|i| at(i) as f32).collect())
+        }
+    };
+    Ok(Tensor { shape, data })
 }
 
 /// The samples of a run, in the dataset's terms.

@@ -29,6 +29,40 @@ impl Scores {
 
 /// Score `samples` against the training set `data`. `validity` names the graphs' validity
 /// test (`planar`, `sbm`), when the data have one.
+/// For labelled points: the fraction of samples whose nearest training point (Euclidean, the
+/// first of equals) has the sample's own label. A run conditioned on its labels scores near 1
+/// where the classes are apart; an unconditioned one near the share of its label's points.
+pub fn label_agreement(
+    dim: usize,
+    samples: &[f32],
+    labels: &[u32],
+    train: &[f32],
+    train_labels: &[u32],
+) -> f64 {
+    let n = labels.len().min(samples.len() / dim.max(1));
+    if n == 0 || train_labels.is_empty() {
+        return f64::NAN;
+    }
+    let agree = (0..n)
+        .filter(|&i| {
+            let x = &samples[i * dim..(i + 1) * dim];
+            let mut best = (f64::INFINITY, 0usize);
+            for (j, y) in train.chunks_exact(dim).enumerate().take(train_labels.len()) {
+                let d: f64 = x
+                    .iter()
+                    .zip(y)
+                    .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                    .sum();
+                if d < best.0 {
+                    best = (d, j);
+                }
+            }
+            best.0.is_finite() && train_labels[best.1] == labels[i]
+        })
+        .count();
+    agree as f64 / n as f64
+}
+
 pub fn score(
     data: &Dataset,
     samples: &Samples,
@@ -92,7 +126,9 @@ pub fn score(
                 values.push((m.name().to_string(), v));
             }
         }
-        (Dataset::Points { dim, points }, Samples::Points { dim: d, points: s }) if dim == d => {
+        (Dataset::Points { dim, points, .. }, Samples::Points { dim: d, points: s })
+            if dim == d =>
+        {
             let p = measures::point_scores(*dim, s, points);
             values.push(("inside".into(), p.inside));
             values.push(("mean_nearest".into(), p.mean_nearest));
