@@ -15,8 +15,8 @@
 //! u32 to int64 (one pass), the type PyTorch indexes and counts classes with.
 
 use diffc::cpu::lean::{Lent, LentData, Pool};
-use diffc::plan::{NetArray, NetValues};
 use diffc::interp::{Data, Tensor};
+use diffc::plan::{NetArray, NetValues};
 use diffc::typed::Elem;
 use numpy::ndarray::{ArrayD, ArrayViewD, IxDyn};
 use numpy::prelude::*;

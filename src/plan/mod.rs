@@ -25,9 +25,9 @@
 //! a kernel.
 
 pub(crate) mod coefc;
-pub mod net;
+pub(crate) mod net;
 pub(crate) mod runs;
-pub mod text;
+pub(crate) mod text;
 pub(crate) mod trace;
 
 pub use net::{NetArray, NetFn, NetInput, NetValues};
@@ -146,7 +146,7 @@ pub(crate) fn units_of(p: &Process) -> Result<Vec<Unit>, String> {
 }
 
 /// An entry's unit, planned as the JIT plans it for `v` (no supplied draws; the node masks of
-/// `v`, which only the lean runner gives).
+/// `v`, which only the lean and resident runners give).
 pub(crate) fn entry_unit(
     p: &Process,
     e: entries::Entry,
@@ -244,8 +244,8 @@ pub(crate) enum Src {
     Output(u32),
     /// Values the same for every element: `width` floats of the row from here.
     Row(u32),
-    /// A node mask (`Process::masks` index), `[batch, n]` bytes: only in the lean runner's
-    /// masked variants; ahead-of-time builds are planned without masks.
+    /// A node mask (`Process::masks` index), `[batch, n]` bytes: only in the lean and resident
+    /// runners' masked variants; ahead-of-time builds are planned without masks.
     Mask(u32),
 }
 
@@ -452,7 +452,7 @@ pub(crate) fn port_buf(port: &Port, src: Src, out: bool) -> Buf {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Stores and widths
+// Stores and widths, what sequences launch and touch
 
 pub(crate) fn elem_store(elem: Elem) -> Store {
     match elem {
