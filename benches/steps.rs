@@ -644,7 +644,7 @@ fn main() {
                 continue;
             }
             let (mut pr, elems) = prepare(&case, n);
-            let variant = cpu::variant(&pr.p, &pr.sp.prog, &pr.call.draws, &pr.call.masks);
+            let variant = diffc::plan::variant(&pr.p, &pr.sp.prog, &pr.call.draws, &pr.call.masks);
             let compiled = cpu::compile_sampler(&pr.p, &pr.sp, &variant).unwrap();
             let launches = match cpu::sample_recorded(
                 &pr.p,

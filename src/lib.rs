@@ -18,6 +18,7 @@ pub mod kernel;
 pub mod limits;
 pub mod npy;
 pub mod picture;
+pub mod plan;
 pub mod rng;
 pub mod sample;
 pub mod syntax;

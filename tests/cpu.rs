@@ -265,7 +265,7 @@ fn draws_filled_in_chunks_match_at_any_start() {
             assert_eq!(&got[name], w, "{what}: `{name}`");
         }
         // Replay each launch on pieces of its range.
-        let v = diffc::cpu::variant(&p, &sp.prog, &call.draws, &call.masks);
+        let v = diffc::plan::variant(&p, &sp.prog, &call.draws, &call.masks);
         let c = diffc::cpu::compile_sampler(&p, &sp, &v).unwrap();
         let (_, launches) = sample_recorded(&p, &sp, &call, &mut Wobbly(0), &c, one).unwrap();
         let mut checked = 0;

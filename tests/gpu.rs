@@ -8,16 +8,15 @@
 
 mod common;
 
-use common::diff::{every_entry, every_sampler, sampler_call, Wobbly, CASES};
+use common::diff::{every_entry, every_sampler, sampler_call, AsNet, Wobbly, CASES};
 use common::shipped;
-use diffc::cpu::lean::{NetArray, NetFn, NetInput, NetValues};
 use diffc::gpu::resident::SampleRunner;
 use diffc::gpu::runtime::{Gpu, Options};
 use diffc::interp;
-use diffc::interp::{Data, Denoiser, NetCall, SampleCall, Tensor};
+use diffc::interp::{Data, SampleCall, Tensor};
 use diffc::ir::lower::{lower, lower_sampler};
+use diffc::plan::{NetArray, NetFn, NetInput};
 use diffc::typed::Process;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// The tolerance of floats: |gpu - interp| <= TOL * max(1, |interp|). WGSL's `exp`, `log`,
@@ -200,45 +199,6 @@ fn integer_powers_of_negative_numbers_match_the_interpreter() {
 
 // ---------------------------------------------------------------------------------------------
 // Whole runs with the state resident on the device (`gpu::resident::SampleRunner`)
-
-/// A denoiser that reads only the network's inputs, called as a network callable.
-struct AsNet<'d>(&'d mut dyn Denoiser);
-
-impl NetFn for AsNet<'_> {
-    fn call(
-        &mut self,
-        p: &Process,
-        net: usize,
-        inputs: &[NetInput],
-    ) -> Result<Vec<Box<dyn NetArray>>, String> {
-        let tensors: Vec<Tensor> = inputs
-            .iter()
-            .map(|a| Tensor {
-                shape: a.shape.clone(),
-                data: match &a.values {
-                    NetValues::Reals(v) => Data::F32(v.to_vec()),
-                    NetValues::Classes(v) => Data::Class(v.to_vec()),
-                    NetValues::Bools(v) => Data::Bool(v.iter().map(|b| *b != 0).collect()),
-                    NetValues::Given(name) => panic!("`{name}` handed as given"),
-                },
-            })
-            .collect();
-        let masks = HashMap::new();
-        let call = NetCall {
-            net,
-            inputs: &tensors,
-            fields: &[],
-            time: None,
-            masks: &masks,
-        };
-        Ok(self
-            .0
-            .denoise(p, &call)?
-            .into_iter()
-            .map(|t| Box::new(t) as Box<dyn NetArray>)
-            .collect())
-    }
-}
 
 fn ddpm() -> Process {
     common::spec("ddpm.diff", "ddpm_linear")

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::diff::{entry_call, outcome, sampler_call, tensor_for, Gen, Wobbly, CASES};
+use common::diff::{entry_call, outcome, sampler_call, tensor_for, AsNet, Gen, Wobbly, CASES};
 use common::shipped;
-use diffc::cpu::lean::{EntryRunner, Lent, LentData, NetValues, StepInputs, StepRunner};
+use diffc::cpu::lean::{EntryRunner, Lent, LentData, StepInputs, StepRunner};
 use diffc::entries::{entries, EntryKind, Extent};
 use diffc::interp::{Call, Data, Denoiser, NetCall, SampleCall, SingleStep, Tensor};
 use diffc::ir::lower::{lower, lower_sampler};
@@ -550,46 +550,6 @@ fn bad_entry_input_gives_the_interpreters_errors() {
     assert!(e.contains("interpreter's path"), "{e}");
 }
 
-/// `Wobbly` as the network of a lean run, called on the inputs the run hands it.
-struct LeanWobbly(Wobbly);
-
-impl diffc::cpu::lean::NetFn for LeanWobbly {
-    fn call(
-        &mut self,
-        p: &Process,
-        net: usize,
-        inputs: &[diffc::cpu::lean::NetInput],
-    ) -> Result<Vec<Box<dyn diffc::cpu::lean::NetArray>>, String> {
-        let ts: Vec<Tensor> = inputs
-            .iter()
-            .map(|a| Tensor {
-                shape: a.shape.clone(),
-                data: match &a.values {
-                    NetValues::Reals(v) => Data::F32(v.to_vec()),
-                    NetValues::Classes(v) => Data::Class(v.to_vec()),
-                    NetValues::Bools(v) => Data::Bool(v.iter().map(|b| *b != 0).collect()),
-                    NetValues::Given(name) => {
-                        panic!("`{name}` given, which this net never asks for")
-                    }
-                },
-            })
-            .collect();
-        let call = NetCall {
-            net,
-            inputs: &ts,
-            fields: &[],
-            time: None,
-            masks: &HashMap::new(),
-        };
-        Ok(self
-            .0
-            .denoise(p, &call)?
-            .into_iter()
-            .map(|t| Box::new(t) as Box<dyn diffc::cpu::lean::NetArray>)
-            .collect())
-    }
-}
-
 /// Whole runs from call sequences (`StepRunner::sample`) equal `cpu::sample`'s, bit for bit,
 /// for every sampler of every shipped spec: the start (the priors, or the `init` block), every
 /// step with its history, and the final map.
@@ -633,7 +593,7 @@ fn every_whole_run_matches_the_cpu_backend() {
                         .collect();
                     let mut lean_call = call.clone();
                     lean_call.state.clear();
-                    let got = runner.sample(&p, &lean_call, &state, &mut LeanWobbly(Wobbly(0)));
+                    let got = runner.sample(&p, &lean_call, &state, &mut AsNet(&mut Wobbly(0)));
                     match (want, got) {
                         (Ok(w), Ok(g)) => {
                             for (name, t) in &w {

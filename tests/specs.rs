@@ -39,7 +39,7 @@ fn shipped_specs_launch_plans() {
     insta::glob!("../specs", "*.diff", |path| {
         let text = std::fs::read_to_string(path).unwrap();
         let module = diffc::check::check_source(&text).0.expect("checked module");
-        let plan = diffc::cpu::aot::plan_text(&module, None, None).unwrap();
+        let plan = diffc::plan::plan_text(&module, None, None).unwrap();
         insta::assert_snapshot!("plan", plan);
     });
 }
@@ -97,7 +97,7 @@ fn a_run_before_a_host_branch_joins_the_branch_kernels() {
         let text = std::fs::read_to_string(Path::new("specs").join(file)).unwrap();
         let module = diffc::check::check_source(&text).0.expect("checked module");
         for unit in units {
-            let plan = diffc::cpu::aot::plan_text(&module, None, Some(unit)).unwrap();
+            let plan = diffc::plan::plan_text(&module, None, Some(unit)).unwrap();
             let segs = launches_per_segment(&plan);
             assert!(!segs.is_empty(), "{file} {unit}: no steps in\n{plan}");
             for (what, n) in segs {

@@ -14,8 +14,9 @@
 //! copy: numpy holds the `Vec` itself and frees it with the array. Classes are widened from
 //! u32 to int64 (one pass), the type PyTorch indexes and counts classes with.
 
-use diffc::cpu::lean::{Lent, LentData, NetArray, NetValues, Pool};
+use diffc::cpu::lean::{Lent, LentData, Pool};
 use diffc::interp::{Data, Tensor};
+use diffc::plan::{NetArray, NetValues};
 use diffc::typed::Elem;
 use numpy::ndarray::{ArrayD, ArrayViewD, IxDyn};
 use numpy::prelude::*;

@@ -8,8 +8,8 @@
 //! raises is kept and re-raised, with its traceback, once the sampler has stopped.
 
 use crate::convert::{net_input_out, net_output_in, reals_in, tensor_out};
-use diffc::cpu::lean::{NetArray, NetFn, NetInput, NetValues};
 use diffc::interp::{Denoiser, NetCall, Tensor};
+use diffc::plan::{NetArray, NetFn, NetInput, NetValues};
 use diffc::typed::Process;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;

@@ -348,7 +348,7 @@ impl Process {
         call: &Call,
     ) -> Result<Vec<Tensor>, String> {
         let p = self.p();
-        let v = diffc::cpu::variant(p, prog, &call.draws, &call.masks);
+        let v = diffc::plan::variant(p, prog, &call.draws, &call.masks);
         let c = self.program(entry, v.clone(), || diffc::cpu::compile_entry(p, prog, &v))?;
         diffc::cpu::run_compiled(p, prog, call, &c.0, Default::default())
     }
@@ -362,7 +362,7 @@ impl Process {
         den: &mut dyn diffc::interp::Denoiser,
     ) -> Result<HashMap<String, Tensor>, String> {
         let p = self.p();
-        let v = diffc::cpu::variant(p, &sp.prog, &call.draws, &call.masks);
+        let v = diffc::plan::variant(p, &sp.prog, &call.draws, &call.masks);
         let c = self.program(&format!("sampler {sampler}"), v.clone(), || {
             diffc::cpu::compile_sampler(p, sp, &v)
         })?;

@@ -33,7 +33,7 @@ pub fn explain(
     let process = args.process.as_deref();
     let text = match (args.plan.as_deref(), &args.table) {
         (Some(only), _) => {
-            diffc::cpu::aot::plan_text(module, process, (!only.is_empty()).then_some(only))
+            diffc::plan::plan_text(module, process, (!only.is_empty()).then_some(only))
         }
         (None, Some(name)) => diffc::explain::table(module, process, name, args.points),
         (None, None) => diffc::explain::explain(module, process),

@@ -4,8 +4,8 @@
 //! `cpu::sample` and `cpu::run` drive the kernels from the interpreter, which owns every value:
 //! inputs are copied in, each launch allocates its outputs through the interpreter's values, and
 //! results are copied on their way out. The runners here run the same calls from their call
-//! sequences instead — the sequences the C library replays (`aot::Event`), found by running the
-//! interpreter on zero samples — with the JIT's kernels:
+//! sequences instead — the sequences the C library replays (`plan::Event`), found by running the
+//! interpreter on zero samples (`plan::trace`) — with the JIT's kernels:
 //! - the caller's arrays (state fields, entry inputs, network outputs, the previous step's
 //!   history) are read where they lie, never copied;
 //! - each buffer a kernel writes is allocated once per call (or taken from arrays handed back
@@ -13,7 +13,7 @@
 //! - the host values (coefficients, times, values the sampler computes once per step) come from
 //!   the interpreter's own host code, on zero samples, once per grid point or scalar inputs and
 //!   params (cached);
-//! - a whole run (`StepRunner::sample`) calls a `NetFn` for its network, handing it the run's
+//! - a whole run (`StepRunner::sample`) calls a `plan::NetFn` for its network, handing it the run's
 //!   own buffers (which it may keep) and reading its outputs where they lie;
 //! - node masks get a unit of their own per set of masks, compiled on first use.
 //!
@@ -22,11 +22,15 @@
 //! the interpreter's business (`cpu::sample`, `cpu::run`); a call that supplies them is refused
 //! here with a message saying so.
 
-use super::aot::{self, Buf, CopyWhy, Event, Runs, Src, Unit, Word};
 use super::{launch, Args, Compiled, Options};
 use crate::entries::{EntryKind, Extent};
-use crate::interp::{self, Call, Data, SampleCall, SingleStep, Tensor};
+use crate::interp::{self, Call, Data, SampleCall, Tensor};
 use crate::kernel::{Store, FAIL_CLASS, FAIL_INDEX, FAIL_NONFINITE};
+use crate::plan::net::{check_count, check_finite, check_len, check_returned, first_nonfinite};
+use crate::plan::runs::{known_sizes, mirror, phase_call, trace_key, TraceCache, Traced};
+use crate::plan::{
+    self, Buf, CopyWhy, NetArray, NetFn, NetInput, NetValues, Runs, Src, Unit, Word,
+};
 use crate::typed::{Elem, Process};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -62,43 +66,13 @@ pub struct StepInputs<'a> {
     pub shared: HashMap<String, NetValues>,
 }
 
-/// A network output the runner reads where it lies: its shape (batch first) and values in C
-/// order. It is kept until the step that called the network ends.
-pub trait NetArray {
-    fn shape(&self) -> &[usize];
-    fn values(&self) -> &[f32];
-}
-
-impl NetArray for Tensor {
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn values(&self) -> &[f32] {
-        self.f32s().unwrap_or(&[])
-    }
-}
-
-/// A network input handed to a `NetFn`: its shape (batch first; `[]` for a time) and values.
-/// The runner does not write these values again, so the callee may keep them.
-#[derive(Clone, Debug)]
-pub struct NetInput {
-    pub shape: Vec<usize>,
-    pub values: NetValues,
-}
-
-/// A network input's values: reals, classes or bools (one byte each, 0 or 1), or, for a
-/// `NetFn` that asks for it (`NetFn::takes_given`), the caller's own state field of that name,
-/// unchanged since it was given (`StepInputs::state`), which the callee hands on as it has it.
-#[derive(Clone, Debug)]
-pub enum NetValues {
-    Reals(Arc<Vec<f32>>),
-    Classes(Arc<Vec<u32>>),
-    Bools(Arc<Vec<u8>>),
-    Given(String),
-}
-
-impl NetValues {
+/// A network input's values as a lent array.
+trait Held {
     /// The values held (none for `Given`, whose values are the caller's).
+    fn data(&self) -> LentData<'_>;
+}
+
+impl Held for NetValues {
     fn data(&self) -> LentData<'_> {
         match self {
             NetValues::Reals(v) => LentData::F32(v),
@@ -106,24 +80,6 @@ impl NetValues {
             NetValues::Bools(v) => LentData::U8(v),
             NetValues::Given(_) => LentData::U8(&[]),
         }
-    }
-}
-
-/// The network of a whole run (`StepRunner::sample`): network `net` of the process, called on
-/// its declared inputs in order; returns one array per output, shaped like its field (batch
-/// first, a class axis for probabilities).
-pub trait NetFn {
-    fn call(
-        &mut self,
-        p: &Process,
-        net: usize,
-        inputs: &[NetInput],
-    ) -> Result<Vec<Box<dyn NetArray>>, String>;
-
-    /// Whether an input that is the state field `name` as the caller gave it comes as
-    /// `NetValues::Given` (the callee has the caller's array) rather than a copy.
-    fn takes_given(&self, _name: &str) -> bool {
-        false
     }
 }
 
@@ -168,7 +124,7 @@ struct Prepared {
     unit: Unit,
     compiled: Compiled,
     /// Call sequences and rows by the host side of a call (grid point or scalar inputs, params).
-    traces: Traces,
+    traces: TraceCache,
 }
 
 /// A runner's units by the node masks a call gives (`Process::masks` indices; none first).
@@ -184,7 +140,7 @@ impl Variants {
             plain: Arc::new(Prepared {
                 unit,
                 compiled,
-                traces: Traces::default(),
+                traces: TraceCache::default(),
             }),
             masked: Mutex::default(),
         })
@@ -200,16 +156,7 @@ impl Variants {
         if masks.is_empty() {
             return Ok(self.plain.clone());
         }
-        let v = crate::kernel::build::Variant {
-            masks: p
-                .masks
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| masks.contains_key(&m.name))
-                .map(|(i, _)| i as u32)
-                .collect(),
-            ..Default::default()
-        };
+        let v = plan::mask_variant(p, masks);
         let key: Vec<u32> = v.masks.iter().copied().collect();
         let mut cache = self.masked.lock().map_err(|_| "a poisoned lock")?;
         if let Some(u) = cache.get(&key) {
@@ -220,7 +167,7 @@ impl Variants {
         let u = Arc::new(Prepared {
             unit,
             compiled,
-            traces: Traces::default(),
+            traces: TraceCache::default(),
         });
         cache.insert(key, u.clone());
         Ok(u)
@@ -254,43 +201,13 @@ pub struct StepRunner {
 const POOL: usize = 4;
 const POOL_MIN: usize = 1 << 16;
 
-/// Traces kept per runner; a runner called at more distinct points starts over.
-const TRACE_CACHE: usize = 4096;
-
-/// A call sequence and the row of host values it reads.
-type Traced = (Vec<Event>, Vec<f32>);
-
-/// Call sequences by the host side of a call (a grid point or the scalar inputs, and params),
-/// traced on first use.
-#[derive(Default)]
-struct Traces(Mutex<HashMap<String, Arc<Traced>>>);
-
-impl Traces {
-    fn get(
-        &self,
-        key: String,
-        trace: impl FnOnce() -> Result<Traced, String>,
-    ) -> Result<Arc<Traced>, String> {
-        if let Some(t) = self.0.lock().map_err(|_| "a poisoned lock")?.get(&key) {
-            return Ok(t.clone());
-        }
-        let t = Arc::new(trace()?);
-        let mut cache = self.0.lock().map_err(|_| "a poisoned lock")?;
-        if cache.len() >= TRACE_CACHE {
-            cache.clear();
-        }
-        cache.insert(key, t.clone());
-        Ok(t)
-    }
-}
-
 impl StepRunner {
     /// Plan and compile `sampler` of `p` (as `cpu::sample` compiles it without supplied draws;
     /// a call with node masks compiles its own variant on first use).
     pub fn new(p: &Process, sampler: &str) -> Result<StepRunner, String> {
         Ok(StepRunner {
             name: sampler.to_string(),
-            units: Variants::new(aot::sampler_unit(p, sampler)?)?,
+            units: Variants::new(plan::sampler_unit(p, sampler)?)?,
             pool: Arc::default(),
             reads: Mutex::default(),
             priors: Mutex::default(),
@@ -519,7 +436,7 @@ impl StepRunner {
         }
         let prep = self
             .units
-            .get(p, &call.masks, |v| aot::sampler_unit_for(p, &self.name, v))?;
+            .get(p, &call.masks, |v| plan::sampler_unit_for(p, &self.name, v))?;
         let sp = prep
             .unit
             .sampler()
@@ -617,72 +534,9 @@ impl StepRunner {
     /// The call sequence and row of `call`'s host side, traced on first use.
     fn traced(prep: &Prepared, p: &Process, call: &SampleCall) -> Result<Arc<Traced>, String> {
         prep.traces.get(trace_key(call), || {
-            aot::trace_single(p, std::slice::from_ref(&prep.unit), 0, call)
+            plan::trace_single(p, std::slice::from_ref(&prep.unit), 0, call)
         })
     }
-}
-
-/// The call of one phase of a whole run over `grid`: its start (`k` = `None`: the `init` block,
-/// `stop_after` 0), step `k`, or the final map (`k` = the step count).
-pub(crate) fn phase_call(
-    call: &SampleCall,
-    sizes: &HashMap<String, usize>,
-    grid: &[f64],
-    k: Option<usize>,
-) -> SampleCall {
-    let base = SampleCall {
-        seed: call.seed,
-        batch: call.batch,
-        sizes: sizes.clone(),
-        params: call.params.clone(),
-        process_params: call.process_params.clone(),
-        masks: call.masks.clone(),
-        ..SampleCall::default()
-    };
-    let Some(k) = k else {
-        return SampleCall {
-            grid: Some(grid.to_vec()),
-            stop_after: Some(0),
-            ..base
-        };
-    };
-    let n = grid.len() - 1;
-    let last = k == n;
-    SampleCall {
-        grid: Some(if last {
-            vec![grid[n], grid[n - 1]]
-        } else {
-            vec![grid[k], grid[k + 1]]
-        }),
-        single_step: Some(SingleStep {
-            k,
-            n,
-            r: (k > 0 && !last).then(|| grid[k - 1]),
-            prev: HashMap::new(),
-        }),
-        finalize_only: last,
-        ..base
-    }
-}
-
-/// The key of a sampler call's trace: everything on its host side (grid point, step, params).
-pub(crate) fn trace_key(call: &SampleCall) -> String {
-    let mut params: Vec<_> = call.params.iter().collect();
-    params.sort_by(|a, b| a.0.cmp(b.0));
-    let mut pparams: Vec<_> = call.process_params.iter().collect();
-    pparams.sort_by(|a, b| a.0.cmp(b.0));
-    let one = call.single_step.as_ref().map(|o| (o.k, o.n, o.r));
-    format!(
-        "{:?}",
-        (
-            &call.grid,
-            one,
-            call.finalize_only,
-            call.stop_after,
-            params,
-            pparams
-        )
-    )
 }
 
 /// [`interp::check_sym`] on a lent array.
@@ -747,7 +601,7 @@ impl EntryRunner {
                 "`{name}` is a sampler's: run it with a `StepRunner`"
             ));
         }
-        let units = Variants::new(aot::entry_unit(p, e.clone(), &Default::default())?)?;
+        let units = Variants::new(plan::entry_unit(p, e.clone(), &Default::default())?)?;
         Ok(EntryRunner {
             entry: e,
             units,
@@ -781,7 +635,7 @@ impl EntryRunner {
             return Err("supplied draws take the interpreter's path (`cpu::run`)".into());
         }
         let prep = self.units.get(p, &call.masks, |v| {
-            aot::entry_unit(p, self.entry.clone(), v)
+            plan::entry_unit(p, self.entry.clone(), v)
         })?;
         let prog = &prep.unit.prog;
         let batch = call.batch;
@@ -995,46 +849,9 @@ impl EntryRunner {
         params.sort_by(|a, b| a.0.cmp(b.0));
         let key = format!("{:?}", (scalars, params));
         prep.traces.get(key, || {
-            aot::trace_entry_at(p, std::slice::from_ref(&prep.unit), 0, call)
+            plan::trace_entry_at(p, std::slice::from_ref(&prep.unit), 0, call)
         })
     }
-}
-
-/// Every dimension a sequence's kernels and buffers use must have a size, as the interpreter
-/// requires before it runs a kernel.
-pub(crate) fn known_sizes(
-    p: &Process,
-    unit: &Unit,
-    events: &[Event],
-    sizes: &HashMap<String, usize>,
-) -> Result<(), String> {
-    for e in events {
-        let (kernel_dims, bufs): (&[String], Vec<&Buf>) = match e {
-            Event::Launch { kernel, bufs, .. } => {
-                (&unit.plan.kernels[*kernel].dims, bufs.iter().collect())
-            }
-            Event::Call {
-                inputs, outputs, ..
-            } => (&[], inputs.iter().chain(outputs).collect()),
-            Event::Copy { to, from, .. } => (&[], vec![to, from]),
-            Event::Repeat { body, .. } => {
-                known_sizes(p, unit, body, sizes)?;
-                continue;
-            }
-        };
-        let names = kernel_dims.iter().map(String::as_str).chain(
-            bufs.iter()
-                .flat_map(|b| b.dims.iter().map(|d| p.dims[*d as usize].name.as_str())),
-        );
-        for d in names {
-            if !sizes.contains_key(d) {
-                return Err(format!(
-                    "the size of `{d}` is not known: give it with --set {d}=N"
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A buffer's values: written by this call, or lent by the caller.
@@ -1158,28 +975,6 @@ fn lent_store(d: LentData) -> Store {
         LentData::F32(_) => Store::F32,
         LentData::U32(_) => Store::U32,
         LentData::U8(_) => Store::U8,
-    }
-}
-
-/// The index of the first non-finite value, scanning in up to `threads` pieces on `rayon`'s
-/// pool without branching per element (a step's check of its state costs a small part of the
-/// step).
-fn first_nonfinite(v: &[f32], threads: usize) -> Option<usize> {
-    use rayon::prelude::*;
-    fn any_bad(x: &[f32]) -> bool {
-        x.chunks(1024)
-            .any(|c| c.iter().fold(false, |a, x| a | !x.is_finite()))
-    }
-    let threads = threads.min(v.len() / (1 << 16)).max(1);
-    let bad = if threads == 1 {
-        any_bad(v)
-    } else {
-        v.par_chunks(v.len().div_ceil(threads)).any(any_bad)
-    };
-    if bad {
-        v.iter().position(|x| !x.is_finite())
-    } else {
-        None
     }
 }
 
@@ -1373,12 +1168,7 @@ impl<'a> Exec<'a, '_, '_> {
     /// A network's output must be finite, as the interpreter requires of every denoiser.
     fn finite(&self, name: &str, d: LentData) -> Result<(), String> {
         if let LentData::F32(v) = d {
-            if let Some(i) = first_nonfinite(v, self.opts.threads) {
-                return Err(format!(
-                    "`{name}` became {} at flat index {i} (t = {}, s = {:?})",
-                    v[i], self.t, self.s
-                ));
-            }
+            check_finite(name, v, self.opts.threads, self.t, self.s)?;
         }
         Ok(())
     }
@@ -1389,14 +1179,7 @@ impl<'a> Exec<'a, '_, '_> {
         if shape != want.as_slice() {
             return Err(format!("`{name}` has shape {shape:?}, expected {want:?}"));
         }
-        if x.len() != self.count(b) {
-            return Err(format!(
-                "`{name}` holds {} values, expected {}",
-                x.len(),
-                self.count(b)
-            ));
-        }
-        Ok(())
+        check_len(name, x.len(), self.count(b))
     }
 
     /// A symmetric field's network output: the upper triangle mirrored, the diagonal empty.
@@ -1475,7 +1258,7 @@ impl<'a> Exec<'a, '_, '_> {
     }
 }
 
-impl<'a> aot::Runs for Exec<'a, '_, '_> {
+impl<'a> Runs for Exec<'a, '_, '_> {
     fn offset(&mut self) -> &mut u64 {
         &mut self.offset
     }
@@ -1489,7 +1272,7 @@ impl<'a> aot::Runs for Exec<'a, '_, '_> {
         offset: u64,
     ) -> Result<(), String> {
         let kern = &self.unit.plan.kernels[k];
-        let (sizes, per) = aot::kernel_sizes(self.p, kern, &self.dims)?;
+        let (sizes, per) = plan::kernel_sizes(self.p, kern, &self.dims)?;
         let run = (self.range.0 * per) as usize..(self.range.1 * per) as usize;
         let mut fresh: Vec<(usize, Out)> = Vec::new();
         let mut ptrs: Vec<*mut u8> = Vec::with_capacity(bufs.len());
@@ -1585,23 +1368,9 @@ impl<'a> aot::Runs for Exec<'a, '_, '_> {
                 .ok_or("internal error: no network to call")?;
             let outs = f.call(p, net, &args)?;
             drop(args);
-            if outs.len() != outputs.len() {
-                return Err(format!(
-                    "the denoiser returned {} outputs for `{}`, which has {}",
-                    outs.len(),
-                    n.name,
-                    outputs.len()
-                ));
-            }
+            check_count(&n.name, outs.len(), outputs.len())?;
             for (((a, b), sym), name) in outs.into_iter().zip(outputs).zip(sym).zip(&names) {
-                let want = self.shape(b);
-                if a.shape() != want.as_slice() {
-                    return Err(format!(
-                        "the denoiser's `{name}` has shape {:?}, expected {want:?}",
-                        a.shape()
-                    ));
-                }
-                self.net_output(name, a.shape(), a.values(), b)?;
+                check_returned(name, a.as_ref(), &self.shape(b), self.count(b))?;
                 self.seen
                     .push((format!("`{name}`"), a.values().as_ptr() as usize));
                 let v = match sym {
@@ -1666,116 +1435,5 @@ impl<'a> aot::Runs for Exec<'a, '_, '_> {
         }
         self.cur.insert(to.src.clone(), Val::Own(o, to.clone()));
         Ok(())
-    }
-}
-
-/// `y` := `x` (`[batch, n, n, w]`) with its upper triangle mirrored onto the lower one and the
-/// diagonal empty (a symmetric field's network output). Rows go in blocks of `B`: the block's
-/// lower part is read from `x` as contiguous runs of its columns (a tiled transpose), and blocks
-/// are split into up to `threads` parts on `rayon`'s pool.
-pub(crate) fn mirror(x: &[f32], y: &mut [f32], n: usize, w: usize, threads: usize) {
-    const B: usize = 16;
-    let row = n * w;
-    if row == 0 {
-        return;
-    }
-    let fill = |first_row: usize, out: &mut [f32]| {
-        for (r0, block) in (first_row..).step_by(B).zip(out.chunks_mut(B * row)) {
-            let rows = block.len() / row;
-            let (s, i0) = (r0 / n, r0 % n);
-            let sample = &x[s * n * row..(s + 1) * n * row];
-            for k in 0..rows {
-                let i = i0 + k;
-                let dst = &mut block[k * row..(k + 1) * row];
-                dst[(i + 1) * w..].copy_from_slice(&sample[i * row + (i + 1) * w..(i + 1) * row]);
-                dst[i * w..(i + 1) * w].fill(0.0);
-            }
-            // Below the diagonal: y[i, j] = x[j, i] for j < i, read along row j of `x`.
-            for j in 0..(i0 + rows).saturating_sub(1) {
-                let src = &sample[j * row..(j + 1) * row];
-                for k in 0..rows {
-                    let i = i0 + k;
-                    if j < i {
-                        block[k * row + j * w..k * row + (j + 1) * w]
-                            .copy_from_slice(&src[i * w..(i + 1) * w]);
-                    }
-                }
-            }
-        }
-    };
-    // Blocks never straddle two samples: each part takes whole samples' worth of blocks
-    // when it can, else blocks of one sample (n a multiple of B or not, a block ends at a
-    // sample's last row).
-    let rows_total = y.len() / row;
-    let blocks: Vec<(usize, usize)> = (0..rows_total / n.max(1))
-        .flat_map(|s| (0..n).step_by(B).map(move |i| (s * n + i, (n - i).min(B))))
-        .collect();
-    let threads = threads.min(y.len() / (1 << 16)).max(1);
-    let per = blocks.len().div_ceil(threads);
-    let mut rest: &mut [f32] = y;
-    // A part of `y` and the blocks (first row, rows) it fills.
-    type Job<'a> = (&'a mut [f32], &'a [(usize, usize)]);
-    let mut jobs: Vec<Job> = Vec::new();
-    for chunk in blocks.chunks(per.max(1)) {
-        let len: usize = chunk.iter().map(|(_, r)| r * row).sum();
-        let (head, tail) = rest.split_at_mut(len);
-        jobs.push((head, chunk));
-        rest = tail;
-    }
-    let run = |(out, chunk): Job| {
-        let mut at = 0;
-        for (r0, rows) in chunk {
-            fill(*r0, &mut out[at..at + rows * row]);
-            at += rows * row;
-        }
-    };
-    if jobs.len() == 1 {
-        jobs.into_iter().for_each(run);
-    } else {
-        use rayon::prelude::*;
-        jobs.into_par_iter().for_each(run);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mirror;
-
-    /// The tiled, threaded mirror against the definition, over sizes that are and are not
-    /// multiples of the block, one and several samples, and thread counts that split samples.
-    #[test]
-    fn mirror_matches_its_definition() {
-        for &(batch, n, w) in &[
-            (1, 1, 1),
-            (3, 5, 2),
-            (2, 16, 1),
-            (4, 37, 3),
-            (2, 200, 5),
-            (300, 19, 1),
-        ] {
-            let x: Vec<f32> = (0..batch * n * n * w)
-                .map(|i| i as f32 * 0.5 - 7.0)
-                .collect();
-            let mut want = vec![0.0f32; x.len()];
-            for s in 0..batch {
-                for i in 0..n {
-                    for j in 0..n {
-                        for c in 0..w {
-                            let (a, b) = (i.min(j), i.max(j));
-                            want[((s * n + i) * n + j) * w + c] = if i == j {
-                                0.0
-                            } else {
-                                x[((s * n + a) * n + b) * w + c]
-                            };
-                        }
-                    }
-                }
-            }
-            for threads in [1, 2, 3, 8] {
-                let mut y = vec![f32::NAN; x.len()];
-                mirror(&x, &mut y, n, w, threads);
-                assert_eq!(y, want, "batch {batch}, n {n}, w {w}, {threads} thread(s)");
-            }
-        }
     }
 }

@@ -12,7 +12,6 @@
 
 pub mod aot;
 pub mod codegen;
-pub(crate) mod coefc;
 pub mod lean;
 pub mod native;
 
@@ -224,31 +223,6 @@ pub fn compile_with(plan: Plan, checks: Checks) -> Result<Compiled, String> {
     })
 }
 
-/// Which draws a call supplies and which masks it gives.
-pub fn variant(
-    p: &Process,
-    prog: &Program,
-    draws: &HashMap<String, Tensor>,
-    masks: &HashMap<String, Tensor>,
-) -> Variant {
-    Variant {
-        supplied: prog
-            .draws
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| draws.contains_key(d.input()))
-            .map(|(i, _)| i as u32)
-            .collect(),
-        masks: p
-            .masks
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| masks.contains_key(&m.name))
-            .map(|(i, _)| i as u32)
-            .collect(),
-    }
-}
-
 /// Compile an entry for a call's variant.
 pub fn compile_entry(p: &Process, prog: &Program, v: &Variant) -> Result<Compiled, String> {
     compile(build::plan_entry(p, prog, v)?)
@@ -270,7 +244,11 @@ pub fn run_opts(
     call: &Call,
     opts: Options,
 ) -> Result<Vec<Tensor>, String> {
-    let c = compile_entry(p, prog, &variant(p, prog, &call.draws, &call.masks))?;
+    let c = compile_entry(
+        p,
+        prog,
+        &crate::plan::variant(p, prog, &call.draws, &call.masks),
+    )?;
     run_compiled(p, prog, call, &c, opts)
 }
 
@@ -318,7 +296,11 @@ pub fn sample_counted(
     denoiser: &mut dyn Denoiser,
     opts: Options,
 ) -> Result<(HashMap<String, Tensor>, usize), String> {
-    let c = compile_sampler(p, sp, &variant(p, &sp.prog, &call.draws, &call.masks))?;
+    let c = compile_sampler(
+        p,
+        sp,
+        &crate::plan::variant(p, &sp.prog, &call.draws, &call.masks),
+    )?;
     let (out, launches) = sample_recorded(p, sp, call, denoiser, &c, opts)?;
     Ok((out, launches.len()))
 }

@@ -3,9 +3,9 @@
 //! `gpu::sample` drives each kernel from the interpreter, which uploads every buffer a launch
 //! reads and reads back every buffer it writes: a sampler's state crosses the bus twice per
 //! launch. `SampleRunner` runs the same call sequences as the CPU's lean runner
-//! (`cpu::lean::StepRunner::sample`: the start, every step and the final map, each from the
-//! events `aot::trace_single` records on zero samples) with the kernels as pipelines and every
-//! buffer on the device:
+//! (`StepRunner::sample`: the start, every step and the final map, each from the events
+//! `plan::trace_single` records on zero samples) with the kernels as pipelines and every buffer
+//! on the device:
 //! - the state, the history a multistep sampler keeps and every intermediate value live in
 //!   device buffers from the start to the end of the run (a buffer a step no longer needs
 //!   serves a later one of the same size);
@@ -23,10 +23,11 @@
 
 use super::run::{compile, dispatch, Compiled, OnDevice};
 use super::runtime::{self, Buffer, Gpu};
-use crate::cpu::aot::{self, Buf, CopyWhy, Event, Runs, Src, Unit, Word};
-use crate::cpu::lean::{self, NetFn, NetInput, NetValues};
 use crate::interp::{self, Call, Data, SampleCall, Tensor};
 use crate::kernel::{Store, FAIL_CLASS, FAIL_INDEX, FAIL_NONFINITE};
+use crate::plan::net::{check_count, check_finite, check_returned};
+use crate::plan::runs::{known_sizes, mirror, phase_call, trace_key, TraceCache, Traced};
+use crate::plan::{self, Buf, CopyWhy, NetFn, NetInput, NetValues, Runs, Src, Unit, Word};
 use crate::typed::Process;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -53,18 +54,12 @@ pub struct Moved {
     pub net_calls: u64,
 }
 
-/// A call sequence and the row of host values it reads.
-type Traced = (Vec<Event>, Vec<f32>);
-
 /// A unit planned for one set of node masks, its kernels built, and its traces by call.
 struct Prepared {
     unit: Unit,
     compiled: Compiled,
-    traces: Mutex<HashMap<String, Arc<Traced>>>,
+    traces: TraceCache,
 }
-
-/// Traces kept per unit; a unit traced at more distinct points starts over.
-const TRACE_CACHE: usize = 4096;
 
 impl Prepared {
     fn new(gpu: &Gpu, unit: Unit) -> Result<Prepared, String> {
@@ -72,7 +67,7 @@ impl Prepared {
         Ok(Prepared {
             unit,
             compiled,
-            traces: Mutex::default(),
+            traces: TraceCache::default(),
         })
     }
 
@@ -81,16 +76,7 @@ impl Prepared {
         key: String,
         trace: impl FnOnce(&Unit) -> Result<Traced, String>,
     ) -> Result<Arc<Traced>, String> {
-        if let Some(t) = self.traces.lock().map_err(|_| "a poisoned lock")?.get(&key) {
-            return Ok(t.clone());
-        }
-        let t = Arc::new(trace(&self.unit)?);
-        let mut cache = self.traces.lock().map_err(|_| "a poisoned lock")?;
-        if cache.len() >= TRACE_CACHE {
-            cache.clear();
-        }
-        cache.insert(key, t.clone());
-        Ok(t)
+        self.traces.get(key, || trace(&self.unit))
     }
 }
 
@@ -123,16 +109,7 @@ impl SampleRunner {
     }
 
     fn unit(&self, gpu: &Gpu, p: &Process, call: &SampleCall) -> Result<Arc<Prepared>, String> {
-        let v = crate::kernel::build::Variant {
-            masks: p
-                .masks
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| call.masks.contains_key(&m.name))
-                .map(|(i, _)| i as u32)
-                .collect(),
-            ..Default::default()
-        };
+        let v = plan::mask_variant(p, &call.masks);
         let key: Vec<u32> = v.masks.iter().copied().collect();
         let mut units = self.units.lock().map_err(|_| "a poisoned lock")?;
         if let Some(u) = units.get(&key) {
@@ -140,7 +117,7 @@ impl SampleRunner {
         }
         let u = Arc::new(Prepared::new(
             gpu,
-            aot::sampler_unit_for(p, &self.name, &v)?,
+            plan::sampler_unit_for(p, &self.name, &v)?,
         )?);
         units.insert(key, u.clone());
         Ok(u)
@@ -157,7 +134,7 @@ impl SampleRunner {
             .ok_or_else(|| format!("`{}` has no entry point `{entry}`", p.name))?;
         let u = Arc::new(Prepared::new(
             gpu,
-            aot::entry_unit(p, e, &Default::default())?,
+            plan::entry_unit(p, e, &Default::default())?,
         )?);
         priors.insert(entry.to_string(), u.clone());
         Ok(u)
@@ -253,11 +230,11 @@ impl SampleRunner {
         }
         // The start: the `init` block, or each field not given from its prior.
         if !sp.init.is_empty() {
-            let c = lean::phase_call(call, &sizes, &grid, None);
-            let tr = prep.traced(lean::trace_key(&c), |u| {
-                aot::trace_single(p, std::slice::from_ref(u), 0, &c)
+            let c = phase_call(call, &sizes, &grid, None);
+            let tr = prep.traced(trace_key(&c), |u| {
+                plan::trace_single(p, std::slice::from_ref(u), 0, &c)
             })?;
-            lean::known_sizes(p, &prep.unit, &tr.0, &sizes)?;
+            known_sizes(p, &prep.unit, &tr.0, &sizes)?;
             // Given starting values win over the block's own.
             let given: Vec<u32> = run.given.keys().copied().collect();
             let mut phase = run.phase(&prep, &tr.1, 0, 0, (grid[0], None), &mut *net)?;
@@ -292,9 +269,9 @@ impl SampleRunner {
                 interp::check_call_size(p, &u.unit.prog, call.batch, &sizes)?;
                 interp::process_param_values(p, &c.params)?;
                 let tr = u.traced(format!("{:?}", sorted(&c.params)), |unit| {
-                    aot::trace_entry_at(p, std::slice::from_ref(unit), 0, &c)
+                    plan::trace_entry_at(p, std::slice::from_ref(unit), 0, &c)
                 })?;
-                lean::known_sizes(p, &u.unit, &tr.0, &sizes)?;
+                known_sizes(p, &u.unit, &tr.0, &sizes)?;
                 let mut phase =
                     run.phase(&u, &tr.1, 0, c.step as u64, (grid[0], None), &mut *net)?;
                 phase.run(&tr.0)?;
@@ -308,11 +285,11 @@ impl SampleRunner {
         }
         for k in 0..=n {
             let last = k == n;
-            let c = lean::phase_call(call, &sizes, &grid, Some(k));
-            let tr = prep.traced(lean::trace_key(&c), |u| {
-                aot::trace_single(p, std::slice::from_ref(u), 0, &c)
+            let c = phase_call(call, &sizes, &grid, Some(k));
+            let tr = prep.traced(trace_key(&c), |u| {
+                plan::trace_single(p, std::slice::from_ref(u), 0, &c)
             })?;
-            lean::known_sizes(p, &prep.unit, &tr.0, &sizes)?;
+            known_sizes(p, &prep.unit, &tr.0, &sizes)?;
             if last {
                 // The final map reads no history.
                 let old: Vec<Dev> = run.prev.drain().map(|(_, d)| d).collect();
@@ -640,7 +617,7 @@ impl Phase<'_, '_, '_> {
     }
 }
 
-impl aot::Runs for Phase<'_, '_, '_> {
+impl Runs for Phase<'_, '_, '_> {
     fn offset(&mut self) -> &mut u64 {
         &mut self.offset
     }
@@ -654,7 +631,7 @@ impl aot::Runs for Phase<'_, '_, '_> {
         offset: u64,
     ) -> Result<(), String> {
         let kern = &self.prep.unit.plan.kernels[k];
-        let (sizes, per) = aot::kernel_sizes(self.run.p, kern, &self.run.dims)?;
+        let (sizes, per) = plan::kernel_sizes(self.run.p, kern, &self.run.dims)?;
         let mut held: Vec<Arc<Buffer>> = Vec::with_capacity(bufs.len());
         let mut fresh: Vec<(usize, Dev)> = Vec::new();
         for (j, b) in bufs.iter().enumerate() {
@@ -782,41 +759,16 @@ impl aot::Runs for Phase<'_, '_, '_> {
         let outs = self.net.call(p, net, &args)?;
         drop(args);
         self.run.moved.net_calls += 1;
-        if outs.len() != outputs.len() {
-            return Err(format!(
-                "the denoiser returned {} outputs for `{}`, which has {}",
-                outs.len(),
-                n.name,
-                outputs.len()
-            ));
-        }
+        check_count(&n.name, outs.len(), outputs.len())?;
         for ((a, b), (o, sym)) in outs.into_iter().zip(outputs).zip(n.outputs.iter().zip(sym)) {
             let name = format!("{}.{}", n.name, p.field(o.field).name);
-            let want = self.shape(b);
-            if a.shape() != want.as_slice() {
-                return Err(format!(
-                    "the denoiser's `{name}` has shape {:?}, expected {want:?}",
-                    a.shape()
-                ));
-            }
+            check_returned(&name, a.as_ref(), &self.shape(b), self.count(b))?;
             let x = a.values();
-            if x.len() != self.count(b) {
-                return Err(format!(
-                    "`{name}` holds {} values, expected {}",
-                    x.len(),
-                    self.count(b)
-                ));
-            }
-            if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-                return Err(format!(
-                    "`{name}` became {} at flat index {i} (t = {}, s = {:?})",
-                    x[i], self.t, self.s
-                ));
-            }
+            check_finite(&name, x, 1, self.t, self.s)?;
             let words: Vec<u32> = match sym {
                 Some(d) => {
                     let mut y = vec![0.0; x.len()];
-                    lean::mirror(
+                    mirror(
                         x,
                         &mut y,
                         self.run.dims[*d as usize] as usize,

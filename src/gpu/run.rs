@@ -75,7 +75,7 @@ pub fn run(p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, Stri
 
 /// Run an entry on a given device.
 pub fn run_on(gpu: &Gpu, p: &Process, prog: &Program, call: &Call) -> Result<Vec<Tensor>, String> {
-    let v = crate::cpu::variant(p, prog, &call.draws, &call.masks);
+    let v = crate::plan::variant(p, prog, &call.draws, &call.masks);
     let c = compile(gpu, build::plan_entry(p, prog, &v)?)?;
     interp::run_with(p, prog, call, Some(&Runner { gpu, c: &c }))
 }
@@ -98,7 +98,7 @@ pub fn sample_on(
     call: &SampleCall,
     denoiser: &mut dyn Denoiser,
 ) -> Result<HashMap<String, Tensor>, String> {
-    let v = crate::cpu::variant(p, &sp.prog, &call.draws, &call.masks);
+    let v = crate::plan::variant(p, &sp.prog, &call.draws, &call.masks);
     let c = compile(gpu, build::plan_sampler(p, sp, &v)?)?;
     interp::sample_with(p, sp, call, denoiser, Some(&Runner { gpu, c: &c }))
 }

@@ -394,7 +394,7 @@ impl<'p> Empirical<'p> {
                 let mut key: Vec<String> = masks.keys().cloned().collect();
                 key.sort();
                 if !self.compiled.contains_key(&key) {
-                    let v = crate::cpu::variant(p, &self.prog, &call.draws, &call.masks);
+                    let v = crate::plan::variant(p, &self.prog, &call.draws, &call.masks);
                     let c = crate::cpu::compile_entry(p, &self.prog, &v)?;
                     self.compiled.insert(key.clone(), c);
                 }

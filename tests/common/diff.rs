@@ -6,6 +6,7 @@ use diffc::entries::{entries, EntryKind, Extent};
 use diffc::interp::{self, Call, Data, Denoiser, SampleCall, Tensor};
 use diffc::ir::lower::{lower, lower_sampler};
 use diffc::ir::{Program, SamplerProgram};
+use diffc::plan::{NetArray, NetFn, NetInput, NetValues};
 use diffc::typed::{Elem, Process, TimeKind};
 use std::collections::HashMap;
 
@@ -245,6 +246,49 @@ impl Denoiser for Wobbly {
                 }
                 t
             })
+            .collect())
+    }
+}
+
+/// A denoiser as the network of a whole run replayed from call sequences (`plan::NetFn`: the
+/// CPU's `StepRunner::sample`, the GPU's `SampleRunner`), called on the network's inputs the run
+/// hands it (no field arguments, no time of its own).
+pub struct AsNet<'d>(pub &'d mut dyn Denoiser);
+
+impl NetFn for AsNet<'_> {
+    fn call(
+        &mut self,
+        p: &Process,
+        net: usize,
+        inputs: &[NetInput],
+    ) -> Result<Vec<Box<dyn NetArray>>, String> {
+        let tensors: Vec<Tensor> = inputs
+            .iter()
+            .map(|a| Tensor {
+                shape: a.shape.clone(),
+                data: match &a.values {
+                    NetValues::Reals(v) => Data::F32(v.to_vec()),
+                    NetValues::Classes(v) => Data::Class(v.to_vec()),
+                    NetValues::Bools(v) => Data::Bool(v.iter().map(|b| *b != 0).collect()),
+                    NetValues::Given(name) => {
+                        panic!("`{name}` given, which this net never asks for")
+                    }
+                },
+            })
+            .collect();
+        let masks = HashMap::new();
+        let call = interp::NetCall {
+            net,
+            inputs: &tensors,
+            fields: &[],
+            time: None,
+            masks: &masks,
+        };
+        Ok(self
+            .0
+            .denoise(p, &call)?
+            .into_iter()
+            .map(|t| Box::new(t) as Box<dyn NetArray>)
             .collect())
     }
 }

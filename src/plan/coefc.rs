@@ -1,5 +1,6 @@
 //! C text that computes an entry's coefficient row at run time, for the ahead-of-time library's
-//! per-sample-time entry points (`diffc_<process>_<entry>_at`).
+//! per-sample-time entry points (`diffc_<process>_<entry>_at`), and the same function
+//! translated to JavaScript for the WGSL manifest's host module (`row_function_js`).
 //!
 //! The function mirrors the interpreter's host code (`check::eval::Evaluator`) operation by
 //! operation, in f64 and in the same order, calling the same C math library functions that
