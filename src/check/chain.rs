@@ -43,18 +43,7 @@ use crate::types::{Stage, Ty};
 impl Checker<'_> {
     /// Every field with a one-step kernel and no marginal gets a derived marginal.
     pub(super) fn derive_marginals(&mut self) {
-        let time = self.p.time.clone();
-        if time.kind != TimeKind::Discrete || time.ascending() {
-            return;
-        }
-        let steps: Vec<Kernel> = self
-            .p
-            .forwards
-            .iter()
-            .filter(|k| k.kind == KernelKind::OneStep)
-            .cloned()
-            .collect();
-        for step in steps {
+        for step in self.one_step_kernels() {
             let field = step.target.field;
             if self
                 .p
@@ -88,6 +77,20 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+
+    /// The one-step kernels of a discrete process whose sampling descends (none otherwise).
+    pub(super) fn one_step_kernels(&self) -> Vec<Kernel> {
+        let time = &self.p.time;
+        if time.kind != TimeKind::Discrete || time.ascending() {
+            return Vec::new();
+        }
+        self.p
+            .forwards
+            .iter()
+            .filter(|k| k.kind == KernelKind::OneStep)
+            .cloned()
+            .collect()
     }
 
     fn marginal_of(&mut self, step: &Kernel) -> Result<Option<Kernel>, String> {

@@ -25,25 +25,12 @@ use super::kernels::MAX_COMBOS;
 pub(super) const MAX_COMPOSE_WORK: usize = 1 << 28;
 use super::Checker;
 use crate::diag::{Code, Diagnostic};
-use crate::typed::{
-    Elem, ExprId, ExprKind, Family, FieldRef, Kernel, KernelKind, TimeKind, Value, Version,
-};
+use crate::typed::{Elem, ExprId, ExprKind, Family, FieldRef, Kernel, KernelKind, Value, Version};
 
 impl Checker<'_> {
     /// Every field with both a written one-step kernel and a written marginal.
     pub(super) fn check_compositions(&mut self) {
-        let time = self.p.time.clone();
-        if time.kind != TimeKind::Discrete || time.ascending() {
-            return;
-        }
-        let steps: Vec<Kernel> = self
-            .p
-            .forwards
-            .iter()
-            .filter(|k| k.kind == KernelKind::OneStep)
-            .cloned()
-            .collect();
-        for step in steps {
+        for step in self.one_step_kernels() {
             let field = step.target.field;
             let Some(marg) = self
                 .p
