@@ -898,3 +898,31 @@ fn a_data_count_past_the_sample_bound_is_refused() {
         );
     }
 }
+
+/// Found by the fuzzing harness: an `.npy` stack of shape (2^32, 0, 0) holds no data, so the
+/// reader accepts it, and `graph::io::from_npy` then built 2^32 empty graphs (a 128 GiB
+/// allocation, an abort under the cap). A stack of 0 × 0 matrices is refused.
+#[test]
+fn an_npy_stack_of_empty_matrices_is_refused() {
+    let dir = temp_dir("empty-stack");
+    for (name, data) in [
+        ("f8.npy", diffc::npy::Data::F64(vec![])),
+        ("b1.npy", diffc::npy::Data::Bool(vec![])),
+    ] {
+        let path = write_npy(&dir, name, vec![1 << 32, 0, 0], data);
+        refused(
+            None,
+            &["metrics", &path, &path],
+            &["a stack of 4294967296 matrices of 0 × 0"],
+        );
+    }
+    let path = write_npy(
+        &dir,
+        "two.npy",
+        vec![2, 0, 0],
+        diffc::npy::Data::F32(vec![]),
+    );
+    let (code, err) = run(None, &["sample", "specs/digress.diff", "--data", &path]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("a stack of 2 matrices of 0 × 0"), "{err}");
+}
