@@ -15,8 +15,13 @@ pub const FALLBACK_MEMORY_LIMIT: u64 = 8 << 30;
 /// The most nodes a graph read from a file (edge list, graph6, `.npy`) may have: 2^16.
 pub const MAX_GRAPH_NODES: usize = 1 << 16;
 
-/// The most samples one `diffc sample --count` may ask for: 2^24.
+/// The most samples one `diffc sample --count` (or items one `diffc data --count`) may ask for: 2^24.
 pub const MAX_COUNT: usize = 1 << 24;
+
+/// The most worker threads `--threads` may ask for: 1024. A larger pool is refused before any
+/// thread starts (under an address-space cap each thread's stack and allocator arena are
+/// reserved, and spawning tens of thousands of them ran for minutes before failing).
+pub const MAX_THREADS: usize = 1 << 10;
 
 /// The most iterations one `repeat` may run: 2^23, so that every iteration's draws keep their
 /// own 2^40 range of the 64-bit element counter.

@@ -68,6 +68,13 @@ fn main() -> ExitCode {
         }
     };
     if let Some(n) = cli.threads {
+        if n.get() > diffc::limits::MAX_THREADS {
+            eprintln!(
+                "error: --threads {n} is more than the {} worker threads one run may start (docs/backends.md, \"Limits\")",
+                diffc::limits::MAX_THREADS
+            );
+            return ExitCode::from(2);
+        }
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n.get())
             .build_global()

@@ -832,3 +832,97 @@ fn the_spectrum_of_a_large_star_is_fast() {
         .unwrap_or_else(|| panic!("no spectral score: {text}"));
     assert!(value.is_finite() && value > 0.0, "{text}");
 }
+
+/// Found by the fuzzing harness (`examples/fuzz.rs`): a syntax error at a multi-byte character
+/// that is not a letter (U+202E, an emoji) gave a span ending inside it, and the JSON renderer's
+/// line and column panicked on it. The span covers the whole character.
+#[test]
+fn a_syntax_error_at_a_multi_byte_character_is_a_diagnostic() {
+    let dir = temp_dir("multibyte");
+    for (name, c) in [("rlo", "\u{202e} x"), ("emoji", "😀")] {
+        let path = dir.join(format!("{name}.diff"));
+        std::fs::write(&path, format!("process p {{\n  dim d\n  {c}\n}}\n")).unwrap();
+        let path = path.to_str().unwrap();
+        let (code, err) = run(None, &["check", path]);
+        assert_eq!(code, Some(1), "{name}: {err}");
+        assert!(err.contains("E0001"), "{err}");
+        // JSON diagnostics go to stdout.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 4000000 && exec timeout 120 \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_diffc"))
+            .args(["--message-format", "json", "check", path])
+            .output()
+            .unwrap();
+        let (json, err) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(!err.contains("internal compiler error"), "{err}");
+        // The span covers the character whole: its end is its start plus its UTF-8 length.
+        let end = 22 + c.chars().next().unwrap().len_utf8();
+        assert!(
+            json.contains(&format!(
+                "\"byte_start\":22,\"byte_end\":{end},\"line_start\":3,\"column_start\":3"
+            )),
+            "{json}"
+        );
+    }
+}
+
+/// Found by the fuzzing harness: `--threads 65536` spent minutes starting threads under the
+/// address-space cap before failing; a pool past 1,024 threads is refused before any starts.
+#[test]
+fn a_huge_thread_count_is_refused_before_starting_threads() {
+    for n in ["65536", "18446744073709551615", "1025"] {
+        refused(
+            None,
+            &["--threads", n, "check", "specs/ddpm.diff"],
+            &[&format!("--threads {n}"), "1024 worker threads"],
+        );
+    }
+}
+
+/// Found by the fuzzing harness: `diffc data swissroll --count 2147483648` allocated 16 GiB of
+/// points (an abort under the cap); `data` holds `--count` to the bound `sample` does.
+#[test]
+fn a_data_count_past_the_sample_bound_is_refused() {
+    let dir = temp_dir("data-count");
+    let out = dir.to_str().unwrap();
+    for n in ["2147483648", "16777217"] {
+        refused(
+            Some("1G"),
+            &["data", "swissroll", "--out", out, "--count", n],
+            &[&format!("--count {n}"), "16777216"],
+        );
+    }
+}
+
+/// Found by the fuzzing harness: an `.npy` stack of shape (2^32, 0, 0) holds no data, so the
+/// reader accepts it, and `graph::io::from_npy` then built 2^32 empty graphs (a 128 GiB
+/// allocation, an abort under the cap). A stack of 0 × 0 matrices is refused.
+#[test]
+fn an_npy_stack_of_empty_matrices_is_refused() {
+    let dir = temp_dir("empty-stack");
+    for (name, data) in [
+        ("f8.npy", diffc::npy::Data::F64(vec![])),
+        ("b1.npy", diffc::npy::Data::Bool(vec![])),
+    ] {
+        let path = write_npy(&dir, name, vec![1 << 32, 0, 0], data);
+        refused(
+            None,
+            &["metrics", &path, &path],
+            &["a stack of 4294967296 matrices of 0 × 0"],
+        );
+    }
+    let path = write_npy(
+        &dir,
+        "two.npy",
+        vec![2, 0, 0],
+        diffc::npy::Data::F32(vec![]),
+    );
+    let (code, err) = run(None, &["sample", "specs/digress.diff", "--data", &path]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("a stack of 2 matrices of 0 × 0"), "{err}");
+}

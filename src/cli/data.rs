@@ -24,6 +24,13 @@ pub struct DataArgs {
 pub fn data(args: &DataArgs) -> Result<(), String> {
     use diffc::data::Dataset;
     use diffc::npy::{Array, Data};
+    // The same bound as `diffc sample --count`, before anything is generated or allocated.
+    let max = diffc::limits::MAX_COUNT;
+    if let Some(n) = args.count.filter(|&n| n > max) {
+        return Err(format!(
+            "--count {n} is more than the {max} items one run may use (docs/datasets.md)"
+        ));
+    }
     let options = diffc::data::Options {
         count: args.count,
         size: None,

@@ -253,6 +253,15 @@ pub fn from_npy(file: &str, array: &crate::npy::Array) -> Result<Vec<Graph>, Gra
     if count == 0 {
         return Err(error(file, None, "the stack holds no graphs"));
     }
+    // A stack of 0 × 0 matrices holds no data, so its count is bounded by nothing the file
+    // holds: (2^32, 0, 0) would be 2^32 empty graphs.
+    if n == 0 && array.shape.len() == 3 {
+        return Err(error(
+            file,
+            None,
+            format!("a stack of {count} matrices of 0 × 0: its graphs have no nodes"),
+        ));
+    }
     if n > MAX_GRAPH_NODES {
         return Err(too_many(
             file,

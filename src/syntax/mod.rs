@@ -214,12 +214,19 @@ fn syntax_error(e: pest::error::Error<Rule>, text: &str) -> Diagnostic {
     } else {
         format!("`{word}`")
     };
+    // The span covers the word, or the one character found, whole (a multi-byte character
+    // included), so that it ends on a character boundary.
+    let len = if word.is_empty() {
+        text[start.min(text.len())..]
+            .chars()
+            .next()
+            .map_or(0, char::len_utf8)
+    } else {
+        word.len()
+    };
     Diagnostic::error(
         Code::Syntax,
-        Span::new(
-            start,
-            start + word.len().max(1).min(text.len() - start.min(text.len())),
-        ),
+        Span::new(start, start + len.min(text.len() - start.min(text.len()))),
         message,
     )
     .with_label(format!("found {found}"))
