@@ -1021,6 +1021,8 @@ fn every_gaussian_step_draws_standard_normal_noise() {
                     field.get_or_insert(f.name.clone());
                 }
                 let g = &s.default_grid;
+                // The updated field's value (not a label's): what history and draws are shaped like.
+                let like = state[field.as_ref().expect("a real field")].clone();
                 let run = |draws: HashMap<String, Tensor>| -> HashMap<String, Tensor> {
                     let call = SampleCall {
                         seed: 31,
@@ -1037,7 +1039,7 @@ fn every_gaussian_step_draws_standard_normal_noise() {
                             prev: sp
                                 .history_names
                                 .iter()
-                                .map(|h| (h.clone(), state.values().next().unwrap().clone()))
+                                .map(|h| (h.clone(), like.clone()))
                                 .collect(),
                         }),
                         ..SampleCall::default()
@@ -1046,10 +1048,7 @@ fn every_gaussian_step_draws_standard_normal_noise() {
                         .unwrap_or_else(|e| panic!("{} {}: {e}", p.name, s.name))
                 };
                 let shape_of = |name: &str| {
-                    state
-                        .values()
-                        .next()
-                        .map(|t| t.shape.clone())
+                    Some(like.shape.clone())
                         .filter(|_| !name.is_empty())
                         .unwrap()
                 };
