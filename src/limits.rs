@@ -75,9 +75,27 @@ pub fn read_text(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-/// The memory one call may allocate, in bytes: `DIFFC_MEMORY_LIMIT` if set, else half of the
-/// machine's physical memory (`MemTotal` in `/proc/meminfo`), else [`FALLBACK_MEMORY_LIMIT`].
+static GIVEN_LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Sets the memory limit for the rest of the process (the CLI's `--memory-limit`), in place of
+/// the environment's and the machine's: `4G`, `512M`, `64K`, `1T` or a plain byte count, at
+/// least 1. Errors where the text is not a byte count, or where a limit was already set.
+pub fn set_memory_limit(text: &str) -> Result<(), String> {
+    let bytes = parse_bytes(text)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("`{text}` is not a byte count of at least 1 (e.g. 4G, 512M)"))?;
+    GIVEN_LIMIT
+        .set(bytes)
+        .map_err(|_| "the memory limit is already set".to_string())
+}
+
+/// The memory one call may allocate, in bytes: the limit [`set_memory_limit`] set, else
+/// `DIFFC_MEMORY_LIMIT` if set, else half of the machine's physical memory (`MemTotal` in
+/// `/proc/meminfo`), else [`FALLBACK_MEMORY_LIMIT`].
 pub fn memory_limit() -> Result<u64, String> {
+    if let Some(b) = GIVEN_LIMIT.get() {
+        return Ok(*b);
+    }
     if let Ok(s) = std::env::var(MEMORY_LIMIT_VAR) {
         return parse_bytes(&s)
             .ok_or_else(|| format!("{MEMORY_LIMIT_VAR}=`{s}` is not a byte count (e.g. 4G)"));

@@ -22,6 +22,11 @@ struct Cli {
     /// (default: `RAYON_NUM_THREADS`, else every core). Results do not depend on it.
     #[arg(long, global = true)]
     threads: Option<std::num::NonZeroUsize>,
+    /// The most memory one call may allocate, in bytes (`4G`, `512M`, or a plain count); every
+    /// size is checked against it before anything is allocated (default: `DIFFC_MEMORY_LIMIT`,
+    /// else half of the machine's memory).
+    #[arg(long, global = true, value_name = "BYTES")]
+    memory_limit: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +72,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some(m) = &cli.memory_limit {
+        if let Err(e) = diffc::limits::set_memory_limit(m) {
+            eprintln!("error: --memory-limit: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if let Some(n) = cli.threads {
         if n.get() > diffc::limits::MAX_THREADS {
             eprintln!(

@@ -137,6 +137,57 @@ fn the_memory_limit_is_the_environment_s_and_calls_under_it_run() {
     assert!(err.contains("DIFFC_MEMORY_LIMIT=`lots`"), "{err}");
 }
 
+/// `--memory-limit` sets the limit for every subcommand, over the environment's: a call past
+/// it is refused before allocating, one under it runs, and a limit that is not a byte count
+/// is exit 2 with the option named.
+#[test]
+fn the_memory_limit_option_overrides_the_environment() {
+    let dir = temp_dir("option");
+    let out = dir.to_str().unwrap();
+    let mut a = prior(&["batch=1000", "d=1000"]);
+    a.extend(["--out".to_string(), out.to_string()]);
+    let with = |limit: &str| {
+        let mut v = vec!["--memory-limit".to_string(), limit.to_string()];
+        v.extend(a.iter().cloned());
+        v
+    };
+    refused(
+        Some("1G"),
+        &strs(&with("1M")),
+        &["exceeds the memory limit of 1048576 bytes"],
+    );
+    let (code, err) = run(Some("1M"), &strs(&with("1G")));
+    assert_eq!(code, Some(0), "{err}");
+    for bad in ["lots", "0", "1.5G"] {
+        let (code, err) = run(None, &strs(&with(bad)));
+        assert_eq!(code, Some(2), "{bad}: {err}");
+        assert!(err.contains("--memory-limit"), "{bad}: {err}");
+    }
+    // Applied by `sample` as by `eval`: a count whose samples would not fit is refused.
+    let spec = format!("{}/specs/ddpm.diff", env!("CARGO_MANIFEST_DIR"));
+    let (code, err) = run(
+        None,
+        &[
+            "--memory-limit",
+            "64K",
+            "sample",
+            &spec,
+            "--process",
+            "ddpm_linear",
+            "--data",
+            "moons",
+            "--count",
+            "100000",
+            "--steps",
+            "2",
+            "--sampler",
+            "ddim",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("memory limit of 65536 bytes"), "{err}");
+}
+
 #[test]
 fn sizes_that_are_not_exact_whole_numbers_are_refused() {
     for (set, want) in [
