@@ -15,7 +15,14 @@ pub const REQUIRE_GPU_ENV: &str = "DIFFC_REQUIRE_GPU";
 /// `DIFFC_REQUIRE_GPU` is not set. Panics when there is none and it is set.
 pub fn gpu() -> Option<&'static Gpu> {
     static GPU: OnceLock<Result<Gpu, GpuError>> = OnceLock::new();
-    match GPU.get_or_init(Gpu::new) {
+    match GPU.get_or_init(|| {
+        // Mesa's Vulkan loader prints "XDG_RUNTIME_DIR is invalid or not set" for every
+        // adapter it probes when the variable is missing, although nothing here needs it.
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+        }
+        Gpu::new()
+    }) {
         Ok(gpu) => Some(gpu),
         Err(e) => {
             no_gpu(e);
