@@ -431,6 +431,7 @@ struct Device {
 /// A device on the default adapter, or `None` (after a loud message) when there is none and
 /// `DIFFC_REQUIRE_GPU` is not set.
 fn device() -> Option<Device> {
+    common::gpu::quiet_loader();
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter =

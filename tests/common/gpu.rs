@@ -16,11 +16,7 @@ pub const REQUIRE_GPU_ENV: &str = "DIFFC_REQUIRE_GPU";
 pub fn gpu() -> Option<&'static Gpu> {
     static GPU: OnceLock<Result<Gpu, GpuError>> = OnceLock::new();
     match GPU.get_or_init(|| {
-        // Mesa's Vulkan loader prints "XDG_RUNTIME_DIR is invalid or not set" for every
-        // adapter it probes when the variable is missing, although nothing here needs it.
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
-        }
+        quiet_loader();
         Gpu::new()
     }) {
         Ok(gpu) => Some(gpu),
@@ -28,6 +24,15 @@ pub fn gpu() -> Option<&'static Gpu> {
             no_gpu(e);
             None
         }
+    }
+}
+
+/// Sets `XDG_RUNTIME_DIR` where it is missing, before an adapter is probed: Mesa's Vulkan
+/// loader prints "XDG_RUNTIME_DIR is invalid or not set" for every adapter it probes without
+/// it, although nothing here needs it.
+pub fn quiet_loader() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
 }
 
