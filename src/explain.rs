@@ -445,6 +445,7 @@ pub(crate) fn grid_name(p: &Process, g: &Grid) -> String {
         Grid::Uniform(n) => format!("uniform({})", show(p, *n)),
         Grid::Quadratic(n) => format!("quadratic({})", show(p, *n)),
         Grid::LogSnr(n) => format!("logsnr({})", show(p, *n)),
+        Grid::Linspace(n) => format!("linspace({})", show(p, *n)),
         Grid::Karras {
             steps,
             rho,

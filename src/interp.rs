@@ -486,6 +486,24 @@ pub(crate) fn check_time(p: &Process, name: &str, x: f32) -> Result<f64, String>
 /// With `data_end`, the range also reaches the data end (a step's target). Returns the time,
 /// an end where it named one.
 pub fn check_time_value(p: &Process, name: &str, x: f64, data_end: bool) -> Result<f64, String> {
+    time_in_range(p, name, x, data_end, true)
+}
+
+/// A sampler step's time (`t` or `s`), checked as `check_time_value` checks a time that may be
+/// the data end, except that in discrete time it may lie between two whole times: a grid such
+/// as diffusers' "linspace" spacing steps through fractional times, where the step reads its
+/// schedules with `interp` (a plain read there is an error at the read).
+pub fn check_step_time(p: &Process, name: &str, x: f64) -> Result<f64, String> {
+    time_in_range(p, name, x, true, false)
+}
+
+fn time_in_range(
+    p: &Process,
+    name: &str,
+    x: f64,
+    data_end: bool,
+    whole: bool,
+) -> Result<f64, String> {
     let time = &p.time;
     let (lo, hi) = if data_end {
         (time.lo.min(time.data_at), time.hi.max(time.data_at))
@@ -505,7 +523,7 @@ pub fn check_time_value(p: &Process, name: &str, x: f64, data_end: bool) -> Resu
             time.lo, time.hi, time.data_at
         ));
     }
-    if time.kind == crate::typed::TimeKind::Discrete && v.fract() != 0.0 {
+    if whole && time.kind == crate::typed::TimeKind::Discrete && v.fract() != 0.0 {
         return Err(format!(
             "`{name}` = {v}: time is discrete here, a whole number from {} to {}",
             time.lo, time.hi
@@ -2510,6 +2528,7 @@ fn grid_with(p: &Process, s: &crate::typed::Sampler, params: &[Value]) -> Result
         Grid::Uniform(n) => grid_times(p, GridKind::Uniform, steps(*n)?)?,
         Grid::Quadratic(n) => grid_times(p, GridKind::Quadratic, steps(*n)?)?,
         Grid::LogSnr(n) => grid_times(p, GridKind::LogSnr, steps(*n)?)?,
+        Grid::Linspace(n) => grid_times(p, GridKind::Linspace, steps(*n)?)?,
         Grid::Karras {
             steps: n,
             rho,

@@ -341,6 +341,8 @@ pub enum Builtin {
     Cumprod,
     Cumsum,
     Deriv,
+    /// `interp(f(u))`: a discrete schedule read between its times, linearly (numpy's `interp`).
+    Interp,
 }
 
 impl Builtin {
@@ -384,6 +386,7 @@ impl Builtin {
         ("cumprod", Builtin::Cumprod),
         ("cumsum", Builtin::Cumsum),
         ("deriv", Builtin::Deriv),
+        ("interp", Builtin::Interp),
     ];
     pub fn from_name(s: &str) -> Option<Builtin> {
         Builtin::ALL.iter().find(|(n, _)| *n == s).map(|(_, b)| *b)
@@ -653,6 +656,9 @@ pub enum Grid {
     Uniform(ExprId),
     Quadratic(ExprId),
     LogSnr(ExprId),
+    /// N times evenly spaced from the noise end to the time next to the data, fractional in
+    /// between, then the data end (discrete time: diffusers' "linspace" timestep spacing).
+    Linspace(ExprId),
     Karras {
         steps: ExprId,
         rho: ExprId,

@@ -1844,3 +1844,131 @@ fn conditions_on_the_command_line_are_checked() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("label_agreement"), "{out}");
 }
+
+/// A step of a discrete process between two whole times (diffusers' Euler with "linspace"
+/// spacing): `ddpm_linear.euler` reads σ with `interp` and runs at t = 946.42108 on every CPU
+/// backend; a step that reads a schedule plainly there, an entry at such a time, and the exact
+/// denoiser (which needs the marginal there) each say why not, with exit code 2.
+#[test]
+fn a_step_between_whole_times_reads_its_schedules_with_interp() {
+    use diffc::npy::{Array, Data};
+    let x: Vec<f32> = vec![0.5, -1.25, 2.0];
+    let e: Vec<f32> = vec![0.1, 0.2, -0.3];
+    let xs = save(
+        "euler_x.npy",
+        &Array {
+            shape: vec![1, 3],
+            data: Data::F32(x.clone()),
+        },
+    );
+    let es = save(
+        "euler_e.npy",
+        &Array {
+            shape: vec![1, 3],
+            data: Data::F32(e.clone()),
+        },
+    );
+    let spec = spec_path("ddpm.diff");
+    // σ(u) = sqrt((1 − ᾱ)/ᾱ) between whole times of our t = index + 1, as np.interp draws it.
+    let mut ac = 1.0f64;
+    let table: Vec<f64> = (1..=1000)
+        .map(|t| {
+            let beta = 1e-4 + (0.02 - 1e-4) * (t - 1) as f64 / 999.0;
+            ac *= 1.0 - beta;
+            ((1.0 - ac) / ac).sqrt()
+        })
+        .collect();
+    let sig = |t: f64| {
+        let j = t.floor() as usize;
+        (table[j] - table[j - 1]) * (t - j as f64) + table[j - 1]
+    };
+    let (t, s) = (946.42108f64, 925.8f64);
+    for backend in ["interp", "cpu"] {
+        let dir =
+            std::env::temp_dir().join(format!("diffc-euler-{backend}-{}", std::process::id()));
+        let out = dir.to_string_lossy().into_owned();
+        let (code, _, err) = diffc(&[
+            "eval",
+            &spec,
+            "--process",
+            "ddpm_linear",
+            "--entry",
+            "step.euler",
+            "--set",
+            &format!("t={t}"),
+            "--set",
+            &format!("s={s}"),
+            "--in",
+            &format!("x={xs}"),
+            "--in",
+            &format!("eps_hat.x={es}"),
+            "--backend",
+            backend,
+            "--out",
+            &out,
+        ]);
+        assert_eq!(code, Some(0), "{backend}: {err}");
+        let got = diffc::npy::read_file(&dir.join("x.npy"))
+            .unwrap()
+            .data
+            .to_f64_vec();
+        let (st, ss) = (sig(t), sig(s));
+        for i in 0..3 {
+            let want = (x[i] as f64 * (st * st + 1.0).sqrt() + (ss - st) * e[i] as f64)
+                / (ss * ss + 1.0).sqrt();
+            assert!(
+                (got[i] - want).abs() < 2e-5 * (1.0 + want.abs()),
+                "{backend}: {} vs {want}",
+                got[i]
+            );
+        }
+    }
+    let at = |entry: &str, inputs: &[String]| {
+        let mut args: Vec<&str> = vec![
+            "eval",
+            &spec,
+            "--process",
+            "ddpm_linear",
+            "--entry",
+            entry,
+            "--set",
+            "t=946.5",
+        ];
+        if entry.starts_with("step.") {
+            args.extend(["--set", "s=925"]);
+        }
+        for i in inputs {
+            args.extend(["--in", i.as_str()]);
+        }
+        diffc(&args)
+    };
+    let (code, _, err) = at("step.ddim", &[format!("x={xs}"), format!("eps_hat.x={es}")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("`sigma` is a discrete schedule, read at t = 946.5; interp(sigma(…))"),
+        "{err}"
+    );
+    let (code, _, err) = at("forward", &[format!("x_0={xs}")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("time is discrete here, a whole number"),
+        "{err}"
+    );
+    let (code, _, err) = diffc(&[
+        "sample",
+        &spec,
+        "--process",
+        "ddpm_linear",
+        "--sampler",
+        "euler",
+        "--data",
+        "moons",
+        "--count",
+        "4",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("between two whole times of discrete `t`, where the process has no marginal"),
+        "{err}"
+    );
+}

@@ -122,6 +122,7 @@ const TOKENS: &[&str] = &[
     "logsnr",
     "karras",
     "quadratic",
+    "linspace",
     "all",
     "eps",
     "x0",

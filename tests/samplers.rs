@@ -1480,7 +1480,11 @@ fn an_overridden_grid_is_the_default_grid_at_the_default_steps() {
             assert_eq!(same, s.default_grid, "{here}");
             let other = default + 3.0;
             match s.grid {
-                Grid::Uniform(_) | Grid::Quadratic(_) | Grid::LogSnr(_) | Grid::Karras { .. } => {
+                Grid::Uniform(_)
+                | Grid::Quadratic(_)
+                | Grid::LogSnr(_)
+                | Grid::Karras { .. }
+                | Grid::Linspace(_) => {
                     let g = with(other).unwrap_or_else(|e| panic!("{here}: {e}"));
                     assert_eq!(g.len(), s.default_grid.len() + 3, "{here}");
                     assert_eq!(g[0], s.default_grid[0], "{here}");
@@ -1505,8 +1509,8 @@ fn an_overridden_grid_is_the_default_grid_at_the_default_steps() {
     kinds.dedup();
     assert_eq!(
         kinds.len(),
-        4,
-        "uniform, quadratic, log-SNR and Karras grids are all tested"
+        5,
+        "uniform, quadratic, log-SNR, Karras and linspace grids are all tested"
     );
 }
 
@@ -1958,5 +1962,97 @@ fn classifier_free_guidance_moves_with_the_guided_prediction() {
             (*g as f64 - e).abs() <= 2e-5 * (1.0 + e.abs()),
             "guided DDIM gives {g}, the formula {e}"
         );
+    }
+}
+
+/// diffusers' `EulerDiscreteScheduler` with `timestep_spacing = "linspace"` over DDPM's linear
+/// betas, as its code computes it: timesteps `np.linspace(0, T − 1, N)[::-1]`, σ from
+/// `alphas_cumprod` by `np.interp` between whole timesteps, σ = 0 after the last, and one Euler
+/// step of the scaled sample per timestep. `ddpm_linear.euler` keeps x = x_ve / sqrt(σ² + 1) (the
+/// scaled model input) as its state and calls the network at our t = timestep + 1.
+#[test]
+fn the_euler_sampler_is_diffusers_euler_discrete_with_linspace_spacing() {
+    let p = spec("ddpm.diff", "ddpm_linear");
+    let t_max = 1000usize;
+    // alphas_cumprod[i] = ᾱ(i + 1), in f64; σ_i = sqrt((1 − ᾱ)/ᾱ).
+    let mut ac = 1.0f64;
+    let sig_table: Vec<f64> = (0..t_max)
+        .map(|i| {
+            let beta = 1e-4 + (0.02 - 1e-4) * i as f64 / (t_max - 1) as f64;
+            ac *= 1.0 - beta;
+            ((1.0 - ac) / ac).sqrt()
+        })
+        .collect();
+    // np.interp over xp = 0, 1, …, T − 1: slope · (x − xp[j]) + fp[j].
+    let np_interp = |x: f64| -> f64 {
+        let j = (x.floor() as usize).min(t_max - 1);
+        if j == t_max - 1 {
+            return sig_table[j];
+        }
+        (sig_table[j + 1] - sig_table[j]) * (x - j as f64) + sig_table[j]
+    };
+    for n in [2usize, 7, 50] {
+        // The grid: diffusers' timesteps + 1, then the data end.
+        let grid =
+            diffc::interp::sampler_grid(&p, "euler", &HashMap::from([("steps".into(), n as f64)]))
+                .unwrap();
+        let step = (t_max - 1) as f64 / (n - 1) as f64;
+        let mut want: Vec<f64> = (0..n)
+            .map(|j| if j == n - 1 { 999.0 } else { j as f64 * step })
+            .rev()
+            .map(|u| u + 1.0)
+            .collect();
+        want.push(0.0);
+        assert_eq!(grid, want, "N = {n}");
+    }
+    let grid = p
+        .samplers
+        .iter()
+        .find(|s| s.name == "euler")
+        .unwrap()
+        .default_grid
+        .clone();
+    assert!(grid[1].fract() != 0.0, "{grid:?}");
+    let sp = lower_sampler(&p, "euler").unwrap();
+    let d = 6usize;
+    let x: Vec<f32> = (0..d).map(|i| i as f32 * 0.7 - 1.5).collect();
+    let eps = 0.37f32;
+    let n = grid.len() - 1;
+    // The first steps, one in the middle, and the last (σ_s = 0).
+    for k in [0usize, 1, 23, n - 2, n - 1] {
+        let (t, s) = (grid[k], grid[k + 1]);
+        let call = SampleCall {
+            batch: 1,
+            state: [(
+                "x".to_string(),
+                Tensor {
+                    shape: vec![1, d],
+                    data: Data::F32(x.clone()),
+                },
+            )]
+            .into(),
+            grid: Some(vec![t, s]),
+            single_step: Some(diffc::interp::SingleStep {
+                k,
+                n,
+                ..Default::default()
+            }),
+            ..SampleCall::default()
+        };
+        let got = sample(&p, &sp, &call, &mut Constant(eps)).unwrap()["x"]
+            .f32s()
+            .unwrap()
+            .to_vec();
+        let sig_t = np_interp(t - 1.0);
+        let sig_s = if k == n - 1 { 0.0 } else { np_interp(s - 1.0) };
+        for (g, &xi) in got.iter().zip(&x) {
+            // diffusers: sample = x · sqrt(σ_t² + 1); sample + (σ_s − σ_t) ε; scaled back.
+            let sample = xi as f64 * (sig_t * sig_t + 1.0).sqrt();
+            let want = (sample + (sig_s - sig_t) * eps as f64) / (sig_s * sig_s + 1.0).sqrt();
+            assert!(
+                (*g as f64 - want).abs() < 2e-5 * (1.0 + want.abs()),
+                "step {k} (t = {t}, s = {s}): {g} vs {want}"
+            );
+        }
     }
 }

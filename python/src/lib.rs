@@ -1001,8 +1001,8 @@ impl Process {
             }
         };
         // Both times may be the data end; an end given as its nearest f32 is that end.
-        let t = diffc::interp::check_time_value(p, "t", t, true).map_err(value_error)?;
-        let s = diffc::interp::check_time_value(p, "s", s, true).map_err(value_error)?;
+        let t = diffc::interp::check_step_time(p, "t", t).map_err(value_error)?;
+        let s = diffc::interp::check_step_time(p, "s", s).map_err(value_error)?;
         call.grid = Some(vec![t, s]);
         // A final map carries its run's step count, and draws as that run's final map does.
         call.finalize_only = finalize;

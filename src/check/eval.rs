@@ -231,7 +231,10 @@ impl<'p> Evaluator<'p> {
                 if (ti - at).abs() > 1e-9 {
                     return Err(EvalError::Undefined {
                         span: e.span,
-                        message: format!("`{}` is a discrete schedule, read at t = {at}", s.name),
+                        message: format!(
+                            "`{0}` is a discrete schedule, read at t = {at}; interp({0}(…)) reads it between its times",
+                            s.name
+                        ),
                     });
                 }
                 let idx = ti - (time.lo - 1.0);
@@ -261,6 +264,40 @@ impl<'p> Evaluator<'p> {
                 })
             }
         }
+    }
+
+    /// A discrete schedule at a time `u` that may lie between two of its times: the table's
+    /// value at a whole time, and otherwise `(f(j + 1) − f(j)) · (u − j) + f(j)` for j = ⌊u⌋,
+    /// elementwise, as numpy's `interp` computes it over a table with unit spacing. A read past
+    /// either end of the table is an error, as a read of the schedule there is.
+    pub fn schedule_between(&self, id: ScheduleId, u: f64, e: &Expr) -> R {
+        if !u.is_finite() {
+            return Err(EvalError::Undefined {
+                span: e.span,
+                message: format!(
+                    "`{}` is read between its times at t = {u}",
+                    self.p.schedule(id).name
+                ),
+            });
+        }
+        let j = u.floor();
+        if u == j {
+            return self.schedule_at(id, j, e);
+        }
+        let lo = self.schedule_at(id, j, e)?;
+        let hi = self.schedule_at(id, j + 1.0, e)?;
+        let w = u - j;
+        let line = |a: f64, b: f64| (b - a) * w + a;
+        Ok(match (lo, hi) {
+            (Value::Real(a), Value::Real(b)) => Value::Real(line(a, b)),
+            (Value::Vec(a), Value::Vec(b)) => {
+                Value::Vec(a.iter().zip(&b).map(|(a, b)| line(*a, *b)).collect())
+            }
+            (Value::Mat(k, a), Value::Mat(_, b)) => {
+                Value::Mat(k, a.iter().zip(&b).map(|(a, b)| line(*a, *b)).collect())
+            }
+            _ => return Err(EvalError::Runtime),
+        })
     }
 
     fn call(&self, func: Builtin, args: &[ExprId], id: ExprId, e: &Expr, env: &Env) -> R {
@@ -348,6 +385,13 @@ impl<'p> Evaluator<'p> {
                 v
             }
             B::Deriv => Value::Real(self.dual(args[0], env, 1.0)?.1),
+            B::Interp => {
+                let ExprKind::Schedule { id: s, at } = self.p.expr(args[0]).kind else {
+                    return Err(EvalError::Runtime);
+                };
+                let u = self.real(at, env)?;
+                self.schedule_between(s, u, e)?
+            }
             B::Sqrt => {
                 let a = arg(0)?;
                 checked_map(&a, e, |x| {
@@ -782,6 +826,9 @@ pub enum GridKind {
     Quadratic,
     /// Uniform in the half log-SNR λ = log(α/σ) (MATH.md §1.5).
     LogSnr,
+    /// Discrete time: `steps` times evenly spaced from the noise end to the time next to the
+    /// data, not rounded, then the data end (diffusers' "linspace" timestep spacing).
+    Linspace,
     /// Uniform in σ^(1/ρ) with σ = √v/α (MATH.md §1.6); with `sigma_min`, the first `steps`
     /// times run from the noise end to σ = σ_min and the last is the data end (EDM's σ_N = 0).
     Karras { rho: f64, sigma_min: Option<f64> },
@@ -806,12 +853,40 @@ pub fn grid_times(p: &Process, kind: GridKind, steps: usize) -> Result<Vec<f64>,
         }
         GridKind::LogSnr => noise_grid(p, steps, None, None)?,
         GridKind::Karras { rho, sigma_min } => noise_grid(p, steps, Some(rho), sigma_min)?,
+        GridKind::Linspace => return linspace_grid(p, steps),
     };
     Ok(if time.kind == TimeKind::Discrete {
         times.iter().map(|t| t.round()).collect()
     } else {
         times
     })
+}
+
+/// `linspace(N)`: numpy's `linspace(0, hi − lo, N)` reversed and shifted to start at the
+/// noise end (`j · step` with step = (hi − lo)/(N − 1), the last point exactly hi − lo), so that
+/// the times are diffusers' `np.linspace(0, T − 1, N)[::-1]` plus the first time; then the
+/// data end. Discrete time with the data before the first time only.
+fn linspace_grid(p: &Process, steps: usize) -> Result<Vec<f64>, String> {
+    let time = &p.time;
+    if time.kind != TimeKind::Discrete || !(time.data_at < time.lo) {
+        return Err(
+            "a linspace(N) grid spaces the times of a discrete process whose data lie before its first time"
+                .into(),
+        );
+    }
+    let (lo, span) = (time.lo, time.hi - time.lo);
+    let mut y: Vec<f64> = if steps == 1 {
+        vec![0.0]
+    } else {
+        let step = span / (steps - 1) as f64;
+        let mut y: Vec<f64> = (0..steps).map(|j| j as f64 * step).collect();
+        y[steps - 1] = span;
+        y
+    };
+    y.reverse();
+    let mut times: Vec<f64> = y.iter().map(|v| v + lo).collect();
+    times.push(time.data_at);
+    Ok(times)
 }
 
 /// Grids uniform in log-SNR (rho = None) or in Karras's sigma^(1/rho), mapped back to time

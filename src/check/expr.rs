@@ -1541,6 +1541,9 @@ impl<'a> Checker<'a> {
                 return self.err_expr(span);
             }
         }
+        if b == B::Interp {
+            return self.interp(&args[0].value, span, cx);
+        }
         if b == B::Deriv && self.p.time.kind == TimeKind::Discrete {
             let d = Diagnostic::error(Code::TimeKind, span, "`deriv` needs continuous time")
                 .with_label("derivative in discrete time")
@@ -1908,9 +1911,83 @@ impl<'a> Checker<'a> {
                 }
                 Ty::real(Stage::Host)
             }
-            B::Eye | B::Ones | B::Zeros => unreachable!("handled above"),
+            B::Eye | B::Ones | B::Zeros | B::Interp => unreachable!("handled above"),
         };
         self.push(ExprKind::Call { func: b, args: ids }, out, span)
+    }
+
+    /// `interp(f(u))`: the discrete schedule `f` read at a time `u` between two of its times,
+    /// as the straight line between the values at ⌊u⌋ and ⌊u⌋ + 1 (numpy's `interp` over the
+    /// table), and exactly the table's value at a whole time.
+    fn interp(&mut self, arg: &ast::Expr, span: Span, cx: &mut Cx) -> ExprId {
+        let is_schedule = match &arg.kind {
+            ast::ExprKind::Call { callee, .. } => callee
+                .as_name()
+                .is_some_and(|n| matches!(self.globals.get(n), Some((Global::Schedule(_), _)))),
+            _ => false,
+        };
+        if !is_schedule {
+            let d = Diagnostic::error(
+                Code::Type,
+                arg.span,
+                "`interp` reads a schedule between its times",
+            )
+            .with_label("not a schedule read")
+            .with_note("write interp(f(u)) for a schedule f and a time u");
+            self.error(d);
+            return self.err_expr(span);
+        }
+        if self.p.time.kind == TimeKind::Continuous {
+            let d = Diagnostic::error(
+                Code::TimeKind,
+                span,
+                format!(
+                    "`interp` reads a discrete-time schedule between its times, but `{}` is continuous",
+                    self.p.time.name
+                ),
+            )
+            .with_label("discrete-time construct")
+            .with_secondary(self.p.time.span, "continuous time declared here")
+            .with_note("a continuous-time schedule is read at any time: drop `interp`");
+            self.error(d);
+            return self.err_expr(span);
+        }
+        let read = self.value(arg, cx);
+        let ty = self.ty(read).clone();
+        if ty.is_error() {
+            return read;
+        }
+        if !matches!(ty.elem(), Some(Elem::Real | Elem::Vec(_) | Elem::Mat(_))) {
+            let d = Diagnostic::error(
+                Code::Type,
+                arg.span,
+                format!(
+                    "`interp` draws a line between numbers, found {}",
+                    describe(&ty)
+                ),
+            )
+            .with_label("not a real, vec or mat schedule");
+            self.error(d);
+            return self.err_expr(span);
+        }
+        if !matches!(self.p.expr(read).kind, ExprKind::Schedule { .. }) {
+            let d = Diagnostic::error(
+                Code::Type,
+                arg.span,
+                "`interp` reads a schedule between its times",
+            )
+            .with_label("not a schedule read");
+            self.error(d);
+            return self.err_expr(span);
+        }
+        self.push(
+            ExprKind::Call {
+                func: Builtin::Interp,
+                args: vec![read],
+            },
+            ty,
+            span,
+        )
     }
 
     /// `describe`, with the shape of field values spelled out.

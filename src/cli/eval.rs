@@ -469,8 +469,8 @@ fn eval_step(
     }
     call.batch = batch.unwrap_or(1);
     // Both times may be the data end; an end given as its nearest f32 is that end.
-    let t = diffc::interp::check_time_value(p, "t", t, true)?;
-    let s = diffc::interp::check_time_value(p, "s", s, true)?;
+    let t = diffc::interp::check_step_time(p, "t", t)?;
+    let s = diffc::interp::check_step_time(p, "s", s)?;
     call.grid = Some(vec![t, s]);
     // A final map carries its run's step count, and draws as that run's final map does.
     call.finalize_only = finalize;

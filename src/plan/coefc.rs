@@ -862,6 +862,21 @@ impl Pr<'_> {
                     CV::S(self.scalar(format!("{a} * pow({b} / {a}, {u})")))
                 }
             }
+            // The interpreter's `schedule_between`: at a whole time both reads are the table's
+            // value at it, and (a − a)·0 + a is a.
+            B::Interp => {
+                let ExprKind::Schedule { id: s, at } = p.expr(args[0]).kind else {
+                    return Err("`interp` of something other than a schedule read".into());
+                };
+                let u = self.real(at, sc)?;
+                self.line(format!("if (!isfinite({u})) return 1;"));
+                let j = self.scalar(format!("floor({u})"));
+                let w = self.scalar(format!("{u} - {j}"));
+                let j1 = self.scalar(format!("{w} == 0.0 ? {j} : {j} + 1.0"));
+                let lo = self.schedule_at(s.index(), &j)?;
+                let hi = self.schedule_at(s.index(), &j1)?;
+                self.zip(&lo, &hi, |a, b| format!("({b} - {a}) * {w} + {a}"))?
+            }
             B::Deriv => {
                 let one = "1.0".to_string();
                 let (_, d) = self.dual(args[0], sc, &one)?;

@@ -171,6 +171,12 @@ impl<'p> Empirical<'p> {
         let t = call
             .time
             .ok_or("the empirical denoiser needs a network with a time input")?;
+        if p.time.kind == crate::typed::TimeKind::Discrete && t.fract() != 0.0 {
+            return Err(format!(
+                "the exact denoiser weighs the training set by q(x_t | x_0) at the network's time, here {t}, between two whole times of discrete `{}`, where the process has no marginal: sample this grid with a trained network (Python's `Process.sample`, or `diffc::cpu::sample` with a network callback)",
+                p.time.name
+            ));
+        }
         let mut state: HashMap<usize, &Tensor> = HashMap::new();
         for (f, v) in call.fields {
             state.insert(*f, v);

@@ -53,7 +53,11 @@ pub fn sweepable(s: &Sampler) -> bool {
     s.params.iter().any(|x| x.name == "steps" && x.overridable)
         && matches!(
             s.grid,
-            Grid::Uniform(_) | Grid::Quadratic(_) | Grid::LogSnr(_) | Grid::Karras { .. }
+            Grid::Uniform(_)
+                | Grid::Quadratic(_)
+                | Grid::LogSnr(_)
+                | Grid::Karras { .. }
+                | Grid::Linspace(_)
         )
 }
 
