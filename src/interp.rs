@@ -182,7 +182,7 @@ fn run_per_sample(
         ));
     }
     for v in times {
-        check_time(p, name, *v)?;
+        check_entry_time(p, prog.kind, name, *v)?;
     }
     // Runs of equal times; an empty batch is one empty run at the first time.
     let mut runs: Vec<(usize, usize, f32)> = Vec::new();
@@ -345,9 +345,9 @@ fn run_one(
     for (name, slot) in [(p.time.name.as_str(), &mut env.t), ("s", &mut 0.0)] {
         let _ = (name, slot);
     }
-    env.t = time_input(p, call, &p.time.name)?.unwrap_or(f64::NAN);
+    env.t = time_input(p, prog, call, &p.time.name)?.unwrap_or(f64::NAN);
     env.params = process_param_values(p, &call.params)?;
-    env.s = time_input(p, call, "s")?;
+    env.s = time_input(p, prog, call, "s")?;
     let mut cx = Ctx::new(p, prog, call, sizes, env);
     if prog.kind == crate::entries::EntryKind::SampleT {
         // Training times draw on a step word of their own, so that `sample_t` and `forward`
@@ -363,12 +363,12 @@ fn run_one(
     Ok(out)
 }
 
-fn time_input(p: &Process, call: &Call, name: &str) -> Result<Option<f64>, String> {
+fn time_input(p: &Process, prog: &Program, call: &Call, name: &str) -> Result<Option<f64>, String> {
     let Some(t) = call.inputs.get(name) else {
         return Ok(None);
     };
     match (&t.data, t.len()) {
-        (Data::F32(v), 1) => check_time(p, name, v[0]).map(Some),
+        (Data::F32(v), 1) => check_entry_time(p, prog.kind, name, v[0]).map(Some),
         _ => Err(format!("`{name}` must be one number")),
     }
 }
@@ -477,6 +477,22 @@ pub(crate) fn reads_param(p: &Process, e: crate::typed::ExprId, id: usize) -> bo
 /// just outside (or just inside); that value names the end itself.
 pub(crate) fn check_time(p: &Process, name: &str, x: f32) -> Result<f64, String> {
     check_time_value(p, name, x as f64, name == "s")
+}
+
+/// A time input of an entry of kind `kind`: `net_inputs.NET` takes any time a sampler may call
+/// the network at, between whole times too (a `linspace(N)` grid), and every other entry a
+/// time as `check_time` checks it.
+pub(crate) fn check_entry_time(
+    p: &Process,
+    kind: crate::entries::EntryKind,
+    name: &str,
+    x: f32,
+) -> Result<f64, String> {
+    if kind == crate::entries::EntryKind::NetInputs {
+        time_in_range(p, name, x as f64, name == "s", false)
+    } else {
+        check_time(p, name, x)
+    }
 }
 
 /// A time given in f64 (a step's `t` and `s` on the command line or from Python), checked

@@ -1148,7 +1148,7 @@ fn check_prints_what_it_checked() {
                 n("edge.diff", "edge_cosine")
             ),
             format!(
-                "{ddpm}: ok, 3 processes: ddpm_linear (4 schedules, {} entry points, 2 samplers), ddpm_cosine (4 schedules, {} entry points, 2 samplers), ddpm_cfg (3 schedules, {} entry points, 2 samplers)",
+                "{ddpm}: ok, 3 processes: ddpm_linear (5 schedules, {} entry points, 3 samplers), ddpm_cosine (4 schedules, {} entry points, 2 samplers), ddpm_cfg (3 schedules, {} entry points, 2 samplers)",
                 n("ddpm.diff", "ddpm_linear"),
                 n("ddpm.diff", "ddpm_cosine"),
                 n("ddpm.diff", "ddpm_cfg")

@@ -654,7 +654,7 @@ impl EntryRunner {
                 ));
             }
             for v in times {
-                interp::check_time(p, tname, *v)?;
+                interp::check_entry_time(p, prog.kind, tname, *v)?;
             }
             for (b, v) in times.iter().enumerate() {
                 match runs.last_mut() {
@@ -717,7 +717,7 @@ impl EntryRunner {
             if let Some(t) = call.inputs.get(name) {
                 match (&t.data, t.len()) {
                     (Data::F32(v), 1) => {
-                        interp::check_time(p, name, v[0])?;
+                        interp::check_entry_time(p, prog.kind, name, v[0])?;
                     }
                     _ => return Err(format!("`{name}` must be one number")),
                 }
