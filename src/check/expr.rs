@@ -2165,11 +2165,7 @@ impl<'a> Checker<'a> {
         if self.p.posteriors.is_empty() {
             let d = Diagnostic::error(Code::Structure, span, "this process declares no posterior")
                 .with_label("no posterior to sample")
-                .with_note("declare `posterior x_{t-1} | x_t, x_0 ~ …`: the compiler derives one only for a real or vec<K> field whose marginal is `Normal(a * x_0, v)`, with `a` and `v` scalar or per element and free of the field itself");
-            let d = match self.missing_conditions(&refs) {
-                Some(note) => d.with_note(note),
-                None => d,
-            };
+                .with_note(self.missing_conditions(&refs).unwrap_or_else(|| "declare `posterior x_{t-1} | x_t, x_0 ~ …`: the compiler derives one only for a real or vec<K> field whose marginal is `Normal(a * x_0, v)`, with `a` and `v` scalar or per element and free of the field itself".to_string()));
             self.error(d);
             return self.err_expr(span);
         }
