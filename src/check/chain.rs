@@ -7,7 +7,12 @@
 //! - **Gaussian**, `x_t | x_{t-1} ~ Normal(c(t) * x_{t-1}, b(t))` (c and b functions of time):
 //!   a_t = c(t) a_{t-1} and v_t = c(t)² v_{t-1} + b(t) from a = 1, v = 0 at the data give
 //!   `x_t | x_0 ~ Normal(a_x(t) * x_0, v_x(t))` with `a_x(t) = cumprod(c(t))` and
-//!   `v_x(t) = a_x(t) ^ 2 * cumsum(b(t) / a_x(t) ^ 2)`.
+//!   `v_x(t) = a_x(t) ^ 2 * cumsum(b(t) / a_x(t) ^ 2)`. For a `vec<K>` field, c and b may be
+//!   `vec<K>` functions of time, composed per component. The variance may carry a factor h
+//!   constant in time that varies per element (a `param`, a `vec<K>` `param`): the variance's
+//!   factors that read only the time make b, those that do not read it make h, and the
+//!   marginal is `Normal(a_x(t) * x_0, v_x(t) * h)`. A coefficient of x_{t-1} that varies per
+//!   element does not factor out of the sum, and is E0102.
 //! - **Categorical**, `x_t | x_{t-1} ~ Categorical(p(x_{t-1}, t))`: the transition matrix M(t),
 //!   row i the probabilities given x_{t-1} = i (`Q(t)` itself where the kernel is written
 //!   `onehot(x_{t-1}) @ Q(t)`), and the ordered product `Qbar_x(t) = cumprod(M(t))` give
@@ -22,7 +27,7 @@
 //! Losses and samplers may read the schedules by name. The kernel is marked `derived`; entries, losses (`eps`), conversions and samplers use it as
 //! they use a written one, and a written posterior is checked against it by Bayes' rule. A
 //! one-step kernel that reads anything but the time and x_{t-1} (a run-time `param`, another
-//! field), whose Gaussian mean is not c(t) x_{t-1} or whose variance reads x_{t-1}, or a
+//! field) outside a Gaussian variance's factor constant in time, whose Gaussian mean is not c(t) x_{t-1} or whose variance reads x_{t-1}, or a
 //! categorical field past the enumeration limit, is E0102 at the kernel: write the marginal by
 //! hand. A composition that breaks down (a signal coefficient of 0 divides the variance's sum)
 //! is E0402 at the kernel, from the schedule's tabulation.

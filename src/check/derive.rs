@@ -10,6 +10,15 @@
 //! with a_s = 1 and v_s = 0 at the data end (MATH.md §1.1, the VDM form). The kernel is typed
 //! like a written `posterior x_s | x_t, x_0 ~ …`, marked `derived`, and checked like one
 //! (a negative variance anywhere on the grid is an error at the marginal); `explain` prints it.
+//!
+//! The same formulas apply elementwise where `a` and `v` vary per element
+//! (`Checker::elementwise_affine`): `vec<K>` coefficients of a `vec<K>` field (schedules,
+//! params), and coefficients that read fields the marginal is also conditioned on
+//! (`x_t | x_0, w`), in which case the posterior is conditioned on x_t, x_0 and those fields.
+//! Each intermediate is typed with the wider stage of its operands (`bin_wide`, `ifx_wide`),
+//! so it is a host value where the coefficients are and per element where they read a field.
+//! The grid check evaluates what it can at compile time; coefficients read from a field are
+//! known only at run time and are not checked here.
 
 use std::collections::HashMap;
 
