@@ -1012,18 +1012,18 @@ fn derived_per_element_posteriors_and_marginals_equal_their_closed_forms() {
         }
         call.inputs.insert("x_t".into(), tensor(xt.clone()));
         let got = run(&p, &lq, &call).unwrap()[0].f32s().unwrap().to_vec();
-        for b in 0..batch {
+        assert_eq!(got.len(), batch);
+        for (b, &value) in got.iter().enumerate() {
             let mut want = 0.0f64;
             for i in b * d * 3..(b + 1) * d * 3 {
                 let (a, v) = (chain_a[t][i % 3], chain_v[t][i % 3]);
                 let r = xt[i] as f64 - a * x0[i] as f64;
                 want += -0.5 * (2.0 * std::f64::consts::PI * v).ln() - r * r / (2.0 * v);
             }
-            let err = (got[b] as f64 - want).abs() / (1.0 + want.abs());
+            let err = (value as f64 - want).abs() / (1.0 + want.abs());
             assert!(
                 err <= 1e-5,
-                "vec_chain log_q at t = {t}, sample {b}: {} against {want}",
-                got[b]
+                "vec_chain log_q at t = {t}, sample {b}: {value} against {want}"
             );
         }
     }
