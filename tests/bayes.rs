@@ -843,3 +843,259 @@ fn derived_marginals_of_mixture_and_two_way_kernels_equal_their_closed_forms() {
     let worst = same_log_q(&pw, &pd, &inputs, 4);
     println!("two-way Bernoulli kernel: within {worst:.1e}");
 }
+
+/// `tests/data/per_element.diff`, whose Gaussian coefficients vary per element.
+fn per_element_text() -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/data/per_element.diff",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// The linear β of `per_element.diff` and ᾱ = Π (1 − β), in f64: index t holds the value at t
+/// (ᾱ(0) = 1).
+fn linear_beta_tables(steps: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut beta = vec![0.0; steps + 1];
+    let mut ab = vec![1.0; steps + 1];
+    for t in 1..=steps {
+        beta[t] = 1e-4 + (t - 1) as f64 * (0.02 - 1e-4) / (steps - 1) as f64;
+        ab[t] = ab[t - 1] * (1.0 - beta[t]);
+    }
+    (beta, ab)
+}
+
+/// Bayes' rule for `Normal(a x_0, v)` per element, the VDM form: (c_0, c_t, variance).
+fn vdm_posterior(a_t: f64, v_t: f64, a_s: f64, v_s: f64) -> (f64, f64, f64) {
+    let a_ts = a_t / a_s;
+    let v_ts = v_t - a_ts * a_ts * v_s;
+    (a_s * v_ts / v_t, a_ts * v_s / v_t, v_ts * v_s / v_t)
+}
+
+/// The derived posteriors of `per_element.diff` (a vec<3> signal coefficient with a param in
+/// the variance; a variance scaled by a conditioning field; a marginal composed from a vec<3>
+/// one-step kernel) give, per element, the closed form of Bayes' rule computed here in f64 at
+/// every t and at s = t − 1, ⌊t/2⌋ and 0 (interp, within 2e-6 relative); the composed marginal's
+/// `log_q` and `forward` equal the closed-form a_t = Π c and v_t = c_t² v_{t−1} + β_t g.
+#[test]
+fn derived_per_element_posteriors_and_marginals_equal_their_closed_forms() {
+    use diffc::interp::{run, Call, Data, Tensor};
+    let text = per_element_text();
+    let (beta, ab) = linear_beta_tables(100);
+    let g = [0.2, 0.3, 0.5];
+    // The chain's coefficients: c = [sqrt(1 − β), sqrt(1 − 2β), 1].
+    let mut chain_a = vec![[1.0f64; 3]; 101];
+    let mut chain_v = vec![[0.0f64; 3]; 101];
+    for t in 1..=100 {
+        let c = [(1.0 - beta[t]).sqrt(), (1.0 - 2.0 * beta[t]).sqrt(), 1.0];
+        for j in 0..3 {
+            chain_a[t][j] = chain_a[t - 1][j] * c[j];
+            chain_v[t][j] = c[j] * c[j] * chain_v[t - 1][j] + beta[t] * g[j];
+        }
+    }
+    let (batch, d) = (2usize, 3usize);
+    let values = |n: usize, seed: u32| -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| ((i * 37 + seed * 11) % 23) as f32 / 5.0 - 2.2)
+            .collect()
+    };
+    for name in ["vec_coeffs", "conditioned", "vec_chain"] {
+        let p = process(&text, name);
+        let k = p
+            .posteriors
+            .iter()
+            .find(|k| k.derived)
+            .expect("a derived posterior");
+        assert_eq!(k.target.version, diffc::typed::Version::S);
+        let width = if name == "conditioned" { 1 } else { 3 };
+        let n = batch * d * width;
+        let shape: Vec<usize> = if width == 1 {
+            vec![batch, d]
+        } else {
+            vec![batch, d, 3]
+        };
+        let tensor = |v: Vec<f32>| Tensor {
+            shape: shape.clone(),
+            data: Data::F32(v),
+        };
+        let (xt, x0) = (values(n, 1), values(n, 2));
+        let w: Vec<f32> = values(n, 3).iter().map(|x| x / 4.0).collect();
+        // a and v at time `t` for element `i` of the flat arrays.
+        let coeffs = |t: usize, i: usize| -> (f64, f64) {
+            match name {
+                "vec_coeffs" => {
+                    let j = i % 3;
+                    let a = ab[t].sqrt() * [1.0, 0.9, 1.0 / ab[t].sqrt()][j];
+                    (a, (1.0 - ab[t]) * g[j])
+                }
+                "conditioned" => (ab[t].sqrt(), (1.0 - ab[t]) * (w[i] as f64).exp()),
+                _ => (chain_a[t][i % 3], chain_v[t][i % 3]),
+            }
+        };
+        let post = diffc::ir::lower::lower(&p, "posterior").unwrap();
+        let mut worst = 0.0f64;
+        for t in 1..=100usize {
+            for s in [t - 1, t / 2, 0] {
+                let mut call = Call {
+                    batch,
+                    ..Call::default()
+                };
+                call.sizes.insert("d".into(), d);
+                call.inputs.insert("x_t".into(), tensor(xt.clone()));
+                call.inputs.insert("x_0".into(), tensor(x0.clone()));
+                if name == "conditioned" {
+                    call.inputs.insert("w".into(), tensor(w.clone()));
+                }
+                call.inputs.insert("t".into(), Tensor::scalar(t as f32));
+                call.inputs.insert("s".into(), Tensor::scalar(s as f32));
+                let out = run(&p, &post, &call).unwrap();
+                let (mean, var) = (out[0].f32s().unwrap(), out[1].f32s().unwrap());
+                assert_eq!(mean.len(), n);
+                for i in 0..n {
+                    let (a_t, v_t) = coeffs(t, i);
+                    let (a_s, v_s) = if s == 0 { (1.0, 0.0) } else { coeffs(s, i) };
+                    let (c0, ct, pv) = vdm_posterior(a_t, v_t, a_s, v_s);
+                    let want_mean = c0 * x0[i] as f64 + ct * xt[i] as f64;
+                    let got_var = var[i % var.len()] as f64;
+                    for (what, got, want) in [
+                        ("mean", mean[i] as f64, want_mean),
+                        ("variance", got_var, pv),
+                    ] {
+                        let err = (got - want).abs() / (1.0 + want.abs());
+                        worst = worst.max(err);
+                        assert!(
+                            err <= 2e-6,
+                            "{name} at t = {t}, s = {s}, element {i}: the posterior {what} is {got}, Bayes' rule gives {want}"
+                        );
+                    }
+                }
+            }
+        }
+        println!("{name}: derived posterior within {worst:.2e} of the closed form");
+    }
+    // The composed marginal: marked derived, `log_q` and `forward` as the closed form.
+    let p = process(&text, "vec_chain");
+    assert!(p
+        .forwards
+        .iter()
+        .any(|k| k.kind == diffc::typed::KernelKind::Marginal && k.derived));
+    assert!(p.schedules.iter().any(|s| s.name == "a_x" && s.derived));
+    let n = batch * d * 3;
+    let tensor = |v: Vec<f32>| Tensor {
+        shape: vec![batch, d, 3],
+        data: Data::F32(v),
+    };
+    let (xt, x0) = (values(n, 4), values(n, 5));
+    let (lq, fw) = (
+        diffc::ir::lower::lower(&p, "log_q").unwrap(),
+        diffc::ir::lower::lower(&p, "forward").unwrap(),
+    );
+    for t in 1..=100usize {
+        let mut call = Call {
+            batch,
+            seed: 3,
+            ..Call::default()
+        };
+        call.sizes.insert("d".into(), d);
+        call.inputs.insert("x_0".into(), tensor(x0.clone()));
+        call.inputs.insert("t".into(), Tensor::scalar(t as f32));
+        let fwd = run(&p, &fw, &call).unwrap();
+        let (x, eps) = (fwd[0].f32s().unwrap(), fwd[1].f32s().unwrap());
+        for i in 0..n {
+            let (a, v) = (chain_a[t][i % 3], chain_v[t][i % 3]);
+            let want = a * x0[i] as f64 + v.sqrt() * eps[i] as f64;
+            assert!(
+                (x[i] as f64 - want).abs() <= 2e-6 * (1.0 + want.abs()),
+                "vec_chain forward at t = {t}, element {i}: {} against {want}",
+                x[i]
+            );
+        }
+        call.inputs.insert("x_t".into(), tensor(xt.clone()));
+        let got = run(&p, &lq, &call).unwrap()[0].f32s().unwrap().to_vec();
+        assert_eq!(got.len(), batch);
+        for (b, &value) in got.iter().enumerate() {
+            let mut want = 0.0f64;
+            for i in b * d * 3..(b + 1) * d * 3 {
+                let (a, v) = (chain_a[t][i % 3], chain_v[t][i % 3]);
+                let r = xt[i] as f64 - a * x0[i] as f64;
+                want += -0.5 * (2.0 * std::f64::consts::PI * v).ln() - r * r / (2.0 * v);
+            }
+            let err = (value as f64 - want).abs() / (1.0 + want.abs());
+            assert!(
+                err <= 1e-5,
+                "vec_chain log_q at t = {t}, sample {b}: {value} against {want}"
+            );
+        }
+    }
+}
+
+/// `vec_coeffs` with the posterior written by hand (Bayes' rule per component) and with it
+/// derived: both samplers (every step, and 10 uniform steps), driven by the same denoiser and
+/// seed, end at the same samples.
+#[test]
+fn a_sampler_drawing_a_derived_per_element_posterior_equals_the_written_one() {
+    use diffc::interp::{sample, Data, Tensor};
+    let text = per_element_text();
+    let written = text.replacen(
+        "  prior x_T ~ Normal(zeros(3), g)\n",
+        "  prior x_T ~ Normal(zeros(3), g)
+  posterior x_s | x_t, x_0 ~ Normal(c0 * x_0 + ct * x_t, pv) where {
+    a_s = if s == 0 then ones(3) else ac(s)
+    v_s = if s == 0 then zeros(3) else (1 - ab(s)) * g
+    a_ts = ac(t) / a_s
+    v_t = (1 - ab(t)) * g
+    v_ts = v_t - a_ts ^ 2 * v_s
+    c0 = a_s * v_ts / v_t
+    ct = a_ts * v_s / v_t
+    pv = v_ts * v_s / v_t
+  }
+",
+        1,
+    );
+    assert_ne!(written, text);
+    let (pw, pd) = (
+        process(&written, "vec_coeffs"),
+        process(&text, "vec_coeffs"),
+    );
+    assert!(pw.posteriors.iter().all(|k| !k.derived));
+    assert!(pd.posteriors.iter().all(|k| k.derived));
+    let d = 4;
+    let start = Tensor {
+        shape: vec![2, d, 3],
+        data: Data::F32(
+            (0..2 * d as u32 * 3)
+                .map(|i| ((i * 37 + 33) % 23) as f32 / 5.0 - 2.2)
+                .collect(),
+        ),
+    };
+    for sampler in ["ancestral", "coarse"] {
+        let run_with = |p: &diffc::typed::Process| {
+            let sp = diffc::ir::lower::lower_sampler(p, sampler).unwrap();
+            let call = diffc::interp::SampleCall {
+                seed: 5,
+                batch: 2,
+                state: [("x".to_string(), start.clone())].into(),
+                ..Default::default()
+            };
+            let mut den = |_: &diffc::typed::Process, c: &diffc::interp::NetCall| {
+                let x = &c.inputs[0];
+                Ok(vec![Tensor {
+                    shape: x.shape.clone(),
+                    data: Data::F32(x.f32s().unwrap().iter().map(|v| 0.1 * v).collect()),
+                }])
+            };
+            sample(p, &sp, &call, &mut den).unwrap()["x"]
+                .f32s()
+                .unwrap()
+                .to_vec()
+        };
+        let (a, b) = (run_with(&pw), run_with(&pd));
+        assert_eq!(a.len(), 2 * d * 3);
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + x.abs()),
+                "{sampler}: ends at {x} (written) and {y} (derived)"
+            );
+        }
+    }
+}

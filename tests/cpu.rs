@@ -44,6 +44,28 @@ fn every_sampler_matches_the_interpreter() {
     assert!(ran >= 80, "{ran}");
 }
 
+/// The per-element Gaussian processes of `tests/data/per_element.diff` (derived posteriors with
+/// `vec<3>` and per-element coefficients, a derived marginal): every entry and sampler on the
+/// CPU against the interpreter.
+#[test]
+fn per_element_derived_kernels_match_the_interpreter() {
+    let procs = common::per_element();
+    assert_eq!(procs.len(), 3);
+    let t = every_entry(&procs, &CASES, TOL, &|p, prog, call| {
+        diffc::cpu::run(p, prog, call)
+    });
+    println!(
+        "{} entry calls agree; largest relative difference {:e}",
+        t.checked, t.worst
+    );
+    assert!(t.checked >= 60, "{}", t.checked);
+    let (ran, worst) = every_sampler(&procs, &[(2, 3, 9), (3, 5, 4)], TOL, &|p, sp, call, net| {
+        diffc::cpu::sample(p, sp, call, net)
+    });
+    println!("{ran} sampler runs agree; largest relative difference {worst:e}");
+    assert_eq!(ran, 8);
+}
+
 /// One step of every shipped sampler, counting kernel launches: the main samplers' steps are
 /// one fused kernel each (a graph step is one per field shape).
 #[test]

@@ -42,6 +42,30 @@ fn capped() -> Option<&'static [Gpu]> {
     }))
 }
 
+/// The per-element Gaussian processes of `tests/data/per_element.diff` (derived posteriors with
+/// `vec<3>` and per-element coefficients, a derived marginal): every entry and sampler on the
+/// GPU against the interpreter.
+#[test]
+fn per_element_derived_kernels_match_the_interpreter() {
+    let Some(gpu) = common::gpu::gpu() else {
+        return;
+    };
+    let procs = common::per_element();
+    let t = every_entry(&procs, &CASES, TOL, &|p, prog, call| {
+        diffc::gpu::run_on(gpu, p, prog, call)
+    });
+    println!(
+        "{} entry calls agree; largest relative difference {:e}",
+        t.checked, t.worst
+    );
+    assert!(t.checked >= 60, "{}", t.checked);
+    let (ran, worst) = every_sampler(&procs, &[(2, 3, 9), (3, 5, 4)], TOL, &|p, sp, call, net| {
+        diffc::gpu::sample_on(gpu, p, sp, call, net)
+    });
+    println!("{ran} sampler runs agree; largest relative difference {worst:e}");
+    assert_eq!(ran, 8);
+}
+
 #[test]
 fn every_entry_matches_the_interpreter_and_the_cpu() {
     let Some(gpu) = common::gpu::gpu() else {

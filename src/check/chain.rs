@@ -7,7 +7,12 @@
 //! - **Gaussian**, `x_t | x_{t-1} ~ Normal(c(t) * x_{t-1}, b(t))` (c and b functions of time):
 //!   a_t = c(t) a_{t-1} and v_t = c(t)² v_{t-1} + b(t) from a = 1, v = 0 at the data give
 //!   `x_t | x_0 ~ Normal(a_x(t) * x_0, v_x(t))` with `a_x(t) = cumprod(c(t))` and
-//!   `v_x(t) = a_x(t) ^ 2 * cumsum(b(t) / a_x(t) ^ 2)`.
+//!   `v_x(t) = a_x(t) ^ 2 * cumsum(b(t) / a_x(t) ^ 2)`. For a `vec<K>` field, c and b may be
+//!   `vec<K>` functions of time, composed per component. The variance may carry a factor h
+//!   constant in time that varies per element (a `param`, a `vec<K>` `param`): the variance's
+//!   factors that read only the time make b, those that do not read it make h, and the
+//!   marginal is `Normal(a_x(t) * x_0, v_x(t) * h)`. A coefficient of x_{t-1} that varies per
+//!   element does not factor out of the sum, and is E0102.
 //! - **Categorical**, `x_t | x_{t-1} ~ Categorical(p(x_{t-1}, t))`: the transition matrix M(t),
 //!   row i the probabilities given x_{t-1} = i (`Q(t)` itself where the kernel is written
 //!   `onehot(x_{t-1}) @ Q(t)`), and the ordered product `Qbar_x(t) = cumprod(M(t))` give
@@ -22,7 +27,7 @@
 //! Losses and samplers may read the schedules by name. The kernel is marked `derived`; entries, losses (`eps`), conversions and samplers use it as
 //! they use a written one, and a written posterior is checked against it by Bayes' rule. A
 //! one-step kernel that reads anything but the time and x_{t-1} (a run-time `param`, another
-//! field), whose Gaussian mean is not c(t) x_{t-1} or whose variance reads x_{t-1}, or a
+//! field) outside a Gaussian variance's factor constant in time, whose Gaussian mean is not c(t) x_{t-1} or whose variance reads x_{t-1}, or a
 //! categorical field past the enumeration limit, is E0102 at the kernel: write the marginal by
 //! hand. A composition that breaks down (a signal coefficient of 0 divides the variance's sum)
 //! is E0402 at the kernel, from the schedule's tabulation.
@@ -103,8 +108,22 @@ impl Checker<'_> {
             ExprKind::Dist { params, .. } => params.clone(),
             _ => return Err("it is not a distribution".into()),
         };
-        for &e in &params {
-            self.reads_only_time(e, prev)?;
+        // A Gaussian kernel's variance may carry a factor constant in time that varies per
+        // element (`Checker::split_variance`); everything else is a function of time alone.
+        let gaussian = step.family == Family::Normal && params.len() == 2;
+        for (i, &e) in params.iter().enumerate() {
+            if gaussian && i == 1 {
+                continue;
+            }
+            if let Err(why) = self.reads_only_time(e, prev) {
+                if gaussian {
+                    let what = why
+                        .trim_start_matches("it ")
+                        .trim_end_matches(", which a tabulated schedule cannot follow");
+                    return Err(format!("its mean {what}: a coefficient of `{}` that varies per element does not factor out of the composed variance a_t² Σ_k b_k / a_k² (only the variance may carry a factor that varies per element, constant in time)", self.version_name(prev)));
+                }
+                return Err(why);
+            }
         }
         let f = self.p.field(field).clone();
         let span = step.span;
@@ -121,7 +140,7 @@ impl Checker<'_> {
         let host = Ty::real(Stage::Host);
         let fname = f.name.clone();
         let (family, dist_params) = match (step.family, f.elem) {
-            (Family::Normal, Elem::Real) => {
+            (Family::Normal, Elem::Real | Elem::Vec(_)) => {
                 let (mean, var) = (params[0], params[1]);
                 if self.reads_field(var, prev) {
                     return Err(format!(
@@ -129,26 +148,36 @@ impl Checker<'_> {
                         self.version_name(prev)
                     ));
                 }
+                let (b, per_element) = self.split_variance(var, prev, span)?;
                 let c = self.at_value(mean, prev, 1.0, span);
                 let m0 = self.at_value(mean, prev, 0.0, span);
                 let m2 = self.at_value(mean, prev, 2.0, span);
                 {
                     let ev = Evaluator::new(&self.p);
+                    let numbers = |v: crate::typed::Value| match v {
+                        crate::typed::Value::Real(x) => Some(vec![x]),
+                        crate::typed::Value::Vec(xs) => Some(xs),
+                        _ => None,
+                    };
                     for t in self.p.time.check_points() {
                         let env = Env {
                             t,
                             ..Env::default()
                         };
-                        let (Ok(c), Ok(m0), Ok(m2)) =
-                            (ev.real(c, &env), ev.real(m0, &env), ev.real(m2, &env))
-                        else {
+                        let at = |e: ExprId| ev.eval(e, &env).ok().and_then(numbers);
+                        let (Some(c), Some(m0), Some(m2)) = (at(c), at(m0), at(m2)) else {
                             return Err(format!(
                                 "its mean does not evaluate at {} = {}",
                                 self.p.time.name,
                                 super::schedules::fmt(t)
                             ));
                         };
-                        if m0 != 0.0 || (m2 - 2.0 * c).abs() > 1e-12 * c.abs().max(1e-300) {
+                        let linear = c.len() == m2.len()
+                            && m0.iter().all(|x| *x == 0.0)
+                            && c.iter()
+                                .zip(&m2)
+                                .all(|(c, m2)| (m2 - 2.0 * c).abs() <= 1e-12 * c.abs().max(1e-300));
+                        if !linear {
                             return Err(format!(
                                 "its mean is not c({}) * {} (at {} = {})",
                                 self.p.time.name,
@@ -159,28 +188,39 @@ impl Checker<'_> {
                         }
                     }
                 }
-                let a_body = self.typed_call(Builtin::Cumprod, vec![c], &host, span);
-                let Some(a) = self.derived_schedule(&format!("a_{fname}"), a_body, Elem::Real, span)
+                let c_elem = match self.ty(c).elem() {
+                    Some(e @ Elem::Vec(_)) => e,
+                    _ => Elem::Real,
+                };
+                let c_ty = Ty::value(c_elem, Stage::Host);
+                let a_body = self.typed_call(Builtin::Cumprod, vec![c], &c_ty, span);
+                let Some(a) = self.derived_schedule(&format!("a_{fname}"), a_body, c_elem, span)
                 else {
                     return Ok(None);
                 };
                 let two = self.num(2.0, span);
-                let a_in = self.schedule_at_t(a, Elem::Real, span);
-                let a2_in = self.bin(BinOp::Pow, a_in, two, span);
-                let ratio = self.bin(BinOp::Div, var, a2_in, span);
-                let sum = self.typed_call(Builtin::Cumsum, vec![ratio], &host, span);
-                let a_out = self.schedule_at_t(a, Elem::Real, span);
-                let a2_out = self.bin(BinOp::Pow, a_out, two, span);
-                let v_body = self.bin(BinOp::Mul, a2_out, sum, span);
-                let Some(v) = self.derived_schedule(&format!("v_{fname}"), v_body, Elem::Real, span)
+                let a_in = self.schedule_at_t(a, c_elem, span);
+                let a2_in = self.bin_wide(BinOp::Pow, a_in, two, span);
+                let ratio = self.bin_wide(BinOp::Div, b, a2_in, span);
+                let v_elem = self.ty(ratio).elem().unwrap_or(Elem::Real);
+                let v_ty = Ty::value(v_elem, Stage::Host);
+                let sum = self.typed_call(Builtin::Cumsum, vec![ratio], &v_ty, span);
+                let a_out = self.schedule_at_t(a, c_elem, span);
+                let a2_out = self.bin_wide(BinOp::Pow, a_out, two, span);
+                let v_body = self.bin_wide(BinOp::Mul, a2_out, sum, span);
+                let Some(v) = self.derived_schedule(&format!("v_{fname}"), v_body, v_elem, span)
                 else {
                     return Ok(None);
                 };
-                let fty = Ty::value(Elem::Real, fstage.clone());
-                let a_t = self.schedule_at_t(a, Elem::Real, span);
+                let fty = Ty::value(f.elem, fstage.clone());
+                let a_t = self.schedule_at_t(a, c_elem, span);
                 let mean = self.typed_op(BinOp::Mul, a_t, x0, &fty, span);
-                let v_t = self.schedule_at_t(v, Elem::Real, span);
-                (Family::Normal, vec![mean, v_t])
+                let v_t = self.schedule_at_t(v, v_elem, span);
+                let var = match per_element {
+                    Some(h) => self.bin_wide(BinOp::Mul, v_t, h, span),
+                    None => v_t,
+                };
+                (Family::Normal, vec![mean, var])
             }
             (Family::Categorical, Elem::Cat(k)) => {
                 let p = params[0];
@@ -295,7 +335,8 @@ impl Checker<'_> {
             },
             span,
         );
-        let given = vec![data];
+        let mut given = vec![data];
+        given.extend(step.given.iter().filter(|g| **g != prev));
         let affine = if family == Family::Normal {
             self.affine(dist_params[0], dist_params[1], &given)
         } else {
@@ -316,6 +357,78 @@ impl Checker<'_> {
             derived: true,
             span,
         }))
+    }
+
+    /// A Gaussian one-step kernel's variance as b(t) · h: the product of its factors (the
+    /// operands of a product, read through `where` names) that are functions of time alone,
+    /// and of those that do not read the time (a `param`, a conditioning field, a constant:
+    /// h, `None` where there are none). Since h is the same at every step, the composed
+    /// variance is h · a_t² Σ_k b_k / a_k². A factor that reads both the time and something
+    /// else is an error.
+    fn split_variance(
+        &mut self,
+        var: ExprId,
+        prev: FieldRef,
+        span: Span,
+    ) -> Result<(ExprId, Option<ExprId>), String> {
+        let mut factors = Vec::new();
+        let mut stack = vec![var];
+        while let Some(e) = stack.pop() {
+            match self.p.expr(e).kind {
+                ExprKind::Binary {
+                    op: BinOp::Mul,
+                    lhs,
+                    rhs,
+                } => {
+                    stack.push(rhs);
+                    stack.push(lhs);
+                }
+                ExprKind::Local(l) if self.p.locals[l.index()].value.is_some() => {
+                    stack.push(self.p.locals[l.index()].value.unwrap());
+                }
+                _ => factors.push(e),
+            }
+        }
+        let (mut timed, mut fixed) = (Vec::new(), Vec::new());
+        for e in factors {
+            match self.reads_only_time(e, prev) {
+                Ok(()) => timed.push(e),
+                Err(_) if !self.reads_time(e) => fixed.push(e),
+                Err(why) => {
+                    let what = why
+                        .trim_start_matches("it ")
+                        .trim_end_matches(", which a tabulated schedule cannot follow");
+                    return Err(format!(
+                        "its variance is not b({t}) times a factor constant in time (a factor that {what} also reads {t})",
+                        t = self.p.time.name,
+                    ));
+                }
+            }
+        }
+        if fixed.is_empty() {
+            return Ok((var, None));
+        }
+        let product = |c: &mut Self, es: &[ExprId]| {
+            let mut it = es.iter().copied();
+            let first = it.next().unwrap_or_else(|| c.num(1.0, span));
+            it.fold(first, |acc, e| c.bin_wide(BinOp::Mul, acc, e, span))
+        };
+        let b = product(self, &timed);
+        let h = product(self, &fixed);
+        Ok((b, Some(h)))
+    }
+
+    /// Whether `e` reads the time (directly or through a schedule).
+    fn reads_time(&self, e: ExprId) -> bool {
+        let mut stack = vec![e];
+        while let Some(e) = stack.pop() {
+            match &self.p.expr(e).kind {
+                ExprKind::Time(_) | ExprKind::Schedule { .. } => return true,
+                ExprKind::Local(l) => stack.extend(self.p.locals[l.index()].value),
+                k => super::schedules::children(k, &mut stack),
+            }
+        }
+        false
     }
 
     /// `e` with `prev` replaced by the number `x` (`c * 1` and `1 * c` printed as `c`).
@@ -376,7 +489,7 @@ impl Checker<'_> {
         (is_prev && !self.reads_field(rhs, prev)).then_some(rhs)
     }
 
-    fn reads_field(&self, e: ExprId, r: FieldRef) -> bool {
+    pub(super) fn reads_field(&self, e: ExprId, r: FieldRef) -> bool {
         let mut stack = vec![e];
         while let Some(e) = stack.pop() {
             match &self.p.expr(e).kind {

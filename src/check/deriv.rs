@@ -465,6 +465,59 @@ impl Checker<'_> {
         )
     }
 
+    /// The type of an elementwise combination of `lhs` and `rhs`: `vec<K>` where either is,
+    /// real otherwise, at the wider of their stages and at least `Host` (as `bin` types).
+    pub(super) fn wide_ty(&self, lhs: ExprId, rhs: ExprId) -> Ty {
+        let (a, b) = (self.ty(lhs), self.ty(rhs));
+        let elem = match (a.elem(), b.elem()) {
+            (Some(e @ Elem::Vec(_)), _) | (_, Some(e @ Elem::Vec(_))) => e,
+            _ => Elem::Real,
+        };
+        let stage = |t: &Ty| t.stage().cloned().unwrap_or(Stage::Host);
+        let both = super::expr::join_stage(&stage(a), &stage(b)).unwrap_or_else(|_| stage(a));
+        let stage = super::expr::join_stage(&Stage::Host, &both).unwrap_or(both);
+        Ty::value(elem, stage)
+    }
+
+    /// `bin` typed with the wider stage (and element type) of its operands: the posterior of a
+    /// marginal whose coefficients vary per element (`check::derive`).
+    pub(super) fn bin_wide(
+        &mut self,
+        op: BinOp,
+        lhs: ExprId,
+        rhs: ExprId,
+        span: crate::diag::Span,
+    ) -> ExprId {
+        let one = |c: &Self, e: ExprId| matches!(c.p.expr(e).kind, ExprKind::Number(x) if x == 1.0);
+        match op {
+            BinOp::Mul if one(self, lhs) => return rhs,
+            BinOp::Mul | BinOp::Div | BinOp::Pow if one(self, rhs) => return lhs,
+            _ => {}
+        }
+        let ty = self.wide_ty(lhs, rhs);
+        self.push(ExprKind::Binary { op, lhs, rhs }, ty, span)
+    }
+
+    /// `ifx` typed with the wider stage of its branches.
+    pub(super) fn ifx_wide(
+        &mut self,
+        cond: ExprId,
+        then: ExprId,
+        otherwise: ExprId,
+        span: crate::diag::Span,
+    ) -> ExprId {
+        let ty = self.wide_ty(then, otherwise);
+        self.push(
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            },
+            ty,
+            span,
+        )
+    }
+
     pub(super) fn cmp(
         &mut self,
         op: BinOp,

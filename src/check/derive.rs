@@ -10,6 +10,15 @@
 //! with a_s = 1 and v_s = 0 at the data end (MATH.md §1.1, the VDM form). The kernel is typed
 //! like a written `posterior x_s | x_t, x_0 ~ …`, marked `derived`, and checked like one
 //! (a negative variance anywhere on the grid is an error at the marginal); `explain` prints it.
+//!
+//! The same formulas apply elementwise where `a` and `v` vary per element
+//! (`Checker::elementwise_affine`): `vec<K>` coefficients of a `vec<K>` field (schedules,
+//! params), and coefficients that read fields the marginal is also conditioned on
+//! (`x_t | x_0, w`), in which case the posterior is conditioned on x_t, x_0 and those fields.
+//! Each intermediate is typed with the wider stage of its operands (`bin_wide`, `ifx_wide`),
+//! so it is a host value where the coefficients are and per element where they read a field.
+//! The grid check evaluates what it can at compile time; coefficients read from a field are
+//! known only at run time and are not checked here.
 
 use std::collections::HashMap;
 
@@ -35,22 +44,18 @@ impl Checker<'_> {
             .map(|k| k.target.field)
             .collect();
         for field in fields {
-            let has_marginal = self
+            let marginal = self
                 .p
                 .forwards
                 .iter()
-                .any(|k| k.kind == KernelKind::Marginal && k.target.field == field);
-            if has_marginal {
-                let given = [
-                    FieldRef {
-                        field,
-                        version: Version::T,
-                    },
-                    FieldRef {
-                        field,
-                        version: Version::Data,
-                    },
-                ];
+                .find(|k| k.kind == KernelKind::Marginal && k.target.field == field);
+            if let Some(m) = marginal {
+                // Conditioned on x_t and what the marginal is conditioned on.
+                let mut given = vec![FieldRef {
+                    field,
+                    version: Version::T,
+                }];
+                given.extend(m.given.iter().copied());
                 self.derive_posterior(&given);
             }
         }
@@ -61,10 +66,14 @@ impl Checker<'_> {
     /// Gaussian marginal, check its parameters on the grid like a written one's, and add it.
     /// False when there is nothing to derive from.
     pub(super) fn derive_posterior(&mut self, given: &[FieldRef]) -> bool {
-        let Some(field) = given.first().map(|g| g.field) else {
+        let Some(field) = given
+            .iter()
+            .find(|g| g.version == Version::T)
+            .map(|g| g.field)
+        else {
             return false;
         };
-        let want = [
+        let (x_t, x_0) = (
             FieldRef {
                 field,
                 version: Version::T,
@@ -73,29 +82,51 @@ impl Checker<'_> {
                 field,
                 version: Version::Data,
             },
-        ];
-        if given.len() != 2 || !want.iter().all(|w| given.contains(w)) {
+        );
+        if !given.contains(&x_t) || !given.contains(&x_0) {
             return false;
         }
         if self.p.posteriors.iter().any(|k| k.target.field == field) {
             return false;
         }
         if matches!(self.p.field(field).elem, Elem::Cat(_) | Elem::Bool) {
-            return self.derive_discrete(field) || self.derive_mixture(field);
+            return given.len() == 2 && (self.derive_discrete(field) || self.derive_mixture(field));
         }
-        if self.p.field(field).elem != Elem::Real {
+        if !matches!(self.p.field(field).elem, Elem::Real | Elem::Vec(_)) {
             return false;
         }
+        // The marginal of the field given its data and any conditioning fields; the posterior
+        // is conditioned on x_t and the same variables.
         let Some(m) = self
             .p
             .forwards
             .iter()
-            .find(|k| k.kind == KernelKind::Marginal && k.affine.is_some() && k.given == [want[1]])
+            .find(|k| {
+                k.kind == KernelKind::Marginal
+                    && k.target.field == field
+                    && k.family == Family::Normal
+                    && k.given.contains(&x_0)
+            })
             .cloned()
         else {
             return false;
         };
-        let k = self.gaussian_posterior(&m);
+        if given.len() != m.given.len() + 1 || !m.given.iter().all(|g| given.contains(g)) {
+            return false;
+        }
+        let parts = match m.affine {
+            Some(a) => Some((a.alpha, a.var)),
+            None => match self.p.expr(m.dist).kind.clone() {
+                ExprKind::Dist { params, .. } => {
+                    self.elementwise_affine(params[0], params[1], field)
+                }
+                _ => None,
+            },
+        };
+        let Some((alpha, var)) = parts else {
+            return false;
+        };
+        let k = self.gaussian_posterior(&m, alpha, var);
         if self.schedules_ok {
             if let Some(d) = self.kernel_domain(&k) {
                 self.error(d);
@@ -167,8 +198,10 @@ impl Checker<'_> {
         self.push(ExprKind::Local(id), self.ty(value).clone(), span)
     }
 
-    fn gaussian_posterior(&mut self, m: &Kernel) -> Kernel {
-        let a = m.affine.unwrap();
+    /// The posterior of the marginal `m`, `Normal(alpha * x_0, var)`: the formulas of the
+    /// module's doc comment, elementwise where `alpha` or `var` vary per element (each
+    /// intermediate typed with the wider stage of its operands).
+    fn gaussian_posterior(&mut self, m: &Kernel, alpha: ExprId, var: ExprId) -> Kernel {
         let span = m.span;
         let field = m.target.field;
         let f = self.p.field(field).clone();
@@ -178,8 +211,8 @@ impl Checker<'_> {
         let end = self.num(self.p.time.data_at, span);
         let at_end = self.cmp(BinOp::Eq, s, end, span);
         let mut memo = HashMap::new();
-        let alpha_s = self.subst_time(a.alpha, s, &mut memo);
-        let var_s = self.subst_time(a.var, s, &mut memo);
+        let alpha_s = self.subst_time(alpha, s, &mut memo);
+        let var_s = self.subst_time(var, s, &mut memo);
         let one = self.num(1.0, span);
         let zero = self.num(0.0, span);
         // Named as the formula names them, so that `explain` prints them as `where` lines.
@@ -195,26 +228,26 @@ impl Checker<'_> {
             bindings.push(id);
             c.push(ExprKind::Local(id), c.ty(value).clone(), span)
         };
-        let a_s = self.ifx(at_end, one, alpha_s, span);
+        let a_s = self.ifx_wide(at_end, one, alpha_s, span);
         let a_s = bind(self, "a_s", a_s);
-        let v_s = self.ifx(at_end, zero, var_s, span);
+        let v_s = self.ifx_wide(at_end, zero, var_s, span);
         let v_s = bind(self, "v_s", v_s);
-        let a_t = bind(self, "a_t", a.alpha);
-        let v_t = bind(self, "v_t", a.var);
-        let a_ts = self.bin(BinOp::Div, a_t, a_s, span);
+        let a_t = bind(self, "a_t", alpha);
+        let v_t = bind(self, "v_t", var);
+        let a_ts = self.bin_wide(BinOp::Div, a_t, a_s, span);
         let a_ts = bind(self, "a_ts", a_ts);
-        let a_ts2 = self.bin(BinOp::Mul, a_ts, a_ts, span);
-        let shrink = self.bin(BinOp::Mul, a_ts2, v_s, span);
-        let v_ts = self.bin(BinOp::Sub, v_t, shrink, span);
+        let a_ts2 = self.bin_wide(BinOp::Mul, a_ts, a_ts, span);
+        let shrink = self.bin_wide(BinOp::Mul, a_ts2, v_s, span);
+        let v_ts = self.bin_wide(BinOp::Sub, v_t, shrink, span);
         let v_ts = bind(self, "v_ts", v_ts);
         // Coefficients of x_t and x_0, and the variance.
-        let n_t = self.bin(BinOp::Mul, a_ts, v_s, span);
-        let c_t = self.bin(BinOp::Div, n_t, v_t, span);
-        let n_0 = self.bin(BinOp::Mul, a_s, v_ts, span);
-        let c_0 = self.bin(BinOp::Div, n_0, v_t, span);
-        let n_v = self.bin(BinOp::Mul, v_ts, v_s, span);
-        let var = self.bin(BinOp::Div, n_v, v_t, span);
-        let fty = Ty::value(Elem::Real, Stage::Field(f.shape.clone()));
+        let n_t = self.bin_wide(BinOp::Mul, a_ts, v_s, span);
+        let c_t = self.bin_wide(BinOp::Div, n_t, v_t, span);
+        let n_0 = self.bin_wide(BinOp::Mul, a_s, v_ts, span);
+        let c_0 = self.bin_wide(BinOp::Div, n_0, v_t, span);
+        let n_v = self.bin_wide(BinOp::Mul, v_ts, v_s, span);
+        let var = self.bin_wide(BinOp::Div, n_v, v_t, span);
+        let fty = Ty::value(f.elem, Stage::Field(f.shape.clone()));
         let x_t = FieldRef {
             field,
             version: Version::T,
@@ -245,18 +278,20 @@ impl Checker<'_> {
                 params: vec![mean, var],
             },
             Ty::Dist {
-                elem: Elem::Real,
+                elem: f.elem,
                 stage: Stage::Field(f.shape.clone()),
             },
             span,
         );
+        let mut given = vec![x_t, x_0];
+        given.extend(m.given.iter().filter(|g| **g != x_0));
         Kernel {
             kind: KernelKind::Posterior,
             target: FieldRef {
                 field,
                 version: Version::S,
             },
-            given: vec![x_t, x_0],
+            given,
             family: Family::Normal,
             dist,
             bindings,

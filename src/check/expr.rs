@@ -2165,6 +2165,32 @@ impl<'a> Checker<'a> {
         self.err_expr(span)
     }
 
+    /// Where a posterior call names x_t and x_0 of a field whose Gaussian marginal is also
+    /// conditioned on other fields, the arguments it leaves out, as a note.
+    fn missing_conditions(&self, refs: &[FieldRef]) -> Option<String> {
+        let at = refs.iter().find(|r| r.version == Version::T)?;
+        let m = self.p.forwards.iter().find(|k| {
+            k.kind == KernelKind::Marginal && k.target.field == at.field && k.given.len() > 1
+        })?;
+        let missing: Vec<String> = m
+            .given
+            .iter()
+            .filter(|g| !refs.contains(g))
+            .map(|g| self.version_name(*g))
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let all: Vec<String> = m.given.iter().map(|g| self.version_name(*g)).collect();
+        Some(format!(
+            "the marginal of `{}` is conditioned on {}: pass {} to `posterior(…)` as well (`{} = …`)",
+            self.p.field(at.field).name,
+            all.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            missing[0]
+        ))
+    }
+
     fn posterior_ref(&mut self, args: &[ast::Arg], span: Span, cx: &mut Cx) -> ExprId {
         if !cx.place.in_sampler_body() {
             let d = Diagnostic::error(Code::Structure, span, "`posterior(…)` is used in samplers")
@@ -2216,7 +2242,7 @@ impl<'a> Checker<'a> {
         if self.p.posteriors.is_empty() {
             let d = Diagnostic::error(Code::Structure, span, "this process declares no posterior")
                 .with_label("no posterior to sample")
-                .with_note("declare `posterior x_{t-1} | x_t, x_0 ~ …`: the compiler derives one only for a real field whose marginal is `Normal(a(t) * x_0, v(t))`");
+                .with_note(self.missing_conditions(&refs).unwrap_or_else(|| "declare `posterior x_{t-1} | x_t, x_0 ~ …`: the compiler derives one only for a real or vec<K> field whose marginal is `Normal(a * x_0, v)`, with `a` and `v` scalar or per element and free of the field itself".to_string()));
             self.error(d);
             return self.err_expr(span);
         }
@@ -2244,6 +2270,10 @@ impl<'a> Checker<'a> {
                 "declared posteriors are conditioned on: {}",
                 options.join("; ")
             ));
+            let d = match self.missing_conditions(&refs) {
+                Some(note) => d.with_note(note),
+                None => d,
+            };
             self.error(d);
             return self.err_expr(span);
         };

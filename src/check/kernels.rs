@@ -515,6 +515,68 @@ impl<'a> Checker<'a> {
         })
     }
 
+    /// `Normal(a * x_0, v)` of `field` where `a` or `v` may vary per element (a coefficient that
+    /// reads a conditioning field or a `param`, or a `vec<K>` coefficient of a `vec<K>` field):
+    /// `a` and `v`, each real or of the field's own `vec<K>` type, of any stage, and neither
+    /// reading the field itself. `Checker::affine` is the scalar case, which conversions and
+    /// grids also use; this one is what a derived posterior needs.
+    pub(super) fn elementwise_affine(
+        &mut self,
+        mean: ExprId,
+        var: ExprId,
+        field: FieldId,
+    ) -> Option<(ExprId, ExprId)> {
+        let elem = self.p.field(field).elem;
+        let fits = |c: &Self, e: ExprId| matches!(c.ty(e).elem(), Some(x) if x == Elem::Real || (x == elem && matches!(elem, Elem::Vec(_))));
+        if !matches!(elem, Elem::Real | Elem::Vec(_)) || !fits(self, var) {
+            return None;
+        }
+        let is_data = |c: &Self, e: ExprId| matches!(c.p.expr(e).kind, ExprKind::Field(r) if r.field == field && r.version == Version::Data);
+        let span = self.p.expr(mean).span;
+        let alpha = match self.p.expr(mean).kind.clone() {
+            _ if is_data(self, mean) => {
+                self.push(ExprKind::Number(1.0), Ty::real(Stage::Const), span)
+            }
+            ExprKind::Binary {
+                op: BinOp::Mul,
+                lhs,
+                rhs,
+            } if is_data(self, rhs) => lhs,
+            ExprKind::Binary {
+                op: BinOp::Mul,
+                lhs,
+                rhs,
+            } if is_data(self, lhs) => rhs,
+            ExprKind::Binary {
+                op: BinOp::Div,
+                lhs,
+                rhs,
+            } if is_data(self, lhs) => {
+                let one = self.push(ExprKind::Number(1.0), Ty::real(Stage::Const), span);
+                let ty = self.ty(rhs).clone();
+                self.push(
+                    ExprKind::Binary {
+                        op: BinOp::Div,
+                        lhs: one,
+                        rhs,
+                    },
+                    ty,
+                    span,
+                )
+            }
+            _ => return None,
+        };
+        let own = [Version::Data, Version::T, Version::S, Version::Back(1)];
+        let reads_own = |c: &Self, e: ExprId| {
+            own.iter()
+                .any(|&version| c.reads_field(e, FieldRef { field, version }))
+        };
+        if !fits(self, alpha) || reads_own(self, alpha) || reads_own(self, var) {
+            return None;
+        }
+        Some((alpha, var))
+    }
+
     pub(super) fn check_network(&mut self, n: &ast::NetworkDecl, span: Span) {
         let Some((Global::Network(id), _)) = self.globals.get(&n.name.name).copied() else {
             return;
@@ -804,6 +866,20 @@ impl<'a> Checker<'a> {
             }
             if let Some(d) = self.kernel_domain(&k) {
                 self.error(d);
+                continue;
+            }
+            // A Gaussian marginal whose coefficients vary per element: the same checks on each
+            // component where they are known at compile time.
+            if k.kind == KernelKind::Marginal && k.family == Family::Normal && k.affine.is_none() {
+                let parts = match self.p.expr(k.dist).kind.clone() {
+                    ExprKind::Dist { params, .. } => {
+                        self.elementwise_affine(params[0], params[1], k.target.field)
+                    }
+                    _ => None,
+                };
+                if let Some(d) = parts.and_then(|(a, v)| self.affine_domain(&k, a, v)) {
+                    self.error(d);
+                }
             }
         }
     }
@@ -851,51 +927,66 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub(super) fn kernel_domain(&self, k: &Kernel) -> Option<Diagnostic> {
-        let ExprKind::Dist { family, params } = self.p.expr(k.dist).kind.clone() else {
-            return None;
-        };
+    /// The signal coefficient `alpha` and variance `var` of the affine Gaussian marginal `k` at
+    /// every check point: 0 < a ≤ 1 and v > 0 (but for the natural ends), and the noise level
+    /// v / a² not falling away from the data. Per component where either is a `vec<K>`;
+    /// coefficients known only at run time (read from a conditioning field) are not checked.
+    pub(super) fn affine_domain(
+        &self,
+        k: &Kernel,
+        alpha_e: ExprId,
+        var_e: ExprId,
+    ) -> Option<Diagnostic> {
         let ev = Evaluator::new(&self.p);
         let time = self.p.time.clone();
-        let what = match k.kind {
-            KernelKind::Marginal | KernelKind::OneStep => "forward kernel",
-            KernelKind::Prior => "prior",
-            KernelKind::Posterior => "posterior",
+        let numbers = |v: Value| match v {
+            Value::Real(x) => Some(vec![x]),
+            Value::Vec(xs) => Some(xs),
+            _ => None,
         };
-        // Affine Gaussian marginals: the signal coefficient and the noise level.
-        if let Some(a) = k.affine {
-            let mut prev: Option<(f64, f64)> = None;
-            for t in time.check_points() {
-                let env = Env {
-                    t,
-                    ..Env::default()
-                };
-                let (alpha, var) = match (ev.real(a.alpha, &env), ev.real(a.var, &env)) {
-                    (Ok(x), Ok(y)) => (x, y),
-                    (Err(e), _) | (_, Err(e)) => {
-                        return Some(self.eval_diag(e, t, None, "forward kernel"))
-                    }
+        let mut prev: Option<(f64, Vec<f64>)> = None;
+        for t in time.check_points() {
+            let env = Env {
+                t,
+                ..Env::default()
+            };
+            let (alphas, vars) = match (ev.eval(alpha_e, &env), ev.eval(var_e, &env)) {
+                (Ok(x), Ok(y)) => (numbers(x)?, numbers(y)?),
+                (Err(EvalError::Runtime), _) | (_, Err(EvalError::Runtime)) => return None,
+                (Err(e), _) | (_, Err(e)) => {
+                    return Some(self.eval_diag(e, t, None, "forward kernel"))
+                }
+            };
+            let n = alphas.len().max(vars.len());
+            let mut levels = Vec::with_capacity(n);
+            for j in 0..n {
+                let alpha = alphas[if alphas.len() == 1 { 0 } else { j }];
+                let var = vars[if vars.len() == 1 { 0 } else { j }];
+                let comp = if n > 1 {
+                    format!(" in component {j}")
+                } else {
+                    String::new()
                 };
                 // The natural ends: the signal coefficient may vanish at the noise end (rectified
                 // flow's x_1 = ε) and the variance at the data end (x_0 itself), not both at once.
                 let noise_end = t == time.noise_end() && var > 0.0;
                 let data_end = t == time.data_at && alpha > 0.0;
                 if !((alpha > 0.0 || (alpha == 0.0 && noise_end)) && alpha <= 1.0 + 1e-12) {
-                    let span = self.p.expr(a.alpha).span;
+                    let span = self.p.expr(alpha_e).span;
                     return Some(
-                        Diagnostic::error(Code::Domain, span, format!("the signal coefficient leaves (0, 1] at {} = {}", time.name, fmt(t)))
+                        Diagnostic::error(Code::Domain, span, format!("the signal coefficient leaves (0, 1] at {} = {}{comp}", time.name, fmt(t)))
                             .with_label(format!("it is {}", fmt(alpha)))
                             .with_note("q(x_t | x_0) = Normal(a x_0, v) needs 0 < a ≤ 1 (for DDPM, a = sqrt(alpha_bar) and alpha_bar in (0, 1]); a = 0 is allowed only at the noise end, where the variance is positive"),
                     );
                 }
                 if var < 0.0 || (var == 0.0 && !data_end) {
-                    let span = self.p.expr(a.var).span;
+                    let span = self.p.expr(var_e).span;
                     return Some(
                         Diagnostic::error(
                             Code::Domain,
                             span,
                             format!(
-                                "the forward variance is not positive at {} = {}",
+                                "the forward variance is not positive at {} = {}{comp}",
                                 time.name,
                                 fmt(t)
                             ),
@@ -909,7 +1000,8 @@ impl<'a> Checker<'a> {
                 } else {
                     var / (alpha * alpha)
                 };
-                if let Some((pt, pl)) = prev {
+                if let Some((pt, pl)) = prev.as_ref().and_then(|(pt, pl)| Some((*pt, *pl.get(j)?)))
+                {
                     // Moving away from the data the noise level must not fall.
                     let away = if time.ascending() {
                         pl - level
@@ -923,14 +1015,35 @@ impl<'a> Checker<'a> {
                             Diagnostic::error(
                                 Code::ScheduleHazard,
                                 span,
-                                format!("the noise level fails to decrease toward the data between {} = {} and {}", time.name, fmt(a1), fmt(a2)),
+                                format!("the noise level fails to decrease toward the data between {} = {} and {}{comp}", time.name, fmt(a1), fmt(a2)),
                             )
                             .with_label(format!("var / a² goes from {} to {}", fmt(pl), fmt(level)))
                             .with_note(format!("the data sits at {} = {}; noise must grow away from it", time.name, fmt(time.data_at))),
                         );
                     }
                 }
-                prev = Some((t, level));
+                levels.push(level);
+            }
+            prev = Some((t, levels));
+        }
+        None
+    }
+
+    pub(super) fn kernel_domain(&self, k: &Kernel) -> Option<Diagnostic> {
+        let ExprKind::Dist { family, params } = self.p.expr(k.dist).kind.clone() else {
+            return None;
+        };
+        let ev = Evaluator::new(&self.p);
+        let time = self.p.time.clone();
+        let what = match k.kind {
+            KernelKind::Marginal | KernelKind::OneStep => "forward kernel",
+            KernelKind::Prior => "prior",
+            KernelKind::Posterior => "posterior",
+        };
+        // Affine Gaussian marginals: the signal coefficient and the noise level.
+        if let Some(a) = k.affine {
+            if let Some(d) = self.affine_domain(k, a.alpha, a.var) {
+                return Some(d);
             }
         }
         // Each parameter: evaluate at every time, for every class combination it depends on.

@@ -24,6 +24,16 @@ pub fn natural_data_end(p: &Process) -> bool {
     p.time.kind == diffc::typed::TimeKind::Continuous && p.time.data_at == 0.0 && p.time.lo == 0.0
 }
 
+/// Every process of `tests/data/per_element.diff` (Gaussian coefficients that vary per
+/// element, with derived posteriors and a derived marginal).
+pub fn per_element() -> Vec<Process> {
+    let path = format!("{}/tests/data/per_element.diff", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let (module, diags) = diffc::check::check_source(&text);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    module.unwrap().processes
+}
+
 /// Every process of every shipped spec.
 pub fn shipped() -> Vec<Process> {
     let mut files: Vec<_> = std::fs::read_dir(format!("{}/specs", env!("CARGO_MANIFEST_DIR")))
