@@ -39,6 +39,10 @@ pub enum EntryKind {
     /// A loss's per-element terms before reduction (`terms.NAME`): the argument of each of its
     /// outermost `sum`, `mean` and `norm`, 0 where a node mask leaves the element out.
     LossTerms,
+    /// The posterior of a `cat<K>` or `bool` field given x_0 as class probabilities rather than
+    /// classes (`posterior_soft`): Σ_c p(c) q(· | x_t, x_0 = c), renormalised, exactly what a
+    /// sampler's `posterior(x_t = …, x_0 ~ p)` draws from (DiGress's and EDGE's `prob_pred`).
+    PosteriorSoft,
 }
 
 #[derive(Clone, Debug)]
@@ -84,6 +88,12 @@ fn seed() -> Port {
 }
 
 /// Ports for a distribution's parameters, named by family.
+/// The input of `posterior_soft` that stands for x_0: `x_0_probs` (class probabilities, or the
+/// probability of `true`).
+pub fn soft_port(p: &Process, x_0: FieldRef) -> String {
+    format!("{}_probs", p.version_name(x_0))
+}
+
 fn dist_ports(p: &Process, k: &Kernel) -> Vec<Port> {
     let f = p.field(k.target.field);
     let ExprKind::Dist { params, .. } = &p.expr(k.dist).kind else {
@@ -223,6 +233,57 @@ pub fn entries(p: &Process) -> Vec<Entry> {
         };
         out.push(Entry {
             kind: EntryKind::Posterior,
+            name,
+            inputs,
+            outputs: dist_ports(p, k),
+        });
+    }
+    // The same posteriors of discrete fields given soft x_0: class probabilities per element
+    // (`vec<K>`) for a `cat<K>` field, the probability of `true` for a `bool` field.
+    let soft: Vec<&Kernel> = p
+        .posteriors
+        .iter()
+        .filter(|k| {
+            let x_0 = FieldRef {
+                field: k.target.field,
+                version: Version::Data,
+            };
+            matches!(p.field(k.target.field).elem, Elem::Cat(_) | Elem::Bool)
+                && k.given.contains(&x_0)
+                && matches!(k.family, Family::Categorical | Family::Bernoulli)
+        })
+        .collect();
+    for k in &soft {
+        let fd = p.field(k.target.field);
+        let mut inputs: Vec<Port> = k
+            .given
+            .iter()
+            .map(|g| {
+                if g.field == k.target.field && g.version == Version::Data {
+                    Port {
+                        name: soft_port(p, *g),
+                        elem: match fd.elem {
+                            Elem::Cat(c) => Elem::Vec(c),
+                            _ => Elem::Real,
+                        },
+                        extent: Extent::Field(fd.shape.clone()),
+                    }
+                } else {
+                    field_port(p, *g, p.version_name(*g))
+                }
+            })
+            .collect();
+        inputs.push(t.clone());
+        if k.target.version == Version::S {
+            inputs.push(scalar("s"));
+        }
+        let name = if soft.len() == 1 {
+            "posterior_soft".to_string()
+        } else {
+            format!("posterior_soft.{}", fd.name)
+        };
+        out.push(Entry {
+            kind: EntryKind::PosteriorSoft,
             name,
             inputs,
             outputs: dist_ports(p, k),

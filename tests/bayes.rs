@@ -6,6 +6,8 @@
 //! derived (Gaussian), and written marginals are checked against their one-step kernels
 //! (E0404). `tests/bad/125…133` and `143…148` hold one-mistake specs.
 
+mod common;
+
 fn errors(text: &str) -> Vec<(String, String)> {
     let (_, diags) = diffc::check::check_source(text);
     diags
@@ -1098,4 +1100,180 @@ fn a_sampler_drawing_a_derived_per_element_posterior_equals_the_written_one() {
             );
         }
     }
+}
+
+/// `posterior_soft` (x_0 as class probabilities) equals Σ_c p(c) · `posterior`(x_0 = c),
+/// renormalised, computed here from separate `posterior` calls with every element's x_0 set to
+/// each class in turn, for every discrete posterior of every shipped spec; and one-hot
+/// probabilities give `posterior` itself.
+#[test]
+fn the_soft_posterior_mixes_the_posterior_over_the_given_class_probabilities() {
+    use diffc::entries::{entries, EntryKind, Extent};
+    use diffc::interp::{run, Call, Data, Tensor};
+    use diffc::ir::lower::lower;
+    use diffc::typed::Elem;
+    let mut checked = 0;
+    for p in common::shipped() {
+        for e in entries(&p)
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::PosteriorSoft)
+        {
+            let hard_name = e.name.replacen("posterior_soft", "posterior", 1);
+            let soft = lower(&p, &e.name).unwrap();
+            let hard = lower(&p, &hard_name).unwrap();
+            let what = format!("{} {}", p.name, e.name);
+            let mut g = common::diff::Gen(17);
+            let (t, s) = common::diff::times(&p);
+            let batch = 2usize;
+            let mut call = Call {
+                seed: 3,
+                batch,
+                sizes: p.dims.iter().map(|d| (d.name.clone(), 3)).collect(),
+                ..Call::default()
+            };
+            let mut soft_port = None;
+            for port in &e.inputs {
+                match &port.extent {
+                    Extent::Field(shape) => {
+                        let mut dims = vec![batch];
+                        dims.extend(shape.dims.iter().map(|_| 3));
+                        if let Elem::Vec(k) = port.elem {
+                            dims.push(k as usize);
+                        }
+                        let mut x = common::diff::tensor_for(&p, port.elem, dims, &mut g);
+                        if shape.sym {
+                            diffc::interp::symmetrize(&mut x);
+                        }
+                        if port.name.ends_with("_probs") {
+                            soft_port = Some((port.name.clone(), port.elem));
+                        }
+                        call.inputs.insert(port.name.clone(), x);
+                    }
+                    Extent::Scalar if port.name == "s" => {
+                        call.inputs.insert("s".into(), Tensor::scalar(s as f32));
+                    }
+                    Extent::Scalar => {
+                        call.inputs
+                            .insert(port.name.clone(), Tensor::scalar(t as f32));
+                    }
+                    Extent::Sample => unreachable!("{what}: a per-sample input"),
+                }
+            }
+            let (probs_name, elem) = soft_port.unwrap();
+            let sym = e
+                .inputs
+                .iter()
+                .any(|q| q.name == probs_name && matches!(&q.extent, Extent::Field(s) if s.sym));
+            let x0_name = probs_name.trim_end_matches("_probs").to_string();
+            let w = call.inputs[&probs_name].f32s().unwrap().to_vec();
+            let got = run(&p, &soft, &call).unwrap_or_else(|m| panic!("{what}: {m}"));
+            let got = got[0].f32s().unwrap();
+            // The posterior at each class of x_0, everywhere at once.
+            let k = match elem {
+                Elem::Vec(k) => k as usize,
+                _ => 2,
+            };
+            let n = w.len() / if matches!(elem, Elem::Vec(_)) { k } else { 1 };
+            let per_class: Vec<Vec<f32>> = (0..k)
+                .map(|c| {
+                    let mut hc = call.clone();
+                    hc.inputs.remove(&probs_name);
+                    let shape = call.inputs[&probs_name].shape.clone();
+                    let shape = if matches!(elem, Elem::Vec(_)) {
+                        shape[..shape.len() - 1].to_vec()
+                    } else {
+                        shape
+                    };
+                    let data = if matches!(elem, Elem::Vec(_)) {
+                        Data::Class(vec![c as u32; n])
+                    } else {
+                        Data::Bool(vec![c == 1; n])
+                    };
+                    let mut x0 = Tensor { shape, data };
+                    if sym {
+                        diffc::interp::symmetrize(&mut x0);
+                    }
+                    hc.inputs.insert(x0_name.clone(), x0);
+                    run(&p, &hard, &hc).unwrap_or_else(|m| panic!("{what} at class {c}: {m}"))[0]
+                        .f32s()
+                        .unwrap()
+                        .to_vec()
+                })
+                .collect();
+            let mut worst = 0f64;
+            for i in 0..n {
+                if let Elem::Vec(_) = elem {
+                    let mixed: Vec<f64> = (0..k)
+                        .map(|j| {
+                            (0..k)
+                                .map(|c| w[i * k + c] as f64 * per_class[c][i * k + j] as f64)
+                                .sum::<f64>()
+                        })
+                        .collect();
+                    // No mass (the empty diagonal of a symmetric field): 0.
+                    let total: f64 = mixed.iter().sum();
+                    let total = if total > 0.0 { total } else { 1.0 };
+                    for j in 0..k {
+                        worst = worst.max((got[i * k + j] as f64 - mixed[j] / total).abs());
+                    }
+                } else {
+                    let want = (1.0 - w[i] as f64) * per_class[0][i] as f64
+                        + w[i] as f64 * per_class[1][i] as f64;
+                    worst = worst.max((got[i] as f64 - want).abs());
+                }
+            }
+            assert!(worst < 2e-6, "{what}: off by {worst}");
+            // One-hot probabilities at x_0 = x_t (a class x_t is always reachable from) give
+            // the posterior at x_0 = x_t.
+            let xt_name = e
+                .inputs
+                .iter()
+                .find(|q| q.name.ends_with("_t") && !q.name.ends_with("_probs"))
+                .map(|q| q.name.clone())
+                .unwrap();
+            let xt = call.inputs[&xt_name].clone();
+            let classes: Vec<usize> = match &xt.data {
+                Data::Class(v) => v.iter().map(|c| *c as usize).collect(),
+                Data::Bool(v) => v.iter().map(|b| *b as usize).collect(),
+                Data::F32(_) => unreachable!("{what}: a real x_t"),
+            };
+            let mut one = call.clone();
+            let onehot: Vec<f32> = if let Elem::Vec(_) = elem {
+                (0..n * k)
+                    .map(|i| if i % k == classes[i / k] { 1.0 } else { 0.0 })
+                    .collect()
+            } else {
+                classes.iter().map(|c| *c as f32).collect()
+            };
+            one.inputs.get_mut(&probs_name).unwrap().data = Data::F32(onehot);
+            if sym {
+                diffc::interp::symmetrize(one.inputs.get_mut(&probs_name).unwrap());
+            }
+            let mass: Vec<bool> = one.inputs[&probs_name]
+                .f32s()
+                .unwrap()
+                .chunks(if matches!(elem, Elem::Vec(_)) { k } else { 1 })
+                .map(|r| r.iter().sum::<f32>() > 0.0 || !sym)
+                .collect();
+            let at_one = run(&p, &soft, &one).unwrap_or_else(|m| panic!("{what}: one-hot: {m}"));
+            let mut hc = call.clone();
+            hc.inputs.remove(&probs_name);
+            hc.inputs.insert(x0_name.clone(), xt);
+            let want = run(&p, &hard, &hc).unwrap_or_else(|m| panic!("{what}: x_0 = x_t: {m}"));
+            let per = if matches!(elem, Elem::Vec(_)) { k } else { 1 };
+            for (i, (a, b)) in at_one[0]
+                .f32s()
+                .unwrap()
+                .iter()
+                .zip(want[0].f32s().unwrap())
+                .enumerate()
+            {
+                // The empty diagonal of a symmetric field has no mass: 0 there.
+                let b = if mass[i / per] { *b } else { 0.0 };
+                assert!((a - b).abs() < 1e-6, "{what}: one-hot at {i}: {a} vs {b}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "{checked} soft posteriors checked");
 }

@@ -25,6 +25,7 @@ pub fn lower(p: &Process, name: &str) -> Result<Program, String> {
         EntryKind::Forward => l.forward()?,
         EntryKind::LogQ => l.log_q()?,
         EntryKind::Posterior => l.posterior(name)?,
+        EntryKind::PosteriorSoft => l.posterior_soft(name)?,
         EntryKind::Prior => l.prior(name)?,
         EntryKind::Loss => l.loss(name)?,
         EntryKind::NetInputs => l.net_inputs(name)?,
@@ -1031,6 +1032,28 @@ impl<'p> Lower<'p> {
         Ok(())
     }
 
+    /// `posterior_soft`: the posterior mixed over the class probabilities given for x_0.
+    fn posterior_soft(&mut self, name: &str) -> Result<(), String> {
+        let k = self.kernel_for(&self.p.posteriors.clone(), name, "posterior_soft.")?;
+        let ExprKind::Dist { family, params } = self.p.expr(k.dist).kind.clone() else {
+            return Err("a posterior that is not a distribution".into());
+        };
+        let r0 = FieldRef {
+            field: k.target.field,
+            version: typed::Version::Data,
+        };
+        let f = self.p.field(k.target.field).clone();
+        let i = self.input_index(&crate::entries::soft_port(self.p, r0))?;
+        let kind = match f.elem {
+            Elem::Cat(c) => Kind::Vec(c),
+            _ => Kind::Real,
+        };
+        let w = self.input_node(i, kind, Some(f.shape));
+        let mixed = self.mixture_of(&params, r0, w, family, true)?;
+        self.prog.results = vec![mixed];
+        Ok(())
+    }
+
     fn prior(&mut self, name: &str) -> Result<(), String> {
         let k = self.kernel_for(&self.p.priors.clone(), name, "prior.")?;
         let f = self.p.field(k.target.field).name.clone();
@@ -1302,6 +1325,20 @@ impl Lower<'_> {
         family: Family,
     ) -> Result<NodeId, String> {
         let w = self.expr(weights)?;
+        self.mixture_of(params, r0, w, family, false)
+    }
+
+    /// `mixture` with the weights as a node. With `empty_where_unweighted`, an element whose
+    /// mixture has no mass (weights of 0 on every class, as on the empty diagonal of a `sym`
+    /// field, or only on classes that cannot reach x_t) is 0 rather than 0/0.
+    fn mixture_of(
+        &mut self,
+        params: &[ExprId],
+        r0: FieldRef,
+        w: NodeId,
+        family: Family,
+        empty_where_unweighted: bool,
+    ) -> Result<NodeId, String> {
         let field = self.p.field(r0.field).clone();
         let shape = Some(field.shape.clone());
         let el = |l: &mut Self, node: Node, kind: Kind| {
@@ -1324,7 +1361,13 @@ impl Lower<'_> {
                     });
                 }
                 let acc = acc.ok_or("a mixture over no classes")?;
-                let total = el(self, Node::Call(Builtin::VSum, vec![acc]), Kind::Real);
+                let mut total = el(self, Node::Call(Builtin::VSum, vec![acc]), Kind::Real);
+                if empty_where_unweighted {
+                    let zero = self.push(Node::Const(0.0), Kind::Real, Extent::Uniform);
+                    let one = self.push(Node::Const(1.0), Kind::Real, Extent::Uniform);
+                    let some = el(self, Node::Binary(BinOp::Gt, total, zero), Kind::Bool);
+                    total = el(self, Node::Select(some, total, one), Kind::Real);
+                }
                 Ok(el(self, Node::Binary(BinOp::Div, acc, total), Kind::Vec(k)))
             }
             (Family::Bernoulli, Elem::Bool) => {
