@@ -88,6 +88,9 @@ fn seed() -> Port {
 }
 
 /// Ports for a distribution's parameters, named by family.
+/// The most classes a field may have for its posterior to get a `posterior_soft` entry.
+pub const SOFT_MAX_CLASSES: u32 = 256;
+
 /// The input of `posterior_soft` that stands for x_0: `x_0_probs` (class probabilities, or the
 /// probability of `true`).
 pub fn soft_port(p: &Process, x_0: FieldRef) -> String {
@@ -239,7 +242,9 @@ pub fn entries(p: &Process) -> Vec<Entry> {
         });
     }
     // The same posteriors of discrete fields given soft x_0: class probabilities per element
-    // (`vec<K>`) for a `cat<K>` field, the probability of `true` for a `bool` field.
+    // (`vec<K>`) for a `cat<K>` field, the probability of `true` for a `bool` field. The mixture
+    // writes the posterior out once per class (K² terms per element), so past
+    // `SOFT_MAX_CLASSES` classes there is no such entry.
     let soft: Vec<&Kernel> = p
         .posteriors
         .iter()
@@ -248,7 +253,8 @@ pub fn entries(p: &Process) -> Vec<Entry> {
                 field: k.target.field,
                 version: Version::Data,
             };
-            matches!(p.field(k.target.field).elem, Elem::Cat(_) | Elem::Bool)
+            (matches!(p.field(k.target.field).elem, Elem::Cat(c) if c <= SOFT_MAX_CLASSES)
+                || p.field(k.target.field).elem == Elem::Bool)
                 && k.given.contains(&x_0)
                 && matches!(k.family, Family::Categorical | Family::Bernoulli)
         })
