@@ -977,3 +977,61 @@ fn an_npy_stack_of_empty_matrices_is_refused() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("a stack of 2 matrices of 0 × 0"), "{err}");
 }
+
+/// An `.npy` file's preamble and header are claims: a header length of 4 GiB, a shape of 2^40
+/// elements with no data and a shape whose product wraps to 0 are each refused with the
+/// reader's one-line message, before anything of their size is allocated. npyz and
+/// ndarray-npy abort on the first, ndarray-npy on the second, and npyz panics on the third in
+/// a debug build and reads it as an empty array in a release one (`src/npy.rs`'s module doc).
+#[test]
+fn npy_headers_that_claim_more_than_the_file_holds_are_refused_before_allocating() {
+    let dir = temp_dir("npy-claims");
+    let v1 = |shape: &str| {
+        let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}\n");
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes
+    };
+    let mut huge_header = b"\x93NUMPY\x02\x00".to_vec();
+    huge_header.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
+    huge_header.extend_from_slice(b"{'descr'");
+    let cases = [
+        (
+            "huge_header.npy",
+            huge_header,
+            "truncated header: the header should be 4294967280 bytes long but only 8 bytes follow the header length",
+        ),
+        (
+            "tera.npy",
+            v1("(1099511627776,)"),
+            "shape (1099511627776,) needs 1099511627776 values but the file holds 0",
+        ),
+        (
+            "wraps.npy",
+            v1("(4294967296, 4294967296, 4294967296)"),
+            "shape (4294967296, 4294967296, 4294967296) has too many elements to address",
+        ),
+    ];
+    for (name, bytes, message) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let input = format!("x_0={}", path.display());
+        refused(
+            None,
+            &[
+                "eval",
+                "specs/ddpm.diff",
+                "--process",
+                "ddpm_linear",
+                "--entry",
+                "forward",
+                "--in",
+                &input,
+                "--set",
+                "t=5",
+            ],
+            &[&format!("{}: {message}", path.display())],
+        );
+    }
+}

@@ -481,6 +481,15 @@ fn error_messages() {
         read_error(&good[..100]),
         "truncated header: the header should be 118 bytes long but only 90 bytes follow the header length"
     );
+    // A version 2.0 length claiming 4 GiB is checked against the bytes before it is used
+    // (npyz and ndarray-npy allocate it first; `src/npy.rs`'s module doc).
+    let mut huge_header = b"\x93NUMPY\x02\x00".to_vec();
+    huge_header.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
+    huge_header.extend_from_slice(b"{'descr'");
+    assert_eq!(
+        read_error(&huge_header),
+        "truncated header: the header should be 4294967280 bytes long but only 8 bytes follow the header length"
+    );
 
     // The header.
     let cases: &[(&str, &str)] = &[
