@@ -12,6 +12,15 @@
 //! must be the one above, each within a relative `TOLERANCE` (which allows for the rounding of
 //! tables built in f64, such as a product of a thousand factors).
 //!
+//! The same check runs per component for a `vec<K>` field and for a marginal whose coefficients
+//! vary per element (`Checker::elementwise_affine`; `param`s at their defaults): x_t and x_0
+//! are set to 0, 1 and 2 in every component and to 1 in one component at a time, so that
+//! component j of the mean must read component j of x_t and x_0 only, with component j's
+//! coefficients, and component j of the variance must be component j's. The error names the
+//! component. Coefficients that read a field the marginal is conditioned on (`x_t | x_0, w`), or
+//! a posterior that reads a value known only at run time, cannot be evaluated here: W0003 says
+//! the posterior is not verified.
+//!
 //! **Categorical and Bernoulli.** For a discrete field with a one-step kernel
 //! q(x_t | x_{t-1}) and a marginal q(x_t | x_0), both as written,
 //!

@@ -4,7 +4,9 @@
 //! **Gaussian.** With `x_t | x_{t-1} ~ Normal(c(t) x_{t-1}, b(t))`, composing from x_0 gives
 //! `x_t | x_0 ~ Normal(a_t x_0, v_t)` with a_t = c(t) a_{t-1}, v_t = c(t)² v_{t-1} + b(t),
 //! a = 1 and v = 0 at the data end. The written marginal's signal coefficient and variance must
-//! equal them at every time within `bayes::TOLERANCE` (relative).
+//! equal them at every time within `bayes::TOLERANCE` (relative). For a `vec<K>` field, c, b and
+//! the marginal's coefficients may be real or `vec<K>` (`param`s at their defaults), composed and
+//! compared per component; the error names the component.
 //!
 //! **Categorical and Bernoulli.** q(x_t = j | x_0 = c0) = Σ_i q(x_{t-1} = i | x_0 = c0)
 //! q(x_t = j | x_{t-1} = i), from the one-hot data; every probability of the written marginal,
