@@ -150,7 +150,8 @@ pub enum Code {
     /// A posterior marked `#[approximate]`: where it differs from Bayes' rule it is kept, with
     /// this warning (also when it does not differ, since the mark is then not needed).
     Approximation,
-    /// A check of Bayes' rule left partly or wholly undone by the enumeration limits (a warning).
+    /// A check of Bayes' rule left partly or wholly undone by the enumeration limits, or undone
+    /// because the values it compares are known only at run time (a warning).
     Unverified,
     /// A constant expression could not be evaluated at compile time.
     Const,

@@ -1277,3 +1277,205 @@ fn the_soft_posterior_mixes_the_posterior_over_the_given_class_probabilities() {
     }
     assert!(checked >= 6, "{checked} soft posteriors checked");
 }
+
+fn per_element_written_text() -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/data/per_element_written.diff",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// `per_element_written.diff` checks without errors: its per-component posteriors follow Bayes'
+/// rule and its per-component marginal composes; the conditioned posterior, whose marginal reads
+/// `w`, is reported unverified (W0003) at its distribution, and nothing else is.
+#[test]
+fn written_per_element_posteriors_and_marginals_check_clean() {
+    let text = per_element_written_text();
+    let diags = diagnostics(&text);
+    assert!(
+        diags.iter().all(|(c, _, _)| !c.starts_with('E')),
+        "{diags:?}"
+    );
+    let unverified: Vec<_> = diags.iter().filter(|(c, _, _)| c == "W0003").collect();
+    assert_eq!(unverified.len(), 1, "{diags:?}");
+    let (_, message, label) = unverified[0];
+    assert_eq!(
+        message,
+        "the posterior of `x_s` is not checked against Bayes' rule: the marginal's coefficients read `w`, known only at run time"
+    );
+    assert_eq!(label, "not verified");
+    let (_, all) = diffc::check::check_source(&text);
+    let w = all.iter().find(|d| d.code.as_str() == "W0003").unwrap();
+    let (start, end) = (w.primary.span.start as usize, w.primary.span.end as usize);
+    assert_eq!(&text[start..end], "Normal(c0 * x_0 + ct * x_t, pv)");
+    assert!(text[..start].ends_with("posterior x_s | x_t, x_0, w ~ "));
+}
+
+/// Each written part of `per_element_written.diff`, changed in one component, is E0403 (the
+/// posteriors) or E0404 (the marginal), naming the time, the component and both values.
+#[test]
+fn written_per_element_kernels_changed_in_one_component_are_caught() {
+    let text = per_element_written_text();
+    for (part, changed, code, says) in [
+        (
+            "    pv = v_ts * v_s / v_t\n",
+            "    pv = v_ts * v_s / v_t * [1, 1.001, 1]\n",
+            "E0403",
+            "at t = 2, s = 1 the posterior variance in component 1 is ",
+        ),
+        (
+            "    c0 = a_s * v_ts / v_t\n",
+            "    c0 = a_s * v_ts / v_t * [1, 1, 1.001]\n",
+            "E0403",
+            "at t = 1, s = 0 the posterior mean's coefficient of x_0 in component 2 is 1.001, Bayes' rule gives 1",
+        ),
+        (
+            "    ct = c(t) * v_p / v_t\n",
+            "    ct = c(t) * v_p / v_t * [1.001, 1, 1]\n",
+            "E0403",
+            "at t = 2 the posterior mean's coefficient of x_t in component 0 is ",
+        ),
+        (
+            "  schedule v(t) = [v1(t), v2(t), cumsum(beta(t))]\n",
+            "  schedule v(t) = [v1(t), v2(t), 1.001 * cumsum(beta(t))]\n",
+            "E0404",
+            "at t = 1 the marginal's variance in component 2 is 5.005e-5, composing the one-step kernel from the data gives 5e-5",
+        ),
+    ] {
+        // The first of each part is the first process's (`vec_coeffs`, else `vec_chain`).
+        assert!(text.contains(part), "{part}");
+        let bad = text.replacen(part, changed, 1);
+        let errs = errors(&bad);
+        let hit = errs.iter().find(|(c, m)| c == code && m.starts_with(says));
+        assert!(hit.is_some(), "{changed}: {errs:?}");
+    }
+    // The cross-component term of x_t, written in the mean itself.
+    let bad = text.replacen(
+        "  posterior x_s | x_t, x_0 ~ Normal(c0 * x_0 + ct * x_t, pv)",
+        "  posterior x_s | x_t, x_0 ~ Normal(c0 * x_0 + ct * x_t + [0, 0, 0.5] * vsum(x_0), pv)",
+        1,
+    );
+    assert_ne!(bad, text);
+    let errs = errors(&bad);
+    assert!(
+        errs.iter().any(|(c, m)| c == "E0403"
+            && m.contains("component 2 of the posterior mean reads component 0 of x_0")),
+        "{errs:?}"
+    );
+}
+
+/// `#[approximate]` keeps a per-component disagreement as W0002 (posterior and marginal), and
+/// on kernels that agree says the mark is not needed.
+#[test]
+fn approximate_keeps_per_element_disagreements_as_warnings() {
+    let text = per_element_written_text();
+    let off = text
+        .replacen(
+            "    pv = v_ts * v_s / v_t\n",
+            "    pv = v_ts * v_s / v_t * [1, 1.001, 1]\n",
+            1,
+        )
+        .replacen(
+            "  forward x_t | x_{t-1} ~ Normal(c(t) * x_{t-1}, beta(t) * g)",
+            "  forward x_t | x_{t-1} ~ Normal(c(t) * x_{t-1}, beta(t) * g * [1, 1, 1.001])",
+            1,
+        );
+    assert_eq!(off.matches("1.001").count(), 2);
+    let marked = |t: &str| {
+        t.replacen(
+            "  posterior x_s | x_t, x_0 ~",
+            "  #[approximate]\n  posterior x_s | x_t, x_0 ~",
+            1,
+        )
+        .replacen(
+            "  forward x_t | x_0 ~ Normal(a(t) * x_0, v(t) * g)",
+            "  #[approximate]\n  forward x_t | x_0 ~ Normal(a(t) * x_0, v(t) * g)",
+            1,
+        )
+    };
+    let kept = diagnostics(&marked(&off));
+    assert!(kept.iter().all(|(c, _, _)| !c.starts_with('E')), "{kept:?}");
+    let w2: Vec<_> = kept.iter().filter(|(c, _, _)| c == "W0002").collect();
+    assert!(
+        w2.iter().any(
+            |(_, m, _)| m.contains("the posterior variance in component 1")
+                && m.contains("(kept: the posterior of `x_s` is marked `#[approximate]`)")
+        ),
+        "{kept:?}"
+    );
+    assert!(
+        w2.iter().any(
+            |(_, m, _)| m.contains("the marginal's variance in component 2")
+                && m.contains("(kept: the forward kernels of `x_t` are marked `#[approximate]`)")
+        ),
+        "{kept:?}"
+    );
+    let clean = diagnostics(&marked(&text));
+    assert!(
+        clean.iter().all(|(c, _, _)| !c.starts_with('E')),
+        "{clean:?}"
+    );
+    let not_needed: Vec<_> = clean
+        .iter()
+        .filter(|(c, m, _)| {
+            c == "W0002"
+                && (m.contains("not needed")
+                    || m.contains("follows Bayes' rule at every check point"))
+        })
+        .collect();
+    assert_eq!(not_needed.len(), 2, "{clean:?}");
+}
+
+/// The written conditioned posterior (conditioned on x_t, x_0 and `w`, as its marginal is) gives
+/// the derived one's `posterior` entry at every t and s = t − 1, ⌊t/2⌋, 0 (interp).
+#[test]
+fn a_written_conditioned_posterior_equals_the_derived_one() {
+    use diffc::interp::{run, Call, Data, Tensor};
+    let (pw, pd) = (
+        process(&per_element_written_text(), "conditioned"),
+        process(&per_element_text(), "conditioned"),
+    );
+    assert!(pw.posteriors.iter().all(|k| !k.derived));
+    assert!(pd.posteriors.iter().all(|k| k.derived));
+    let (batch, d) = (2usize, 3usize);
+    let n = batch * d;
+    let values = |seed: u32, scale: f32| -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| (((i * 37 + seed * 11) % 23) as f32 / 5.0 - 2.2) * scale)
+            .collect()
+    };
+    let tensor = |v: Vec<f32>| Tensor {
+        shape: vec![batch, d],
+        data: Data::F32(v),
+    };
+    let (ew, ed) = (
+        diffc::ir::lower::lower(&pw, "posterior").unwrap(),
+        diffc::ir::lower::lower(&pd, "posterior").unwrap(),
+    );
+    for t in [1usize, 2, 50, 100] {
+        for s in [t - 1, t / 2, 0] {
+            let mut call = Call {
+                batch,
+                ..Call::default()
+            };
+            call.sizes.insert("d".into(), d);
+            call.inputs.insert("x_t".into(), tensor(values(1, 1.0)));
+            call.inputs.insert("x_0".into(), tensor(values(2, 1.0)));
+            call.inputs.insert("w".into(), tensor(values(3, 0.25)));
+            call.inputs.insert("t".into(), Tensor::scalar(t as f32));
+            call.inputs.insert("s".into(), Tensor::scalar(s as f32));
+            let (a, b) = (run(&pw, &ew, &call).unwrap(), run(&pd, &ed, &call).unwrap());
+            for (part, (x, y)) in ["mean", "variance"].iter().zip(a.iter().zip(&b)) {
+                let (x, y) = (x.f32s().unwrap(), y.f32s().unwrap());
+                assert_eq!(x.len(), y.len(), "{part}");
+                for (u, v) in x.iter().zip(y) {
+                    assert!(
+                        (u - v).abs() <= 1e-5 * (1.0 + v.abs()),
+                        "t = {t}, s = {s}: the written posterior's {part} is {u}, the derived one's {v}"
+                    );
+                }
+            }
+        }
+    }
+}

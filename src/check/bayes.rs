@@ -12,6 +12,15 @@
 //! must be the one above, each within a relative `TOLERANCE` (which allows for the rounding of
 //! tables built in f64, such as a product of a thousand factors).
 //!
+//! The same check runs per component for a `vec<K>` field and for a marginal whose coefficients
+//! vary per element (`Checker::elementwise_affine`; `param`s at their defaults): x_t and x_0
+//! are set to 0, 1 and 2 in every component and to 1 in one component at a time, so that
+//! component j of the mean must read component j of x_t and x_0 only, with component j's
+//! coefficients, and component j of the variance must be component j's. The error names the
+//! component. Coefficients that read a field the marginal is conditioned on (`x_t | x_0, w`), or
+//! a posterior that reads a value known only at run time, cannot be evaluated here: W0003 says
+//! the posterior is not verified.
+//!
 //! **Categorical and Bernoulli.** For a discrete field with a one-step kernel
 //! q(x_t | x_{t-1}) and a marginal q(x_t | x_0), both as written,
 //!
@@ -390,77 +399,219 @@ impl Checker<'_> {
         Some(None)
     }
 
-    fn bayes_normal(&self, k: &Kernel) -> Found {
+    /// The Gaussian posterior `k` against Bayes' rule on its field's marginal, per component
+    /// where the field is a `vec<K>` or the marginal's coefficients vary per element.
+    fn bayes_normal(&mut self, k: &Kernel) -> Found {
         let field = k.target.field;
         let marginal = self
             .p
             .forwards
             .iter()
-            .find(|f| f.kind == KernelKind::Marginal && f.target.field == field)?;
-        let aff = marginal.affine?;
+            .find(|f| f.kind == KernelKind::Marginal && f.target.field == field)?
+            .clone();
+        let (alpha, var_m) = match marginal.affine {
+            Some(a) => (a.alpha, a.var),
+            None => match self.p.expr(marginal.dist).kind.clone() {
+                ExprKind::Dist { params, .. } if params.len() == 2 => {
+                    self.elementwise_affine(params[0], params[1], field)?
+                }
+                _ => return None,
+            },
+        };
         let ExprKind::Dist { params, .. } = &self.p.expr(k.dist).kind else {
             return None;
         };
         let (mean, var) = (*params.first()?, *params.get(1)?);
-        let x_t = k
+        let x_t = *k
             .given
             .iter()
             .find(|g| g.version == Version::T && g.field == field)?;
-        let x_0 = k
+        let x_0 = *k
             .given
             .iter()
             .find(|g| g.version == Version::Data && g.field == field)?;
+        // Components: 1 for a real field, K for a vec<K> one.
+        let (comps, vector) = match self.p.field(field).elem {
+            Elem::Real => (1, false),
+            Elem::Vec(n) => (n as usize, true),
+            _ => return None,
+        };
+        let name = self.version_name(k.target);
         let ev = Evaluator::new(&self.p);
-        let time = &self.p.time;
-        let real = |e, env: &Env| ev.real(e, env).ok();
-        for (t, s) in self.time_pairs(k, Some(200)) {
+        let time = self.p.time.clone();
+        // A value as one number per component (a real broadcast over them).
+        let numbers = |v: Value| match v {
+            Value::Real(x) => Some(vec![x; comps]),
+            Value::Vec(xs) if xs.len() == comps => Some(xs),
+            _ => None,
+        };
+        // The value of the field at every component: `x` at component `at` (all where None).
+        let field_value = |x: f64, at: Option<usize>| {
+            if vector {
+                Value::Vec(
+                    (0..comps)
+                        .map(|j| if at.is_none_or(|i| i == j) { x } else { 0.0 })
+                        .collect(),
+                )
+            } else {
+                Value::Real(x)
+            }
+        };
+        // Coefficients known only at run time (read from a field the marginal is conditioned
+        // on), or a posterior that reads one: not verified, said so.
+        let unverified = |c: &Self, why: String| {
+            let d = Diagnostic::warning(
+                Code::Unverified,
+                c.p.expr(k.dist).span,
+                format!("the posterior of `{name}` is not checked against Bayes' rule: {why}"),
+            )
+            .with_label("not verified");
+            Some(d)
+        };
+        let conditions: Vec<String> = marginal
+            .given
+            .iter()
+            .filter(|g| **g != x_0)
+            .map(|g| format!("`{}`", self.version_name(*g)))
+            .collect();
+        let run_time_why = if conditions.is_empty() {
+            "its values are known only at run time".to_string()
+        } else {
+            format!(
+                "the marginal's coefficients read {}, known only at run time",
+                conditions.join(", ")
+            )
+        };
+        let at = |time_: f64| Env {
+            t: time_,
+            ..Env::default()
+        };
+        let mut warning = None;
+        let mut result = Some(None);
+        'times: for (t, s) in self.time_pairs(k, Some(200)) {
             let Some(s) = s else { continue };
-            let at = |time_: f64| Env {
-                t: time_,
-                ..Env::default()
+            let coeffs = |e: ExprId, when: f64| match ev.eval(e, &at(when)) {
+                Ok(v) => Ok(numbers(v)),
+                Err(super::eval::EvalError::Runtime) => Err(()),
+                Err(_) => Ok(None),
             };
             // The marginal at t, and at s (the data itself at the data end).
-            let (a_t, v_t) = (real(aff.alpha, &at(t))?, real(aff.var, &at(t))?);
-            let (a_s, v_s) = if s == time.data_at {
-                (1.0, 0.0)
-            } else {
-                (real(aff.alpha, &at(s))?, real(aff.var, &at(s))?)
+            let (a_t, v_t, a_s, v_s) = match (
+                coeffs(alpha, t),
+                coeffs(var_m, t),
+                coeffs(alpha, s),
+                coeffs(var_m, s),
+            ) {
+                (Err(()), ..) | (_, Err(()), ..) | (.., Err(()), _) | (.., Err(())) => {
+                    warning = unverified(self, run_time_why.clone());
+                    result = None;
+                    break 'times;
+                }
+                (Ok(Some(a)), Ok(Some(b)), Ok(c), Ok(d)) => {
+                    let (c, d) = if s == time.data_at {
+                        (vec![1.0; comps], vec![0.0; comps])
+                    } else {
+                        match (c, d) {
+                            (Some(c), Some(d)) => (c, d),
+                            _ => {
+                                result = None;
+                                break 'times;
+                            }
+                        }
+                    };
+                    (a, b, c, d)
+                }
+                _ => {
+                    result = None;
+                    break 'times;
+                }
             };
-            if v_t <= 0.0 || a_s == 0.0 {
+            // Bayes' rule per component: (coefficient of x_t, of x_0, variance), None where
+            // it is undefined (v_t ≤ 0 or a_s = 0).
+            let want: Vec<Option<(f64, f64, f64)>> = (0..comps)
+                .map(|j| {
+                    if v_t[j] <= 0.0 || a_s[j] == 0.0 {
+                        return None;
+                    }
+                    let a_ts = a_t[j] / a_s[j];
+                    let v_ts = v_t[j] - a_ts * a_ts * v_s[j];
+                    Some((
+                        a_ts * v_s[j] / v_t[j],
+                        a_s[j] * v_ts / v_t[j],
+                        v_ts * v_s[j] / v_t[j],
+                    ))
+                })
+                .collect();
+            if want.iter().all(Option::is_none) {
                 continue;
             }
-            let a_ts = a_t / a_s;
-            let v_ts = v_t - a_ts * a_ts * v_s;
-            let want_t = a_ts * v_s / v_t;
-            let want_0 = a_s * v_ts / v_t;
-            let want_var = v_ts * v_s / v_t;
-            let with = |xt: f64, x0: f64| Env {
+            let with = |xt: f64, x0: f64, comp: Option<usize>| Env {
                 t,
                 s: Some(s),
                 fields: vec![
-                    (*x_t, Value::Real(xt)),
-                    (*x_0, Value::Real(x0)),
+                    (x_t, field_value(xt, comp)),
+                    (x_0, field_value(x0, comp)),
                     (
                         FieldRef {
                             field,
                             version: k.target.version,
                         },
-                        Value::Real(0.0),
+                        field_value(0.0, None),
                     ),
                 ],
                 ..Env::default()
             };
-            let m00 = real(mean, &with(0.0, 0.0))?;
-            let m10 = real(mean, &with(1.0, 0.0))?;
-            let m01 = real(mean, &with(0.0, 1.0))?;
-            let m11 = real(mean, &with(1.0, 1.0))?;
-            // Second differences: 0 for a mean affine in x_t and x_0.
-            let m20 = real(mean, &with(2.0, 0.0))?;
-            let m02 = real(mean, &with(0.0, 2.0))?;
-            let w = real(var, &with(0.0, 0.0))?;
-            let (got_t, got_0) = (m10 - m00, m01 - m00);
+            let value = |e: ExprId, env: &Env| match ev.eval(e, env) {
+                Ok(v) => Ok(numbers(v)),
+                Err(super::eval::EvalError::Runtime) => Err(()),
+                Err(_) => Ok(None),
+            };
+            let probe = |xt: f64, x0: f64, comp: Option<usize>| -> Result<Vec<f64>, bool> {
+                match value(mean, &with(xt, x0, comp)) {
+                    Ok(Some(v)) => Ok(v),
+                    Ok(None) => Err(false),
+                    Err(()) => Err(true),
+                }
+            };
+            // x_t and x_0 at (0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (0, 2), then one component
+            // of x_t (of x_0) at a time: column j of each coefficient.
+            let mut points = vec![
+                (0.0, 0.0, None),
+                (1.0, 0.0, None),
+                (0.0, 1.0, None),
+                (1.0, 1.0, None),
+                (2.0, 0.0, None),
+                (0.0, 2.0, None),
+            ];
+            if vector {
+                points.extend((0..comps).map(|j| (1.0, 0.0, Some(j))));
+                points.extend((0..comps).map(|j| (0.0, 1.0, Some(j))));
+            }
+            let probes: Result<Vec<Vec<f64>>, bool> = points
+                .iter()
+                .map(|&(xt, x0, comp)| probe(xt, x0, comp))
+                .collect();
+            let w = match value(var, &with(0.0, 0.0, None)) {
+                Ok(Some(v)) => Ok(v),
+                Ok(None) => Err(false),
+                Err(()) => Err(true),
+            };
+            let (m, w) = match (probes, w) {
+                (Ok(m), Ok(w)) => (m, w),
+                (Err(run_time), _) | (_, Err(run_time)) => {
+                    if run_time {
+                        warning = unverified(
+                            self,
+                            "the posterior reads values known only at run time".to_string(),
+                        );
+                    }
+                    result = None;
+                    break 'times;
+                }
+            };
+            let (m00, m10, m01, m11, m20, m02) = (&m[0], &m[1], &m[2], &m[3], &m[4], &m[5]);
+            let (cols_t, cols_0) = m[6..].split_at(if vector { comps } else { 0 });
             let close = |a: f64, b: f64, scale: f64| (a - b).abs() <= TOLERANCE * scale.max(1e-300);
-            let scale = want_t.abs().max(want_0.abs());
             let fmt = super::schedules::fmt;
             // Two values that print alike are printed in full.
             let pair = |a: f64, b: f64| {
@@ -475,70 +626,127 @@ impl Checker<'_> {
             } else {
                 format!("at {} = {}, s = {}", time.name, fmt(t), fmt(s))
             };
-            let bad = |what: String, span| {
-                Some(Some(
+            let in_comp = |j: usize| {
+                if vector {
+                    format!(" in component {j}")
+                } else {
+                    String::new()
+                }
+            };
+            let marginal_text = super::super::explain::show(&self.p, marginal.dist);
+            let bad = |what: String, span, j: usize| {
+                let (wt, w0, wv) = want[j].unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+                let which = if vector {
+                    format!("component {j} of the posterior")
+                } else {
+                    "the posterior".to_string()
+                };
+                Some(
                     Diagnostic::error(Code::Bayes, span, what)
                         .with_label("this does not follow from the forward marginal")
                         .with_note(format!(
-                            "Bayes' rule on `{}` gives the posterior Normal({} · x_t + {} · x_0, {}) {when} (compared within {TOLERANCE:e} relative)",
-                            super::super::explain::show(&self.p, marginal.dist),
-                            fmt(want_t),
-                            fmt(want_0),
-                            fmt(want_var)
+                            "Bayes' rule on `{marginal_text}` gives {which} Normal({} · x_t + {} · x_0, {}) {when} (compared within {TOLERANCE:e} relative)",
+                            fmt(wt),
+                            fmt(w0),
+                            fmt(wv)
                         )),
-                ))
+                )
             };
             let mean_span = self.p.expr(mean).span;
-            let curvature = (m11 - m10 - m01 + m00)
-                .abs()
-                .max((m20 - 2.0 * m10 + m00).abs())
-                .max((m02 - 2.0 * m01 + m00).abs());
-            if !close(curvature, 0.0, scale.max(m00.abs())) {
-                return bad(
-                    format!("{when} the posterior mean is not affine in x_t and x_0"),
-                    mean_span,
-                );
-            }
-            if !close(m00, 0.0, scale) {
-                return bad(
-                    format!(
-                        "{when} the posterior mean has a constant term {}, Bayes' rule gives none",
-                        fmt(m00)
-                    ),
-                    mean_span,
-                );
-            }
-            // Each written value against Bayes' rule's, in this order.
             let var_span = self.p.expr(var).span;
-            for (what, got, want, scale, span) in [
-                (
-                    "the posterior mean's coefficient of x_0",
-                    got_0,
-                    want_0,
-                    scale,
-                    mean_span,
-                ),
-                (
-                    "the posterior mean's coefficient of x_t",
-                    got_t,
-                    want_t,
-                    scale,
-                    mean_span,
-                ),
-                (
-                    "the posterior variance",
-                    w,
-                    want_var,
-                    want_var.abs(),
-                    var_span,
-                ),
-            ] {
-                if !close(got, want, scale) {
-                    let (g, b) = pair(got, want);
-                    return bad(format!("{when} {what} is {g}, Bayes' rule gives {b}"), span);
+            let mut found = None;
+            'comps: for j in 0..comps {
+                let Some((want_t, want_0, want_var)) = want[j] else {
+                    continue;
+                };
+                let scale = want_t.abs().max(want_0.abs());
+                let curvature = (m11[j] - m10[j] - m01[j] + m00[j])
+                    .abs()
+                    .max((m20[j] - 2.0 * m10[j] + m00[j]).abs())
+                    .max((m02[j] - 2.0 * m01[j] + m00[j]).abs());
+                if !close(curvature, 0.0, scale.max(m00[j].abs())) {
+                    found = bad(
+                        format!(
+                            "{when} the posterior mean is not affine in x_t and x_0{}",
+                            in_comp(j)
+                        ),
+                        mean_span,
+                        j,
+                    );
+                    break;
+                }
+                if !close(m00[j], 0.0, scale) {
+                    found = bad(
+                        format!(
+                            "{when} the posterior mean has a constant term {}{}, Bayes' rule gives none",
+                            fmt(m00[j]),
+                            in_comp(j)
+                        ),
+                        mean_span,
+                        j,
+                    );
+                    break;
+                }
+                // Bayes' rule gives each component its own coefficients: component j of the
+                // mean reads component j of x_t and x_0 only.
+                for (cols, x) in [(cols_t, "x_t"), (cols_0, "x_0")] {
+                    for (i, col) in cols.iter().enumerate() {
+                        let got = col[j] - m00[j];
+                        if i != j && !close(got, 0.0, scale) {
+                            found = bad(
+                                format!(
+                                    "{when} component {j} of the posterior mean reads component {i} of {x} with coefficient {}, Bayes' rule gives none",
+                                    fmt(got)
+                                ),
+                                mean_span,
+                                j,
+                            );
+                            break 'comps;
+                        }
+                    }
+                }
+                // Each written value against Bayes' rule's, in this order.
+                for (what, got, want, scale, span) in [
+                    (
+                        "the posterior mean's coefficient of x_0",
+                        m01[j] - m00[j],
+                        want_0,
+                        scale,
+                        mean_span,
+                    ),
+                    (
+                        "the posterior mean's coefficient of x_t",
+                        m10[j] - m00[j],
+                        want_t,
+                        scale,
+                        mean_span,
+                    ),
+                    (
+                        "the posterior variance",
+                        w[j],
+                        want_var,
+                        want_var.abs(),
+                        var_span,
+                    ),
+                ] {
+                    if !close(got, want, scale) {
+                        let (g, b) = pair(got, want);
+                        found = bad(
+                            format!("{when} {what}{} is {g}, Bayes' rule gives {b}", in_comp(j)),
+                            span,
+                            j,
+                        );
+                        break 'comps;
+                    }
                 }
             }
+            if found.is_some() {
+                return Some(found);
+            }
         }
-        Some(None)
+        if let Some(w) = warning {
+            self.diags.push(w);
+        }
+        result
     }
 }

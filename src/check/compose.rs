@@ -4,7 +4,9 @@
 //! **Gaussian.** With `x_t | x_{t-1} ~ Normal(c(t) x_{t-1}, b(t))`, composing from x_0 gives
 //! `x_t | x_0 ~ Normal(a_t x_0, v_t)` with a_t = c(t) a_{t-1}, v_t = c(t)² v_{t-1} + b(t),
 //! a = 1 and v = 0 at the data end. The written marginal's signal coefficient and variance must
-//! equal them at every time within `bayes::TOLERANCE` (relative).
+//! equal them at every time within `bayes::TOLERANCE` (relative). For a `vec<K>` field, c, b and
+//! the marginal's coefficients may be real or `vec<K>` (`param`s at their defaults), composed and
+//! compared per component; the error names the component.
 //!
 //! **Categorical and Bernoulli.** q(x_t = j | x_0 = c0) = Σ_i q(x_{t-1} = i | x_0 = c0)
 //! q(x_t = j | x_{t-1} = i), from the one-hot data; every probability of the written marginal,
@@ -92,12 +94,25 @@ impl Checker<'_> {
         }
     }
 
-    fn compose_normal(&self, step: &Kernel, marg: &Kernel) -> Option<Option<Diagnostic>> {
-        let aff = marg.affine?;
+    /// The Gaussian marginal `marg` against the composition of `step`, per component where the
+    /// field is a `vec<K>` (the coefficients real or `vec<K>`).
+    fn compose_normal(&mut self, step: &Kernel, marg: &Kernel) -> Option<Option<Diagnostic>> {
         let field = step.target.field;
-        if self.p.field(field).elem != Elem::Real {
-            return None;
-        }
+        let (comps, vector) = match self.p.field(field).elem {
+            Elem::Real => (1, false),
+            Elem::Vec(n) => (n as usize, true),
+            _ => return None,
+        };
+        let (alpha, var_m) = match marg.affine {
+            Some(a) => (a.alpha, a.var),
+            None => {
+                let mp = self.params(marg)?;
+                if mp.len() != 2 {
+                    return None;
+                }
+                self.elementwise_affine(mp[0], mp[1], field)?
+            }
+        };
         let sp = self.params(step)?;
         let (mean, var) = (*sp.first()?, *sp.get(1)?);
         let prev = FieldRef {
@@ -107,38 +122,68 @@ impl Checker<'_> {
         let ev = Evaluator::new(&self.p);
         let time = &self.p.time;
         let fmt = super::schedules::fmt;
-        let (mut a, mut v) = (1.0f64, 0.0f64);
+        // A value as one number per component (a real broadcast over them).
+        let numbers = |v: Value| match v {
+            Value::Real(x) => Some(vec![x; comps]),
+            Value::Vec(xs) if xs.len() == comps => Some(xs),
+            _ => None,
+        };
+        // x_{t-1} = x in component `at` (in every component where None), 0 elsewhere.
+        let field_value = |x: f64, at: Option<usize>| {
+            if vector {
+                Value::Vec(
+                    (0..comps)
+                        .map(|j| if at.is_none_or(|i| i == j) { x } else { 0.0 })
+                        .collect(),
+                )
+            } else {
+                Value::Real(x)
+            }
+        };
+        let (mut a, mut v) = (vec![1.0f64; comps], vec![0.0f64; comps]);
         for t in time.check_points() {
-            let with = |x: f64| Env {
+            let with = |x: f64, at: Option<usize>| Env {
                 t,
-                fields: vec![(prev, Value::Real(x))],
+                fields: vec![(prev, field_value(x, at))],
                 ..Env::default()
             };
-            let m0 = ev.real(mean, &with(0.0)).ok()?;
-            let m1 = ev.real(mean, &with(1.0)).ok()?;
-            let b = ev.real(var, &with(0.0)).ok()?;
-            // Not affine in x_{t-1} through the origin: nothing to compose.
-            if m0 != 0.0 {
+            let get = |e: ExprId, env: &Env| numbers(ev.eval(e, env).ok()?);
+            let m0 = get(mean, &with(0.0, None))?;
+            let b = get(var, &with(0.0, None))?;
+            // Not affine in x_{t-1} through the origin, or mixing components: nothing to
+            // compose.
+            if m0.iter().any(|x| *x != 0.0) {
                 return None;
             }
-            let c = m1 - m0;
-            a *= c;
-            v = c * c * v + b;
+            let mut c = vec![0.0; comps];
+            for (j, cj) in c.iter_mut().enumerate() {
+                let col = get(mean, &with(1.0, Some(j)))?;
+                if col.iter().enumerate().any(|(i, x)| i != j && *x != 0.0) {
+                    return None;
+                }
+                *cj = col[j];
+            }
+            for j in 0..comps {
+                a[j] *= c[j];
+                v[j] = c[j] * c[j] * v[j] + b[j];
+            }
             let env = Env {
                 t,
                 ..Env::default()
             };
-            let (a_m, v_m) = (ev.real(aff.alpha, &env).ok()?, ev.real(aff.var, &env).ok()?);
+            let (a_m, v_m) = (get(alpha, &env)?, get(var_m, &env)?);
             let close =
                 |x: f64, y: f64| (x - y).abs() <= TOLERANCE * x.abs().max(y.abs()).max(1e-300);
-            let what = if !close(a_m, a) {
-                Some(("signal coefficient", a_m, a, aff.alpha))
-            } else if !close(v_m, v) {
-                Some(("variance", v_m, v, aff.var))
-            } else {
-                None
-            };
-            if let Some((what, got, want, at)) = what {
+            let what = (0..comps).find_map(|j| {
+                if !close(a_m[j], a[j]) {
+                    Some(("signal coefficient", j, a_m[j], a[j], alpha))
+                } else if !close(v_m[j], v[j]) {
+                    Some(("variance", j, v_m[j], v[j], var_m))
+                } else {
+                    None
+                }
+            });
+            if let Some((what, j, got, want, at)) = what {
                 let (g, w) = if fmt(got) == fmt(want) {
                     (format!("{got:e}"), format!("{want:e}"))
                 } else {
@@ -152,12 +197,17 @@ impl Checker<'_> {
                         self.p.expr(marg.dist).span
                     }
                 };
+                let comp = if vector {
+                    format!(" in component {j}")
+                } else {
+                    String::new()
+                };
                 return Some(Some(
                     Diagnostic::error(
                         Code::Composition,
                         span,
                         format!(
-                            "at {} = {} the marginal's {what} is {g}, composing the one-step kernel from the data gives {w}",
+                            "at {} = {} the marginal's {what}{comp} is {g}, composing the one-step kernel from the data gives {w}",
                             time.name,
                             fmt(t)
                         ),
@@ -165,8 +215,9 @@ impl Checker<'_> {
                     .with_label("this does not compose from the one-step kernel")
                     .with_secondary(step.span, "the one-step kernel")
                     .with_note(format!(
-                        "a_t = c(t) a_(t-1) and v_t = c(t)² v_(t-1) + b(t) from `{}`, with a = 1 and v = 0 at the data (compared within {TOLERANCE:e} relative)",
-                        super::super::explain::show(&self.p, step.dist)
+                        "a_t = c(t) a_(t-1) and v_t = c(t)² v_(t-1) + b(t) from `{}`, with a = 1 and v = 0 at the data{} (compared within {TOLERANCE:e} relative)",
+                        super::super::explain::show(&self.p, step.dist),
+                        if vector { ", per component" } else { "" }
                     )),
                 ));
             }

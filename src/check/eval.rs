@@ -868,7 +868,7 @@ pub fn grid_times(p: &Process, kind: GridKind, steps: usize) -> Result<Vec<f64>,
 /// data end. Discrete time with the data before the first time only.
 fn linspace_grid(p: &Process, steps: usize) -> Result<Vec<f64>, String> {
     let time = &p.time;
-    if time.kind != TimeKind::Discrete || !(time.data_at < time.lo) {
+    if time.kind != TimeKind::Discrete || time.data_at >= time.lo {
         return Err(
             "a linspace(N) grid spaces the times of a discrete process whose data lie before its first time"
                 .into(),

@@ -179,9 +179,19 @@ impl<'a> Checker<'a> {
                     field: target.field,
                     version: Version::Data,
                 };
-                if given.len() != 2 || !given.contains(&want_t) || !given.contains(&want_0) {
+                // Besides x_t and x_0, the fields a marginal `x_t | x_0, w` is conditioned on.
+                let belongs = |g: &FieldRef| {
+                    *g == want_t
+                        || *g == want_0
+                        || (g.field != target.field && g.version == Version::Data)
+                };
+                if !given.contains(&want_t)
+                    || !given.contains(&want_0)
+                    || !given.iter().all(belongs)
+                    || (1..given.len()).any(|i| given[..i].contains(&given[i]))
+                {
                     // Point at the first variable that does not belong, else after the last.
-                    let wrong = given.iter().position(|g| *g != want_t && *g != want_0);
+                    let wrong = given.iter().position(|g| !belongs(g));
                     let at = match wrong {
                         Some(i) => k.given[i].span,
                         None => k.given.last().map_or(span, |g| g.span),
