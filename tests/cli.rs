@@ -1972,3 +1972,85 @@ fn a_step_between_whole_times_reads_its_schedules_with_interp() {
         "{err}"
     );
 }
+
+/// A categorical draw from given probabilities (a network's class probabilities) in a step,
+/// with its uniforms supplied as `u_x`: the first class whose cumulative probability passes
+/// u · Σp, on every CPU backend.
+#[test]
+fn a_step_draws_a_class_from_given_probabilities_with_supplied_uniforms() {
+    use diffc::npy::{Array, Data};
+    let spec = temp_spec(
+        "catdraw.diff",
+        "process p {
+  const T = 10
+  const K = 4
+  dim d
+  field x : cat<K>[d]
+  time t : 1..T
+  schedule beta(t) in (0, 1) = linspace(0.1, 0.2)
+  schedule ab(t) in (0, 1] decreasing = cumprod(1 - beta(t))
+  forward x_t | x_0 ~ Categorical(ab(t) * onehot(x_0) + (1 - ab(t)) * ones(K) / K)
+  prior x_T ~ Categorical(ones(K) / K)
+  network net(x_t, t) -> probs(x)
+  sampler s {
+    grid = all
+    step {
+      let e = net(x, t)
+      x ~ Categorical(e)
+    }
+  }
+}
+",
+    );
+    let x = save(
+        "catdraw_x.npy",
+        &Array {
+            shape: vec![1, 5],
+            data: Data::I64(vec![0; 5]),
+        },
+    );
+    let probs = save(
+        "catdraw_p.npy",
+        &Array {
+            shape: vec![1, 5, 4],
+            data: Data::F32([0.1f32, 0.2, 0.3, 0.4].repeat(5)),
+        },
+    );
+    let u = save(
+        "catdraw_u.npy",
+        &Array {
+            shape: vec![1, 5],
+            data: Data::F32(vec![0.05, 0.25, 0.59, 0.61, 0.95]),
+        },
+    );
+    for backend in ["interp", "cpu"] {
+        let dir =
+            std::env::temp_dir().join(format!("diffc-catdraw-{backend}-{}", std::process::id()));
+        let (code, _, err) = diffc(&[
+            "eval",
+            &spec,
+            "--entry",
+            "step.s",
+            "--set",
+            "t=5",
+            "--set",
+            "s=4",
+            "--in",
+            &format!("x={x}"),
+            "--in",
+            &format!("net.x={probs}"),
+            "--in",
+            &format!("u_x={u}"),
+            "--backend",
+            backend,
+            "--out",
+            &dir.to_string_lossy(),
+        ]);
+        assert_eq!(code, Some(0), "{backend}: {err}");
+        let got = diffc::npy::read_file(&dir.join("x.npy"))
+            .unwrap()
+            .data
+            .to_f64_vec();
+        assert_eq!(got, vec![0.0, 1.0, 2.0, 3.0, 3.0], "{backend}");
+    }
+}

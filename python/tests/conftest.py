@@ -102,6 +102,9 @@ def field_of(proc: diffc.Process, port: str) -> Optional[dict]:
         return fields.get(name.split(".", 1)[1])
     if name in fields:
         return fields[name]
+    # `posterior_soft`'s `X_0_probs` carries `X`.
+    if name.endswith("_probs"):
+        name = name[: -len("_probs")]
     base = name.rsplit("_", 1)[0]
     return fields.get(base)
 
@@ -136,6 +139,18 @@ def make_input(proc: diffc.Process, port: dict, batch: int, sizes: Mapping[str, 
     sym = bool(field and field["sym"])
     is_net = "." in port["name"] and not port["name"].startswith("prev.")
     if port["dtype"] == "float32":
+        # `posterior_soft`'s x_0 as class probabilities (or the probability of `true`): a value
+        # of the field, so symmetric with an empty (all-zero) diagonal for a `sym` field.
+        if port["name"].endswith("_probs") and field is not None:
+            if field["dtype"] == "int64":
+                z = rng.standard_normal(shape)
+                a = (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).astype(np.float32)
+            else:
+                a = rng.uniform(0.05, 0.95, shape).astype(np.float32)
+            if sym and field["dtype"] == "int64":
+                a = np.moveaxis(symmetric(np.moveaxis(a, -1, 0), 0.0), 0, -1)
+                return np.ascontiguousarray(a)
+            return symmetric(a, 0.0) if sym else a
         if is_net and field is not None and field["dtype"] == "int64":
             z = rng.standard_normal(shape)
             p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
