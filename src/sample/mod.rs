@@ -497,13 +497,7 @@ pub fn run_with(
     {
         // Each sample takes the node count (and conditioning) of a training graph.
         let n = *nodes;
-        let picks: Vec<usize> = (0..b)
-            .map(|i| {
-                let u =
-                    crate::rng::uniform_open(crate::rng::word(opts.seed, 0xD1FF_0001, 0, i as u64));
-                ((u as f64 * sizes.len() as f64) as usize).min(sizes.len() - 1)
-            })
-            .collect();
+        let picks = pick_items(opts.seed, b, sizes.len());
         if let Some(m) = mask {
             let mut v = vec![false; b * n];
             for (k, &i) in picks.iter().enumerate() {
@@ -543,12 +537,9 @@ pub fn run_with(
         let Data::Class(train) = &prep.training.fields[name].data else {
             return Err("internal error: labels".into());
         };
-        let v: Vec<u32> = (0..b)
-            .map(|i| {
-                let u =
-                    crate::rng::uniform_open(crate::rng::word(opts.seed, 0xD1FF_0001, 0, i as u64));
-                train[((u as f64 * train.len() as f64) as usize).min(train.len() - 1)]
-            })
+        let v: Vec<u32> = pick_items(opts.seed, b, train.len())
+            .into_iter()
+            .map(|i| train[i])
             .collect();
         call.state.insert(
             name.clone(),
@@ -736,4 +727,15 @@ fn samples_of(
             ))
         }
     }
+}
+
+/// The training item each of `b` samples takes its node count, conditioning or label from: one
+/// uniform per sample from the run's seed on its own stream, scaled to the `n` items.
+fn pick_items(seed: u64, b: usize, n: usize) -> Vec<usize> {
+    (0..b)
+        .map(|i| {
+            let u = crate::rng::uniform_open(crate::rng::word(seed, 0xD1FF_0001, 0, i as u64));
+            ((u as f64 * n as f64) as usize).min(n - 1)
+        })
+        .collect()
 }
