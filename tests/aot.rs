@@ -1690,25 +1690,14 @@ fn a_continuous_process_with_a_time_per_sample_and_a_run_time_param_equals_diffc
 fn interp_reads_in_the_c_library_equal_the_cpu_backend() {
     let dir = scratch("interp");
     std::fs::create_dir_all(&dir).unwrap();
-    let text = "process lerp {
-  const T = 10
-  dim d
-  field x : real[d]
-  time t : 1..T
-  schedule beta(t) in (0, 1) = linspace(0.1, 0.3)
-  schedule ab(t) in (0, 1] decreasing = cumprod(1 - beta(t))
-  schedule both(t) = [beta(t), ab(t)]
-  // A run-time param makes every entry compute its rows in C rather than read tables.
-  param g : vec<2> = [0.25, 0.75]
-  forward x_t | x_0 ~ Normal(sqrt(interp(ab(t - g[0]))) * x_0, 1 - interp(ab(t - g[0])))
-  prior x_T ~ Normal(0, 1)
-  network eps_hat(x_t, t) -> eps(x)
-  loss l = mean(dot(g, interp(both(t / 3 + g[1]))) * (e - eps) ^ 2) where { e = eps_hat(x_t, t) }
-}
-";
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/interp_rows.diff"
+    ))
+    .unwrap();
     let src = dir.join("lerp.diff");
-    std::fs::write(&src, text).unwrap();
-    let procs = diffc::check::check_source(text).0.unwrap().processes;
+    std::fs::write(&src, &text).unwrap();
+    let procs = diffc::check::check_source(&text).0.unwrap().processes;
     let lib = dir.join("lerp");
     build_path(&src, &lib);
     let out = dir.join("lerp-out");

@@ -46,7 +46,12 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Build a spec with the library and write its files into `dir`, as the CLI does.
 fn build_into(spec: &str, dir: &Path) -> diffc::gpu::manifest::WgslBuild {
-    let stem = spec.trim_end_matches(".diff");
+    let stem = Path::new(spec)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let stem = stem.as_str();
     let built = diffc::gpu::manifest::build(&module(spec), stem, None)
         .unwrap_or_else(|e| panic!("{spec}: {e}"));
     for (name, wgsl) in &built.shaders {
@@ -1145,8 +1150,15 @@ fn compare_host_rows(
 fn the_host_module_computes_per_sample_rows_as_diffc_does() {
     let (mut computed, mut tables, mut with_params) = (0, 0, 0);
     let (mut worst, mut bitwise, mut total) = (0.0f64, 0, 0);
-    for spec in shipped_specs() {
-        let dir = scratch(&format!("host-{spec}"));
+    // The shipped specs, and `interp` reads in computed rows.
+    let extra = ["../tests/data/interp_rows.diff".to_string()];
+    for spec in shipped_specs().into_iter().chain(extra) {
+        let stem = Path::new(&spec)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let dir = scratch(&format!("host-{stem}"));
         let built = build_into(&spec, &dir);
         let json: Value = serde_json::from_str(&built.manifest_json()).unwrap();
         assert_eq!(s(&json["host_module"]), built.host_name());
