@@ -372,6 +372,98 @@ fn has_kuratowski_6(g: &Graph) -> bool {
     false
 }
 
+/// `edges` on `n` nodes with every edge replaced by a path through `extra` new nodes.
+fn subdivided(n: usize, edges: &[(usize, usize)], extra: usize) -> Graph {
+    let mut out = Vec::new();
+    let mut next = n;
+    for &(a, b) in edges {
+        let mut previous = a;
+        for _ in 0..extra {
+            out.push((previous, next));
+            previous = next;
+            next += 1;
+        }
+        out.push((previous, b));
+    }
+    Graph::from_edges(next, out)
+}
+
+/// `g` with `h` placed on new nodes, `h`'s nodes joined to `g`'s by the pairs in `links`.
+fn union_linked(g: &Graph, h: &Graph, links: &[(usize, usize)]) -> Graph {
+    let n = g.nodes();
+    let edges = g
+        .edges()
+        .chain(h.edges().map(|(u, v)| (n + u, n + v)))
+        .chain(links.iter().map(|&(u, v)| (u, n + v)));
+    Graph::from_edges(n + h.nodes(), edges)
+}
+
+#[test]
+fn planarity_of_kuratowski_subdivisions_triangulations_and_random_graphs() {
+    let k5: Vec<(usize, usize)> = (0..5)
+        .flat_map(|a| (a + 1..5).map(move |b| (a, b)))
+        .collect();
+    let k33: Vec<(usize, usize)> = (0..3).flat_map(|a| (3..6).map(move |b| (a, b))).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    for extra in 0..4 {
+        // Subdivisions of K5 and K3,3 are not planar; with one edge removed they are.
+        for (n, edges) in [(5, &k5), (6, &k33)] {
+            let g = shuffled(&subdivided(n, edges, extra), &mut rng);
+            assert!(!planar::is_planar(&g), "{extra} {edges:?}");
+            let h = shuffled(&subdivided(n, &edges[1..], extra), &mut rng);
+            assert!(planar::is_planar(&h), "{extra} {edges:?} less one edge");
+        }
+    }
+    // Delaunay triangulations of the planar set are planar, and so is each with a random third
+    // of its edges removed.
+    for (i, nodes) in [(0, 64), (1, 64), (2, 64), (3, 1000)] {
+        let g = diffc::data::graphs::planar(5, i, (nodes, nodes));
+        assert!(planar::is_planar_and_connected(&g), "graph {i}");
+        let kept = g.edges().filter(|_| rng.random::<f64>() < 2.0 / 3.0);
+        assert!(planar::is_planar(&Graph::from_edges(nodes, kept)));
+        // A subdivided K3,3 hung off the triangulation by one edge, and a K5 glued to it along
+        // three nodes, make it non-planar without passing 3n − 6 edges.
+        let k33_graph = subdivided(6, &k33, 2);
+        let with_k33 = union_linked(&g, &k33_graph, &[(0, 0)]);
+        assert!(with_k33.edge_count() <= 3 * with_k33.nodes() - 6);
+        assert!(!planar::is_planar(&with_k33), "graph {i} with K3,3");
+        let k5_graph = subdivided(5, &k5, 1);
+        let with_k5 = union_linked(&g, &k5_graph, &[(0, 0), (1, 1), (2, 2)]);
+        assert!(with_k5.edge_count() <= 3 * with_k5.nodes() - 6);
+        assert!(!planar::is_planar(&with_k5), "graph {i} with K5");
+    }
+    // A planar graph without triangles has at most 2n − 4 edges, so random bipartite graphs
+    // with more (but at most 3n − 6, past the edge-count refusal) are not planar.
+    for n in [12, 40, 200] {
+        for _ in 0..20 {
+            let half = n / 2;
+            let target = 2 * n - 4 + 1 + rng.random_range(0..n - 2);
+            let mut edges = std::collections::BTreeSet::new();
+            while edges.len() < target {
+                edges.insert((rng.random_range(0..half), rng.random_range(half..n)));
+            }
+            let g = Graph::from_edges(n, edges);
+            assert!(g.edge_count() > 2 * n - 4 && g.edge_count() <= 3 * n - 6);
+            assert!(
+                !planar::is_planar(&g),
+                "{:?}",
+                g.edges().collect::<Vec<_>>()
+            );
+        }
+    }
+    // Dense random graphs pass 3n − 6 edges and are not planar; forests are.
+    for _ in 0..20 {
+        assert!(!planar::is_planar(&random_graph(&mut rng, 64, 0.5)));
+        let mut forest = Vec::new();
+        for v in 1..64 {
+            if rng.random::<f64>() < 0.9 {
+                forest.push((rng.random_range(0..v), v));
+            }
+        }
+        assert!(planar::is_planar(&Graph::from_edges(64, forest)));
+    }
+}
+
 #[test]
 fn sbm_validity_recovers_planted_blocks() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
